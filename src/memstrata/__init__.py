@@ -1,0 +1,57 @@
+"""memstrata: small, fast and safe memory for AI agents.
+
+Public names are resolved lazily (PEP 562) so that ``import memstrata`` loads no
+compiled kernels, no Numba and no codec libraries; each is imported on first use.
+
+>>> import memstrata
+>>> memstrata.digest(b"hello").hex()
+'b5e9c1ad071b3e7fc779cfaa5e523818'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from memstrata.errors import CorruptDataError, MemstrataError, UnknownCodecError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY_ATTRS: dict[str, str] = {
+    # hashing and Bloom filter (Cython)
+    "digest": "memstrata._native.hashing",
+    "digest_many": "memstrata._native.hashing",
+    "hash_key": "memstrata._native.hashing",
+    "hash_keys": "memstrata._native.hashing",
+    "BloomFilter": "memstrata._native.bloom",
+    # eviction orders and the cache (Cython)
+    "EvictionOrder": "memstrata._native.eviction",
+    "LRUOrder": "memstrata._native.eviction",
+    "LFUOrder": "memstrata._native.eviction",
+    "FIFOOrder": "memstrata._native.eviction",
+    "S3FIFOOrder": "memstrata._native.eviction",
+    "Cache": "memstrata._native.cache",
+}
+
+__all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_ATTRS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'memstrata' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_ATTRS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from memstrata._native.bloom import BloomFilter
+    from memstrata._native.cache import Cache
+    from memstrata._native.eviction import EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+    from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys

@@ -1,0 +1,1 @@
+"""Compiled Cython extension modules (built from ``native/*.pyx``)."""

@@ -1,0 +1,25 @@
+"""Exceptions raised by memstrata.
+
+Every error memstrata raises on purpose derives from :class:`MemstrataError`,
+except argument errors, which are the built-in ``TypeError`` / ``ValueError``
+(and :class:`UnknownCodecError`, which is both).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MemstrataError", "CorruptDataError", "UnknownCodecError"]
+
+
+class MemstrataError(Exception):
+    """Base class of memstrata's own errors."""
+
+
+class CorruptDataError(MemstrataError):
+    """Stored bytes failed validation: bad magic, version, size or checksum.
+
+    Raised instead of ever returning wrong data.
+    """
+
+
+class UnknownCodecError(MemstrataError, ValueError):
+    """A codec id or configuration names no registered codec."""
