@@ -1,0 +1,21 @@
+"""Numba array kernels: quantization, binarization, top-k search, CSR.
+
+Each public function validates its arguments once and calls a kernel compiled
+with ``@njit(cache=True, nogil=True)`` on first use (never at import); inputs
+of at least ``PARALLEL_MIN_ELEMENTS`` elements use a ``parallel=True`` twin of
+the same kernel when Numba has more than one thread.
+"""
+
+from __future__ import annotations
+
+from memstrata.kernels.binary import binarize
+from memstrata.kernels.quantize import Quantized, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
+
+__all__ = [
+    "Quantized",
+    "binarize",
+    "dequantize_int4",
+    "dequantize_int8",
+    "quantize_int4",
+    "quantize_int8",
+]

@@ -1,0 +1,90 @@
+"""Plain-Python helpers shared by the kernel wrappers (validation, twin naming).
+
+Nothing here is compiled; the wrappers call these once per public call, never
+inside a loop.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["parallel_twin_source", "describe", "as_float_matrix", "check_out", "use_parallel", "raise_not_finite"]
+
+
+def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``fn`` with ``_parallel`` appended to its name, for the ``parallel=True`` twin.
+
+    Numba's on-disk cache keys an entry by the function's qualified name and
+    signature but not by its compile flags, so a serial and a parallel build of
+    the *same* function object would overwrite each other's cache entries. The
+    copy shares the code object (same source, same bytecode) under another name.
+    """
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return twin
+
+
+def describe(value: Any) -> str:
+    """A short description of what arrived, for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} with shape {value.shape}"
+    return type(value).__name__
+
+
+def as_float_matrix(name: str, value: Any, *, allow_1d: bool = False) -> np.ndarray:
+    """``value`` as a C-contiguous float32 (n, d) array; copies only when needed.
+
+    float64 and non-contiguous input are converted (a copy). Anything else raises
+    ``TypeError``; a wrong number of dimensions or ``d == 0`` raises ``ValueError``.
+    With ``allow_1d`` a single vector of shape (d,) becomes (1, d).
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected float32 or float64 numpy array of shape (n, d), got {describe(value)}")
+    if value.dtype != np.float32 and value.dtype != np.float64:
+        raise TypeError(
+            f"{name}: expected float32 or float64 array of shape (n, d), got {describe(value)}; "
+            "convert with .astype(np.float32)"
+        )
+    if value.ndim == 1 and allow_1d:
+        value = value.reshape(1, -1)
+    if value.ndim != 2:
+        raise ValueError(f"{name}: expected float32 or float64 array of shape (n, d), got {describe(value)}")
+    if value.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one dimension (d >= 1), got {describe(value)}")
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def check_out(name: str, out: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Validate a caller-supplied output buffer (exact shape, dtype, C-contiguous, writeable)."""
+    dtype = np.dtype(dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        raise TypeError(f"{name}: expected {dtype} array of shape {shape}, got {describe(out)}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: expected {dtype} array of shape {shape}, got {describe(out)}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name}: expected a C-contiguous, writeable array; pass np.empty({shape}, {dtype.name})")
+    return out
+
+
+def use_parallel(n_elements: int, threshold: int) -> bool:
+    """Whether to call the ``parallel=True`` twin: big enough input and more than one Numba thread."""
+    if n_elements < threshold:
+        return False
+    import numba  # only reached from a kernel wrapper, which has imported numba already
+
+    return bool(numba.get_num_threads() > 1)
+
+
+def raise_not_finite(name: str, vectors: np.ndarray) -> None:
+    """Raise the ``ValueError`` for NaN/inf input, naming the first bad row (slow path, errors only)."""
+    bad_rows = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    first = int(bad_rows[0]) if bad_rows.size else -1
+    raise ValueError(
+        f"{name}: expected finite values, got NaN or inf in {bad_rows.size} row(s), first at row {first} "
+        "(float64 values beyond the float32 range count as inf); drop or replace them first"
+    )

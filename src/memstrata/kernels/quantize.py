@@ -1,0 +1,620 @@
+"""Scalar quantization of float vectors to int8 and int4 codes, and back.
+
+Scheme (per dimension, or per vector): the range ``[lo, hi]`` is split into 255
+(int8) or 15 (int4) equal steps of size ``scale = (hi - lo) / levels``; a value
+``x`` becomes ``round_half_up((x - lo) / scale)``, clamped to the range. int8
+codes are stored signed (``code - 128``) so that int8 dot products work on them
+directly; int4 codes are packed two per byte, dimension ``2m`` in the low nibble
+and ``2m + 1`` in the high nibble (the last high nibble is zero when ``d`` is
+odd). Reconstruction error is at most half a step for values inside the range.
+
+``clip`` fits the range to per-dimension quantiles instead of min/max: outliers
+are clamped, and every other value gets a finer step.
+
+Arithmetic is float32 in a fixed order, so codes are identical to the numpy
+reference in ``tests/reference.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from memstrata.kernels._common import (
+    as_float_matrix,
+    check_out,
+    describe,
+    parallel_twin_source,
+    raise_not_finite,
+    use_parallel,
+)
+
+__all__ = [
+    "PARALLEL_MIN_ELEMENTS",
+    "Quantized",
+    "quantize_int8",
+    "dequantize_int8",
+    "quantize_int4",
+    "dequantize_int4",
+]
+
+#: Inputs with at least this many elements (n * d) use the ``parallel=True``
+#: kernels when Numba has more than one thread (``benchmarks/bench_vectors.py``,
+#: groups ``*-threads``): below it, thread start-up costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 21
+
+# A step below the smallest normal float32 would make 1/step overflow; such a
+# column (range below ~3e-36) is stored as constant.
+_MIN_STEP = np.float32(np.finfo(np.float32).tiny)
+_PERS = ("dimension", "vector")
+
+
+class Quantized(NamedTuple):
+    """Codes and the parameters that decode them.
+
+    ``scales`` and ``offsets`` are float32 with shape ``(d,)`` for
+    ``per="dimension"`` and ``(n,)`` for ``per="vector"``; a value decodes to
+    ``code_unsigned * scale + offset``.
+    """
+
+    codes: np.ndarray
+    scales: np.ndarray
+    offsets: np.ndarray
+
+
+# --------------------------------------------------------------------- kernels
+
+
+def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
+    """Per-column min and max of ``x`` (n, d) and the number of rows holding NaN/inf."""
+    n, d = x.shape
+    lo_c = np.empty((n_chunks, d), np.float32)
+    hi_c = np.empty((n_chunks, d), np.float32)
+    bad_c = np.zeros(n_chunks, np.int64)
+    rows = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        lo = lo_c[c]
+        hi = hi_c[c]
+        for j in range(d):
+            lo[j] = np.inf
+            hi[j] = -np.inf
+        nb = 0
+        for i in range(c * rows, min(n, (c + 1) * rows)):
+            rb = False
+            for j in range(d):
+                v = x[i, j]
+                rb |= v - v != 0  # true for NaN and inf only
+                lo[j] = min(lo[j], v)
+                hi[j] = max(hi[j], v)
+            nb += rb
+        bad_c[c] = nb
+    lo = lo_c[0].copy()
+    hi = hi_c[0].copy()
+    for c in range(1, n_chunks):
+        for j in range(d):
+            lo[j] = min(lo[j], lo_c[c, j])
+            hi[j] = max(hi[j], hi_c[c, j])
+    return lo, hi, bad_c.sum()
+
+
+def _encode_dim(x, lo, inv, levels, codes):  # pragma: no cover - compiled
+    """Per-dimension int8 codes (``levels`` 255) into ``codes``; returns rows with NaN/inf."""
+    n, d = x.shape
+    top = np.float32(levels)
+    n_bad = 0
+    for i in prange(n):
+        rb = False
+        for j in range(d):
+            v = x[i, j]
+            rb |= v - v != 0
+            t = np.floor((v - lo[j]) * inv[j] + np.float32(0.5))
+            t = min(max(t, np.float32(0.0)), top)
+            codes[i, j] = np.int8(np.int32(t) - 128)
+        n_bad += rb
+    return n_bad
+
+
+def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compiled
+    """Per-vector int8 codes; a row whose range overflows float32 gets scale inf."""
+    n, d = x.shape
+    top = np.float32(levels)
+    n_bad = 0
+    for i in prange(n):
+        rb = False
+        lo = np.float32(np.inf)
+        hi = np.float32(-np.inf)
+        for j in range(d):
+            v = x[i, j]
+            rb |= v - v != 0
+            lo = min(lo, v)
+            hi = max(hi, v)
+        s = (hi - lo) / top
+        if s >= _MIN_STEP and s < np.inf:
+            inv = np.float32(1.0) / s
+        elif s < np.inf:
+            s = np.float32(0.0)
+            inv = np.float32(0.0)
+        else:
+            inv = np.float32(0.0)
+        scales[i] = s
+        offsets[i] = lo
+        for j in range(d):
+            t = np.floor((x[i, j] - lo) * inv + np.float32(0.5))
+            t = min(max(t, np.float32(0.0)), top)
+            codes[i, j] = np.int8(np.int32(t) - 128)
+        n_bad += rb
+    return n_bad
+
+
+def _decode_dim(codes, scale, bias, out):  # pragma: no cover - compiled
+    n, d = codes.shape
+    for i in prange(n):
+        for j in range(d):
+            out[i, j] = np.float32(codes[i, j]) * scale[j] + bias[j]
+
+
+def _decode_vec(codes, scale, bias, out):  # pragma: no cover - compiled
+    n, d = codes.shape
+    for i in prange(n):
+        s = scale[i]
+        b = bias[i]
+        for j in range(d):
+            out[i, j] = np.float32(codes[i, j]) * s + b
+
+
+def _encode4_dim(x, lo, inv, packed):  # pragma: no cover - compiled
+    """Per-dimension int4 codes packed two per byte; returns rows with NaN/inf."""
+    n, d = x.shape
+    half = d // 2
+    top = np.float32(15.0)
+    zero = np.float32(0.0)
+    n_bad = 0
+    for i in prange(n):
+        rb = False
+        for m in range(half):
+            j = 2 * m
+            v0 = x[i, j]
+            v1 = x[i, j + 1]
+            rb |= (v0 - v0 != 0) | (v1 - v1 != 0)
+            t0 = min(max(np.floor((v0 - lo[j]) * inv[j] + np.float32(0.5)), zero), top)
+            t1 = min(max(np.floor((v1 - lo[j + 1]) * inv[j + 1] + np.float32(0.5)), zero), top)
+            packed[i, m] = np.uint8(np.int32(t0) | (np.int32(t1) << 4))
+        if d & 1:
+            v0 = x[i, d - 1]
+            rb |= v0 - v0 != 0
+            t0 = min(max(np.floor((v0 - lo[d - 1]) * inv[d - 1] + np.float32(0.5)), zero), top)
+            packed[i, half] = np.uint8(np.int32(t0))
+        n_bad += rb
+    return n_bad
+
+
+def _encode4_vec(x, packed, scales, offsets):  # pragma: no cover - compiled
+    n, d = x.shape
+    half = d // 2
+    top = np.float32(15.0)
+    zero = np.float32(0.0)
+    n_bad = 0
+    for i in prange(n):
+        rb = False
+        lo = np.float32(np.inf)
+        hi = np.float32(-np.inf)
+        for j in range(d):
+            v = x[i, j]
+            rb |= v - v != 0
+            lo = min(lo, v)
+            hi = max(hi, v)
+        s = (hi - lo) / top
+        if s >= _MIN_STEP and s < np.inf:
+            inv = np.float32(1.0) / s
+        elif s < np.inf:
+            s = np.float32(0.0)
+            inv = np.float32(0.0)
+        else:
+            inv = np.float32(0.0)
+        scales[i] = s
+        offsets[i] = lo
+        for m in range(half):
+            t0 = min(max(np.floor((x[i, 2 * m] - lo) * inv + np.float32(0.5)), zero), top)
+            t1 = min(max(np.floor((x[i, 2 * m + 1] - lo) * inv + np.float32(0.5)), zero), top)
+            packed[i, m] = np.uint8(np.int32(t0) | (np.int32(t1) << 4))
+        if d & 1:
+            t0 = min(max(np.floor((x[i, d - 1] - lo) * inv + np.float32(0.5)), zero), top)
+            packed[i, half] = np.uint8(np.int32(t0))
+        n_bad += rb
+    return n_bad
+
+
+def _decode4_dim(packed, scale, offset, out):  # pragma: no cover - compiled
+    n, d = out.shape
+    half = d // 2
+    for i in prange(n):
+        for m in range(half):
+            b = packed[i, m]
+            out[i, 2 * m] = np.float32(b & 15) * scale[2 * m] + offset[2 * m]
+            out[i, 2 * m + 1] = np.float32(b >> 4) * scale[2 * m + 1] + offset[2 * m + 1]
+        if d & 1:
+            out[i, d - 1] = np.float32(packed[i, half] & 15) * scale[d - 1] + offset[d - 1]
+
+
+def _decode4_vec(packed, scale, offset, out):  # pragma: no cover - compiled
+    n, d = out.shape
+    half = d // 2
+    for i in prange(n):
+        s = scale[i]
+        o = offset[i]
+        for m in range(half):
+            b = packed[i, m]
+            out[i, 2 * m] = np.float32(b & 15) * s + o
+            out[i, 2 * m + 1] = np.float32(b >> 4) * s + o
+        if d & 1:
+            out[i, d - 1] = np.float32(packed[i, half] & 15) * s + o
+
+
+_minmax_columns_serial = njit(cache=True, nogil=True)(_minmax_columns)
+_minmax_columns_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_minmax_columns))
+_encode_dim_serial = njit(cache=True, nogil=True)(_encode_dim)
+_encode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_dim))
+_encode_vec_serial = njit(cache=True, nogil=True)(_encode_vec)
+_encode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_vec))
+_decode_dim_serial = njit(cache=True, nogil=True)(_decode_dim)
+_decode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_dim))
+_decode_vec_serial = njit(cache=True, nogil=True)(_decode_vec)
+_decode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_vec))
+_encode4_dim_serial = njit(cache=True, nogil=True)(_encode4_dim)
+_encode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_dim))
+_encode4_vec_serial = njit(cache=True, nogil=True)(_encode4_vec)
+_encode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_vec))
+_decode4_dim_serial = njit(cache=True, nogil=True)(_decode4_dim)
+_decode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_dim))
+_decode4_vec_serial = njit(cache=True, nogil=True)(_decode4_vec)
+_decode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_vec))
+
+
+# -------------------------------------------------------------------- wrappers
+
+
+def _check_per(per: Any) -> str:
+    if per not in _PERS:
+        raise ValueError(f"per: expected 'dimension' or 'vector', got {per!r}")
+    return str(per)
+
+
+def _check_params(name: str, value: Any, length: int, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        raise TypeError(f"{name}: expected float32 array of shape ({length},) ({what}), got {describe(value)}")
+    if value.shape != (length,):
+        raise ValueError(f"{name}: expected float32 array of shape ({length},) ({what}), got {describe(value)}")
+    value = np.ascontiguousarray(value, dtype=np.float32)
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return value
+
+
+def _inverse_steps(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(scales, 1/scales)`` with steps below the smallest normal float32 set to 0 (constant columns)."""
+    scales = np.where(scales >= _MIN_STEP, scales, np.float32(0.0)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(scales > 0, np.float32(1.0) / np.where(scales > 0, scales, np.float32(1.0)), np.float32(0.0))
+    return scales, inv.astype(np.float32)
+
+
+def _fit_dimension(x: np.ndarray, levels: int, clip: float | None, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension ``(scales, offsets)`` from min/max (or quantiles with ``clip``)."""
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1], np.float32), np.zeros(x.shape[1], np.float32)
+    if parallel:
+        import numba
+
+        lo, hi, n_bad = _minmax_columns_parallel(x, 4 * numba.get_num_threads())
+    else:
+        lo, hi, n_bad = _minmax_columns_serial(x, 1)
+    if n_bad:
+        raise_not_finite("vectors", x)
+    if clip is not None:
+        lo, hi = np.quantile(x, [1.0 - clip, clip], axis=0).astype(np.float32)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.isfinite(span).all():
+        raise ValueError(
+            "vectors: expected a value range (max - min) of each dimension that fits float32, "
+            "got one that overflows; rescale the vectors first"
+        )
+    return (span / np.float32(levels)).astype(np.float32), lo
+
+
+def _check_clip(clip: Any, per: str) -> float | None:
+    if clip is None:
+        return None
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0.5 < float(clip) <= 1.0:
+        raise ValueError(f"clip: expected a quantile in (0.5, 1.0] or None, got {clip!r}")
+    if per != "dimension":
+        raise ValueError("clip: only supported with per='dimension'; pass clip=None with per='vector'")
+    return float(clip)
+
+
+def _quantize(
+    vectors: Any,
+    per: Any,
+    clip: Any,
+    scales: Any,
+    offsets: Any,
+    out: Any,
+    levels: int,
+) -> Quantized:
+    x = as_float_matrix("vectors", vectors)
+    per = _check_per(per)
+    clip = _check_clip(clip, per)
+    n, d = x.shape
+    width = d if levels == 255 else (d + 1) // 2
+    code_dtype = np.int8 if levels == 255 else np.uint8
+    codes = (
+        np.empty((n, width), code_dtype) if out is None else check_out("out", out, (n, width), code_dtype)
+    )
+    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
+    if per == "vector":
+        if scales is not None or offsets is not None:
+            raise ValueError("scales: fixed scales/offsets need per='dimension'; pass scales=None with per='vector'")
+        s = np.empty(n, np.float32)
+        o = np.empty(n, np.float32)
+        if levels == 255:
+            kernel = _encode_vec_parallel if parallel else _encode_vec_serial
+            n_bad = kernel(x, levels, codes, s, o)
+        else:
+            kernel = _encode4_vec_parallel if parallel else _encode4_vec_serial
+            n_bad = kernel(x, codes, s, o)
+        if n_bad:
+            raise_not_finite("vectors", x)
+        if np.isinf(s).any():
+            raise ValueError(
+                "vectors: expected a value range (max - min) of each vector that fits float32, "
+                "got one that overflows; rescale the vectors first"
+            )
+        return Quantized(codes, s, o)
+    if (scales is None) != (offsets is None):
+        raise ValueError("scales: pass both scales and offsets (from an earlier call) or neither")
+    if scales is None:
+        s, o = _fit_dimension(x, levels, clip, parallel)
+    else:
+        if clip is not None:
+            raise ValueError("clip: fixed scales/offsets were given, so there is nothing to fit; pass clip=None")
+        s = _check_params("scales", scales, d, "one step per dimension")
+        o = _check_params("offsets", offsets, d, "one minimum per dimension")
+        if (s < 0).any():
+            raise ValueError("scales: expected non-negative steps, got a negative one")
+    s, inv = _inverse_steps(s)
+    if levels == 255:
+        kernel = _encode_dim_parallel if parallel else _encode_dim_serial
+        n_bad = kernel(x, o, inv, levels, codes)
+    else:
+        kernel = _encode4_dim_parallel if parallel else _encode4_dim_serial
+        n_bad = kernel(x, o, inv, codes)
+    if n_bad:
+        raise_not_finite("vectors", x)
+    return Quantized(codes, s, o)
+
+
+def quantize_int8(
+    vectors: np.ndarray,
+    per: str = "dimension",
+    *,
+    clip: float | None = None,
+    scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> Quantized:
+    """Quantize float vectors to int8 codes, one byte per value.
+
+    Parameters
+    ----------
+    vectors : ndarray, float32 or float64, shape (n, d)
+        Finite values. float64 or non-contiguous input is converted to a
+        C-contiguous float32 copy; otherwise nothing is copied.
+    per : {"dimension", "vector"}
+        Fit one range per dimension (shared by all vectors; the usual choice
+        for embeddings) or one per vector (self-contained rows).
+    clip : float, optional
+        With ``per="dimension"``: fit each range to the ``1 - clip`` and
+        ``clip`` quantiles instead of min/max (e.g. ``0.9999``). Values outside
+        are clamped.
+    scales, offsets : ndarray float32 (d,), optional
+        Reuse the parameters of an earlier ``per="dimension"`` call instead of
+        fitting new ones (values outside the range are clamped).
+    out : ndarray int8 (n, d), optional
+        Buffer for the codes.
+
+    Returns
+    -------
+    Quantized
+        ``(codes, scales, offsets)``: int8 codes of shape (n, d) holding
+        ``round((x - offset) / scale) - 128``; float32 parameters of shape (d,)
+        or (n,).
+
+    Raises
+    ------
+    TypeError
+        ``vectors`` not a float array, or ``out`` of the wrong dtype.
+    ValueError
+        Wrong shape, NaN/inf values, a range that overflows float32, or a bad
+        ``per``/``clip``/``scales``/``offsets``.
+
+    Notes
+    -----
+    O(n·d): one pass to fit min/max per dimension, one to encode (a single pass
+    with ``per="vector"`` or fixed parameters). ``n == 0`` gives empty codes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import quantize_int8, dequantize_int8
+    >>> x = np.array([[0.0, 1.0], [1.0, -1.0]], dtype=np.float32)
+    >>> q = quantize_int8(x)
+    >>> q.codes
+    array([[-128,  127],
+           [ 127, -128]], dtype=int8)
+    >>> bool(np.abs(dequantize_int8(q.codes, q.scales, q.offsets) - x).max() <= q.scales.max() / 2)
+    True
+    """
+    return _quantize(vectors, per, clip, scales, offsets, out, 255)
+
+
+def quantize_int4(
+    vectors: np.ndarray,
+    per: str = "dimension",
+    *,
+    clip: float | None = None,
+    scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> Quantized:
+    """Quantize float vectors to 4-bit codes, two per byte.
+
+    Same parameters and rules as :func:`quantize_int8`, with 15 steps instead
+    of 255. Codes are uint8 of shape ``(n, (d + 1) // 2)``: dimension ``2m`` in
+    the low nibble of byte ``m``, dimension ``2m + 1`` in the high nibble; for
+    odd ``d`` the last high nibble is zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import quantize_int4, dequantize_int4
+    >>> x = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]], dtype=np.float32)
+    >>> q = quantize_int4(x)
+    >>> q.codes
+    array([[240,   0],
+           [ 15,   0]], dtype=uint8)
+    >>> dequantize_int4(q.codes, q.scales, q.offsets)
+    array([[0. , 1. , 0.5],
+           [1. , 0. , 0.5]], dtype=float32)
+    """
+    return _quantize(vectors, per, clip, scales, offsets, out, 15)
+
+
+def _check_codes(codes: Any, dtype: Any, what: str) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if not isinstance(codes, np.ndarray) or codes.dtype != dtype:
+        raise TypeError(f"codes: expected {dtype} array of shape (n, {what}), got {describe(codes)}")
+    if codes.ndim != 2:
+        raise ValueError(f"codes: expected {dtype} array of shape (n, {what}), got {describe(codes)}")
+    return np.ascontiguousarray(codes)
+
+
+def _dequantize_args(
+    codes: np.ndarray, scales: Any, offsets: Any, per: str, d: int, levels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = codes.shape[0]
+    length = d if per == "dimension" else n
+    what = "one per dimension" if per == "dimension" else "one per vector"
+    s = _check_params("scales", scales, length, what)
+    o = _check_params("offsets", offsets, length, what)
+    if levels == 255:
+        # int8 codes are stored minus 128: x = (c + 128) * s + o = c * s + (o + 128 s)
+        o = (o + np.float32(128.0) * s).astype(np.float32)
+    return s, o
+
+
+def dequantize_int8(
+    codes: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    per: str = "dimension",
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode int8 codes from :func:`quantize_int8` to float32 vectors.
+
+    Parameters
+    ----------
+    codes : ndarray int8 (n, d)
+    scales, offsets : ndarray float32, shape (d,) for ``per="dimension"``, (n,) for ``per="vector"``
+    per : {"dimension", "vector"}
+        As given to :func:`quantize_int8`.
+    out : ndarray float32 (n, d), optional
+        Buffer for the result.
+
+    Returns
+    -------
+    ndarray float32 (n, d)
+        ``(code + 128) * scale + offset``, within half a step of the original.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import dequantize_int8
+    >>> codes = np.array([[-128, 127]], dtype=np.int8)
+    >>> dequantize_int8(codes, np.array([0.5, 0.5], np.float32), np.zeros(2, np.float32))
+    array([[  0. , 127.5]], dtype=float32)
+    """
+    per = _check_per(per)
+    codes = _check_codes(codes, np.int8, "d")
+    n, d = codes.shape
+    s, bias = _dequantize_args(codes, scales, offsets, per, d, 255)
+    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
+    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
+    if per == "dimension":
+        (_decode_dim_parallel if parallel else _decode_dim_serial)(codes, s, bias, result)
+    else:
+        (_decode_vec_parallel if parallel else _decode_vec_serial)(codes, s, bias, result)
+    return result
+
+
+def dequantize_int4(
+    codes: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    per: str = "dimension",
+    *,
+    dim: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode packed 4-bit codes from :func:`quantize_int4` to float32 vectors.
+
+    Parameters
+    ----------
+    codes : ndarray uint8 (n, (d + 1) // 2)
+    scales, offsets : ndarray float32, shape (d,) for ``per="dimension"``, (n,) for ``per="vector"``
+    per : {"dimension", "vector"}
+    dim : int, optional
+        The number of dimensions ``d``. With ``per="dimension"`` it is
+        ``len(scales)``; with ``per="vector"`` it defaults to
+        ``2 * codes.shape[1]``, so pass it when ``d`` is odd.
+    out : ndarray float32 (n, d), optional
+
+    Returns
+    -------
+    ndarray float32 (n, d)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import dequantize_int4
+    >>> codes = np.array([[0x1F]], dtype=np.uint8)  # low nibble 15, high nibble 1
+    >>> dequantize_int4(codes, np.ones(1, np.float32), np.zeros(1, np.float32), "vector", dim=2)
+    array([[15.,  1.]], dtype=float32)
+    """
+    per = _check_per(per)
+    codes = _check_codes(codes, np.uint8, "(d + 1) // 2")
+    n, width = codes.shape
+    if per == "dimension":
+        if not isinstance(scales, np.ndarray) or scales.ndim != 1:
+            raise TypeError(f"scales: expected float32 array of shape (d,), got {describe(scales)}")
+        d = scales.shape[0]
+        if dim is not None and dim != d:
+            raise ValueError(f"dim: expected {d} (the length of scales) or None, got {dim!r}")
+    else:
+        d = 2 * width if dim is None else dim
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (d + 1) // 2 != width or d < 1:
+        raise ValueError(
+            f"codes: expected uint8 array of shape (n, {(int(d) + 1) // 2 if isinstance(d, (int, np.integer)) else '?'}) "
+            f"for d={d!r}, got {describe(codes)}"
+        )
+    d = int(d)
+    s, o = _dequantize_args(codes, scales, offsets, per, d, 15)
+    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
+    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
+    if per == "dimension":
+        (_decode4_dim_parallel if parallel else _decode4_dim_serial)(codes, s, o, result)
+    else:
+        (_decode4_vec_parallel if parallel else _decode4_vec_serial)(codes, s, o, result)
+    return result
