@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from memstrata.kernels.binary import binarize
 from memstrata.kernels.quantize import Quantized, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
+from memstrata.kernels.topk import hamming_topk, int8_topk, rescore_topk
 
 __all__ = [
     "Quantized",
     "binarize",
     "dequantize_int4",
     "dequantize_int8",
+    "hamming_topk",
+    "int8_topk",
     "quantize_int4",
     "quantize_int8",
+    "rescore_topk",
 ]

@@ -86,8 +86,9 @@ def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
             for j in range(d):
                 v = x[i, j]
                 rb |= v - v != 0  # true for NaN and inf only
-                lo[j] = min(lo[j], v)
-                hi[j] = max(hi[j], v)
+                # compare-and-select (not min/max, whose NaN handling blocks SIMD)
+                lo[j] = v if v < lo[j] else lo[j]
+                hi[j] = v if v > hi[j] else hi[j]
             nb += rb
         bad_c[c] = nb
     lo = lo_c[0].copy()
@@ -128,8 +129,8 @@ def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compil
         for j in range(d):
             v = x[i, j]
             rb |= v - v != 0
-            lo = min(lo, v)
-            hi = max(hi, v)
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
         s = (hi - lo) / top
         if s >= _MIN_STEP and s < np.inf:
             inv = np.float32(1.0) / s
@@ -203,8 +204,8 @@ def _encode4_vec(x, packed, scales, offsets):  # pragma: no cover - compiled
         for j in range(d):
             v = x[i, j]
             rb |= v - v != 0
-            lo = min(lo, v)
-            hi = max(hi, v)
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
         s = (hi - lo) / top
         if s >= _MIN_STEP and s < np.inf:
             inv = np.float32(1.0) / s

@@ -1,0 +1,547 @@
+"""Top-k search kernels: Hamming over packed bits, int8 inner products, float rescoring.
+
+Ranking is deterministic: best score first, ties broken by the lower row index
+(the order ``np.lexsort((index, -score))`` gives). When ``k`` exceeds the number
+of rows (or of valid candidates), trailing columns hold index ``-1`` with
+distance ``-1`` (Hamming) or score ``-inf``.
+
+int8 search turns each float query into int16 weights ``w = round(q * scale / a)``
+(one factor ``a`` per query), so the inner loop is an exact int16 x int8 multiply
+with int32 accumulation, which compiles to ``pmaddwd`` SIMD; the float score is
+``a * dot + sum(q * (offset + 128 * scale))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from memstrata.kernels._common import as_float_matrix, describe, parallel_twin_source, use_parallel
+
+__all__ = [
+    "PARALLEL_MIN_WORK",
+    "hamming_topk",
+    "int8_topk",
+    "rescore_topk",
+]
+
+#: Searches with at least this many query x row x byte operations use the
+#: ``parallel=True`` kernels (over queries) when Numba has more than one thread.
+PARALLEL_MIN_WORK = 1 << 24
+
+
+@intrinsic
+def _popcount(typingctx, value):  # pragma: no cover - compiled
+    """Population count of an unsigned integer (one ``popcnt`` instruction)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return value(value), codegen
+
+
+# --------------------------------------------------------------- selection
+
+
+def _heap_sift_down(hs, hi, size, pos):  # pragma: no cover - compiled
+    """Restore a heap whose root is the *worst* kept entry (lowest score, then highest index)."""
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        worst = left
+        right = left + 1
+        if right < size and (hs[right] < hs[left] or (hs[right] == hs[left] and hi[right] > hi[left])):
+            worst = right
+        if hs[worst] < hs[pos] or (hs[worst] == hs[pos] and hi[worst] > hi[pos]):
+            hs[pos], hs[worst] = hs[worst], hs[pos]
+            hi[pos], hi[worst] = hi[worst], hi[pos]
+            pos = worst
+        else:
+            return
+
+
+def _heap_push(hs, hi, size, k, s, i):  # pragma: no cover - compiled
+    """Offer ``(s, i)`` to a heap of capacity ``k`` holding ``size`` entries; returns the new size."""
+    if size < k:
+        # sift up
+        pos = size
+        hs[pos] = s
+        hi[pos] = i
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if hs[pos] < hs[parent] or (hs[pos] == hs[parent] and hi[pos] > hi[parent]):
+                hs[pos], hs[parent] = hs[parent], hs[pos]
+                hi[pos], hi[parent] = hi[parent], hi[pos]
+                pos = parent
+            else:
+                break
+        return size + 1
+    if s > hs[0] or (s == hs[0] and i < hi[0]):
+        hs[0] = s
+        hi[0] = i
+        _heap_sift_down(hs, hi, size, 0)
+    return size
+
+
+def _heap_drain(hs, hi, size, out_s, out_i):  # pragma: no cover - compiled
+    """Write the heap best-first into ``out_s``/``out_i``; pad the rest with ``-inf``/``-1``."""
+    k = out_s.shape[0]
+    for p in range(size, k):
+        out_s[p] = -np.inf
+        out_i[p] = -1
+    while size > 0:
+        size -= 1
+        out_s[size] = hs[0]
+        out_i[size] = hi[0]
+        hs[0] = hs[size]
+        hi[0] = hi[size]
+        _heap_sift_down(hs, hi, size, 0)
+
+
+_heap_sift_down = njit(cache=True, nogil=True)(_heap_sift_down)
+_heap_push = njit(cache=True, nogil=True)(_heap_push)
+_heap_drain = njit(cache=True, nogil=True)(_heap_drain)
+
+
+# ----------------------------------------------------------------- kernels
+
+
+def _hamming_topk(qc, dbc, k, n_bits, out_d, out_i, n_chunks):  # pragma: no cover - compiled
+    """k nearest rows of ``dbc`` by Hamming distance for each row of ``qc`` (same word dtype).
+
+    Selection is by counting: a histogram of distances finds the cut-off, so
+    the cost is one pass over the distances whatever ``k`` is.
+    """
+    nq, w = qc.shape
+    n = dbc.shape[0]
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        dist = np.empty(n, np.int32)
+        hist = np.empty(n_bits + 2, np.int64)
+        for a in range(c * per, min(nq, (c + 1) * per)):
+            hist[:] = 0
+            for i in range(n):
+                s = 0
+                for m in range(w):
+                    s += _popcount(qc[a, m] ^ dbc[i, m])
+                dist[i] = s
+                hist[s] += 1
+            kk = min(k, n)
+            # cut-off t: fewer than kk rows are closer than t, at least kk are within t
+            below = 0
+            t = 0
+            while below + hist[t] < kk:
+                below += hist[t]
+                t += 1
+            take_at_t = kk - below
+            # counting sort of the kept rows by distance, index order inside a distance
+            start = np.zeros(t + 2, np.int64)
+            for b in range(t):
+                start[b + 1] = start[b] + hist[b]
+            start[t + 1] = start[t] + take_at_t
+            for i in range(n):
+                s = dist[i]
+                if s < t:
+                    p = start[s]
+                    start[s] += 1
+                    out_d[a, p] = s
+                    out_i[a, p] = i
+                elif s == t and take_at_t > 0:
+                    p = start[t]
+                    start[t] += 1
+                    take_at_t -= 1
+                    out_d[a, p] = s
+                    out_i[a, p] = i
+            for p in range(kk, k):
+                out_d[a, p] = -1
+                out_i[a, p] = -1
+
+
+def _int8_topk(qw, factor, codes, row_bias, k, out_s, out_i, n_chunks):  # pragma: no cover - compiled
+    """Top-k of ``factor[a] * (qw[a] . codes[i]) + row_bias[i]`` over all rows (int32 dot products)."""
+    nq, d = qw.shape
+    n = codes.shape[0]
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        hs = np.empty(k, np.float32)
+        hi = np.empty(k, np.int64)
+        for a in range(c * per, min(nq, (c + 1) * per)):
+            q = qw[a]
+            f = factor[a]
+            size = 0
+            for i in range(n):
+                row = codes[i]
+                acc = 0
+                for j in range(d):
+                    acc += np.int32(q[j]) * np.int32(row[j])
+                s = np.float32(acc) * f + row_bias[i]
+                if size < k or s > hs[0]:  # rows come in index order, so a tie never wins
+                    size = _heap_push(hs, hi, size, k, s, i)
+            _heap_drain(hs, hi, size, out_s[a], out_i[a])
+
+
+def _int8_topk_candidates(qw, factor, codes, row_bias, cand, k, out_s, out_i, n_chunks):  # pragma: no cover
+    """As ``_int8_topk`` over the rows listed in ``cand[a]`` (entries < 0 are skipped)."""
+    nq, d = qw.shape
+    n_cand = cand.shape[1]
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        hs = np.empty(k, np.float32)
+        hi = np.empty(k, np.int64)
+        for a in range(c * per, min(nq, (c + 1) * per)):
+            q = qw[a]
+            f = factor[a]
+            size = 0
+            for p in range(n_cand):
+                i = cand[a, p]
+                if i < 0:
+                    continue
+                row = codes[i]
+                acc = 0
+                for j in range(d):
+                    acc += np.int32(q[j]) * np.int32(row[j])
+                size = _heap_push(hs, hi, size, k, np.float32(acc) * f + row_bias[i], i)
+            _heap_drain(hs, hi, size, out_s[a], out_i[a])
+
+
+def _float_topk_candidates(queries, vectors, rows, cand, k, factor, row_bias, out_s, out_i, n_chunks):  # pragma: no cover
+    """Top-k of ``factor * (q . vectors[rows[i]]) + row_bias[i]`` over candidates ``i`` in ``cand[a]``.
+
+    ``rows`` maps a candidate index to its row in ``vectors`` (the float
+    originals may be stored in another order, e.g. a file that is only appended).
+    """
+    nq, d = queries.shape
+    n_cand = cand.shape[1]
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        hs = np.empty(k, np.float32)
+        hi = np.empty(k, np.int64)
+        for a in range(c * per, min(nq, (c + 1) * per)):
+            q = queries[a]
+            size = 0
+            for p in range(n_cand):
+                i = cand[a, p]
+                if i < 0:
+                    continue
+                v = vectors[rows[i]]
+                acc = np.float32(0.0)
+                for j in range(d):
+                    acc += q[j] * v[j]
+                size = _heap_push(hs, hi, size, k, acc * factor + row_bias[i], i)
+            _heap_drain(hs, hi, size, out_s[a], out_i[a])
+
+
+_hamming_topk_serial = njit(cache=True, nogil=True)(_hamming_topk)
+_hamming_topk_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_hamming_topk))
+_int8_topk_serial = njit(cache=True, nogil=True)(_int8_topk)
+_int8_topk_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_int8_topk))
+_int8_topk_candidates_serial = njit(cache=True, nogil=True)(_int8_topk_candidates)
+_int8_topk_candidates_parallel = njit(cache=True, nogil=True, parallel=True)(
+    parallel_twin_source(_int8_topk_candidates)
+)
+# the float dot product may be summed in any order (SIMD); results match a
+# float64 reference to float32 rounding
+_float_topk_candidates_serial = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(_float_topk_candidates)
+_float_topk_candidates_parallel = njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc", "contract"})(
+    parallel_twin_source(_float_topk_candidates)
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _n_chunks(parallel: bool, nq: int) -> int:
+    if not parallel:
+        return 1
+    import numba
+
+    return max(1, min(nq, 4 * numba.get_num_threads()))
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    return int(k)
+
+
+def _as_words(name: str, codes: Any, width: int | None) -> np.ndarray:
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
+        raise TypeError(f"{name}: expected uint8 array of shape (n, n_bytes) from binarize(), got {describe(codes)}")
+    if codes.ndim == 1 and name == "query_codes":
+        codes = codes.reshape(1, -1)
+    if codes.ndim != 2 or codes.shape[1] == 0:
+        raise ValueError(f"{name}: expected uint8 array of shape (n, n_bytes) from binarize(), got {describe(codes)}")
+    if width is not None and codes.shape[1] != width:
+        raise ValueError(
+            f"{name}: expected {width} bytes per row to match query_codes, got {describe(codes)}"
+        )
+    return np.ascontiguousarray(codes)
+
+
+def query_weights(
+    queries: np.ndarray, scales: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int16 weights, per-query factor and constant for int8 search (see the module docstring).
+
+    The largest weight is chosen so that ``d * max|w| * 128`` fits int32.
+    """
+    d = queries.shape[1]
+    qs = queries.astype(np.float64) * scales.astype(np.float64)
+    peak = np.abs(qs).max(axis=1)
+    w_max = float(min(32767, (2**31 - 1) // (128 * d)))
+    factor = np.where(peak > 0, peak / w_max, 1.0)
+    weights = np.rint(qs / factor[:, None]).astype(np.int16)
+    bias = offsets.astype(np.float64) + 128.0 * scales.astype(np.float64)
+    const = queries.astype(np.float64) @ bias
+    return weights, factor.astype(np.float32), const.astype(np.float32)
+
+
+def int8_search(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    *,
+    factor_scale: float = 1.0,
+    row_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated-input int8 top-k used by the public wrapper and ``VectorMemory``.
+
+    Scores are ``factor_scale * (q . x_hat) + row_bias`` with ``x_hat`` the
+    dequantized rows (``factor_scale=2``, ``row_bias=-|x_hat|^2`` ranks by L2).
+    """
+    nq = queries.shape[0]
+    n, d = codes.shape
+    weights, factor, const = query_weights(queries, scales, offsets)
+    factor = (factor * np.float32(factor_scale)).astype(np.float32)
+    bias = np.zeros(n, np.float32) if row_bias is None else row_bias
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    if candidates is None:
+        parallel = use_parallel(nq * n * d, PARALLEL_MIN_WORK)
+        kernel = _int8_topk_parallel if parallel else _int8_topk_serial
+        kernel(weights, factor, codes, bias, k, out_s, out_i, _n_chunks(parallel, nq))
+    else:
+        parallel = use_parallel(nq * candidates.shape[1] * d, PARALLEL_MIN_WORK)
+        kernel = _int8_topk_candidates_parallel if parallel else _int8_topk_candidates_serial
+        kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, _n_chunks(parallel, nq))
+    valid = out_i >= 0
+    out_s += np.where(valid, (const * np.float32(factor_scale))[:, None], np.float32(0.0))
+    return out_s, out_i
+
+
+def float_search(
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    *,
+    rows: np.ndarray | None = None,
+    factor: float = 1.0,
+    row_bias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated-input float rescoring of candidates (see :func:`rescore_topk`)."""
+    nq, d = queries.shape
+    n = vectors.shape[0] if rows is None else rows.shape[0]
+    rows = np.arange(n, dtype=np.int64) if rows is None else rows
+    bias = np.zeros(n, np.float32) if row_bias is None else row_bias
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    parallel = use_parallel(nq * candidates.shape[1] * d * 4, PARALLEL_MIN_WORK)
+    kernel = _float_topk_candidates_parallel if parallel else _float_topk_candidates_serial
+    kernel(queries, vectors, rows, candidates, k, np.float32(factor), bias, out_s, out_i, _n_chunks(parallel, nq))
+    return out_s, out_i
+
+
+def hamming_search(query_codes: np.ndarray, codes: np.ndarray, k: int, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validated-input Hamming top-k on uint8 rows of equal width (viewed as uint64 words when possible)."""
+    nq, width = query_codes.shape
+    n = codes.shape[0]
+    out_d = np.empty((nq, k), np.int32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_d, out_i
+    if width % 8 == 0:
+        qw, dw = query_codes.view(np.uint64), codes.view(np.uint64)
+    else:
+        qw, dw = query_codes, codes
+    parallel = use_parallel(nq * n * width, PARALLEL_MIN_WORK)
+    kernel = _hamming_topk_parallel if parallel else _hamming_topk_serial
+    kernel(qw, dw, k, n_bits, out_d, out_i, _n_chunks(parallel, nq))
+    return out_d, out_i
+
+
+# --------------------------------------------------------------- wrappers
+
+
+def hamming_topk(query_codes: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``codes`` nearest to each query by Hamming distance.
+
+    Parameters
+    ----------
+    query_codes : ndarray uint8 (n_queries, n_bytes) or (n_bytes,)
+        Packed bits, e.g. from :func:`memstrata.kernels.binarize`.
+    codes : ndarray uint8 (n, n_bytes)
+    k : int
+        Number of neighbours, ``>= 1``.
+
+    Returns
+    -------
+    distances : ndarray int32 (n_queries, k)
+        Ascending; ``-1`` where ``k > n``.
+    indices : ndarray int64 (n_queries, k)
+        Row numbers in ``codes``; ties go to the lower row; ``-1`` where ``k > n``.
+
+    Notes
+    -----
+    O(n_queries · n · n_bytes / 8) popcounts; selection is a counting pass, so
+    ``k`` costs nothing extra. Non-contiguous input is copied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import hamming_topk
+    >>> codes = np.array([[0b1111], [0b0001], [0b0000], [0b0011]], dtype=np.uint8)
+    >>> hamming_topk(np.array([0b0001], np.uint8), codes, 3)
+    (array([[0, 1, 1]], dtype=int32), array([[1, 2, 3]]))
+    """
+    q = _as_words("query_codes", query_codes, None)
+    c = _as_words("codes", codes, q.shape[1])
+    k = _check_k(k)
+    return hamming_search(q, c, k, 8 * q.shape[1])
+
+
+def int8_topk(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    *,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k inner products of float queries against per-dimension int8 codes.
+
+    Parameters
+    ----------
+    queries : ndarray float32/float64 (n_queries, d) or (d,)
+    codes, scales, offsets
+        From :func:`memstrata.kernels.quantize_int8` with ``per="dimension"``.
+    k : int
+    candidates : ndarray int64 (n_queries, n_candidates), optional
+        Search only these rows per query (``-1`` entries are skipped), e.g. the
+        shortlist of a Hamming search.
+
+    Returns
+    -------
+    scores : ndarray float32 (n_queries, k)
+        ``q . dequantize(code)`` (queries are rounded to int16 weights first:
+        relative error about 1e-4 of the largest term), best first; ``-inf``
+        where fewer than ``k`` rows exist.
+    indices : ndarray int64 (n_queries, k)
+        Ties go to the lower row; ``-1`` in padding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import quantize_int8, int8_topk
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], np.float32)
+    >>> q = quantize_int8(x)
+    >>> scores, ids = int8_topk(np.array([1.0, 0.1], np.float32), q.codes, q.scales, q.offsets, 2)
+    >>> ids
+    array([[0, 2]])
+    """
+    qf = as_float_matrix("queries", queries, allow_1d=True)
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.int8:
+        raise TypeError(f"codes: expected int8 array of shape (n, {qf.shape[1]}), got {describe(codes)}")
+    if codes.ndim != 2 or codes.shape[1] != qf.shape[1]:
+        raise ValueError(f"codes: expected int8 array of shape (n, {qf.shape[1]}) to match queries, got {describe(codes)}")
+    d = qf.shape[1]
+    for name, value in (("scales", scales), ("offsets", offsets)):
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise TypeError(f"{name}: expected float32 array of shape ({d},), got {describe(value)}")
+        if value.shape != (d,):
+            raise ValueError(f"{name}: expected float32 array of shape ({d},) (per='dimension'), got {describe(value)}")
+    if not np.isfinite(qf).all():
+        raise ValueError("queries: expected finite values, got NaN or inf")
+    k = _check_k(k)
+    cand = None
+    if candidates is not None:
+        cand = _check_candidates(candidates, qf.shape[0], codes.shape[0])
+    return int8_search(
+        qf,
+        np.ascontiguousarray(codes),
+        np.ascontiguousarray(scales, np.float32),
+        np.ascontiguousarray(offsets, np.float32),
+        k,
+        candidates=cand,
+    )
+
+
+def _check_candidates(candidates: Any, nq: int, n: int) -> np.ndarray:
+    if not isinstance(candidates, np.ndarray) or candidates.dtype.kind not in "iu":
+        raise TypeError(f"candidates: expected int64 array of shape ({nq}, n_candidates), got {describe(candidates)}")
+    if candidates.ndim == 1 and nq == 1:
+        candidates = candidates.reshape(1, -1)
+    if candidates.ndim != 2 or candidates.shape[0] != nq:
+        raise ValueError(f"candidates: expected int64 array of shape ({nq}, n_candidates), got {describe(candidates)}")
+    cand = np.ascontiguousarray(candidates, dtype=np.int64)
+    if cand.size and cand.max() >= n:
+        raise ValueError(f"candidates: expected row numbers below {n} (or -1 to skip), got {int(cand.max())}")
+    return cand
+
+
+def rescore_topk(
+    queries: np.ndarray, vectors: np.ndarray, candidates: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float inner products of each query with its candidate rows; the best ``k``.
+
+    Parameters
+    ----------
+    queries : ndarray float32/float64 (n_queries, d) or (d,)
+    vectors : ndarray float32 (n, d)
+        The float originals; a ``np.memmap`` works (only candidate rows are read).
+    candidates : ndarray int64 (n_queries, n_candidates)
+        Row numbers into ``vectors``; ``-1`` entries are skipped; a row listed
+        twice is scored twice.
+    k : int
+
+    Returns
+    -------
+    scores : ndarray float32 (n_queries, k)
+        Best first, ``-inf`` padding; float32 dot products summed in SIMD order.
+    indices : ndarray int64 (n_queries, k)
+        Row numbers; ties go to the lower row; ``-1`` padding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.kernels import rescore_topk
+    >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+    >>> rescore_topk(np.array([0.0, 1.0], np.float32), v, np.array([[0, 2, -1]]), 2)
+    (array([[0.8, 0. ]], dtype=float32), array([[2, 0]]))
+    """
+    qf = as_float_matrix("queries", queries, allow_1d=True)
+    d = qf.shape[1]
+    if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
+        raise TypeError(f"vectors: expected float32 array of shape (n, {d}), got {describe(vectors)}")
+    if vectors.ndim != 2 or vectors.shape[1] != d:
+        raise ValueError(f"vectors: expected float32 array of shape (n, {d}) to match queries, got {describe(vectors)}")
+    if not np.isfinite(qf).all():
+        raise ValueError("queries: expected finite values, got NaN or inf")
+    k = _check_k(k)
+    cand = _check_candidates(candidates, qf.shape[0], vectors.shape[0])
+    base = np.ascontiguousarray(np.asarray(vectors))
+    return float_search(qf, base, cand, k)
