@@ -58,7 +58,7 @@ cdef inline int buffer_material(object key, ms_u128* out, str argname) except -1
     cdef Py_buffer view
     try:
         PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
-    except BufferError:
+    except (BufferError, ValueError):
         raise ValueError(f"{argname}: bytes-like data must be C-contiguous, got a non-contiguous "
                          f"{type(key).__name__}; copy it first (e.g. numpy.ascontiguousarray)") from None
     try:

@@ -13,7 +13,7 @@ from libc.stdint cimport uint8_t, uint64_t
 
 import numpy as np
 
-from memstrata._keyarrays import KIND_DIGESTS, KIND_UINT64, classify_keys
+from memstrata._keyarrays import KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT64, classify_keys as _classify_keys
 
 from _xxh3 cimport (
     key_material,
@@ -48,7 +48,7 @@ cdef inline int digest_into(object data, uint8_t* out, str argname) except -1:
                             f"e.g. {argname}.encode()")
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        except BufferError:
+        except (BufferError, ValueError):
             raise ValueError(f"{argname}: expected C-contiguous bytes-like data, got a non-contiguous "
                              f"{type(data).__name__}; copy it first (e.g. numpy.ascontiguousarray)") from None
         except TypeError:
@@ -230,18 +230,18 @@ def hash_keys(keys) -> np.ndarray:
     cdef const uint8_t[:, ::1] digests
     cdef const uint64_t[::1] ints
     cdef uint64_t[::1] o
-    kind, data = classify_keys(keys)
+    kind, data = _classify_keys(keys)
     n = len(data)
     out = np.empty(n, dtype=np.uint64)
     if n == 0:
         return out
     o = out
-    if kind == KIND_DIGESTS:
+    if kind == _DIGESTS:
         digests = data
         with nogil:
             for i in range(n):
                 o[i] = ms_read64_be(&digests[i, 8])
-    elif kind == KIND_UINT64:
+    elif kind == _UINT64:
         ints = data
         with nogil:
             for i in range(n):
