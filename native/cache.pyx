@@ -1,0 +1,573 @@
+"""``Cache``: a bounded, thread-safe mapping built on the eviction orders."""
+
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError, PyDict_SetItem
+from cpython.long cimport PyLong_AsSsize_t
+from cpython.object cimport PyObject, PyObject_Hash
+from cpython.pythread cimport (
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from memstrata._native.eviction cimport EvictionOrder
+
+from collections.abc import Mapping, MutableMapping
+
+from memstrata._native.eviction import FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+
+__all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
+
+#: Policy names accepted by ``Cache(policy=...)``.
+POLICIES = ("s3fifo", "lru", "lfu", "fifo")
+#: The policy ``Cache`` uses when none is given.
+DEFAULT_POLICY = "s3fifo"
+
+cdef object _MISSING = object()
+
+
+cdef inline object _unhashable(object key):
+    # the TypeError for an unhashable key, naming the argument
+    return TypeError(f"key: expected a hashable key, got unhashable {type(key).__name__}")
+
+
+cdef class Cache:
+    """A bounded mapping that evicts by policy: the engine of the hot tier.
+
+    ``Cache`` is a :class:`collections.abc.MutableMapping` holding at most
+    ``maxsize`` entries (and, with ``max_bytes``, at most that total weight). A
+    lookup through ``get`` or ``cache[key]`` counts a hit or a miss and records the
+    access with the eviction order; ``peek``, ``in`` and iteration do neither.
+    Inserting into a full cache evicts the order's victims first and hands each one
+    to ``on_evict(key, value)``, which runs after the cache's lock is released (the
+    hot tier demotes there instead of dropping). ``del``, ``pop``, ``popitem`` and
+    ``clear`` remove entries without calling ``on_evict``.
+
+    Pinned keys are never evicted. If every resident key is pinned and the cache
+    is full, a new key is not stored: it goes straight to ``on_evict`` (and counts
+    as an eviction). The same happens to a value heavier than ``max_bytes``. A
+    pinned entry that grows can leave the cache over ``max_bytes``; it shrinks
+    back when keys are unpinned.
+
+    All operations are O(1) (amortized for S3-FIFO) and serialized by one lock;
+    ``thread_safe=False`` drops the lock for single-threaded use.
+
+    Parameters
+    ----------
+    maxsize : int
+        Maximum number of entries, ``> 0``. Slots are allocated up front.
+    policy : str
+        Eviction policy: ``"s3fifo"`` (default), ``"lru"``, ``"lfu"`` or
+        ``"fifo"``.
+    max_bytes : int, optional
+        Bound on the total weight of the values; requires ``weigher``.
+    weigher : callable, optional
+        ``weigher(value) -> int``: the weight (e.g. size in bytes) of a value,
+        ``>= 0``. Called once per ``set``, outside the lock.
+    on_evict : callable, optional
+        ``on_evict(key, value)``, called for every evicted entry, outside the lock.
+    thread_safe : bool
+        Guard the structure with a lock (default ``True``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments; the message names the argument.
+
+    Examples
+    --------
+    >>> from memstrata import Cache
+    >>> demoted = []
+    >>> cache = Cache(2, policy="lru", on_evict=lambda k, v: demoted.append(k))
+    >>> cache["a"] = 1
+    >>> cache["b"] = 2
+    >>> cache["a"]
+    1
+    >>> cache["c"] = 3          # evicts "b", the least recently used
+    >>> demoted, sorted(cache)
+    (['b'], ['a', 'c'])
+    >>> cache.info()["hits"], cache.info()["evictions"]
+    (1, 1)
+    """
+
+    cdef dict _slots                # key -> slot
+    cdef list _keys                 # slot -> key
+    cdef list _values               # slot -> value
+    cdef EvictionOrder _order
+    cdef int32_t* _free
+    cdef Py_ssize_t _n_free
+    cdef int64_t* _weights
+    cdef readonly Py_ssize_t maxsize
+    cdef int64_t _max_bytes         # -1: unbounded
+    cdef int64_t _bytes
+    cdef object _weigher
+    cdef object _on_evict
+    cdef readonly str policy
+    cdef int64_t _hits
+    cdef int64_t _misses
+    cdef int64_t _evictions
+    cdef PyThread_type_lock _lock
+
+    def __cinit__(self):
+        self._free = NULL
+        self._weights = NULL
+        self._lock = NULL
+
+    def __init__(self, maxsize, policy=DEFAULT_POLICY, max_bytes=None, weigher=None,
+                 on_evict=None, *, thread_safe=True):
+        cdef Py_ssize_t i
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
+        if maxsize <= 0 or maxsize >= 2**31 - 1:
+            raise ValueError(f"maxsize: expected an int in [1, 2**31 - 1), got {maxsize}")
+        if not isinstance(policy, str) or policy not in POLICIES:
+            raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
+        if max_bytes is not None:
+            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+                raise TypeError(f"max_bytes: expected a positive int or None, got {type(max_bytes).__name__}")
+            if max_bytes <= 0 or max_bytes >= 2**62:
+                raise ValueError(f"max_bytes: expected a positive int below 2**62, got {max_bytes}")
+            if weigher is None:
+                raise ValueError("max_bytes: needs a weigher(value) -> int to measure values")
+        if weigher is not None and not callable(weigher):
+            raise TypeError(f"weigher: expected a callable or None, got {type(weigher).__name__}")
+        if on_evict is not None and not callable(on_evict):
+            raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
+        if self._lock != NULL or self._free != NULL:
+            raise TypeError("Cache: __init__ called twice")
+
+        self.maxsize = maxsize
+        self.policy = policy
+        self._max_bytes = -1 if max_bytes is None else max_bytes
+        self._weigher = weigher
+        self._on_evict = on_evict
+        if policy == "s3fifo":
+            self._order = S3FIFOOrder(maxsize, capacity=maxsize if max_bytes is None else max_bytes)
+        elif policy == "lru":
+            self._order = LRUOrder(maxsize)
+        elif policy == "lfu":
+            self._order = LFUOrder(maxsize)
+        else:
+            self._order = FIFOOrder(maxsize)
+        self._slots = {}
+        self._keys = [None] * maxsize
+        self._values = [None] * maxsize
+        self._free = <int32_t*>calloc(maxsize, sizeof(int32_t))
+        if self._free == NULL:
+            raise MemoryError()
+        for i in range(maxsize):
+            self._free[i] = <int32_t>(maxsize - 1 - i)
+        self._n_free = maxsize
+        if weigher is not None:
+            self._weights = <int64_t*>calloc(maxsize, sizeof(int64_t))
+            if self._weights == NULL:
+                raise MemoryError()
+        if thread_safe:
+            self._lock = PyThread_allocate_lock()
+            if self._lock == NULL:
+                raise MemoryError()
+
+    def __dealloc__(self):
+        free(self._free)
+        free(self._weights)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    # -- locking ------------------------------------------------------------------
+
+    cdef inline void _acquire(self) noexcept:
+        if self._lock != NULL:
+            if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+                with nogil:
+                    PyThread_acquire_lock(self._lock, WAIT_LOCK)
+
+    cdef inline void _release(self) noexcept:
+        if self._lock != NULL:
+            PyThread_release_lock(self._lock)
+
+    # -- internals (called with the lock held) -------------------------------------
+
+    cdef inline Py_ssize_t _find(self, object key) except -2:
+        cdef PyObject* p
+        try:
+            p = PyDict_GetItemWithError(self._slots, key)
+        except TypeError:
+            try:
+                hash(key)
+            except TypeError:
+                raise _unhashable(key) from None
+            raise
+        if p == NULL:
+            return -1
+        return PyLong_AsSsize_t(<object>p)
+
+    cdef object _drop(self, Py_ssize_t slot):
+        # unlink `slot` from the mapping (the order is updated by the caller);
+        # returns (key, value) so that callbacks and decrefs happen after unlocking
+        cdef object key = self._keys[slot]
+        cdef object value = self._values[slot]
+        PyDict_DelItem(self._slots, key)
+        self._keys[slot] = None
+        self._values[slot] = None
+        if self._weights != NULL:
+            self._bytes -= self._weights[slot]
+            self._weights[slot] = 0
+        self._free[self._n_free] = <int32_t>slot
+        self._n_free += 1
+        return (key, value)
+
+    cdef list _shrink(self, int64_t incoming, list evicted):
+        # evict victims until `incoming` more weight (and one more entry, if
+        # incoming >= 0) fits; returns the evicted pairs, `None` if no room is made
+        cdef Py_ssize_t v
+        while (incoming >= 0 and self._n_free == 0) or (
+                self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes):
+            v = self._order.c_pop_victim()
+            if v < 0:
+                return None
+            if evicted is None:
+                evicted = []
+            evicted.append(self._drop(v))
+            self._evictions += 1
+        return evicted if evicted is not None else []
+
+    cdef int64_t _weigh(self, object value) except -1:
+        cdef object w
+        if self._weigher is None:
+            return 1
+        w = self._weigher(value)
+        if isinstance(w, bool) or not isinstance(w, int):
+            raise TypeError(f"weigher: expected it to return an int, got {type(w).__name__}")
+        if w < 0 or w >= 2**62:
+            raise ValueError(f"weigher: expected a non-negative weight below 2**62, got {w}")
+        return w
+
+    cdef _notify(self, list evicted):
+        if evicted and self._on_evict is not None:
+            for key, value in evicted:
+                self._on_evict(key, value)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def get(self, key, default=None):
+        """Return the value for ``key`` (counting a hit) or ``default`` (counting a miss)."""
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot < 0:
+                self._misses += 1
+                return default
+            self._order.c_touch(slot)
+            self._hits += 1
+            return self._values[slot]
+        finally:
+            self._release()
+
+    def __getitem__(self, key):
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                self._order.c_touch(slot)
+                self._hits += 1
+                return self._values[slot]
+            self._misses += 1
+        finally:
+            self._release()
+        raise KeyError(key)
+
+    def peek(self, key, default=None):
+        """Return the value for ``key`` or ``default``; no access is recorded, no counter moves."""
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            return default if slot < 0 else self._values[slot]
+        finally:
+            self._release()
+
+    def __contains__(self, key):
+        self._acquire()
+        try:
+            return self._find(key) >= 0
+        finally:
+            self._release()
+
+    def __len__(self):
+        return len(self._slots)
+
+    # -- updates --------------------------------------------------------------------
+
+    def set(self, key, value):
+        """Store ``value`` under ``key``, evicting victims if the cache is full.
+
+        Setting an existing key replaces its value and counts as an access.
+        Evicted entries go to ``on_evict`` after the lock is released.
+        """
+        cdef Py_ssize_t slot
+        cdef Py_hash_t h
+        cdef int64_t w
+        cdef list evicted = None
+        cdef object old = None
+        try:
+            h = PyObject_Hash(key)
+        except TypeError:
+            raise _unhashable(key) from None
+        w = self._weigh(value)
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                old = self._values[slot]
+                self._values[slot] = value
+                if self._weights != NULL:
+                    self._bytes += w - self._weights[slot]
+                    self._weights[slot] = w
+                    self._order.c_reweigh(slot, w)
+                self._order.c_touch(slot)
+                if self._max_bytes >= 0 and self._bytes > self._max_bytes:
+                    evicted = self._shrink(-1, None)
+            elif self._max_bytes >= 0 and w > self._max_bytes:
+                evicted = [(key, value)]
+                self._evictions += 1
+            else:
+                evicted = self._shrink(w, None)
+                if evicted is None or self._n_free == 0 or (
+                        self._max_bytes >= 0 and self._bytes + w > self._max_bytes):
+                    # everything left is pinned: the new entry is evicted on arrival
+                    if evicted is None:
+                        evicted = []
+                    evicted.append((key, value))
+                    self._evictions += 1
+                else:
+                    self._n_free -= 1
+                    slot = self._free[self._n_free]
+                    PyDict_SetItem(self._slots, key, slot)
+                    self._keys[slot] = key
+                    self._values[slot] = value
+                    if self._weights != NULL:
+                        self._weights[slot] = w
+                        self._bytes += w
+                    self._order.c_insert(slot, <uint64_t>h, w)
+        finally:
+            self._release()
+        if evicted:
+            self._notify(evicted)
+
+    def __setitem__(self, key, value):
+        self.set(key, value)
+
+    def pop(self, key, default=_MISSING):
+        """Remove ``key`` and return its value (``default``, or ``KeyError``, if absent).
+
+        Not an eviction: ``on_evict`` is not called.
+        """
+        cdef Py_ssize_t slot
+        cdef object pair
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                self._order.c_remove(slot)
+                pair = self._drop(slot)
+        finally:
+            self._release()
+        if slot >= 0:
+            return pair[1]
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def __delitem__(self, key):
+        self.pop(key)
+
+    def popitem(self):
+        """Remove and return the ``(key, value)`` pair the policy would evict next.
+
+        Not counted as an eviction and ``on_evict`` is not called. ``KeyError`` if
+        the cache is empty or every key is pinned.
+        """
+        cdef Py_ssize_t v
+        self._acquire()
+        try:
+            v = self._order.c_pop_victim()
+            if v >= 0:
+                return self._drop(v)
+        finally:
+            self._release()
+        raise KeyError("popitem: the cache is empty or every key is pinned")
+
+    def clear(self):
+        """Remove every entry (pinned ones too) without calling ``on_evict``; counters stay."""
+        cdef Py_ssize_t slot
+        cdef list pairs = []
+        self._acquire()
+        try:
+            for slot in list(self._slots.values()):
+                self._order.c_remove(slot)
+                pairs.append(self._drop(slot))
+        finally:
+            self._release()
+
+    def setdefault(self, key, default=None):
+        """Return ``cache[key]`` if present (counting a hit), else store and return ``default``."""
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                self._order.c_touch(slot)
+                self._hits += 1
+                return self._values[slot]
+            self._misses += 1
+        finally:
+            self._release()
+        self.set(key, default)
+        return default
+
+    def update(self, other=(), /, **kwargs):
+        """Store every pair of a mapping or iterable of pairs, then of ``kwargs``."""
+        if isinstance(other, Mapping):
+            for key in other.keys():
+                self.set(key, other[key])
+        elif hasattr(other, "keys"):
+            for key in other.keys():
+                self.set(key, other[key])
+        else:
+            for key, value in other:
+                self.set(key, value)
+        for key, value in kwargs.items():
+            self.set(key, value)
+
+    # -- pinning --------------------------------------------------------------------
+
+    def pin(self, key):
+        """Never evict ``key`` until ``unpin(key)``; ``KeyError`` if absent. Idempotent."""
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                self._order.c_pin(slot)
+        finally:
+            self._release()
+        if slot < 0:
+            raise KeyError(key)
+
+    def unpin(self, key):
+        """Let ``key`` be evicted again; ``KeyError`` if absent. Idempotent.
+
+        If pinned entries had left the cache over ``max_bytes``, victims are evicted
+        (through ``on_evict``) until it fits again.
+        """
+        cdef Py_ssize_t slot
+        cdef list evicted = None
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                self._order.c_unpin(slot)
+                if self._max_bytes >= 0 and self._bytes > self._max_bytes:
+                    evicted = self._shrink(-1, None)
+        finally:
+            self._release()
+        if slot < 0:
+            raise KeyError(key)
+        if evicted:
+            self._notify(evicted)
+
+    def is_pinned(self, key):
+        """Whether ``key`` is pinned; ``KeyError`` if absent."""
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                return self._order.is_pinned(slot)
+        finally:
+            self._release()
+        raise KeyError(key)
+
+    # -- views and statistics ----------------------------------------------------------
+
+    cdef dict _snapshot(self):
+        cdef dict out = {}
+        self._acquire()
+        try:
+            for key, slot in self._slots.items():
+                out[key] = self._values[slot]
+        finally:
+            self._release()
+        return out
+
+    def __iter__(self):
+        """Iterate over a snapshot of the keys (no access recorded)."""
+        self._acquire()
+        try:
+            keys = list(self._slots)
+        finally:
+            self._release()
+        return iter(keys)
+
+    def keys(self):
+        """A view of a snapshot of the keys (no access recorded)."""
+        return self._snapshot().keys()
+
+    def values(self):
+        """A view of a snapshot of the values (no access recorded)."""
+        return self._snapshot().values()
+
+    def items(self):
+        """A view of a snapshot of the ``(key, value)`` pairs (no access recorded)."""
+        return self._snapshot().items()
+
+    def __eq__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self._snapshot() == dict(other.items())
+
+    def __ne__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self._snapshot() != dict(other.items())
+
+    __hash__ = None
+
+    def info(self):
+        """Counters and gauges: ``hits``, ``misses``, ``evictions``, ``size``,
+        ``bytes`` (sum of weights; 0 without a weigher), ``maxsize``,
+        ``max_bytes`` (or ``None``), ``pinned`` and ``policy``."""
+        self._acquire()
+        try:
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "evictions": self._evictions,
+                "size": len(self._slots),
+                "bytes": self._bytes,
+                "maxsize": self.maxsize,
+                "max_bytes": None if self._max_bytes < 0 else self._max_bytes,
+                "pinned": self._order.n_pinned,
+                "policy": self.policy,
+            }
+        finally:
+            self._release()
+
+    @property
+    def max_bytes(self):
+        """The weight bound, or ``None``."""
+        return None if self._max_bytes < 0 else self._max_bytes
+
+    def __repr__(self):
+        return (f"Cache(maxsize={self.maxsize}, policy={self.policy!r}, "
+                f"size={len(self._slots)})")
+
+
+MutableMapping.register(Cache)
