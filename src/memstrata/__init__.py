@@ -32,6 +32,18 @@ _LAZY_ATTRS: dict[str, str] = {
     "FIFOOrder": "memstrata._native.eviction",
     "S3FIFOOrder": "memstrata._native.eviction",
     "Cache": "memstrata._native.cache",
+    # vector kernels (Numba, compiled on first call) and vector memory
+    "quantize_int8": "memstrata.kernels",
+    "dequantize_int8": "memstrata.kernels",
+    "quantize_int4": "memstrata.kernels",
+    "dequantize_int4": "memstrata.kernels",
+    "binarize": "memstrata.kernels",
+    "hamming_topk": "memstrata.kernels",
+    "int8_topk": "memstrata.kernels",
+    "rescore_topk": "memstrata.kernels",
+    "to_csr": "memstrata.kernels",
+    "from_csr": "memstrata.kernels",
+    "VectorMemory": "memstrata.vectors",
 }
 
 __all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
