@@ -54,12 +54,17 @@ cdef inline int int_material(object key, ms_u128* out) except -1:
     return 0
 
 
-cdef inline int buffer_material(object key, ms_u128* out, str argname) except -1:
+cdef inline str key_name(str argname, Py_ssize_t index):
+    """The name an error message gives a key: ``key`` or ``keys[3]``."""
+    return argname if index < 0 else f"{argname}[{index}]"
+
+
+cdef inline int buffer_material(object key, ms_u128* out, str argname, Py_ssize_t index) except -1:
     cdef Py_buffer view
     try:
         PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
     except (BufferError, ValueError):
-        raise ValueError(f"{argname}: bytes-like data must be C-contiguous, got a non-contiguous "
+        raise ValueError(f"{key_name(argname, index)}: bytes-like data must be C-contiguous, got a non-contiguous "
                          f"{type(key).__name__}; copy it first (e.g. numpy.ascontiguousarray)") from None
     try:
         with nogil:
@@ -69,7 +74,7 @@ cdef inline int buffer_material(object key, ms_u128* out, str argname) except -1
     return 0
 
 
-cdef inline int other_material(object key, ms_u128* out, str argname) except -1:
+cdef inline int other_material(object key, ms_u128* out, str argname, Py_ssize_t index) except -1:
     """The slow path: numpy integer scalars and bytes-like objects other than bytes."""
     cdef bint is_scalar = getattr(key, "ndim", 1) == 0
     if is_scalar and PyIndex_Check(key):
@@ -80,16 +85,17 @@ cdef inline int other_material(object key, ms_u128* out, str argname) except -1:
         else:
             return int_material(index, out)
     if not is_scalar and not isinstance(key, (float, complex)) and PyObject_CheckBuffer(key):
-        return buffer_material(key, out, argname)
-    raise TypeError(f"{argname}: expected str, bytes-like or int, got {type(key).__name__}")
+        return buffer_material(key, out, argname, index)
+    raise TypeError(f"{key_name(argname, index)}: expected str, bytes-like or int, got {type(key).__name__}")
 
 
-cdef inline int key_material(object key, ms_u128* out, str argname) except -1:
+cdef inline int key_material(object key, ms_u128* out, str argname, Py_ssize_t index=-1) except -1:
     """The 128-bit hash material of a key, stable across processes and platforms.
 
     bytes-like -> XXH3-128(content) (its digest); str -> XXH3-128(UTF-8, seed 1);
     int in [0, 2**64) -> XXH3-128(8 little-endian bytes, seed 2); any other int ->
     XXH3-128(shortest two's-complement little-endian bytes, seed 3).
+    Errors name the key ``argname``, or ``argname[index]`` when index >= 0.
     """
     cdef Py_ssize_t size
     cdef const char* utf8
@@ -102,4 +108,4 @@ cdef inline int key_material(object key, ms_u128* out, str argname) except -1:
         return 0
     if PyLong_Check(key):
         return int_material(key, out)
-    return other_material(key, out, argname)
+    return other_material(key, out, argname, index)

@@ -29,6 +29,7 @@ from memstrata.errors import CorruptDataError
 
 from _xxh3 cimport (
     key_material,
+    key_name,
     ms_mulhi64,
     ms_u128,
     ms_u128_from_canonical,
@@ -184,6 +185,40 @@ cdef inline void uint64_chunk(const uint64_t* ints, Py_ssize_t n, ms_u128* out,
     for i in range(n):
         out[i] = uint64_material(ints[i])
         MS_PREFETCH(block_of(bits, n_blocks, out[i]))
+
+
+cdef void batch_loop(const uint8_t* rows, const uint64_t* values, Py_ssize_t n, uint64_t* bits,
+                     uint64_t n_blocks, uint32_t k, uint8_t* found) noexcept nogil:
+    """Set (``found`` NULL) or test the keys of a digest (``rows``) or uint64 (``values``) batch.
+
+    Double-buffered: the blocks of chunk c + 1 are hashed and prefetched before
+    chunk c is probed, so each memory access has a chunk's time to land.
+    """
+    cdef ms_u128 buffers[2][CHUNK]
+    cdef ms_u128* current
+    cdef Py_ssize_t start = 0, m = min(<Py_ssize_t>CHUNK, n), next_m, i
+    cdef int side = 0
+    if rows != NULL:
+        digest_chunk(rows, m, buffers[0], bits, n_blocks)
+    else:
+        uint64_chunk(values, m, buffers[0], bits, n_blocks)
+    while start < n:
+        next_m = min(<Py_ssize_t>CHUNK, n - start - m)
+        if next_m > 0:
+            if rows != NULL:
+                digest_chunk(rows + 16 * (start + m), next_m, buffers[1 - side], bits, n_blocks)
+            else:
+                uint64_chunk(values + start + m, next_m, buffers[1 - side], bits, n_blocks)
+        current = buffers[side]
+        if found == NULL:
+            for i in range(m):
+                set_bits(block_of(bits, n_blocks, current[i]), k, current[i])
+        else:
+            for i in range(m):
+                found[start + i] = test_bits(block_of(bits, n_blocks, current[i]), k, current[i])
+        start += m
+        m = next_m
+        side = 1 - side
 
 
 def _check_capacity(capacity) -> int:
@@ -352,30 +387,59 @@ cdef class BloomFilter:
             digest array (rows are used as hash material, not re-hashed), or a
             sequence of str / bytes-like / int keys.
         """
-        cdef Py_ssize_t start, i, n, m
-        cdef ms_u128 chunk[CHUNK]
-        cdef const uint8_t[:, ::1] digests
-        cdef const uint64_t[::1] ints
+        cdef Py_ssize_t n
         kind, data = _classify_keys(keys)
         n = len(data)
         if n == 0:
             return
-        if kind == _DIGESTS:
-            digests = data
-        elif kind == _UINT64:
-            ints = data
-        for start in range(0, n, CHUNK):
+        if kind == _DIGESTS or kind == _UINT64:
+            self._run_batch(kind, data, NULL)
+        else:
+            self._run_objects(<list>data, NULL)
+        self._n_added += n
+
+    cdef int _run_objects(self, list keys, uint8_t* found) except -1:
+        """Add (``found`` NULL) or test a list of keys, a chunk at a time:
+        hash the chunk and prefetch its blocks, then probe them."""
+        cdef ms_u128 chunk[CHUNK]
+        cdef Py_ssize_t n = len(keys), start = 0, m, i
+        while start < n:
             m = min(<Py_ssize_t>CHUNK, n - start)
-            if kind == _DIGESTS:
-                digest_chunk(&digests[start, 0], m, chunk, self._bits, self._n_blocks)
-            elif kind == _UINT64:
-                uint64_chunk(&ints[start], m, chunk, self._bits, self._n_blocks)
+            for i in range(m):
+                key_material(keys[start + i], &chunk[i], "keys", start + i)
+                MS_PREFETCH(block_of(self._bits, self._n_blocks, chunk[i]))
+            if found == NULL:
+                for i in range(m):
+                    set_bits(block_of(self._bits, self._n_blocks, chunk[i]), self._k, chunk[i])
             else:
                 for i in range(m):
-                    key_material(data[start + i], &chunk[i], f"keys[{start + i}]")
-            for i in range(m):
-                set_bits(block_of(self._bits, self._n_blocks, chunk[i]), self._k, chunk[i])
-        self._n_added += n
+                    found[start + i] = test_bits(block_of(self._bits, self._n_blocks, chunk[i]), self._k, chunk[i])
+            start += m
+        return 0
+
+    cdef int _run_batch(self, int kind, object data, uint8_t* found) except -1:
+        """Add (``found`` NULL) or test an array batch.
+
+        Tests release the GIL. Adds keep it: two threads OR-ing into the same
+        word without it could lose a bit, and a lost bit is a false negative.
+        """
+        cdef const uint8_t[:, ::1] digests
+        cdef const uint64_t[::1] ints
+        cdef const uint8_t* rows = NULL
+        cdef const uint64_t* values = NULL
+        cdef Py_ssize_t n = len(data)
+        if kind == _DIGESTS:
+            digests = data
+            rows = &digests[0, 0]
+        else:
+            ints = data
+            values = &ints[0]
+        if found == NULL:
+            batch_loop(rows, values, n, self._bits, self._n_blocks, self._k, NULL)
+        else:
+            with nogil:
+                batch_loop(rows, values, n, self._bits, self._n_blocks, self._k, found)
+        return 0
 
     def contains_many(self, keys) -> np.ndarray:
         """Test a batch of keys; returns a bool array of shape ``(n,)``.
@@ -383,10 +447,7 @@ cdef class BloomFilter:
         Accepts the same batches as :meth:`add_many`. Releases the GIL for
         array batches.
         """
-        cdef Py_ssize_t start, i, n, m
-        cdef ms_u128 chunk[CHUNK]
-        cdef const uint8_t[:, ::1] digests
-        cdef const uint64_t[::1] ints
+        cdef Py_ssize_t n
         cdef uint8_t[::1] o
         kind, data = _classify_keys(keys)
         n = len(data)
@@ -394,30 +455,10 @@ cdef class BloomFilter:
         if n == 0:
             return out
         o = out.view(np.uint8)
-        if kind == _DIGESTS:
-            digests = data
-            with nogil:
-                start = 0
-                while start < n:
-                    m = min(<Py_ssize_t>CHUNK, n - start)
-                    digest_chunk(&digests[start, 0], m, chunk, self._bits, self._n_blocks)
-                    for i in range(m):
-                        o[start + i] = test_bits(block_of(self._bits, self._n_blocks, chunk[i]), self._k, chunk[i])
-                    start += m
-        elif kind == _UINT64:
-            ints = data
-            with nogil:
-                start = 0
-                while start < n:
-                    m = min(<Py_ssize_t>CHUNK, n - start)
-                    uint64_chunk(&ints[start], m, chunk, self._bits, self._n_blocks)
-                    for i in range(m):
-                        o[start + i] = test_bits(block_of(self._bits, self._n_blocks, chunk[i]), self._k, chunk[i])
-                    start += m
+        if kind == _DIGESTS or kind == _UINT64:
+            self._run_batch(kind, data, &o[0])
         else:
-            for i in range(n):
-                key_material(data[i], &chunk[0], f"keys[{i}]")
-                o[i] = test_bits(block_of(self._bits, self._n_blocks, chunk[0]), self._k, chunk[0])
+            self._run_objects(<list>data, &o[0])
         return out
 
     # ----------------------------------------------------------- properties --

@@ -17,6 +17,7 @@ from memstrata._keyarrays import KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT6
 
 from _xxh3 cimport (
     key_material,
+    key_name,
     ms_read64_be,
     ms_u128,
     ms_u128_to_canonical,
@@ -29,7 +30,7 @@ from _xxh3 cimport (
 DEF NOGIL_BYTES = 65536
 
 
-cdef inline int digest_into(object data, uint8_t* out, str argname) except -1:
+cdef inline int digest_into(object data, uint8_t* out, str argname, Py_ssize_t index=-1) except -1:
     cdef ms_u128 h
     cdef Py_buffer view
     cdef const char* ptr
@@ -44,15 +45,15 @@ cdef inline int digest_into(object data, uint8_t* out, str argname) except -1:
             h = ms_xxh3_128(ptr, <size_t>size, 0)
     else:
         if isinstance(data, str):
-            raise TypeError(f"{argname}: expected a bytes-like object, got str; encode it first, "
-                            f"e.g. {argname}.encode()")
+            raise TypeError(f"{key_name(argname, index)}: expected a bytes-like object, got str; encode it "
+                            f"first, e.g. {key_name(argname, index)}.encode()")
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except (BufferError, ValueError):
-            raise ValueError(f"{argname}: expected C-contiguous bytes-like data, got a non-contiguous "
+            raise ValueError(f"{key_name(argname, index)}: expected C-contiguous bytes-like data, got a non-contiguous "
                              f"{type(data).__name__}; copy it first (e.g. numpy.ascontiguousarray)") from None
         except TypeError:
-            raise TypeError(f"{argname}: expected a bytes-like object (bytes, bytearray, memoryview, "
+            raise TypeError(f"{key_name(argname, index)}: expected a bytes-like object (bytes, bytearray, memoryview, "
                             f"contiguous numpy array), got {type(data).__name__}") from None
         try:
             with nogil:
@@ -158,7 +159,7 @@ def digest_many(items) -> np.ndarray:
             ms_u128_to_canonical(ms_xxh3_128(PyBytes_AS_STRING(item), <size_t>PyBytes_GET_SIZE(item), 0),
                                  &o[i, 0])
         else:
-            digest_into(item, &o[i, 0], f"items[{i}]")
+            digest_into(item, &o[i, 0], "items", i)
         i += 1
     return out
 
@@ -247,7 +248,8 @@ def hash_keys(keys) -> np.ndarray:
             for i in range(n):
                 o[i] = uint64_material(ints[i]).lo
     else:
+        objects = <list>data
         for i in range(n):
-            key_material(data[i], &h, f"keys[{i}]")
+            key_material(objects[i], &h, "keys", i)
             o[i] = h.lo
     return out
