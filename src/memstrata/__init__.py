@@ -44,6 +44,13 @@ _LAZY_ATTRS: dict[str, str] = {
     "to_csr": "memstrata.kernels",
     "from_csr": "memstrata.kernels",
     "VectorMemory": "memstrata.vectors",
+    # codecs, values and deduplication
+    "serialize": "memstrata.codecs",
+    "deserialize": "memstrata.codecs",
+    "get_codec": "memstrata.codecs",
+    "register_codec": "memstrata.codecs",
+    "CompressionEngine": "memstrata.codecs",
+    "DedupStore": "memstrata.dedup",
 }
 
 __all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
@@ -67,3 +74,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.cache import Cache
     from memstrata._native.eviction import EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
+    from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
+    from memstrata.dedup import DedupStore

@@ -1,0 +1,22 @@
+from collections.abc import Callable
+from typing import Any
+
+from memstrata.errors import CorruptDataError
+
+__test__: dict[str, str]
+
+class FrameVersionError(CorruptDataError): ...
+
+def build(
+    codec_id: int,
+    kind: int,
+    payload: Any,
+    original_length: int,
+    content_digest: bytes,
+    meta: bytes = ...,
+    dictionary_digest: bytes | None = ...,
+) -> bytes: ...
+def parse(
+    frame: Any, lookup: Callable[[bytes], tuple[bytes, bytes] | None] | None, verify: bool = ...
+) -> tuple[int, int, int, int, bytes, bytes | None, int, int, int, int, bytes | None]: ...
+def prepare(value: Any, fallback: Callable[[Any], Any]) -> Any: ...

@@ -1,0 +1,65 @@
+"""Codecs, self-verifying frames, value serialization and the CompressionEngine.
+
+Every encoded value is a *frame* (``docs/format.md``): a small header naming the
+codec, the original length and content digest, then the payload and a checksum
+verified on every decode. Any frame decodes alone with :func:`decode`.
+
+>>> from memstrata.codecs import get_codec, decode
+>>> frame = get_codec("lz4").encode(b"abc" * 100)
+>>> decode(frame) == b"abc" * 100
+True
+"""
+
+from __future__ import annotations
+
+from memstrata.codecs._dictionaries import (
+    get_dictionary,
+    register_dictionary,
+    registered_dictionaries,
+    train_dictionary,
+)
+from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionError
+from memstrata.codecs._registry import (
+    Codec,
+    available_codecs,
+    decode,
+    get_codec,
+    read_header,
+    register_codec,
+)
+from memstrata.codecs._values import deserialize, serialize
+from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
+from memstrata.codecs._arrays import BinaryCodec, CSRCodec, Int4Codec, Int8Codec
+from memstrata.codecs._graph import GraphPruneCodec, prune_graph
+from memstrata.codecs._engine import CompressionEngine, CompressionPolicy
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BinaryCodec",
+    "Blosc2Codec",
+    "CSRCodec",
+    "Codec",
+    "CompressionEngine",
+    "CompressionPolicy",
+    "FrameHeader",
+    "FrameVersionError",
+    "GraphPruneCodec",
+    "Int4Codec",
+    "Int8Codec",
+    "LZ4Codec",
+    "RawCodec",
+    "ZlibCodec",
+    "ZstdCodec",
+    "available_codecs",
+    "decode",
+    "deserialize",
+    "get_codec",
+    "get_dictionary",
+    "prune_graph",
+    "read_header",
+    "register_codec",
+    "register_dictionary",
+    "registered_dictionaries",
+    "serialize",
+    "train_dictionary",
+]

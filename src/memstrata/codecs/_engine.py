@@ -1,0 +1,341 @@
+"""CompressionEngine: picks a codec per value, trains zstd dictionaries, keeps statistics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import MutableMapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from memstrata.codecs._dictionaries import register_dictionary, train_dictionary
+from memstrata.codecs._frame import KIND_VALUE
+from memstrata.codecs._registry import Codec, decode, get_codec, read_header
+from memstrata.codecs._values import serialize
+
+__all__ = ["CompressionEngine", "CompressionPolicy"]
+
+_KINDS = ("record", "bytes", "array", "sparse", "graph")
+ACTIVE_DICTIONARY_KEY = b"active"
+
+
+@dataclass
+class CompressionPolicy:
+    """How :class:`CompressionEngine` chooses codecs.
+
+    Attributes
+    ----------
+    tiny_bytes : int
+        Values whose serialized size is at most this are stored raw (compression
+        cannot win against its own overhead there).
+    record_bytes : int
+        Records up to this size are "small": zstd with the trained dictionary.
+    zstd_level : int
+        zstd level for records and bytes.
+    train_after : int
+        Train a dictionary once this many small records have been seen (0: never).
+    dictionary_bytes : int
+        Size of trained dictionaries.
+    array_codec : dict
+        Codec config for numeric arrays when no loss is allowed.
+    lossy_codec : dict
+        Codec config for float vectors when the caller allows loss.
+    graph_codec : dict
+        Codec config for graphs (``kind="graph"``) when the caller allows loss.
+    """
+
+    tiny_bytes: int = 40
+    record_bytes: int = 16 * 1024
+    zstd_level: int = 3
+    train_after: int = 1000
+    dictionary_bytes: int = 64 * 1024
+    array_codec: dict[str, Any] = field(default_factory=lambda: {"id": "blosc2", "clevel": 5, "codec": "zstd"})
+    lossy_codec: dict[str, Any] = field(default_factory=lambda: {"id": "int8", "per": "dimension"})
+    graph_codec: dict[str, Any] = field(default_factory=lambda: {"id": "graph_prune", "min_confidence": 0.1})
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> CompressionPolicy:
+        """Build a policy from a dict; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"policy: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (round-trips through :meth:`from_dict`)."""
+        return asdict(self)
+
+
+class CompressionEngine:
+    """Compress values into frames, choosing the codec by kind, size and loss policy.
+
+    Parameters
+    ----------
+    policy : CompressionPolicy or dict, optional
+    dictionaries : mutable mapping of bytes to bytes, optional
+        Where trained zstd dictionaries are kept (``{digest: dictionary bytes}``,
+        plus ``b"active"`` -> the digest in use). Dictionaries found there are
+        registered, and the active one is used, so an engine reopened on the same
+        mapping decodes and encodes as before.
+
+    Choice of codec (``compress(value, kind=None, allow_loss=False)``):
+
+    * float arrays: ``policy.lossy_codec`` (int8) when ``allow_loss``, else
+      ``policy.array_codec`` (blosc2, shuffled); other arrays: the array codec;
+    * SciPy CSR matrices or ``kind="sparse"``: ``csr``;
+    * ``kind="graph"`` with ``allow_loss``: ``policy.graph_codec``;
+    * records (any other value) and bytes: raw when tiny, zstd otherwise; small
+      records use the trained dictionary once ``train_after`` have been seen.
+
+    ``codec=`` overrides the choice for one call. Thread-safe.
+
+    Examples
+    --------
+    >>> from memstrata import CompressionEngine
+    >>> engine = CompressionEngine({"train_after": 0})
+    >>> frame = engine.compress({"trace_id": "t1", "loss": 0.25, "tags": ["a"] * 20})
+    >>> engine.decompress(frame)
+    {'trace_id': 't1', 'loss': 0.25, 'tags': ['a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a']}
+    >>> stats = engine.get_statistics()
+    >>> stats["count"], stats["codecs"]["zstd"]["count"], stats["ratio"] < 1
+    (1, 1, True)
+    """
+
+    def __init__(
+        self,
+        policy: CompressionPolicy | dict[str, Any] | None = None,
+        *,
+        dictionaries: MutableMapping[bytes, bytes] | None = None,
+    ) -> None:
+        if policy is None:
+            policy = CompressionPolicy()
+        elif isinstance(policy, dict):
+            policy = CompressionPolicy.from_dict(policy)
+        elif not isinstance(policy, CompressionPolicy):
+            raise TypeError(f"policy: expected a CompressionPolicy, a dict or None, got {type(policy).__name__}")
+        self.policy = policy
+        self._dictionaries = dictionaries
+        self._lock = threading.Lock()
+        self._raw = get_codec("raw")
+        self._zstd = get_codec({"id": "zstd", "level": policy.zstd_level})
+        self._record_codec: Codec = self._zstd
+        self._array_codec = get_codec(policy.array_codec)
+        self._lossy_codec = get_codec(policy.lossy_codec)
+        self._graph_codec = get_codec(policy.graph_codec)
+        self._csr = get_codec("csr")
+        self._samples: list[bytes] = []
+        self._dictionary: bytes | None = None
+        # statistics: codec name -> [count, bytes in, bytes out]
+        self._per_codec: dict[str, list[int]] = {}
+        self._n_compress = self._n_decompress = self._n_errors = 0
+        self._bytes_in = self._bytes_out = 0
+        self._t_compress = self._t_decompress = 0.0
+        if dictionaries is not None:
+            for key, raw in list(dictionaries.items()):
+                if len(key) == 16:
+                    register_dictionary(raw)
+            active = dictionaries.get(ACTIVE_DICTIONARY_KEY)
+            if active is not None:
+                self.use_dictionary(bytes(active))
+
+    # ------------------------------------------------------------ choosing --
+
+    @property
+    def dictionary(self) -> bytes | None:
+        """Digest of the zstd dictionary used for small records, or ``None``."""
+        return self._dictionary
+
+    def use_dictionary(self, dictionary_digest: bytes) -> None:
+        """Use a registered dictionary for small records from now on."""
+        codec = get_codec({"id": "zstd", "level": self.policy.zstd_level, "dictionary": dictionary_digest.hex()})
+        self._record_codec = codec
+        self._dictionary = dictionary_digest
+        self._samples = []
+
+    def train(self, samples: list[Any] | None = None) -> bytes:
+        """Train a dictionary on ``samples`` (records; default: those collected) and use it.
+
+        Returns the new dictionary's digest; it is also stored in ``dictionaries``.
+        """
+        items = [s if isinstance(s, (bytes, bytearray, memoryview)) else serialize(s) for s in samples] if samples is not None else self._samples
+        d = train_dictionary(items, self.policy.dictionary_bytes, level=self.policy.zstd_level)
+        if self._dictionaries is not None:
+            from memstrata.codecs._dictionaries import get_dictionary
+
+            self._dictionaries[d] = get_dictionary(d)
+            self._dictionaries[ACTIVE_DICTIONARY_KEY] = d
+        self.use_dictionary(d)
+        return d
+
+    def _collect(self, buf: bytes) -> None:
+        samples = self._samples
+        samples.append(buf)
+        if len(samples) >= self.policy.train_after:
+            with self._lock:
+                if self._dictionary is None and len(self._samples) >= self.policy.train_after:
+                    try:
+                        self.train()
+                    except ValueError:  # samples too uniform to train on: keep plain zstd
+                        self._samples = []
+                        self.policy.train_after = 0
+
+    def choose(self, value: Any, kind: str | None = None, allow_loss: bool = False) -> Codec:
+        """The codec :meth:`compress` would use for ``value`` (records: by size)."""
+        if kind is not None and kind not in _KINDS:
+            raise ValueError(f"kind: expected one of {_KINDS} or None, got {kind!r}")
+        if kind == "sparse" or getattr(value, "format", None) == "csr":
+            return self._csr
+        if kind == "graph" and allow_loss:
+            return self._graph_codec
+        if type(value) is np.ndarray and kind in (None, "array"):
+            if allow_loss and value.dtype in (np.float32, np.float64) and value.ndim in (1, 2) and value.size:
+                return self._lossy_codec
+            return self._raw if value.nbytes <= self.policy.tiny_bytes else self._array_codec
+        if kind == "array":
+            raise TypeError(f"value: kind='array' needs a numpy array, got {type(value).__name__}")
+        return self._record_codec
+
+    # -------------------------------------------------------------- encode --
+
+    def compress(
+        self, value: Any, kind: str | None = None, allow_loss: bool = False, codec: Any = None
+    ) -> bytes:
+        """Encode ``value`` into a frame.
+
+        Parameters
+        ----------
+        value : any value :func:`memstrata.serialize` accepts, bytes, ndarray, SciPy CSR or graph dict
+        kind : {"record", "bytes", "array", "sparse", "graph"}, optional
+            What ``value`` is; guessed from its type when omitted.
+        allow_loss : bool
+            Allow a lossy codec (int8 for float vectors, graph pruning).
+        codec : str, dict or Codec, optional
+            Use this codec instead of choosing one.
+
+        Returns
+        -------
+        bytes
+            A frame; :meth:`decompress` (or :func:`memstrata.codecs.decode`)
+            reads it back.
+        """
+        t0 = time.perf_counter()
+        try:
+            if codec is not None:
+                c = get_codec(codec)
+                if not c.lossless and not allow_loss:
+                    raise ValueError(f"codec: {c.codec_id!r} is lossy; pass allow_loss=True to use it")
+                frame = c.encode(value)
+                n_in = _size_of(value, frame)
+            else:
+                t = type(value)
+                if t is bytes or t is bytearray or t is memoryview or kind == "bytes":
+                    c, frame, n_in = self._compress_buffer(value)
+                elif t is np.ndarray or kind is not None and kind != "record":
+                    c = self.choose(value, kind, allow_loss)
+                    frame = c.encode(value)
+                    n_in = _size_of(value, frame)
+                else:
+                    buf = serialize(value)
+                    return self._compress_serialized(buf, None, t0)
+        except BaseException:
+            self._n_errors += 1
+            raise
+        return self._count(c, n_in, frame, t0)
+
+    def _compress_serialized(self, buf: bytes, content_digest: bytes | None, t0: float | None = None) -> bytes:
+        """Frame a record already serialized (``content_digest``: its full digest, if known)."""
+        if t0 is None:
+            t0 = time.perf_counter()
+        n_in = len(buf)
+        try:
+            if n_in <= self.policy.tiny_bytes:
+                c = self._raw
+            else:
+                c = self._record_codec
+                if self._dictionary is None and self.policy.train_after and n_in <= self.policy.record_bytes:
+                    self._collect(buf)
+                if n_in > self.policy.record_bytes:
+                    c = self._zstd
+            frame = c._frame(buf, KIND_VALUE, {}, content_digest, None if content_digest is None else True)
+        except BaseException:
+            self._n_errors += 1
+            raise
+        return self._count(c, n_in, frame, t0)
+
+    def _count(self, c: Codec, n_in: int, frame: bytes, t0: float) -> bytes:
+        stats = self._per_codec.get(c.codec_id)
+        if stats is None:
+            stats = self._per_codec[c.codec_id] = [0, 0, 0]
+        n_out = len(frame)
+        stats[0] += 1
+        stats[1] += n_in
+        stats[2] += n_out
+        self._n_compress += 1
+        self._bytes_in += n_in
+        self._bytes_out += n_out
+        self._t_compress += time.perf_counter() - t0
+        return frame
+
+    def _compress_buffer(self, value: Any) -> tuple[Codec, bytes, int]:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"value: kind='bytes' needs a bytes-like object, got {type(value).__name__}")
+        c = self._raw if len(memoryview(value).cast("B")) <= self.policy.tiny_bytes else self._zstd
+        frame = c.encode(value)
+        return c, frame, memoryview(value).nbytes
+
+    # -------------------------------------------------------------- decode --
+
+    def decompress(self, frame: Any, *, expected_digest: bytes | None = None) -> Any:
+        """Decode a frame (from this engine or any codec); see :func:`memstrata.codecs.decode`."""
+        t0 = time.perf_counter()
+        try:
+            value = decode(frame, expected_digest=expected_digest)
+        except BaseException:
+            self._n_errors += 1
+            raise
+        self._n_decompress += 1
+        self._t_decompress += time.perf_counter() - t0
+        return value
+
+    # ---------------------------------------------------------- statistics --
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters since creation.
+
+        Returns
+        -------
+        dict
+            ``count`` (frames made), ``decompress_count``, ``bytes_in`` (raw
+            serialized bytes), ``bytes_out`` (frame bytes), ``ratio`` (out/in),
+            ``codecs`` (per codec: ``count``, ``bytes_in``, ``bytes_out``,
+            ``ratio``), ``compress_seconds``, ``decompress_seconds``, ``errors``,
+            ``dictionary`` (hex digest or ``None``) and ``samples_collected``.
+        """
+        codecs = {
+            name: {"count": c, "bytes_in": i, "bytes_out": o, "ratio": (o / i) if i else 0.0}
+            for name, (c, i, o) in sorted(self._per_codec.items())
+        }
+        return {
+            "count": self._n_compress,
+            "decompress_count": self._n_decompress,
+            "bytes_in": self._bytes_in,
+            "bytes_out": self._bytes_out,
+            "ratio": (self._bytes_out / self._bytes_in) if self._bytes_in else 0.0,
+            "codecs": codecs,
+            "compress_seconds": self._t_compress,
+            "decompress_seconds": self._t_decompress,
+            "errors": self._n_errors,
+            "dictionary": None if self._dictionary is None else self._dictionary.hex(),
+            "samples_collected": len(self._samples),
+        }
+
+
+def _size_of(value: Any, frame: bytes) -> int:
+    """Raw size of what a codec encoded (the frame's original length)."""
+    if type(value) is np.ndarray:
+        return value.nbytes
+    return read_header(frame).original_length
+

@@ -1,0 +1,278 @@
+"""The frame: the self-verifying envelope around every encoded value.
+
+Layout (format version 1; all integers little-endian; ``docs/format.md`` is the
+normative description)::
+
+    magic         2   b"\\x89M"
+    version       1   1
+    codec id      1   numeric id of the codec that wrote the payload
+    flags         1   bits 0-2 kind, 3 long digest, 4 meta, 5 dictionary, 6-7 zero
+    orig length   v   LEB128 varint: length of the original bytes
+    [meta length  v   varint, when the meta flag is set]
+    [dict ref     4   first 4 bytes of the zstd dictionary's digest, dictionary flag]
+    content dig.  8   first 8 (or all 16, long-digest flag) bytes of XXH3-128(original)
+    [meta         m   msgpack map: dtype/shape of arrays, codec parameters]
+    payload       *   the codec's output
+    checksum      8   first 8 bytes of XXH3-128(every byte above ‖ dictionary digest)
+
+The checksum covers the header (and so the content digest and codec
+parameters), the payload and, when a dictionary is named, the dictionary's full
+16-byte digest; it is verified before any payload byte is interpreted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from memstrata.codecs._hash import digest
+from memstrata.errors import CorruptDataError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "FrameHeader",
+    "FrameVersionError",
+    "KIND_ARRAY",
+    "KIND_BYTES",
+    "KIND_VALUE",
+    "build_frame",
+    "parse_frame",
+]
+
+MAGIC = b"\x89M"
+FORMAT_VERSION = 1
+CHECKSUM_SIZE = 8
+
+# what the decoded payload is
+KIND_BYTES = 0  # bytes, returned as ``bytes``
+KIND_VALUE = 1  # a value serialized with ``memstrata.serialize``
+KIND_ARRAY = 2  # raw C-order bytes of a numpy array; dtype and shape in meta
+KIND_OBJECT = 3  # a codec-specific object (lossy arrays, sparse, graphs); the codec decodes it
+_KIND_NAMES = {KIND_BYTES: "bytes", KIND_VALUE: "value", KIND_ARRAY: "array", KIND_OBJECT: "object"}
+
+_FLAG_KIND = 0x07
+FLAG_LONG_DIGEST = 0x08
+FLAG_META = 0x10
+FLAG_DICT = 0x20
+_FLAG_RESERVED = 0xC0
+
+_MIN_SIZE = 2 + 1 + 1 + 1 + 1 + 8 + CHECKSUM_SIZE  # empty payload, no meta, no dictionary
+
+
+try:  # compiled twins of build_frame / parse_frame (same bytes, same errors)
+    from memstrata._native import frames as _native
+except ImportError:  # pragma: no cover - source checkout without compiled extensions
+    _native = None
+
+if _native is not None:
+    FrameVersionError = _native.FrameVersionError
+else:  # pragma: no cover
+
+    class FrameVersionError(CorruptDataError):  # type: ignore[no-redef]
+        """A frame was written by a newer format version than this memstrata reads."""
+
+
+class FrameHeader(NamedTuple):
+    """The parsed, verified header of a frame (see :func:`memstrata.codecs.read_header`)."""
+
+    version: int
+    codec_id: int
+    kind: int
+    original_length: int
+    content_digest: bytes  # 8 or 16 bytes
+    dictionary_ref: bytes | None  # 4 bytes or None
+    meta: dict[str, Any]
+    payload_offset: int
+    payload_length: int
+
+    @property
+    def kind_name(self) -> str:
+        """``"bytes"``, ``"value"``, ``"array"`` or ``"object"``."""
+        return _KIND_NAMES.get(self.kind, f"kind-{self.kind}")
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise CorruptDataError("frame: malformed length field")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _py_build_frame(
+    codec_id: int,
+    kind: int,
+    payload: bytes,
+    original_length: int,
+    content_digest: bytes,
+    meta_bytes: bytes = b"",
+    dictionary_digest: bytes | None = None,
+) -> bytes:
+    """Assemble a frame; ``content_digest`` is 8 or 16 bytes, ``meta_bytes`` msgpack."""
+    flags = kind
+    if len(content_digest) == 16:
+        flags |= FLAG_LONG_DIGEST
+    parts = [b"", _varint(original_length)]
+    if meta_bytes:
+        flags |= FLAG_META
+        parts.append(_varint(len(meta_bytes)))
+    if dictionary_digest is not None:
+        flags |= FLAG_DICT
+        parts.append(dictionary_digest[:4])
+    parts[0] = bytes((0x89, 0x4D, FORMAT_VERSION, codec_id, flags))
+    parts.append(content_digest)
+    parts.append(meta_bytes)
+    parts.append(payload)
+    body = b"".join(parts)
+    if dictionary_digest is None:
+        return body + digest(body)[:CHECKSUM_SIZE]
+    return body + digest(body + dictionary_digest)[:CHECKSUM_SIZE]
+
+
+def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool = True) -> tuple[FrameHeader, bytes | None]:
+    """Parse and verify a frame; returns ``(header, dictionary bytes or None)``.
+
+    ``dictionary_lookup(ref4) -> (digest16, dictionary) | None`` resolves a
+    dictionary reference. Raises :class:`CorruptDataError` (or its subclass
+    :class:`FrameVersionError`) on any inconsistency.
+    """
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise TypeError(f"frame: expected bytes-like, got {type(frame).__name__}")
+    mv = memoryview(frame)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    end = len(mv)
+    if end < _MIN_SIZE:
+        raise CorruptDataError(f"frame: {end} bytes is shorter than the smallest frame ({_MIN_SIZE} bytes)")
+    if mv[0] != 0x89 or mv[1] != 0x4D:
+        raise CorruptDataError("frame: bad magic (not a memstrata frame)")
+    version = mv[2]
+    if version != FORMAT_VERSION:
+        if version > FORMAT_VERSION:
+            raise FrameVersionError(
+                f"frame: format version {version} is newer than this memstrata reads "
+                f"(up to {FORMAT_VERSION}); upgrade memstrata to decode it"
+            )
+        raise CorruptDataError(f"frame: unknown format version {version}")
+    codec_id = mv[3]
+    flags = mv[4]
+    if flags & _FLAG_RESERVED:
+        raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
+    body_end = end - CHECKSUM_SIZE
+    original_length, pos = _read_varint(mv, 5, body_end)
+    meta_length = 0
+    if flags & FLAG_META:
+        meta_length, pos = _read_varint(mv, pos, body_end)
+    ref = None
+    dict_digest = None
+    dictionary = None
+    if flags & FLAG_DICT:
+        ref = bytes(mv[pos : pos + 4])
+        pos += 4
+        found = dictionary_lookup(ref) if dictionary_lookup is not None else None
+        if found is None:
+            raise CorruptDataError(
+                f"frame: names zstd dictionary {ref.hex()}…, which is not registered here "
+                "(register it with memstrata.codecs.register_dictionary) or the frame is corrupt"
+            )
+        dict_digest, dictionary = found
+    digest_length = 16 if flags & FLAG_LONG_DIGEST else 8
+    content_digest = bytes(mv[pos : pos + digest_length])
+    pos += digest_length
+    meta_start = pos
+    pos += meta_length
+    if pos > body_end:
+        raise CorruptDataError("frame: truncated (header runs past the end)")
+    if verify:
+        body = mv[:body_end]
+        expected = digest(body)[:CHECKSUM_SIZE] if dict_digest is None else digest(bytes(body) + dict_digest)[:CHECKSUM_SIZE]
+        if mv[body_end:] != expected:
+            raise CorruptDataError("frame: checksum mismatch (corrupt, truncated or spliced frame)")
+    meta: dict[str, Any] = {}
+    if meta_length:
+        meta = _decode_meta(mv[meta_start:pos])
+    header = FrameHeader(
+        version, codec_id, flags & _FLAG_KIND, original_length, content_digest, ref, meta, pos, body_end - pos
+    )
+    return header, dictionary
+
+
+_meta_decoder: Any = None
+_meta_encoder: Any = None
+
+
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    """msgpack of a small JSON-like map (codec parameters, dtype, shape)."""
+    global _meta_encoder
+    if _meta_encoder is None:
+        import msgspec
+
+        _meta_encoder = msgspec.msgpack.Encoder()
+    return _meta_encoder.encode(meta)
+
+
+def _decode_meta(buf: Any) -> dict[str, Any]:
+    global _meta_decoder
+    if _meta_decoder is None:
+        import msgspec
+
+        _meta_decoder = msgspec.msgpack.Decoder(dict)
+    try:
+        return _meta_decoder.decode(buf)
+    except Exception as exc:  # verified bytes that do not parse: a writer bug, still never wrong data
+        raise CorruptDataError(f"frame: unreadable meta block ({exc})") from None
+
+
+def build_frame(
+    codec_id: int,
+    kind: int,
+    payload: Any,
+    original_length: int,
+    content_digest: bytes,
+    meta_bytes: bytes = b"",
+    dictionary_digest: bytes | None = None,
+) -> bytes:
+    """Assemble a frame; ``content_digest`` is 8 or 16 bytes, ``meta_bytes`` msgpack."""
+    if _native is None:  # pragma: no cover
+        return _py_build_frame(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest)
+    return _native.build(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest)
+
+
+_new_header = tuple.__new__
+
+
+def parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool = True) -> tuple[FrameHeader, bytes | None]:
+    """Parse and verify a frame; returns ``(header, dictionary bytes or None)``.
+
+    ``dictionary_lookup(ref4) -> (digest16, dictionary) | None`` resolves a
+    dictionary reference. Raises :class:`CorruptDataError` (or its subclass
+    :class:`FrameVersionError`) on any inconsistency.
+    """
+    if _native is None:  # pragma: no cover
+        return _py_parse_frame(frame, dictionary_lookup, verify=verify)
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise TypeError(f"frame: expected bytes-like, got {type(frame).__name__}")
+    try:
+        (version, codec_id, kind, n, content, ref, meta_start, meta_length, offset, length, dictionary) = _native.parse(
+            frame, dictionary_lookup, verify
+        )
+    except BufferError:
+        raise CorruptDataError("frame: not a contiguous buffer") from None
+    meta = _decode_meta(memoryview(frame)[meta_start : meta_start + meta_length]) if meta_length else {}
+    return _new_header(FrameHeader, (version, codec_id, kind, n, content, ref, meta, offset, length)), dictionary

@@ -1,0 +1,308 @@
+"""The codec interface, the registry, and frame-level encode/decode."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from memstrata.codecs import _frame
+from memstrata.codecs._dictionaries import lookup_dictionary
+from memstrata.codecs._frame import KIND_ARRAY, KIND_BYTES, KIND_OBJECT, KIND_VALUE, FrameHeader
+from memstrata.codecs._hash import digest
+from memstrata.codecs._values import deserialize, serialize
+from memstrata.errors import CorruptDataError, UnknownCodecError
+
+__all__ = [
+    "Codec",
+    "available_codecs",
+    "decode",
+    "get_codec",
+    "read_header",
+    "register_codec",
+]
+
+# frames of at least this many original bytes carry the full 16-byte content digest
+LONG_DIGEST_MIN_BYTES = 1024
+
+_BY_NAME: dict[str, type[Codec]] = {}
+_BY_FRAME_ID: dict[int, type[Codec]] = {}
+
+
+class Codec(ABC):
+    """One way of turning a value into a frame and back.
+
+    Subclasses set ``codec_id`` (the registry name), ``frame_id`` (the byte in
+    the frame header; never reused) and ``lossless``, and implement
+    :meth:`_encode` / :meth:`_decode`. Equality, hashing and ``repr`` derive from
+    :meth:`get_config`, so a codec round-trips through JSON.
+    """
+
+    codec_id: ClassVar[str]
+    frame_id: ClassVar[int]
+    lossless: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ API --
+
+    def encode(self, data: Any) -> bytes:
+        """Encode ``data`` into a self-verifying frame.
+
+        Lossless codecs accept bytes-like objects (returned as ``bytes``), numpy
+        arrays (dtype and shape kept) and any value :func:`memstrata.serialize`
+        accepts; lossy and structural codecs document what they take.
+        """
+        return self._frame(*self._prepare(data))
+
+    def decode(self, frame: Any, *, expected_digest: bytes | None = None) -> Any:
+        """Decode a frame (written by any registered codec); see :func:`decode`."""
+        return decode(frame, expected_digest=expected_digest)
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe parameters, including ``"id"``."""
+        return {"id": self.codec_id, **self._params()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Codec:
+        """Build a codec from :meth:`get_config` output."""
+        params = {k: v for k, v in config.items() if k != "id"}
+        try:
+            return cls(**params)
+        except TypeError as exc:
+            raise ValueError(f"config: bad parameters for codec {cls.codec_id!r}: {exc}") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Codec) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.get_config(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ----------------------------------------------------- for subclasses --
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def _prepare(self, data: Any) -> tuple[Any, int, dict[str, Any]]:
+        """``(contiguous buffer, kind, meta)`` for the generic lossless path."""
+        t = type(data)
+        if t is bytes or t is bytearray or t is memoryview:
+            buf = data if t is bytes else memoryview(data).cast("B") if data.contiguous else bytes(data)  # type: ignore[union-attr]
+            return buf, KIND_BYTES, {}
+        if t is np.ndarray:
+            dtype = data.dtype
+            if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+                raise TypeError(f"data: arrays of dtype {dtype} are not supported (object or structured dtype)")
+            arr = np.ascontiguousarray(data)
+            return arr.reshape(-1).view(np.uint8), KIND_ARRAY, {"dtype": dtype.str, "shape": list(data.shape)}
+        return serialize(data), KIND_VALUE, {}
+
+    def _frame(
+        self,
+        buf: Any,
+        kind: int,
+        meta: dict[str, Any],
+        content_digest: bytes | None = None,
+        long_digest: bool | None = None,
+        original_length: int | None = None,
+    ) -> bytes:
+        n = len(buf) if original_length is None else original_length
+        if content_digest is None:
+            content_digest = digest(buf)
+        if long_digest is None:
+            long_digest = n >= LONG_DIGEST_MIN_BYTES
+        payload, extra, dict_digest = self._encode(buf, meta)
+        if extra:
+            meta = {**meta, **extra}
+        return _frame.build_frame(
+            self.frame_id,
+            kind,
+            payload,
+            n,
+            content_digest if long_digest else content_digest[:8],
+            _frame.encode_meta(meta) if meta else b"",
+            dict_digest,
+        )
+
+    @abstractmethod
+    def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, bytes | None]:
+        """Compress ``buf``; returns ``(payload, extra meta or None, dictionary digest or None)``."""
+
+    @classmethod
+    @abstractmethod
+    def _decode(cls, payload: memoryview, header: FrameHeader, dictionary: Any) -> Any:
+        """Inverse of :meth:`_encode`: the original bytes (or, for ``KIND_OBJECT``, the object)."""
+
+
+def register_codec(cls: type[Codec]) -> type[Codec]:
+    """Class decorator adding a codec to the registry (by name and frame id)."""
+    name, fid = cls.codec_id, cls.frame_id
+    if not 0 <= fid <= 255:
+        raise ValueError(f"frame_id: expected 0..255, got {fid}")
+    for table, key in ((_BY_NAME, name), (_BY_FRAME_ID, fid)):
+        existing = table.get(key)  # type: ignore[call-overload]
+        if existing is not None and existing is not cls:
+            raise ValueError(f"codec {name!r} (frame id {fid}) clashes with registered {existing.__name__}")
+    _BY_NAME[name] = cls
+    _BY_FRAME_ID[fid] = cls
+    return cls
+
+
+def available_codecs() -> list[str]:
+    """Names of every registered codec, sorted.
+
+    >>> from memstrata.codecs import available_codecs
+    >>> {"raw", "lz4", "zstd", "zlib", "blosc2"} <= set(available_codecs())
+    True
+    """
+    _load_all()
+    return sorted(_BY_NAME)
+
+
+def get_codec(config: str | dict[str, Any] | Codec) -> Codec:
+    """A codec from its name, its ``get_config()`` dict, or a codec (returned as is).
+
+    Raises
+    ------
+    UnknownCodecError
+        No codec of that name is registered; the message lists the known ones.
+
+    Examples
+    --------
+    >>> from memstrata.codecs import get_codec, decode
+    >>> codec = get_codec({"id": "zstd", "level": 5})
+    >>> codec
+    ZstdCodec(level=5, dictionary=None)
+    >>> decode(codec.encode(b"hello " * 10))
+    b'hello hello hello hello hello hello hello hello hello hello '
+    >>> get_codec("brotli")
+    Traceback (most recent call last):
+    ...
+    memstrata.errors.UnknownCodecError: unknown codec 'brotli'; known codecs: binary, blosc2, csr, graph_prune, int4, int8, lz4, raw, zlib, zstd
+    """
+    if isinstance(config, Codec):
+        return config
+    if isinstance(config, str):
+        name, params = config, {}
+    elif isinstance(config, dict):
+        name = config.get("id")
+        params = config
+    else:
+        raise TypeError(f"config: expected a codec name, a config dict or a Codec, got {type(config).__name__}")
+    _load_all()
+    cls = _BY_NAME.get(name)  # type: ignore[arg-type]
+    if cls is None:
+        raise UnknownCodecError(f"unknown codec {name!r}; known codecs: {', '.join(sorted(_BY_NAME))}")
+    return cls.from_config(params) if params else cls()
+
+
+def codec_for_frame_id(frame_id: int) -> type[Codec]:
+    _load_all()
+    cls = _BY_FRAME_ID.get(frame_id)
+    if cls is None:
+        known = ", ".join(f"{c.codec_id}={i}" for i, c in sorted(_BY_FRAME_ID.items()))
+        raise UnknownCodecError(
+            f"frame: written by codec id {frame_id}, which is not registered here (known: {known}); "
+            "a newer memstrata or a plugin registers it"
+        )
+    return cls
+
+
+def read_header(frame: Any) -> FrameHeader:
+    """Parse and verify a frame's header and checksum without decoding the payload.
+
+    Raises :class:`~memstrata.errors.CorruptDataError` exactly when
+    :func:`decode` would for a corrupt frame.
+    """
+    return _frame.parse_frame(frame, lookup_dictionary)[0]
+
+
+def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
+    """Decode any frame: verify its checksum, then decode with the codec it names.
+
+    Parameters
+    ----------
+    frame : bytes-like
+    expected_digest : bytes, optional
+        The content digest (16 bytes, or its first 8) the caller expects, e.g.
+        the digest a key is indexed by; a frame of other content raises.
+
+    Returns
+    -------
+    bytes, ndarray or value
+        What was encoded: bytes-like input as ``bytes``, arrays with their dtype
+        and shape, other values as :func:`memstrata.deserialize` gives them.
+
+    Raises
+    ------
+    CorruptDataError
+        Bad magic, checksum, length or content digest; never wrong data.
+    FrameVersionError
+        A newer format version (a subclass of ``CorruptDataError``).
+    UnknownCodecError
+        A valid frame from a codec not registered here.
+    """
+    header, dictionary = _frame.parse_frame(frame, lookup_dictionary)
+    if expected_digest is not None:
+        n = min(len(expected_digest), len(header.content_digest))
+        if n < 8 or expected_digest[:n] != header.content_digest[:n]:
+            raise CorruptDataError("frame: holds other content than expected (content digest mismatch)")
+    cls = codec_for_frame_id(header.codec_id)
+    mv = memoryview(frame).cast("B") if not isinstance(frame, bytes) else memoryview(frame)
+    payload = mv[header.payload_offset : header.payload_offset + header.payload_length]
+    try:
+        out = cls._decode(payload, header, dictionary)
+    except (CorruptDataError, UnknownCodecError):
+        raise
+    except Exception as exc:  # a verified frame the codec cannot read: never return a guess
+        raise CorruptDataError(f"frame: codec {cls.codec_id!r} failed to decode a verified payload ({exc})") from exc
+    kind = header.kind
+    if kind == KIND_OBJECT:
+        return out
+    if len(out) != header.original_length:
+        raise CorruptDataError(
+            f"frame: decoded {len(out)} bytes, header says {header.original_length}"
+        )
+    if kind == KIND_BYTES:
+        return out if type(out) is bytes else bytes(out)
+    if kind == KIND_VALUE:
+        return deserialize(out)
+    if kind == KIND_ARRAY:
+        return _array_from(out, header.meta)
+    raise CorruptDataError(f"frame: unknown payload kind {kind}")
+
+
+def _array_from(buf: Any, meta: dict[str, Any]) -> np.ndarray:
+    try:
+        dtype = np.dtype(meta["dtype"])
+        shape = tuple(int(s) for s in meta["shape"])
+    except Exception as exc:
+        raise CorruptDataError(f"frame: bad array meta ({exc})") from None
+    if dtype.hasobject:
+        raise CorruptDataError("frame: object dtype in array meta")
+    if dtype.itemsize == 0:
+        return np.empty(shape, dtype)
+    arr = np.frombuffer(buf, dtype=dtype)
+    if type(buf) is not bytearray:
+        arr = arr.copy()  # writable, and never a view into the frame
+    try:
+        return arr.reshape(shape)
+    except ValueError:
+        raise CorruptDataError(f"frame: {arr.size} items do not fill shape {shape}") from None
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    """Import the modules that define the built-in codecs (once)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import memstrata.codecs._arrays  # noqa: F401
+        import memstrata.codecs._bytes  # noqa: F401
+        import memstrata.codecs._graph  # noqa: F401
