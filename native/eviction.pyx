@@ -195,7 +195,7 @@ cdef bint _ghost_take(Ghost* g, uint64_t h) noexcept nogil:
 # every `sample_size` additions so that old popularity fades (TinyLFU's aging).
 
 cdef int _sketch_init(Sketch* s, Py_ssize_t n_slots) except -1:
-    cdef uint64_t width = _pow2_at_least(<uint64_t>max(n_slots, 16))
+    cdef uint64_t width = _pow2_at_least(<uint64_t>max(4 * n_slots, 64))
     s.mask = width - 1
     s.additions = 0
     s.sample_size = 10 * <int64_t>max(n_slots, 16)
@@ -715,8 +715,12 @@ cdef class S3FIFOOrder(EvictionOrder):
     >>> order = S3FIFOOrder(10)
     >>> for slot in range(10):
     ...     order.insert(slot, key_hash=slot)
-    >>> order.pop_victim()   # warm-up filled the small queue, then the main queue
-    1
+    >>> order.queue_of(0), order.queue_of(1)   # warm-up: small queue full, then main
+    ('small', 'main')
+    >>> order.pop_victim()   # never touched in the small queue: out, into the ghost
+    0
+    >>> order.in_ghost(0)
+    True
     """
 
     def __cinit__(self, n_slots, *args, **kwargs):
@@ -736,7 +740,7 @@ cdef class S3FIFOOrder(EvictionOrder):
         self._use_sketch = False
 
     def __init__(self, n_slots, *, capacity=None, small_ratio=0.1, ghost_ratio=0.9,
-                 move_threshold=2, _variant=0):
+                 move_threshold=2, max_freq=3, _variant=0):
         if capacity is None:
             capacity = n_slots
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -750,15 +754,20 @@ cdef class S3FIFOOrder(EvictionOrder):
         if not 0.0 <= ghost_ratio <= 16.0:
             raise ValueError(f"ghost_ratio: expected a float in [0, 16], got {ghost_ratio}")
         if isinstance(move_threshold, bool) or not isinstance(move_threshold, int):
-            raise TypeError(f"move_threshold: expected an int in [1, 3], got {type(move_threshold).__name__}")
-        if not 1 <= move_threshold <= 3:
-            raise ValueError(f"move_threshold: expected an int in [1, 3], got {move_threshold}")
+            raise TypeError(f"move_threshold: expected an int in [1, max_freq], got {type(move_threshold).__name__}")
+        if isinstance(max_freq, bool) or not isinstance(max_freq, int):
+            raise TypeError(f"max_freq: expected an int in [1, 15], got {type(max_freq).__name__}")
+        if not 1 <= max_freq <= 15:
+            raise ValueError(f"max_freq: expected an int in [1, 15], got {max_freq}")
+        if not 1 <= move_threshold <= max_freq:
+            raise ValueError(f"move_threshold: expected an int in [1, max_freq={max_freq}], got {move_threshold}")
         if self._n_resident:
             raise ValueError("S3FIFOOrder: __init__ called on an order that is in use")
         self.capacity = capacity
         self.small_ratio = small_ratio
         self.ghost_ratio = ghost_ratio
         self.move_threshold = move_threshold
+        self.max_freq = max_freq
         self._small_capacity = <int64_t>(capacity * small_ratio)
         self._main_capacity = capacity - self._small_capacity
         self._has_evicted = False
@@ -814,7 +823,7 @@ cdef class S3FIFOOrder(EvictionOrder):
             _unlink(self._prev, self._next, self._list_of(slot), slot, self._weight[slot])
 
     cdef void _hit(self, Py_ssize_t slot) noexcept:
-        if self._freq[slot] < (3 if not (self._variant & 24) else (7 if self._variant & 8 else 15)):
+        if self._freq[slot] < self.max_freq:
             self._freq[slot] += 1
         if self._use_sketch:
             _sketch_add(&self._sketch, self._hash[slot])

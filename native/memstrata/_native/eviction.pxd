@@ -84,6 +84,7 @@ cdef class S3FIFOOrder(EvictionOrder):
     cdef readonly double small_ratio
     cdef readonly double ghost_ratio
     cdef readonly int move_threshold
+    cdef readonly int max_freq
     cdef int64_t _small_capacity
     cdef int64_t _main_capacity
     cdef bint _has_evicted

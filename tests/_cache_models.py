@@ -1,0 +1,365 @@
+"""Plain-Python reference models of the eviction orders and of ``Cache``.
+
+Each model is written for clarity, not speed (victims are found by scanning), and
+follows the documented semantics exactly, so that the Cython structures can be
+checked against it step by step, victim for victim.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+MASK64 = (1 << 64) - 1
+
+
+class _OrderModel:
+    """Shared bookkeeping: resident slots and the pinned set."""
+
+    def __init__(self, n_slots: int) -> None:
+        self.n_slots = n_slots
+        self.resident: set[int] = set()
+        self.pinned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.resident)
+
+    def __contains__(self, slot: int) -> bool:
+        return slot in self.resident
+
+    def insert(self, slot: int, key_hash: int = 0, weight: int = 1) -> None:
+        assert slot not in self.resident
+        self.resident.add(slot)
+        self._enter(slot, key_hash & MASK64, weight)
+
+    def remove(self, slot: int) -> None:
+        self._leave(slot)
+        self.resident.discard(slot)
+        self.pinned.discard(slot)
+
+    def pin(self, slot: int) -> None:
+        if slot not in self.pinned:
+            self._leave(slot)
+            self.pinned.add(slot)
+
+    def unpin(self, slot: int) -> None:
+        if slot in self.pinned:
+            self.pinned.discard(slot)
+            self._release(slot)
+
+    def pop_victim(self) -> int | None:
+        v = self.victim()
+        if v is not None:
+            self._evicted(v)
+            self.remove(v)
+        return v
+
+    # hooks
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        raise NotImplementedError
+
+    def _leave(self, slot: int) -> None:
+        """Take an unpinned slot out of the queues (no-op for pinned slots)."""
+        raise NotImplementedError
+
+    def _release(self, slot: int) -> None:
+        raise NotImplementedError
+
+    def _evicted(self, slot: int) -> None:
+        pass
+
+    def touch(self, slot: int) -> None:
+        raise NotImplementedError
+
+    def victim(self) -> int | None:
+        raise NotImplementedError
+
+
+class LRUModel(_OrderModel):
+    """Victim: the unpinned slot touched (or inserted, or unpinned) longest ago."""
+
+    def __init__(self, n_slots: int) -> None:
+        super().__init__(n_slots)
+        self.queue: OrderedDict[int, None] = OrderedDict()
+
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        self.queue[slot] = None
+
+    def _leave(self, slot: int) -> None:
+        self.queue.pop(slot, None)
+
+    def _release(self, slot: int) -> None:
+        self.queue[slot] = None
+
+    def touch(self, slot: int) -> None:
+        if slot in self.queue:
+            self.queue.move_to_end(slot)
+
+    def victim(self) -> int | None:
+        return next(iter(self.queue), None)
+
+
+class FIFOModel(LRUModel):
+    """Victim: the unpinned slot inserted (or unpinned) longest ago."""
+
+    def touch(self, slot: int) -> None:
+        pass
+
+
+class LFUModel(_OrderModel):
+    """Victim: lowest access count; among equals, the one that reached it first."""
+
+    def __init__(self, n_slots: int) -> None:
+        super().__init__(n_slots)
+        self.freq: dict[int, int] = {}
+        self.since: dict[int, int] = {}
+        self.clock = 0
+
+    def _stamp(self, slot: int) -> None:
+        self.clock += 1
+        self.since[slot] = self.clock
+
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        self.freq[slot] = 1
+        self._stamp(slot)
+
+    def _leave(self, slot: int) -> None:
+        pass
+
+    def _release(self, slot: int) -> None:
+        self._stamp(slot)
+
+    def touch(self, slot: int) -> None:
+        self.freq[slot] += 1
+        self._stamp(slot)
+
+    def victim(self) -> int | None:
+        candidates = [s for s in self.resident if s not in self.pinned]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda s: (self.freq[s], self.since[s]))
+
+
+class S3FIFOModel(_OrderModel):
+    """S3-FIFO as documented in ``memstrata.S3FIFOOrder``."""
+
+    def __init__(
+        self,
+        n_slots: int,
+        *,
+        capacity: int | None = None,
+        small_ratio: float = 0.1,
+        ghost_ratio: float = 0.9,
+        move_threshold: int = 2,
+        max_freq: int = 3,
+    ) -> None:
+        super().__init__(n_slots)
+        capacity = n_slots if capacity is None else capacity
+        self.small_capacity = int(capacity * small_ratio)
+        self.main_capacity = capacity - self.small_capacity
+        self.ghost_size = int(ghost_ratio * n_slots)
+        self.move_threshold = move_threshold
+        self.max_freq = max_freq
+        self.small: OrderedDict[int, None] = OrderedDict()
+        self.main: OrderedDict[int, None] = OrderedDict()
+        self.queue_of: dict[int, str] = {}
+        self.freq: dict[int, int] = {}
+        self.weight: dict[int, int] = {}
+        self.hash: dict[int, int] = {}
+        self.ghost: dict[int, int] = {}  # key hash -> number of the add that put it there
+        self.n_ghost_adds = 0
+        self.has_evicted = False
+
+    def _weight_of(self, queue: OrderedDict[int, None]) -> int:
+        return sum(self.weight[s] for s in queue)
+
+    def _queue(self, slot: int) -> OrderedDict[int, None]:
+        return self.main if self.queue_of[slot] == "main" else self.small
+
+    def in_ghost(self, key_hash: int) -> bool:
+        n = self.ghost.get(key_hash & MASK64)
+        return n is not None and self.n_ghost_adds - n <= self.ghost_size
+
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        self.hash[slot] = key_hash
+        self.weight[slot] = weight
+        self.freq[slot] = 0
+        if self.in_ghost(key_hash):
+            del self.ghost[key_hash]
+            self.queue_of[slot] = "main"
+        elif not self.has_evicted and self._weight_of(self.small) >= self.small_capacity:
+            self.queue_of[slot] = "main"
+        else:
+            self.queue_of[slot] = "small"
+        self._queue(slot)[slot] = None
+
+    def _leave(self, slot: int) -> None:
+        self._queue(slot).pop(slot, None)
+
+    def _release(self, slot: int) -> None:
+        self._queue(slot)[slot] = None
+
+    def _evicted(self, slot: int) -> None:
+        self.has_evicted = True
+        if self.queue_of[slot] == "small" and self.ghost_size > 0:
+            self.ghost[self.hash[slot]] = self.n_ghost_adds
+            self.n_ghost_adds += 1
+
+    def touch(self, slot: int) -> None:
+        self.freq[slot] = min(self.freq[slot] + 1, self.max_freq)
+
+    def _main_victim(self) -> int | None:
+        while self.main:
+            head = next(iter(self.main))
+            if self.freq[head] == 0:
+                return head
+            self.freq[head] -= 1
+            self.main.move_to_end(head)
+        return None
+
+    def victim(self) -> int | None:
+        while True:
+            if not self.small or self._weight_of(self.main) > self.main_capacity:
+                v = self._main_victim()
+                if v is not None or not self.small:
+                    return v
+            head = next(iter(self.small))
+            if self.freq[head] >= self.move_threshold:
+                del self.small[head]
+                self.queue_of[head] = "main"
+                self.freq[head] = 0
+                self.main[head] = None
+                continue
+            return head
+
+
+def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
+    """The model for a ``Cache`` policy name."""
+    if policy == "lru":
+        return LRUModel(n_slots)
+    if policy == "fifo":
+        return FIFOModel(n_slots)
+    if policy == "lfu":
+        return LFUModel(n_slots)
+    if policy == "s3fifo":
+        return S3FIFOModel(n_slots, **kwargs)
+    raise ValueError(policy)
+
+
+class CacheModel:
+    """``memstrata.Cache`` semantics over a model order, with the same slot reuse."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        policy: str,
+        max_bytes: int | None = None,
+        weigher: Callable[[Any], int] | None = None,
+        order_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.weigher = weigher
+        kwargs = dict(order_kwargs or {})
+        if policy == "s3fifo":
+            kwargs.setdefault("capacity", maxsize if max_bytes is None else max_bytes)
+        self.order = make_order_model(policy, maxsize, **kwargs)
+        self.slots: dict[Hashable, int] = {}
+        self.keys: dict[int, Hashable] = {}
+        self.values: dict[int, Any] = {}
+        self.weights: dict[int, int] = {}
+        self.free = list(range(maxsize - 1, -1, -1))
+        self.hits = self.misses = self.evictions = 0
+        self.evicted: list[tuple[Hashable, Any]] = []
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.weights.values()) if self.weigher is not None else 0
+
+    def _weigh(self, value: Any) -> int:
+        return 1 if self.weigher is None else self.weigher(value)
+
+    def _drop(self, slot: int) -> tuple[Hashable, Any]:
+        key = self.keys.pop(slot)
+        value = self.values.pop(slot)
+        self.weights.pop(slot, None)
+        del self.slots[key]
+        self.free.append(slot)
+        return key, value
+
+    def _over(self, incoming: int) -> bool:
+        return (incoming >= 0 and not self.free) or (
+            self.max_bytes is not None and self.bytes + max(incoming, 0) > self.max_bytes
+        )
+
+    def _shrink(self, incoming: int) -> bool:
+        while self._over(incoming):
+            v = self.order.pop_victim()
+            if v is None:
+                return False
+            self.evicted.append(self._drop(v))
+            self.evictions += 1
+        return True
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        slot = self.slots.get(key)
+        if slot is None:
+            self.misses += 1
+            return default
+        self.order.touch(slot)
+        self.hits += 1
+        return self.values[slot]
+
+    def peek(self, key: Hashable, default: Any = None) -> Any:
+        slot = self.slots.get(key)
+        return default if slot is None else self.values[slot]
+
+    def set(self, key: Hashable, value: Any) -> None:
+        w = self._weigh(value)
+        slot = self.slots.get(key)
+        if slot is not None:
+            self.values[slot] = value
+            if self.weigher is not None:
+                self.weights[slot] = w
+                if hasattr(self.order, "weight"):
+                    self.order.weight[slot] = w
+            self.order.touch(slot)
+            if self.max_bytes is not None and self.bytes > self.max_bytes:
+                self._shrink(-1)
+            return
+        if self.max_bytes is not None and w > self.max_bytes:
+            self.evicted.append((key, value))
+            self.evictions += 1
+            return
+        if not self._shrink(w) or self._over(w):
+            self.evicted.append((key, value))
+            self.evictions += 1
+            return
+        slot = self.free.pop()
+        self.slots[key] = slot
+        self.keys[slot] = key
+        self.values[slot] = value
+        if self.weigher is not None:
+            self.weights[slot] = w
+        self.order.insert(slot, hash(key), w)
+
+    def pop(self, key: Hashable) -> Any:
+        slot = self.slots[key]
+        self.order.remove(slot)
+        return self._drop(slot)[1]
+
+    def pin(self, key: Hashable) -> None:
+        self.order.pin(self.slots[key])
+
+    def unpin(self, key: Hashable) -> None:
+        self.order.unpin(self.slots[key])
+        if self.max_bytes is not None and self.bytes > self.max_bytes:
+            self._shrink(-1)
+
+    def popitem(self) -> tuple[Hashable, Any] | None:
+        v = self.order.pop_victim()
+        return None if v is None else self._drop(v)
+
+    def snapshot(self) -> dict[Hashable, Any]:
+        return {key: self.values[slot] for key, slot in self.slots.items()}
