@@ -23,6 +23,8 @@ cdef extern from "ms_xxh3.h" nogil:
     uint64_t ms_read64_be(const uint8_t* p)
     void ms_write64(uint8_t* p, uint64_t v)
     uint64_t ms_mulhi64(uint64_t a, uint64_t b)
+    const char* ms_xxh3_long_isa()
+    int ms_xxh3_long_with(const char* isa, const uint8_t* p, size_t length, ms_u128* out)
 
 
 # Seeds that keep key types apart: the str "a", the bytes b"a" and the int 97

@@ -22,6 +22,8 @@ from _xxh3 cimport (
     ms_u128,
     ms_u128_to_canonical,
     ms_xxh3_128,
+    ms_xxh3_long_isa,
+    ms_xxh3_long_with,
     uint64_material,
 )
 
@@ -253,3 +255,18 @@ def hash_keys(keys) -> np.ndarray:
             key_material(objects[i], &h, "keys", i)
             o[i] = h.lo
     return out
+
+
+def _long_input_isa() -> str:
+    """The instruction set hashing inputs over 240 bytes here: avx2, sse2 or scalar."""
+    return ms_xxh3_long_isa().decode()
+
+
+def _digest_long_with(str isa, bytes data) -> bytes:
+    """Digest ``data`` (over 240 bytes) with one long-input implementation (a test hook)."""
+    cdef ms_u128 h
+    cdef uint8_t out[16]
+    if ms_xxh3_long_with(isa.encode(), <const uint8_t*>PyBytes_AS_STRING(data), len(data), &h) != 0:
+        raise ValueError(f"isa: {isa!r} is not available here, or data is not over 240 bytes")
+    ms_u128_to_canonical(h, out)
+    return PyBytes_FromStringAndSize(<char*>out, 16)

@@ -6,9 +6,10 @@
  * the `xxhash` Python package for every input length 0..2100 and many seeds, so
  * persisted digests can never drift.
  *
- * Portable scalar C: compilers auto-vectorize the long-input loop with the
- * baseline instruction set. Every function is static inline: this header is
- * included by each Cython module that hashes.
+ * Inputs over 240 bytes run a SIMD loop: SSE2 on every x86-64, AVX2 where the
+ * CPU has it (checked once at run time), portable scalar C elsewhere. All three
+ * give the same bits; a test runs each against the reference. Functions are
+ * static: this header is included by each Cython module that hashes.
  */
 #ifndef MEMSTRATA_XXH3_H
 #define MEMSTRATA_XXH3_H
@@ -268,24 +269,132 @@ static inline uint64_t ms_xxh3_merge_accs(const uint64_t *acc, const uint8_t *s,
     return ms_xxh3_avalanche(r);
 }
 
-static ms_u128 ms_xxh3_long(const uint8_t *p, size_t len, const uint8_t *s) {
-    uint64_t acc[8] = {MS_P32_3, MS_P64_1, MS_P64_2, MS_P64_3, MS_P64_4, MS_P32_2, MS_P64_5, MS_P32_1};
-    const size_t stripes_per_block = (MS_SECRET_SIZE - MS_STRIPE_LEN) / 8;
-    const size_t block_len = MS_STRIPE_LEN * stripes_per_block;
-    const size_t n_blocks = (len - 1) / block_len;
-    size_t n, k;
-    for (n = 0; n < n_blocks; n++) {
-        for (k = 0; k < stripes_per_block; k++)
-            ms_xxh3_accumulate_512(acc, p + n * block_len + k * MS_STRIPE_LEN, s + k * 8);
-        ms_xxh3_scramble(acc, s + MS_SECRET_SIZE - MS_STRIPE_LEN);
+/* The long-input loop, instantiated once per instruction set: it runs the
+ * 64-byte stripes through ACCUMULATE and scrambles after each 1 KiB block. */
+#define MS_DEFINE_XXH3_LONG(NAME, ATTR, ACCUMULATE, SCRAMBLE)                                            \
+    ATTR static ms_u128 NAME(const uint8_t *p, size_t len, const uint8_t *s) {                            \
+        uint64_t acc[8] __attribute__((aligned(32))) = {MS_P32_3, MS_P64_1, MS_P64_2, MS_P64_3,          \
+                                                        MS_P64_4, MS_P32_2, MS_P64_5, MS_P32_1};         \
+        const size_t stripes_per_block = (MS_SECRET_SIZE - MS_STRIPE_LEN) / 8;                           \
+        const size_t block_len = MS_STRIPE_LEN * stripes_per_block;                                      \
+        const size_t n_blocks = (len - 1) / block_len;                                                   \
+        size_t n, k;                                                                                     \
+        for (n = 0; n < n_blocks; n++) {                                                                 \
+            for (k = 0; k < stripes_per_block; k++)                                                      \
+                ACCUMULATE(acc, p + n * block_len + k * MS_STRIPE_LEN, s + k * 8);                       \
+            SCRAMBLE(acc, s + MS_SECRET_SIZE - MS_STRIPE_LEN);                                           \
+        }                                                                                                \
+        const size_t n_stripes = ((len - 1) - block_len * n_blocks) / MS_STRIPE_LEN;                     \
+        for (k = 0; k < n_stripes; k++)                                                                  \
+            ACCUMULATE(acc, p + n_blocks * block_len + k * MS_STRIPE_LEN, s + k * 8);                    \
+        ACCUMULATE(acc, p + len - MS_STRIPE_LEN, s + MS_SECRET_SIZE - MS_STRIPE_LEN - 7);                \
+        ms_u128 h;                                                                                       \
+        h.lo = ms_xxh3_merge_accs(acc, s + 11, (uint64_t)len * MS_P64_1);                                \
+        h.hi = ms_xxh3_merge_accs(acc, s + MS_SECRET_SIZE - 64 - 11, ~((uint64_t)len * MS_P64_2));       \
+        return h;                                                                                        \
     }
-    const size_t n_stripes = ((len - 1) - block_len * n_blocks) / MS_STRIPE_LEN;
-    for (k = 0; k < n_stripes; k++) ms_xxh3_accumulate_512(acc, p + n_blocks * block_len + k * MS_STRIPE_LEN, s + k * 8);
-    ms_xxh3_accumulate_512(acc, p + len - MS_STRIPE_LEN, s + MS_SECRET_SIZE - MS_STRIPE_LEN - 7);
-    ms_u128 h;
-    h.lo = ms_xxh3_merge_accs(acc, s + 11, (uint64_t)len * MS_P64_1);
-    h.hi = ms_xxh3_merge_accs(acc, s + MS_SECRET_SIZE - 64 - 11, ~((uint64_t)len * MS_P64_2));
-    return h;
+
+MS_DEFINE_XXH3_LONG(ms_xxh3_long_scalar, , ms_xxh3_accumulate_512, ms_xxh3_scramble)
+
+#if defined(__x86_64__) && !MS_HOST_BIG_ENDIAN
+#include <immintrin.h>
+
+/* SSE2 is part of x86-64, so this path needs no CPU check. Per 64-bit lane:
+ * acc += lo32(key^data) * hi32(key^data) + data of the neighbouring lane. */
+static inline void ms_xxh3_accumulate_512_sse2(uint64_t *acc, const uint8_t *p, const uint8_t *s) {
+    __m128i *a = (__m128i *)acc;
+    for (int i = 0; i < 4; i++) {
+        __m128i data = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+        __m128i key = _mm_xor_si128(data, _mm_loadu_si128((const __m128i *)(s + 16 * i)));
+        __m128i key_hi = _mm_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 0, 1));
+        __m128i product = _mm_mul_epu32(key, key_hi);
+        __m128i swapped = _mm_shuffle_epi32(data, _MM_SHUFFLE(1, 0, 3, 2));
+        a[i] = _mm_add_epi64(a[i], _mm_add_epi64(product, swapped));
+    }
+}
+
+static inline void ms_xxh3_scramble_sse2(uint64_t *acc, const uint8_t *s) {
+    __m128i *a = (__m128i *)acc;
+    const __m128i prime = _mm_set1_epi32((int)MS_P32_1);
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_xor_si128(a[i], _mm_srli_epi64(a[i], 47));
+        v = _mm_xor_si128(v, _mm_loadu_si128((const __m128i *)(s + 16 * i)));
+        /* 64-bit lane times a 32-bit constant: lo*P + (hi*P << 32) */
+        __m128i lo = _mm_mul_epu32(v, prime);
+        __m128i hi = _mm_mul_epu32(_mm_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 0, 1)), prime);
+        a[i] = _mm_add_epi64(lo, _mm_slli_epi64(hi, 32));
+    }
+}
+
+MS_DEFINE_XXH3_LONG(ms_xxh3_long_sse2, , ms_xxh3_accumulate_512_sse2, ms_xxh3_scramble_sse2)
+
+#define MS_AVX2 __attribute__((target("avx2")))
+
+MS_AVX2 static inline void ms_xxh3_accumulate_512_avx2(uint64_t *acc, const uint8_t *p, const uint8_t *s) {
+    __m256i *a = (__m256i *)acc;
+    for (int i = 0; i < 2; i++) {
+        __m256i data = _mm256_loadu_si256((const __m256i *)(p + 32 * i));
+        __m256i key = _mm256_xor_si256(data, _mm256_loadu_si256((const __m256i *)(s + 32 * i)));
+        __m256i key_hi = _mm256_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 0, 1));
+        __m256i product = _mm256_mul_epu32(key, key_hi);
+        __m256i swapped = _mm256_shuffle_epi32(data, _MM_SHUFFLE(1, 0, 3, 2));
+        a[i] = _mm256_add_epi64(a[i], _mm256_add_epi64(product, swapped));
+    }
+}
+
+MS_AVX2 static inline void ms_xxh3_scramble_avx2(uint64_t *acc, const uint8_t *s) {
+    __m256i *a = (__m256i *)acc;
+    const __m256i prime = _mm256_set1_epi32((int)MS_P32_1);
+    for (int i = 0; i < 2; i++) {
+        __m256i v = _mm256_xor_si256(a[i], _mm256_srli_epi64(a[i], 47));
+        v = _mm256_xor_si256(v, _mm256_loadu_si256((const __m256i *)(s + 32 * i)));
+        __m256i lo = _mm256_mul_epu32(v, prime);
+        __m256i hi = _mm256_mul_epu32(_mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 0, 1)), prime);
+        a[i] = _mm256_add_epi64(lo, _mm256_slli_epi64(hi, 32));
+    }
+}
+
+MS_DEFINE_XXH3_LONG(ms_xxh3_long_avx2, MS_AVX2, ms_xxh3_accumulate_512_avx2, ms_xxh3_scramble_avx2)
+
+/* 0 = not yet checked, 1 = SSE2, 2 = AVX2. Racing first calls all store the same value. */
+static int ms_xxh3_isa = 0;
+
+static inline ms_u128 ms_xxh3_long(const uint8_t *p, size_t len, const uint8_t *s) {
+    if (ms_xxh3_isa == 0) {
+        __builtin_cpu_init();
+        ms_xxh3_isa = __builtin_cpu_supports("avx2") ? 2 : 1;
+    }
+    return ms_xxh3_isa == 2 ? ms_xxh3_long_avx2(p, len, s) : ms_xxh3_long_sse2(p, len, s);
+}
+#else
+static inline ms_u128 ms_xxh3_long(const uint8_t *p, size_t len, const uint8_t *s) {
+    return ms_xxh3_long_scalar(p, len, s);
+}
+#endif
+
+/* Which long-input implementation runs here: "avx2", "sse2" or "scalar". */
+static inline const char *ms_xxh3_long_isa(void) {
+#if defined(__x86_64__) && !MS_HOST_BIG_ENDIAN
+    uint8_t probe[MS_STRIPE_LEN * 5] = {0};
+    (void)ms_xxh3_long(probe, sizeof(probe), ms_xxh3_secret);
+    return ms_xxh3_isa == 2 ? "avx2" : "sse2";
+#else
+    return "scalar";
+#endif
+}
+
+/* Force one long-input implementation (for tests): "avx2", "sse2", "scalar". */
+static inline int ms_xxh3_long_with(const char *isa, const uint8_t *p, size_t len, ms_u128 *out) {
+    if (len <= 240) return -1;
+    if (strcmp(isa, "scalar") == 0) { *out = ms_xxh3_long_scalar(p, len, ms_xxh3_secret); return 0; }
+#if defined(__x86_64__) && !MS_HOST_BIG_ENDIAN
+    if (strcmp(isa, "sse2") == 0) { *out = ms_xxh3_long_sse2(p, len, ms_xxh3_secret); return 0; }
+    if (strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+        *out = ms_xxh3_long_avx2(p, len, ms_xxh3_secret);
+        return 0;
+    }
+#endif
+    return -1;
 }
 
 /* ---- entry point ---------------------------------------------------------- */

@@ -156,3 +156,19 @@ def test_stable_across_processes() -> None:
 def test_bad_input(call, error, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("isa", ["scalar", "sse2", "avx2"])
+def test_every_long_input_implementation_matches_reference(isa: str) -> None:
+    from memstrata._native import hashing
+
+    rng = np.random.default_rng(11)
+    probe = rng.bytes(300)
+    try:
+        hashing._digest_long_with(isa, probe)
+    except ValueError:
+        pytest.skip(f"{isa} is not available on this CPU")
+    for n in [241, 255, 256, 257, 1023, 1024, 1025, 1087, 2048, 4097, 65536 + 3]:
+        data = rng.bytes(n)
+        assert hashing._digest_long_with(isa, data) == xxhash.xxh3_128_digest(data), n
+    assert hashing._long_input_isa() in {"avx2", "sse2", "scalar"}
