@@ -56,7 +56,8 @@ def as_float_matrix(name: str, value: Any, *, allow_1d: bool = False) -> np.ndar
         raise ValueError(f"{name}: expected float32 or float64 array of shape (n, d), got {describe(value)}")
     if value.shape[1] == 0:
         raise ValueError(f"{name}: expected at least one dimension (d >= 1), got {describe(value)}")
-    return np.ascontiguousarray(value, dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, which the kernel reports
+        return np.ascontiguousarray(value, dtype=np.float32)
 
 
 def check_out(name: str, out: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
