@@ -221,20 +221,21 @@ cdef class Cache:
         self._n_free += 1
         return (key, value)
 
-    cdef list _shrink(self, int64_t incoming, list evicted):
-        # evict victims until `incoming` more weight (and one more entry, if
-        # incoming >= 0) fits; returns the evicted pairs, `None` if no room is made
+    cdef inline bint _over(self, int64_t incoming) noexcept:
+        # would one more entry of weight `incoming` overflow? (incoming < 0: no new entry)
+        return (incoming >= 0 and self._n_free == 0) or (
+            self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes)
+
+    cdef bint _shrink(self, int64_t incoming, list evicted) except -1:
+        # evict victims into `evicted` until the entry fits; False if only pinned keys are left
         cdef Py_ssize_t v
-        while (incoming >= 0 and self._n_free == 0) or (
-                self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes):
+        while self._over(incoming):
             v = self._order.c_pop_victim()
             if v < 0:
-                return None
-            if evicted is None:
-                evicted = []
+                return False
             evicted.append(self._drop(v))
             self._evictions += 1
-        return evicted if evicted is not None else []
+        return True
 
     cdef int64_t _weigh(self, object value) except -1:
         cdef object w
@@ -332,34 +333,33 @@ cdef class Cache:
                     self._weights[slot] = w
                     self._order.c_reweigh(slot, w)
                 self._order.c_touch(slot)
-                if self._max_bytes >= 0 and self._bytes > self._max_bytes:
-                    evicted = self._shrink(-1, None)
+                if self._over(-1):
+                    evicted = []
+                    self._shrink(-1, evicted)
             elif self._max_bytes >= 0 and w > self._max_bytes:
                 evicted = [(key, value)]
                 self._evictions += 1
             else:
-                evicted = self._shrink(w, None)
-                if evicted is None or self._n_free == 0 or (
-                        self._max_bytes >= 0 and self._bytes + w > self._max_bytes):
-                    # everything left is pinned: the new entry is evicted on arrival
-                    if evicted is None:
-                        evicted = []
-                    evicted.append((key, value))
-                    self._evictions += 1
-                else:
-                    self._n_free -= 1
-                    slot = self._free[self._n_free]
-                    PyDict_SetItem(self._slots, key, slot)
-                    self._keys[slot] = key
-                    self._values[slot] = value
-                    if self._weights != NULL:
-                        self._weights[slot] = w
-                        self._bytes += w
-                    self._order.c_insert(slot, <uint64_t>h, w)
+                if self._over(w):
+                    evicted = []
+                    if not self._shrink(w, evicted):
+                        # only pinned keys are left: the new entry is evicted on arrival
+                        evicted.append((key, value))
+                        self._evictions += 1
+                        return
+                self._n_free -= 1
+                slot = self._free[self._n_free]
+                PyDict_SetItem(self._slots, key, slot)
+                self._keys[slot] = key
+                self._values[slot] = value
+                if self._weights != NULL:
+                    self._weights[slot] = w
+                    self._bytes += w
+                self._order.c_insert(slot, <uint64_t>h, w)
         finally:
             self._release()
-        if evicted:
-            self._notify(evicted)
+            if evicted:
+                self._notify(evicted)
 
     def __setitem__(self, key, value):
         self.set(key, value)
@@ -474,8 +474,9 @@ cdef class Cache:
             slot = self._find(key)
             if slot >= 0:
                 self._order.c_unpin(slot)
-                if self._max_bytes >= 0 and self._bytes > self._max_bytes:
-                    evicted = self._shrink(-1, None)
+                if self._over(-1):
+                    evicted = []
+                    self._shrink(-1, evicted)
         finally:
             self._release()
         if slot < 0:
