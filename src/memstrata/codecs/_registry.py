@@ -91,7 +91,7 @@ class Codec(ABC):
         """``(contiguous buffer, kind, meta)`` for the generic lossless path."""
         t = type(data)
         if t is bytes or t is bytearray or t is memoryview:
-            buf = data if t is bytes else memoryview(data).cast("B") if data.contiguous else bytes(data)  # type: ignore[union-attr]
+            buf = data if t is bytes else bytes(data)  # one C-ordered copy of bytearray/memoryview input
             return buf, KIND_BYTES, {}
         if t is np.ndarray:
             dtype = data.dtype
