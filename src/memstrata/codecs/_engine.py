@@ -222,6 +222,8 @@ class CompressionEngine:
             reads it back.
         """
         t0 = time.perf_counter()
+        if kind is not None and kind not in _KINDS:
+            raise ValueError(f"kind: expected one of {_KINDS} or None, got {kind!r}")
         try:
             if codec is not None:
                 c = get_codec(codec)
@@ -233,7 +235,7 @@ class CompressionEngine:
                 t = type(value)
                 if t is bytes or t is bytearray or t is memoryview or kind == "bytes":
                     c, frame, n_in = self._compress_buffer(value)
-                elif t is np.ndarray or kind is not None and kind != "record":
+                elif kind is not None and kind != "record" or t is np.ndarray or hasattr(value, "indptr"):
                     c = self.choose(value, kind, allow_loss)
                     frame = c.encode(value)
                     n_in = _size_of(value, frame)

@@ -1,0 +1,246 @@
+"""DedupStore: reference counts in lock-step with a dict model, persistence, gc, corruption."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from memstrata import DedupStore, serialize
+from memstrata.codecs._hash import digest
+from memstrata.errors import CorruptDataError
+
+KEYS = st.sampled_from(["a", "b", "c", "d", "e", b"f", "g"])
+# a small pool, so duplicates and overwrites are common; one large value crosses the long-digest size
+VALUES = st.sampled_from(
+    [
+        1,
+        "one",
+        {"text": "hello world", "n": 1},
+        {"text": "hello world", "n": 2},
+        [1.5, None, True],
+        b"\x00" * 300,
+        {"big": "x" * 5000},
+        np.arange(10, dtype=np.float32),
+    ]
+)
+
+
+def _kb(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key
+
+
+class DedupMachine(RuleBasedStateMachine):
+    """A DedupStore and a plain dict {key: value}, driven by the same operations."""
+
+    @initialize(eager_gc=st.booleans())
+    def setup(self, eager_gc: bool) -> None:
+        self.backend: dict[bytes, bytes] = {}
+        self.eager_gc = eager_gc
+        self.store = DedupStore(self.backend, eager_gc=eager_gc, bloom_capacity=4)
+        self.model: dict[bytes, object] = {}
+
+    @rule(key=KEYS, value=VALUES)
+    def put(self, key: str | bytes, value: object) -> None:
+        expected_dup = any(serialize(v) == serialize(value) for v in self.model.values())
+        revived = not self.eager_gc and self.store.refcount(digest(serialize(value))) == 0 and self._blob_kept(value)
+        d, dup = self.store.put(key, value)
+        assert d == digest(serialize(value))
+        assert dup == (expected_dup or revived)
+        self.model[_kb(key)] = value
+
+    def _blob_kept(self, value: object) -> bool:
+        return b"b" + digest(serialize(value)) in self.backend
+
+    @rule(key=KEYS)
+    def delete(self, key: str | bytes) -> None:
+        if _kb(key) in self.model:
+            self.store.delete(key)
+            del self.model[_kb(key)]
+        else:
+            with pytest.raises(KeyError):
+                self.store.delete(key)
+
+    @rule()
+    def gc(self) -> None:
+        report = self.store.gc()
+        assert report["refcounts_fixed"] == 0  # nothing crashed: counts were already right
+        if self.eager_gc:
+            assert report["blobs_removed"] == 0
+
+    @rule()
+    def reopen(self) -> None:
+        self.store = DedupStore(self.backend, eager_gc=self.eager_gc, bloom_capacity=4)
+
+    @invariant()
+    def contents_match_the_model(self) -> None:
+        assert len(self.store) == len(self.model)
+        assert sorted(self.store.keys()) == sorted(self.model)
+        for k, v in self.model.items():
+            out = self.store.get(k)
+            if isinstance(v, np.ndarray):
+                assert out.dtype == v.dtype and np.array_equal(out, v)
+            else:
+                assert out == v
+
+    @invariant()
+    def refcounts_match_the_model(self) -> None:
+        counts: dict[bytes, int] = {}
+        for v in self.model.values():
+            d = digest(serialize(v))
+            counts[d] = counts.get(d, 0) + 1
+        for d, n in counts.items():
+            assert self.store.refcount(d) == n
+        blobs = {k[1:] for k in self.backend if k[:1] == b"b"}
+        if self.eager_gc:
+            assert blobs == set(counts)
+        else:
+            assert blobs >= set(counts)
+        s = self.store.get_statistics()
+        assert s["references"] == sum(counts.values()) == s["keys"]
+        assert s["unique_blobs"] == len(blobs)
+        assert s["logical_bytes"] == sum(len(serialize(v)) for v in self.model.values())
+
+
+TestDedupMachine = DedupMachine.TestCase
+TestDedupMachine.settings = settings(stateful_step_count=30, max_examples=60, deadline=None)
+
+
+def test_reopen_gives_an_identical_store() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend)
+    for i in range(200):
+        store.put(f"k{i}", {"doc": i % 17, "body": "text " * (i % 5)})
+    before = store.get_statistics()
+    again = DedupStore(backend)
+    after = again.get_statistics()
+    for key in ("unique_blobs", "references", "keys", "logical_bytes", "unique_bytes", "stored_bytes", "dedup_ratio"):
+        assert after[key] == before[key]
+    assert before["unique_blobs"] == 85  # distinct (i % 17, i % 5) pairs
+    assert all(again.get(f"k{i}") == {"doc": i % 17, "body": "text " * (i % 5)} for i in range(200))
+    d, dup = again.put("new", {"doc": 3, "body": "text " * 3})
+    assert dup  # the reopened Bloom filter and index know the old blobs
+
+
+def test_statistics_report_savings() -> None:
+    store = DedupStore()
+    text = {"text": "the same long memory " * 50}
+    for i in range(10):
+        store.put(f"k{i}", text)
+    s = store.get_statistics()
+    assert s["unique_blobs"] == 1 and s["references"] == 10
+    assert s["dedup_ratio"] == 10.0
+    assert s["bytes_saved"] == s["logical_bytes"] - s["stored_bytes"] > 9 * len(serialize(text))
+    assert s["puts"] == 10 and s["duplicate_puts"] == 9
+
+
+def test_overwrite_releases_the_old_blob() -> None:
+    store = DedupStore()
+    d1, _ = store.put("k", "first value")
+    d2, _ = store.put("k", "second value")
+    assert store.refcount(d1) == 0 and store.refcount(d2) == 1
+    assert store.get("k") == "second value"
+    assert store.get_statistics()["unique_blobs"] == 1
+
+
+def test_gc_repairs_what_a_crash_leaves_behind() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend, eager_gc=False)
+    d, _ = store.put("a", "kept")
+    store.put("b", "dropped")
+    store.delete("b")
+    # a crash after writing a blob but before its key: an orphan blob
+    backend[b"b" + b"\x01" * 16] = backend[b"b" + d]
+    # a crash after removing a key but before its count went down: a count too high
+    backend[b"r" + d] = backend[b"r" + d][:0] + (5).to_bytes(8, "little") + backend[b"r" + d][8:]
+    report = DedupStore(backend, eager_gc=False).gc()
+    assert report["blobs_removed"] == 2 and report["refcounts_fixed"] == 1 and report["bytes_freed"] > 0
+    store = DedupStore(backend)
+    assert store.refcount(d) == 1 and store.get("a") == "kept"
+    assert sorted(k[:1] for k in backend if k[:1] in b"bkr") == [b"b", b"k", b"r"]
+
+
+def test_corrupt_blob_is_detected_never_returned() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend)
+    d, _ = store.put("a", {"text": "precious " * 20})
+    frame = bytearray(backend[b"b" + d])
+    frame[len(frame) // 2] ^= 0x40
+    backend[b"b" + d] = bytes(frame)
+    with pytest.raises(CorruptDataError, match="checksum mismatch"):
+        store.get("a")
+    report = store.verify()
+    assert not report["ok"] and report["bad"] == [d]
+
+
+def test_blob_swapped_between_digests_is_detected() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend)
+    da, _ = store.put("a", "value a")
+    db, _ = store.put("b", "value b")
+    backend[b"b" + da], backend[b"b" + db] = backend[b"b" + db], backend[b"b" + da]
+    with pytest.raises(CorruptDataError, match="holds other content than expected"):
+        store.get("a")
+    assert not store.verify()["ok"]
+
+
+def test_missing_blob_and_bad_keys() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend)
+    d, _ = store.put("a", "value")
+    del backend[b"b" + d]
+    with pytest.raises(CorruptDataError, match="which is missing"):
+        store.get("a")
+    with pytest.raises(KeyError):
+        store.get("nope")
+    with pytest.raises(TypeError, match="key: expected str or bytes, got int"):
+        store.put(3, "x")  # type: ignore[arg-type]
+    assert 3 not in store and "a" in store and b"a" in store
+    with pytest.raises(KeyError):
+        store.get_digest("nope")
+    assert store.get_digest("a") == d
+
+
+def test_foreign_backend_format_is_refused() -> None:
+    with pytest.raises(CorruptDataError, match="dedup format"):
+        DedupStore({b"\x00dedup": b"\x09"})
+
+
+def test_bloom_filter_grows_past_its_capacity() -> None:
+    backend: dict[bytes, bytes] = {}
+    store = DedupStore(backend, bloom_capacity=1)  # rounded up to 1024
+    for i in range(3000):
+        store.put(f"k{i}", i)
+    assert store._bloom.capacity >= 3000
+    assert all(store.put(f"x{i}", i)[1] for i in range(0, 3000, 97))
+
+
+def test_concurrent_puts_and_deletes_keep_counts_exact() -> None:
+    store = DedupStore()
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(300):
+                store.put(f"t{t}-{i % 50}", {"v": i % 7})
+                if i % 3 == 0:
+                    try:
+                        store.delete(f"t{t}-{(i * 7) % 50}")
+                    except KeyError:
+                        pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert store.gc()["refcounts_fixed"] == 0
+    s = store.get_statistics()
+    assert s["references"] == len(store) and s["unique_blobs"] <= 7

@@ -1,0 +1,140 @@
+"""CompressionEngine: codec choice by kind, size and loss policy; dictionaries; statistics."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from memstrata import CompressionEngine
+from memstrata.codecs import CompressionPolicy, decode, read_header
+from memstrata.codecs._samples import TRACE_TYPES, trace_records
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _value_strategies import assert_same, values  # noqa: E402
+
+CODEC_IDS = {"raw": 0, "lz4": 1, "zstd": 2, "zlib": 3, "blosc2": 4, "csr": 5, "graph_prune": 6, "int8": 7, "int4": 8, "binary": 9}
+
+
+def _codec_of(frame: bytes) -> str:
+    fid = read_header(frame).codec_id
+    return next(name for name, i in CODEC_IDS.items() if i == fid)
+
+
+@given(value=values)
+def test_engine_round_trips_any_value_losslessly(value: object) -> None:
+    engine = CompressionEngine({"train_after": 0})
+    assert_same(engine.decompress(engine.compress(value)), value)
+
+
+def test_choice_by_kind_size_and_loss() -> None:
+    engine = CompressionEngine({"train_after": 0})
+    vecs = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
+    assert _codec_of(engine.compress({"a": 1})) == "raw"  # tiny
+    assert _codec_of(engine.compress({"text": "x" * 200})) == "zstd"
+    assert _codec_of(engine.compress(b"tiny")) == "raw"
+    assert _codec_of(engine.compress(b"y" * 500)) == "zstd"
+    assert _codec_of(engine.compress(vecs)) == "blosc2"
+    assert _codec_of(engine.compress(vecs, allow_loss=True)) == "int8"
+    assert _codec_of(engine.compress(np.arange(100), allow_loss=True)) == "blosc2"  # ints stay lossless
+    assert _codec_of(engine.compress(np.zeros((20, 20)), kind="sparse")) == "csr"
+    graph = {"nodes": [1, 2], "edges": [[1, 2, 0.9], [2, 1, 0.01]] * 10}
+    assert _codec_of(engine.compress(graph, kind="graph", allow_loss=True)) == "graph_prune"
+    assert _codec_of(engine.compress(graph, kind="graph")) == "zstd"  # no loss allowed: stored whole
+    assert engine.decompress(engine.compress(graph, kind="graph")) == graph
+    assert _codec_of(engine.compress({"a": 1}, codec="lz4")) == "lz4"  # per-call override
+
+
+def test_lossy_override_needs_allow_loss() -> None:
+    engine = CompressionEngine()
+    with pytest.raises(ValueError, match="codec: 'int4' is lossy; pass allow_loss=True"):
+        engine.compress(np.zeros((2, 2), np.float32), codec="int4")
+    out = engine.decompress(engine.compress(np.ones((2, 2), np.float32), codec="int4", allow_loss=True))
+    assert out.shape == (2, 2)
+
+
+def test_bad_kind_and_policy_are_rejected() -> None:
+    engine = CompressionEngine()
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        engine.compress(b"x", kind="video")
+    with pytest.raises(TypeError, match="kind='array' needs a numpy array"):
+        engine.compress([1, 2], kind="array")
+    with pytest.raises(ValueError, match=r"policy: unknown keys \['zstd_lvl'\]"):
+        CompressionEngine({"zstd_lvl": 3})
+    with pytest.raises(TypeError, match="policy: expected a CompressionPolicy"):
+        CompressionEngine("fast")  # type: ignore[arg-type]
+    assert CompressionPolicy.from_dict(CompressionPolicy().to_dict()) == CompressionPolicy()
+
+
+def test_dictionary_is_trained_after_enough_records_and_shrinks_them() -> None:
+    recs = list(trace_records(700, seed=11))
+    store: dict[bytes, bytes] = {}
+    engine = CompressionEngine({"train_after": 300, "dictionary_bytes": 16 * 1024}, dictionaries=store)
+    before = [engine.compress(r) for r in recs[:299]]
+    assert engine.dictionary is None and engine.get_statistics()["samples_collected"] == 299
+    engine.compress(recs[299])
+    assert engine.dictionary is not None
+    assert store[b"active"] == engine.dictionary and engine.dictionary in store
+    after = [engine.compress(r) for r in recs[300:]]
+    assert all(read_header(f).dictionary_ref == engine.dictionary[:4] for f in after if _codec_of(f) == "zstd")
+    mean_before = np.mean([len(f) for f in before])
+    mean_after = np.mean([len(f) for f in after])
+    assert mean_after < 0.6 * mean_before
+    # every frame, before and after, still decodes alone
+    assert [decode(f) for f in before + after] == recs[:299] + recs[300:]
+    # a new engine on the same dictionary store uses the same dictionary
+    again = CompressionEngine(dictionaries=store)
+    assert again.dictionary == engine.dictionary
+    assert again.compress(recs[5]) == engine.compress(recs[5])
+
+
+def test_explicit_training_and_uniform_samples() -> None:
+    recs = list(trace_records(400, seed=12))
+    engine = CompressionEngine({"train_after": 0})
+    d = engine.train(recs)
+    assert engine.dictionary == d
+    assert engine.decompress(engine.compress(recs[0])) == recs[0]
+    # a handful of identical samples: whatever zstd makes of them, frames still decode
+    flat = CompressionEngine({"train_after": 10, "tiny_bytes": 0})
+    frames = [flat.compress([0] * 10) for _ in range(12)]
+    assert [flat.decompress(f) for f in frames] == [[0] * 10] * 12
+    with pytest.raises(ValueError, match="samples: expected at least 8 samples"):
+        CompressionEngine().train([b"a", b"b"])
+
+
+def test_statistics_count_bytes_codecs_time_and_errors() -> None:
+    engine = CompressionEngine({"train_after": 0})
+    frames = [engine.compress({"text": "abc " * 100}) for _ in range(3)]
+    engine.compress(b"\x00" * 10)
+    for f in frames:
+        engine.decompress(f)
+    with pytest.raises(Exception):
+        engine.decompress(b"garbage!" * 4)
+    with pytest.raises(TypeError):
+        engine.compress({1, 2})
+    s = engine.get_statistics()
+    assert s["count"] == 4 and s["decompress_count"] == 3 and s["errors"] == 2
+    assert s["codecs"]["zstd"]["count"] == 3 and s["codecs"]["raw"]["count"] == 1
+    assert s["bytes_out"] == sum(map(len, frames)) + s["codecs"]["raw"]["bytes_out"]
+    assert s["bytes_in"] == s["codecs"]["zstd"]["bytes_in"] + 10
+    assert 0 < s["ratio"] < 1
+    assert s["compress_seconds"] > 0 and s["decompress_seconds"] > 0
+
+
+@pytest.mark.parametrize("trace_type", TRACE_TYPES)
+def test_trace_records_of_every_type_round_trip(trace_type: str) -> None:
+    engine = CompressionEngine({"train_after": 50})
+    recs = list(trace_records(120, seed=1, trace_type=trace_type))
+    frames = [engine.compress(r) for r in recs]
+    assert [engine.decompress(f) for f in frames] == recs
+    assert {r["trace_type"] for r in recs} == {trace_type}
+
+
+def test_trace_generator_is_seeded_and_validates() -> None:
+    assert list(trace_records(20, seed=3)) == list(trace_records(20, seed=3))
+    assert list(trace_records(20, seed=3)) != list(trace_records(20, seed=4))
+    with pytest.raises(ValueError, match="trace_type: expected one of"):
+        list(trace_records(1, trace_type="nope"))
