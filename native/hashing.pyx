@@ -29,7 +29,8 @@ from _xxh3 cimport (
 
 # Above this many bytes, hashing releases the GIL (bytes are immutable; other
 # buffers are held exported for the duration).
-DEF NOGIL_BYTES = 65536
+cdef enum:
+    NOGIL_BYTES = 65536
 
 
 cdef inline int digest_into(object data, uint8_t* out, str argname, Py_ssize_t index=-1) except -1:
