@@ -208,7 +208,7 @@ class VectorMemory:
         if not np.isfinite(x).all():
             raise ValueError(f"{name}: expected finite values, got NaN or inf")
         if self.metric == "cosine":
-            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)  # float64: tiny rows do not underflow
             if (norms == 0).any():
                 raise ValueError(f"{name}: cosine needs non-zero vectors, got an all-zero row")
             x = (x / norms).astype(np.float32)
@@ -700,6 +700,18 @@ class VectorMemory:
                 originals_path=originals_path,
             )
             data_start = -(-(_PREFIX.size + header_len) // _ALIGN) * _ALIGN
+            # every byte is accounted for: header padding and section padding must be zero
+            # and the file must end where the last section does, so no flipped byte goes unseen
+            if data[_PREFIX.size + header_len : data_start].strip(b"\0"):
+                raise CorruptDataError(f"{path}: non-zero bytes in header padding")
+            expected_end = data_start
+            for entry in header["sections"]:
+                expected_end = data_start + int(entry["offset"]) + -(-int(entry["nbytes"]) // _ALIGN) * _ALIGN
+                pad = data[data_start + int(entry["offset"]) + int(entry["nbytes"]) : expected_end]
+                if pad.strip(b"\0"):
+                    raise CorruptDataError(f"{path}: non-zero bytes in the padding after section {entry['name']!r}")
+            if len(data) != expected_end:
+                raise CorruptDataError(f"{path}: file is {len(data)} bytes, expected {expected_end}")
             arrays: dict[str, np.ndarray] = {}
             for entry in header["sections"]:
                 start = data_start + int(entry["offset"])
