@@ -1,0 +1,441 @@
+"""Vector kernels and VectorMemory against numpy references and peers (faiss, usearch, scipy).
+
+Data
+----
+* ``real``: the 10,000 x 384 all-MiniLM-L6-v2 embeddings in ``../shared/data/dev``;
+  queries are rows 0-999 and recall@10 is measured against ``neighbours.npy`` /
+  ``neighbour_sims.npy`` (the query's own row excluded; a returned row counts
+  when its exact similarity reaches the true 10th neighbour's, so ties among
+  duplicate texts are not penalised).
+* ``100k``: the real rows tiled 10 times; copy 0 is exact, copies 1-9 get
+  independent Gaussian noise (sigma 0.01 per dimension, seed 0) and are
+  re-normalised, which keeps the real per-dimension distributions while making
+  every row distinct.
+
+Everything runs single-threaded (Numba threads and faiss OpenMP set to 1).
+Encode/decode/binarize record GB/s of float32 input; search records queries/s,
+recall@10, bytes per vector and, for memstrata, the ratio to the named peer
+measured in the same run (medians).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from memstrata import VectorMemory
+from memstrata.kernels import (
+    binarize,
+    dequantize_int4,
+    dequantize_int8,
+    hamming_topk,
+    quantize_int4,
+    quantize_int8,
+    rescore_topk,
+    to_csr,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
+K = 10
+
+
+def _need_data() -> None:
+    if not (DATA / "embeddings.npy").exists():
+        pytest.skip(f"real embeddings not found at {DATA}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    except ImportError:
+        pass
+    yield
+    numba.set_num_threads(before)
+
+
+@lru_cache(maxsize=None)
+def real() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.load(DATA / "embeddings.npy")
+    return x, np.load(DATA / "neighbours.npy"), np.load(DATA / "neighbour_sims.npy")
+
+
+@lru_cache(maxsize=None)
+def big() -> np.ndarray:
+    x = real()[0]
+    rng = np.random.default_rng(0)
+    copies = [x] + [x + rng.normal(0, 0.01, x.shape).astype(np.float32) for _ in range(9)]
+    out = np.concatenate(copies)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32)
+
+
+def recall_at_10(ids: np.ndarray) -> float:
+    """Recall@10 of result ids for queries 0..n-1 on the real set (self excluded, ties allowed)."""
+    x, _, sims = real()
+    hits = 0
+    for a in range(ids.shape[0]):
+        got = [i for i in ids[a].tolist() if i != a and i >= 0][:K]
+        hits += int(((x[got] @ x[a]) >= sims[a, K - 1] - 1e-6).sum())
+    return hits / (ids.shape[0] * K)
+
+
+_PEER_MEDIANS: dict[str, float] = {}
+
+
+def peer_median(name: str, fn: Callable[[], Any], reps: int = 5) -> float:
+    """Median seconds of a peer, measured once per run, for same-run ratios."""
+    if name not in _PEER_MEDIANS:
+        fn()
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        _PEER_MEDIANS[name] = float(np.median(times))
+    return _PEER_MEDIANS[name]
+
+
+def run(benchmark, fn: Callable[[], Any], rounds: int = 5) -> Any:
+    fn()  # JIT warm-up (and cache load) outside the timing
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def median_of(benchmark) -> float | None:
+    stats = getattr(benchmark, "stats", None)
+    return None if stats is None else float(stats.stats.median)
+
+
+def ratio_info(benchmark, peers: dict[str, Callable[[], Any]], nbytes: int | None = None) -> None:
+    """Store ``speedup_vs_<peer>`` (peer median / ours) and GB/s in ``extra_info``."""
+    ours = median_of(benchmark)
+    if ours is None:  # --benchmark-disable: a smoke run, nothing measured
+        return
+    if nbytes:
+        benchmark.extra_info["GB/s"] = round(nbytes / ours / 1e9, 2)
+    for name, fn in peers.items():
+        benchmark.extra_info[f"speedup_vs_{name}"] = round(peer_median(name, fn) / ours, 2)
+
+
+def _faiss():
+    return pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install 'memstrata[bench]')")
+
+
+# ------------------------------------------------------------- encode/decode
+
+
+def _faiss_sq(qtype_name: str, x: np.ndarray):
+    faiss = _faiss()
+    sq = faiss.ScalarQuantizer(x.shape[1], getattr(faiss.ScalarQuantizer, qtype_name))
+    sq.train(x)
+    return sq
+
+
+def _copyto_peer(x: np.ndarray) -> Callable[[], Any]:
+    buf = np.empty_like(x)
+    return lambda: np.copyto(buf, x)
+
+
+def _numpy_quantize(x, scales, offsets, levels):
+    inv = np.where(scales > 0, np.float32(1) / np.where(scales > 0, scales, 1), 0).astype(np.float32)
+    return np.clip(np.floor((x - offsets) * inv + np.float32(0.5)), 0, levels).astype(np.int32)
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "memstrata-fit+encode", "numpy-ref", "faiss", "np.copyto"])
+def test_int8_encode(benchmark, impl):
+    _need_data()
+    x = big()
+    benchmark.group = "int8-encode-100k-384d"
+    fitted = quantize_int8(x)
+    out = np.empty(x.shape, np.int8)
+    faiss_fn = None
+    try:
+        sq = _faiss_sq("QT_8bit", x)
+        faiss_fn = lambda: sq.compute_codes(x)  # noqa: E731
+    except pytest.skip.Exception:
+        if impl == "faiss":
+            raise
+    peers = {"np.copyto": _copyto_peer(x)}
+    if faiss_fn is not None:
+        peers["faiss"] = faiss_fn
+    if impl == "memstrata":
+        run(benchmark, lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out))
+        ratio_info(benchmark, peers, x.nbytes)
+    elif impl == "memstrata-fit+encode":
+        run(benchmark, lambda: quantize_int8(x, out=out))
+        ratio_info(benchmark, peers, x.nbytes)
+    elif impl == "numpy-ref":
+        run(benchmark, lambda: (_numpy_quantize(x, fitted.scales, fitted.offsets, 255) - 128).astype(np.int8), 3)
+    elif impl == "faiss":
+        run(benchmark, faiss_fn, 3)
+    else:
+        run(benchmark, peers["np.copyto"])
+    benchmark.extra_info["bytes_per_vector"] = 384
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "numpy-ref", "faiss"])
+def test_int8_decode(benchmark, impl):
+    _need_data()
+    x = big()
+    benchmark.group = "int8-decode-100k-384d"
+    q = quantize_int8(x)
+    out = np.empty(x.shape, np.float32)
+    if impl == "memstrata":
+        run(benchmark, lambda: dequantize_int8(q.codes, q.scales, q.offsets, out=out))
+        sq = _faiss_sq("QT_8bit", x)
+        codes = sq.compute_codes(x)
+        ratio_info(benchmark, {"faiss": lambda: sq.decode(codes), "np.copyto": _copyto_peer(x)}, x.nbytes)
+        benchmark.extra_info["max_abs_error"] = float(np.abs(out - x).max())
+    elif impl == "numpy-ref":
+        bias = (q.offsets + np.float32(128) * q.scales).astype(np.float32)
+        run(benchmark, lambda: q.codes.astype(np.float32) * q.scales + bias, 3)
+    else:
+        sq = _faiss_sq("QT_8bit", x)
+        codes = sq.compute_codes(x)
+        run(benchmark, lambda: sq.decode(codes), 3)
+        benchmark.extra_info["max_abs_error"] = float(np.abs(sq.decode(codes) - x).max())
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "memstrata-fit+encode", "numpy-ref", "faiss", "np.copyto"])
+def test_int4_encode(benchmark, impl):
+    _need_data()
+    x = big()
+    benchmark.group = "int4-encode-100k-384d"
+    fitted = quantize_int4(x)
+    out = np.empty((x.shape[0], 192), np.uint8)
+    peers: dict[str, Callable[[], Any]] = {"np.copyto": _copyto_peer(x)}
+    if impl in ("memstrata", "memstrata-fit+encode", "faiss"):
+        sq = _faiss_sq("QT_4bit", x)
+        peers["faiss"] = lambda: sq.compute_codes(x)
+    if impl == "memstrata":
+        run(benchmark, lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out))
+        ratio_info(benchmark, peers, x.nbytes)
+    elif impl == "memstrata-fit+encode":
+        run(benchmark, lambda: quantize_int4(x, out=out))
+        ratio_info(benchmark, peers, x.nbytes)
+    elif impl == "numpy-ref":
+
+        def numpy_int4():
+            c = _numpy_quantize(x, fitted.scales, fitted.offsets, 15).astype(np.uint8)
+            return c[:, 0::2] | (c[:, 1::2] << 4)
+
+        run(benchmark, numpy_int4, 3)
+    elif impl == "faiss":
+        run(benchmark, peers["faiss"], 3)
+    else:
+        run(benchmark, peers["np.copyto"])
+    benchmark.extra_info["bytes_per_vector"] = 192
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "faiss"])
+def test_int4_decode(benchmark, impl):
+    _need_data()
+    x = big()
+    benchmark.group = "int4-decode-100k-384d"
+    sq = _faiss_sq("QT_4bit", x)
+    codes = sq.compute_codes(x)
+    if impl == "memstrata":
+        q = quantize_int4(x)
+        out = np.empty(x.shape, np.float32)
+        run(benchmark, lambda: dequantize_int4(q.codes, q.scales, q.offsets, out=out))
+        ratio_info(benchmark, {"faiss": lambda: sq.decode(codes)}, x.nbytes)
+        benchmark.extra_info["max_abs_error"] = float(np.abs(out - x).max())
+    else:
+        run(benchmark, lambda: sq.decode(codes), 3)
+        benchmark.extra_info["max_abs_error"] = float(np.abs(sq.decode(codes) - x).max())
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "np.packbits"])
+def test_binarize(benchmark, impl):
+    _need_data()
+    x = big()
+    benchmark.group = "binarize-100k-384d"
+    out = np.empty((x.shape[0], 48), np.uint8)
+    packbits = lambda: np.packbits(x > 0, axis=1)  # noqa: E731
+    if impl == "memstrata":
+        run(benchmark, lambda: binarize(x, out=out))
+        ratio_info(benchmark, {"np.packbits": packbits}, x.nbytes)
+        assert np.array_equal(out, packbits())
+    else:
+        run(benchmark, packbits)
+
+
+# ------------------------------------------------------------------ search
+
+
+def _flat_peer(x: np.ndarray, q: np.ndarray) -> Callable[[], Any]:
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return lambda: index.search(q, K + 1)
+
+
+SEARCH_IMPLS = [
+    "memstrata-int8",
+    "memstrata-int8-shortlist",
+    "memstrata-binary-rescore",
+    "memstrata-int4-rescore",
+    "faiss-flat",
+    "faiss-sq8",
+    "faiss-binary-rescore",
+    "usearch-exact",
+    "usearch-hnsw-i8",
+]
+
+MEMORY_CONFIGS = {
+    "memstrata-int8": dict(codec="int8"),
+    "memstrata-int8-shortlist": dict(codec="int8", shortlist=400),
+    "memstrata-binary-rescore": dict(codec="binary", rescore=20),
+    "memstrata-int4-rescore": dict(codec="int4", rescore=2),
+}
+
+
+def _faiss_binary_rescore(x: np.ndarray, q: np.ndarray, n_candidates: int):
+    faiss = _faiss()
+    center = x.mean(axis=0).astype(np.float32)
+    index = faiss.IndexBinaryFlat(x.shape[1])
+    index.add(binarize(x, center))
+    qb = binarize(q, center)
+
+    def search():
+        _, cand = index.search(qb, n_candidates)
+        return rescore_topk(q, x, cand.astype(np.int64), K + 1)
+
+    return search
+
+
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_search_real(benchmark, impl):
+    """1000 queries, top-10, against the 10k real embeddings."""
+    _need_data()
+    x = real()[0]
+    q = x[:1000]
+    benchmark.group = "search-top10-real-10k-384d"
+    if impl in MEMORY_CONFIGS:
+        memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
+        memory.add(x)
+        fn: Callable[[], Any] = lambda: memory.search(q, K + 1)  # noqa: E731
+        ids = run(benchmark, fn)[1]
+        benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
+        ratio_info(benchmark, {"faiss-flat": _flat_peer(x, q)})
+        memory.close()
+    elif impl == "faiss-flat":
+        ids = run(benchmark, _flat_peer(x, q))[1]
+        benchmark.extra_info["bytes_per_vector"] = 4 * 384
+    elif impl == "faiss-sq8":
+        faiss = _faiss()
+        index = faiss.IndexScalarQuantizer(384, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        index.train(x)
+        index.add(x)
+        ids = run(benchmark, lambda: index.search(q, K + 1), 3)[1]
+        benchmark.extra_info["bytes_per_vector"] = 384
+    elif impl == "faiss-binary-rescore":
+        ids = run(benchmark, _faiss_binary_rescore(x, q, 20 * K))[1]
+        benchmark.extra_info["bytes_per_vector"] = 48
+    else:
+        usearch = pytest.importorskip("usearch.index", reason="usearch is not installed (pip install 'memstrata[bench]')")
+        if impl == "usearch-exact":
+            fn = lambda: usearch.search(x, q, K + 1, usearch.MetricKind.IP, exact=True, threads=1)  # noqa: E731
+            ids = run(benchmark, fn, 3).keys
+            benchmark.extra_info["bytes_per_vector"] = 4 * 384
+        else:
+            index = usearch.Index(ndim=384, metric=usearch.MetricKind.IP, dtype=usearch.ScalarKind.I8)
+            index.add(np.arange(len(x)), x, threads=1)
+            ids = run(benchmark, lambda: index.search(q, K + 1, threads=1)).keys
+            benchmark.extra_info["bytes_per_vector"] = "384 + graph"
+    benchmark.extra_info["recall@10"] = round(recall_at_10(np.asarray(ids)), 4)
+    if median_of(benchmark):
+        benchmark.extra_info["queries_per_s"] = round(1000 / median_of(benchmark))
+
+
+@pytest.mark.parametrize("impl", ["memstrata-int8", "memstrata-int8-shortlist", "memstrata-binary-rescore", "faiss-flat"])
+def test_search_100k(benchmark, impl):
+    """200 queries (real rows 0-199), top-10, against the 100k set; recall vs exact float search."""
+    _need_data()
+    x = big()
+    q = x[:200]
+    benchmark.group = "search-top10-100k-384d"
+    flat = _flat_peer(x, q)
+    exact_ids = flat()[1]
+    if impl == "faiss-flat":
+        ids = run(benchmark, flat, 3)[1]
+    else:
+        memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
+        memory.add(x)
+        ids = run(benchmark, lambda: memory.search(q, K + 1), 3)[1]
+        benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
+        ratio_info(benchmark, {"faiss-flat-100k": flat})
+        memory.close()
+    exact_sims = np.take_along_axis(q @ x.T, exact_ids, axis=1)
+    got_sims = np.take_along_axis(q @ x.T, np.maximum(ids, 0), axis=1)
+    # top-11 including the query itself; a hit reaches the exact 11th similarity
+    benchmark.extra_info["recall@10"] = round(float((got_sims >= exact_sims[:, -1:] - 1e-6).mean()), 4)
+    if median_of(benchmark):
+        benchmark.extra_info["queries_per_s"] = round(200 / median_of(benchmark))
+
+
+def test_hamming_topk_kernel(benchmark):
+    _need_data()
+    x = real()[0]
+    bits = binarize(x, x.mean(axis=0).astype(np.float32))
+    benchmark.group = "hamming-top200-real-10k-384d"
+    run(benchmark, lambda: hamming_topk(bits[:1000], bits, 200))
+    ratio_info(benchmark, {"faiss-flat": _flat_peer(x, x[:1000])})
+
+
+# --------------------------------------------------------------------- CSR
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "scipy"])
+def test_dense_to_csr(benchmark, impl):
+    """The 100k set with |x| <= 0.05 zeroed (about 40 % of entries kept)."""
+    _need_data()
+    x = big()
+    benchmark.group = "dense-to-csr-100k-384d"
+    sparse = pytest.importorskip("scipy.sparse", reason="scipy is not installed")
+    dense = np.where(np.abs(x) > 0.05, x, np.float32(0))
+    if impl == "memstrata":
+        m = run(benchmark, lambda: to_csr(dense))
+        ratio_info(benchmark, {"scipy": lambda: sparse.csr_matrix(dense)}, dense.nbytes)
+        benchmark.extra_info["density"] = round(m.data.size / dense.size, 3)
+    else:
+        run(benchmark, lambda: sparse.csr_matrix(dense), 3)
+
+
+# ------------------------------------------------------ parallel threshold
+
+
+@pytest.mark.parametrize("n_rows", [1000, 5000, 20000])
+@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+def test_int8_encode_threads(benchmark, n_rows, kernel):
+    """Where the parallel twin starts to pay (compare with PARALLEL_MIN_ELEMENTS = 2**21 = 5461 x 384)."""
+    _need_data()
+    import numba
+
+    from memstrata.kernels import quantize as qmod
+
+    x = big()[:n_rows]
+    fitted = quantize_int8(x)
+    _, inv = qmod._inverse_steps(fitted.scales)
+    codes = np.empty(x.shape, np.int8)
+    benchmark.group = f"int8-encode-threads-{n_rows}x384"
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        if kernel == "serial":
+            run(benchmark, lambda: qmod._encode_dim_serial(x, fitted.offsets, inv, 255, codes), 20)
+        else:
+            run(benchmark, lambda: qmod._encode_dim_parallel(x, fitted.offsets, inv, 255, codes), 20)
+        benchmark.extra_info["threads"] = numba.get_num_threads()
+    finally:
+        numba.set_num_threads(1)
