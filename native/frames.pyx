@@ -35,38 +35,42 @@ cdef extern from "Python.h":
 
 cdef enum:
     CHECKSUM_SIZE = 8
-    MIN_SIZE = 22
+    MIN_SIZE = 14
     FORMAT_VERSION = 1
     FLAG_KIND = 0x07
     FLAG_LONG_DIGEST = 0x08
     FLAG_META = 0x10
     FLAG_DICT = 0x20
-    FLAG_RESERVED = 0xC0
+    FLAG_IMPLICIT = 0x40
+    FLAG_RESERVED = 0x80
+    IMPLICIT_MAX_LENGTH = 65536
+    IMPLICIT_MAX_CODEC = 3
 
 
 class FrameVersionError(CorruptDataError):
     """A frame was written by a newer format version than this memstrata reads."""
 
 
-cdef inline void checksum_into(const uint8_t* body, size_t n, const uint8_t* dict_digest, uint8_t* out) noexcept nogil:
-    """First 8 bytes of XXH3-128(body ‖ dictionary digest) into ``out``."""
+cdef inline int checksum_into(const uint8_t* body, size_t n, const uint8_t* tail, size_t n_tail, uint8_t* out) except -1:
+    """First 8 bytes of XXH3-128(body ‖ tail) into ``out`` (tail: dictionary and/or content digest)."""
     cdef uint8_t full[16]
     cdef uint8_t* tmp
     cdef ms_u128 h
-    if dict_digest == NULL:
-        h = ms_xxh3_128(body, n, 0)
+    if n_tail == 0:
+        with nogil:
+            h = ms_xxh3_128(body, n, 0)
     else:
-        tmp = <uint8_t*>malloc(n + 16)
+        tmp = <uint8_t*>malloc(n + n_tail)
         if tmp == NULL:
-            h = ms_xxh3_128(body, 0, 0)  # unreachable in practice; yields a mismatch, never a false pass
-            h.lo ^= 0x5bd1e995
-        else:
-            memcpy(tmp, body, n)
-            memcpy(tmp + n, dict_digest, 16)
-            h = ms_xxh3_128(tmp, n + 16, 0)
-            free(tmp)
+            raise MemoryError()
+        memcpy(tmp, body, n)
+        memcpy(tmp + n, tail, n_tail)
+        with nogil:
+            h = ms_xxh3_128(tmp, n + n_tail, 0)
+        free(tmp)
     ms_u128_to_canonical(h, full)
     memcpy(out, full, CHECKSUM_SIZE)
+    return 0
 
 
 cdef inline Py_ssize_t put_varint(uint8_t* p, uint64_t n) noexcept nogil:
@@ -96,18 +100,25 @@ cdef inline Py_ssize_t get_varint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t e
 
 
 def build(int codec_id, int kind, payload, uint64_t original_length, bytes content_digest,
-          bytes meta=b"", dictionary_digest=None) -> bytes:
+          bytes meta=b"", dictionary_digest=None, bint implicit=False) -> bytes:
     """Assemble a frame (see ``memstrata.codecs._frame.build_frame``)."""
     cdef Py_buffer view
     cdef uint8_t head[64]
-    cdef Py_ssize_t h = 5, n_digest = len(content_digest), n_meta = len(meta), total
+    cdef uint8_t tail[32]
+    cdef Py_ssize_t h = 5, n_digest = len(content_digest), n_stored, n_meta = len(meta), total, n_tail = 0
     cdef int flags = kind
-    cdef const uint8_t* dd = NULL
     cdef bytes dd_bytes
-    if n_digest != 8 and n_digest != 16:
-        raise ValueError("content_digest: expected 8 or 16 bytes")
-    if n_digest == 16:
-        flags |= FLAG_LONG_DIGEST
+    if implicit:
+        if n_digest != 16:
+            raise ValueError("content_digest: an implicit digest needs all 16 bytes")
+        flags |= FLAG_IMPLICIT
+        n_stored = 0
+    else:
+        if n_digest != 8 and n_digest != 16:
+            raise ValueError("content_digest: expected 8 or 16 bytes")
+        if n_digest == 16:
+            flags |= FLAG_LONG_DIGEST
+        n_stored = n_digest
     h += put_varint(head + h, original_length)
     if n_meta:
         flags |= FLAG_META
@@ -116,10 +127,14 @@ def build(int codec_id, int kind, payload, uint64_t original_length, bytes conte
         dd_bytes = bytes(dictionary_digest)
         if len(dd_bytes) != 16:
             raise ValueError("dictionary_digest: expected 16 bytes")
-        dd = <const uint8_t*>PyBytes_AS_STRING(dd_bytes)
         flags |= FLAG_DICT
-        memcpy(head + h, dd, 4)
+        memcpy(head + h, PyBytes_AS_STRING(dd_bytes), 4)
         h += 4
+        memcpy(tail, PyBytes_AS_STRING(dd_bytes), 16)
+        n_tail = 16
+    if implicit:
+        memcpy(tail + n_tail, PyBytes_AS_STRING(content_digest), 16)
+        n_tail += 16
     head[0] = 0x89
     head[1] = 0x4D
     head[2] = FORMAT_VERSION
@@ -127,12 +142,13 @@ def build(int codec_id, int kind, payload, uint64_t original_length, bytes conte
     head[4] = <uint8_t>flags
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
-        total = h + n_digest + n_meta + view.len + CHECKSUM_SIZE
+        total = h + n_stored + n_meta + view.len + CHECKSUM_SIZE
         out = PyBytes_FromStringAndSize(NULL, total)
         p = <uint8_t*>PyBytes_AS_STRING(out)
         memcpy(p, head, h)
-        memcpy(p + h, PyBytes_AS_STRING(content_digest), n_digest)
-        h += n_digest
+        if n_stored:
+            memcpy(p + h, PyBytes_AS_STRING(content_digest), n_stored)
+            h += n_stored
         if n_meta:
             memcpy(p + h, PyBytes_AS_STRING(meta), n_meta)
             h += n_meta
@@ -140,8 +156,25 @@ def build(int codec_id, int kind, payload, uint64_t original_length, bytes conte
         h += view.len
     finally:
         PyBuffer_Release(&view)
-    checksum_into(p, <size_t>h, dd, p + h)
+    checksum_into(p, <size_t>h, tail, <size_t>n_tail, p + h)
     return out
+
+
+def checksum_matches(frame, bytes tail) -> bool:
+    """Whether the last 8 bytes of ``frame`` are the checksum of the rest followed by ``tail``."""
+    cdef Py_buffer view
+    cdef uint8_t expected[CHECKSUM_SIZE]
+    cdef bint ok
+    PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+    try:
+        if view.len < CHECKSUM_SIZE:
+            return False
+        checksum_into(<const uint8_t*>view.buf, <size_t>(view.len - CHECKSUM_SIZE),
+                      <const uint8_t*>PyBytes_AS_STRING(tail), <size_t>len(tail), expected)
+        ok = memcmp(expected, <const uint8_t*>view.buf + view.len - CHECKSUM_SIZE, CHECKSUM_SIZE) == 0
+    finally:
+        PyBuffer_Release(&view)
+    return ok
 
 
 def parse(frame, lookup, bint verify=True):
@@ -149,7 +182,9 @@ def parse(frame, lookup, bint verify=True):
 
     Returns ``(version, codec_id, kind, original_length, content_digest,
     dictionary_ref, meta_start, meta_length, payload_offset, payload_length,
-    dictionary)``.
+    dictionary, dictionary_digest, implicit)``. With ``implicit`` true the
+    checksum also covers the content digest, which the caller computes from the
+    decoded payload and checks with :func:`checksum_matches`.
     """
     cdef Py_buffer view
     cdef const uint8_t* p
@@ -158,8 +193,10 @@ def parse(frame, lookup, bint verify=True):
     cdef int version, codec_id, flags
     cdef uint8_t expected[CHECKSUM_SIZE]
     cdef const uint8_t* dd = NULL
+    cdef bint implicit
     ref = None
     dictionary = None
+    dict_digest = None
     PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*>view.buf
@@ -180,8 +217,12 @@ def parse(frame, lookup, bint verify=True):
         flags = p[4]
         if flags & FLAG_RESERVED:
             raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
+        implicit = (flags & FLAG_IMPLICIT) != 0
         body_end = end - CHECKSUM_SIZE
         pos = get_varint(p, 5, body_end, &original_length)
+        if implicit and (flags & FLAG_LONG_DIGEST or (flags & FLAG_KIND) > 2 or codec_id > IMPLICIT_MAX_CODEC
+                         or original_length > IMPLICIT_MAX_LENGTH):
+            raise CorruptDataError("frame: implicit content digest on a frame that cannot have one")
         if flags & FLAG_META:
             pos = get_varint(p, pos, body_end, &meta_length)
         if flags & FLAG_DICT:
@@ -197,21 +238,21 @@ def parse(frame, lookup, bint verify=True):
                 )
             dict_digest, dictionary = found
             dd = <const uint8_t*>PyBytes_AS_STRING(dict_digest)
-        digest_length = 16 if flags & FLAG_LONG_DIGEST else 8
+        digest_length = 0 if implicit else 16 if flags & FLAG_LONG_DIGEST else 8
         if pos + digest_length > body_end or meta_length > <uint64_t>(body_end - pos - digest_length):
             raise CorruptDataError("frame: truncated (header runs past the end)")
         content_digest = PyBytes_FromStringAndSize(<const char*>p + pos, digest_length)
         pos += digest_length
         meta_start = pos
         pos += <Py_ssize_t>meta_length
-        if verify:
-            checksum_into(p, <size_t>body_end, dd, expected)
+        if verify and not implicit:
+            checksum_into(p, <size_t>body_end, dd, 16 if dd != NULL else 0, expected)
             if memcmp(expected, p + body_end, CHECKSUM_SIZE) != 0:
                 raise CorruptDataError("frame: checksum mismatch (corrupt, truncated or spliced frame)")
     finally:
         PyBuffer_Release(&view)
     return (version, codec_id, flags & FLAG_KIND, original_length, content_digest, ref,
-            meta_start, <Py_ssize_t>meta_length, pos, body_end - pos, dictionary)
+            meta_start, <Py_ssize_t>meta_length, pos, body_end - pos, dictionary, dict_digest, implicit)
 
 
 cdef object INT_MIN = -(2**63)

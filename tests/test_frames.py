@@ -43,43 +43,60 @@ def _load_make_golden():  # type: ignore[no-untyped-def]
 
 
 def test_header_fields_are_where_the_format_says() -> None:
+    # a small lossless frame: implicit content digest, covered by the checksum
     frame = get_codec("raw").encode(b"abc")
     assert frame[:2] == b"\x89M" and frame[2] == FORMAT_VERSION and frame[3] == 0
-    assert frame[4] == 0  # kind bytes, short digest, no meta, no dictionary
+    assert frame[4] == 0x40  # kind bytes, implicit digest, no meta, no dictionary
     assert frame[5] == 3  # original length (varint)
-    assert frame[6:14] == digest(b"abc")[:8]
-    assert frame[14:17] == b"abc"
-    assert frame[17:] == digest(frame[:17])[:8]
+    assert frame[6:9] == b"abc"
+    assert frame[9:] == digest(frame[:9] + digest(b"abc"))[:8]
     h = read_header(frame)
     assert (h.version, h.codec_id, h.kind_name, h.original_length, h.payload_offset, h.payload_length) == (
-        1, 0, "bytes", 3, 14, 3,
+        1, 0, "bytes", 3, 6, 3,
     )
+    assert h.implicit_digest and h.content_digest == digest(b"abc")
+    # an explicit 8-byte digest (blosc2 never leaves it implicit)
+    frame = get_codec("blosc2").encode(b"abc")
+    assert frame[4] == 0x00 and frame[6:14] == digest(b"abc")[:8]
+    assert frame[-8:] == digest(frame[:-8])[:8]
 
 
 def test_long_inputs_carry_the_full_digest() -> None:
     data = bytes(range(256)) * 8
     h = read_header(get_codec("zstd").encode(data))
-    assert h.content_digest == digest(data)
-    assert len(read_header(get_codec("zstd").encode(b"short")).content_digest) == 8
+    assert h.content_digest == digest(data) and not h.implicit_digest
+    short = read_header(get_codec("zstd").encode(b"short"))
+    assert short.implicit_digest and short.content_digest == digest(b"short")
 
 
 @given(
     codec_id=st.integers(0, 255),
     kind=st.integers(0, 3),
     payload=st.binary(max_size=300),
-    n=st.integers(0, 2**64 - 1),
-    long_digest=st.booleans(),
+    n=st.integers(0, 2**64 - 1) | st.integers(0, 70000),
+    mode=st.sampled_from(["short", "long", "implicit"]),
     meta=st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=3),
     with_dict=st.booleans(),
 )
-def test_compiled_frame_code_matches_the_python_reference(codec_id, kind, payload, n, long_digest, meta, with_dict):  # type: ignore[no-untyped-def]
-    content = digest(payload)[: 16 if long_digest else 8]
+def test_compiled_frame_code_matches_the_python_reference(codec_id, kind, payload, n, mode, meta, with_dict):  # type: ignore[no-untyped-def]
+    content = digest(payload)[: 8 if mode == "short" else 16]
     meta_bytes = _frame.encode_meta(meta) if meta else b""
     dd = register_dictionary(b"reference dictionary bytes") if with_dict else None
-    native = _frame.build_frame(codec_id, kind, payload, n, content, meta_bytes, dd)
-    python = _frame._py_build_frame(codec_id, kind, payload, n, content, meta_bytes, dd)
+    implicit = mode == "implicit"
+    native = _frame.build_frame(codec_id, kind, payload, n, content, meta_bytes, dd, implicit)
+    python = _frame._py_build_frame(codec_id, kind, payload, n, content, meta_bytes, dd, implicit)
     assert native == python
-    assert _frame.parse_frame(native, lookup_dictionary) == _frame._py_parse_frame(native, lookup_dictionary)
+    results = []
+    for parse in (_frame.parse_frame, _frame._py_parse_frame):
+        try:
+            results.append(parse(native, lookup_dictionary))
+        except CorruptDataError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
+    if implicit and isinstance(results[0], tuple):
+        tail = (dd or b"") + content
+        assert _frame.checksum_matches(native, tail) and _frame._py_checksum_matches(native, tail)
+        assert not _frame.checksum_matches(native, tail[:-1] + bytes([tail[-1] ^ 1]))
 
 
 # -------------------------------------------------------------- corruption --
@@ -217,17 +234,19 @@ def test_reserved_flags_and_old_versions_are_corrupt() -> None:
 
 
 def test_valid_frame_of_an_unregistered_codec_names_it() -> None:
-    frame = get_codec("raw").encode(b"payload")
-    other = bytearray(frame[:-8])
-    other[3] = 200
+    frame = _frame.build_frame(200, 0, b"payload", 7, digest(b"payload")[:8])
     with pytest.raises(UnknownCodecError, match=r"codec id 200, which is not registered here \(known: raw=0"):
-        decode(_reseal(bytes(other)))
+        decode(frame)
+    # an implicit digest is only allowed for codecs 0-3: on another codec it is corruption
+    frame = _frame.build_frame(200, 0, b"payload", 7, digest(b"payload"), implicit=True)
+    with pytest.raises(CorruptDataError, match="implicit content digest on a frame that cannot have one"):
+        decode(frame)
 
 
 def test_missing_dictionary_is_reported() -> None:
     frame = bytearray(get_codec({"id": "zstd", "dictionary": register_dictionary(b"dictionary one!!" * 8).hex()}).encode(b"dictionary one!! hello"))
-    h = read_header(bytes(frame))
-    ref_at = h.payload_offset - len(h.content_digest) - 4
+    d = register_dictionary(b"dictionary one!!" * 8)
+    ref_at = bytes(frame).index(d[:4])
     frame[ref_at : ref_at + 4] = b"\xde\xad\xbe\xef"
     with pytest.raises(CorruptDataError, match="names zstd dictionary deadbeef…, which is not registered here"):
         decode(bytes(frame))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from threading import get_ident
 from typing import Any
 
 import numpy as np
@@ -73,11 +74,12 @@ class RawCodec(Codec):
     >>> from memstrata.codecs import RawCodec, decode
     >>> frame = RawCodec().encode({"a": 1})
     >>> decode(frame), len(frame)
-    ({'a': 1}, 26)
+    ({'a': 1}, 18)
     """
 
     codec_id = "raw"
     frame_id = 0
+    implicit_digest_ok = True
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, None]:
         return buf if type(buf) is bytes else bytes(buf), None, None
@@ -100,6 +102,7 @@ class LZ4Codec(Codec):
 
     codec_id = "lz4"
     frame_id = 1
+    implicit_digest_ok = True
 
     def __init__(self, level: int = 0) -> None:
         self.level = _check_int("level", level, 0, 12)
@@ -133,8 +136,7 @@ class LZ4Codec(Codec):
         return _unchunked(payload, header, decompress)
 
 
-_ZSTD_CCTX = threading.local()  # per thread: zstandard contexts are not thread-safe
-_ZSTD_DCTX = threading.local()
+_ZSTD_DCTX = threading.local()  # per thread: zstandard contexts are not thread-safe
 
 
 def _zstd_params(level: int) -> Any:
@@ -176,6 +178,7 @@ class ZstdCodec(Codec):
 
     codec_id = "zstd"
     frame_id = 2
+    implicit_digest_ok = True
 
     def __init__(self, level: int = 3, dictionary: bytes | str | None = None) -> None:
         self.level = _check_int("level", level, -7, 22)
@@ -190,7 +193,7 @@ class ZstdCodec(Codec):
             dictionary = bytes(dictionary)
             get_dictionary(dictionary)  # fail now, not at the first encode
         self.dictionary: bytes | None = dictionary
-        self._key = (self.level, self.dictionary)
+        self._cctx: dict[int, Any] = {}
 
     def _params(self) -> dict[str, Any]:
         return {"level": self.level, "dictionary": None if self.dictionary is None else self.dictionary.hex()}
@@ -201,10 +204,9 @@ class ZstdCodec(Codec):
         return cls(level=level, dictionary=register_dictionary(dictionary))
 
     def _compressor(self) -> Any:
-        cache = getattr(_ZSTD_CCTX, "c", None)
-        if cache is None:
-            cache = _ZSTD_CCTX.c = {}
-        c = cache.get(self._key)
+        # one compressor per thread: zstandard contexts must not be shared while compressing
+        tid = get_ident()
+        c = self._cctx.get(tid)
         if c is None:
             import zstandard
 
@@ -215,7 +217,7 @@ class ZstdCodec(Codec):
                 d = zstandard.ZstdCompressionDict(get_dictionary(self.dictionary))
                 d.precompute_compress(compression_params=params)
                 c = zstandard.ZstdCompressor(dict_data=d, compression_params=params)
-            cache[self._key] = c
+            self._cctx[tid] = c
         return c
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, bytes | None]:
@@ -249,6 +251,7 @@ class ZlibCodec(Codec):
 
     codec_id = "zlib"
     frame_id = 3
+    implicit_digest_ok = True
 
     def __init__(self, level: int = 6) -> None:
         self.level = _check_int("level", level, 0, 9)

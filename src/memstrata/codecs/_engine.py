@@ -261,7 +261,7 @@ class CompressionEngine:
                     self._collect(buf)
                 if n_in > self.policy.record_bytes:
                     c = self._zstd
-            frame = c._frame(buf, KIND_VALUE, {}, content_digest, None if content_digest is None else True)
+            frame = c._frame(buf, KIND_VALUE, {}, content_digest)
         except BaseException:
             self._n_errors += 1
             raise

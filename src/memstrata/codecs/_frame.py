@@ -6,18 +6,26 @@ normative description)::
     magic         2   b"\\x89M"
     version       1   1
     codec id      1   numeric id of the codec that wrote the payload
-    flags         1   bits 0-2 kind, 3 long digest, 4 meta, 5 dictionary, 6-7 zero
+    flags         1   bits 0-2 kind, 3 long digest, 4 meta, 5 dictionary,
+                      6 implicit digest, 7 zero
     orig length   v   LEB128 varint: length of the original bytes
     [meta length  v   varint, when the meta flag is set]
     [dict ref     4   first 4 bytes of the zstd dictionary's digest, dictionary flag]
-    content dig.  8   first 8 (or all 16, long-digest flag) bytes of XXH3-128(original)
+    [content dig. 8|16  XXH3-128(original), first 8 bytes or all 16 (long-digest
+                      flag); absent with the implicit-digest flag]
     [meta         m   msgpack map: dtype/shape of arrays, codec parameters]
     payload       *   the codec's output
-    checksum      8   first 8 bytes of XXH3-128(every byte above ‖ dictionary digest)
+    checksum      8   first 8 bytes of XXH3-128(every byte above
+                      ‖ dictionary digest, when named
+                      ‖ content digest, when implicit)
 
-The checksum covers the header (and so the content digest and codec
-parameters), the payload and, when a dictionary is named, the dictionary's full
-16-byte digest; it is verified before any payload byte is interpreted.
+The checksum covers the header, the content digest, the codec parameters, the
+payload and the full digest of a named dictionary. With a stored digest it is
+verified before any payload byte is interpreted. Small lossless frames (at most
+64 KiB, codecs raw/lz4/zstd/zlib, whose decoders are safe on any input) may
+leave the digest implicit to save its 8 bytes: the payload is decoded (bounded
+by the original length), its digest computed, and the checksum verified over
+it, so the check also covers the decoder's output.
 """
 
 from __future__ import annotations
@@ -54,9 +62,12 @@ _FLAG_KIND = 0x07
 FLAG_LONG_DIGEST = 0x08
 FLAG_META = 0x10
 FLAG_DICT = 0x20
-_FLAG_RESERVED = 0xC0
+FLAG_IMPLICIT = 0x40
+_FLAG_RESERVED = 0x80
+IMPLICIT_MAX_LENGTH = 65536
+IMPLICIT_CODECS = (0, 1, 2, 3)  # raw, lz4, zstd, zlib
 
-_MIN_SIZE = 2 + 1 + 1 + 1 + 1 + 8 + CHECKSUM_SIZE  # empty payload, no meta, no dictionary
+_MIN_SIZE = 2 + 1 + 1 + 1 + 1 + CHECKSUM_SIZE  # empty payload, implicit digest, no meta or dictionary
 
 
 try:  # compiled twins of build_frame / parse_frame (same bytes, same errors)
@@ -79,11 +90,13 @@ class FrameHeader(NamedTuple):
     codec_id: int
     kind: int
     original_length: int
-    content_digest: bytes  # 8 or 16 bytes
+    content_digest: bytes  # 8 or 16 bytes stored; all 16 computed when implicit
     dictionary_ref: bytes | None  # 4 bytes or None
     meta: dict[str, Any]
     payload_offset: int
     payload_length: int
+    dictionary_digest: bytes | None = None
+    implicit_digest: bool = False
 
     @property
     def kind_name(self) -> str:
@@ -118,16 +131,27 @@ def _read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
 def _py_build_frame(
     codec_id: int,
     kind: int,
-    payload: bytes,
+    payload: Any,
     original_length: int,
     content_digest: bytes,
     meta_bytes: bytes = b"",
     dictionary_digest: bytes | None = None,
+    implicit: bool = False,
 ) -> bytes:
-    """Assemble a frame; ``content_digest`` is 8 or 16 bytes, ``meta_bytes`` msgpack."""
+    """The readable reference of :func:`build_frame`."""
     flags = kind
-    if len(content_digest) == 16:
-        flags |= FLAG_LONG_DIGEST
+    tail = b""
+    if implicit:
+        if len(content_digest) != 16:
+            raise ValueError("content_digest: an implicit digest needs all 16 bytes")
+        flags |= FLAG_IMPLICIT
+        stored = b""
+    else:
+        if len(content_digest) not in (8, 16):
+            raise ValueError("content_digest: expected 8 or 16 bytes")
+        if len(content_digest) == 16:
+            flags |= FLAG_LONG_DIGEST
+        stored = content_digest
     parts = [b"", _varint(original_length)]
     if meta_bytes:
         flags |= FLAG_META
@@ -135,14 +159,20 @@ def _py_build_frame(
     if dictionary_digest is not None:
         flags |= FLAG_DICT
         parts.append(dictionary_digest[:4])
+        tail += dictionary_digest
+    if implicit:
+        tail += content_digest
     parts[0] = bytes((0x89, 0x4D, FORMAT_VERSION, codec_id, flags))
-    parts.append(content_digest)
-    parts.append(meta_bytes)
-    parts.append(payload)
+    parts += [stored, meta_bytes, bytes(payload)]
     body = b"".join(parts)
-    if dictionary_digest is None:
-        return body + digest(body)[:CHECKSUM_SIZE]
-    return body + digest(body + dictionary_digest)[:CHECKSUM_SIZE]
+    return body + digest(body + tail)[:CHECKSUM_SIZE]
+
+
+def _py_checksum_matches(frame: Any, tail: bytes) -> bool:
+    mv = memoryview(frame).cast("B")
+    if len(mv) < CHECKSUM_SIZE:
+        return False
+    return digest(bytes(mv[:-CHECKSUM_SIZE]) + tail)[:CHECKSUM_SIZE] == bytes(mv[-CHECKSUM_SIZE:])
 
 
 def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool = True) -> tuple[FrameHeader, bytes | None]:
@@ -174,8 +204,16 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     flags = mv[4]
     if flags & _FLAG_RESERVED:
         raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
+    implicit = bool(flags & FLAG_IMPLICIT)
     body_end = end - CHECKSUM_SIZE
     original_length, pos = _read_varint(mv, 5, body_end)
+    if implicit and (
+        flags & FLAG_LONG_DIGEST
+        or (flags & _FLAG_KIND) > KIND_ARRAY
+        or codec_id not in IMPLICIT_CODECS
+        or original_length > IMPLICIT_MAX_LENGTH
+    ):
+        raise CorruptDataError("frame: implicit content digest on a frame that cannot have one")
     meta_length = 0
     if flags & FLAG_META:
         meta_length, pos = _read_varint(mv, pos, body_end)
@@ -183,6 +221,8 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     dict_digest = None
     dictionary = None
     if flags & FLAG_DICT:
+        if pos + 4 > body_end:
+            raise CorruptDataError("frame: truncated (header runs past the end)")
         ref = bytes(mv[pos : pos + 4])
         pos += 4
         found = dictionary_lookup(ref) if dictionary_lookup is not None else None
@@ -192,14 +232,14 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
                 "(register it with memstrata.codecs.register_dictionary) or the frame is corrupt"
             )
         dict_digest, dictionary = found
-    digest_length = 16 if flags & FLAG_LONG_DIGEST else 8
+    digest_length = 0 if implicit else 16 if flags & FLAG_LONG_DIGEST else 8
+    if pos + digest_length > body_end or meta_length > body_end - pos - digest_length:
+        raise CorruptDataError("frame: truncated (header runs past the end)")
     content_digest = bytes(mv[pos : pos + digest_length])
     pos += digest_length
     meta_start = pos
     pos += meta_length
-    if pos > body_end:
-        raise CorruptDataError("frame: truncated (header runs past the end)")
-    if verify:
+    if verify and not implicit:
         body = mv[:body_end]
         expected = digest(body)[:CHECKSUM_SIZE] if dict_digest is None else digest(bytes(body) + dict_digest)[:CHECKSUM_SIZE]
         if mv[body_end:] != expected:
@@ -208,7 +248,17 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     if meta_length:
         meta = _decode_meta(mv[meta_start:pos])
     header = FrameHeader(
-        version, codec_id, flags & _FLAG_KIND, original_length, content_digest, ref, meta, pos, body_end - pos
+        version,
+        codec_id,
+        flags & _FLAG_KIND,
+        original_length,
+        content_digest,
+        ref,
+        meta,
+        pos,
+        body_end - pos,
+        dict_digest,
+        implicit,
     )
     return header, dictionary
 
@@ -247,11 +297,21 @@ def build_frame(
     content_digest: bytes,
     meta_bytes: bytes = b"",
     dictionary_digest: bytes | None = None,
+    implicit: bool = False,
 ) -> bytes:
-    """Assemble a frame; ``content_digest`` is 8 or 16 bytes, ``meta_bytes`` msgpack."""
+    """Assemble a frame; ``content_digest`` is 8 or 16 bytes (16 when ``implicit``), ``meta_bytes`` msgpack."""
     if _native is None:  # pragma: no cover
-        return _py_build_frame(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest)
-    return _native.build(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest)
+        return _py_build_frame(
+            codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit
+        )
+    return _native.build(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit)
+
+
+def checksum_matches(frame: Any, tail: bytes) -> bool:
+    """Whether ``frame``'s checksum covers its body followed by ``tail`` (implicit-digest frames)."""
+    if _native is None:  # pragma: no cover
+        return _py_checksum_matches(frame, tail)
+    return _native.checksum_matches(frame, tail)
 
 
 _new_header = tuple.__new__
@@ -269,10 +329,11 @@ def parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool = Tru
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise TypeError(f"frame: expected bytes-like, got {type(frame).__name__}")
     try:
-        (version, codec_id, kind, n, content, ref, meta_start, meta_length, offset, length, dictionary) = _native.parse(
-            frame, dictionary_lookup, verify
+        (version, codec_id, kind, n, content, ref, meta_start, meta_length, offset, length, dictionary, dd, implicit) = (
+            _native.parse(frame, dictionary_lookup, verify)
         )
     except BufferError:
         raise CorruptDataError("frame: not a contiguous buffer") from None
     meta = _decode_meta(memoryview(frame)[meta_start : meta_start + meta_length]) if meta_length else {}
-    return _new_header(FrameHeader, (version, codec_id, kind, n, content, ref, meta, offset, length)), dictionary
+    header = _new_header(FrameHeader, (version, codec_id, kind, n, content, ref, meta, offset, length, dd, implicit))
+    return header, dictionary

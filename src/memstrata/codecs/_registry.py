@@ -43,6 +43,10 @@ class Codec(ABC):
     codec_id: ClassVar[str]
     frame_id: ClassVar[int]
     lossless: ClassVar[bool] = True
+    # may small frames leave the content digest implicit? Only codecs whose
+    # decoders are safe on arbitrary input (the payload is decoded before the
+    # checksum can be verified); the format allows it for frame ids 0-3.
+    implicit_digest_ok: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ API --
 
@@ -107,14 +111,23 @@ class Codec(ABC):
         kind: int,
         meta: dict[str, Any],
         content_digest: bytes | None = None,
-        long_digest: bool | None = None,
+        digest_mode: str | None = None,
         original_length: int | None = None,
     ) -> bytes:
+        """Encode ``buf`` and wrap it in a frame.
+
+        ``digest_mode``: ``"implicit"``, ``"short"`` (8 bytes) or ``"long"`` (16);
+        by default implicit for small lossless frames of the codecs that allow
+        it, long from ``LONG_DIGEST_MIN_BYTES`` on, short otherwise.
+        """
         n = len(buf) if original_length is None else original_length
         if content_digest is None:
             content_digest = digest(buf)
-        if long_digest is None:
-            long_digest = n >= LONG_DIGEST_MIN_BYTES
+        if digest_mode is None:
+            if n < LONG_DIGEST_MIN_BYTES:
+                digest_mode = "implicit" if self.implicit_digest_ok and kind != KIND_OBJECT else "short"
+            else:
+                digest_mode = "long"
         payload, extra, dict_digest = self._encode(buf, meta)
         if extra:
             meta = {**meta, **extra}
@@ -123,9 +136,10 @@ class Codec(ABC):
             kind,
             payload,
             n,
-            content_digest if long_digest else content_digest[:8],
+            content_digest[:8] if digest_mode == "short" else content_digest,
             _frame.encode_meta(meta) if meta else b"",
             dict_digest,
+            digest_mode == "implicit",
         )
 
     @abstractmethod
@@ -213,12 +227,17 @@ def codec_for_frame_id(frame_id: int) -> type[Codec]:
 
 
 def read_header(frame: Any) -> FrameHeader:
-    """Parse and verify a frame's header and checksum without decoding the payload.
+    """Parse and verify a frame's header and checksum.
 
-    Raises :class:`~memstrata.errors.CorruptDataError` exactly when
-    :func:`decode` would for a corrupt frame.
+    The payload is not decoded, except for small frames whose content digest is
+    implicit: those are decoded once to compute it (the returned header then
+    holds all 16 bytes). Raises :class:`~memstrata.errors.CorruptDataError`
+    exactly when :func:`decode` would for a corrupt frame.
     """
-    return _frame.parse_frame(frame, lookup_dictionary)[0]
+    header = _frame.parse_frame(frame, lookup_dictionary)[0]
+    if header.implicit_digest:
+        header = _decode(frame, None, True, True)[1]
+    return header
 
 
 def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
@@ -246,11 +265,15 @@ def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
     UnknownCodecError
         A valid frame from a codec not registered here.
     """
-    header, dictionary = _frame.parse_frame(frame, lookup_dictionary)
-    if expected_digest is not None:
-        n = min(len(expected_digest), len(header.content_digest))
-        if n < 8 or expected_digest[:n] != header.content_digest[:n]:
-            raise CorruptDataError("frame: holds other content than expected (content digest mismatch)")
+    return _decode(frame, expected_digest, True)
+
+
+def _decode(frame: Any, expected_digest: bytes | None, verify: bool, with_header: bool = False) -> Any:
+    """:func:`decode`; ``verify=False`` skips the checksum (benchmarks measure its cost with it)."""
+    header, dictionary = _frame.parse_frame(frame, lookup_dictionary, verify=verify)
+    implicit = header.implicit_digest
+    if expected_digest is not None and not implicit:
+        _check_expected(expected_digest, header.content_digest)
     cls = codec_for_frame_id(header.codec_id)
     mv = memoryview(frame).cast("B") if not isinstance(frame, bytes) else memoryview(frame)
     payload = mv[header.payload_offset : header.payload_offset + header.payload_length]
@@ -258,22 +281,38 @@ def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
         out = cls._decode(payload, header, dictionary)
     except (CorruptDataError, UnknownCodecError):
         raise
-    except Exception as exc:  # a verified frame the codec cannot read: never return a guess
-        raise CorruptDataError(f"frame: codec {cls.codec_id!r} failed to decode a verified payload ({exc})") from exc
+    except Exception as exc:  # the codec cannot read the payload: never return a guess
+        raise CorruptDataError(f"frame: codec {cls.codec_id!r} failed to decode the payload ({exc})") from exc
     kind = header.kind
+    if kind != KIND_OBJECT and len(out) != header.original_length:
+        raise CorruptDataError(f"frame: decoded {len(out)} bytes, header says {header.original_length}")
+    if implicit:
+        # the checksum covers the digest of the decoded bytes: verify it before using them
+        content = digest(out)
+        dd = header.dictionary_digest
+        if verify and not _frame.checksum_matches(frame, content if dd is None else dd + content):
+            raise CorruptDataError("frame: checksum mismatch (corrupt, truncated or spliced frame)")
+        if expected_digest is not None:
+            _check_expected(expected_digest, content)
+        if with_header:
+            header = header._replace(content_digest=content)
     if kind == KIND_OBJECT:
-        return out
-    if len(out) != header.original_length:
-        raise CorruptDataError(
-            f"frame: decoded {len(out)} bytes, header says {header.original_length}"
-        )
-    if kind == KIND_BYTES:
-        return out if type(out) is bytes else bytes(out)
-    if kind == KIND_VALUE:
-        return deserialize(out)
-    if kind == KIND_ARRAY:
-        return _array_from(out, header.meta)
-    raise CorruptDataError(f"frame: unknown payload kind {kind}")
+        value = out
+    elif kind == KIND_BYTES:
+        value = out if type(out) is bytes else bytes(out)
+    elif kind == KIND_VALUE:
+        value = deserialize(out)
+    elif kind == KIND_ARRAY:
+        value = _array_from(out, header.meta)
+    else:
+        raise CorruptDataError(f"frame: unknown payload kind {kind}")
+    return (value, header) if with_header else value
+
+
+def _check_expected(expected: bytes, actual: bytes) -> None:
+    n = min(len(expected), len(actual))
+    if n < 8 or expected[:n] != actual[:n]:
+        raise CorruptDataError("frame: holds other content than expected (content digest mismatch)")
 
 
 def _array_from(buf: Any, meta: dict[str, Any]) -> np.ndarray:

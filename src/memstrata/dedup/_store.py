@@ -9,7 +9,7 @@ from typing import Any
 
 from memstrata.codecs._engine import CompressionEngine
 from memstrata.codecs._hash import digest
-from memstrata.codecs._registry import read_header
+from memstrata.codecs._registry import decode
 from memstrata.codecs._values import serialize
 from memstrata.errors import CorruptDataError
 
@@ -298,9 +298,7 @@ class DedupStore:
             if k[:1] == _BLOB:
                 n += 1
                 try:
-                    header = read_header(self.backend[k])
-                    if header.content_digest != bytes(k[1 : 1 + len(header.content_digest)]):
-                        raise CorruptDataError("blob stored under another digest")
+                    decode(self.backend[k], expected_digest=bytes(k[1:]))
                 except CorruptDataError:
                     bad.append(bytes(k[1:]))
         return {"ok": not bad, "blobs": n, "bad": bad}
