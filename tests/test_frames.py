@@ -161,7 +161,7 @@ def test_every_single_byte_flip_is_detected(frames: list[tuple[bytes, object]]) 
 
 
 def test_every_truncation_is_detected(frames: list[tuple[bytes, object]]) -> None:
-    for frame, _ in frames[:300]:
+    for frame, _ in frames:
         for n in range(len(frame)):
             assert _decodes_to_corrupt(frame[:n]), (frame.hex(), n)
         assert _decodes_to_corrupt(frame + b"\x00")  # trailing garbage too

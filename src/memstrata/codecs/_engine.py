@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from time import perf_counter as _perf_counter
 from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -221,7 +222,14 @@ class CompressionEngine:
             A frame; :meth:`decompress` (or :func:`memstrata.codecs.decode`)
             reads it back.
         """
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
+        if kind is None and codec is None and type(value) is dict:  # the common case: a record
+            try:
+                buf = serialize(value)
+            except BaseException:
+                self._n_errors += 1
+                raise
+            return self._compress_serialized(buf, None, t0)
         if kind is not None and kind not in _KINDS:
             raise ValueError(f"kind: expected one of {_KINDS} or None, got {kind!r}")
         try:
@@ -235,7 +243,9 @@ class CompressionEngine:
                 t = type(value)
                 if t is bytes or t is bytearray or t is memoryview or kind == "bytes":
                     c, frame, n_in = self._compress_buffer(value)
-                elif kind is not None and kind != "record" or t is np.ndarray or hasattr(value, "indptr"):
+                elif kind is not None and kind != "record" or t is np.ndarray or (
+                    t is not list and t is not str and hasattr(value, "indptr")
+                ):
                     c = self.choose(value, kind, allow_loss)
                     frame = c.encode(value)
                     n_in = _size_of(value, frame)
@@ -250,17 +260,18 @@ class CompressionEngine:
     def _compress_serialized(self, buf: bytes, content_digest: bytes | None, t0: float | None = None) -> bytes:
         """Frame a record already serialized (``content_digest``: its full digest, if known)."""
         if t0 is None:
-            t0 = time.perf_counter()
+            t0 = _perf_counter()
         n_in = len(buf)
+        policy = self.policy
         try:
-            if n_in <= self.policy.tiny_bytes:
+            if n_in <= policy.tiny_bytes:
                 c = self._raw
+            elif n_in > policy.record_bytes:
+                c = self._zstd
             else:
                 c = self._record_codec
-                if self._dictionary is None and self.policy.train_after and n_in <= self.policy.record_bytes:
+                if self._dictionary is None and policy.train_after:
                     self._collect(buf)
-                if n_in > self.policy.record_bytes:
-                    c = self._zstd
             frame = c._frame(buf, KIND_VALUE, {}, content_digest)
         except BaseException:
             self._n_errors += 1
@@ -278,7 +289,7 @@ class CompressionEngine:
         self._n_compress += 1
         self._bytes_in += n_in
         self._bytes_out += n_out
-        self._t_compress += time.perf_counter() - t0
+        self._t_compress += _perf_counter() - t0
         return frame
 
     def _compress_buffer(self, value: Any) -> tuple[Codec, bytes, int]:

@@ -24,6 +24,8 @@ __all__ = [
     "register_codec",
 ]
 
+_build_frame = _frame._native.build if _frame._native is not None else _frame._py_build_frame
+
 # frames of at least this many original bytes carry the full 16-byte content digest
 LONG_DIGEST_MIN_BYTES = 1024
 
@@ -131,7 +133,7 @@ class Codec(ABC):
         payload, extra, dict_digest = self._encode(buf, meta)
         if extra:
             meta = {**meta, **extra}
-        return _frame.build_frame(
+        return _build_frame(
             self.frame_id,
             kind,
             payload,
