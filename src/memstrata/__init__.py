@@ -51,6 +51,11 @@ _LAZY_ATTRS: dict[str, str] = {
     "register_codec": "memstrata.codecs",
     "CompressionEngine": "memstrata.codecs",
     "DedupStore": "memstrata.dedup",
+    # symbolic trace memory
+    "SymbolicTraceMemory": "memstrata.traces",
+    "TraceType": "memstrata.traces",
+    "PerformanceDelta": "memstrata.traces",
+    "CompressedTrace": "memstrata.traces",
 }
 
 __all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
@@ -76,3 +81,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
     from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
     from memstrata.dedup import DedupStore
+    from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType

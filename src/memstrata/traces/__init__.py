@@ -1,0 +1,43 @@
+"""Symbolic trace memory: typed, compressed, SQLite-backed traces of an evolving agent.
+
+A self-improving agent logs every operation, metric change, fitness step,
+benchmark result and breakthrough. :class:`SymbolicTraceMemory` keeps them small
+(zstd with dictionaries trained on the agent's own trace stream), queryable
+(SQLite tables ``traces`` and ``performance_deltas`` with time indexes) and kept by
+priority (age-based retention spares high-priority traces).
+
+>>> from memstrata.traces import SymbolicTraceMemory, TraceType
+>>> with SymbolicTraceMemory() as mem:
+...     _ = mem.log_breakthrough_sync("bt-1", {"metric": "pass_rate", "new_best": 0.61})
+...     [t.trace_type for t in mem.traces_sync(type=TraceType.BREAKTHROUGH)]
+[<TraceType.BREAKTHROUGH: 'breakthrough'>]
+"""
+
+from __future__ import annotations
+
+from memstrata.traces._blob import BLOB_VERSION
+from memstrata.traces._memory import DEFAULT_CONFIG, SymbolicTraceMemory
+from memstrata.traces._schema import SCHEMA_VERSION
+from memstrata.traces._types import (
+    DEFAULT_PRIORITIES,
+    LOWER_IS_BETTER_TOKENS,
+    CompressedTrace,
+    PerformanceDelta,
+    TraceType,
+    is_lower_better,
+    register_metric,
+)
+
+__all__ = [
+    "BLOB_VERSION",
+    "DEFAULT_CONFIG",
+    "DEFAULT_PRIORITIES",
+    "LOWER_IS_BETTER_TOKENS",
+    "SCHEMA_VERSION",
+    "CompressedTrace",
+    "PerformanceDelta",
+    "SymbolicTraceMemory",
+    "TraceType",
+    "is_lower_better",
+    "register_metric",
+]

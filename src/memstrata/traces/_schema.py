@@ -1,0 +1,72 @@
+"""The SQLite schema of a trace database (version 1)."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA_SQL", "SCHEMA_VERSION"]
+
+#: Version of the table layout below, recorded in ``meta`` under ``schema_version``.
+SCHEMA_VERSION = 1
+
+# The two tables and their indexes are the documented interface; the extra
+# columns (seq, dictionary_version) and tables (meta, dictionaries, tombstones,
+# trace_log) serve sequence numbers, dictionary versions, provable deletes and
+# the cheap commit of urgent traces (``trace_log``, moved into ``traces`` on flush).
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value NOT NULL
+);
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY,
+    trace_type TEXT NOT NULL,
+    compressed_data BLOB NOT NULL,
+    compression_ratio REAL NOT NULL,
+    original_size INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    retention_priority REAL DEFAULT 1.0,
+    seq INTEGER NOT NULL DEFAULT 0,
+    dictionary_version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_traces_type_time ON traces(trace_type, timestamp);
+CREATE TABLE IF NOT EXISTS trace_log (
+    seq INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    trace_type TEXT NOT NULL,
+    compressed_data BLOB NOT NULL,
+    compression_ratio REAL NOT NULL,
+    original_size INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    retention_priority REAL,
+    dictionary_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS performance_deltas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    metric_name TEXT NOT NULL,
+    old_value REAL NOT NULL,
+    new_value REAL NOT NULL,
+    delta_magnitude REAL NOT NULL,
+    delta_direction TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    context TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_performance_metric_time ON performance_deltas(metric_name, timestamp);
+CREATE TABLE IF NOT EXISTS dictionaries (
+    version INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    dictionary BLOB NOT NULL,
+    n_samples INTEGER NOT NULL,
+    created REAL NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    trace_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
