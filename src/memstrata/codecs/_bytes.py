@@ -203,6 +203,12 @@ class ZstdCodec(Codec):
         """Register raw dictionary bytes and build a codec that uses them."""
         return cls(level=level, dictionary=register_dictionary(dictionary))
 
+    def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, bytes | None]:
+        c = self._cctx.get(get_ident())
+        if c is None:
+            c = self._compressor()
+        return c.compress(buf), None, self.dictionary
+
     def _compressor(self) -> Any:
         # one compressor per thread: zstandard contexts must not be shared while compressing
         tid = get_ident()
@@ -220,8 +226,6 @@ class ZstdCodec(Codec):
             self._cctx[tid] = c
         return c
 
-    def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, bytes | None]:
-        return self._compressor().compress(buf), None, self.dictionary
 
     @classmethod
     def _decode(cls, payload: memoryview, header: FrameHeader, dictionary: Any) -> Any:

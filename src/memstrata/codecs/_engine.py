@@ -272,7 +272,7 @@ class CompressionEngine:
                 c = self._record_codec
                 if self._dictionary is None and policy.train_after:
                     self._collect(buf)
-            frame = c._frame(buf, KIND_VALUE, {}, content_digest)
+            frame = c._frame_plain(buf, KIND_VALUE, content_digest)
         except BaseException:
             self._n_errors += 1
             raise

@@ -24,6 +24,7 @@ __all__ = [
     "register_codec",
 ]
 
+_NO_META: dict[str, Any] = {}
 _build_frame = _frame._native.build if _frame._native is not None else _frame._py_build_frame
 
 # frames of at least this many original bytes carry the full 16-byte content digest
@@ -143,6 +144,20 @@ class Codec(ABC):
             dict_digest,
             digest_mode == "implicit",
         )
+
+    def _frame_plain(self, buf: Any, kind: int, content_digest: bytes | None = None) -> bytes:
+        """:meth:`_frame` without meta and with the default digest mode (the per-record hot path)."""
+        n = len(buf)
+        if content_digest is None:
+            content_digest = digest(buf)
+        payload, extra, dict_digest = self._encode(buf, _NO_META)
+        if extra:  # rare (chunked payloads): take the general path
+            return self._frame(buf, kind, {}, content_digest)
+        if n < LONG_DIGEST_MIN_BYTES:
+            implicit = self.implicit_digest_ok
+            return _build_frame(self.frame_id, kind, payload, n, content_digest if implicit else content_digest[:8],
+                                b"", dict_digest, implicit)
+        return _build_frame(self.frame_id, kind, payload, n, content_digest, b"", dict_digest, False)
 
     @abstractmethod
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, bytes | None]:
