@@ -190,52 +190,6 @@ cdef bint _ghost_take(Ghost* g, uint64_t h) noexcept nogil:
     return True
 
 
-# ---------------------------------------------------------------- frequency sketch
-# Count-min sketch, 4 rows, 4-bit saturating counters (stored one per byte), halved
-# every `sample_size` additions so that old popularity fades (TinyLFU's aging).
-
-cdef int _sketch_init(Sketch* s, Py_ssize_t n_slots) except -1:
-    cdef uint64_t width = _pow2_at_least(<uint64_t>max(4 * n_slots, 64))
-    s.mask = width - 1
-    s.additions = 0
-    s.sample_size = 10 * <int64_t>max(n_slots, 16)
-    s.counters = <uint8_t*>calloc(4 * width, sizeof(uint8_t))
-    if s.counters == NULL:
-        raise MemoryError()
-    return 0
-
-
-cdef inline void _sketch_add(Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t h1 = h & 0xFFFFFFFFULL
-    cdef uint64_t h2 = (h >> 32) | 1
-    cdef uint64_t width = s.mask + 1
-    cdef uint64_t i, j
-    cdef uint8_t* c
-    for i in range(4):
-        c = &s.counters[i * width + ((h1 + i * h2) & s.mask)]
-        if c[0] < 15:
-            c[0] += 1
-    s.additions += 1
-    if s.additions >= s.sample_size:
-        for j in range(4 * width):
-            s.counters[j] >>= 1
-        s.additions >>= 1
-
-
-cdef inline int _sketch_estimate(Sketch* s, uint64_t h) noexcept nogil:
-    cdef uint64_t h1 = h & 0xFFFFFFFFULL
-    cdef uint64_t h2 = (h >> 32) | 1
-    cdef uint64_t width = s.mask + 1
-    cdef uint64_t i
-    cdef int best = 15
-    cdef int c
-    for i in range(4):
-        c = s.counters[i * width + ((h1 + i * h2) & s.mask)]
-        if c < best:
-            best = c
-    return best
-
-
 # ---------------------------------------------------------------- argument checks
 
 cdef inline Py_ssize_t _as_slot(EvictionOrder order, object slot) except -1:
@@ -682,18 +636,26 @@ cdef class LFUOrder(EvictionOrder):
 # ---------------------------------------------------------------- S3-FIFO
 
 cdef class S3FIFOOrder(EvictionOrder):
-    """S3-FIFO: a small probationary FIFO, a main FIFO with 2-bit CLOCK, a ghost FIFO.
+    """S3-FIFO: a small probationary FIFO, a main FIFO with CLOCK, a ghost FIFO.
 
-    New slots enter the small queue (``small_ratio`` of ``capacity``), unless
-    their key hash is in the ghost queue (keys recently evicted from the small
-    queue), then they enter the main queue. A touch raises the slot's counter
-    (at most 3). When asked for a victim the order evicts from the main queue if
-    it holds more than its share or the small queue is empty, else from the small
-    queue, whose oldest slot moves to the main queue if its counter reached
-    ``move_threshold`` and otherwise leaves (its hash joins the ghost queue). The
-    main queue reinserts its oldest slot with counter - 1 while the counter is
-    positive (CLOCK). Until the first eviction, new slots go to the main queue once
-    the small queue is full. Amortized O(1) per operation.
+    New slots enter the small queue, unless their key hash is in the ghost queue
+    (keys recently evicted from the small queue), in which case they enter the main
+    queue. A touch raises the slot's counter (at most ``max_freq``). Asked for a
+    victim, the order evicts from the main queue if it holds more than its share of
+    ``capacity`` or the small queue is empty, else from the small queue: the small
+    queue's oldest slot moves to the main queue (counter reset) if its counter
+    reached ``move_threshold``, and otherwise leaves, its hash joining the ghost
+    queue. The main queue reinserts its oldest slot with counter - 1 while the
+    counter is positive (CLOCK). Until the first eviction, new slots go to the main
+    queue once the small queue is full. Amortized O(1) per operation.
+
+    With ``adaptive=True`` the small queue's share adapts to the workload, the way
+    ARC sizes its lists: keys evicted from the main queue are remembered in a second
+    ghost queue of the same length. A hit in the small queue's ghost (a key that
+    left probation too early) grows the small share by the key's weight; a hit in the
+    main queue's ghost (a key the main queue was too small to keep) shrinks it by the
+    key's weight and readmits the key to the main queue. The share stays within
+    ``[0, capacity // 2]``.
 
     Parameters
     ----------
@@ -703,12 +665,17 @@ cdef class S3FIFOOrder(EvictionOrder):
         Total weight the owner keeps resident (default ``n_slots``); the queue
         shares are taken of it.
     small_ratio : float
-        Share of ``capacity`` for the small queue, in ``[0, 1)``; default 0.1.
+        (Initial) share of ``capacity`` for the small queue, in ``[0, 1)``; default 0.1.
     ghost_ratio : float
-        Ghost queue length as a share of ``n_slots``, ``>= 0``; default 0.9.
+        Length of each ghost queue as a share of ``n_slots``, in ``[0, 16]``;
+        default 0.9.
     move_threshold : int
-        Accesses while in the small queue that earn a move to the main queue,
-        in ``[1, 3]``; default 2.
+        Touches in the small queue that earn a move to the main queue, in
+        ``[1, max_freq]``; default 2.
+    max_freq : int
+        Saturation of the access counter, in ``[1, 15]``; default 3 (2 bits).
+    adaptive : bool
+        Adapt the small queue's share (see above); default ``False``.
 
     Examples
     --------
@@ -721,6 +688,9 @@ cdef class S3FIFOOrder(EvictionOrder):
     0
     >>> order.in_ghost(0)
     True
+    >>> order.insert(0, key_hash=0)   # back soon: straight to the main queue
+    >>> order.queue_of(0)
+    'main'
     """
 
     def __cinit__(self, n_slots, *args, **kwargs):
@@ -732,15 +702,12 @@ cdef class S3FIFOOrder(EvictionOrder):
             raise MemoryError()
         _list_init(&self._small)
         _list_init(&self._main)
-        self._ghost.ring = NULL
-        self._ghost.keys = NULL
-        self._ghost.where = NULL
-        self._ghost.ring_size = 0
-        self._sketch.counters = NULL
-        self._use_sketch = False
+        _ghost_init(&self._ghost, 0)
+        _ghost_init(&self._main_ghost, 0)
 
     def __init__(self, n_slots, *, capacity=None, small_ratio=0.1, ghost_ratio=0.9,
-                 move_threshold=2, max_freq=3, _variant=0):
+                 move_threshold=2, max_freq=3, adaptive=False):
+        cdef Py_ssize_t ghost_size
         if capacity is None:
             capacity = n_slots
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -753,12 +720,12 @@ cdef class S3FIFOOrder(EvictionOrder):
             raise ValueError(f"small_ratio: expected a float in [0, 1), got {small_ratio}")
         if not 0.0 <= ghost_ratio <= 16.0:
             raise ValueError(f"ghost_ratio: expected a float in [0, 16], got {ghost_ratio}")
-        if isinstance(move_threshold, bool) or not isinstance(move_threshold, int):
-            raise TypeError(f"move_threshold: expected an int in [1, max_freq], got {type(move_threshold).__name__}")
         if isinstance(max_freq, bool) or not isinstance(max_freq, int):
             raise TypeError(f"max_freq: expected an int in [1, 15], got {type(max_freq).__name__}")
         if not 1 <= max_freq <= 15:
             raise ValueError(f"max_freq: expected an int in [1, 15], got {max_freq}")
+        if isinstance(move_threshold, bool) or not isinstance(move_threshold, int):
+            raise TypeError(f"move_threshold: expected an int in [1, max_freq], got {type(move_threshold).__name__}")
         if not 1 <= move_threshold <= max_freq:
             raise ValueError(f"move_threshold: expected an int in [1, max_freq={max_freq}], got {move_threshold}")
         if self._n_resident:
@@ -768,17 +735,16 @@ cdef class S3FIFOOrder(EvictionOrder):
         self.ghost_ratio = ghost_ratio
         self.move_threshold = move_threshold
         self.max_freq = max_freq
+        self.adaptive = bool(adaptive)
         self._small_capacity = <int64_t>(capacity * small_ratio)
         self._main_capacity = capacity - self._small_capacity
+        self._max_small = capacity // 2
         self._has_evicted = False
-        self._variant = _variant
+        ghost_size = int(ghost_ratio * self.n_slots)
         _ghost_free(&self._ghost)
-        _ghost_init(&self._ghost, int(ghost_ratio * self.n_slots))
-        free(self._sketch.counters)
-        self._sketch.counters = NULL
-        self._use_sketch = _variant != 0
-        if self._use_sketch:
-            _sketch_init(&self._sketch, self.n_slots)
+        _ghost_free(&self._main_ghost)
+        _ghost_init(&self._ghost, ghost_size)
+        _ghost_init(&self._main_ghost, ghost_size if self.adaptive else 0)
 
     def __dealloc__(self):
         free(self._freq)
@@ -786,34 +752,34 @@ cdef class S3FIFOOrder(EvictionOrder):
         free(self._weight)
         free(self._hash)
         _ghost_free(&self._ghost)
-        free(self._sketch.counters)
+        _ghost_free(&self._main_ghost)
 
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept:
         return &self._main if self._queue[slot] else &self._small
 
+    cdef void _resize_small(self, int64_t delta) noexcept:
+        cdef int64_t small = self._small_capacity + delta
+        if small < 0:
+            small = 0
+        elif small > self._max_small:
+            small = self._max_small
+        self._small_capacity = small
+        self._main_capacity = self.capacity - small
+
     cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
         cdef uint64_t h = _mix64(key_hash)
-        cdef Py_ssize_t v
         self._hash[slot] = h
         self._weight[slot] = weight
         self._freq[slot] = 0
-        if self._use_sketch:
-            _sketch_add(&self._sketch, h)
         if _ghost_take(&self._ghost, h):
             self._queue[slot] = 1
-            if (self._variant & 2) and self._main.count and (
-                    self._main.weight + weight > self._main_capacity):
-                v = self._main_victim()
-                if v >= 0 and (_sketch_estimate(&self._sketch, h)
-                               <= _sketch_estimate(&self._sketch, self._hash[v])):
-                    self._queue[slot] = 0
+            if self.adaptive:
+                self._resize_small(weight if weight > 0 else 1)
+        elif self.adaptive and _ghost_take(&self._main_ghost, h):
+            self._queue[slot] = 1
+            self._resize_small(-weight if weight > 0 else -1)
         elif not self._has_evicted and self._small.weight >= self._small_capacity:
             self._queue[slot] = 1
-        elif (self._variant & 64) and self._main.count and (
-                self._main.weight + weight > self._main_capacity):
-            v = self._main_victim()
-            self._queue[slot] = v >= 0 and (_sketch_estimate(&self._sketch, h)
-                                            > _sketch_estimate(&self._sketch, self._hash[v]))
         else:
             self._queue[slot] = 0
         _push(self._prev, self._next, self._list_of(slot), slot, weight)
@@ -825,8 +791,6 @@ cdef class S3FIFOOrder(EvictionOrder):
     cdef void _hit(self, Py_ssize_t slot) noexcept:
         if self._freq[slot] < self.max_freq:
             self._freq[slot] += 1
-        if self._use_sketch:
-            _sketch_add(&self._sketch, self._hash[slot])
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, self._list_of(slot), slot, self._weight[slot])
@@ -838,6 +802,8 @@ cdef class S3FIFOOrder(EvictionOrder):
         self._has_evicted = True
         if self._queue[slot] == 0:
             _ghost_add(&self._ghost, self._hash[slot])
+        elif self.adaptive:
+            _ghost_add(&self._main_ghost, self._hash[slot])
 
     cdef void c_reweigh(self, Py_ssize_t slot, int64_t weight) noexcept:
         cdef SlotList* lst
@@ -874,37 +840,35 @@ cdef class S3FIFOOrder(EvictionOrder):
                     return v
             t = self._small.head
             if self._freq[t] >= self.move_threshold:
-                if (self._variant & 4) and self._main.count and (
-                        self._main.weight + self._weight[t] > self._main_capacity):
-                    v = self._main_victim()
-                    if v >= 0 and (_sketch_estimate(&self._sketch, self._hash[t])
-                                   < _sketch_estimate(&self._sketch, self._hash[v])):
-                        return t
                 self._move_to_main(t)
                 continue
-            if (self._variant & 1) and self._main.count and (
-                    self._main.weight + self._weight[t] > self._main_capacity):
-                # TinyLFU rescue: a small-queue slot that is historically more
-                # popular than the main queue's victim takes its place
-                v = self._main_victim()
-                if v >= 0 and (_sketch_estimate(&self._sketch, self._hash[t])
-                               > _sketch_estimate(&self._sketch, self._hash[v])):
-                    self._move_to_main(t)
-                    continue
             return t
+
+    @property
+    def small_capacity(self):
+        """The small queue's current share of ``capacity`` (fixed unless ``adaptive``)."""
+        return self._small_capacity
 
     def queue_of(self, slot):
         """``"small"`` or ``"main"``: the queue the resident ``slot`` belongs to."""
         return "main" if self._queue[_resident_slot(self, slot)] else "small"
 
     def frequency(self, slot):
-        """The resident ``slot``'s access counter (0 to 3)."""
+        """The resident ``slot``'s access counter (0 to ``max_freq``)."""
         return self._freq[_resident_slot(self, slot)]
 
     def in_ghost(self, key_hash):
-        """Whether ``key_hash`` is in the ghost queue (recently evicted from the small queue)."""
-        cdef Py_ssize_t i
-        if self._ghost.ring_size == 0:
-            return False
-        i = _ghost_find(&self._ghost, _mix64(PyLong_AsUnsignedLongLongMask(key_hash)))
-        return i >= 0
+        """Whether ``key_hash`` is in the ghost of keys evicted from the small queue."""
+        return _ghost_contains(&self._ghost, key_hash)
+
+    def in_main_ghost(self, key_hash):
+        """Whether ``key_hash`` is in the ghost of keys evicted from the main queue (``adaptive`` only)."""
+        return _ghost_contains(&self._main_ghost, key_hash)
+
+
+cdef bint _ghost_contains(Ghost* g, object key_hash) except -1:
+    if isinstance(key_hash, bool) or not isinstance(key_hash, int):
+        raise TypeError(f"key_hash: expected an int, got {type(key_hash).__name__}")
+    if g.ring_size == 0:
+        return False
+    return _ghost_find(g, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0

@@ -153,9 +153,12 @@ class S3FIFOModel(_OrderModel):
         ghost_ratio: float = 0.9,
         move_threshold: int = 2,
         max_freq: int = 3,
+        adaptive: bool = False,
     ) -> None:
         super().__init__(n_slots)
         capacity = n_slots if capacity is None else capacity
+        self.capacity = capacity
+        self.adaptive = adaptive
         self.small_capacity = int(capacity * small_ratio)
         self.main_capacity = capacity - self.small_capacity
         self.ghost_size = int(ghost_ratio * n_slots)
@@ -169,6 +172,8 @@ class S3FIFOModel(_OrderModel):
         self.hash: dict[int, int] = {}
         self.ghost: dict[int, int] = {}  # key hash -> number of the add that put it there
         self.n_ghost_adds = 0
+        self.main_ghost: dict[int, int] = {}
+        self.n_main_ghost_adds = 0
         self.has_evicted = False
 
     def _weight_of(self, queue: OrderedDict[int, None]) -> int:
@@ -181,6 +186,14 @@ class S3FIFOModel(_OrderModel):
         n = self.ghost.get(key_hash & MASK64)
         return n is not None and self.n_ghost_adds - n <= self.ghost_size
 
+    def in_main_ghost(self, key_hash: int) -> bool:
+        n = self.main_ghost.get(key_hash & MASK64)
+        return self.adaptive and n is not None and self.n_main_ghost_adds - n <= self.ghost_size
+
+    def _resize_small(self, delta: int) -> None:
+        self.small_capacity = min(max(self.small_capacity + delta, 0), self.capacity // 2)
+        self.main_capacity = self.capacity - self.small_capacity
+
     def _enter(self, slot: int, key_hash: int, weight: int) -> None:
         self.hash[slot] = key_hash
         self.weight[slot] = weight
@@ -188,6 +201,12 @@ class S3FIFOModel(_OrderModel):
         if self.in_ghost(key_hash):
             del self.ghost[key_hash]
             self.queue_of[slot] = "main"
+            if self.adaptive:
+                self._resize_small(max(weight, 1))
+        elif self.in_main_ghost(key_hash):
+            del self.main_ghost[key_hash]
+            self.queue_of[slot] = "main"
+            self._resize_small(-max(weight, 1))
         elif not self.has_evicted and self._weight_of(self.small) >= self.small_capacity:
             self.queue_of[slot] = "main"
         else:
@@ -202,9 +221,14 @@ class S3FIFOModel(_OrderModel):
 
     def _evicted(self, slot: int) -> None:
         self.has_evicted = True
-        if self.queue_of[slot] == "small" and self.ghost_size > 0:
+        if self.ghost_size == 0:
+            return
+        if self.queue_of[slot] == "small":
             self.ghost[self.hash[slot]] = self.n_ghost_adds
             self.n_ghost_adds += 1
+        elif self.adaptive:
+            self.main_ghost[self.hash[slot]] = self.n_main_ghost_adds
+            self.n_main_ghost_adds += 1
 
     def touch(self, slot: int) -> None:
         self.freq[slot] = min(self.freq[slot] + 1, self.max_freq)
@@ -244,6 +268,8 @@ def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
         return LFUModel(n_slots)
     if policy == "s3fifo":
         return S3FIFOModel(n_slots, **kwargs)
+    if policy == "s3fifo-adaptive":
+        return S3FIFOModel(n_slots, max_freq=7, adaptive=True, **kwargs)
     raise ValueError(policy)
 
 
@@ -262,7 +288,7 @@ class CacheModel:
         self.max_bytes = max_bytes
         self.weigher = weigher
         kwargs = dict(order_kwargs or {})
-        if policy == "s3fifo":
+        if policy.startswith("s3fifo"):
             kwargs.setdefault("capacity", maxsize if max_bytes is None else max_bytes)
         self.order = make_order_model(policy, maxsize, **kwargs)
         self.slots: dict[Hashable, int] = {}

@@ -34,6 +34,8 @@ class _OrderMachine(RuleBasedStateMachine):
     def setup(self, n_slots: int, data: st.DataObject) -> None:
         self.order, self.model = self._make(n_slots, data)
         self.n_slots = n_slots
+        self.hash_of: dict[int, int] = {}
+        self.evicted_hashes: list[int] = []
 
     @rule(data=st.data(), key_hash=KEY_HASHES, weight=st.integers(min_value=0, max_value=3))
     def insert(self, data: st.DataObject, key_hash: int, weight: int) -> None:
@@ -43,6 +45,14 @@ class _OrderMachine(RuleBasedStateMachine):
         slot = data.draw(st.sampled_from(free))
         self.order.insert(slot, key_hash, weight)
         self.model.insert(slot, key_hash, weight)
+        self.hash_of[slot] = key_hash
+
+    @precondition(lambda self: bool(self.evicted_hashes))
+    @rule(data=st.data(), weight=st.integers(min_value=0, max_value=3))
+    def reinsert_evicted(self, data: st.DataObject, weight: int) -> None:
+        # a key evicted a moment ago comes back: the ghost queues' business
+        key_hash = data.draw(st.sampled_from(self.evicted_hashes[-4:]))
+        self.insert(data, key_hash, weight)
 
     def _resident(self, data: st.DataObject) -> int:
         return data.draw(st.sampled_from(sorted(self.model.resident)))
@@ -87,6 +97,7 @@ class _OrderMachine(RuleBasedStateMachine):
                 self.order.pop_victim()
         else:
             assert self.order.pop_victim() == expected
+            self.evicted_hashes.append(self.hash_of[expected])
 
     @invariant()
     def same_membership(self) -> None:
@@ -131,6 +142,7 @@ class S3FIFOMachine(_OrderMachine):
             "ghost_ratio": data.draw(st.sampled_from([0.0, 0.5, 0.9, 2.0]), label="ghost_ratio"),
             "max_freq": max_freq,
             "move_threshold": data.draw(st.integers(min_value=1, max_value=max_freq), label="move_threshold"),
+            "adaptive": data.draw(st.booleans(), label="adaptive"),
         }
         return S3FIFOOrder(n_slots, **kwargs), S3FIFOModel(n_slots, **kwargs)  # type: ignore[return-value]
 
@@ -145,6 +157,8 @@ class S3FIFOMachine(_OrderMachine):
             assert order.frequency(slot) == model.freq[slot]
         for key_hash in range(-3, 7):
             assert order.in_ghost(key_hash) == model.in_ghost(key_hash)
+            assert order.in_main_ghost(key_hash) == model.in_main_ghost(key_hash)
+        assert order.small_capacity == model.small_capacity
 
 
 _MACHINE_SETTINGS = settings(stateful_step_count=40)

@@ -72,21 +72,16 @@ cdef struct Ghost:
     uint64_t mask
 
 
-cdef struct Sketch:
-    uint8_t* counters                   # 4 rows of width mask + 1, saturating at 15
-    uint64_t mask
-    int64_t additions
-    int64_t sample_size
-
-
 cdef class S3FIFOOrder(EvictionOrder):
     cdef readonly int64_t capacity
     cdef readonly double small_ratio
     cdef readonly double ghost_ratio
     cdef readonly int move_threshold
     cdef readonly int max_freq
+    cdef readonly bint adaptive
     cdef int64_t _small_capacity
     cdef int64_t _main_capacity
+    cdef int64_t _max_small
     cdef bint _has_evicted
     cdef uint8_t* _freq
     cdef uint8_t* _queue                # 0 small, 1 main
@@ -94,10 +89,9 @@ cdef class S3FIFOOrder(EvictionOrder):
     cdef uint64_t* _hash
     cdef SlotList _small
     cdef SlotList _main
-    cdef Ghost _ghost
-    cdef bint _use_sketch
-    cdef int _variant
-    cdef Sketch _sketch
-    cdef Py_ssize_t _main_victim(self) noexcept
-    cdef void _move_to_main(self, Py_ssize_t slot) noexcept
+    cdef Ghost _ghost                   # keys evicted from the small queue
+    cdef Ghost _main_ghost              # keys evicted from the main queue (adaptive only)
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept
+    cdef void _resize_small(self, int64_t delta) noexcept
+    cdef void _move_to_main(self, Py_ssize_t slot) noexcept
+    cdef Py_ssize_t _main_victim(self) noexcept
