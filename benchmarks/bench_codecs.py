@@ -181,10 +181,16 @@ def test_checksum_share_of_decode(benchmark, impl, kib_frames) -> None:  # type:
 
 
 def test_checksum_share_same_run(kib_frames) -> None:  # type: ignore[no-untyped-def]
-    """One interleaved measurement of the share: (verified − unverified) / verified decode time."""
+    """The share measured in one interleaved loop: checksum time over verified-decode time.
+
+    Rounds alternate the three loops; the minimum of each over the rounds is the
+    least disturbed by other processes. Printed for the record (no timing
+    assertion in a smoke run); the goal is a share <= 0.05.
+    """
     _, frames = kib_frames
-    shares = []
-    for _ in range(7):
+    bodies = [memoryview(f)[:-8] for f in frames]
+    best = {"verified": float("inf"), "unverified": float("inf"), "checksum": float("inf")}
+    for _ in range(9):
         t0 = time.perf_counter()
         for f in frames:
             _registry._decode(f, None, True)
@@ -192,9 +198,17 @@ def test_checksum_share_same_run(kib_frames) -> None:  # type: ignore[no-untyped
         for f in frames:
             _registry._decode(f, None, False)
         t2 = time.perf_counter()
-        shares.append(((t1 - t0) - (t2 - t1)) / (t1 - t0))
-    # printed for the record (no timing assertion); the goal is a median <= 0.05
-    print(f"checksum share of decode, median of 7: {np.median(shares):.3f}")
+        for b in bodies:
+            digest(b)
+        t3 = time.perf_counter()
+        best["verified"] = min(best["verified"], t1 - t0)
+        best["unverified"] = min(best["unverified"], t2 - t1)
+        best["checksum"] = min(best["checksum"], t3 - t2)
+    share = best["checksum"] / best["verified"]
+    diff_share = (best["verified"] - best["unverified"]) / best["verified"]
+    print(f"checksum share of decode on {len(frames)} frames of 1-3 KiB: {share:.4f} (hash time / decode time), "
+          f"{diff_share:.4f} (verified - unverified decode)")
+    assert share < 1  # the checksum cannot cost more than the decode it is part of
 
 
 # ---------------------------------------------------------------- embeddings --

@@ -8,7 +8,6 @@ record.
 
 from __future__ import annotations
 
-import threading
 import zlib
 from threading import get_ident
 from typing import Any
@@ -136,7 +135,8 @@ class LZ4Codec(Codec):
         return _unchunked(payload, header, decompress)
 
 
-_ZSTD_DCTX = threading.local()  # per thread: zstandard contexts are not thread-safe
+# decompressors per (thread, dictionary digest): zstandard contexts are not thread-safe
+_ZSTD_DCTX: dict[tuple[int, bytes | None], Any] = {}
 
 
 def _zstd_params(level: int) -> Any:
@@ -232,10 +232,8 @@ class ZstdCodec(Codec):
         n = header.original_length
         if n == 0:
             return b""
-        cache = getattr(_ZSTD_DCTX, "d", None)
-        if cache is None:
-            cache = _ZSTD_DCTX.d = {}
-        d = cache.get(header.dictionary_ref)
+        key = (get_ident(), header.dictionary_digest)
+        d = _ZSTD_DCTX.get(key)
         if d is None:
             import zstandard
 
@@ -245,7 +243,7 @@ class ZstdCodec(Codec):
                 d = zstandard.ZstdDecompressor(
                     dict_data=zstandard.ZstdCompressionDict(dictionary), format=zstandard.FORMAT_ZSTD1_MAGICLESS
                 )
-            cache[header.dictionary_ref] = d
+            _ZSTD_DCTX[key] = d
         return d.decompress(payload, max_output_size=n)
 
 

@@ -232,8 +232,10 @@ def get_codec(config: str | dict[str, Any] | Codec) -> Codec:
 
 
 def codec_for_frame_id(frame_id: int) -> type[Codec]:
-    _load_all()
     cls = _BY_FRAME_ID.get(frame_id)
+    if cls is None:
+        _load_all()
+        cls = _BY_FRAME_ID.get(frame_id)
     if cls is None:
         known = ", ".join(f"{c.codec_id}={i}" for i, c in sorted(_BY_FRAME_ID.items()))
         raise UnknownCodecError(
