@@ -104,6 +104,11 @@ class BlobCodec:
         self._dicts[version] = (d, bytes(dictionary))
         return d
 
+    def remove_dictionary(self, version: int) -> None:
+        """Forget a dictionary version (one tried and not adopted)."""
+        self._dicts.pop(version, None)
+        self._local = threading.local()  # drop cached contexts of every thread
+
     def has_dictionary(self, version: int) -> bool:
         return version in self._dicts
 

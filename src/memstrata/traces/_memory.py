@@ -133,9 +133,16 @@ def _encode_json_object(name: str, value: Any) -> str:
     if not value:
         return "{}"
     try:
-        return _json_encode(value).decode()
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raw = _json_encode(value)
+        exact = _json_decode(raw) == value
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError, msgspec.DecodeError) as exc:
         raise TypeError(f"{name}: expected a JSON-safe dict ({exc})") from None
+    if not exact:  # sets, tuples, bytes, non-str keys, NaN ... would come back changed
+        raise TypeError(
+            f"{name}: expected a JSON-safe dict (str keys; str, int, float, bool, None, list and dict values), "
+            "got one JSON would change"
+        )
+    return raw.decode()
 
 
 def _decode_json_object(text: str) -> dict[str, Any]:
@@ -246,6 +253,7 @@ class SymbolicTraceMemory:
         self._samples: dict[str, list[bytes]] = {_STREAM: []}
         self._n_dictionaries = 0
         self._n_logged = 0  # urgent rows in trace_log since the last flush
+        self._train_at: dict[str, int] = {}  # scope -> samples needed, raised after a failed training
         self._closed = False
         import sqlite3
 
@@ -375,11 +383,11 @@ class SymbolicTraceMemory:
                     s = samples.get(tvalue)
                     if s is None:
                         s = samples[tvalue] = []
-                    if len(s) < self.config["type_train_after"]:
+                    if len(s) < self._train_threshold(tvalue):
                         s.append(raw)
                 if _STREAM not in self._active:
                     s = samples.setdefault(_STREAM, [])
-                    if len(s) < self.config["train_after"]:
+                    if len(s) < self._train_threshold(_STREAM):
                         s.append(raw)
         ratio = len(blob) / n if n else 1.0
         trace = _new(CompressedTrace)
@@ -484,8 +492,13 @@ class SymbolicTraceMemory:
                     conn.executemany(_INSERT_DELTA, deltas)
                 if self._n_logged and traces:  # the urgent rows are in ``traces`` now
                     conn.execute("DELETE FROM trace_log WHERE seq <= ?", (traces[-1][8],))
-                for scope in due:
-                    self._train(scope)
+                tried: set[str] = set()
+                while due:  # the stream dictionary first, then the types it makes eligible
+                    for scope in due:
+                        tried.add(scope)
+                        self._train(scope)
+                    with self._state_lock:
+                        due = [scope for scope in self._due_training() if scope not in tried]
                 conn.execute("COMMIT")
                 self._n_logged = 0
             except BaseException:
@@ -506,31 +519,46 @@ class SymbolicTraceMemory:
         for scope, samples in self._samples.items():
             if scope in self._active:
                 continue
-            need = self.config["train_after"] if scope == _STREAM else self.config["type_train_after"]
-            if len(samples) >= need:
+            if scope != _STREAM and _STREAM not in self._active:
+                continue  # per-type dictionaries are measured against the stream's
+            if len(samples) >= self._train_threshold(scope):
                 due.append(scope)
         due.sort(key=lambda s: s != _STREAM)  # the stream dictionary first
         return due
 
     def _train(self, scope: str) -> None:
-        """Train ``scope``'s dictionary, store it, re-encode older traces; inside a transaction."""
+        """Train ``scope``'s dictionary, store it, re-encode older traces; inside a transaction.
+
+        A per-type dictionary is adopted only if it compresses that type's samples
+        smaller than the stream dictionary does; otherwise (and when zstd cannot
+        train on the samples) training is retried with twice as many samples.
+        """
         from memstrata.codecs import get_dictionary, train_dictionary
 
         with self._state_lock:
-            samples = self._samples.pop(scope, [])
+            samples = self._samples.get(scope, [])
         size = min(self.config["dictionary_bytes"], max(1024, sum(map(len, samples)) // 8))
         try:
             dictionary = get_dictionary(train_dictionary(samples, size, level=self.config["zstd_level"]))
         except ValueError:
-            # too few or too uniform samples: collect twice as many before trying again
+            dictionary = None
+        with self._state_lock:
+            version = self._n_dictionaries + 1
+            stream = self._active.get(_STREAM, 0)
+        adopted = dictionary is not None
+        if adopted and scope != _STREAM:
+            codec = self._codec
+            codec.add_dictionary(version, dictionary)
+            mine = sum(len(codec.encode(x, ENC_JSON, version)[0]) for x in samples)
+            adopted = mine < sum(len(codec.encode(x, ENC_JSON, stream)[0]) for x in samples)
+            codec.remove_dictionary(version)
+        if not adopted:
             with self._state_lock:
-                key = "train_after" if scope == _STREAM else "type_train_after"
-                self._samples[scope] = samples
-                self.config[key] = self.config[key] * 2
+                self._train_at[scope] = 2 * max(len(samples), 1)
             return
         with self._state_lock:
-            self._n_dictionaries += 1
-            version = self._n_dictionaries
+            self._samples.pop(scope, None)
+            self._n_dictionaries = version
             self._seq += 1
             seq = self._seq
             dig = self._codec.add_dictionary(version, dictionary)
@@ -542,6 +570,12 @@ class SymbolicTraceMemory:
         with self._state_lock:
             self._active[scope] = version
         self._reencode(scope, version)
+
+    def _train_threshold(self, scope: str) -> int:
+        found = self._train_at.get(scope)
+        if found is not None:
+            return found
+        return self.config["train_after"] if scope == _STREAM else self.config["type_train_after"]
 
     def _reencode(self, scope: str, version: int) -> int:
         """Re-encode the stored traces a new dictionary now covers; returns how many changed."""

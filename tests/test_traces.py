@@ -1,0 +1,713 @@
+"""SymbolicTraceMemory: every method, sync and async, persistence, retention, corruption."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memstrata import CorruptDataError, MemstrataError
+from memstrata.codecs._samples import trace_records
+from memstrata.traces import SCHEMA_VERSION, CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
+
+DAY = 86_400.0
+T0 = 1_763_700_000.0
+# small training thresholds so dictionaries are trained within a few hundred traces
+SMALL = {"train_after": 64, "type_train_after": 24, "dictionary_bytes": 2048}
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def open_memory(path: Path | str, clock: Clock | None = None, **config: Any) -> SymbolicTraceMemory:
+    return SymbolicTraceMemory({"db_path": str(path), **config}, clock=clock or Clock())
+
+
+def query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the database through a separate connection (what another process would see)."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    return list(trace_records(n, seed=seed))
+
+
+# ---------------------------------------------------------------- schema --
+
+
+def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with open_memory(db) as mem:
+        assert mem.schema_version == SCHEMA_VERSION == 1
+    cols = {r[1]: (r[2], r[3], r[4], r[5]) for r in query(db, "PRAGMA table_info(traces)")}
+    assert {k: cols[k] for k in list(cols)[:8]} == {
+        "trace_id": ("TEXT", 0, None, 1),
+        "trace_type": ("TEXT", 1, None, 0),
+        "compressed_data": ("BLOB", 1, None, 0),
+        "compression_ratio": ("REAL", 1, None, 0),
+        "original_size": ("INTEGER", 1, None, 0),
+        "metadata": ("TEXT", 1, None, 0),
+        "timestamp": ("REAL", 1, None, 0),
+        "retention_priority": ("REAL", 0, "1.0", 0),
+    }
+    cols = [(r[1], r[2], r[3]) for r in query(db, "PRAGMA table_info(performance_deltas)")]
+    assert cols[:9] == [
+        ("id", "INTEGER", 0), ("metric_name", "TEXT", 1), ("old_value", "REAL", 1), ("new_value", "REAL", 1),
+        ("delta_magnitude", "REAL", 1), ("delta_direction", "TEXT", 1), ("confidence", "REAL", 1),
+        ("context", "TEXT", 1), ("timestamp", "REAL", 1),
+    ]
+    indexes = dict(query(db, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+    assert indexes["idx_traces_type_time"] == "traces"
+    assert indexes["idx_performance_metric_time"] == "performance_deltas"
+    assert [r[2] for r in query(db, "PRAGMA index_info(idx_traces_type_time)")] == ["trace_type", "timestamp"]
+    assert [r[2] for r in query(db, "PRAGMA index_info(idx_performance_metric_time)")] == ["metric_name", "timestamp"]
+    assert "AUTOINCREMENT" in query(db, "SELECT sql FROM sqlite_master WHERE name = 'performance_deltas'")[0][0]
+    assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(1,)]
+    assert query(db, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_history_query_uses_the_index(tmp_path: Path) -> None:
+    with open_memory(tmp_path / "t.db") as mem:
+        plan = mem._conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM performance_deltas WHERE metric_name = ? ORDER BY timestamp, id", ("x",)
+        ).fetchall()
+    text = " ".join(str(r[-1]) for r in plan)
+    assert "idx_performance_metric_time" in text and "TEMP B-TREE" not in text
+
+
+def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    open_memory(db).close()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        conn.commit()
+    with pytest.raises(MemstrataError, match="schema version 2; this memstrata reads version 1"):
+        open_memory(db)
+
+
+# ---------------------------------------------------------------- config --
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "match"),
+    [
+        ({"max_traces": 3}, ValueError, r"config: unknown keys \['max_traces'\]"),
+        ({"max_memory_traces": 0}, ValueError, "max_memory_traces: expected an int >= 1, got 0"),
+        ({"max_memory_traces": 1.5}, TypeError, "max_memory_traces: expected an int >= 1, got float"),
+        ({"retention_days": -1}, ValueError, "retention_days: expected a number >= 0"),
+        ({"retention_days": float("nan")}, ValueError, "retention_days: expected a finite number"),
+        ({"durability": "paranoid"}, ValueError, "durability: expected one of"),
+        ({"high_priority": 2}, ValueError, r"high_priority: expected a number in \[0, 1\]"),
+        ({"zstd_level": 40}, ValueError, r"zstd_level: expected an int in \[-7, 22\]"),
+        ({"db_path": 3}, TypeError, "db_path: expected a str or path"),
+        ({"lower_is_better": "loss"}, TypeError, "lower_is_better: expected a list of metric names"),
+    ],
+)
+def test_bad_config(config: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        SymbolicTraceMemory(config)
+
+
+def test_bad_config_type_and_clock() -> None:
+    with pytest.raises(TypeError, match="config: expected a dict or None, got list"):
+        SymbolicTraceMemory([])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock: expected a callable"):
+        SymbolicTraceMemory(clock=3.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("durability", ["none", "normal", "full"])
+def test_durability_levels(tmp_path: Path, durability: str) -> None:
+    with open_memory(tmp_path / "t.db", durability=durability) as mem:
+        level = mem._conn.execute("PRAGMA synchronous").fetchone()[0]
+        mem.store_compressed_trace_sync("a", {"x": 1})
+    assert level == {"none": 0, "normal": 1, "full": 2}[durability]
+
+
+# ----------------------------------------------------------- store / get --
+
+
+def test_store_and_get(tmp_path: Path) -> None:
+    clock = Clock()
+    with open_memory(tmp_path / "t.db", clock) as mem:
+        rec = records(1)[0]
+        trace = mem.store_compressed_trace_sync("t1", rec, TraceType.MUTATION_PATTERN, {"run": "r1"})
+        assert isinstance(trace, CompressedTrace)
+        assert trace.trace_id == "t1" and trace.trace_type is TraceType.MUTATION_PATTERN
+        assert trace.metadata == {"run": "r1"} and trace.timestamp == T0
+        assert trace.retention_priority == 0.4
+        assert trace.compression_ratio == len(trace.compressed_data) / trace.original_size < 1
+        assert mem.get_trace_sync("t1") == rec
+        assert mem.get_trace_sync("nope") is None
+        assert mem.decompress_trace(trace) == rec
+        # by value, explicit priority and timestamp; re-storing an id replaces it
+        mem.store_compressed_trace_sync("t1", {"v": 2}, "collapse", priority=0.25, timestamp=5.0)
+        assert mem.get_trace_sync("t1") == {"v": 2}
+        [t] = mem.traces_sync()
+        assert (t.trace_type, t.retention_priority, t.timestamp) == (TraceType.COLLAPSE_EVENT, 0.25, 5.0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"tuple": (1, 2), "bytes": b"\x00\xff"},
+        {1: "int key"},
+        {"nan": float("nan")},
+        [1, 2.5, None, "x"],
+        "just a string",
+        42,
+        {"big": 2**80},
+        {"array": np.arange(6, dtype=np.float32).reshape(2, 3)},
+        {},
+    ],
+    ids=["tuple-bytes", "int-key", "nan", "list", "str", "int", "bigint", "ndarray", "empty"],
+)
+def test_values_round_trip_exactly(tmp_path: Path, data: Any) -> None:
+    db = tmp_path / "t.db"
+    with open_memory(db) as mem:
+        mem.store_compressed_trace_sync("t", data)
+    with open_memory(db) as mem:
+        out = mem.get_trace_sync("t")
+    if isinstance(data, dict) and "array" in data:
+        np.testing.assert_array_equal(out["array"], data["array"])
+        assert out["array"].dtype == np.float32
+    elif isinstance(data, dict) and "nan" in data:
+        assert np.isnan(out["nan"])
+    else:
+        assert out == data and type(out) is type(data)
+        if isinstance(data, dict) and "tuple" in data:
+            assert type(out["tuple"]) is tuple and type(out["bytes"]) is bytes
+
+
+def test_bad_store_arguments() -> None:
+    with SymbolicTraceMemory() as mem:
+        with pytest.raises(TypeError, match="trace_id: expected a non-empty str"):
+            mem.store_compressed_trace_sync("", {})
+        with pytest.raises(ValueError, match="trace_type: expected a TraceType or one of symbolic_op"):
+            mem.store_compressed_trace_sync("a", {}, "nonsense")
+        with pytest.raises(TypeError, match="metadata: expected a dict or None, got list"):
+            mem.store_compressed_trace_sync("a", {}, metadata=[1])
+        with pytest.raises(TypeError, match="metadata: expected a JSON-safe dict"):
+            mem.store_compressed_trace_sync("a", {}, metadata={"s": {1, 2}})
+        with pytest.raises(ValueError, match=r"priority: expected a number in \[0, 1\], got 1.5"):
+            mem.store_compressed_trace_sync("a", {}, priority=1.5)
+        with pytest.raises(TypeError, match="data: value: objects of type builtins.set are not serializable"):
+            mem.store_compressed_trace_sync("a", {1, 2})
+        with pytest.raises(TypeError, match="trace_id: expected a str"):
+            mem.get_trace_sync(3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="trace: expected a CompressedTrace"):
+            mem.decompress_trace({})  # type: ignore[arg-type]
+        assert mem.traces_sync() == []
+
+
+def test_store_many(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with open_memory(db) as mem:
+        out = mem.store_compressed_traces_sync(
+            [("a", {"x": 1}), ("b", {"x": 2}, "benchmark"), {"trace_id": "c", "data": [3], "priority": 0.95}]
+        )
+        assert [t.trace_id for t in out] == ["a", "b", "c"]
+        # an urgent item commits the whole batch before the call returns
+        assert query(db, "SELECT trace_id FROM traces ORDER BY trace_id") == [("a",), ("b",), ("c",)]
+        with pytest.raises(TypeError, match=r"items\[1\]: expected a \(trace_id, data"):
+            mem.store_compressed_traces_sync([("d", 1), "e"])
+        with pytest.raises(ValueError, match=r"items\[0\]: expected keys trace_id, data"):
+            mem.store_compressed_traces_sync([{"trace_id": "d"}])
+        with pytest.raises(TypeError, match="items: expected an iterable"):
+            mem.store_compressed_traces_sync("abc")
+        assert mem.get_trace_sync("d") is None  # a bad batch stores nothing
+
+
+# ------------------------------------------------------------ durability --
+
+
+def test_urgent_traces_are_committed_before_returning(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with open_memory(db) as mem:
+        mem.store_compressed_trace_sync("low", {"x": 1}, priority=0.8)  # not above 0.8: queued
+        mem.log_breakthrough_sync("b1", {"metric": "accuracy", "new_best": 0.9})
+        mem.store_compressed_trace_sync("high", {"x": 2}, priority=0.81)
+        logged = query(db, "SELECT trace_id FROM trace_log ORDER BY seq")
+        assert logged == [("breakthrough:b1",), ("high",)]
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(0,)]
+        assert mem.flush_sync() == 3
+        assert query(db, "SELECT COUNT(*) FROM trace_log") == [(0,)]
+        assert query(db, "SELECT trace_id FROM traces ORDER BY seq") == [("low",), ("breakthrough:b1",), ("high",)]
+
+
+def test_flush_rule_by_count_and_by_time(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    clock = Clock()
+    with open_memory(db, clock, flush_every=5, flush_seconds=2.0) as mem:
+        for i in range(4):
+            mem.store_compressed_trace_sync(f"t{i}", {"i": i})
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(0,)]
+        mem.log_performance_delta_sync("accuracy", 0.5, 0.6)  # the 5th queued row: flush
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(4,)]
+        assert query(db, "SELECT COUNT(*) FROM performance_deltas") == [(1,)]
+        mem.store_compressed_trace_sync("t4", {"i": 4})
+        clock.advance(1.9)
+        mem.store_compressed_trace_sync("t5", {"i": 5})
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(4,)]
+        clock.advance(0.1)  # the oldest queued row is now flush_seconds old
+        mem.store_compressed_trace_sync("t6", {"i": 6})
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(7,)]
+
+
+def test_crash_replays_the_urgent_log(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    mem = open_memory(db)
+    mem.store_compressed_trace_sync("queued", {"x": 1})
+    mem.log_breakthrough_sync("b1", {"new_best": 0.9})
+    mem.store_compressed_trace_sync("urgent", {"x": 2}, "collapse")
+    seq = mem.seq
+    # a crash: the connection goes away without a flush
+    mem._closed = True
+    mem._conn.close()
+    with open_memory(db) as again:
+        assert again.get_trace_sync("breakthrough:b1") == {"new_best": 0.9}
+        assert again.get_trace_sync("urgent") == {"x": 2}
+        assert again.get_trace_sync("queued") is None  # the documented loss: the queue
+        assert again.seq == seq
+        assert query(db, "SELECT COUNT(*) FROM trace_log") == [(0,)]
+
+
+def test_log_replay_keeps_the_newest_version(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with open_memory(db) as mem:
+        mem.store_compressed_trace_sync("a", {"v": 1}, priority=0.9)
+    with open_memory(db) as mem:
+        mem.store_compressed_trace_sync("a", {"v": 2}, priority=0.2)
+    with closing(sqlite3.connect(db)) as conn:  # a stale log row older than the stored one
+        conn.execute(
+            "INSERT INTO trace_log SELECT 1, trace_id, trace_type, compressed_data, compression_ratio, original_size,"
+            " metadata, timestamp, retention_priority, dictionary_version FROM traces"
+        )
+        conn.execute("UPDATE trace_log SET retention_priority = 0.99")
+        conn.commit()
+    with open_memory(db) as mem:
+        assert mem.traces_sync()[0].retention_priority == 0.2
+
+
+# ---------------------------------------------------------- log_* methods --
+
+
+def test_log_methods_and_queries(tmp_path: Path) -> None:
+    clock = Clock()
+    with open_memory(tmp_path / "t.db", clock) as mem:
+        for gen, best in [(2, 0.7), (0, 0.5), (1, 0.6)]:
+            clock.advance(1)
+            t = mem.log_fitness_evolution_sync(gen, {"best_fitness": best})
+            assert t.trace_id == f"fitness_evo:{gen}" and t.trace_type is TraceType.FITNESS_EVOLUTION
+        evo = mem.fitness_evolution_sync()
+        assert [(p["generation"], p["fitness"]["best_fitness"]) for p in evo] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+        assert [p["timestamp"] for p in evo] == [T0 + 2, T0 + 3, T0 + 1]
+        clock.advance(1)
+        b = mem.log_benchmark_result_sync("humaneval-7", {"passed": 120, "total": 164})
+        assert b.trace_id == "benchmark:humaneval-7" and b.metadata == {"benchmark_id": "humaneval-7"}
+        bt = mem.log_breakthrough_sync("bt1", {"metric": "accuracy"})
+        assert bt.retention_priority == 1.0 and bt.trace_type is TraceType.BREAKTHROUGH
+        assert mem.get_trace_sync("benchmark:humaneval-7") == {"passed": 120, "total": 164}
+        with pytest.raises(TypeError, match="generation: expected an int >= 0"):
+            mem.log_fitness_evolution_sync(-1.0, {})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="fitness_data: expected a dict"):
+            mem.log_fitness_evolution_sync(1, [])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="benchmark_id: expected a non-empty str"):
+            mem.log_benchmark_result_sync("", {})
+        with pytest.raises(TypeError, match="breakthrough_id: expected a non-empty str"):
+            mem.log_breakthrough_sync(None, {})  # type: ignore[arg-type]
+        # traces(): type, time window, limit, order
+        assert [t.trace_id for t in mem.traces_sync(type="fitness_evo")] == [
+            "fitness_evo:2", "fitness_evo:0", "fitness_evo:1",
+        ]
+        assert [t.trace_id for t in mem.traces_sync(since=T0 + 2, until=T0 + 3)] == ["fitness_evo:0", "fitness_evo:1"]
+        assert [t.trace_id for t in mem.traces_sync(limit=2, newest_first=True)] == [
+            "breakthrough:bt1", "benchmark:humaneval-7",
+        ]
+        assert mem.traces_sync(limit=0) == []
+        with pytest.raises(ValueError, match="limit: expected an int >= 0"):
+            mem.traces_sync(limit=-1)
+        with pytest.raises(ValueError, match="since: expected a finite number"):
+            mem.traces_sync(since=float("nan"))
+
+
+def test_performance_deltas_and_history(tmp_path: Path) -> None:
+    clock = Clock()
+    cfg = {"lower_is_better": ["steps"], "higher_is_better": ["latency_score"]}
+    with open_memory(tmp_path / "t.db", clock, **cfg) as mem:
+        d = mem.log_performance_delta_sync("latency_ms", 100.0, 80.0, {"commit": "abc"}, 0.9)
+        assert isinstance(d, PerformanceDelta)
+        assert (d.delta_direction, d.delta_magnitude, d.improvement_ratio, d.timestamp) == (
+            "improvement", 20.0, 0.8, T0,
+        )
+        assert mem.log_performance_delta_sync("steps", 10, 12).delta_direction == "degradation"
+        assert mem.log_performance_delta_sync("latency_score", 1, 2).delta_direction == "improvement"
+        assert mem.log_performance_delta_sync("accuracy", 0.5, 0.4, lower_is_better=True).delta_direction == (
+            "improvement"
+        )
+        for i in range(5):
+            clock.advance(10)
+            mem.log_performance_delta_sync("latency_ms", 80.0 - i, 79.0 - i)
+        hist = mem.performance_history_sync("latency_ms")
+        assert [h.old_value for h in hist] == [100.0, 80.0, 79.0, 78.0, 77.0, 76.0]
+        assert hist[0] == d
+        assert hist[0].context == {"commit": "abc"} and hist[1].context == {}
+        assert [h.old_value for h in mem.performance_history_sync("latency_ms", since=T0 + 30)] == [78.0, 77.0, 76.0]
+        assert mem.performance_history_sync("unknown") == []
+        with pytest.raises(ValueError, match="old_value: expected a finite number, got nan"):
+            mem.log_performance_delta_sync("accuracy", float("nan"), 1.0)
+        with pytest.raises(ValueError, match=r"confidence: expected a number in \[0, 1\]"):
+            mem.log_performance_delta_sync("accuracy", 1.0, 1.0, confidence=-0.1)
+        with pytest.raises(TypeError, match="context: expected a dict or None"):
+            mem.log_performance_delta_sync("accuracy", 1.0, 1.0, context="x")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="metric_name: expected a non-empty str"):
+            mem.performance_history_sync("")
+
+
+# ------------------------------------------------------------ statistics --
+
+
+def test_compression_stats_and_dictionaries(tmp_path: Path) -> None:
+    recs = records(600, seed=2)
+    with open_memory(tmp_path / "t.db", **SMALL) as mem:
+        for r in recs:
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        stats = mem.get_compression_stats_sync()
+        traces = mem.traces_sync()
+        assert stats["total_compressions"] == len(traces) == 600
+        assert stats["total_original_size"] == sum(t.original_size for t in traces)
+        assert stats["total_compressed_size"] == sum(len(t.compressed_data) for t in traces)
+        assert stats["avg_compression_ratio"] == stats["total_compressed_size"] / stats["total_original_size"]
+        for ttype, s in stats["per_type"].items():
+            mine = [t for t in traces if t.trace_type.value == ttype]
+            assert s["count"] == len(mine)
+            assert s["compressed_size"] == sum(len(t.compressed_data) for t in mine)
+            assert s["compression_ratio"] == s["compressed_size"] / s["original_size"]
+        scopes = [d["scope"] for d in stats["dictionaries"]]
+        assert scopes[0] == "*" and "perf_delta" in scopes and "symbolic_op" in scopes
+        assert [d["version"] for d in stats["dictionaries"]] == list(range(1, len(scopes) + 1))
+        # traces written before their dictionary were re-encoded with it (where that made them smaller)
+        for d in stats["dictionaries"][1:]:
+            n_type, n_version = mem._conn.execute(
+                "SELECT COUNT(*), SUM(dictionary_version = ?) FROM traces WHERE trace_type = ?", (d["version"], d["scope"])
+            ).fetchone()
+            assert 0 < n_version <= n_type  # the rest were smaller with the stream dictionary
+        assert stats["avg_compression_ratio"] < 0.35
+        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
+        assert all(mem.decompress_trace(t) == r for t, r in zip(traces, recs))
+
+
+def test_retrain_makes_a_new_version(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    recs = records(300, seed=4)
+    with open_memory(db, **SMALL) as mem:
+        for r in recs:
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        before = {d["scope"]: d["version"] for d in mem.get_compression_stats_sync()["dictionaries"]}
+        report = mem.retrain_dictionaries_sync(["perf_delta", TraceType.MUTATION_PATTERN], n_samples=100)
+        assert set(report) == {"perf_delta", "mutation"}
+        after = [d for d in mem.get_compression_stats_sync()["dictionaries"] if d["active"]]
+        new = {d["scope"]: d["version"] for d in after}
+        assert new["perf_delta"] > before.get("perf_delta", 0) and new["mutation"] > before.get("mutation", 0)
+        with pytest.raises(ValueError, match="n_samples: expected an int >= 8"):
+            mem.retrain_dictionaries_sync(n_samples=2)
+    with open_memory(db, **SMALL) as mem:
+        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
+
+
+# ------------------------------------------------------- reopen, corrupt --
+
+
+def test_reopen_restores_everything(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    clock = Clock()
+    recs = records(400, seed=6)
+    with open_memory(db, clock, **SMALL) as mem:
+        for r in recs:
+            clock.advance(1)
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"], {"run": r["run_id"]})
+            if r["trace_type"] == "perf_delta":
+                d = r["data"]
+                mem.log_performance_delta_sync(d["metric_name"], d["old_value"], d["new_value"], {"id": r["trace_id"]})
+        mem.log_fitness_evolution_sync(3, {"best": 0.8})
+        stats, seq = mem.get_compression_stats_sync(), mem.seq
+        listed = mem.traces_sync()
+        history = mem.performance_history_sync("accuracy")
+        evo = mem.fitness_evolution_sync()
+    assert mem.closed
+    with open_memory(db, clock, **SMALL) as mem:
+        assert mem.seq == seq
+        again = mem.get_compression_stats_sync()
+        assert {k: v for k, v in again.items() if k != "in_memory"} == {
+            k: v for k, v in stats.items() if k != "in_memory"
+        }
+        assert mem.traces_sync() == listed
+        assert mem.performance_history_sync("accuracy") == history
+        assert mem.fitness_evolution_sync() == evo
+        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
+        t = mem.store_compressed_trace_sync("new", recs[0], "perf_delta")
+        assert mem.seq == seq + 1
+        assert t.compressed_data == listed[0].compressed_data or t.compression_ratio < 0.5
+
+
+def test_corrupted_blob_is_detected_on_read(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    recs = records(200, seed=8)
+    with open_memory(db, **SMALL) as mem:
+        for r in recs:
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+    victim = recs[50]["trace_id"]
+    with closing(sqlite3.connect(db)) as conn:
+        (blob,) = conn.execute("SELECT compressed_data FROM traces WHERE trace_id = ?", (victim,)).fetchone()
+        bad = bytearray(blob)
+        bad[len(bad) // 2] ^= 0x04
+        conn.execute("UPDATE traces SET compressed_data = ? WHERE trace_id = ?", (bytes(bad), victim))
+        conn.commit()
+    with open_memory(db, **SMALL) as mem:
+        with pytest.raises(CorruptDataError, match="checksum mismatch"):
+            mem.get_trace_sync(victim)
+        [t] = [t for t in mem.traces_sync() if t.trace_id == victim]
+        with pytest.raises(CorruptDataError):
+            mem.decompress_trace(t)
+        with pytest.raises(CorruptDataError):
+            asyncio.run(mem.get_trace(victim))
+        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs if r["trace_id"] != victim)
+
+
+def test_corrupted_dictionary_is_detected_on_read(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    recs = records(200, seed=9)
+    with open_memory(db, **SMALL) as mem:
+        for r in recs:
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        mem.flush_sync()
+        version = mem._conn.execute("SELECT dictionary_version FROM traces WHERE trace_id = ?",
+                                    (recs[0]["trace_id"],)).fetchone()[0]
+    assert version > 0
+    with closing(sqlite3.connect(db)) as conn:
+        (dictionary,) = conn.execute("SELECT dictionary FROM dictionaries WHERE version = ?", (version,)).fetchone()
+        damaged = dictionary[:100] + bytes([dictionary[100] ^ 1]) + dictionary[101:]
+        conn.execute("UPDATE dictionaries SET dictionary = ? WHERE version = ?", (damaged, version))
+        conn.commit()
+    with open_memory(db, **SMALL) as mem:
+        with pytest.raises(CorruptDataError, match=f"dictionary version {version}, but its bytes do not match"):
+            mem.get_trace_sync(recs[0]["trace_id"])
+
+
+# -------------------------------------------------------------- retention --
+
+
+def test_retention_by_age(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    clock = Clock()
+    with open_memory(db, clock, retention_days=30) as mem:
+        mem.store_compressed_trace_sync("old-low", {"x": 1}, priority=0.2)
+        mem.store_compressed_trace_sync("old-edge", {"x": 2}, priority=0.8)  # not above 0.8: expires
+        mem.store_compressed_trace_sync("old-high", {"x": 3}, priority=0.81)
+        mem.log_breakthrough_sync("b", {"x": 4})
+        clock.advance(10 * DAY)
+        mem.store_compressed_trace_sync("mid", {"x": 5}, priority=0.1)
+        clock.advance(20 * DAY + 1)
+        mem.store_compressed_trace_sync("new", {"x": 6}, priority=0.1)
+        seq = mem.seq
+        report = mem.apply_retention_sync()
+        assert report["cutoff"] == clock.now - 30 * DAY
+        assert (report["expired"], report["kept_high_priority"], report["evicted_from_memory"]) == (2, 2, 0)
+        assert report["seq"] == seq + 2
+        assert sorted(t.trace_id for t in mem.traces_sync()) == ["breakthrough:b", "mid", "new", "old-high"]
+        assert mem.get_trace_sync("old-low") is None
+        assert len(mem) == 4
+        again = mem.apply_retention_sync()
+        assert again["expired"] == 0
+    assert sorted(query(db, "SELECT trace_id, seq, reason FROM tombstones")) == [
+        ("old-edge", seq + 2, "retention"), ("old-low", seq + 1, "retention"),
+    ]
+
+
+def test_retention_by_priority_in_memory(tmp_path: Path) -> None:
+    clock = Clock()
+    with open_memory(tmp_path / "t.db", clock, max_memory_traces=4) as mem:
+        priorities = [0.5, 0.1, 0.9, 0.5, 0.1, 0.7, 0.5]
+        for i, p in enumerate(priorities):
+            clock.advance(1)
+            mem.store_compressed_trace_sync(f"t{i}", {"i": i}, priority=p)
+        assert len(mem) <= 5  # writes keep RAM within 10 % (at least 1) of the maximum
+        before = len(mem)
+        report = mem.apply_retention_sync()
+        assert report["in_memory"] == len(mem) == 4
+        # highest priority first, then the most recent among equals
+        assert sorted(mem._memory) == ["t2", "t3", "t5", "t6"]
+        assert report["evicted_from_memory"] == before - 4
+        assert report["expired"] == 0
+        # dropped from memory, still in the database
+        assert all(mem.get_trace_sync(f"t{i}") == {"i": i} for i in range(len(priorities)))
+
+
+def test_memory_stays_bounded_between_retentions() -> None:
+    with SymbolicTraceMemory({"max_memory_traces": 20}) as mem:
+        for i in range(200):
+            mem.store_compressed_trace_sync(f"t{i}", {"i": i})
+            assert len(mem) <= 22
+        assert mem.get_trace_sync("t0") == {"i": 0}
+
+
+# ------------------------------------------------------------------ async --
+
+
+async def _run_script(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> dict[str, Any]:
+    for r in recs:
+        await mem.store_compressed_trace(r["trace_id"], r, r["trace_type"], {"gen": r["generation"]})
+    await mem.store_compressed_traces([("batch", {"b": 1}, "benchmark")])
+    d = await mem.log_performance_delta("loss", 1.0, 0.5, {"k": 1})
+    await mem.log_fitness_evolution(1, {"best": 0.5})
+    await mem.log_benchmark_result("bench", {"ok": True})
+    await mem.log_breakthrough("bt", {"ok": True})
+    out = {
+        "delta": d,
+        "get": [await mem.get_trace(r["trace_id"]) for r in recs],
+        "traces": await mem.traces(),
+        "typed": await mem.traces(type=TraceType.BREAKTHROUGH),
+        "history": await mem.performance_history("loss"),
+        "fitness": await mem.fitness_evolution(),
+        "stats": await mem.get_compression_stats(),
+        "retrain": await mem.retrain_dictionaries(["perf_delta"], n_samples=50),
+        "flushed": await mem.flush(),
+        "retention": await mem.apply_retention(),
+    }
+    await mem.aclose()
+    return out
+
+
+def _run_script_sync(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> dict[str, Any]:
+    for r in recs:
+        mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"], {"gen": r["generation"]})
+    mem.store_compressed_traces_sync([("batch", {"b": 1}, "benchmark")])
+    d = mem.log_performance_delta_sync("loss", 1.0, 0.5, {"k": 1})
+    mem.log_fitness_evolution_sync(1, {"best": 0.5})
+    mem.log_benchmark_result_sync("bench", {"ok": True})
+    mem.log_breakthrough_sync("bt", {"ok": True})
+    out = {
+        "delta": d,
+        "get": [mem.get_trace_sync(r["trace_id"]) for r in recs],
+        "traces": mem.traces_sync(),
+        "typed": mem.traces_sync(type=TraceType.BREAKTHROUGH),
+        "history": mem.performance_history_sync("loss"),
+        "fitness": mem.fitness_evolution_sync(),
+        "stats": mem.get_compression_stats_sync(),
+        "retrain": mem.retrain_dictionaries_sync(["perf_delta"], n_samples=50),
+        "flushed": mem.flush_sync(),
+        "retention": mem.apply_retention_sync(),
+    }
+    mem.close()
+    return out
+
+
+def test_async_and_sync_give_the_same_results(tmp_path: Path) -> None:
+    recs = records(150, seed=12)
+    sync_out = _run_script_sync(open_memory(tmp_path / "s.db", **SMALL), recs)
+    async_out = asyncio.run(_run_script(open_memory(tmp_path / "a.db", **SMALL), recs))
+    assert async_out == sync_out
+    assert sync_out["get"] == recs
+    with open_memory(tmp_path / "s.db") as s, open_memory(tmp_path / "a.db") as a:
+        assert s.traces_sync() == a.traces_sync()
+
+
+def test_async_context_manager() -> None:
+    async def go() -> tuple[Any, bool]:
+        async with SymbolicTraceMemory() as mem:
+            await mem.store_compressed_trace("a", {"x": 1})
+            got = await mem.get_trace("a")
+        return got, mem.closed
+
+    assert asyncio.run(go()) == ({"x": 1}, True)
+
+
+def test_concurrent_async_writers(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    recs = records(400, seed=13)
+    n_writers = 8
+
+    async def writer(mem: SymbolicTraceMemory, k: int) -> None:
+        for i, r in enumerate(recs[k::n_writers]):
+            await mem.store_compressed_trace(r["trace_id"], r, r["trace_type"])
+            await mem.log_performance_delta("accuracy", 0.5, 0.5 + i / 1000, {"writer": k})
+            if i % 7 == 0:
+                await asyncio.sleep(0)  # interleave with commits running in worker threads
+
+    async def main() -> None:
+        mem = open_memory(db, flush_every=16, **SMALL)
+        await asyncio.gather(*(writer(mem, k) for k in range(n_writers)))
+        await mem.aclose()
+
+    asyncio.run(main())
+    with open_memory(db, **SMALL) as mem:
+        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
+        assert len(mem.performance_history_sync("accuracy")) == len(recs)
+        assert mem.seq == 2 * len(recs) + len(mem.get_compression_stats_sync()["dictionaries"])
+    seqs = [s for (s,) in query(db, "SELECT seq FROM traces UNION ALL SELECT seq FROM performance_deltas")]
+    assert len(seqs) == len(set(seqs)) == 2 * len(recs)
+
+
+def test_concurrent_threads(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    recs = records(300, seed=14)
+    mem = open_memory(db, flush_every=10, **SMALL)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for r in recs[k::4]:
+                mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+                assert mem.get_trace_sync(r["trace_id"]) == r
+            mem.traces_sync(limit=5)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mem.close()
+    assert errors == []
+    with open_memory(db, **SMALL) as again:
+        assert len(again.traces_sync()) == len(recs)
+
+
+# ------------------------------------------------------------------ close --
+
+
+def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
+    mem = open_memory(tmp_path / "t.db")
+    mem.store_compressed_trace_sync("a", {"x": 1})
+    mem.close()
+    mem.close()
+    assert "closed" in repr(mem)
+    for call in (
+        lambda: mem.store_compressed_trace_sync("b", {}),
+        lambda: mem.get_trace_sync("a"),
+        lambda: mem.traces_sync(),
+        lambda: mem.log_performance_delta_sync("x", 1, 2),
+        lambda: mem.flush_sync(),
+        lambda: mem.apply_retention_sync(),
+    ):
+        with pytest.raises(MemstrataError, match="the memory is closed"):
+            call()
+    with open_memory(tmp_path / "t.db") as again:
+        assert again.get_trace_sync("a") == {"x": 1}
