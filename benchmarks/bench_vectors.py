@@ -91,20 +91,21 @@ def recall_at_10(ids: np.ndarray) -> float:
     return hits / (ids.shape[0] * K)
 
 
-_PEER_MEDIANS: dict[str, float] = {}
+def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int = 7) -> dict[str, float]:
+    """Median seconds of each function, calls interleaved round by round.
 
-
-def peer_median(name: str, fn: Callable[[], Any], reps: int = 5) -> float:
-    """Median seconds of a peer, measured once per run, for same-run ratios."""
-    if name not in _PEER_MEDIANS:
+    On a shared machine the load drifts; alternating the candidates inside
+    each round exposes them to the same conditions, so their ratio is fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        times = []
-        for _ in range(reps):
+    for _ in range(rounds):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - start)
-        _PEER_MEDIANS[name] = float(np.median(times))
-    return _PEER_MEDIANS[name]
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def run(benchmark, fn: Callable[[], Any], rounds: int = 5) -> Any:
@@ -112,20 +113,25 @@ def run(benchmark, fn: Callable[[], Any], rounds: int = 5) -> Any:
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
 
 
-def median_of(benchmark) -> float | None:
-    stats = getattr(benchmark, "stats", None)
-    return None if stats is None else float(stats.stats.median)
+def measured(benchmark) -> bool:
+    return getattr(benchmark, "stats", None) is not None and not getattr(benchmark, "disabled", False)
 
 
-def ratio_info(benchmark, peers: dict[str, Callable[[], Any]], nbytes: int | None = None) -> None:
-    """Store ``speedup_vs_<peer>`` (peer median / ours) and GB/s in ``extra_info``."""
-    ours = median_of(benchmark)
-    if ours is None:  # --benchmark-disable: a smoke run, nothing measured
+def ratio_info(
+    benchmark, ours: Callable[[], Any], peers: dict[str, Callable[[], Any]], nbytes: int | None = None, rounds: int = 7
+) -> None:
+    """Store ``speedup_vs_<peer>`` (peer median / ours, interleaved in this run) and GB/s in ``extra_info``."""
+    if not measured(benchmark):  # --benchmark-disable: a smoke run, nothing measured
         return
+    medians = interleaved_medians({"ours": ours, **peers}, rounds)
     if nbytes:
-        benchmark.extra_info["GB/s"] = round(nbytes / ours / 1e9, 2)
-    for name, fn in peers.items():
-        benchmark.extra_info[f"speedup_vs_{name}"] = round(peer_median(name, fn) / ours, 2)
+        benchmark.extra_info["GB/s"] = round(nbytes / medians["ours"] / 1e9, 2)
+    for name in peers:
+        benchmark.extra_info[f"speedup_vs_{name}"] = round(medians[name] / medians["ours"], 2)
+
+
+def median_of(benchmark) -> float | None:
+    return float(benchmark.stats.stats.median) if measured(benchmark) else None
 
 
 def _faiss():
@@ -170,11 +176,13 @@ def test_int8_encode(benchmark, impl):
     if faiss_fn is not None:
         peers["faiss"] = faiss_fn
     if impl == "memstrata":
-        run(benchmark, lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out))
-        ratio_info(benchmark, peers, x.nbytes)
+        ours = lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "memstrata-fit+encode":
-        run(benchmark, lambda: quantize_int8(x, out=out))
-        ratio_info(benchmark, peers, x.nbytes)
+        ours = lambda: quantize_int8(x, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "numpy-ref":
         run(benchmark, lambda: (_numpy_quantize(x, fitted.scales, fitted.offsets, 255) - 128).astype(np.int8), 3)
     elif impl == "faiss":
@@ -192,10 +200,11 @@ def test_int8_decode(benchmark, impl):
     q = quantize_int8(x)
     out = np.empty(x.shape, np.float32)
     if impl == "memstrata":
-        run(benchmark, lambda: dequantize_int8(q.codes, q.scales, q.offsets, out=out))
+        ours = lambda: dequantize_int8(q.codes, q.scales, q.offsets, out=out)  # noqa: E731
+        run(benchmark, ours)
         sq = _faiss_sq("QT_8bit", x)
         codes = sq.compute_codes(x)
-        ratio_info(benchmark, {"faiss": lambda: sq.decode(codes), "np.copyto": _copyto_peer(x)}, x.nbytes)
+        ratio_info(benchmark, ours, {"faiss": lambda: sq.decode(codes), "np.copyto": _copyto_peer(x)}, x.nbytes)
         benchmark.extra_info["max_abs_error"] = float(np.abs(out - x).max())
     elif impl == "numpy-ref":
         bias = (q.offsets + np.float32(128) * q.scales).astype(np.float32)
@@ -219,11 +228,13 @@ def test_int4_encode(benchmark, impl):
         sq = _faiss_sq("QT_4bit", x)
         peers["faiss"] = lambda: sq.compute_codes(x)
     if impl == "memstrata":
-        run(benchmark, lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out))
-        ratio_info(benchmark, peers, x.nbytes)
+        ours = lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "memstrata-fit+encode":
-        run(benchmark, lambda: quantize_int4(x, out=out))
-        ratio_info(benchmark, peers, x.nbytes)
+        ours = lambda: quantize_int4(x, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "numpy-ref":
 
         def numpy_int4():
@@ -248,8 +259,9 @@ def test_int4_decode(benchmark, impl):
     if impl == "memstrata":
         q = quantize_int4(x)
         out = np.empty(x.shape, np.float32)
-        run(benchmark, lambda: dequantize_int4(q.codes, q.scales, q.offsets, out=out))
-        ratio_info(benchmark, {"faiss": lambda: sq.decode(codes)}, x.nbytes)
+        ours = lambda: dequantize_int4(q.codes, q.scales, q.offsets, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, {"faiss": lambda: sq.decode(codes)}, x.nbytes)
         benchmark.extra_info["max_abs_error"] = float(np.abs(out - x).max())
     else:
         run(benchmark, lambda: sq.decode(codes), 3)
@@ -264,8 +276,9 @@ def test_binarize(benchmark, impl):
     out = np.empty((x.shape[0], 48), np.uint8)
     packbits = lambda: np.packbits(x > 0, axis=1)  # noqa: E731
     if impl == "memstrata":
-        run(benchmark, lambda: binarize(x, out=out))
-        ratio_info(benchmark, {"np.packbits": packbits}, x.nbytes)
+        ours = lambda: binarize(x, out=out)  # noqa: E731
+        run(benchmark, ours)
+        ratio_info(benchmark, ours, {"np.packbits": packbits}, x.nbytes)
         assert np.array_equal(out, packbits())
     else:
         run(benchmark, packbits)
@@ -328,7 +341,7 @@ def test_search_real(benchmark, impl):
         fn: Callable[[], Any] = lambda: memory.search(q, K + 1)  # noqa: E731
         ids = run(benchmark, fn)[1]
         benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
-        ratio_info(benchmark, {"faiss-flat": _flat_peer(x, q)})
+        ratio_info(benchmark, fn, {"faiss-flat": _flat_peer(x, q)})
         memory.close()
     elif impl == "faiss-flat":
         ids = run(benchmark, _flat_peer(x, q))[1]
@@ -373,9 +386,10 @@ def test_search_100k(benchmark, impl):
     else:
         memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
         memory.add(x)
-        ids = run(benchmark, lambda: memory.search(q, K + 1), 3)[1]
+        fn = lambda: memory.search(q, K + 1)  # noqa: E731
+        ids = run(benchmark, fn, 3)[1]
         benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
-        ratio_info(benchmark, {"faiss-flat-100k": flat})
+        ratio_info(benchmark, fn, {"faiss-flat": flat}, rounds=3)
         memory.close()
     exact_sims = np.take_along_axis(q @ x.T, exact_ids, axis=1)
     got_sims = np.take_along_axis(q @ x.T, np.maximum(ids, 0), axis=1)
@@ -390,8 +404,9 @@ def test_hamming_topk_kernel(benchmark):
     x = real()[0]
     bits = binarize(x, x.mean(axis=0).astype(np.float32))
     benchmark.group = "hamming-top200-real-10k-384d"
-    run(benchmark, lambda: hamming_topk(bits[:1000], bits, 200))
-    ratio_info(benchmark, {"faiss-flat": _flat_peer(x, x[:1000])})
+    ours = lambda: hamming_topk(bits[:1000], bits, 200)  # noqa: E731
+    run(benchmark, ours)
+    ratio_info(benchmark, ours, {"faiss-flat": _flat_peer(x, x[:1000])})
 
 
 # --------------------------------------------------------------------- CSR
@@ -406,8 +421,9 @@ def test_dense_to_csr(benchmark, impl):
     sparse = pytest.importorskip("scipy.sparse", reason="scipy is not installed")
     dense = np.where(np.abs(x) > 0.05, x, np.float32(0))
     if impl == "memstrata":
-        m = run(benchmark, lambda: to_csr(dense))
-        ratio_info(benchmark, {"scipy": lambda: sparse.csr_matrix(dense)}, dense.nbytes)
+        ours = lambda: to_csr(dense)  # noqa: E731
+        m = run(benchmark, ours)
+        ratio_info(benchmark, ours, {"scipy": lambda: sparse.csr_matrix(dense)}, dense.nbytes, rounds=5)
         benchmark.extra_info["density"] = round(m.data.size / dense.size, 3)
     else:
         run(benchmark, lambda: sparse.csr_matrix(dense), 3)

@@ -27,7 +27,8 @@ def bit_codes(draw):
     few = st.sampled_from([0, 1, 3, 255])  # few distinct rows: many ties
     elements = draw(st.sampled_from([few, st.integers(0, 255)]))
     codes = draw(hnp.arrays(np.uint8, (n, width), elements=elements))
-    queries = draw(hnp.arrays(np.uint8, (draw(st.integers(1, 4)), width), elements=elements))
+    # up to 12 queries: batches of 8 or more take the word-major kernel
+    queries = draw(hnp.arrays(np.uint8, (draw(st.integers(1, 12)), width), elements=elements))
     k = draw(st.integers(1, 45))
     return queries, codes, k
 
@@ -94,10 +95,11 @@ def test_int8_candidates_and_parallel_twins():
     np.testing.assert_array_equal(out_i, full_i)
     bits = np.packbits(x > 0, axis=1)
     qb = np.packbits(q > 0, axis=1)
-    out_d = np.empty((7, 9), np.int32)
-    out_h = np.empty((7, 9), np.int64)
-    tmod._hamming_topk_parallel(qb.view(np.uint16), bits.view(np.uint16), 9, 16, out_d, out_h, 3)
-    np.testing.assert_array_equal(out_h, hamming_topk(qb, bits, 9)[1])
+    qb8 = np.concatenate([qb, qb[:1]])  # the kernel takes queries four at a time
+    out_d = np.empty((8, 9), np.int32)
+    out_h = np.empty((8, 9), np.int64)
+    tmod._hamming_topk_parallel(qb8.view(np.uint16), bits.view(np.uint16), 9, 16, out_d, out_h, 2)
+    np.testing.assert_array_equal(out_h[:7], hamming_topk(qb, bits, 9)[1])
 
 
 @given(st.integers(0, 30), st.integers(1, 20), st.integers(1, 12), st.integers(0, 2**32 - 1))
@@ -154,3 +156,16 @@ def test_bad_input_messages():
         rescore_topk(np.ones(4, F32), np.ones((3, 4)), np.array([[0]]), 1)
     with pytest.raises(TypeError, match="candidates: expected int64 array"):
         rescore_topk(np.ones(4, F32), np.ones((3, 4), F32), np.array([[0.0]]), 1)
+
+
+@pytest.mark.parametrize("distinct", [2, 256])
+def test_hamming_batches_with_sampled_selection(distinct):
+    """Batches of 8+ queries with 16 * k <= n take the sampled cut-off path; heavy ties included."""
+    rng = np.random.default_rng(distinct)
+    codes = rng.integers(0, distinct, size=(3000, 16)).astype(np.uint8)
+    queries = rng.integers(0, distinct, size=(9, 16)).astype(np.uint8)
+    for k in (1, 10, 150):
+        dist, idx = hamming_topk(queries, codes, k)
+        ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(dist, ref_dist)

@@ -86,9 +86,11 @@ def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
             for j in range(d):
                 v = x[i, j]
                 rb |= v - v != 0  # true for NaN and inf only
-                # compare-and-select (not min/max, whose NaN handling blocks SIMD)
-                lo[j] = v if v < lo[j] else lo[j]
-                hi[j] = v if v > hi[j] else hi[j]
+                # compare-and-select on values loaded once: this form vectorizes
+                a = lo[j]
+                b = hi[j]
+                lo[j] = v if v < a else a
+                hi[j] = v if v > b else b
             nb += rb
         bad_c[c] = nb
     lo = lo_c[0].copy()
@@ -117,6 +119,24 @@ def _encode_dim(x, lo, inv, levels, codes):  # pragma: no cover - compiled
     return n_bad
 
 
+def _row_minmax(row):  # pragma: no cover - compiled
+    """Min and max of a non-empty row, as a SIMD reduction.
+
+    Compiled with no-NaN fast-math so the reduction vectorizes; callers detect
+    NaN/inf in a separate exact loop and discard the result when there is any.
+    """
+    lo = row[0]
+    hi = row[0]
+    for j in range(1, row.shape[0]):
+        v = row[j]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+_row_minmax = njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})(_row_minmax)
+
+
 def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compiled
     """Per-vector int8 codes; a row whose range overflows float32 gets scale inf."""
     n, d = x.shape
@@ -124,13 +144,10 @@ def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compil
     n_bad = 0
     for i in prange(n):
         rb = False
-        lo = np.float32(np.inf)
-        hi = np.float32(-np.inf)
         for j in range(d):
             v = x[i, j]
             rb |= v - v != 0
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
+        lo, hi = _row_minmax(x[i])
         s = (hi - lo) / top
         if s >= _MIN_STEP and s < np.inf:
             inv = np.float32(1.0) / s
@@ -165,66 +182,80 @@ def _decode_vec(codes, scale, bias, out):  # pragma: no cover - compiled
             out[i, j] = np.float32(codes[i, j]) * s + b
 
 
-def _encode4_dim(x, lo, inv, packed):  # pragma: no cover - compiled
-    """Per-dimension int4 codes packed two per byte; returns rows with NaN/inf."""
-    n, d = x.shape
-    half = d // 2
-    top = np.float32(15.0)
-    zero = np.float32(0.0)
-    n_bad = 0
-    for i in prange(n):
-        rb = False
-        for m in range(half):
-            j = 2 * m
-            v0 = x[i, j]
-            v1 = x[i, j + 1]
-            rb |= (v0 - v0 != 0) | (v1 - v1 != 0)
-            t0 = min(max(np.floor((v0 - lo[j]) * inv[j] + np.float32(0.5)), zero), top)
-            t1 = min(max(np.floor((v1 - lo[j + 1]) * inv[j + 1] + np.float32(0.5)), zero), top)
-            packed[i, m] = np.uint8(np.int32(t0) | (np.int32(t1) << 4))
-        if d & 1:
-            v0 = x[i, d - 1]
-            rb |= v0 - v0 != 0
-            t0 = min(max(np.floor((v0 - lo[d - 1]) * inv[d - 1] + np.float32(0.5)), zero), top)
-            packed[i, half] = np.uint8(np.int32(t0))
-        n_bad += rb
-    return n_bad
+def _pack_nibbles(nib, pairs, packed_row):  # pragma: no cover - compiled
+    """Pack a row of 4-bit codes (one per byte in ``nib``; ``pairs`` is its uint16 view)."""
+    # little-endian: pair m holds code 2m in its low byte and code 2m + 1 in its high byte
+    for m in range(packed_row.shape[0]):
+        w = pairs[m]
+        packed_row[m] = np.uint8((w & 0x0F) | ((w >> 4) & 0xF0))
 
 
-def _encode4_vec(x, packed, scales, offsets):  # pragma: no cover - compiled
+_pack_nibbles = njit(cache=True, nogil=True)(_pack_nibbles)
+
+
+def _encode4_dim(x, lo, inv, packed, n_chunks):  # pragma: no cover - compiled
+    """Per-dimension int4 codes packed two per byte; returns rows with NaN/inf.
+
+    Codes go to a row of bytes first (the same SIMD loop as int8), then pairs
+    of bytes are packed through a uint16 view, so no loop reads with stride 2.
+    """
     n, d = x.shape
-    half = d // 2
+    width = packed.shape[1]
     top = np.float32(15.0)
-    zero = np.float32(0.0)
-    n_bad = 0
-    for i in prange(n):
-        rb = False
-        lo = np.float32(np.inf)
-        hi = np.float32(-np.inf)
-        for j in range(d):
-            v = x[i, j]
-            rb |= v - v != 0
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
-        s = (hi - lo) / top
-        if s >= _MIN_STEP and s < np.inf:
-            inv = np.float32(1.0) / s
-        elif s < np.inf:
-            s = np.float32(0.0)
-            inv = np.float32(0.0)
-        else:
-            inv = np.float32(0.0)
-        scales[i] = s
-        offsets[i] = lo
-        for m in range(half):
-            t0 = min(max(np.floor((x[i, 2 * m] - lo) * inv + np.float32(0.5)), zero), top)
-            t1 = min(max(np.floor((x[i, 2 * m + 1] - lo) * inv + np.float32(0.5)), zero), top)
-            packed[i, m] = np.uint8(np.int32(t0) | (np.int32(t1) << 4))
-        if d & 1:
-            t0 = min(max(np.floor((x[i, d - 1] - lo) * inv + np.float32(0.5)), zero), top)
-            packed[i, half] = np.uint8(np.int32(t0))
-        n_bad += rb
-    return n_bad
+    bad_c = np.zeros(n_chunks, np.int64)
+    rows = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        nib = np.zeros(2 * width, np.uint8)  # the byte after an odd d stays 0
+        pairs = nib.view(np.uint16)
+        nb = 0
+        for i in range(c * rows, min(n, (c + 1) * rows)):
+            rb = False
+            for j in range(d):
+                v = x[i, j]
+                rb |= v - v != 0
+                t = np.floor((v - lo[j]) * inv[j] + np.float32(0.5))
+                t = min(max(t, np.float32(0.0)), top)
+                nib[j] = np.uint8(np.int32(t))
+            _pack_nibbles(nib, pairs, packed[i])
+            nb += rb
+        bad_c[c] = nb
+    return bad_c.sum()
+
+
+def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - compiled
+    n, d = x.shape
+    width = packed.shape[1]
+    top = np.float32(15.0)
+    bad_c = np.zeros(n_chunks, np.int64)
+    rows = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        nib = np.zeros(2 * width, np.uint8)
+        pairs = nib.view(np.uint16)
+        nb = 0
+        for i in range(c * rows, min(n, (c + 1) * rows)):
+            rb = False
+            for j in range(d):
+                v = x[i, j]
+                rb |= v - v != 0
+            lo, hi = _row_minmax(x[i])
+            s = (hi - lo) / top
+            if s >= _MIN_STEP and s < np.inf:
+                inv = np.float32(1.0) / s
+            elif s < np.inf:
+                s = np.float32(0.0)
+                inv = np.float32(0.0)
+            else:
+                inv = np.float32(0.0)
+            scales[i] = s
+            offsets[i] = lo
+            for j in range(d):
+                t = np.floor((x[i, j] - lo) * inv + np.float32(0.5))
+                t = min(max(t, np.float32(0.0)), top)
+                nib[j] = np.uint8(np.int32(t))
+            _pack_nibbles(nib, pairs, packed[i])
+            nb += rb
+        bad_c[c] = nb
+    return bad_c.sum()
 
 
 def _decode4_dim(packed, scale, offset, out):  # pragma: no cover - compiled
@@ -274,6 +305,14 @@ _decode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twi
 
 
 # -------------------------------------------------------------------- wrappers
+
+
+def _n_chunks(parallel: bool, n: int) -> int:
+    if not parallel:
+        return 1
+    import numba
+
+    return max(1, min(n, 4 * numba.get_num_threads()))
 
 
 def _check_per(per: Any) -> str:
@@ -364,7 +403,7 @@ def _quantize(
             n_bad = kernel(x, levels, codes, s, o)
         else:
             kernel = _encode4_vec_parallel if parallel else _encode4_vec_serial
-            n_bad = kernel(x, codes, s, o)
+            n_bad = kernel(x, codes, s, o, _n_chunks(parallel, n))
         if n_bad:
             raise_not_finite("vectors", x)
         if np.isinf(s).any():
@@ -390,7 +429,7 @@ def _quantize(
         n_bad = kernel(x, o, inv, levels, codes)
     else:
         kernel = _encode4_dim_parallel if parallel else _encode4_dim_serial
-        n_bad = kernel(x, o, inv, codes)
+        n_bad = kernel(x, o, inv, codes, _n_chunks(parallel, n))
     if n_bad:
         raise_not_finite("vectors", x)
     return Quantized(codes, s, o)
