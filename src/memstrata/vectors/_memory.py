@@ -537,11 +537,9 @@ class VectorMemory:
             if bias is not None:
                 s += bias[start : start + _BLOCK_ROWS]
             idx = np.broadcast_to(np.arange(start, start + block.shape[0], dtype=np.int64), s.shape)
-            best_s = np.concatenate([best_s, s.astype(np.float32)], axis=1)
-            best_i = np.concatenate([best_i, idx], axis=1)
-            order = np.lexsort((best_i, -best_s), axis=1)[:, :k]
-            best_s = np.take_along_axis(best_s, order, axis=1)
-            best_i = np.take_along_axis(best_i, order, axis=1)
+            best_s, best_i = _keep_best(
+                np.concatenate([best_s, s.astype(np.float32)], axis=1), np.concatenate([best_i, idx], axis=1), k
+            )
         if best_s.shape[1] < k:
             pad = k - best_s.shape[1]
             best_s = np.concatenate([best_s, np.full((nq, pad), -np.inf, np.float32)], axis=1)
@@ -825,6 +823,29 @@ class VectorMemory:
             k=int(k),
             measured=measured,
         )
+
+
+def _keep_best(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` columns per row, best first, ties to the lower id.
+
+    ``argpartition`` finds the k-th score in linear time; only rows where ties
+    at that score compete for the last places fall back to a full lexsort.
+    """
+    nq, m = scores.shape
+    if m > k:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above = (scores > kth).sum(axis=1)
+        at = (scores == kth).sum(axis=1)
+        exact = above + at == k  # no tie straddles the cut: the partition is the answer
+        sel_s = np.take_along_axis(scores, part, axis=1)
+        sel_i = np.take_along_axis(ids, part, axis=1)
+        for r in np.flatnonzero(~exact):
+            order = np.lexsort((ids[r], -scores[r]))[:k]
+            sel_s[r], sel_i[r] = scores[r, order], ids[r, order]
+        scores, ids = sel_s, sel_i
+    order = np.lexsort((ids, -scores), axis=1)
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
 def bias_exact(memory: VectorMemory, orig_rows: np.ndarray) -> np.ndarray | None:
