@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from memstrata.codecs._dictionaries import register_dictionary, train_dictionary
-from memstrata.codecs._frame import KIND_VALUE
+from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary, train_dictionary
+from memstrata.codecs._frame import KIND_VALUE, parse_frame
 from memstrata.codecs._hash import digest
 from memstrata.codecs._registry import _build_frame as _build
-from memstrata.codecs._registry import Codec, decode, get_codec, read_header
+from memstrata.codecs._registry import Codec, decode, get_codec
 from memstrata.codecs._values import serialize
 
 __all__ = ["CompressionEngine", "CompressionPolicy"]
@@ -374,5 +374,6 @@ def _size_of(value: Any, frame: bytes) -> int:
     """Raw size of what a codec encoded (the frame's original length)."""
     if type(value) is np.ndarray:
         return value.nbytes
-    return read_header(frame).original_length
+    # our own fresh frame: its header needs no verification (nor, if implicit, a decode)
+    return parse_frame(frame, lookup_dictionary, verify=False)[0].original_length
 
