@@ -32,7 +32,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "flush_every": 1000,
     "flush_seconds": 1.0,
     "high_priority": 0.8,
-    "zstd_level": 3,
+    "zstd_level": 1,
     "dictionary_bytes": 16 * 1024,
     "train_after": 1000,
     "type_train_after": 500,
@@ -47,6 +47,7 @@ _DAY_SECONDS = 86_400.0
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 _new = object.__new__
+_DIRECTION_NAMES = {0: "improvement", 1: "degradation", 2: "neutral"}
 
 _INSERT_TRACE = (
     "INSERT OR REPLACE INTO traces (trace_id, trace_type, compressed_data, compression_ratio, original_size,"
@@ -111,7 +112,8 @@ def _check_config(config: dict[str, Any] | None) -> dict[str, Any]:
     return cfg
 
 
-_TRACE_TYPES: dict[Any, TraceType] = {**{t.value: t for t in TraceType}, **{t: t for t in TraceType}}
+_TRACE_TYPES: dict[Any, TraceType] = {t.value: t for t in TraceType}
+_TYPE_VALUES: dict[TraceType, str] = {t: t.value for t in TraceType}
 
 
 def _trace_type(value: Any) -> TraceType:
@@ -183,7 +185,8 @@ class SymbolicTraceMemory:
         (``"normal"``): SQLite ``synchronous`` level, ``"none"``, ``"normal"`` or
         ``"full"`` (fsync on every commit); ``flush_every`` (1000) and
         ``flush_seconds`` (1.0): the batching of non-urgent writes (below);
-        ``high_priority`` (0.8); ``zstd_level`` (3); ``dictionary_bytes``
+        ``high_priority`` (0.8); ``zstd_level`` (1: with a trained dictionary it
+        compresses traces as small as level 3, faster); ``dictionary_bytes``
         (16 KiB); ``train_after`` (1000) and ``type_train_after`` (500): when the
         stream and per-type zstd dictionaries are trained; ``lower_is_better`` /
         ``higher_is_better``: metric names whose direction this memory fixes.
@@ -356,47 +359,56 @@ class SymbolicTraceMemory:
         metadata: dict[str, Any] | None,
         priority: float | None,
         timestamp: float | None,
-    ) -> tuple[CompressedTrace, tuple[Any, ...], float]:
-        """Check, serialize and compress one trace: ``(trace, row, now)``; no I/O."""
+    ) -> tuple[CompressedTrace, list[Any], float]:
+        """Check, serialize and compress one trace: ``(trace, row, now)``; no I/O.
+
+        This is the per-trace hot path: no locks unless training samples are
+        still being collected (the zstd contexts are per thread).
+        """
         if type(trace_id) is not str or not trace_id:
             raise TypeError(f"trace_id: expected a non-empty str, got {trace_id!r}")
-        ttype = _trace_type(trace_type)
-        meta_text = _encode_json_object("metadata", metadata)
+        ttype = _TRACE_TYPES.get(trace_type) if isinstance(trace_type, str) else None
+        if ttype is None:
+            ttype = _trace_type(trace_type)
+        meta_text = "{}" if metadata is None else _encode_json_object("metadata", metadata)
         if priority is None:
             priority = DEFAULT_PRIORITIES[ttype]
         else:
             priority = _check_number("priority", priority)
             if not 0.0 <= priority <= 1.0:
                 raise ValueError(f"priority: expected a number in [0, 1], got {priority}")
+        now = self._clock()
+        ts = now if timestamp is None else _check_number("timestamp", timestamp)
         encoding, raw = _serialize(data)
         n = len(raw)
-        tvalue = ttype.value
-        with self._state_lock:
-            self._check_open()
-            now = self._clock()
-            ts = now if timestamp is None else _check_number("timestamp", timestamp)
-            version = self._active.get(tvalue) or self._active.get(_STREAM, 0)
-            blob, version = self._codec.encode(raw, encoding, version)
-            if n <= _MAX_SAMPLE_BYTES:
-                samples = self._samples
-                if tvalue not in self._active:
-                    s = samples.get(tvalue)
-                    if s is None:
-                        s = samples[tvalue] = []
-                    if len(s) < self._train_threshold(tvalue):
-                        s.append(raw)
-                if _STREAM not in self._active:
-                    s = samples.setdefault(_STREAM, [])
-                    if len(s) < self._train_threshold(_STREAM):
-                        s.append(raw)
+        tvalue = _TYPE_VALUES[ttype]  # Enum.value is a slow descriptor on this hot path
+        active = self._active
+        blob, version = self._codec.encode(raw, encoding, active.get(tvalue) or active.get(_STREAM, 0))
+        if self._samples and n <= _MAX_SAMPLE_BYTES:
+            self._sample(tvalue, raw)
         ratio = len(blob) / n if n else 1.0
         trace = _new(CompressedTrace)
-        trace.__dict__.update(
-            trace_id=trace_id, trace_type=ttype, compressed_data=blob, compression_ratio=ratio,
-            original_size=n, metadata={} if metadata is None else metadata, timestamp=ts,
-            retention_priority=priority,
-        )
+        trace.__dict__ = {
+            "trace_id": trace_id, "trace_type": ttype, "compressed_data": blob, "compression_ratio": ratio,
+            "original_size": n, "metadata": {} if metadata is None else metadata, "timestamp": ts,
+            "retention_priority": priority,
+        }
         return trace, [trace_id, tvalue, blob, ratio, n, meta_text, ts, priority, 0, version], now
+
+    def _sample(self, tvalue: str, raw: bytes) -> None:
+        """Keep ``raw`` as a training sample for its type and the stream, while they lack a dictionary."""
+        with self._state_lock:
+            samples, active = self._samples, self._active
+            if tvalue not in active:
+                s = samples.get(tvalue)
+                if s is None:
+                    s = samples[tvalue] = []
+                if len(s) < self._train_threshold(tvalue):
+                    s.append(raw)
+            if _STREAM not in active:
+                s = samples.setdefault(_STREAM, [])
+                if len(s) < self._train_threshold(_STREAM):
+                    s.append(raw)
 
     def _enqueue(self, trace: CompressedTrace, row: list[Any], now: float, log: bool = True) -> bool:
         """Queue a prepared trace; returns whether a flush is due.
@@ -407,23 +419,35 @@ class SymbolicTraceMemory:
         ``traces`` table. The next flush moves it into ``traces``; opening the
         database replays what a crash left in the log.
         """
-        urgent = log and trace.retention_priority > self._high
+        priority = trace.retention_priority
+        urgent = log and priority > self._high
         if urgent:
             self._db_lock.acquire()  # no flush may take the row between queueing and logging it
         try:
             with self._state_lock:
-                self._check_open()
+                if self._closed:
+                    self._check_open()
                 self._seq += 1
                 row[8] = self._seq
+                trace_id = row[0]
                 memory = self._memory
-                self._forget(trace.trace_id)  # a re-stored id becomes the most recent
-                memory[trace.trace_id] = trace
-                bucket = self._buckets.get(trace.retention_priority)
+                if trace_id in memory:
+                    self._forget(trace_id)  # a re-stored id becomes the most recent
+                memory[trace_id] = trace
+                bucket = self._buckets.get(priority)
                 if bucket is None:
-                    bucket = self._buckets[trace.retention_priority] = {}
-                bucket[trace.trace_id] = None
-                self._pending_traces.append(tuple(row))
-                due = self._due(now) or len(memory) > self._trim_at
+                    bucket = self._buckets[priority] = {}
+                bucket[trace_id] = None
+                pending = self._pending_traces
+                pending.append(tuple(row))
+                since = self._pending_since
+                if since is None:
+                    self._pending_since = since = now
+                due = (
+                    len(pending) + len(self._pending_deltas) >= self._flush_every
+                    or now - since >= self._flush_seconds
+                    or len(memory) > self._trim_at
+                )
             if urgent:
                 self._conn.execute(_INSERT_LOG, row)
                 self._n_logged += 1
@@ -772,7 +796,7 @@ class SymbolicTraceMemory:
         for trace_id, ttype, blob, ratio, n, meta, ts, priority in rows:
             trace = _new(CompressedTrace)
             trace.__dict__.update(
-                trace_id=trace_id, trace_type=TraceType(ttype), compressed_data=blob, compression_ratio=ratio,
+                trace_id=trace_id, trace_type=_trace_type(ttype), compressed_data=blob, compression_ratio=ratio,
                 original_size=n, metadata=_decode_json_object(meta), timestamp=ts,
                 retention_priority=1.0 if priority is None else priority,
             )
@@ -782,8 +806,11 @@ class SymbolicTraceMemory:
     def _history(self, metric_name: str, since: float | None) -> list[PerformanceDelta]:
         if not isinstance(metric_name, str) or not metric_name:
             raise TypeError(f"metric_name: expected a non-empty str, got {metric_name!r}")
+        # the direction comes back as a small int (no string per row) and maps to
+        # the interned names; contexts are mostly small JSON objects
         sql = (
-            "SELECT old_value, new_value, delta_magnitude, delta_direction, confidence, context, timestamp"
+            "SELECT old_value, new_value, delta_magnitude, CASE delta_direction WHEN 'improvement' THEN 0"
+            " WHEN 'degradation' THEN 1 WHEN 'neutral' THEN 2 ELSE -1 END, confidence, context, timestamp"
             " FROM performance_deltas WHERE metric_name = ?"
         )
         args: tuple[Any, ...] = (metric_name,)
@@ -796,16 +823,19 @@ class SymbolicTraceMemory:
             self._check_open()
             rows = self._conn.execute(sql, args).fetchall()
         # rows were validated when written: build the objects without re-validating
-        new, cls, decode = _new, PerformanceDelta, _decode_json_object
-        out = []
+        new, cls, decode, names = _new, PerformanceDelta, _decode_json_object, _DIRECTION_NAMES
+        out: list[PerformanceDelta] = []
         append = out.append
-        for old, newv, mag, direction, conf, ctx, ts in rows:
-            d = new(cls)
-            d.__dict__ = {
-                "metric_name": metric_name, "old_value": old, "new_value": newv, "delta_magnitude": mag,
-                "delta_direction": direction, "confidence": conf, "context": decode(ctx), "timestamp": ts,
-            }
-            append(d)
+        try:
+            for old, newv, mag, direction, conf, ctx, ts in rows:
+                d = new(cls)
+                d.__dict__ = {
+                    "metric_name": metric_name, "old_value": old, "new_value": newv, "delta_magnitude": mag,
+                    "delta_direction": names[direction], "confidence": conf, "context": decode(ctx), "timestamp": ts,
+                }
+                append(d)
+        except (KeyError, TypeError) as exc:
+            raise CorruptDataError(f"performance_deltas: a row of {metric_name!r} is not readable ({exc!r})") from None
         return out
 
     def _fitness(self) -> list[dict[str, Any]]:
@@ -1005,10 +1035,37 @@ class SymbolicTraceMemory:
             else:
                 raise TypeError(f"items[{i}]: expected a (trace_id, data[, trace_type[, metadata]]) tuple or a dict")
             prepared.append(self._store(*args))
-        urgent = due = False
-        for trace, row, now in prepared:
-            due = self._enqueue(trace, row, now, log=False) or due
-            urgent = urgent or trace.retention_priority > self._high
+        if not prepared:
+            return [], False
+        high = self._high
+        with self._state_lock:  # one acquisition for the whole batch
+            if self._closed:
+                self._check_open()
+            memory, buckets, pending = self._memory, self._buckets, self._pending_traces
+            urgent = False
+            for trace, row, _ in prepared:
+                self._seq += 1
+                row[8] = self._seq
+                trace_id = row[0]
+                if trace_id in memory:
+                    self._forget(trace_id)
+                memory[trace_id] = trace
+                priority = row[7]
+                bucket = buckets.get(priority)
+                if bucket is None:
+                    bucket = buckets[priority] = {}
+                bucket[trace_id] = None
+                pending.append(tuple(row))
+                if priority > high:
+                    urgent = True
+            now = prepared[-1][2]
+            if self._pending_since is None:
+                self._pending_since = prepared[0][2]
+            due = (
+                len(pending) + len(self._pending_deltas) >= self._flush_every
+                or now - self._pending_since >= self._flush_seconds
+                or len(memory) > self._trim_at
+            )
         return [p[0] for p in prepared], urgent or due
 
     def store_compressed_traces_sync(self, items: Iterable[Any]) -> list[CompressedTrace]:

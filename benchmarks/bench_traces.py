@@ -1,0 +1,263 @@
+"""Symbolic trace memory: ingest rate, compression ratio per trace type, history queries.
+
+Goals (same-run medians):
+
+* overall compression ratio <= 0.30 on a realistic mixed trace stream, and
+  <= 0.20 on perf-delta traces (``extra_info["ratio"]``, ``["per_type"]``);
+* ingest of the mixed stream (batched, ``durability="normal"``) >= 1.0x the rate
+  of inserting the same records' JSON uncompressed into sqlite3 in transactions
+  of 1,000 rows (``extra_info["speedup_vs_sqlite3_json"]``);
+* ``performance_history`` of one metric over 10**5 deltas <= 1.5x a direct
+  indexed SQL query returning the same rows (``extra_info["slowdown_vs_sql"]``).
+
+Streams come from :func:`memstrata.codecs._samples.trace_records`. Ingest is
+measured in steady state: every round starts from a copy of a database that has
+already seen 30,000 traces (so its dictionaries are trained, as in a long run);
+the cold start, training included, is measured separately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memstrata.codecs._samples import trace_records
+from memstrata.traces import SymbolicTraceMemory
+
+N_WARM = 30_000
+N_INGEST = 20_000
+N_DELTAS = 100_000
+BATCH = 1000
+ROUNDS = 5
+
+_PEER_SCHEMA = (
+    "CREATE TABLE traces (trace_id TEXT PRIMARY KEY, trace_type TEXT NOT NULL, data TEXT NOT NULL,"
+    " timestamp REAL NOT NULL);"
+    "CREATE INDEX idx_traces_type_time ON traces(trace_type, timestamp);"
+)
+_medians: dict[str, float] = {}  # peer medians, for same-run ratios
+
+
+def _median(benchmark: Any) -> float | None:
+    return benchmark.stats.stats.median if benchmark.stats else None
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench_traces")
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[dict[str, Any]]:
+    return list(trace_records(N_INGEST, seed=3))
+
+
+@pytest.fixture(scope="module")
+def templates(workdir: Path) -> dict[str, Path]:
+    """A memstrata database and a plain one that have each seen N_WARM traces."""
+    warm = list(trace_records(N_WARM, seed=1))
+    ours = workdir / "warm-memstrata.db"
+    with SymbolicTraceMemory({"db_path": str(ours)}) as mem:
+        for i in range(0, N_WARM, BATCH):
+            mem.store_compressed_traces_sync([("w" + r["trace_id"], r, r["trace_type"]) for r in warm[i : i + BATCH]])
+    peer = workdir / "warm-sqlite3.db"
+    with closing(sqlite3.connect(peer, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_PEER_SCHEMA)
+        _peer_insert(conn, [dict(r, trace_id="w" + r["trace_id"]) for r in warm])
+    return {"memstrata": ours, "sqlite3": peer}
+
+
+def _peer_insert(conn: sqlite3.Connection, records: list[dict[str, Any]]) -> None:
+    """The usual way: each record's JSON, uncompressed, 1,000 rows per transaction."""
+    for i in range(0, len(records), BATCH):
+        rows = [(r["trace_id"], r["trace_type"], json.dumps(r), r["timestamp"]) for r in records[i : i + BATCH]]
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO traces VALUES (?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+
+
+def _ingest_sync(mem: SymbolicTraceMemory, records: list[dict[str, Any]]) -> None:
+    store = mem.store_compressed_trace_sync
+    for r in records:
+        store(r["trace_id"], r, r["trace_type"])
+    mem.flush_sync()
+
+
+def _ingest_batch(mem: SymbolicTraceMemory, records: list[dict[str, Any]]) -> None:
+    for i in range(0, len(records), BATCH):
+        mem.store_compressed_traces_sync([(r["trace_id"], r, r["trace_type"]) for r in records[i : i + BATCH]])
+    mem.flush_sync()
+
+
+def _ingest_async(mem: SymbolicTraceMemory, records: list[dict[str, Any]]) -> None:
+    async def run() -> None:
+        store = mem.store_compressed_trace
+        for r in records:
+            await store(r["trace_id"], r, r["trace_type"])
+        await mem.flush()
+
+    asyncio.run(run())
+
+
+_INGEST: dict[str, Callable[[SymbolicTraceMemory, list[dict[str, Any]]], None]] = {
+    "memstrata-sync": _ingest_sync,
+    "memstrata-async": _ingest_async,
+    "memstrata-batch": _ingest_batch,
+}
+
+
+@pytest.mark.parametrize("impl", ["sqlite3-json", "memstrata-batch", "memstrata-sync", "memstrata-async"])
+@pytest.mark.benchmark(group="traces-ingest-20k-mixed")
+def test_ingest(benchmark: Any, impl: str, stream: list[dict[str, Any]], templates: dict[str, Path],
+                workdir: Path) -> None:
+    opened: list[Any] = []
+    counter = iter(range(10**6))
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        for thing in opened:
+            thing.close()
+        opened.clear()
+        path = workdir / f"ingest-{impl}-{next(counter)}.db"
+        if impl == "sqlite3-json":
+            shutil.copy(templates["sqlite3"], path)
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            opened.append(conn)
+            return (conn,), {}
+        shutil.copy(templates["memstrata"], path)
+        mem = SymbolicTraceMemory({"db_path": str(path), "durability": "normal"})
+        opened.append(mem)
+        return (mem,), {}
+
+    if impl == "sqlite3-json":
+        def run(conn: sqlite3.Connection) -> None:
+            _peer_insert(conn, stream)
+    else:
+        ingest = _INGEST[impl]
+
+        def run(mem: SymbolicTraceMemory) -> None:  # type: ignore[misc]
+            ingest(mem, stream)
+
+    try:
+        benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+        if impl != "sqlite3-json":
+            stats = opened[0].get_compression_stats_sync()
+            assert stats["total_compressions"] == N_WARM + N_INGEST
+    finally:
+        for thing in opened:
+            thing.close()
+    median = _median(benchmark)
+    if median:
+        benchmark.extra_info["traces_per_s"] = N_INGEST / median
+        if impl == "sqlite3-json":
+            _medians["ingest"] = median
+        elif "ingest" in _medians:
+            benchmark.extra_info["speedup_vs_sqlite3_json"] = _medians["ingest"] / median
+
+
+@pytest.mark.benchmark(group="traces-ingest-cold-20k-mixed")
+def test_ingest_cold_with_training(benchmark: Any, stream: list[dict[str, Any]], workdir: Path) -> None:
+    """A fresh database: the first traces train the dictionaries, then get re-encoded."""
+    opened: list[SymbolicTraceMemory] = []
+    counter = iter(range(10**6))
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        for mem in opened:
+            mem.close()
+        opened.clear()
+        mem = SymbolicTraceMemory({"db_path": str(workdir / f"cold-{next(counter)}.db")})
+        opened.append(mem)
+        return (mem,), {}
+
+    try:
+        benchmark.pedantic(_ingest_batch, args=None, setup=lambda: (setup()[0] + (stream,), {}), rounds=2,
+                           iterations=1)
+        stats = opened[0].get_compression_stats_sync()
+    finally:
+        for mem in opened:
+            mem.close()
+    benchmark.extra_info["ratio"] = stats["avg_compression_ratio"]
+    if benchmark.stats:
+        benchmark.extra_info["traces_per_s"] = N_INGEST / benchmark.stats.stats.median
+
+
+def _compression_stats(workdir: Path, records: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    with SymbolicTraceMemory({"db_path": str(workdir / f"ratio-{name}.db")}) as mem:
+        _ingest_batch(mem, records)
+        return mem.get_compression_stats_sync()
+
+
+@pytest.mark.parametrize("stream_kind", ["mixed", "perf_delta"])
+@pytest.mark.benchmark(group="traces-compression-ratio")
+def test_compression_ratio(benchmark: Any, stream_kind: str, workdir: Path) -> None:
+    """Stored bytes / serialized bytes over 50,000 traces, per trace type.
+
+    The mixed stream's per-type figures include the traces written before
+    their dictionary existed (re-encoded when it was trained).
+    """
+    records = list(trace_records(50_000, seed=21, trace_type=None if stream_kind == "mixed" else stream_kind))
+    stats = benchmark.pedantic(_compression_stats, args=(workdir, records, stream_kind), rounds=1, iterations=1)
+    json_bytes = sum(len(json.dumps(r)) for r in records)
+    benchmark.extra_info["ratio"] = stats["avg_compression_ratio"]
+    benchmark.extra_info["ratio_vs_stdlib_json"] = stats["total_compressed_size"] / json_bytes
+    benchmark.extra_info["per_type"] = {t: round(v["compression_ratio"], 4) for t, v in stats["per_type"].items()}
+    benchmark.extra_info["dictionaries"] = len(stats["dictionaries"])
+    goal = 0.30 if stream_kind == "mixed" else 0.20
+    assert stats["avg_compression_ratio"] <= goal
+
+
+# ------------------------------------------------------------ history --
+
+
+@pytest.fixture(scope="module")
+def deltas_db(workdir: Path) -> Path:
+    """10**5 performance deltas over 8 metrics, as a run logs them."""
+    path = workdir / "deltas.db"
+    t = [0.0]
+
+    def clock() -> float:
+        t[0] += 0.25
+        return 1_763_700_000.0 + t[0]
+
+    with SymbolicTraceMemory({"db_path": str(path)}, clock=clock) as mem:
+        for r in trace_records(N_DELTAS, seed=5, trace_type="perf_delta"):
+            d, ctx = r["data"], r["context"]
+            mem.log_performance_delta_sync(
+                d["metric_name"], d["old_value"], d["new_value"],
+                {"operator": ctx["operator"], "commit": ctx["commit"]}, d["confidence"],
+            )
+    return path
+
+
+@pytest.mark.parametrize("impl", ["sql-direct", "memstrata"])
+@pytest.mark.benchmark(group="traces-history-100k")
+def test_performance_history(benchmark: Any, impl: str, deltas_db: Path) -> None:
+    metric = "accuracy"
+    if impl == "sql-direct":
+        with closing(sqlite3.connect(deltas_db)) as conn:
+            sql = "SELECT * FROM performance_deltas WHERE metric_name = ? ORDER BY timestamp"
+            rows = benchmark.pedantic(lambda: conn.execute(sql, (metric,)).fetchall(), rounds=20, iterations=1,
+                                      warmup_rounds=2)
+    else:
+        with SymbolicTraceMemory({"db_path": str(deltas_db)}) as mem:
+            rows = benchmark.pedantic(mem.performance_history_sync, args=(metric,), rounds=20, iterations=1,
+                                      warmup_rounds=2)
+    assert 10_000 < len(rows) < 20_000
+    median = _median(benchmark)
+    if median:
+        benchmark.extra_info["rows"] = len(rows)
+        benchmark.extra_info["us_per_row"] = median * 1e6 / len(rows)
+        if impl == "sql-direct":
+            _medians["history"] = median
+        elif "history" in _medians:
+            benchmark.extra_info["slowdown_vs_sql"] = median / _medians["history"]
