@@ -145,6 +145,39 @@ def test_decompress_trace_records(benchmark, impl, trace_stream, peer) -> None: 
         benchmark.extra_info["us_per_record"] = benchmark.stats.stats.median * 1e6 / len(frames)
 
 
+def interleaved(loops: dict[str, Any], n_items: int, rounds: int = 15) -> dict[str, dict[str, float]]:
+    """Time several loops round-robin; per loop: median and min µs per item, and the
+    median over rounds of its time relative to the first loop (same-round ratios
+    cancel most of the drift of a shared machine)."""
+    times: dict[str, list[float]] = {k: [] for k in loops}
+    for _ in range(rounds):
+        for name, fn in loops.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e6 / n_items)
+    first = next(iter(loops))
+    return {
+        k: {
+            "median_us": float(np.median(v)),
+            "min_us": float(np.min(v)),
+            "ratio_to_" + first: float(np.median([a / b for a, b in zip(v, times[first])])),
+        }
+        for k, v in times.items()
+    }
+
+
+def test_trace_compress_interleaved(trace_stream, peer) -> None:  # type: ignore[no-untyped-def]
+    """Per-record compress time of the engine and its peers, interleaved round by round.
+
+    Printed for the record (no timing assertion); the goal is <= 5 µs per record.
+    """
+    timed = trace_stream[N_TRAIN:]
+    fns = {impl: _compressor(impl, trace_stream, peer) for impl in ("memstrata", "zstd-dict", "lz4")}
+    loops = {impl: (lambda fn=fn: [fn(r) for r in timed]) for impl, fn in fns.items()}
+    for impl, row in interleaved(loops, len(timed)).items():
+        print(f"trace compress {impl:10s} " + " ".join(f"{k}={v:.3f}" for k, v in row.items()))
+
+
 # ------------------------------------------------------------------ checksum --
 
 

@@ -9,6 +9,8 @@ row id. Goal: a duplicate ``put`` (content already stored) costs ≤ 2 µs.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -110,3 +112,31 @@ def test_get(benchmark, impl, items) -> None:  # type: ignore[no-untyped-def]
 
     assert benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1) == len(keys)
     _per_item(benchmark, len(keys))
+
+
+def test_put_and_get_interleaved(items) -> None:  # type: ignore[no-untyped-def]
+    """Duplicate puts and gets per item, interleaved round by round with the dict peers.
+
+    Printed for the record (no timing assertion); the goal is a duplicate put <= 2 µs.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_codecs import interleaved
+
+    store, put = _putter("memstrata")
+    plain, plain_put = _putter("dict+msgpack")
+    for k, v in items:
+        put(k, v)
+        plain_put(k, v)
+    values = [v for _, v in items]
+    same = [k for k, _ in items]
+    new = [k + "-copy" for k, _ in items]
+    dec = msgspec.msgpack.decode
+    loops = {
+        "memstrata-put-dup-same-key": lambda: [put(k, v) for k, v in zip(same, values)],
+        "memstrata-put-dup-new-key": lambda: [put(k, v) for k, v in zip(new, values)],
+        "dict+msgpack-put": lambda: [plain_put(k, v) for k, v in zip(same, values)],
+        "memstrata-get": lambda: [store.get(k) for k in same],
+        "dict+msgpack-get": lambda: [dec(plain[k]) for k in same],
+    }
+    for name, row in interleaved(loops, len(items), rounds=9).items():
+        print(f"dedup {name:28s} " + " ".join(f"{k}={v:.3f}" for k, v in row.items()))
