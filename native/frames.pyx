@@ -25,6 +25,7 @@ cdef extern from "ms_xxh3.h" nogil:
     void ms_u128_to_canonical(ms_u128 h, uint8_t* out)
 
 cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
     bint PyLong_CheckExact(object o)
     bint PyUnicode_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
@@ -255,8 +256,18 @@ def parse(frame, lookup, bint verify=True):
             meta_start, <Py_ssize_t>meta_length, pos, body_end - pos, dictionary, dict_digest, implicit)
 
 
-cdef object INT_MIN = -(2**63)
 cdef object INT_MAX = 2**64 - 1
+
+
+cdef inline bint int_fits(object v) except -1:
+    """Whether an exact int is msgpack-native: in [-2**63, 2**64 - 1]."""
+    cdef int overflow = 0
+    PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow == 0:
+        return True
+    if overflow < 0:
+        return False
+    return v <= INT_MAX
 
 
 cdef object prep(object v, object fallback, int depth):
@@ -269,7 +280,7 @@ cdef object prep(object v, object fallback, int depth):
     if PyUnicode_CheckExact(v) or PyFloat_CheckExact(v) or v is None or PyBytes_CheckExact(v):
         return v
     if PyLong_CheckExact(v):
-        if INT_MIN <= v <= INT_MAX:
+        if int_fits(v):
             return v
         return fallback(v)
     if PyBool_Check(v):  # bool is final: exactly True or False
@@ -295,7 +306,7 @@ cdef object prep(object v, object fallback, int depth):
                 if not PyLong_CheckExact(key):
                     raise TypeError(f"value: dict keys of type {type(key).__name__} are not serializable "
                                     "(use str, int, bytes, float, bool or None)")
-                if not (INT_MIN <= key <= INT_MAX):
+                if not int_fits(key):
                     raise TypeError("value: dict keys must be ints within 64 bits")
             y = prep(<object>x, fallback, depth + 1)
             if y is not <object>x:
