@@ -28,6 +28,8 @@ from memstrata.codecs._registry import (
     register_codec,
 )
 from memstrata.codecs._values import deserialize, serialize
+
+register = register_codec  # the registry's decorator, by the name the design uses
 from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
 from memstrata.codecs._arrays import BinaryCodec, CSRCodec, Int4Codec, Int8Codec
 from memstrata.codecs._graph import GraphPruneCodec, prune_graph
@@ -57,6 +59,7 @@ __all__ = [
     "get_dictionary",
     "prune_graph",
     "read_header",
+    "register",
     "register_codec",
     "register_dictionary",
     "registered_dictionaries",
