@@ -138,3 +138,26 @@ def test_trace_generator_is_seeded_and_validates() -> None:
     assert list(trace_records(20, seed=3)) != list(trace_records(20, seed=4))
     with pytest.raises(ValueError, match="trace_type: expected one of"):
         list(trace_records(1, trace_type="nope"))
+
+
+def test_engine_is_safe_across_threads() -> None:
+    import threading
+
+    recs = list(trace_records(800, seed=21))
+    engine = CompressionEngine({"train_after": 200})
+    errors: list[BaseException] = []
+
+    def worker(part: list) -> None:
+        try:
+            for r in part:
+                assert engine.decompress(engine.compress(r)) == r
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(recs[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert engine.dictionary is not None
