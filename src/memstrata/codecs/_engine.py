@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import threading
 import time
-from threading import get_ident
-from time import perf_counter as _perf_counter
 from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field, fields
+from threading import get_ident
+from time import perf_counter as _perf_counter
 from typing import Any
 
 import numpy as np
 
+from memstrata.codecs import _values
 from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary, train_dictionary
 from memstrata.codecs._frame import KIND_VALUE, parse_frame
 from memstrata.codecs._hash import digest
 from memstrata.codecs._registry import _build_frame as _build
 from memstrata.codecs._registry import Codec, decode, get_codec
-from memstrata.codecs._values import serialize
+from memstrata.codecs._values import _encoder, _prepare_other, serialize
+
+if _values._native_prepare is not None:
+    _prepare_value = _values._native_prepare
+else:  # pragma: no cover - source checkout without compiled extensions
+
+    def _prepare_value(value: Any, fallback: Any) -> Any:
+        return _values._prepare(value)
+
+
+_encode_value = _encoder.encode
 
 __all__ = ["CompressionEngine", "CompressionPolicy"]
 
@@ -140,6 +151,9 @@ class CompressionEngine:
         self._dictionary: bytes | None = None
         # statistics: codec name -> [count, bytes in, bytes out]
         self._per_codec: dict[str, list[int]] = {}
+        self._zstd_stats = self._per_codec["zstd"] = [0, 0, 0]
+        self._tiny_bytes = policy.tiny_bytes
+        self._record_bytes = policy.record_bytes
         self._n_decompress = self._n_errors = 0
         self._t_compress = self._t_decompress = 0.0
         if dictionaries is not None:
@@ -233,22 +247,21 @@ class CompressionEngine:
         t0 = _perf_counter()
         if kind is None and codec is None and type(value) is dict:  # the common case: a record
             try:
-                buf = serialize(value)
+                buf = _encode_value(_prepare_value(value, _prepare_other))
             except BaseException:
                 self._n_errors += 1
                 raise
             n_in = len(buf)
             c = self._record_codec
-            if c.dictionary is not None and self.policy.tiny_bytes < n_in <= self.policy.record_bytes:
+            dd = c.dictionary
+            if dd is not None and self._tiny_bytes < n_in <= self._record_bytes:
                 # the per-record hot path, inlined: each layer of calls it skips is measurable
                 # against the ~3 µs zstd takes on a 500-byte record (bench_codecs, traces)
                 comp = c._cctx.get(get_ident())
                 if comp is None:
                     comp = c._compressor()
-                frame = _build(2, KIND_VALUE, comp.compress(buf), n_in, digest(buf), b"", c.dictionary, n_in < 1024)
-                stats = self._per_codec.get("zstd")
-                if stats is None:
-                    stats = self._per_codec["zstd"] = [0, 0, 0]
+                frame = _build(2, 1, comp.compress(buf), n_in, digest(buf), b"", dd, n_in < 1024)
+                stats = self._zstd_stats
                 stats[0] += 1
                 stats[1] += n_in
                 stats[2] += len(frame)
@@ -351,6 +364,7 @@ class CompressionEngine:
         codecs = {
             name: {"count": c, "bytes_in": i, "bytes_out": o, "ratio": (o / i) if i else 0.0}
             for name, (c, i, o) in sorted(self._per_codec.items())
+            if c
         }
         count = sum(c for c, _, _ in self._per_codec.values())
         bytes_in = sum(i for _, i, _ in self._per_codec.values())
