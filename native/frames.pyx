@@ -93,6 +93,8 @@ cdef inline Py_ssize_t get_varint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t e
             raise CorruptDataError("frame: malformed length field")
         b = p[pos]
         pos += 1
+        if shift == 63 and (b & 0x7F) > 1:
+            raise CorruptDataError("frame: malformed length field")
         result |= (<uint64_t>(b & 0x7F)) << shift
         if b < 0x80:
             out[0] = result

@@ -201,6 +201,13 @@ def test_short_or_foreign_input_is_corrupt(junk: bytes) -> None:
         decode(junk)
 
 
+@pytest.mark.parametrize("parse", [_frame.parse_frame, _frame._py_parse_frame], ids=["compiled", "python"])
+def test_length_fields_wider_than_64_bits_are_corrupt(parse) -> None:  # type: ignore[no-untyped-def]
+    frame = b"\x89M\x01\x00\x40" + b"\xff" * 9 + b"\x02" + b"\x00" * 8
+    with pytest.raises(CorruptDataError, match="malformed length field"):
+        parse(frame, lookup_dictionary)
+
+
 def test_non_bytes_frame_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="frame: expected bytes-like, got str"):
         decode("not a frame")  # type: ignore[arg-type]

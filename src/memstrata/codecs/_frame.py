@@ -122,6 +122,8 @@ def _read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
             raise CorruptDataError("frame: malformed length field")
         b = buf[pos]
         pos += 1
+        if shift == 63 and (b & 0x7F) > 1:  # more than 64 bits
+            raise CorruptDataError("frame: malformed length field")
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return result, pos
