@@ -711,3 +711,38 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
             call()
     with open_memory(tmp_path / "t.db") as again:
         assert again.get_trace_sync("a") == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"b": b"raw"},
+        {"k": {2: "int key"}},
+        {"k": {None: 1}},
+        {"f": float("inf")},
+        {"n": None, "nan": float("nan")},
+        {"t": [(1,)]},
+        {"s": {1}},
+        {"e": TraceType.BREAKTHROUGH},
+        {"nested": [{"deep": [b"x"]}]},
+    ],
+    ids=["bytes", "int-key", "none-key", "inf", "nan-with-null", "tuple", "set", "str-enum", "nested-bytes"],
+)
+def test_json_is_used_only_when_exact(data: Any) -> None:
+    from memstrata.traces._blob import ENC_MSGPACK
+    from memstrata.traces._memory import _serialize
+
+    try:
+        encoding, _ = _serialize(data)
+    except TypeError:
+        return  # not serializable at all (a set): refused, never changed
+    assert encoding == ENC_MSGPACK
+
+
+def test_json_is_used_for_plain_records() -> None:
+    from memstrata.traces._blob import ENC_JSON
+    from memstrata.traces._memory import _serialize
+
+    for r in records(50, seed=1):
+        assert _serialize(r)[0] == ENC_JSON
+    assert _serialize({"a": None, "b": [1.5, "x", True]})[0] == ENC_JSON

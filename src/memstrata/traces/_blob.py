@@ -22,6 +22,7 @@ another row's dictionary or a damaged dictionary raise ``CorruptDataError``.
 from __future__ import annotations
 
 import threading
+from threading import get_ident
 from typing import Any
 
 from memstrata._native.hashing import digest
@@ -87,6 +88,7 @@ class BlobCodec:
         self._dicts: dict[int, tuple[bytes, bytes]] = {0: (b"", b"")}
         self._corrupt: dict[int, str] = {}
         self._local = threading.local()
+        self._cctx: dict[tuple[int, int], Any] = {}  # (thread id, version) -> compressor
         self._prefixes: dict[tuple[int, int], bytes] = {}
 
     # ---------------------------------------------------------- dictionaries --
@@ -108,15 +110,14 @@ class BlobCodec:
         """Forget a dictionary version (one tried and not adopted)."""
         self._dicts.pop(version, None)
         self._local = threading.local()  # drop cached contexts of every thread
+        self._cctx = {k: c for k, c in self._cctx.items() if k[1] != version}
 
     def has_dictionary(self, version: int) -> bool:
         return version in self._dicts
 
     def _compressor(self, version: int) -> Any:
-        cache = getattr(self._local, "c", None)
-        if cache is None:
-            cache = self._local.c = {}
-        c = cache.get(version)
+        key = (get_ident(), version)  # zstd contexts are not thread-safe: one per thread
+        c = self._cctx.get(key)
         if c is None:
             import zstandard
 
@@ -127,7 +128,7 @@ class BlobCodec:
                 zd = zstandard.ZstdCompressionDict(self._dicts[version][1])
                 zd.precompute_compress(compression_params=params)
                 c = zstandard.ZstdCompressor(dict_data=zd, compression_params=params)
-            cache[version] = c
+            self._cctx[key] = c
         return c
 
     def _decompressor(self, version: int) -> Any:
