@@ -32,6 +32,9 @@ __all__ = [
 #: per code) transpose the codes once and use the word-major kernel.
 COLUMNS_MIN_QUERIES = 8
 
+# rows per block in the exhaustive int8 scan: 256 x 384-byte rows stay in L2
+_INT8_BLOCK_ROWS = 256
+
 #: Searches with at least this many query x row x byte operations use the
 #: ``parallel=True`` kernels (over queries) when Numba has more than one thread.
 PARALLEL_MIN_WORK = 1 << 24
@@ -287,28 +290,43 @@ def _hamming_topk_columns(qc, dbt, k, n_bits, out_d, out_i, n_chunks):  # pragma
 
 
 def _int8_topk(qw, factor, codes, row_bias, k, out_s, out_i, n_chunks):  # pragma: no cover - compiled
-    """Top-k of ``factor[a] * (qw[a] . codes[i]) + row_bias[i]`` over all rows (int32 dot products)."""
+    """Top-k of ``factor[a] * (qw[a] . codes[i]) + row_bias[i]`` over all rows (int32 dot products).
+
+    Rows go in blocks of ``_INT8_BLOCK_ROWS`` that stay in L2 while every query
+    of the chunk scans them (one heap per query), so the codes are read from
+    memory once per chunk instead of once per query.
+    """
     nq, d = qw.shape
     n = codes.shape[0]
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        hs = np.empty(k, np.float32)
-        hi = np.empty(k, np.int64)
-        for a in range(c * per, min(nq, (c + 1) * per)):
-            q = qw[a]
-            f = factor[a]
-            size = 0
-            for i in range(n):
-                # int32 arithmetic (the wrapper keeps d * max|w| * 128 below 2**31);
-                # the explicit truncation lets LLVM use pmaddwd instead of 64-bit multiplies.
-                # codes[i, j], not a row view: views cost reference-count calls per row
-                acc = np.int32(0)
-                for j in range(d):
-                    acc = np.int32(acc + np.int32(q[j]) * np.int32(codes[i, j]))
-                s = np.float32(acc) * f + row_bias[i]
-                if size < k or s > hs[0]:  # rows come in index order, so a tie never wins
-                    size = _heap_push(hs, hi, size, k, s, i)
-            _heap_drain(hs, hi, size, out_s[a], out_i[a])
+        a0 = c * per
+        a1 = min(nq, (c + 1) * per)
+        if a1 <= a0:
+            continue
+        hs = np.empty((a1 - a0, k), np.float32)
+        hi = np.empty((a1 - a0, k), np.int64)
+        sizes = np.zeros(a1 - a0, np.int64)
+        for r0 in range(0, n, _INT8_BLOCK_ROWS):
+            r1 = min(n, r0 + _INT8_BLOCK_ROWS)
+            for a in range(a0, a1):
+                h_s = hs[a - a0]
+                h_i = hi[a - a0]
+                size = sizes[a - a0]
+                f = factor[a]
+                for i in range(r0, r1):
+                    # int32 arithmetic (the wrapper keeps d * max|w| * 128 below 2**31); the
+                    # explicit truncation lets LLVM use pmaddwd instead of 64-bit multiplies.
+                    # codes[i, j], not a row view: views cost reference-count calls per row
+                    acc = np.int32(0)
+                    for j in range(d):
+                        acc = np.int32(acc + np.int32(qw[a, j]) * np.int32(codes[i, j]))
+                    s = np.float32(acc) * f + row_bias[i]
+                    if size < k or s > h_s[0]:  # rows come in index order, so a tie never wins
+                        size = _heap_push(h_s, h_i, size, k, s, i)
+                sizes[a - a0] = size
+        for a in range(a0, a1):
+            _heap_drain(hs[a - a0], hi[a - a0], sizes[a - a0], out_s[a], out_i[a])
 
 
 def _int8_topk_candidates(qw, factor, codes, row_bias, cand, k, out_s, out_i, n_chunks):  # pragma: no cover
