@@ -16,6 +16,10 @@ stays resident and keeps counting accesses) and re-enters on ``unpin`` as the
 newest entry of its queue (LFU: the newest entry of its frequency). ``pin`` of a
 pinned slot and ``unpin`` of an unpinned slot do nothing.
 
+Every order has a JSON-safe ``get_config()`` (with its ``id``), and
+``EvictionOrder.from_config(config)`` builds an empty order of the right type from
+it; ``ORDERS`` maps ids to classes.
+
 Errors: a slot that is not an ``int`` raises ``TypeError``; a slot outside
 ``[0, n_slots)`` or a negative weight raises ``ValueError``; inserting a resident
 slot raises ``ValueError``; touching, removing, pinning or unpinning a slot that is
@@ -28,8 +32,9 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 import operator
+from collections.abc import Mapping
 
-__all__ = ["EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder", "S3FIFOOrder"]
+__all__ = ["ORDERS", "EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder", "S3FIFOOrder"]
 
 cdef enum:
     RESIDENT = 1
@@ -228,6 +233,9 @@ cdef class EvictionOrder:
         Memory is allocated once, O(n_slots).
     """
 
+    order_id = ""
+    _parameters = ()
+
     def __cinit__(self, n_slots, *args, **kwargs):
         if isinstance(n_slots, bool) or not isinstance(n_slots, int):
             raise TypeError(f"n_slots: expected a positive int, got {type(n_slots).__name__}")
@@ -399,8 +407,56 @@ cdef class EvictionOrder:
             return False
         return 0 <= slot < self.n_slots and bool(self._flags[<Py_ssize_t>slot] & RESIDENT)
 
+    def get_config(self):
+        """The order's type (``id``) and parameters as a JSON-safe dict.
+
+        ``EvictionOrder.from_config(order.get_config())`` builds an empty order of
+        the same kind; resident slots are state, not configuration.
+        """
+        return {"id": self.order_id, "n_slots": self.n_slots}
+
+    @staticmethod
+    def from_config(config):
+        """Build an empty eviction order from a ``get_config()`` dict.
+
+        Raises
+        ------
+        TypeError
+            ``config`` is not a mapping, or holds a parameter of the wrong type.
+        ValueError
+            Unknown ``id`` (the message lists the known ones), a missing or
+            unexpected key, or a bad parameter value.
+
+        Examples
+        --------
+        >>> order = EvictionOrder.from_config({"id": "s3fifo", "n_slots": 8, "adaptive": True})
+        >>> type(order).__name__, order.adaptive
+        ('S3FIFOOrder', True)
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config: expected a mapping with an 'id', got {type(config).__name__}")
+        params = dict(config)
+        order_id = params.pop("id", None)
+        cls = ORDERS.get(order_id) if isinstance(order_id, str) else None
+        if cls is None:
+            raise ValueError(
+                f"config: unknown eviction order id {order_id!r}; known ids: {', '.join(sorted(ORDERS))}"
+            )
+        if "n_slots" not in params:
+            raise ValueError(f"config: the {order_id!r} order needs 'n_slots'")
+        n_slots = params.pop("n_slots")
+        allowed = cls._parameters
+        unexpected = sorted(set(params) - set(allowed))
+        if unexpected:
+            raise ValueError(
+                f"config: unexpected keys {unexpected} for the {order_id!r} order; "
+                f"expected id, n_slots{''.join(', ' + k for k in allowed)}"
+            )
+        return cls(n_slots, **params)
+
     def __repr__(self):
-        return f"{type(self).__name__}(n_slots={self.n_slots}, len={self._n_resident})"
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"{type(self).__name__}({params}) with {self._n_resident} resident"
 
 
 # ---------------------------------------------------------------- LRU / FIFO
@@ -425,6 +481,9 @@ cdef class LRUOrder(EvictionOrder):
     >>> order.pop_victim()
     2
     """
+
+    order_id = "lru"
+    _parameters = ()
 
     def __cinit__(self, n_slots, *args, **kwargs):
         _list_init(&self._list)
@@ -468,6 +527,9 @@ cdef class FIFOOrder(EvictionOrder):
     >>> order.pop_victim()
     3
     """
+
+    order_id = "fifo"
+    _parameters = ()
 
     def __cinit__(self, n_slots, *args, **kwargs):
         _list_init(&self._list)
@@ -514,6 +576,9 @@ cdef class LFUOrder(EvictionOrder):
     >>> order.pop_victim(), order.pop_victim(), order.pop_victim()
     (2, 1, 0)
     """
+
+    order_id = "lfu"
+    _parameters = ()
 
     def __cinit__(self, n_slots, *args, **kwargs):
         cdef Py_ssize_t nb = n_slots + 1
@@ -693,6 +758,9 @@ cdef class S3FIFOOrder(EvictionOrder):
     'main'
     """
 
+    order_id = "s3fifo"
+    _parameters = ("capacity", "small_ratio", "ghost_ratio", "move_threshold", "max_freq", "adaptive")
+
     def __cinit__(self, n_slots, *args, **kwargs):
         self._freq = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
         self._queue = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
@@ -844,6 +912,19 @@ cdef class S3FIFOOrder(EvictionOrder):
                 continue
             return t
 
+    def get_config(self):
+        """The order's ``id`` and parameters as a JSON-safe dict."""
+        return {
+            "id": self.order_id,
+            "n_slots": self.n_slots,
+            "capacity": self.capacity,
+            "small_ratio": self.small_ratio,
+            "ghost_ratio": self.ghost_ratio,
+            "move_threshold": self.move_threshold,
+            "max_freq": self.max_freq,
+            "adaptive": bool(self.adaptive),
+        }
+
     @property
     def small_capacity(self):
         """The small queue's current share of ``capacity`` (fixed unless ``adaptive``)."""
@@ -872,3 +953,7 @@ cdef bint _ghost_contains(Ghost* g, object key_hash) except -1:
     if g.ring_size == 0:
         return False
     return _ghost_find(g, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0
+
+
+#: Eviction order classes by ``id`` (the ``id`` of ``get_config()``).
+ORDERS = {cls.order_id: cls for cls in (LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder)}

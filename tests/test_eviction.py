@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from memstrata import EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cache_models import FIFOModel, LFUModel, LRUModel, S3FIFOModel  # noqa: E402
@@ -239,6 +241,47 @@ def test_s3fifo_victim_is_stable_until_a_change() -> None:
     first = order.victim()
     assert all(order.victim() == first for _ in range(3))
     assert order.pop_victim() == first
+
+
+# ----------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        LRUOrder(5),
+        LFUOrder(1),
+        FIFOOrder(7),
+        S3FIFOOrder(9),
+        S3FIFOOrder(6, capacity=100, small_ratio=0.25, ghost_ratio=2.0, move_threshold=4, max_freq=7, adaptive=True),
+    ],
+    ids=repr,
+)
+def test_config_round_trips_through_json(order: EvictionOrder) -> None:
+    config = order.get_config()
+    assert config["id"] == order.order_id and ORDERS_BY_ID[config["id"]] is type(order)
+    rebuilt = EvictionOrder.from_config(json.loads(json.dumps(config)))
+    assert type(rebuilt) is type(order)
+    assert rebuilt.get_config() == config
+    assert repr(rebuilt) == repr(order)
+    assert len(rebuilt) == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "match"),
+    [
+        ([("id", "lru")], TypeError, "config: expected a mapping with an 'id', got list"),
+        ({"id": "arc", "n_slots": 4}, ValueError, "config: unknown eviction order id 'arc'; known ids: fifo, lfu, lru, s3fifo"),
+        ({"n_slots": 4}, ValueError, "config: unknown eviction order id None"),
+        ({"id": "lru"}, ValueError, "config: the 'lru' order needs 'n_slots'"),
+        ({"id": "lru", "n_slots": 4, "capacity": 3}, ValueError, r"config: unexpected keys \['capacity'\]"),
+        ({"id": "s3fifo", "n_slots": 4, "small_ratio": 2.0}, ValueError, "small_ratio: expected a float"),
+        ({"id": "fifo", "n_slots": 0}, ValueError, "n_slots: expected an int"),
+    ],
+)
+def test_bad_configs(config: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        EvictionOrder.from_config(config)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------- bad input

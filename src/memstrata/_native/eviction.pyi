@@ -1,11 +1,17 @@
 """Eviction orders: O(1) structures over integer slots (compiled from native/eviction.pyx)."""
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from typing_extensions import disjoint_base
 
-__all__ = ["EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder", "S3FIFOOrder"]
+__all__ = ["ORDERS", "EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder", "S3FIFOOrder"]
+
+ORDERS: dict[str, type[EvictionOrder]]
 
 @disjoint_base
 class EvictionOrder:
+    order_id: ClassVar[str]
     @property
     def n_slots(self) -> int: ...
     @property
@@ -21,6 +27,9 @@ class EvictionOrder:
     def is_pinned(self, slot: int) -> bool: ...
     def __len__(self) -> int: ...
     def __contains__(self, slot: object, /) -> bool: ...
+    def get_config(self) -> dict[str, Any]: ...
+    @staticmethod
+    def from_config(config: Mapping[str, Any]) -> EvictionOrder: ...
 
 @disjoint_base
 class LRUOrder(EvictionOrder): ...
