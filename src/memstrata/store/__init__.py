@@ -1,0 +1,9 @@
+"""The :class:`MemoryStore` façade, its :class:`StoreConfig` and the statistics registry."""
+
+from __future__ import annotations
+
+from memstrata.store._config import PRESETS, StoreConfig
+from memstrata.store._stats import Counter, Histogram, StatsRegistry
+from memstrata.store._store import MemoryStore, StoreLockedError
+
+__all__ = ["PRESETS", "Counter", "Histogram", "MemoryStore", "StatsRegistry", "StoreConfig", "StoreLockedError"]

@@ -1,0 +1,517 @@
+"""``MemoryStore``: dedup + compression + tiered storage behind one small API."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from memstrata.errors import MemstrataError
+from memstrata.store._config import StoreConfig
+from memstrata.store._stats import StatsRegistry
+
+__all__ = ["MemoryStore", "StoreLockedError"]
+
+_MISSING: Any = object()
+DB_NAME = "store.sqlite"
+PACKS_DIR = "packs"
+LOCK_NAME = "LOCK"
+
+
+class StoreLockedError(MemstrataError):
+    """Another process has the store open for writing."""
+
+
+class _DictionaryMapping(MutableMapping[bytes, bytes]):
+    """The engine's trained zstd dictionaries, kept as ``d``-prefixed records in the backend."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getitem__(self, key: bytes) -> bytes:
+        v = self._backend.get(b"d" + key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._backend.put(b"d" + key, bytes(value))
+
+    def __delitem__(self, key: bytes) -> None:
+        self._backend.delete(b"d" + key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (k[1:] for k, _ in self._backend.scan(b"d"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._backend.scan(b"d"))
+
+
+class MemoryStore:
+    """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Directory of the store (created if missing): ``store.sqlite`` (warm
+        frames, the index and metadata, WAL mode) and ``packs/`` (cold pack
+        files). ``None`` keeps everything in RAM for the life of the object.
+    config : StoreConfig, dict, preset name or path of a TOML/YAML file, optional
+    clock : callable, optional
+        Seconds as a float, for the idle rules (``time.time``); inject a fake
+        clock in tests.
+    read_only : bool
+        Open an existing store without writing (another process may be writing).
+
+    Notes
+    -----
+    **Durability** (``config.durability``), for every acknowledged ``store`` /
+    ``delete``:
+
+    * ``"none"``: SQLite ``synchronous=OFF``, packs not fsynced. Survives a
+      crash of the process (the OS still has the bytes); an OS crash or power
+      loss can lose recent writes and can damage the file (``verify()`` reports it).
+    * ``"normal"`` (default): ``synchronous=NORMAL`` in WAL mode, packs fsynced
+      before the index refers to them. Survives a process crash with every
+      acknowledged write (tested with SIGKILL); after power loss the store is
+      consistent but the last transactions before the loss may be missing.
+    * ``"full"``: ``synchronous=FULL``: also survives power loss and OS crashes
+      with every acknowledged write, at one fsync per write.
+
+    **Threads**: every method is safe to call from many threads at once.
+    **Processes**: one process at a time may open a directory for writing
+    (enforced with a lock file; a second writer gets ``StoreLockedError``);
+    any number of others may open it with ``read_only=True`` and see every
+    committed write. The hot tier is private to each process.
+
+    Examples
+    --------
+    >>> from memstrata import MemoryStore
+    >>> with MemoryStore() as store:
+    ...     _ = store.store("note:1", {"text": "the user prefers metric units", "importance": 0.9})
+    ...     _ = store.store("note:2", {"text": "the user prefers metric units", "importance": 0.9})
+    ...     store.retrieve("note:1")["text"], len(store), store.retrieve("missing", None)
+    ('the user prefers metric units', 2, None)
+    >>> stats = store.get_statistics()
+    >>> stats["deduplication"]["unique_blobs"], stats["middleware"]["hits"]
+    (1, 1)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        config: StoreConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
+        _backend: Any = None,
+    ) -> None:
+        from memstrata.codecs import CompressionEngine
+        from memstrata.tiers import ColdTier, LocalLocation, MemoryLocation, SQLiteBackend, TieredStorage
+
+        self.config = cfg = _resolve_config(config)
+        self.path = None if path is None else Path(path)
+        self.read_only = read_only
+        self._lock_fd: int | None = None
+        self.registry = StatsRegistry()
+        cold: ColdTier | None
+        if _backend is not None:
+            backend = _backend
+            cold = None
+        elif self.path is None:
+            if read_only:
+                raise ValueError("read_only: needs a path")
+            backend = SQLiteBackend(":memory:", cfg.durability, max_disk_bytes=cfg.max_disk_bytes)
+            cold = ColdTier(MemoryLocation(), sync=False, pack_max_bytes=cfg.pack_max_bytes)
+        else:
+            if read_only:
+                if not (self.path / DB_NAME).exists():
+                    raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(self.path))
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._take_lock()
+            try:
+                backend = SQLiteBackend(
+                    self.path / DB_NAME, cfg.durability, max_disk_bytes=cfg.max_disk_bytes, read_only=read_only
+                )
+            except BaseException:
+                self._release_lock()
+                raise
+            cold = ColdTier(
+                LocalLocation(self.path / PACKS_DIR), sync=cfg.durability != "none", pack_max_bytes=cfg.pack_max_bytes
+            )
+        self._backend = backend
+        try:
+            self.engine = CompressionEngine(
+                {"zstd_level": cfg.zstd_level, "train_after": 0 if read_only else cfg.train_after},
+                dictionaries=None if read_only else _DictionaryMapping(backend),
+            )
+            if read_only:
+                from memstrata.codecs import register_dictionary
+
+                for k, v in backend.scan(b"d"):
+                    if len(k) == 17:
+                        register_dictionary(v)
+            self.tiers = TieredStorage(
+                backend,
+                cold,
+                hot_max_bytes=cfg.hot_max_bytes,
+                eviction_policy=cfg.eviction_policy,
+                hot_idle_seconds=cfg.hot_idle_seconds,
+                warm_idle_seconds=cfg.warm_idle_seconds,
+                warm_max_bytes=cfg.warm_max_bytes,
+                promote_cold_hits=cfg.promote_cold_hits,
+                promote_warm_hits=cfg.promote_warm_hits,
+                migration_interval_seconds=None if read_only else cfg.migration_interval_seconds,
+                compact_dead_ratio=cfg.compact_dead_ratio,
+                clock=clock,
+                read_only=read_only,
+            )
+        except BaseException:
+            backend.close()
+            self._release_lock()
+            raise
+        self.clock = clock
+        self._closed = False
+        self._hot_get = self.tiers.hot.get
+        self._hot_atime = self.tiers._hot_atime
+        self._reads = self._hits = self._misses = self._writes = self._deletes = 0
+        self._store_seconds = self.registry.histogram("store_seconds")
+        reg = self.registry
+        reg.gauge("reads", lambda: self._reads)
+        reg.gauge("writes", lambda: self._writes)
+        reg.gauge("hits", lambda: self._hits)
+        reg.gauge("misses", lambda: self._misses)
+        reg.gauge("deletes", lambda: self._deletes)
+
+    # ------------------------------------------------------------- locking --
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        assert self.path is not None
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreLockedError(
+                f"MemoryStore: {self.path} is open for writing in another process; "
+                "open it with read_only=True, or close the other one"
+            ) from exc
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --------------------------------------------------------------- write --
+
+    def store(
+        self,
+        key: str | bytes,
+        value: Any,
+        tier: str | int = "hot",
+        pin: bool = False,
+        allow_loss: bool = False,
+    ) -> int:
+        """Store ``value`` under ``key``; returns the mutation's sequence number.
+
+        Parameters
+        ----------
+        key : str or bytes
+        value : any value :func:`memstrata.serialize` accepts (dicts, lists,
+            str, numbers, bytes, numpy arrays, ...)
+        tier : {"hot", "warm", "cold"}
+            Where it starts; rules move it later (``hot`` also keeps a durable
+            copy on warm).
+        pin : bool
+            Never moved by the rules (and never evicted from hot).
+        allow_loss : bool
+            Allow lossy codecs (int8 for float vectors); the error is bounded by
+            the codec and reported in ``compression`` statistics.
+
+        Raises
+        ------
+        TypeError
+            ``key`` is not str/bytes, or ``value`` cannot be serialized.
+        memstrata.tiers.StorageFullError
+            No space left; nothing was written and the store stays readable.
+        """
+        from memstrata._native.hashing import digest
+        from memstrata.codecs import serialize
+
+        import numpy as np
+
+        if type(key) is not str and type(key) is not bytes:
+            if not isinstance(key, (str, bytes)):
+                raise TypeError(f"key: expected str or bytes, got {type(key).__name__}")
+        t0 = time.perf_counter()
+        data = serialize(value)
+        is_record = not isinstance(value, (np.ndarray, bytes, bytearray, memoryview))
+        if allow_loss and isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            d = digest(data + b"\x00lossy")
+            frame = self.engine.compress(value, allow_loss=True)
+            hot_value = None
+        elif is_record:
+            d = digest(data)
+            frame = self.engine._compress_serialized(data, d)
+            hot_value = data
+        else:
+            d = digest(data)
+            frame = self.engine.compress(value)
+            hot_value = None
+        seq = self.tiers.write(key, frame, tier, pin, content_digest=d, raw_length=len(data), hot_value=hot_value)
+        self._writes += 1
+        self._store_seconds.observe(time.perf_counter() - t0)
+        return seq
+
+    def __setitem__(self, key: str | bytes, value: Any) -> None:
+        self.store(key, value)
+
+    def delete(self, key: str | bytes) -> int:
+        """Delete ``key`` (a tombstone; space is reclaimed by :meth:`compact`); ``KeyError`` if absent."""
+        seq = self.tiers.delete(key)
+        self._deletes += 1
+        return seq
+
+    def __delitem__(self, key: str | bytes) -> None:
+        self.delete(key)
+
+    # ---------------------------------------------------------------- read --
+
+    def retrieve(self, key: str | bytes, default: Any = _MISSING) -> Any:
+        """The value stored under ``key``, verified; ``default`` (or ``KeyError``) when absent.
+
+        Raises
+        ------
+        memstrata.CorruptDataError
+            The stored bytes are damaged (never returned as data).
+        """
+        self._reads += 1
+        v = self._hot_get(key)
+        if v is not None:
+            self._hits += 1
+            self._hot_atime[key] = self.clock()
+            return self.tiers.decode_hot(v)
+        try:
+            value, _loc = self.tiers._read_durable(key)
+        except KeyError:
+            self._misses += 1
+            if default is _MISSING:
+                raise
+            return default
+        except TypeError:
+            self._misses += 1
+            raise
+        self._hits += 1
+        return value
+
+    def __getitem__(self, key: str | bytes) -> Any:
+        return self.retrieve(key)
+
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        return self.retrieve(key, default)
+
+    def retrieve_with_tier(self, key: str | bytes) -> tuple[Any, str]:
+        """``(value, tier it was read from)``; ``KeyError`` when absent."""
+        return self.tiers.read(key)
+
+    def tier_of(self, key: str | bytes) -> str:
+        """``"hot"``, ``"warm"`` or ``"cold"``; ``KeyError`` when absent."""
+        return self.tiers.tier_of(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.tiers
+
+    def __len__(self) -> int:
+        return len(self.tiers)
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        return self.tiers.keys()
+
+    def keys(self) -> Iterator[str | bytes]:
+        """Every key (str or bytes, as stored), in key order."""
+        return self.tiers.keys()
+
+    # ------------------------------------------------------------ movement --
+
+    def migrate(self, key: str | bytes, tier: str | int) -> None:
+        """Move ``key`` to ``tier`` now."""
+        self.tiers.migrate(key, tier)
+
+    def pin(self, key: str | bytes) -> None:
+        """Keep ``key`` where it is (the rules never move it; hot never evicts it)."""
+        self.tiers.set_pinned(key, True)
+
+    def unpin(self, key: str | bytes) -> None:
+        self.tiers.set_pinned(key, False)
+
+    def run_migrations(self) -> dict[str, int]:
+        """Apply the idle and capacity rules now (the background thread does this periodically)."""
+        return self.tiers.run_migrations()
+
+    def compact(self) -> dict[str, int]:
+        """Drop tombstones and unreferenced blobs, rewrite packs with dead space."""
+        return self.tiers.compact()
+
+    def verify(self) -> dict[str, Any]:
+        """Read and check every frame on every tier.
+
+        Returns
+        -------
+        dict
+            ``ok``, ``keys``, ``blobs``, ``frames_checked`` (per tier),
+            ``bad_keys``, ``bad_blobs``, ``bad_files`` and ``errors``.
+        """
+        return self.tiers.verify()
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last mutation."""
+        return self.tiers.seq
+
+    # ---------------------------------------------------------- statistics --
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters and sizes, in sections.
+
+        ``middleware`` (reads, writes, deletes, hits, misses, hit_rate, store
+        latency), ``compression`` (the engine's), ``tiered_storage`` (items and
+        bytes per tier, promotions, demotions), ``deduplication`` (unique blobs,
+        references, dedup ratio) and ``overall``: ``raw_bytes`` (serialized
+        size of every live value), ``stored_bytes`` (unique frames on warm and
+        cold), ``ram_bytes`` (hot tier), ``memory_reduction_percent``
+        (1 - stored/raw), ``ram_reduction_percent`` (1 - RAM/raw),
+        ``disk_bytes`` (files) and ``target_met``.
+        """
+        ts = self.tiers.statistics()
+        raw = ts["logical_bytes"]
+        stored = ts["warm"]["bytes"] + ts["cold"]["bytes"]
+        ram = ts["hot"]["bytes"]
+        disk = self.disk_bytes()
+        reduction = 100.0 * (1 - stored / raw) if raw else 0.0
+        reads = self._reads
+        lat = self._store_seconds.summary()
+        return {
+            "middleware": {
+                "reads": reads,
+                "writes": self._writes,
+                "deletes": self._deletes,
+                "hits": self._hits,
+                "misses": self._misses,
+                "hit_rate": self._hits / reads if reads else 0.0,
+                "store_seconds": lat,
+                "seq": ts["seq"],
+            },
+            "compression": self.engine.get_statistics(),
+            "tiered_storage": {
+                "hot": ts["hot"],
+                "warm": ts["warm"],
+                "cold": ts["cold"],
+                **{k: ts[k] for k in (
+                    "promotions", "demotions", "hot_to_warm", "warm_to_cold", "cold_to_warm", "warm_to_hot",
+                    "capacity_demotions", "migration_passes", "migration_errors", "compactions",
+                    "last_migration_error", "tombstones",
+                )},
+            },
+            "deduplication": {
+                "keys": ts["keys"],
+                "unique_blobs": ts["unique_blobs"],
+                "garbage_blobs": ts["garbage_blobs"],
+                "logical_bytes": raw,
+                "unique_bytes": ts["unique_bytes"],
+                "dedup_ratio": raw / ts["unique_bytes"] if ts["unique_bytes"] else 1.0,
+            },
+            "overall": {
+                "keys": ts["keys"],
+                "raw_bytes": raw,
+                "stored_bytes": stored,
+                "ram_bytes": ram,
+                "disk_bytes": disk,
+                "memory_reduction_percent": reduction,
+                "ram_reduction_percent": 100.0 * (1 - ram / raw) if raw else 0.0,
+                "target_reduction_percent": self.config.target_reduction_percent,
+                "target_met": bool(raw) and reduction >= self.config.target_reduction_percent,
+            },
+        }
+
+    def disk_bytes(self) -> int:
+        """Bytes of the store's files (SQLite file, WAL, packs); 0 in RAM only."""
+        if self.path is None:
+            return 0
+        size = getattr(self._backend, "size_bytes", None)
+        total = size() if size is not None else 0
+        if self.tiers.cold is not None:
+            total += self.tiers.cold.size_bytes()
+        return int(total)
+
+    # -------------------------------------------------------------- wrap --
+
+    @classmethod
+    def wrap(
+        cls,
+        engine: MutableMapping[bytes, bytes] | Any,
+        config: StoreConfig | dict[str, Any] | str | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> MemoryStore:
+        """The same pipeline (dedup, compression, hot RAM tier) in front of an existing engine.
+
+        ``engine`` is anything mapping-like over bytes (``get``, ``[k] = v``,
+        ``del``, ``keys``); it becomes the durable tier and holds the index
+        (records prefixed ``k``, ``a``, ``b``, ``m``, ``d``). There is no cold tier.
+
+        >>> engine = {}
+        >>> store = MemoryStore.wrap(engine)
+        >>> _ = store.store("k", [1, 2, 3]); store.close()
+        >>> MemoryStore.wrap(engine).retrieve("k")
+        [1, 2, 3]
+        """
+        from memstrata.tiers import MappingBackend
+
+        return cls(None, config, clock=clock, _backend=MappingBackend(engine))
+
+    # ------------------------------------------------------------- closing --
+
+    def flush(self) -> None:
+        """Persist access times and checkpoint (every acknowledged write is already committed)."""
+        self.tiers.flush()
+
+    def close(self) -> None:
+        """Stop migration, persist everything, release the files. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.tiers.close()
+        finally:
+            self._release_lock()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "memory" if self.path is None else str(self.path)
+        return f"MemoryStore({where!r}, keys={len(self) if not self._closed else 'closed'})"
+
+
+def _resolve_config(config: Any) -> StoreConfig:
+    if config is None:
+        return StoreConfig()
+    if isinstance(config, StoreConfig):
+        return config
+    if isinstance(config, dict):
+        return StoreConfig.from_dict(config)
+    if isinstance(config, str) and not config.endswith((".toml", ".yaml", ".yml")):
+        return StoreConfig.preset(config)
+    if isinstance(config, (str, os.PathLike)):
+        return StoreConfig.load(config)
+    raise TypeError(f"config: expected a StoreConfig, dict, preset name or file path, got {type(config).__name__}")

@@ -1,0 +1,49 @@
+"""Tiered storage: hot RAM, warm SQLite (WAL), cold append-only packs.
+
+A blob is written and committed at its destination before it is removed from
+its source, so a crash at any instant leaves every key readable from at least
+one tier. See :class:`TieredStorage`.
+
+>>> from memstrata.tiers import TieredStorage
+>>> from memstrata.codecs import get_codec
+>>> with TieredStorage() as ts:
+...     _ = ts.write("k", get_codec("zstd").encode("v" * 100), tier="warm")
+...     ts.read("k")[1]
+'warm'
+"""
+
+from __future__ import annotations
+
+from memstrata.tiers._backend import (
+    DURABILITY_LEVELS,
+    Backend,
+    MappingBackend,
+    MemoryBackend,
+    SQLiteBackend,
+    StorageFullError,
+)
+from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
+from memstrata.tiers._storage import TieredStorage, tier_number
+from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
+
+__all__ = [
+    "COLD",
+    "DURABILITY_LEVELS",
+    "HOT",
+    "TIER_NAMES",
+    "WARM",
+    "Backend",
+    "ColdTier",
+    "HotFrame",
+    "HotTier",
+    "LocalLocation",
+    "Location",
+    "MappingBackend",
+    "MemoryBackend",
+    "MemoryLocation",
+    "SQLiteBackend",
+    "StorageFullError",
+    "TieredStorage",
+    "WarmTier",
+    "tier_number",
+]

@@ -1,0 +1,181 @@
+"""``HotTier`` (RAM) and ``WarmTier`` (records and frames on a backend)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from memstrata.tiers._backend import Backend
+
+__all__ = ["HotTier", "WarmTier", "HotFrame", "HOT", "WARM", "COLD", "TIER_NAMES"]
+
+HOT, WARM, COLD = 0, 1, 2
+TIER_NAMES = ("hot", "warm", "cold")
+
+# per-entry RAM the hot tier charges on top of the value's bytes (key, slot, order)
+HOT_ENTRY_OVERHEAD = 96
+
+
+class HotFrame(bytes):
+    """A frame held by the hot tier (values kept as frames rather than msgpack bytes)."""
+
+    __slots__ = ()
+
+
+class HotTier:
+    """RAM tier bounded in bytes, on :class:`memstrata.Cache`.
+
+    Values are msgpack bytes (records) or :class:`HotFrame` (arrays, lossy
+    values). ``on_demote(key)`` is called for each key evicted by capacity
+    pressure; the tiered storage keeps a durable copy of every hot key on the
+    warm or cold tier, so an eviction loses nothing.
+
+    >>> hot = HotTier(max_bytes=1000)
+    >>> hot.put("a", b"\\x81\\xa1x\\x01")
+    >>> hot.get("a"), "a" in hot, len(hot)
+    (b'\\x81\\xa1x\\x01', True, 1)
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        policy: str = "s3fifo",
+        max_items: int | None = None,
+        on_demote: Callable[[Any], object] | None = None,
+    ) -> None:
+        from memstrata._native.cache import Cache
+
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes: expected a non-negative integer, got {max_bytes!r}")
+        self.max_bytes = int(max_bytes)
+        self._on_demote = on_demote
+        self.demotions = 0
+        if max_items is None:  # every entry is charged at least the overhead
+            max_items = self.max_bytes // HOT_ENTRY_OVERHEAD + 1
+        self._cache = Cache(
+            max(1, int(max_items)),
+            policy=policy,
+            max_bytes=max(1, self.max_bytes),
+            weigher=_weigh,
+            on_evict=self._evicted,
+        )
+        self.get = self._cache.get  # fast path: no extra Python frame
+
+    def _evicted(self, key: Any, value: Any) -> None:
+        self.demotions += 1
+        if self._on_demote is not None:
+            self._on_demote(key)
+
+    def put(self, key: Any, value: bytes, pin: bool = False) -> None:
+        if self.max_bytes == 0 and not pin:
+            return
+        self._cache[key] = value
+        if pin and key in self._cache:
+            self._cache.pin(key)
+
+    def pop(self, key: Any) -> Any:
+        cache = self._cache
+        if cache.is_pinned(key) if key in cache else False:
+            cache.unpin(key)
+        return cache.pop(key, None)
+
+    def pin(self, key: Any) -> None:
+        if key in self._cache:
+            self._cache.pin(key)
+
+    def unpin(self, key: Any) -> None:
+        if key in self._cache and self._cache.is_pinned(key):
+            self._cache.unpin(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cache
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def keys(self) -> list[Any]:
+        return list(self._cache.keys())
+
+    def clear(self) -> None:
+        for key in list(self._cache.keys()):
+            self.pop(key)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes charged: values plus a fixed per-entry overhead."""
+        return int(self._cache.info()["bytes"])
+
+    def info(self) -> dict[str, Any]:
+        return self._cache.info()
+
+
+def _weigh(value: bytes) -> int:
+    return len(value) + HOT_ENTRY_OVERHEAD
+
+
+# ------------------------------------------------------------------ records --
+# entry  b"k" + key    -> seq, flags, content digest
+# blob   b"a" + digest -> refs, pins, location, stored length, raw length, access time
+# data   b"b" + digest -> the frame (warm) or pack id, offset, length (cold)
+# meta   b"m" + name   -> value
+ENTRY = struct.Struct("<QB16s")
+BLOB = struct.Struct("<IIBIId")
+PACKREF = struct.Struct("<IQI")
+F_TOMBSTONE = 1
+F_PINNED = 2
+K, A, B, M = b"k", b"a", b"b", b"m"
+SEQ_KEY = M + b"seq"
+
+
+def encode_key(key: Any) -> bytes:
+    """``str`` keys as ``s`` + UTF-8, ``bytes`` keys as ``b`` + bytes."""
+    t = type(key)
+    if t is str:
+        return b"s" + key.encode("utf-8")
+    if t is bytes:
+        return b"b" + key
+    if isinstance(key, str):
+        return b"s" + str(key).encode("utf-8")
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return b"b" + bytes(key)
+    raise TypeError(f"key: expected str or bytes, got {t.__name__}")
+
+
+def decode_key(kb: bytes) -> str | bytes:
+    return kb[1:].decode("utf-8") if kb[:1] == b"s" else bytes(kb[1:])
+
+
+class WarmTier:
+    """Warm frames plus the index of every tier, as records on a :class:`Backend`.
+
+    The default backend is one SQLite file in WAL mode. All records of one
+    mutation are written in one atomic ``apply``.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
+        raw = self.backend.get(K + kb)
+        return None if raw is None else ENTRY.unpack(raw)
+
+    def blob(self, d: bytes) -> list[Any] | None:
+        raw = self.backend.get(A + d)
+        return None if raw is None else list(BLOB.unpack(raw))
+
+    def payload(self, d: bytes) -> bytes | None:
+        return self.backend.get(B + d)
+
+    def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
+        for k, v in self.backend.scan(K):
+            yield bytes(k[1:]), ENTRY.unpack(v)
+
+    def blobs(self) -> Iterator[tuple[bytes, list[Any]]]:
+        for k, v in self.backend.scan(A):
+            yield bytes(k[1:]), list(BLOB.unpack(v))
+
+    def seq(self) -> int:
+        raw = self.backend.get(SEQ_KEY)
+        return 0 if raw is None else struct.unpack("<Q", raw)[0]
