@@ -56,6 +56,11 @@ _LAZY_ATTRS: dict[str, str] = {
     "TraceType": "memstrata.traces",
     "PerformanceDelta": "memstrata.traces",
     "CompressedTrace": "memstrata.traces",
+    # tiered storage and the store facade
+    "MemoryStore": "memstrata.store",
+    "StoreConfig": "memstrata.store",
+    "TieredStorage": "memstrata.tiers",
+    "StorageFullError": "memstrata.tiers",
 }
 
 __all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
@@ -81,4 +86,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
     from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
     from memstrata.dedup import DedupStore
+    from memstrata.store import MemoryStore, StoreConfig
+    from memstrata.tiers import StorageFullError, TieredStorage
     from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
