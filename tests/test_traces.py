@@ -19,7 +19,7 @@ from memstrata.traces import SCHEMA_VERSION, CompressedTrace, PerformanceDelta, 
 DAY = 86_400.0
 T0 = 1_763_700_000.0
 # small training thresholds so dictionaries are trained within a few hundred traces
-SMALL = {"train_after": 64, "type_train_after": 24, "dictionary_bytes": 2048}
+SMALL: dict[str, Any] = {"train_after": 64, "type_train_after": 24, "dictionary_bytes": 2048}
 
 
 class Clock:
@@ -67,8 +67,8 @@ def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
         "timestamp": ("REAL", 1, None, 0),
         "retention_priority": ("REAL", 0, "1.0", 0),
     }
-    cols = [(r[1], r[2], r[3]) for r in query(db, "PRAGMA table_info(performance_deltas)")]
-    assert cols[:9] == [
+    delta_cols = [(r[1], r[2], r[3]) for r in query(db, "PRAGMA table_info(performance_deltas)")]
+    assert delta_cols[:9] == [
         ("id", "INTEGER", 0), ("metric_name", "TEXT", 1), ("old_value", "REAL", 1), ("new_value", "REAL", 1),
         ("delta_magnitude", "REAL", 1), ("delta_direction", "TEXT", 1), ("confidence", "REAL", 1),
         ("context", "TEXT", 1), ("timestamp", "REAL", 1),
@@ -202,7 +202,7 @@ def test_bad_store_arguments() -> None:
         with pytest.raises(ValueError, match="trace_type: expected a TraceType or one of symbolic_op"):
             mem.store_compressed_trace_sync("a", {}, "nonsense")
         with pytest.raises(TypeError, match="metadata: expected a dict or None, got list"):
-            mem.store_compressed_trace_sync("a", {}, metadata=[1])
+            mem.store_compressed_trace_sync("a", {}, metadata=[1])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="metadata: expected a JSON-safe dict"):
             mem.store_compressed_trace_sync("a", {}, metadata={"s": {1, 2}})
         with pytest.raises(ValueError, match=r"priority: expected a number in \[0, 1\], got 1.5"):

@@ -89,7 +89,7 @@ def test_bad_arguments_raise_with_names() -> None:
 
 
 def test_numpy_and_int_values_become_floats() -> None:
-    d = PerformanceDelta.compute("accuracy", np.float32(0.5), 1)
+    d = PerformanceDelta.compute("accuracy", np.float32(0.5), 1)  # type: ignore[arg-type]
     assert type(d.old_value) is float and type(d.new_value) is float
     assert d.old_value == 0.5 and d.new_value == 1.0 and d.delta_direction == "improvement"
 

@@ -167,7 +167,7 @@ def _flag(value: Any) -> Any:
 try:  # the compiled walker of memstrata.serialize: flags every part that is not plain data
     from memstrata._native.frames import prepare as _find_non_plain
 except ImportError:  # pragma: no cover - source checkout without compiled extensions
-    _find_non_plain = None
+    _find_non_plain = None  # type: ignore[assignment]
 
 
 def _json_is_exact(data: Any, raw: bytes) -> bool:
@@ -603,13 +603,13 @@ class SymbolicTraceMemory:
             version = self._n_dictionaries + 1
             stream = self._active.get(_STREAM, 0)
         adopted = dictionary is not None
-        if adopted and scope != _STREAM:
+        if dictionary is not None and scope != _STREAM:
             codec = self._codec
             codec.add_dictionary(version, dictionary)
             mine = sum(len(codec.encode(x, ENC_JSON, version)[0]) for x in samples)
             adopted = mine < sum(len(codec.encode(x, ENC_JSON, stream)[0]) for x in samples)
             codec.remove_dictionary(version)
-        if not adopted:
+        if not adopted or dictionary is None:
             with self._state_lock:
                 self._train_at[scope] = 2 * max(len(samples), 1)
             return
@@ -804,7 +804,8 @@ class SymbolicTraceMemory:
         limit: int | None,
         newest_first: bool,
     ) -> list[CompressedTrace]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if type is not None:
             where.append("trace_type = ?")
             args.append(_trace_type(type).value)
