@@ -255,7 +255,9 @@ class MemoryStore:
         is_record = not isinstance(value, (np.ndarray, bytes, bytearray, memoryview))
         if allow_loss and isinstance(value, np.ndarray) and value.dtype.kind == "f":
             d = digest(data + b"\x00lossy")
-            frame = self.engine.compress(value, allow_loss=True)
+            # one range per vector for single vectors and short batches (per-dimension scales would outweigh the codes)
+            per = "vector" if value.ndim == 1 or value.shape[0] < 64 else "dimension"
+            frame = self.engine.compress(value, allow_loss=True, codec={"id": "int8", "per": per})
             hot_value = None
         elif is_record:
             d = digest(data)

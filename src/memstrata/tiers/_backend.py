@@ -295,7 +295,8 @@ class SQLiteBackend:
                     if puts:
                         conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", list(puts.items()))
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # SQLite already rolled back on some errors (full disk)
+                        conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
