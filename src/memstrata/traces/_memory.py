@@ -47,7 +47,7 @@ _DAY_SECONDS = 86_400.0
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 _new = object.__new__
-_DIRECTION_NAMES = {0: "improvement", 1: "degradation", 2: "neutral"}
+_DIRECTION_NAMES = ("improvement", "degradation", "neutral")  # by the small int the history query returns
 
 _INSERT_TRACE = (
     "INSERT OR REPLACE INTO traces (trace_id, trace_type, compressed_data, compression_ratio, original_size,"
@@ -844,7 +844,7 @@ class SymbolicTraceMemory:
         # the interned names; contexts are mostly small JSON objects
         sql = (
             "SELECT old_value, new_value, delta_magnitude, CASE delta_direction WHEN 'improvement' THEN 0"
-            " WHEN 'degradation' THEN 1 WHEN 'neutral' THEN 2 ELSE -1 END, confidence, context, timestamp"
+            " WHEN 'degradation' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END, confidence, context, timestamp"
             " FROM performance_deltas WHERE metric_name = ?"
         )
         args: tuple[Any, ...] = (metric_name,)
@@ -857,7 +857,7 @@ class SymbolicTraceMemory:
             self._check_open()
             rows = self._conn.execute(sql, args).fetchall()
         # rows were validated when written: build the objects without re-validating
-        new, cls, decode, names = _new, PerformanceDelta, _decode_json_object, _DIRECTION_NAMES
+        new, cls, decode, names = _new, PerformanceDelta, _json_decode, _DIRECTION_NAMES
         out: list[PerformanceDelta] = []
         append = out.append
         try:
@@ -865,10 +865,11 @@ class SymbolicTraceMemory:
                 d = new(cls)
                 d.__dict__ = {
                     "metric_name": metric_name, "old_value": old, "new_value": newv, "delta_magnitude": mag,
-                    "delta_direction": names[direction], "confidence": conf, "context": decode(ctx), "timestamp": ts,
+                    "delta_direction": names[direction], "confidence": conf,
+                    "context": {} if ctx == "{}" else decode(ctx), "timestamp": ts,
                 }
                 append(d)
-        except (KeyError, TypeError) as exc:
+        except (IndexError, TypeError, msgspec.DecodeError) as exc:
             raise CorruptDataError(f"performance_deltas: a row of {metric_name!r} is not readable ({exc!r})") from None
         return out
 
