@@ -1,0 +1,88 @@
+"""The ``memstrata`` command, run as a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memstrata import MemoryStore
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("memstrata")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "memstrata.cli", *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    d = tmp_path_factory.mktemp("demo")
+    proc = run("demo", "--json", "--dir", str(d), "--rows", "400")
+    assert proc.returncode == 0, proc.stderr
+    return d, json.loads(proc.stdout)
+
+
+def test_demo_json_report(demo_dir: tuple[Path, dict]) -> None:
+    _, r = demo_dir
+    assert r["rows"] == 400 and r["vectors"] == 400 and r["dim"] == 384
+    assert r["keys"] == 400 + 400 + 100  # texts, traces, session memories
+    assert r["verify_ok"] is True
+    assert r["recall_at_10"] >= 0.99
+    assert r["dedup_ratio"] > 1.0 and r["unique_blobs"] < r["keys"]
+    assert r["bytes"]["ram"] < r["bytes"]["plain_dict_ram"]
+    assert r["ram_reduction_vs_dict_percent"] >= 85
+    assert sum(r["tiers"].values()) >= r["keys"]
+    assert r["store_us"]["p50"] > 0 and r["retrieve_us"]["p99"] >= r["retrieve_us"]["p50"]
+
+
+def test_demo_table_from_the_bundled_sample() -> None:
+    proc = run("demo", "--rows", "200")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for label in ("raw values", "plain dict in RAM", "memstrata in RAM", "memstrata on disk", "RAM reduction",
+                  "dedup ratio", "tiers (keys)", "store p50 / p99", "retrieve p50 / p99", "recall@10", "verify()"):
+        assert label in out, label
+    assert "bundled sample: 200 texts" in out and "ok: every frame checked" in out
+
+
+def test_stats_reads_the_demo_store(demo_dir: tuple[Path, dict]) -> None:
+    d, r = demo_dir
+    proc = run("stats", str(d / "store"), "--json", "--verify")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    assert stats["overall"]["keys"] == r["keys"]
+    assert stats["verify"]["ok"] is True
+    assert set(stats) >= {"middleware", "compression", "tiered_storage", "deduplication", "overall"}
+    text = run("stats", str(d / "store"))
+    assert text.returncode == 0 and f"keys               {r['keys']:,}" in text.stdout
+
+
+def test_stats_while_another_process_writes(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", {"migration_interval_seconds": None}) as store:
+        store.store("k", {"v": 1}, tier="warm")
+        proc = run("stats", str(tmp_path / "s"), "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["overall"]["keys"] == 1
+
+
+def test_errors_are_clear(tmp_path: Path) -> None:
+    proc = run("stats", str(tmp_path))
+    assert proc.returncode == 1 and "is not a memstrata store" in proc.stderr
+    proc = run("demo", "--data", str(tmp_path))
+    assert proc.returncode == 1 and "expected texts.jsonl and embeddings.npy" in proc.stderr
+    proc = run("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_demo_with_the_shared_data_set(shared_data: Path, tmp_path: Path) -> None:
+    proc = run("demo", "--json", "--data", str(shared_data / "dev"), "--rows", "2000")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["rows"] == 2000 and r["recall_at_10"] >= 0.99 and r["verify_ok"]
