@@ -289,3 +289,42 @@ def test_ratio_twitter(benchmark: Any, peer: Any, twitter_keys: list[int], share
     size = int(TWITTER_DISTINCT * share)
     benchmark.group = "cache-ratio-vs-cachetools-lru"
     _interleaved_ratio(benchmark, peer, twitter_keys, size, f"twitter cluster52, first {RATIO_REQUESTS}")
+
+
+# ----------------------------------------------------------------- cost of the lock
+# Hits on a warm cache, with and without the lock, in alternation: the difference
+# per call is what thread safety costs on the hottest path.
+
+LOCK_KEYS = 10_000
+LOCK_CALLS = 200_000
+
+
+def test_lock_cost(benchmark: Any) -> None:
+    keys = list(range(LOCK_KEYS)) * (LOCK_CALLS // LOCK_KEYS)
+    caches = {}
+    for thread_safe in (True, False):
+        cache = Cache(LOCK_KEYS, thread_safe=thread_safe)
+        cache.update((key, key) for key in range(LOCK_KEYS))
+        caches[thread_safe] = cache
+    timings: dict[bool, list[float]] = {True: [], False: []}
+
+    def alternate() -> None:
+        for _ in range(RATIO_PAIRS):
+            for thread_safe, cache in caches.items():
+                get = cache.get
+                t0 = time.perf_counter()
+                for key in keys:
+                    get(key)
+                timings[thread_safe].append(time.perf_counter() - t0)
+
+    benchmark.group = "cache-lock-cost"
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    locked, unlocked = (sorted(timings[t])[len(timings[t]) // 2] / len(keys) * 1e9 for t in (True, False))
+    assert caches[True].info()["hits"] == caches[False].info()["hits"] == RATIO_PAIRS * len(keys)
+    benchmark.extra_info.update(
+        calls=len(keys),
+        pairs=RATIO_PAIRS,
+        locked_ns_per_get=round(locked, 1),
+        unlocked_ns_per_get=round(unlocked, 1),
+        lock_ns_per_get=round(locked - unlocked, 1),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,57 @@ def test_threads_hammering_stay_consistent(policy: str, thread_safe: bool) -> No
     assert dict(popped) == snapshot and len(cache) == 0
     with pytest.raises(KeyError):
         cache.popitem()
+
+
+class _SlowKey:
+    """A key whose ``__eq__`` gives up the GIL, so threads switch inside the cache's critical sections."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return self.n % 4  # collisions: every lookup compares, and so switches threads
+
+    def __eq__(self, other: object) -> bool:
+        time.sleep(0)
+        return isinstance(other, _SlowKey) and other.n == self.n
+
+
+@pytest.mark.parametrize("policy", ["s3fifo-adaptive", "lfu"])
+def test_threads_switching_inside_critical_sections(policy: str) -> None:
+    evicted: list[tuple[_SlowKey, int]] = []
+    cache = Cache(16, policy, on_evict=lambda k, v: evicted.append((k, v)))
+    n_threads, n_ops = 4, 1_500
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        rng = random.Random(100 + t)
+        try:
+            for _ in range(n_ops):
+                n = rng.randrange(40)
+                if rng.random() < 0.5:
+                    cache[_SlowKey(n)] = n
+                else:
+                    value = cache.get(_SlowKey(n))
+                    assert value is None or value == n
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(k.n == v for k, v in evicted)
+    info = cache.info()
+    assert info["evictions"] == len(evicted) and info["size"] == len(cache) <= 16
+    snapshot = dict(cache.items())
+    assert len({k.n for k in snapshot}) == len(snapshot)  # no key stored twice
+    popped = [cache.popitem() for _ in range(len(snapshot))]
+    assert dict(popped) == snapshot and len(cache) == 0
 
 
 # ----------------------------------------------------------------- bad input
