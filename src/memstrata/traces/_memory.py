@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -64,6 +66,25 @@ _INSERT_DELTA = (
 _TRACE_COLUMNS = (
     "trace_id, trace_type, compressed_data, compression_ratio, original_size, metadata, timestamp, retention_priority"
 )
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    Rows, blobs, traces and deltas built in bulk hold no reference cycles, yet
+    their allocations trigger collections that traverse every object of the
+    process (in an agent with large live state, most of the time spent). Pausing
+    defers that to a single collection afterwards.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _check_int(name: str, value: Any, lo: int) -> int:
@@ -280,7 +301,9 @@ class SymbolicTraceMemory:
         self._codec = BlobCodec(cfg["zstd_level"], cfg["compression_threshold"])
         self._state_lock = threading.RLock()  # memory, queue, seq, dictionaries in use
         self._db_lock = threading.RLock()  # the connection; held from taking the queue to its commit
-        self._memory: dict[str, CompressedTrace] = {}  # in write order
+        # RAM-resident traces, in write order, as their table rows: tuples of
+        # atomic values, which the cyclic garbage collector does not track
+        self._memory: dict[str, tuple[Any, ...]] = {}
         self._buckets: dict[float, dict[str, None]] = {}  # priority -> ids in RAM, in write order
         self._pending_traces: list[tuple[Any, ...]] = []
         self._pending_deltas: list[tuple[Any, ...]] = []
@@ -466,13 +489,13 @@ class SymbolicTraceMemory:
                 memory = self._memory
                 if trace_id in memory:
                     self._forget(trace_id)  # a re-stored id becomes the most recent
-                memory[trace_id] = trace
+                memory[trace_id] = frozen = tuple(row)
                 bucket = self._buckets.get(priority)
                 if bucket is None:
                     bucket = self._buckets[priority] = {}
                 bucket[trace_id] = None
                 pending = self._pending_traces
-                pending.append(tuple(row))
+                pending.append(frozen)
                 since = self._pending_since
                 if since is None:
                     self._pending_since = since = now
@@ -664,12 +687,10 @@ class SymbolicTraceMemory:
             )
             with self._state_lock:
                 memory = self._memory
-                for new_blob, ratio, _, trace_id in updates:
+                for new_blob, ratio, version, trace_id in updates:
                     old = memory.get(trace_id)
                     if old is not None:
-                        fresh = _new(CompressedTrace)
-                        fresh.__dict__.update(old.__dict__, compressed_data=new_blob, compression_ratio=ratio)
-                        memory[trace_id] = fresh
+                        memory[trace_id] = (*old[:2], new_blob, ratio, *old[4:9], version)
         return len(updates)
 
     def _retrain(self, scopes: Iterable[str] | None, n_samples: int) -> dict[str, int]:
@@ -738,10 +759,10 @@ class SymbolicTraceMemory:
         """Drop a trace from RAM (caller holds the state lock)."""
         old = self._memory.pop(trace_id, None)
         if old is not None:
-            bucket = self._buckets[old.retention_priority]
+            bucket = self._buckets[old[7]]
             del bucket[trace_id]
             if not bucket:
-                del self._buckets[old.retention_priority]
+                del self._buckets[old[7]]
 
     def _trim_memory(self, limit: int | None = None) -> int:
         """Drop persisted traces from RAM down to ``max_memory_traces``: lowest priority, then oldest, first.
@@ -788,9 +809,9 @@ class SymbolicTraceMemory:
             raise TypeError(f"trace_id: expected a str, got {type(trace_id).__name__}")
         with self._state_lock:
             self._check_open()
-            trace = self._memory.get(trace_id)
-        if trace is not None:
-            return self._decode(trace.compressed_data)
+            row = self._memory.get(trace_id)
+        if row is not None:
+            return self._decode(row[2])
         with self._db_lock:
             self._check_open()
             row = self._conn.execute("SELECT compressed_data FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
@@ -853,7 +874,7 @@ class SymbolicTraceMemory:
             args = (metric_name, _check_number("since", since))
         sql += " ORDER BY timestamp, id"
         self._flush()
-        with self._db_lock:
+        with self._db_lock, _no_gc():
             self._check_open()
             rows = self._conn.execute(sql, args).fetchall()
         # rows were validated when written: build the objects without re-validating
@@ -861,14 +882,15 @@ class SymbolicTraceMemory:
         out: list[PerformanceDelta] = []
         append = out.append
         try:
-            for old, newv, mag, direction, conf, ctx, ts in rows:
-                d = new(cls)
-                d.__dict__ = {
-                    "metric_name": metric_name, "old_value": old, "new_value": newv, "delta_magnitude": mag,
-                    "delta_direction": names[direction], "confidence": conf,
-                    "context": {} if ctx == "{}" else decode(ctx), "timestamp": ts,
-                }
-                append(d)
+            with _no_gc():
+                for old, newv, mag, direction, conf, ctx, ts in rows:
+                    d = new(cls)
+                    d.__dict__ = {
+                        "metric_name": metric_name, "old_value": old, "new_value": newv, "delta_magnitude": mag,
+                        "delta_direction": names[direction], "confidence": conf,
+                        "context": {} if ctx == "{}" else decode(ctx), "timestamp": ts,
+                    }
+                    append(d)
         except (IndexError, TypeError, msgspec.DecodeError) as exc:
             raise CorruptDataError(f"performance_deltas: a row of {metric_name!r} is not readable ({exc!r})") from None
         return out
@@ -1054,6 +1076,10 @@ class SymbolicTraceMemory:
         """Prepare and queue many traces; whether a flush must follow (urgent or due)."""
         if isinstance(items, (str, bytes, dict)):
             raise TypeError(f"items: expected an iterable of (trace_id, data, ...) tuples or dicts, got {type(items).__name__}")
+        with _no_gc():
+            return self._store_many_items(items)
+
+    def _store_many_items(self, items: Iterable[Any]) -> tuple[list[CompressedTrace], bool]:
         prepared = []
         for i, item in enumerate(items):
             if isinstance(item, dict):
@@ -1084,13 +1110,13 @@ class SymbolicTraceMemory:
                 trace_id = row[0]
                 if trace_id in memory:
                     self._forget(trace_id)
-                memory[trace_id] = trace
+                memory[trace_id] = frozen = tuple(row)
                 priority = row[7]
                 bucket = buckets.get(priority)
                 if bucket is None:
                     bucket = buckets[priority] = {}
                 bucket[trace_id] = None
-                pending.append(tuple(row))
+                pending.append(frozen)
                 if priority > high:
                     urgent = True
             now = prepared[-1][2]
@@ -1242,9 +1268,9 @@ class SymbolicTraceMemory:
     async def get_trace(self, trace_id: str) -> Any:
         """Async :meth:`get_trace_sync`."""
         with self._state_lock:
-            trace = self._memory.get(trace_id) if type(trace_id) is str else None
-        if trace is not None:
-            return self._decode(trace.compressed_data)
+            row = self._memory.get(trace_id) if type(trace_id) is str else None
+        if row is not None:
+            return self._decode(row[2])
         return await asyncio.to_thread(self._get, trace_id)
 
     def decompress_trace(self, trace: CompressedTrace) -> Any:
