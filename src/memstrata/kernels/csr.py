@@ -43,7 +43,7 @@ def _fill(dense, threshold, indptr, data, indices, n_chunks):  # pragma: no cove
 
     Branch-free: every entry is written to a row-sized scratch buffer and the
     write position advances only for kept ones (a data-dependent branch at
-    ~30-60 % density mispredicts constantly); the kept prefix is then copied
+    middling density mispredicts constantly); the kept prefix is then copied
     out, so no thread writes past its own rows.
     """
     n, d = dense.shape

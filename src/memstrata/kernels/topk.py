@@ -260,9 +260,10 @@ def _hamming_topk_columns(qc, dbt, k, n_bits, out_d, out_i, n_chunks):  # pragma
     """As ``_hamming_topk`` with the database stored word-major (``dbt[m, i]`` is word m of row i).
 
     The inner loop then runs over rows with unit stride, so LLVM vectorizes
-    the XOR and the population count (AVX2 byte-table popcount), about 1.5x
-    the scalar ``popcnt`` loop on 384-bit codes; used for batches of queries,
-    where transposing the database once is cheap.
+    the XOR and the population count (AVX2 byte-table popcount) instead of one
+    scalar ``popcnt`` per word; used for batches of queries, where transposing
+    the database once is cheap (``benchmarks/bench_vectors.py``, group
+    ``hamming-top200-real-10k-384d``).
     """
     nq, w = qc.shape
     n = dbt.shape[1]
@@ -360,8 +361,7 @@ def _float_topk_candidates(queries, vectors, rows, cand, k, factor, row_bias, ou
     ``rows`` maps a candidate index to its row in ``vectors`` (the float
     originals may be stored in another order, e.g. a file that is only
     appended). Candidates are scored four at a time: the rows are scattered in
-    memory, and four independent streams keep more cache misses in flight
-    (1.6x on 1.5 KB rows from a memory-mapped file).
+    memory, and four independent streams keep more cache misses in flight.
     """
     nq, d = queries.shape
     n_cand = cand.shape[1]
