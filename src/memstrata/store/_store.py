@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from memstrata.codecs import decode as _decode_frame
+from memstrata.codecs import deserialize as _deserialize
 from memstrata.errors import MemstrataError
 from memstrata.store._config import StoreConfig
 from memstrata.store._stats import StatsRegistry
@@ -178,12 +180,11 @@ class MemoryStore:
         self._closed = False
         self._hot_get = self.tiers.hot.get
         self._hot_atime = self.tiers._hot_atime
-        self._reads = self._hits = self._misses = self._writes = self._deletes = 0
+        self._hits = self._misses = self._writes = self._deletes = 0
         self._store_seconds = self.registry.histogram("store_seconds")
         reg = self.registry
-        reg.gauge("reads", lambda: self._reads)
         reg.gauge("writes", lambda: self._writes)
-        reg.gauge("hits", lambda: self._hits)
+        reg.gauge("durable_hits", lambda: self._hits)
         reg.gauge("misses", lambda: self._misses)
         reg.gauge("deletes", lambda: self._deletes)
 
@@ -294,12 +295,12 @@ class MemoryStore:
         memstrata.CorruptDataError
             The stored bytes are damaged (never returned as data).
         """
-        self._reads += 1
-        v = self._hot_get(key)
-        if v is not None:
-            self._hits += 1
+        v = self._hot_get(key)  # the cache counts hot hits and misses (reads = both)
+        if v is not None:  # the hot path: one cache lookup and one msgpack decode
             self._hot_atime[key] = self.clock()
-            return self.tiers.decode_hot(v)
+            if type(v) is bytes:
+                return _deserialize(v)
+            return _decode_frame(v)
         try:
             value, _loc = self.tiers._read_durable(key)
         except KeyError:
@@ -392,21 +393,24 @@ class MemoryStore:
         ``disk_bytes`` (files) and ``target_met``.
         """
         ts = self.tiers.statistics()
+        hot_info = self.tiers.hot.info()
+        reads = hot_info["hits"] + hot_info["misses"]
+        hits = hot_info["hits"] + self._hits
         raw = ts["logical_bytes"]
         stored = ts["warm"]["bytes"] + ts["cold"]["bytes"]
         ram = ts["hot"]["bytes"]
         disk = self.disk_bytes()
         reduction = 100.0 * (1 - stored / raw) if raw else 0.0
-        reads = self._reads
         lat = self._store_seconds.summary()
         return {
             "middleware": {
                 "reads": reads,
                 "writes": self._writes,
                 "deletes": self._deletes,
-                "hits": self._hits,
+                "hits": hits,
                 "misses": self._misses,
-                "hit_rate": self._hits / reads if reads else 0.0,
+                "hot_hits": hot_info["hits"],
+                "hit_rate": hits / reads if reads else 0.0,
                 "store_seconds": lat,
                 "seq": ts["seq"],
             },

@@ -268,6 +268,21 @@ class SQLiteBackend:
     def put(self, key: bytes, value: bytes) -> None:
         self.apply({key: value})
 
+    def get_pair(self, key: bytes, prefix: bytes, start: int, length: int) -> tuple[bytes | None, bytes | None]:
+        """``(value of key, value of prefix + value[start:start + length])`` in one query.
+
+        Optional in the protocol: it lets a reader follow a pointer record
+        without a second round trip.
+        """
+        with self._lock:
+            try:
+                row = self._conn.execute(self._pair_sql, (prefix, start + 1, length, key)).fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self._where) from exc
+        return (None, None) if row is None else (row[0], row[1])
+
+    _pair_sql = "SELECT a.v, b.v FROM kv AS a LEFT JOIN kv AS b ON b.k = CAST(? || substr(a.v, ?, ?) AS BLOB) WHERE a.k = ?"
+
     def delete(self, key: bytes) -> None:
         self.apply({}, (key,))
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from memstrata.codecs import decode, deserialize
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier, pack_name
@@ -28,7 +29,9 @@ from memstrata.tiers._tiers import (
     HotFrame,
     HotTier,
     WarmTier,
+    cold_record,
     decode_key,
+    warm_record,
     encode_key,
 )
 
@@ -248,9 +251,9 @@ class TieredStorage:
                 loc = COLD if t == COLD and self.cold is not None else WARM
                 if loc == COLD:
                     ref = self.cold.append(d, frame)  # type: ignore[union-attr]
-                    puts[B + d] = PACKREF.pack(*ref)
+                    puts[B + d] = cold_record(ref)
                 else:
-                    puts[B + d] = frame
+                    puts[B + d] = warm_record(frame)
                 info = [0, 0, loc, len(frame), int(raw_length), now]
                 revived = False
             else:
@@ -371,17 +374,17 @@ class TieredStorage:
 
     @staticmethod
     def decode_hot(v: bytes) -> Any:
-        from memstrata.codecs import decode, deserialize
-
         if type(v) is HotFrame:
             return decode(v)
         return deserialize(v)
 
     def _read_durable(self, key: str | bytes) -> tuple[Any, int]:
-        from memstrata.codecs import decode
-
         with self._lock:
-            frame, loc, d = self.read_frame(key)
+            entry, record = self.warm.read_key(encode_key(key))
+            if entry is not None and record is not None and record[:1] == b"W" and not entry[8] & F_TOMBSTONE:
+                frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
+            else:
+                frame, loc, d = self.read_frame(key)
             value = decode(frame)
             if self.read_only:
                 return value, loc
@@ -475,13 +478,13 @@ class TieredStorage:
         if dest == COLD:
             if self.cold is None:
                 return
-            ref = self.cold.append(d, payload)
-            new_payload = PACKREF.pack(*ref)
+            new_payload = cold_record(self.cold.append(d, payload))
         else:
             from memstrata.codecs import read_header
 
-            new_payload = self.cold.read(PACKREF.unpack(payload), d)  # type: ignore[union-attr]
-            read_header(new_payload)
+            frame = self.cold.read(PACKREF.unpack(payload), d)  # type: ignore[union-attr]
+            read_header(frame)
+            new_payload = warm_record(frame)
         info[2] = dest
         self.backend.apply({A + d: BLOB.pack(*info), B + d: new_payload})
         if info[0]:
@@ -618,7 +621,7 @@ class TieredStorage:
                     ref = cold.append(d, frame)
                     info[2] = COLD
                     puts[A + d] = BLOB.pack(*info)
-                    puts[B + d] = PACKREF.pack(*ref)
+                    puts[B + d] = cold_record(ref)
                     infos.append(info)
             finally:
                 cold.sync = sync
@@ -686,7 +689,7 @@ class TieredStorage:
                     puts = {}
                     for d, ref in blobs:
                         frame = cold.read(ref, d)
-                        puts[B + d] = PACKREF.pack(*cold.append(d, frame))
+                        puts[B + d] = cold_record(cold.append(d, frame))
                     cold.sync_active()
                     self.backend.apply(puts)
                     result["packs_rewritten"] += 1

@@ -118,7 +118,7 @@ def _weigh(value: bytes) -> int:
 # ------------------------------------------------------------------ records --
 # entry  b"k" + key    -> seq, flags, content digest
 # blob   b"a" + digest -> refs, pins, location, stored length, raw length, access time
-# data   b"b" + digest -> the frame (warm) or pack id, offset, length (cold)
+# data   b"b" + digest -> b"W" + the frame (warm) or b"C" + pack id, offset, length (cold)
 # meta   b"m" + name   -> value
 ENTRY = struct.Struct("<QB16s")
 BLOB = struct.Struct("<IIBIId")
@@ -127,6 +127,14 @@ F_TOMBSTONE = 1
 F_PINNED = 2
 K, A, B, M = b"k", b"a", b"b", b"m"
 SEQ_KEY = M + b"seq"
+
+
+def warm_record(frame: bytes) -> bytes:
+    return b"W" + frame
+
+
+def cold_record(ref: tuple[int, int, int]) -> bytes:
+    return b"C" + PACKREF.pack(*ref)
 
 
 def encode_key(key: Any) -> bytes:
@@ -166,7 +174,19 @@ class WarmTier:
         return None if raw is None else list(BLOB.unpack(raw))
 
     def payload(self, d: bytes) -> bytes | None:
-        return self.backend.get(B + d)
+        """The frame (warm) or packed pack reference (cold), without its tag."""
+        raw = self.backend.get(B + d)
+        return None if raw is None else raw[1:]
+
+    def read_key(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
+        """``(entry record, tagged data record)`` of a key, in one backend round trip when it can."""
+        pair = getattr(self.backend, "get_pair", None)
+        if pair is not None:
+            return pair(K + kb, B, 9, 16)  # the digest sits at bytes 9..25 of the entry record
+        entry = self.backend.get(K + kb)
+        if entry is None:
+            return None, None
+        return entry, self.backend.get(B + entry[9:25])
 
     def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
         for k, v in self.backend.scan(K):
