@@ -21,6 +21,8 @@ _MISSING: Any = object()
 DB_NAME = "store.sqlite"
 PACKS_DIR = "packs"
 LOCK_NAME = "LOCK"
+DICTIONARY_BYTES = 16 * 1024
+SAMPLE_RESERVOIR = 2000
 
 
 class StoreLockedError(MemstrataError):
@@ -148,7 +150,7 @@ class MemoryStore:
         self._backend = backend
         try:
             self.engine = CompressionEngine(
-                {"zstd_level": cfg.zstd_level, "train_after": 0 if read_only else cfg.train_after},
+                {"zstd_level": cfg.zstd_level, "train_after": 0, "dictionary_bytes": DICTIONARY_BYTES},
                 dictionaries=None if read_only else _DictionaryMapping(backend),
             )
             if read_only:
@@ -180,6 +182,9 @@ class MemoryStore:
         self._closed = False
         self._hot_get = self.tiers.hot.get
         self._hot_atime = self.tiers._hot_atime
+        self._samples: list[bytes] = []
+        self._n_new_records = 0
+        self._train_at = cfg.train_after
         self._hits = self._misses = self._writes = self._deletes = 0
         self._store_seconds = self.registry.histogram("store_seconds")
         reg = self.registry
@@ -211,6 +216,31 @@ class MemoryStore:
             self._lock_fd = None
 
     # --------------------------------------------------------------- write --
+
+    def _learn(self, data: bytes) -> None:
+        """Keep a sample of new small records; (re)train the zstd dictionary at 1x, 4x, 16x ... ``train_after``.
+
+        One dictionary trained on the first records fits later kinds of
+        records badly; retraining on a uniform sample of everything seen keeps
+        the ratio up. Old frames name their dictionary, which stays stored.
+        """
+        if not self._train_at or len(data) > 16 * 1024:
+            return
+        self._n_new_records += 1
+        n = self._n_new_records
+        samples = self._samples
+        if len(samples) < SAMPLE_RESERVOIR:
+            samples.append(data)
+        else:  # reservoir sampling: every record seen so far is equally likely to be kept
+            j = int.from_bytes(os.urandom(4), "little") % n
+            if j < SAMPLE_RESERVOIR:
+                samples[j] = data
+        if n >= self._train_at:
+            self._train_at *= 4
+            try:
+                self.engine.train(list(samples))
+            except ValueError:  # too few or too uniform samples: keep the current dictionary
+                pass
 
     def store(
         self,
@@ -254,21 +284,33 @@ class MemoryStore:
         t0 = time.perf_counter()
         data = serialize(value)
         is_record = not isinstance(value, (np.ndarray, bytes, bytearray, memoryview))
+        engine = self.engine
+        make: Callable[[], bytes]
         if allow_loss and isinstance(value, np.ndarray) and value.dtype.kind == "f":
             d = digest(data + b"\x00lossy")
             # one range per vector for single vectors and short batches (per-dimension scales would outweigh the codes)
             per = "vector" if value.ndim == 1 or value.shape[0] < 64 else "dimension"
-            frame = self.engine.compress(value, allow_loss=True, codec={"id": "int8", "per": per})
+
+            def make() -> bytes:
+                return engine.compress(value, allow_loss=True, codec={"id": "int8", "per": per})
+
             hot_value = None
         elif is_record:
             d = digest(data)
-            frame = self.engine._compress_serialized(data, d)
+
+            def make() -> bytes:  # compressed only when the content is new (dedup first)
+                self._learn(data)
+                return engine._compress_serialized(data, d)
+
             hot_value = data
         else:
             d = digest(data)
-            frame = self.engine.compress(value)
+
+            def make() -> bytes:
+                return engine.compress(value)
+
             hot_value = None
-        seq = self.tiers.write(key, frame, tier, pin, content_digest=d, raw_length=len(data), hot_value=hot_value)
+        seq = self.tiers.write(key, make, tier, pin, content_digest=d, raw_length=len(data), hot_value=hot_value)
         self._writes += 1
         self._store_seconds.observe(time.perf_counter() - t0)
         return seq

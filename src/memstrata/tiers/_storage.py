@@ -206,7 +206,7 @@ class TieredStorage:
     def write(
         self,
         key: str | bytes,
-        frame: bytes,
+        frame: bytes | Callable[[], bytes],
         tier: int | str = HOT,
         pin: bool = False,
         *,
@@ -219,15 +219,24 @@ class TieredStorage:
         ``content_digest`` identifies the content for deduplication (default:
         the digest of the frame); ``raw_length`` is the uncompressed size
         (default: the frame's original length); ``hot_value`` is what the hot
-        tier holds (msgpack bytes; default: the frame).
+        tier holds (msgpack bytes; default: the frame). ``frame`` may be a
+        callable that makes the frame: it is called only when the content is
+        not stored yet (``content_digest`` and ``raw_length`` are then required).
         """
         from memstrata.codecs import read_header
         from memstrata._native.hashing import digest
 
         t = tier_number(tier)
         kb = encode_key(key)
-        if not isinstance(frame, bytes):
-            frame = bytes(frame)
+        if callable(frame):
+            if content_digest is None or raw_length is None:
+                raise ValueError("frame: a frame factory needs content_digest and raw_length")
+            make: Callable[[], bytes] | None = frame
+            frame = b""
+        else:
+            make = None
+            if not isinstance(frame, bytes):
+                frame = bytes(frame)
         if content_digest is None:
             content_digest = digest(frame)
         d = bytes(content_digest)
@@ -248,6 +257,8 @@ class TieredStorage:
             elif old_live:
                 old_info = None
             if info is None or new_blob:
+                if make is not None:
+                    frame, make = make(), None
                 loc = COLD if t == COLD and self.cold is not None else WARM
                 if loc == COLD:
                     ref = self.cold.append(d, frame)  # type: ignore[union-attr]
@@ -298,6 +309,8 @@ class TieredStorage:
                 self.hot.pop(key)
                 self._hot_atime.pop(key, None)
                 if t == HOT:
+                    if hot_value is None and make is not None:
+                        frame = make()
                     self.hot.put(key, HotFrame(frame) if hot_value is None else hot_value, pin)
                     if key in self.hot:
                         self._hot_atime[key] = now

@@ -164,6 +164,7 @@ class WarmTier:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._get_pair = getattr(backend, "get_pair", None)
 
     def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
         raw = self.backend.get(K + kb)
@@ -180,7 +181,7 @@ class WarmTier:
 
     def read_key(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
         """``(entry record, tagged data record)`` of a key, in one backend round trip when it can."""
-        pair = getattr(self.backend, "get_pair", None)
+        pair = self._get_pair
         if pair is not None:
             return pair(K + kb, B, 9, 16)  # the digest sits at bytes 9..25 of the entry record
         entry = self.backend.get(K + kb)
