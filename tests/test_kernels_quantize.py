@@ -158,6 +158,11 @@ def test_bad_input_messages(quantize):
             quantize(x, "vector")
     with pytest.raises(ValueError, match="vectors: expected finite values"):
         quantize(np.array([[1e300, 0.0]]))  # float64 beyond float32 becomes inf
+    for row in range(9):  # the min/max pass takes rows four at a time, then the remainder
+        x = np.ones((9, 5), F32)
+        x[row, 4] = np.nan
+        with pytest.raises(ValueError, match=f"first at row {row} "):
+            quantize(x)
     with pytest.raises(ValueError, match="per: expected 'dimension' or 'vector', got 'row'"):
         quantize(good, "row")
     with pytest.raises(ValueError, match=r"clip: expected a quantile in \(0.5, 1.0\]"):

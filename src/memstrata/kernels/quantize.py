@@ -68,7 +68,7 @@ class Quantized(NamedTuple):
 
 
 def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
-    """Per-column min and max of ``x`` (n, d) and the number of rows holding NaN/inf."""
+    """Per-column min and max of ``x`` (n, d), and a count that is non-zero when any value is NaN/inf."""
     n, d = x.shape
     lo_c = np.empty((n_chunks, d), np.float32)
     hi_c = np.empty((n_chunks, d), np.float32)
@@ -81,12 +81,35 @@ def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
             lo[j] = np.inf
             hi[j] = -np.inf
         nb = 0
-        for i in range(c * rows, min(n, (c + 1) * rows)):
+        r0 = c * rows
+        r1 = min(n, (c + 1) * rows)
+        r4 = r0 + (max(r1 - r0, 0) // 4) * 4
+        # four rows per pass over lo/hi: a quarter of the loads and stores of the
+        # running extremes; compare-and-select on loaded values, which vectorizes
+        for i in range(r0, r4, 4):
+            rb = False
+            for j in range(d):
+                v0 = x[i, j]
+                v1 = x[i + 1, j]
+                v2 = x[i + 2, j]
+                v3 = x[i + 3, j]
+                rb |= (v0 - v0 != 0) | (v1 - v1 != 0) | (v2 - v2 != 0) | (v3 - v3 != 0)  # NaN/inf only
+                m01 = v0 if v0 < v1 else v1
+                m23 = v2 if v2 < v3 else v3
+                mn = m01 if m01 < m23 else m23
+                x01 = v0 if v0 > v1 else v1
+                x23 = v2 if v2 > v3 else v3
+                mx = x01 if x01 > x23 else x23
+                a = lo[j]
+                b = hi[j]
+                lo[j] = mn if mn < a else a
+                hi[j] = mx if mx > b else b
+            nb += rb
+        for i in range(r4, r1):
             rb = False
             for j in range(d):
                 v = x[i, j]
-                rb |= v - v != 0  # true for NaN and inf only
-                # compare-and-select on values loaded once: this form vectorizes
+                rb |= v - v != 0
                 a = lo[j]
                 b = hi[j]
                 lo[j] = v if v < a else a
