@@ -11,7 +11,7 @@ import pytest
 import memstrata._native
 
 NATIVE_MODULES = sorted(m.name for m in pkgutil.iter_modules(memstrata._native.__path__))
-DOCUMENTED = {"hashing", "bloom"}  # modules whose public API must carry examples
+DOCUMENTED = {"hashing", "bloom", "eviction", "cache"}  # modules whose public API must carry examples
 
 
 @pytest.mark.parametrize("name", NATIVE_MODULES)
