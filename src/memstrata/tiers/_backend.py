@@ -339,6 +339,18 @@ class SQLiteBackend:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
 
+    def vacuum(self) -> None:
+        """Rewrite the database file without free pages (space left by deletes and moves)."""
+        if self.read_only:
+            return
+        with self._lock:
+            try:
+                self._conn.execute("VACUUM")
+                if self.path != ":memory:":
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self._where) from exc
+
     def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check``; returns the problems found (empty when sound)."""
         with self._lock:

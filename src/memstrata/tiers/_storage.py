@@ -681,6 +681,7 @@ class TieredStorage:
             result.update(packs_rewritten=0, packs_removed=0, bytes_reclaimed=0)
             cold = self.cold
             if cold is None:
+                self._vacuum()
                 return result
             cold.seal()
             live: dict[int, list[tuple[bytes, tuple[int, int, int]]]] = {}
@@ -710,7 +711,13 @@ class TieredStorage:
                 result["packs_removed"] += 1
                 result["bytes_reclaimed"] += size - live_bytes
             self.counters["compactions"] += 1
+            self._vacuum()
             return result
+
+    def _vacuum(self) -> None:
+        vacuum = getattr(self.backend, "vacuum", None)
+        if vacuum is not None:
+            vacuum()
 
     def verify(self) -> dict[str, Any]:
         """Read and check every frame on every tier; returns a report (never raises on damage)."""
