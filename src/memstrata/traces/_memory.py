@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -121,8 +122,6 @@ def _check_config(config: dict[str, Any] | None) -> dict[str, Any]:
     cfg["high_priority"] = hp
     if cfg["durability"] not in _SYNCHRONOUS:
         raise ValueError(f"durability: expected one of {sorted(_SYNCHRONOUS)}, got {cfg['durability']!r}")
-    import os
-
     if not isinstance(cfg["db_path"], (str, os.PathLike)):
         raise TypeError(f"db_path: expected a str or path, got {type(cfg['db_path']).__name__}")
     for key in ("lower_is_better", "higher_is_better"):
@@ -268,9 +267,16 @@ class SymbolicTraceMemory:
     (else msgpack) and compressed with zstd and a dictionary trained on this
     database's own trace stream: one for the whole stream after ``train_after``
     traces, then one per trace type after ``type_train_after`` traces of that
-    type. Dictionaries are kept, versioned, in the ``dictionaries`` table; when a
-    new one is trained the traces written before it are re-encoded with it in
-    the same transaction. Every blob is checksummed and verified on read.
+    type (adopted only if it beats the stream's on that type's samples).
+    Training runs in the flush that finds enough samples. Dictionaries are kept,
+    versioned, in the ``dictionaries`` table; when one is trained, the traces
+    written before it are re-encoded with it (where that makes them smaller) in
+    the same transaction; :meth:`retrain_dictionaries_sync` trains new versions
+    later. Every blob is checksummed and verified on read.
+
+    **Batches.** :meth:`store_compressed_traces_sync` stores many traces in one
+    call: one lock, one commit for the batch's urgent traces, and no garbage
+    collector passes over the objects it builds.
 
     **Sync and async.** Every operation has an ``async`` method and a ``_sync``
     twin (``store_compressed_trace`` / ``store_compressed_trace_sync``; ``close``
