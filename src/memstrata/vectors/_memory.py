@@ -151,6 +151,7 @@ class VectorMemory:
         self._metadata_bytes = 0
         self._next_id = 0
         self._sorter: np.ndarray | None = None
+        self._exact_bias: tuple[int, np.ndarray] | None = None  # (seq, -|x|^2 of originals) for l2 rescoring
         # float originals (rescore): an append-only float32 file, rows mapped through _orig_rows
         self._orig_rows = np.empty(0, np.int64) if rescore is not None else None
         self._orig_path: Path | None = None
@@ -190,6 +191,8 @@ class VectorMemory:
     def nbytes(self) -> int:
         """Bytes held in RAM: codes, ids, parameters, tombstone mask, metadata (as JSON); not the originals file."""
         arrays = [self._ids, self._codes, self._alive, self._bits, self._row_bias, self._orig_rows, self._sorter]
+        if self._exact_bias is not None:
+            arrays.append(self._exact_bias[1])
         arrays += [self._scales, self._offsets, self._center]
         total = sum(a.nbytes for a in arrays if a is not None)
         total += sum(a.nbytes for chunk in self._pending for a in chunk.values())
@@ -411,6 +414,7 @@ class VectorMemory:
         self._alive = np.ones(self._ids.shape[0], bool)
         self._n_deleted = 0
         self._sorter = None
+        self._exact_bias = None  # row positions changed
 
     def get(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Vectors of ``ids`` (float32, shape (len(ids), dim)): the originals with ``rescore``, else decoded codes.
@@ -522,7 +526,13 @@ class VectorMemory:
             return scores, found
         assert self._orig_rows is not None
         orig_rows = self._orig_rows if rows is None else self._orig_rows[rows]
-        return float_search(q, self._originals(), found, k, rows=orig_rows, factor=factor, row_bias=bias_exact(self, orig_rows))
+        exact_bias = None
+        if self.metric == "l2":
+            # -|x|^2 of the float originals, read from the file once per state of the memory
+            if self._exact_bias is None or self._exact_bias[0] != self.seq:
+                self._exact_bias = (self.seq, bias_exact(self, self._orig_rows))
+            exact_bias = self._exact_bias[1] if rows is None else self._exact_bias[1][rows]
+        return float_search(q, self._originals(), found, k, rows=orig_rows, factor=factor, row_bias=exact_bias)
 
     def _blas_topk(
         self, q: np.ndarray, codes: np.ndarray, k: int, factor: float, bias: np.ndarray | None
