@@ -89,7 +89,7 @@ class BlobCodec:
         self._corrupt: dict[int, str] = {}
         self._local = threading.local()
         self._cctx: dict[tuple[int, int], Any] = {}  # (thread id, version) -> compressor
-        self._prefixes: dict[tuple[int, int], bytes] = {}
+        self._fixed: dict[int, tuple[bytes, bytes]] = {}  # version * 4 + encoding -> (head, dictionary digest)
 
     # ---------------------------------------------------------- dictionaries --
 
@@ -111,6 +111,7 @@ class BlobCodec:
         self._dicts.pop(version, None)
         self._local = threading.local()  # drop cached contexts of every thread
         self._cctx = {k: c for k, c in self._cctx.items() if k[1] != version}
+        self._fixed = {k: v for k, v in self._fixed.items() if k // 4 != version}
 
     def has_dictionary(self, version: int) -> bool:
         return version in self._dicts
@@ -159,16 +160,17 @@ class BlobCodec:
         """
         n = len(data)
         if n >= self.threshold:
-            payload = self._compressor(version).compress(data)
+            key = (get_ident(), version)
+            c = self._cctx.get(key)
+            payload = (c if c is not None else self._compressor(version)).compress(data)
             if len(payload) < n:
-                key = (encoding, version)
-                prefix = self._prefixes.get(key)
-                if prefix is None:
-                    prefix = self._prefixes[key] = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + _varint(
-                        version
-                    )
-                body = prefix + (bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else _varint(n)) + payload
-                return body + digest(body + self._dicts[version][0])[:_CHECKSUM], version
+                fixed = self._fixed.get(version * 4 + encoding)
+                if fixed is None:
+                    head = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + _varint(version)
+                    fixed = self._fixed[version * 4 + encoding] = (head, self._dicts[version][0])
+                size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else _varint(n)
+                body = b"".join((fixed[0], size, payload))
+                return body + digest(body + fixed[1])[:_CHECKSUM], version
         body = bytes((BLOB_VERSION << 4 | encoding,)) + _varint(n) + data
         return body + digest(body)[:_CHECKSUM], 0
 

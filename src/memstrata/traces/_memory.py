@@ -133,11 +133,13 @@ def _check_config(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 _TRACE_TYPES: dict[Any, TraceType] = {t.value: t for t in TraceType}
-_TYPE_VALUES: dict[TraceType, str] = {t: t.value for t in TraceType}
+_TYPE_INFO: dict[str, tuple[TraceType, str, float]] = {t.value: (t, t.value, DEFAULT_PRIORITIES[t]) for t in TraceType}
 
 
 def _trace_type(value: Any) -> TraceType:
-    found = _TRACE_TYPES.get(value) if isinstance(value, str) else None
+    if type(value) is TraceType:
+        return value
+    found = _TRACE_TYPES.get(str(value)) if isinstance(value, str) else None
     if found is not None:
         return found
     try:
@@ -429,12 +431,14 @@ class SymbolicTraceMemory:
         """
         if type(trace_id) is not str or not trace_id:
             raise TypeError(f"trace_id: expected a non-empty str, got {trace_id!r}")
-        ttype = _TRACE_TYPES.get(trace_type) if isinstance(trace_type, str) else None
-        if ttype is None:
-            ttype = _trace_type(trace_type)
+        # keyed by plain str: hashing an Enum member runs Python code
+        info = _TYPE_INFO.get(trace_type) if type(trace_type) is str else None
+        if info is None:
+            info = _TYPE_INFO[_trace_type(trace_type)._value_]
+        ttype, tvalue, default_priority = info
         meta_text = "{}" if metadata is None else _encode_json_object("metadata", metadata)
         if priority is None:
-            priority = DEFAULT_PRIORITIES[ttype]
+            priority = default_priority
         else:
             priority = _check_number("priority", priority)
             if not 0.0 <= priority <= 1.0:
@@ -443,7 +447,6 @@ class SymbolicTraceMemory:
         ts = now if timestamp is None else _check_number("timestamp", timestamp)
         encoding, raw = _serialize(data)
         n = len(raw)
-        tvalue = _TYPE_VALUES[ttype]  # Enum.value is a slow descriptor on this hot path
         active = self._active
         blob, version = self._codec.encode(raw, encoding, active.get(tvalue) or active.get(_STREAM, 0))
         if self._samples and n <= _MAX_SAMPLE_BYTES:
