@@ -142,3 +142,19 @@ def to_csr_ref(dense, threshold=0.0):
     rows, cols = np.nonzero(keep)
     indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
     return dense[rows, cols], cols, indptr
+
+
+def int4_topk_ref(queries, packed, scales, offsets, k):
+    """Top-k of the int4 search as defined: int16 query weights, exact integer dots."""
+    d = queries.shape[1]
+    qs = queries.astype(np.float64) * scales.astype(np.float64)
+    peak = np.abs(qs).max(axis=1)
+    w_max = float(min(32767, (2**31 - 1) // (15 * d)))
+    factor = np.where(peak > 0, peak / w_max, 1.0)
+    weights = np.rint(qs / factor[:, None]).astype(np.int64)
+    const = (queries.astype(np.float64) @ offsets.astype(np.float64)).astype(F32)
+    dots = weights @ unpack_nibbles(packed, d).astype(np.int64).T
+    scores = dots.astype(F32) * factor.astype(F32)[:, None]
+    idx = topk_ref(scores, k)
+    s = np.where(idx >= 0, np.take_along_axis(scores, np.maximum(idx, 0), axis=1) if scores.size else 0, -np.inf)
+    return np.where(idx >= 0, s + const[:, None], -np.inf).astype(F32), idx

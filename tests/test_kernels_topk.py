@@ -64,6 +64,22 @@ def test_int8_topk_matches_reference(case):
     np.testing.assert_array_equal(scores, ref_scores)
 
 
+@given(int8_case(), st.booleans())
+def test_int4_search_matches_reference(case, use_candidates):
+    from memstrata.kernels import quantize_int4
+
+    db, fit_on, queries, k = case
+    quantized = quantize_int4(fit_on)
+    packed = quantize_int4(db, scales=quantized.scales, offsets=quantized.offsets).codes
+    cand = None
+    if use_candidates and db.shape[0]:
+        cand = np.tile(np.arange(-1, db.shape[0]), (queries.shape[0], 1))
+    scores, idx = tmod.int4_search(queries, packed, quantized.scales, quantized.offsets, k, candidates=cand)
+    ref_scores, ref_idx = ref.int4_topk_ref(queries, packed, quantized.scales, quantized.offsets, k)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(scores, ref_scores)
+
+
 def test_int8_scores_approximate_dequantized_dot_products():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, 64)).astype(F32)

@@ -330,6 +330,52 @@ def _int8_topk(qw, factor, codes, row_bias, k, out_s, out_i, n_chunks):  # pragm
             _heap_drain(hs[a - a0], hi[a - a0], sizes[a - a0], out_s[a], out_i[a])
 
 
+def _int4_topk(qw, factor, packed, row_bias, k, cand, out_s, out_i, n_chunks):  # pragma: no cover - compiled
+    """Top-k of ``factor[a] * (qw[a] . codes[i]) + row_bias[i]`` for 4-bit codes packed two per byte.
+
+    Scans every row in L2-sized blocks (like ``_int8_topk``) when ``cand`` has
+    no columns, else only the rows in ``cand[a]`` (entries < 0 skipped).
+    """
+    nq, d = qw.shape
+    n = packed.shape[0]
+    half = d // 2
+    odd = d & 1
+    n_cand = cand.shape[1]
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        a0 = c * per
+        a1 = min(nq, (c + 1) * per)
+        if a1 <= a0:
+            continue
+        hs = np.empty((a1 - a0, k), np.float32)
+        hi = np.empty((a1 - a0, k), np.int64)
+        sizes = np.zeros(a1 - a0, np.int64)
+        n_steps = n if n_cand == 0 else n_cand
+        for r0 in range(0, n_steps, _INT8_BLOCK_ROWS):
+            r1 = min(n_steps, r0 + _INT8_BLOCK_ROWS)
+            for a in range(a0, a1):
+                h_s = hs[a - a0]
+                h_i = hi[a - a0]
+                size = sizes[a - a0]
+                f = factor[a]
+                for p in range(r0, r1):
+                    i = p if n_cand == 0 else cand[a, p]
+                    if i < 0:
+                        continue
+                    acc = np.int32(0)
+                    for m in range(half):
+                        b = np.int32(packed[i, m])
+                        acc = np.int32(acc + np.int32(qw[a, 2 * m]) * (b & 15) + np.int32(qw[a, 2 * m + 1]) * (b >> 4))
+                    if odd:
+                        acc = np.int32(acc + np.int32(qw[a, d - 1]) * np.int32(packed[i, half] & 15))
+                    s = np.float32(acc) * f + row_bias[i]
+                    if size < k or s > h_s[0] or (s == h_s[0] and i < h_i[0]):
+                        size = _heap_push(h_s, h_i, size, k, s, i)
+                sizes[a - a0] = size
+        for a in range(a0, a1):
+            _heap_drain(hs[a - a0], hi[a - a0], sizes[a - a0], out_s[a], out_i[a])
+
+
 def _int8_topk_candidates(qw, factor, codes, row_bias, cand, k, out_s, out_i, n_chunks):  # pragma: no cover
     """As ``_int8_topk`` over the rows listed in ``cand[a]`` (entries < 0 are skipped)."""
     nq, d = qw.shape
@@ -416,6 +462,8 @@ _hamming_topk_columns_serial = njit(cache=True, nogil=True)(_hamming_topk_column
 _hamming_topk_columns_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_hamming_topk_columns))
 _int8_topk_serial = njit(cache=True, nogil=True)(_int8_topk)
 _int8_topk_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_int8_topk))
+_int4_topk_serial = njit(cache=True, nogil=True)(_int4_topk)
+_int4_topk_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_int4_topk))
 _int8_topk_candidates_serial = njit(cache=True, nogil=True)(_int8_topk_candidates)
 _int8_topk_candidates_parallel = njit(cache=True, nogil=True, parallel=True)(
     parallel_twin_source(_int8_topk_candidates)
@@ -512,6 +560,46 @@ def int8_search(
         kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, _n_chunks(parallel, nq))
     valid = out_i >= 0
     out_s += np.where(valid, (const * np.float32(factor_scale))[:, None], np.float32(0.0))
+    return out_s, out_i
+
+
+def int4_search(
+    queries: np.ndarray,
+    packed: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    *,
+    factor_scale: float = 1.0,
+    row_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated-input top-k over per-dimension int4 codes (see :func:`int8_search`).
+
+    Scores are ``factor_scale * (q . x_hat) + row_bias`` with ``x_hat`` the
+    dequantized rows; queries become int16 weights as for int8, with the
+    largest weight chosen so that ``d * max|w| * 15`` fits int32.
+    """
+    nq, d = queries.shape
+    n = packed.shape[0]
+    qs = queries.astype(np.float64) * scales.astype(np.float64)
+    peak = np.abs(qs).max(axis=1)
+    w_max = float(min(32767, (2**31 - 1) // (15 * d)))
+    factor = np.where(peak > 0, peak / w_max, 1.0)
+    weights = np.rint(qs / factor[:, None]).astype(np.int16)
+    const = (queries.astype(np.float64) @ offsets.astype(np.float64)).astype(np.float32)
+    factor32 = (factor * factor_scale).astype(np.float32)
+    bias = np.zeros(n, np.float32) if row_bias is None else row_bias
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    cand = np.empty((nq, 0), np.int64) if candidates is None else candidates
+    work = nq * (n if candidates is None else cand.shape[1]) * d
+    parallel = use_parallel(work, PARALLEL_MIN_WORK)
+    kernel = _int4_topk_parallel if parallel else _int4_topk_serial
+    kernel(weights, factor32, packed, bias, k, cand, out_s, out_i, _n_chunks(parallel, nq))
+    out_s += np.where(out_i >= 0, (const * np.float32(factor_scale))[:, None], np.float32(0.0))
     return out_s, out_i
 
 

@@ -501,7 +501,7 @@ class VectorMemory:
 
     def _search_rows(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over ``rows`` (or all); returns scores (higher better) and positions into ``rows``."""
-        from memstrata.kernels.topk import float_search, hamming_search, int8_search
+        from memstrata.kernels.topk import float_search, hamming_search, int4_search, int8_search
 
         codes = self._codes if rows is None else self._codes[rows]
         bias = self._row_bias if rows is None or self._row_bias is None else self._row_bias[rows]
@@ -517,6 +517,9 @@ class VectorMemory:
             scores, found = int8_search(
                 q, codes, self._scales, self._offsets, want, factor_scale=factor, row_bias=bias, candidates=cand
             )
+        elif self.codec == "int4":
+            assert self._scales is not None and self._offsets is not None
+            scores, found = int4_search(q, codes, self._scales, self._offsets, want, factor_scale=factor, row_bias=bias)
         elif self.codec == "binary":
             dist, found = hamming_search(self._binary(q), codes, want, self.dim)
             scores = np.where(found >= 0, 1.0 - 2.0 * dist / self.dim, -np.inf).astype(np.float32)
@@ -537,7 +540,7 @@ class VectorMemory:
     def _blas_topk(
         self, q: np.ndarray, codes: np.ndarray, k: int, factor: float, bias: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over decoded blocks with BLAS (int4 and float32 codecs); ties by lower row."""
+        """Exact top-k over blocks with BLAS (the float32 codec); ties by lower row."""
         nq, n = q.shape[0], codes.shape[0]
         best_s = np.full((nq, 0), -np.inf, np.float32)
         best_i = np.full((nq, 0), -1, np.int64)
