@@ -187,6 +187,7 @@ class ColdTier:
         with self._lock:
             name = pack_name(self._active)
             if self.location.size(name) >= self.pack_max_bytes:
+                self._sync(name)  # sealed: durable before anything is written after it
                 self._active += 1
                 name = pack_name(self._active)
             record = _RECORD.pack(PACK_MAGIC, len(frame), content_digest) + frame
@@ -208,17 +209,22 @@ class ColdTier:
             raise CorruptDataError(f"ColdTier: bad record header in pack {name} at offset {offset - _RECORD.size}")
         return head[_RECORD.size :]
 
+    def _sync(self, name: str) -> None:
+        sync = getattr(self.location, "sync", None)
+        if sync is not None:
+            sync(name)
+
     def sync_active(self) -> None:
         """fsync the active pack (after appends made with ``sync`` off)."""
         with self._lock:
-            sync = getattr(self.location, "sync", None)
-            if sync is not None:
-                sync(pack_name(self._active))
+            self._sync(pack_name(self._active))
 
     def seal(self) -> None:
         """Start a new pack for later appends (the current one is never written again)."""
         with self._lock:
-            if self.location.size(pack_name(self._active)):
+            name = pack_name(self._active)
+            if self.location.size(name):
+                self._sync(name)
                 self._active += 1
 
     def remove(self, pack_id: int) -> None:
