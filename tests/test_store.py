@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -396,3 +397,41 @@ def test_matches_a_dict_model(tmp_path_factory: pytest.TempPathFactory, ops: lis
         assert store.verify()["ok"]
     finally:
         store.close()
+
+
+def test_file_size_limit_is_a_clear_error(tmp_path: Path) -> None:
+    """A real OS-level cap (RLIMIT_FSIZE) in a subprocess: clear error, store readable after."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        from memstrata import MemoryStore, StorageFullError
+        store = MemoryStore({str(tmp_path / "s")!r}, {{"migration_interval_seconds": None}})
+        store.store("first", {{"v": 1}})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+        n = 0
+        try:
+            for i in range(100_000):
+                store.store(f"k{{i}}", os.urandom(3000), tier=("warm", "cold")[i % 2])
+                n += 1
+        except StorageFullError as exc:
+            print("FULL", n, exc)
+        assert store.retrieve("first") == {{"v": 1}}
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        store.close()
+        print("ACKED", n)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "FULL" in proc.stdout and "still readable" in proc.stdout
+    acked = int(proc.stdout.split("ACKED")[1])
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("first") == {"v": 1}
+        assert len(store) == acked + 1
+        assert store.verify()["ok"]

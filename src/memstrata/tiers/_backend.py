@@ -161,7 +161,7 @@ class MappingBackend:
         self.flush()
 
 
-def _translate(exc: sqlite3.Error, where: str) -> Exception:
+def _translate(exc: sqlite3.Error, where: str, write: bool = False) -> Exception:
     """Map SQLite errors onto memstrata's: full disk, corruption, or as-is."""
     code = getattr(exc, "sqlite_errorcode", None)
     msg = str(exc)
@@ -170,6 +170,12 @@ def _translate(exc: sqlite3.Error, where: str) -> Exception:
             errno.ENOSPC,
             f"memstrata: {where} is full ({msg}); the write was not applied and the store is still "
             "readable; free disk space or raise max_disk_bytes",
+        )
+    if code is not None and code & 0xFF == 10 and write:  # SQLITE_IOERR while writing
+        return StorageFullError(
+            errno.EIO,
+            f"memstrata: writing {where} failed ({msg}: the disk is full, a file size limit was reached, "
+            "or the device failed); the write was not applied and the store is still readable",
         )
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in msg or "not a database" in msg:
         return CorruptDataError(f"memstrata: {where} is damaged ({msg})")
@@ -316,8 +322,11 @@ class SQLiteBackend:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise _translate(exc, self._where) from exc
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # the connection rolls back by itself on I/O errors
+                        pass
+                raise _translate(exc, self._where, write=True) from exc
 
     def flush(self) -> None:
         """Checkpoint the WAL into the database file."""
