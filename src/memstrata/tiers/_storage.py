@@ -595,8 +595,8 @@ class TieredStorage:
                     limit = now - self.warm_idle_seconds
                     to_move = [d for t, d, _ in movable if t <= limit]
                 if self.warm_max_bytes is not None:
-                    excess = self._stored[WARM] - sum(i[3] for _, d, i in movable if d in set(to_move)) - self.warm_max_bytes
                     chosen = set(to_move)
+                    excess = self._stored[WARM] - sum(i[3] for _, d, i in movable if d in chosen) - self.warm_max_bytes
                     for _t, d, info in movable:
                         if excess <= 0:
                             break
