@@ -392,14 +392,18 @@ class TieredStorage:
         return deserialize(v)
 
     def _read_durable(self, key: str | bytes) -> tuple[Any, int]:
+        kb = encode_key(key)
         with self._lock:
-            entry, record = self.warm.read_key(encode_key(key))
+            entry, record = self.warm.read_key(kb)
             if entry is not None and record is not None and record[:1] == b"W" and not entry[8] & F_TOMBSTONE:
                 frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
             else:
                 frame, loc, d = self.read_frame(key)
-            value = decode(frame)
-            if self.read_only:
+        value = decode(frame)  # outside the lock: readers decode in parallel
+        if self.read_only:
+            return value, loc
+        with self._lock:
+            if self._closed:
                 return value, loc
             now = self.clock()
             self._touched[d] = now
@@ -413,17 +417,21 @@ class TieredStorage:
                     self.counters["cold_to_warm"] += 1
                     self.counters["promotions"] += 1
             else:
-                kb = encode_key(key)
                 n = hits.get(kb, 0) + 1
                 hits[kb] = n
-                if n >= self.promote_warm_hits and self.hot.max_bytes:
+                if n >= self.promote_warm_hits and self.hot.max_bytes and self._still_points_at(kb, d):
                     self.hot.put(key, self._hot_value(value, frame))
                     if key in self.hot:
                         self._hot_atime[key] = now
                         hits.pop(kb, None)
                         self.counters["warm_to_hot"] += 1
                         self.counters["promotions"] += 1
-            return value, loc
+        return value, loc
+
+    def _still_points_at(self, kb: bytes, d: bytes) -> bool:
+        """True when ``kb`` is live and still names content ``d`` (no write slipped in since the read)."""
+        entry = self.warm.entry(kb)
+        return entry is not None and not entry[1] & F_TOMBSTONE and entry[2] == d
 
     @staticmethod
     def _hot_value(value: Any, frame: bytes) -> bytes:
