@@ -561,5 +561,5 @@ def _resolve_config(config: Any) -> StoreConfig:
     if isinstance(config, str) and not config.endswith((".toml", ".yaml", ".yml")):
         return StoreConfig.preset(config)
     if isinstance(config, (str, os.PathLike)):
-        return StoreConfig.load(config)
+        return StoreConfig.load(Path(config))
     raise TypeError(f"config: expected a StoreConfig, dict, preset name or file path, got {type(config).__name__}")

@@ -247,8 +247,9 @@ class TieredStorage:
             now = self.clock()
             puts: dict[bytes, bytes] = {}
             seq = self._next_seq(puts)
-            old = self.warm.entry(kb)
-            old_live = old is not None and not old[1] & F_TOMBSTONE
+            old_entry = self.warm.entry(kb)
+            old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_entry is None else old_entry
+            old_live = not old[1] & F_TOMBSTONE
             info = self.warm.blob(d)
             new_blob = info is None or info[0] == 0 and info[2] == WARM and self.warm.payload(d) is None
             old_info = None
@@ -302,7 +303,7 @@ class TieredStorage:
                     self._logical -= old_info[4]
             else:
                 self._n_keys += 1
-                if old is not None:
+                if old_entry is not None:
                     self._n_tombstones -= 1
             self._logical += info[4]
             if t == HOT or key in self.hot:
