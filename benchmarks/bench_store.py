@@ -64,6 +64,7 @@ class _Engine:
         self.name, self.path = name, path
         if name.startswith("memstrata"):
             hot = 64 << 20 if name == "memstrata-hot" else 0
+            self.batched = name == "memstrata-warm-batched"
             self.store = MemoryStore(path, {**NO_THREAD, "hot_max_bytes": hot, "train_after": 500})
             self.tier = "hot" if hot else "warm"
         elif name == "dict-pickle":
@@ -86,6 +87,9 @@ class _Engine:
     def put_all(self, records: dict[str, Any]) -> None:
         n = self.name
         if n.startswith("memstrata"):
+            if self.batched:
+                self.store.store_many(records, tier=self.tier)
+                return
             for k, v in records.items():
                 self.store.store(k, v, tier=self.tier)
         elif n == "dict-pickle":
@@ -160,7 +164,9 @@ class _Engine:
             self.env.close()
 
 
-@pytest.mark.parametrize("engine", ["memstrata-hot", "memstrata-warm", "dict-pickle", "sqlite3", "diskcache", "lmdb"])
+@pytest.mark.parametrize(
+    "engine", ["memstrata-hot", "memstrata-warm", "memstrata-warm-batched", "dict-pickle", "sqlite3", "diskcache", "lmdb"]
+)
 def test_store_records(benchmark, engine: str, records: dict[str, Any], tmp_path_factory, peer) -> None:
     benchmark.group = "store-2k-records"
     engines: list[_Engine] = []

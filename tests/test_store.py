@@ -435,3 +435,29 @@ def test_file_size_limit_is_a_clear_error(tmp_path: Path) -> None:
         assert store.retrieve("first") == {"v": 1}
         assert len(store) == acked + 1
         assert store.verify()["ok"]
+
+
+def test_store_many_matches_store_one_by_one(tmp_path: Path) -> None:
+    items = [(f"k{i % 7}", {"v": i % 3}) for i in range(40)] + [("bytes", b"x" * 100), ("arr", np.arange(10))]
+    with MemoryStore(tmp_path / "a", NO_THREAD) as one, MemoryStore(tmp_path / "b", NO_THREAD) as many:
+        for k, v in items:
+            one.store(k, v, tier="warm")
+        assert many.store_many(items, tier="warm", batch=16) == one.seq == len(items)
+        for k in one.keys():
+            assert _equal(one.retrieve(k), many.retrieve(k))
+        a, b = one.get_statistics(), many.get_statistics()
+        for section in ("deduplication", "tiered_storage"):
+            for name in ("keys", "unique_blobs", "logical_bytes", "unique_bytes", "warm", "cold"):
+                if name in a[section]:
+                    assert a[section][name] == b[section][name], (section, name)
+    with MemoryStore(tmp_path / "b", NO_THREAD) as many:
+        assert len(many) == 9 and many.retrieve("k3") == {"v": (38 % 3)} and many.verify()["ok"]
+
+
+def test_store_many_batch_is_atomic(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", {**NO_THREAD, "max_disk_bytes": 96 * 1024}) as store:
+        store.store("before", 1)
+        rng = np.random.default_rng(0)
+        with pytest.raises(StorageFullError):
+            store.store_many([(f"k{i}", rng.bytes(4000)) for i in range(200)], batch=200)
+        assert len(store) == 1 and "k0" not in store and store.verify()["ok"]

@@ -50,6 +50,13 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[key] = value
         (self.pinned.add if pin else self.pinned.discard)(key)
 
+    @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=6), tier=TIERS)
+    def store_many(self, items: list[tuple[Any, Any]], tier: str) -> None:
+        self.store.store_many(items, tier=tier, batch=4)
+        for key, value in items:
+            self.model[key] = value
+            self.pinned.discard(key)
+
     @rule(key=KEYS)
     def delete(self, key: Any) -> None:
         if key in self.model:

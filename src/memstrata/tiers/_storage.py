@@ -244,47 +244,107 @@ class TieredStorage:
             raw_length = read_header(frame).original_length
         with self._lock:
             self._check_writable()
-            now = self.clock()
             puts: dict[bytes, bytes] = {}
-            seq = self._next_seq(puts)
-            old_entry = self.warm.entry(kb)
-            old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_entry is None else old_entry
-            old_live = not old[1] & F_TOMBSTONE
-            info = self.warm.blob(d)
-            new_blob = info is None or info[0] == 0 and info[2] == WARM and self.warm.payload(d) is None
-            old_info = None
-            if old_live and old[2] != d:
-                old_info = self.warm.blob(old[2])
-            elif old_live:
-                old_info = None
-            if info is None or new_blob:
-                if make is not None:
-                    frame, make = make(), None
-                loc = COLD if t == COLD and self.cold is not None else WARM
-                if loc == COLD:
-                    ref = self.cold.append(d, frame)  # type: ignore[union-attr]
-                    puts[B + d] = cold_record(ref)
-                else:
-                    puts[B + d] = warm_record(frame)
-                info = [0, 0, loc, len(frame), int(raw_length), now]
-                revived = False
-            else:
-                revived = info[0] == 0
-            refs_delta = 0 if (old_live and old[2] == d) else 1
-            pins_delta = int(pin) - (int(bool(old[1] & F_PINNED)) if old_live and old[2] == d else 0)
-            info[0] += refs_delta
-            info[1] += pins_delta
-            info[5] = now
-            puts[A + d] = BLOB.pack(*info)
-            if old_info is not None:
-                old_info[0] -= 1
-                if old[1] & F_PINNED:
-                    old_info[1] -= 1
-                puts[A + old[2]] = BLOB.pack(*old_info)
-            puts[K + kb] = ENTRY.pack(seq, F_PINNED if pin else 0, d)
+            seq = self._seq + 1
+            commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
+            puts[SEQ_KEY] = struct.pack("<Q", seq)
             self.backend.apply(puts)
-            # committed: now RAM state
-            self._seq = seq
+            commit()
+            return seq
+
+    def write_many(
+        self, items: list[tuple[str | bytes, Callable[[], bytes], bytes, int, bytes | None]], tier: int | str = HOT,
+        pin: bool = False,
+    ) -> int:
+        """Write ``(key, frame factory, content digest, raw length, hot value)`` items in one transaction.
+
+        Returns the sequence number of the last one (each item gets its own).
+        """
+        t = tier_number(tier)
+        with self._lock:
+            self._check_writable()
+            puts: dict[bytes, bytes] = {}
+            seq = self._seq
+            commits = []
+            for key, make, d, raw_length, hot_value in items:
+                seq += 1
+                commits.append(
+                    self._plan_write(puts, seq, key, encode_key(key), b"", make, t, pin, bytes(d), raw_length, hot_value)
+                )
+            puts[SEQ_KEY] = struct.pack("<Q", seq)
+            self.backend.apply(puts)
+            for commit in commits:
+                commit()
+            return seq
+
+    def _get_in(self, puts: dict[bytes, bytes], k: bytes) -> bytes | None:
+        """A record as it will be once ``puts`` are applied."""
+        v = puts.get(k)
+        return self.backend.get(k) if v is None else v
+
+    def _entry_in(self, puts: dict[bytes, bytes], kb: bytes) -> tuple[int, int, bytes] | None:
+        raw = self._get_in(puts, K + kb)
+        return None if raw is None else ENTRY.unpack(raw)
+
+    def _blob_in(self, puts: dict[bytes, bytes], d: bytes) -> list[Any] | None:
+        raw = self._get_in(puts, A + d)
+        return None if raw is None else list(BLOB.unpack(raw))
+
+    def _plan_write(
+        self,
+        puts: dict[bytes, bytes],
+        seq: int,
+        key: Any,
+        kb: bytes,
+        frame: bytes,
+        make: Callable[[], bytes] | None,
+        t: int,
+        pin: bool,
+        d: bytes,
+        raw_length: int,
+        hot_value: bytes | None,
+    ) -> Callable[[], None]:
+        """Add one write's records to ``puts``; returns what to do in RAM once they are committed."""
+        now = self.clock()
+        old_entry = self._entry_in(puts, kb)
+        old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_entry is None else old_entry
+        old_live = not old[1] & F_TOMBSTONE
+        info = self._blob_in(puts, d)
+        new_blob = info is None or info[0] == 0 and info[2] == WARM and self._get_in(puts, B + d) is None
+        old_info = None
+        if old_live and old[2] != d:
+            old_info = self._blob_in(puts, old[2])
+        elif old_live:
+            old_info = None
+        if info is None or new_blob:
+            if make is not None:
+                frame, make = make(), None
+            loc = COLD if t == COLD and self.cold is not None else WARM
+            if loc == COLD:
+                ref = self.cold.append(d, frame)  # type: ignore[union-attr]
+                puts[B + d] = cold_record(ref)
+            else:
+                puts[B + d] = warm_record(frame)
+            info = [0, 0, loc, len(frame), int(raw_length), now]
+            revived = False
+        else:
+            revived = info[0] == 0
+        refs_delta = 0 if (old_live and old[2] == d) else 1
+        pins_delta = int(pin) - (int(bool(old[1] & F_PINNED)) if old_live and old[2] == d else 0)
+        info[0] += refs_delta
+        info[1] += pins_delta
+        info[5] = now
+        puts[A + d] = BLOB.pack(*info)
+        if old_info is not None:
+            old_info[0] -= 1
+            if old[1] & F_PINNED:
+                old_info[1] -= 1
+            puts[A + old[2]] = BLOB.pack(*old_info)
+        puts[K + kb] = ENTRY.pack(seq, F_PINNED if pin else 0, d)
+
+        def commit() -> None:
+            nonlocal frame, make
+            self._seq = max(self._seq, seq)
             self._touched.pop(d, None)
             loc = info[2]
             if refs_delta:
@@ -315,7 +375,8 @@ class TieredStorage:
                     self.hot.put(key, HotFrame(frame) if hot_value is None else hot_value, pin)
                     if key in self.hot:
                         self._hot_atime[key] = now
-            return seq
+
+        return commit
 
     def _release_counts(self, info: list[Any]) -> None:
         """RAM counters after one reference to a blob went (``info`` already decremented)."""
