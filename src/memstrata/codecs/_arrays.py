@@ -8,6 +8,8 @@ original (pre-loss) array bytes, so it still names the content that was stored.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from typing import Any
 
 import numpy as np
@@ -54,8 +56,9 @@ class _LossyVectorCodec(Codec):
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, None]:
         return buf, None, None  # ``buf`` is already the encoded payload
 
-    def _encode_vectors(self, x: np.ndarray) -> tuple[bytes, dict[str, Any]]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _encode_vectors(self, x: np.ndarray) -> tuple[bytes, dict[str, Any]]:
+        """Encode a C-contiguous float32 ``(n, d)`` matrix; return payload and frame metadata."""
 
     @classmethod
     def _decode(cls, payload: memoryview, header: FrameHeader, dictionary: Any) -> Any:
@@ -67,8 +70,9 @@ class _LossyVectorCodec(Codec):
         return out.astype(np.dtype(meta["dtype"]), copy=False).reshape(shape)
 
     @classmethod
-    def _decode_vectors(cls, payload: memoryview, n: int, d: int, meta: dict[str, Any]) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _decode_vectors(cls, payload: memoryview, n: int, d: int, meta: dict[str, Any]) -> np.ndarray:
+        """Decode a payload into a float32 ``(n, d)`` matrix."""
 
 
 _PER = ("dimension", "vector")

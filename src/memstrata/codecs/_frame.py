@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from memstrata.codecs._hash import digest
+from memstrata._varint import decode_varint, encode_varint
 from memstrata.errors import CorruptDataError
 
 __all__ = [
@@ -104,30 +105,8 @@ class FrameHeader(NamedTuple):
         return _KIND_NAMES.get(self.kind, f"kind-{self.kind}")
 
 
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
-def _read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise CorruptDataError("frame: malformed length field")
-        b = buf[pos]
-        pos += 1
-        if shift == 63 and (b & 0x7F) > 1:  # more than 64 bits
-            raise CorruptDataError("frame: malformed length field")
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
 
 
 def _py_build_frame(
@@ -154,10 +133,10 @@ def _py_build_frame(
         if len(content_digest) == 16:
             flags |= FLAG_LONG_DIGEST
         stored = content_digest
-    parts = [b"", _varint(original_length)]
+    parts = [b"", encode_varint(original_length)]
     if meta_bytes:
         flags |= FLAG_META
-        parts.append(_varint(len(meta_bytes)))
+        parts.append(encode_varint(len(meta_bytes)))
     if dictionary_digest is not None:
         flags |= FLAG_DICT
         parts.append(dictionary_digest[:4])
@@ -208,7 +187,7 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
         raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
     implicit = bool(flags & FLAG_IMPLICIT)
     body_end = end - CHECKSUM_SIZE
-    original_length, pos = _read_varint(mv, 5, body_end)
+    original_length, pos = decode_varint(mv, 5, body_end, "frame")
     if implicit and (
         flags & FLAG_LONG_DIGEST
         or (flags & _FLAG_KIND) > KIND_ARRAY
@@ -218,7 +197,7 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
         raise CorruptDataError("frame: implicit content digest on a frame that cannot have one")
     meta_length = 0
     if flags & FLAG_META:
-        meta_length, pos = _read_varint(mv, pos, body_end)
+        meta_length, pos = decode_varint(mv, pos, body_end, "frame")
     ref = None
     dict_digest = None
     dictionary = None

@@ -26,6 +26,7 @@ from threading import get_ident
 from typing import Any
 
 from memstrata._native.hashing import digest
+from memstrata._varint import decode_varint, encode_varint
 from memstrata.errors import CorruptDataError
 
 __all__ = ["BLOB_VERSION", "ENC_JSON", "ENC_MSGPACK", "BlobCodec"]
@@ -39,28 +40,8 @@ _CHECKSUM = 8
 _MIN_SIZE = 2 + _CHECKSUM
 
 
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
-def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise CorruptDataError("trace blob: malformed length field")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
 
 
 def _params(level: int) -> Any:
@@ -166,12 +147,12 @@ class BlobCodec:
             if len(payload) < n:
                 fixed = self._fixed.get(version * 4 + encoding)
                 if fixed is None:
-                    head = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + _varint(version)
+                    head = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + encode_varint(version)
                     fixed = self._fixed[version * 4 + encoding] = (head, self._dicts[version][0])
-                size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else _varint(n)
+                size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else encode_varint(n)
                 body = b"".join((fixed[0], size, payload))
                 return body + digest(body + fixed[1])[:_CHECKSUM], version
-        body = bytes((BLOB_VERSION << 4 | encoding,)) + _varint(n) + data
+        body = bytes((BLOB_VERSION << 4 | encoding,)) + encode_varint(n) + data
         return body + digest(body)[:_CHECKSUM], 0
 
     def decode(self, blob: Any) -> tuple[int, bytes]:
@@ -200,8 +181,8 @@ class BlobCodec:
         version = 0
         compressed = (flags >> 2) & 0x03 == _COMP_ZSTD
         if compressed:
-            version, pos = _read_varint(buf, pos, body_end)
-        n, pos = _read_varint(buf, pos, body_end)
+            version, pos = decode_varint(buf, pos, body_end, "trace blob")
+        n, pos = decode_varint(buf, pos, body_end, "trace blob")
         if version not in self._dicts:
             why = self._corrupt.get(version, "it is not in this database")
             raise CorruptDataError(f"trace blob: uses zstd dictionary version {version}, but {why}")
