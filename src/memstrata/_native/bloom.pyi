@@ -5,7 +5,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import final
 
-from memstrata._typing import BytesLike
+from typing_extensions import Buffer as BytesLike
 
 FORMAT_MAGIC: bytes
 FORMAT_VERSION: int

@@ -4,7 +4,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memstrata._typing import BytesLike
+from typing_extensions import Buffer as BytesLike
 
 __test__: dict[str, str]
 
