@@ -160,6 +160,22 @@ def _row_minmax(row):  # pragma: no cover - compiled
 _row_minmax = njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})(_row_minmax)
 
 
+@njit(cache=True, nogil=True)
+def _vector_step(lo, hi, top):  # pragma: no cover - compiled
+    """Step and inverse step of one row's ``top + 1`` levels over ``[lo, hi]``.
+
+    A constant row (or one narrower than ``_MIN_STEP``) gets step 0, so every
+    code is 0 and decodes to ``lo``; a range that overflows float32 gets step
+    inf with inverse 0, which the wrapper reports as non-finite input.
+    """
+    s = (hi - lo) / top
+    if s >= _MIN_STEP and s < np.inf:
+        return s, np.float32(1.0) / s
+    if s < np.inf:
+        return np.float32(0.0), np.float32(0.0)
+    return s, np.float32(0.0)
+
+
 def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compiled
     """Per-vector int8 codes; a row whose range overflows float32 gets scale inf."""
     n, d = x.shape
@@ -171,14 +187,7 @@ def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compil
             v = x[i, j]
             rb |= v - v != 0
         lo, hi = _row_minmax(x[i])
-        s = (hi - lo) / top
-        if s >= _MIN_STEP and s < np.inf:
-            inv = np.float32(1.0) / s
-        elif s < np.inf:
-            s = np.float32(0.0)
-            inv = np.float32(0.0)
-        else:
-            inv = np.float32(0.0)
+        s, inv = _vector_step(lo, hi, top)
         scales[i] = s
         offsets[i] = lo
         for j in range(d):
@@ -261,14 +270,7 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
                 v = x[i, j]
                 rb |= v - v != 0
             lo, hi = _row_minmax(x[i])
-            s = (hi - lo) / top
-            if s >= _MIN_STEP and s < np.inf:
-                inv = np.float32(1.0) / s
-            elif s < np.inf:
-                s = np.float32(0.0)
-                inv = np.float32(0.0)
-            else:
-                inv = np.float32(0.0)
+            s, inv = _vector_step(lo, hi, top)
             scales[i] = s
             offsets[i] = lo
             for j in range(d):
