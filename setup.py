@@ -40,6 +40,7 @@ setup(
         extensions,
         compiler_directives=COMPILER_DIRECTIVES,
         include_path=["native"],
+        build_dir="build/cython",  # generated C stays out of native/, which holds only our sources
         force=DEBUG_BOUNDS,
     ),
 )

@@ -281,34 +281,30 @@ cdef class Cache:
 
     # -- lookups --------------------------------------------------------------------
 
-    def get(self, key, default=None):
-        """Return the value for ``key`` (counting a hit) or ``default`` (counting a miss)."""
+    cdef object _lookup(self, object key, object missing):
+        """The value for ``key`` (a hit: the order is touched) or ``missing`` (a miss)."""
         cdef Py_ssize_t slot
         self._acquire()
         try:
             slot = self._find(key)
             if slot < 0:
                 self._misses += 1
-                return default
+                return missing
             self._order.c_touch(slot)
             self._hits += 1
             return self._values[slot]
         finally:
             self._release()
 
+    def get(self, key, default=None):
+        """Return the value for ``key`` (counting a hit) or ``default`` (counting a miss)."""
+        return self._lookup(key, default)
+
     def __getitem__(self, key):
-        cdef Py_ssize_t slot
-        self._acquire()
-        try:
-            slot = self._find(key)
-            if slot >= 0:
-                self._order.c_touch(slot)
-                self._hits += 1
-                return self._values[slot]
-            self._misses += 1
-        finally:
-            self._release()
-        raise KeyError(key)
+        value = self._lookup(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
 
     def peek(self, key, default=None):
         """Return the value for ``key`` or ``default``; no access is recorded, no counter moves."""
@@ -444,17 +440,9 @@ cdef class Cache:
 
     def setdefault(self, key, default=None):
         """Return ``cache[key]`` if present (counting a hit), else store and return ``default``."""
-        cdef Py_ssize_t slot
-        self._acquire()
-        try:
-            slot = self._find(key)
-            if slot >= 0:
-                self._order.c_touch(slot)
-                self._hits += 1
-                return self._values[slot]
-            self._misses += 1
-        finally:
-            self._release()
+        value = self._lookup(key, _MISSING)
+        if value is not _MISSING:
+            return value
         self.set(key, default)
         return default
 
