@@ -22,6 +22,7 @@ from memstrata.tiers._backend import (
     SQLiteBackend,
     StorageFullError,
 )
+from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
 from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._storage import TieredStorage, tier_number
 from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
@@ -41,9 +42,13 @@ __all__ = [
     "MappingBackend",
     "MemoryBackend",
     "MemoryLocation",
+    "PostgresBackend",
+    "RedisBackend",
     "SQLiteBackend",
     "StorageFullError",
     "TieredStorage",
     "WarmTier",
+    "connect_postgres",
+    "connect_redis",
     "tier_number",
 ]
