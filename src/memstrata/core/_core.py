@@ -411,10 +411,12 @@ class MemoryCore:
             self._attest(who, attest, True, seq, key, result)
             if self.events is not None:
                 kind_name = "memory.delete" if op == "delete" else "memory.write"
-                if self.events.emit(Event(kind_name, key, seq, dict(result.layers), who, self.clock())):
+                try:
+                    if not self.events.emit(Event(kind_name, key, seq, dict(result.layers), who, self.clock())):
+                        raise MemstrataError("the event queue is full")
                     result.layers["events"] = "ok"
-                else:
-                    result.layers["events"] = self._best_effort_failed("events", seq, key, MemstrataError("event queue full"))
+                except Exception as exc:
+                    result.layers["events"] = self._best_effort_failed("events", seq, key, exc)
             result.ok = True
             result.existed = existed
             self._since_checkpoint += 1
@@ -530,7 +532,7 @@ class MemoryCore:
             if rec is not None:
                 r = decode_record(kb, rec, "durable store")
                 value, source = _unwrap(r.kind, deserialize(r.payload)), "durable"
-                if self.cache is not None:
+                if use_cache and self.cache is not None:
                     try:
                         self.cache.put_newer(kb, rec, self.config.default_ttl_seconds)
                     except Exception:
@@ -550,10 +552,10 @@ class MemoryCore:
         """Stored patterns (``key``, ``value``, ``pattern_type``, ``confidence``), highest confidence first."""
         from memstrata.codecs import deserialize
 
-        if self.pattern_store_backend is None:
+        if self.pattern_store is None:
             return []
         out = []
-        for kb, rec in self.pattern_store_backend.scan(b""):
+        for kb, rec in self.pattern_store.scan(b""):
             r = decode_record(kb, rec, "patterns table")
             if r.kind != PATTERN:
                 continue

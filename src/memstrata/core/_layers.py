@@ -78,7 +78,10 @@ class StoreBackend:
         self.store.store(self.prefix + key.decode(), value)
 
     def delete(self, key: bytes) -> None:
-        self.store.delete(self.prefix + key.decode())
+        try:
+            self.store.delete(self.prefix + key.decode())
+        except KeyError:
+            pass
 
     def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         full = self.prefix + prefix.decode()
