@@ -100,7 +100,10 @@ def _read_file(path: Path) -> dict[str, Any]:
     if path.suffix == ".json":
         data = json.loads(text)
     else:
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
 
         data = tomllib.loads(text)
         data = data.get("memstrata", {}).get("core", data)
