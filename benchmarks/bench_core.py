@@ -114,17 +114,10 @@ def test_read_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
 
 @pytest.fixture(scope="module")
 def servers() -> Any:
-    from _servers import database_url, drop_tables, redis_url, unique
+    from _servers import fresh_servers
 
-    r, d = redis_url(), database_url()
-    prefix, ns = unique("msbench_"), unique("msbench:")
-    yield r, d, prefix, ns
-    drop_tables(d, prefix)
-    import redis
-
-    client = redis.Redis.from_url(r)
-    for k in client.scan_iter(match=ns + "*"):
-        client.delete(k)
+    with fresh_servers("msbench_", "msbench:") as names:
+        yield names
 
 
 SERVER_WRITES = 300

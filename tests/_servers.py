@@ -7,8 +7,10 @@ missing server skips its tests with the reason; under ``CI=true`` it fails them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -61,3 +63,20 @@ def drop_tables(url: str, prefix: str) -> None:
         for (name,) in names:
             conn.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
         conn.execute(f"DROP FUNCTION IF EXISTS {prefix}audit_append_only() CASCADE")
+
+
+@contextlib.contextmanager
+def fresh_servers(table_prefix: str = "mstest_", namespace: str = "mstest:") -> Iterator[tuple[str, str, str, str]]:
+    """``(redis_url, database_url, table_prefix, redis_namespace)``, fresh names; their data is removed after."""
+    r, d = redis_url(), database_url()
+    prefix, ns = unique(table_prefix), unique(namespace)
+    try:
+        yield r, d, prefix, ns
+    finally:
+        drop_tables(d, prefix)
+        import redis
+
+        client = redis.Redis.from_url(r)
+        for k in client.scan_iter(match=ns + "*"):
+            client.delete(k)
+        client.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import database_url, drop_tables, redis_url, unique  # noqa: E402
+from _servers import fresh_servers  # noqa: E402
 
 from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore  # noqa: E402
 from memstrata.core._layers import decode_record  # noqa: E402
@@ -18,16 +18,8 @@ from memstrata.core._layers import decode_record  # noqa: E402
 
 @pytest.fixture
 def servers():
-    r, d = redis_url(), database_url()
-    prefix, ns = unique("mstest_"), unique("mstest:")
-    yield r, d, prefix, ns
-    drop_tables(d, prefix)
-    import redis
-
-    client = redis.Redis.from_url(r)
-    for k in client.scan_iter(match=ns + "*"):
-        client.delete(k)
-    client.close()
+    with fresh_servers() as names:
+        yield names
 
 
 def _core(servers, **kw):

@@ -66,8 +66,29 @@ def encode_entry(seq: int, when: float, actor: str, operation: str, key: str, di
     )
 
 
-def chain_hash(prev: bytes, seq: int, when: float, actor: str, operation: str, key: str, digest: bytes, result: str) -> bytes:
-    return hashlib.sha256(prev + encode_entry(seq, when, actor, operation, key, digest, result)).digest()
+def chain_hash(
+    prev: bytes, seq: int, when: float, actor: str, operation: str, key: str, digest: bytes, result: str, _sha: Any = hashlib.sha256, _pack: Any = _HEAD.pack
+) -> bytes:
+    """``SHA256(prev || encode_entry(...))``, inlined: append and verify spend their time here."""
+    a, o, k, r = actor.encode(), operation.encode(), key.encode(), result.encode()
+    return _sha(
+        b"".join(
+            (
+                prev,
+                _pack(seq, when),
+                len(a).to_bytes(4, "big"),
+                a,
+                len(o).to_bytes(4, "big"),
+                o,
+                len(k).to_bytes(4, "big"),
+                k,
+                len(digest).to_bytes(4, "big"),
+                digest,
+                len(r).to_bytes(4, "big"),
+                r,
+            )
+        )
+    ).digest()
 
 
 Row = tuple[int, float, str, str, str, bytes, str, bytes]  # an AuditEntry as stored
@@ -144,19 +165,9 @@ class AuditLog:
         def build(size: int, prev: bytes) -> tuple[list[Row], list[tuple[int, bytes]]]:
             rows: list[Row] = []
             payloads: list[tuple[int, bytes]] = []
-            sha = hashlib.sha256
-            pack = _HEAD.pack
             for seq, (actor, op, key, digest, result, payload) in enumerate(items, size):
                 when = clock()
-                h = sha(
-                    prev
-                    + pack(seq, when)
-                    + _field(actor.encode())
-                    + _field(op.encode())
-                    + _field(key.encode())
-                    + _field(digest)
-                    + _field(result.encode())
-                ).digest()
+                h = chain_hash(prev, seq, when, actor, op, key, digest, result)
                 rows.append((seq, when, actor, op, key, digest, result, h))
                 if payload is not None:
                     payloads.append((seq, payload))
@@ -207,8 +218,6 @@ class AuditLog:
             checkpoint that still matches (every entry before it is proven).
         """
         size, head_hash = self.store.head()
-        sha = hashlib.sha256
-        pack = _HEAD.pack
         prev = GENESIS
         expected = 0
         cps = sorted(checkpoints, key=lambda c: c.size)
@@ -216,16 +225,7 @@ class AuditLog:
         for seq, when, actor, op, key, digest, result, h in self.store.rows(0, None):
             if seq != expected:
                 raise AuditChainError(expected, f"missing or out of order (found entry {seq} in its place)")
-            calc = sha(
-                prev
-                + pack(seq, when)
-                + _field(actor.encode())
-                + _field(op.encode())
-                + _field(key.encode())
-                + _field(digest)
-                + _field(result.encode())
-            ).digest()
-            if calc != h:
+            if chain_hash(prev, seq, when, actor, op, key, digest, result) != h:
                 raise AuditChainError(seq, "its hash does not match its content and the previous hash")
             if tree is not None:
                 tree.append(h)

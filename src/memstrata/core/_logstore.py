@@ -38,6 +38,19 @@ INSERT OR IGNORE INTO head VALUES (1, 0, zeroblob(32));
 Build = Callable[[int, bytes], tuple[list[Any], list[tuple[int, bytes]]]]
 
 
+def _in_chunks(lock: Any, conn: Any, sql: str, start: int, stop: int | None) -> Iterator[Any]:
+    """Entries ``start <= seq < stop`` by ``sql`` (params lo, hi, limit), a chunk per query, the lock held per chunk only."""
+    hi = (1 << 62) if stop is None else stop
+    lo = start
+    while lo < hi:
+        with lock:
+            chunk = conn.execute(sql, (lo, hi, _CHUNK)).fetchall()
+        yield from chunk
+        if len(chunk) < _CHUNK:
+            return
+        lo = chunk[-1][0] + 1
+
+
 class SQLiteLogStore:
     """The audit log in one SQLite file (WAL; ``synchronous`` NORMAL or FULL)."""
 
@@ -83,17 +96,7 @@ class SQLiteLogStore:
         return int(size), bytes(h)
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
-        hi = (1 << 62) if stop is None else stop
-        lo = start
-        while lo < hi:
-            with self._lock:
-                chunk = self._conn.execute(
-                    "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", (lo, hi, _CHUNK)
-                ).fetchall()
-            yield from chunk
-            if len(chunk) < _CHUNK:
-                return
-            lo = chunk[-1][0] + 1
+        return _in_chunks(self._lock, self._conn, "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", start, stop)
 
     def entry_hash(self, seq: int) -> bytes:
         with self._lock:
@@ -177,20 +180,25 @@ class PostgresLogStore:
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
             self._conn.execute(_pg_schema(prefix))
+        p = prefix
+        self._lock_head = f"SELECT size, hash FROM {p}head WHERE id=1 FOR UPDATE"
+        self._insert_entry = f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
+        self._insert_payload = f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
+        self._update_head = f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1"
 
     def append(self, build: Build) -> list[Any]:
         p = self.prefix
+        # (psycopg's pipeline mode was measured slower here than plain round trips)
         with self._lock, self._conn.transaction():
             cur = self._conn.cursor()
-            size, prev = cur.execute(f"SELECT size, hash FROM {p}head WHERE id=1 FOR UPDATE").fetchone()
+            size, prev = cur.execute(self._lock_head, prepare=True).fetchone()
             rows, payloads = build(int(size), GENESIS if size == 0 else bytes(prev))
-            cur.executemany(f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-            if payloads:
-                cur.executemany(
-                    f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value", payloads
-                )
+            for row in rows:
+                cur.execute(self._insert_entry, row, prepare=True)
+            for item in payloads:
+                cur.execute(self._insert_payload, item, prepare=True)
             if rows:
-                cur.execute(f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1", (size + len(rows), rows[-1][7]))
+                cur.execute(self._update_head, (size + len(rows), rows[-1][7]), prepare=True)
         return rows
 
     def head(self) -> tuple[int, bytes]:
@@ -199,18 +207,9 @@ class PostgresLogStore:
         return int(size), bytes(h)
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
-        hi = (1 << 62) if stop is None else stop
-        lo = start
-        while lo < hi:
-            with self._lock:
-                chunk = self._conn.execute(
-                    f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s", (lo, hi, _CHUNK)
-                ).fetchall()
-            for r in chunk:
-                yield (r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]))
-            if len(chunk) < _CHUNK:
-                return
-            lo = chunk[-1][0] + 1
+        sql = f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s"
+        for r in _in_chunks(self._lock, self._conn, sql, start, stop):
+            yield (r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]))
 
     def entry_hash(self, seq: int) -> bytes:
         with self._lock:
