@@ -302,3 +302,14 @@ def test_audited_reads_and_a_shared_audit_object(tmp_path):
         core.read_sync("nope")
         assert [(e.operation, e.result) for e in log.entries(1)] == [("read", "cache"), ("read", "miss")]
         assert core.audit.verify() == 3
+
+
+def test_intent_payloads_are_pruned_once_applied(tmp_path):
+    with MemoryCore(tmp_path, checkpoint_every=5) as core:
+        for i in range(12):
+            core.write_sync(f"k{i}", i)
+        assert core.audit.store.execute("SELECT count(*) FROM payloads")[0][0] == 2  # written after the last save
+        assert core.audit.payload(11) is not None and core.audit.payload(3) is None
+    with MemoryCore(tmp_path) as core:
+        assert core.audit.store.execute("SELECT count(*) FROM payloads")[0][0] == 0
+        assert [core.read_sync(f"k{i}") for i in range(12)] == list(range(12))

@@ -123,3 +123,15 @@ def test_readme_redis_postgres_example_runs(servers):
         exec(compile(block, "README.md Redis + PostgreSQL block", "exec"), {"redis_url": r, "database_url": d})
     finally:
         del os.environ["MEMSTRATA_TABLE_PREFIX"], os.environ["MEMSTRATA_REDIS_NAMESPACE"]
+
+
+def test_payloads_are_kept_until_every_writer_has_passed_them(servers):
+    with _core(servers, instance="a", checkpoint_every=1000) as slow:
+        with _core(servers, instance="b", checkpoint_every=3) as fast:
+            slow.write_sync("x", 1)
+            for i in range(6):
+                fast.write_sync(f"y{i}", i)
+            assert slow.audit.payload(0) is not None  # writer "a" has not saved past entry 0
+        slow.write_sync("x", 2)
+    with _core(servers, instance="c") as core:
+        assert core.audit.store.execute(f"SELECT count(*) FROM {servers[2]}audit_payloads")[0][0] == 0

@@ -103,7 +103,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         try:
             import tomllib
         except ImportError:  # Python 3.10
-            import tomli as tomllib
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
 
         data = tomllib.loads(text)
         data = data.get("memstrata", {}).get("core", data)

@@ -224,7 +224,11 @@ class MemoryCore:
         """Bring every layer up to the log: replay entries past the saved position."""
         store = self.audit.store
         raw = store.get_state(self._state_name())
-        state = json.loads(raw) if raw else {"from": 0, "trust_applied": 0}
+        if raw:
+            state = json.loads(raw)
+        else:  # a new writer: only what writers still open (or killed) may not have applied
+            start = min(self._open_positions(), default=len(self.audit))
+            state = {"from": start, "trust_applied": len(self.audit)}
         trust_raw = store.get_state(f"trust:{self.config.instance}")
         if self.trust is not None and trust_raw:
             self.trust.load_bytes(trust_raw)
@@ -433,16 +437,23 @@ class MemoryCore:
         except Exception as exc:
             result.layers["trust"] = self._best_effort_failed("trust", seq, key, exc)
 
-    def _save_state(self, next_seq: int) -> None:
+    def _open_positions(self) -> list[int]:
+        """Replay positions of the writers sharing this log that did not close cleanly."""
+        states = self.audit.store.states("replay:")
+        return [p["from"] for p in map(json.loads, states.values()) if not p.get("closed")]
+
+    def _save_state(self, next_seq: int, closed: bool = False) -> None:
         """Persist the replay position (the oldest entry some layer may still lack) and the trust ledger."""
         pending = [s for p in self._pending.values() for s in p]
         start = min(pending, default=next_seq)
-        values = {self._state_name(): json.dumps({"from": start, "trust_applied": next_seq}).encode()}
+        closed = closed and not pending
+        values = {self._state_name(): json.dumps({"from": start, "trust_applied": next_seq, "closed": closed}).encode()}
         if self.trust is not None:
             values[f"trust:{self.config.instance}"] = self.trust.to_bytes()
-        self.audit.store.set_state(values)
-        if self.config.database_url is None:  # one writer: nothing older than our position is needed again
-            self.audit.drop_payloads(start)
+        store = self.audit.store
+        store.set_state(values)
+        # a payload is needed until every writer sharing the log has passed it
+        store.drop_payloads(min(self._open_positions(), default=start))
         self._since_checkpoint = 0
 
     def retry(self) -> dict[str, int]:
@@ -606,7 +617,7 @@ class MemoryCore:
             return
         try:
             with self._lock:
-                self._save_state(len(self.audit))
+                self._save_state(len(self.audit), closed=True)
         finally:
             self._close_layers()
 

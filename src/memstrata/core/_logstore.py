@@ -119,6 +119,12 @@ class SQLiteLogStore:
             row = self._conn.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def states(self, prefix: str) -> dict[str, bytes]:
+        """Every state value whose name starts with ``prefix``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT name, value FROM state WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+        return {name: bytes(v) for name, v in rows}
+
     def set_state(self, values: Mapping[str, bytes]) -> None:
         """Write several state values in one transaction."""
         with self._lock:
@@ -231,6 +237,14 @@ class PostgresLogStore:
         with self._lock:
             row = self._conn.execute(f"SELECT value FROM {self.prefix}state WHERE name=%s", (name,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def states(self, prefix: str) -> dict[str, bytes]:
+        """Every state value whose name starts with ``prefix``."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT name, value FROM {self.prefix}state WHERE left(name, %s) = %s", (len(prefix), prefix)
+            ).fetchall()
+        return {name: bytes(v) for name, v in rows}
 
     def set_state(self, values: Mapping[str, bytes]) -> None:
         with self._lock, self._conn.transaction():
