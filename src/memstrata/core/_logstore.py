@@ -78,9 +78,12 @@ class SQLiteLogStore:
             try:
                 size, prev = conn.execute("SELECT size, hash FROM head").fetchone()
                 rows, payloads = build(size, GENESIS if size == 0 else prev)
-                conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows)
-                if payloads:
-                    conn.executemany("INSERT OR REPLACE INTO payloads VALUES (?,?)", payloads)
+                if len(rows) == 1:  # the common case, without executemany's overhead
+                    conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows[0])
+                else:
+                    conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows)
+                for item in payloads:
+                    conn.execute("INSERT OR REPLACE INTO payloads VALUES (?,?)", item)
                 if rows:
                     conn.execute("UPDATE head SET size=?, hash=?", (size + len(rows), rows[-1][7]))
                 conn.execute("COMMIT")
