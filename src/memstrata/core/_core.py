@@ -249,7 +249,10 @@ class MemoryCore:
                 if r.kind != TOMBSTONE:
                     value = _unwrap(r.kind, deserialize(r.payload))
                     if isinstance(value, str):
-                        self.vector.put(kb.decode(), value)
+                        try:
+                            self.vector.put(kb.decode(), value)
+                        except Exception:  # best-effort: an index that cannot take it must not stop the open
+                            self.failures["vector"] += 1
 
     def _replay(self, entries: Any, trust_applied: int) -> None:
         aborted: set[int] = set()

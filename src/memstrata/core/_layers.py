@@ -226,6 +226,8 @@ class VectorIndex:
         vec = np.asarray(self.embedder([text]), np.float32).reshape(1, -1)
         with self._lock:
             self._remove(key)
+            if not vec.any():  # no words: nothing a search could match
+                return
             i = self._next
             self._next += 1
             self.memory.add(vec, ids=np.array([i]))
