@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import threading
 import time
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memstrata.core._audit import AuditEntry, AuditLog
+from memstrata.core._audit import AuditLog
 from memstrata.core._config import CoreConfig
 from memstrata.core._events import Event, EventBus
 from memstrata.core._layers import (
@@ -27,14 +26,15 @@ from memstrata.core._layers import (
     VectorIndex,
     decode_record,
     encode_record,
+    unwrap_value,
 )
+from memstrata.core._recovery import Recovery
 from memstrata.core._trust import TrustLedger
 from memstrata.errors import MemstrataError
 
 __all__ = ["MemoryCore", "WriteFailedError", "WriteResult"]
 
 BEST_EFFORT = ("cache", "vector", "trust", "events")
-_WRITE_OPS = ("write", "write.pattern", "delete")
 
 
 class WriteFailedError(MemstrataError):
@@ -64,7 +64,7 @@ def _failed(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {exc}"
 
 
-class MemoryCore:
+class MemoryCore(Recovery):
     """Many agents' shared memory: crash-consistent write fan-out with a verifiable audit chain.
 
     Parameters
@@ -215,86 +215,6 @@ class MemoryCore:
             )
         self._has_patterns = self.pattern_store is not None and next(iter(self.pattern_store.scan(b"")), None) is not None
 
-    # -------------------------------------------------------------- recovery --
-
-    def _state_name(self) -> str:
-        return f"replay:{self.config.instance}"
-
-    def _recover(self) -> None:
-        """Bring every layer up to the log: replay entries past the saved position."""
-        store = self.audit.store
-        raw = store.get_state(self._state_name())
-        if raw:
-            state = json.loads(raw)
-        else:  # a new writer: only what writers still open (or killed) may not have applied
-            start = min(self._open_positions(), default=len(self.audit))
-            state = {"from": start, "trust_applied": len(self.audit)}
-        trust_raw = store.get_state(f"trust:{self.config.instance}")
-        if self.trust is not None and trust_raw:
-            self.trust.load_bytes(trust_raw)
-        if self.vector is not None and self.durable is not None:
-            self._rebuild_vectors()
-        start = int(state["from"])
-        size = len(self.audit)
-        if start < size:
-            self._replay(self.audit.entries(start, size), int(state["trust_applied"]))
-        self._save_state(size)
-
-    def _rebuild_vectors(self) -> None:
-        from memstrata.codecs import deserialize
-
-        for ns in {id(self.durable): self.durable, id(self.pattern_store): self.pattern_store}.values():
-            for kb, rec in ns.scan(b""):
-                r = decode_record(kb, rec, "durable store")
-                if r.kind != TOMBSTONE:
-                    value = _unwrap(r.kind, deserialize(r.payload))
-                    if isinstance(value, str):
-                        try:
-                            self.vector.put(kb.decode(), value)
-                        except Exception:  # best-effort: an index that cannot take it must not stop the open
-                            self.failures["vector"] += 1
-
-    def _replay(self, entries: Any, trust_applied: int) -> None:
-        aborted: set[int] = set()
-        ops: list[AuditEntry] = []
-        for e in entries:
-            if e.operation == "abort":
-                aborted.add(int(e.result.split()[1]))
-            elif e.operation in _WRITE_OPS:
-                ops.append(e)
-        last: dict[str, AuditEntry] = {}
-        for e in ops:
-            if e.seq not in aborted:
-                last[e.key] = e
-        for key, e in last.items():
-            self._apply_entry(e)
-            self.replayed += 1
-        mine = f"intent {self.config.instance}"
-        for e in ops:
-            if self.trust is not None and e.seq >= trust_applied and e.result == mine and e.actor:
-                self.trust.update(e.actor, success=e.seq not in aborted)
-            if self.events is not None and e.seq not in aborted:
-                kind = "memory.delete" if e.operation == "delete" else "memory.write"
-                self.events.emit(Event(kind, e.key, e.seq, {"replayed": "ok"}, e.actor, self.clock(), replayed=True))
-
-    def _apply_entry(self, e: AuditEntry) -> None:
-        """Make every layer hold what entry ``e`` says (idempotent: newer records win)."""
-        kb = e.key.encode()
-        if e.operation == "delete":
-            rec = encode_record(kb, e.seq, TOMBSTONE, b"")
-            payload = b""
-        else:
-            payload_or_none = self.audit.payload(e.seq)
-            if payload_or_none is None:
-                return  # applied everywhere before its payload was pruned
-            payload = payload_or_none
-            if hashlib.sha256(payload).digest() != e.digest:
-                raise MemstrataError(f"audit log: the intent payload of entry {e.seq} does not match its digest")
-            rec = encode_record(kb, e.seq, PATTERN if e.operation == "write.pattern" else VALUE, payload)
-        if self.durable is not None:
-            self._put_durable(kb, rec, rec[8])
-        self._apply_best_effort(e.key, rec, payload, None)
-
     # ----------------------------------------------------------------- write --
 
     def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None:
@@ -325,7 +245,7 @@ class MemoryCore:
                 else:
                     from memstrata.codecs import deserialize
 
-                    value = _unwrap(rec[8], deserialize(payload))
+                    value = unwrap_value(rec[8], deserialize(payload))
                     if isinstance(value, str):
                         self.vector.put(key, value)
                     else:
@@ -440,67 +360,6 @@ class MemoryCore:
         except Exception as exc:
             result.layers["trust"] = self._best_effort_failed("trust", seq, key, exc)
 
-    def _open_positions(self) -> list[int]:
-        """Replay positions of the writers sharing this log that did not close cleanly."""
-        states = self.audit.store.states("replay:")
-        return [p["from"] for p in map(json.loads, states.values()) if not p.get("closed")]
-
-    def _save_state(self, next_seq: int, closed: bool = False) -> None:
-        """Persist the replay position (the oldest entry some layer may still lack) and the trust ledger."""
-        pending = [s for p in self._pending.values() for s in p]
-        start = min(pending, default=next_seq)
-        closed = closed and not pending
-        values = {self._state_name(): json.dumps({"from": start, "trust_applied": next_seq, "closed": closed}).encode()}
-        if self.trust is not None:
-            values[f"trust:{self.config.instance}"] = self.trust.to_bytes()
-        store = self.audit.store
-        store.set_state(values)
-        # a payload is needed until every writer sharing the log has passed it
-        store.drop_payloads(min(self._open_positions(), default=start))
-        self._since_checkpoint = 0
-
-    def retry(self) -> dict[str, int]:
-        """Re-apply best-effort steps that failed; returns how many are still pending per layer."""
-        with self._lock:
-            for layer, pending in self._pending.items():
-                for seq, key in sorted(pending.items()):
-                    self.retries[layer] += 1
-                    try:
-                        self._retry_one(layer, seq, key)
-                    except Exception:
-                        continue
-                    del pending[seq]
-            return {layer: len(p) for layer, p in self._pending.items()}
-
-    def _retry_one(self, layer: str, seq: int, key: str) -> None:
-        kb = key.encode()
-        if layer == "events":
-            e = self.audit[seq]
-            kind = "memory.delete" if e.operation == "delete" else "memory.write"
-            if not self.events.emit(Event(kind, key, seq, {"retried": "ok"}, e.actor, self.clock(), replayed=True)):
-                raise MemstrataError("event queue full")
-            return
-        if layer == "trust":
-            self.trust.update(self.audit[seq].actor, success=True)
-            return
-        rec = self._read_record(kb) if self.durable is not None else None
-        if rec is None:
-            rec = encode_record(kb, seq, TOMBSTONE, b"")
-        r = decode_record(kb, rec, "durable store")
-        if layer == "cache":
-            self.cache.put_newer(kb, rec, self.config.default_ttl_seconds)
-        elif layer == "vector":
-            self._apply_vector(key, r.kind, r.payload)
-
-    def _apply_vector(self, key: str, kind: int, payload: bytes) -> None:
-        from memstrata.codecs import deserialize
-
-        value = None if kind == TOMBSTONE else _unwrap(kind, deserialize(payload))
-        if isinstance(value, str):
-            self.vector.put(key, value)
-        else:
-            self.vector.delete(key)
-
     # ------------------------------------------------------------------ read --
 
     def _read_record(self, kb: bytes) -> bytes | None:
@@ -538,14 +397,14 @@ class MemoryCore:
                     r = None
                 if r is not None and r.kind != TOMBSTONE:
                     self.cache_hits += 1
-                    value, source = _unwrap(r.kind, deserialize(r.payload)), "cache"
+                    value, source = unwrap_value(r.kind, deserialize(r.payload)), "cache"
             if source == "miss":
                 self.cache_misses += 1
         if source == "miss" and self.durable is not None:
             rec = self._read_record(kb)
             if rec is not None:
                 r = decode_record(kb, rec, "durable store")
-                value, source = _unwrap(r.kind, deserialize(r.payload)), "durable"
+                value, source = unwrap_value(r.kind, deserialize(r.payload)), "durable"
                 if use_cache and self.cache is not None:
                     try:
                         self.cache.put_newer(kb, rec, self.config.default_ttl_seconds)
@@ -557,7 +416,7 @@ class MemoryCore:
                     found = self._read_record(other.encode())
                     if found is not None:
                         r = decode_record(other.encode(), found, "durable store")
-                        value, source = _unwrap(r.kind, deserialize(r.payload)), "vector"
+                        value, source = unwrap_value(r.kind, deserialize(r.payload)), "vector"
         if self.config.audit_reads:
             self.audit.append("read", key, actor=actor, result=source)
         return value
@@ -637,10 +496,6 @@ class MemoryCore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _unwrap(kind: int, value: Any) -> Any:
-    return value["value"] if kind == PATTERN else value
 
 
 def _check_key(key: Any) -> None:

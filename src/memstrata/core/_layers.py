@@ -54,6 +54,11 @@ def decode_record(key: bytes, rec: bytes, where: str) -> Record:
     return Record(seq, kind, payload)
 
 
+def unwrap_value(kind: int, value: Any) -> Any:
+    """The value a record holds: patterns are stored as ``{"value", "pattern_type", "confidence"}``."""
+    return value["value"] if kind == PATTERN else value
+
+
 def record_seq(rec: bytes | None) -> int:
     return -1 if rec is None or len(rec) < 8 else int.from_bytes(rec[:8], "big")
 
