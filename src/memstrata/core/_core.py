@@ -214,6 +214,14 @@ class MemoryCore(Recovery):
                 else TrustLedger(rate=cfg.trust_rate, half_life_seconds=cfg.trust_half_life_seconds, clock=self.clock)
             )
         self._has_patterns = self.pattern_store is not None and next(iter(self.pattern_store.scan(b"")), None) is not None
+        from memstrata.tiers import PostgresBackend
+
+        self._one_database = (
+            isinstance(self.audit.store, PostgresLogStore)
+            and type(self.durable) is PostgresBackend
+            and type(self.pattern_store) is PostgresBackend
+            and self.audit.store.url == cfg.database_url
+        )
 
     # ----------------------------------------------------------------- write --
 
@@ -227,6 +235,16 @@ class MemoryCore(Recovery):
             self.durable.put_newer(kb, rec)
             if self._has_patterns and self.pattern_store is not self.durable:
                 self.pattern_store.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
+
+    def _targets(self, kind: int) -> list[tuple[str, int]]:
+        """``(table, record kind)`` pairs a write of ``kind`` puts into PostgreSQL (see :meth:`_put_durable`)."""
+        values, patterns = self.durable.table, self.pattern_store.table
+        if kind == PATTERN:
+            return [(patterns, PATTERN), (values, TOMBSTONE)]
+        out = [(values, kind)]
+        if self._has_patterns:
+            out.append((patterns, TOMBSTONE))
+        return out
 
     def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -312,18 +330,31 @@ class MemoryCore(Recovery):
             existed = None
             if op == "delete" and self.durable is not None:
                 existed = self._read_record(kb) is not None
-            try:
-                entry = self.audit.append_many([(who, op, key, digest, f"intent {self.config.instance}", payload)])[0]
-            except Exception as exc:
-                self.writes_failed += 1
-                self.failures["audit"] += 1
-                result.layers["audit"] = _failed(exc)
-                raise WriteFailedError(f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result) from exc
-            seq = result.seq = entry.seq
-            result.layers["audit"] = "ok"
             kind = TOMBSTONE if op == "delete" else PATTERN if op == "write.pattern" else VALUE
+            intent = f"intent {self.config.instance}"
+            if self._one_database:  # PostgreSQL: the entry and the durable upsert in one transaction, one round trip
+                try:
+                    seq, _ = self.audit.store.append_apply(self.clock(), who, op, key, digest, intent, payload, self._targets(kind))
+                except Exception as exc:
+                    self.writes_failed += 1
+                    self.failures["audit"] += 1
+                    result.layers["audit"] = result.layers["durable"] = _failed(exc)
+                    raise WriteFailedError(f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result) from exc
+                result.seq = seq
+                result.layers["audit"] = result.layers["durable"] = "ok"
+                self._has_patterns = self._has_patterns or kind == PATTERN
+            else:
+                try:
+                    entry = self.audit.append_many([(who, op, key, digest, intent, payload)])[0]
+                except Exception as exc:
+                    self.writes_failed += 1
+                    self.failures["audit"] += 1
+                    result.layers["audit"] = _failed(exc)
+                    raise WriteFailedError(f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result) from exc
+                seq = result.seq = entry.seq
+                result.layers["audit"] = "ok"
             rec = encode_record(kb, seq, kind, payload or b"")
-            if self.durable is not None:
+            if self.durable is not None and not self._one_database:
                 try:
                     self._put_durable(kb, rec, kind)
                     result.layers["durable"] = "ok"

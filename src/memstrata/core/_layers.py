@@ -1,8 +1,8 @@
 """The layers MemoryCore fans out to, each behind a small adapter.
 
 Every value a layer holds is a **record**: ``seq`` (8 bytes, big-endian: the
-audit sequence of the write), a kind byte (value or tombstone), a 16-byte
-BLAKE2b check over key, seq, kind and payload, then the payload. Applying a
+audit sequence of the write), a kind byte (value, pattern or tombstone), a
+16-byte SHA-256 check over key, seq, kind and payload, then the payload. Applying a
 record is idempotent and ordered by ``seq`` (``put_newer`` keeps the newer), so
 replays and concurrent writers converge on the log's last word for each key.
 """
@@ -35,7 +35,8 @@ class Record(NamedTuple):
 
 
 def _check(key: bytes, head: bytes, payload: bytes) -> bytes:
-    return hashlib.blake2b(head + payload, digest_size=16, key=key[:64]).digest()
+    # SHA-256 (not a faster keyed hash) so that PostgreSQL can build the same record server-side
+    return hashlib.sha256(len(key).to_bytes(4, "big") + key + head + payload).digest()[:16]
 
 
 def encode_record(key: bytes, seq: int, kind: int, payload: bytes) -> bytes:

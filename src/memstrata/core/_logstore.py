@@ -163,6 +163,31 @@ CREATE TABLE IF NOT EXISTS {p}state (name TEXT PRIMARY KEY, value BYTEA NOT NULL
 INSERT INTO {p}head VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION {p}append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'memstrata audit log is append-only (% on %)', TG_OP, TG_TABLE_NAME; END $$;
+CREATE OR REPLACE FUNCTION {p}append_apply(p_time float8, p_actor text, p_op text, p_key text, p_digest bytea,
+        p_result text, p_payload bytea, p_tables text[], p_kinds int[]) RETURNS TABLE (seq bigint, hash bytea)
+LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint; prev bytea; h bytea; k bytea := convert_to(p_key, 'UTF8'); head bytea; body bytea; i int;
+BEGIN
+    SELECT t.size, t.hash INTO s, prev FROM {p}head t WHERE t.id = 1 FOR UPDATE;
+    IF s = 0 THEN prev := decode(repeat('00', 32), 'hex'); END IF;
+    h := sha256(prev || int8send(s) || float8send(p_time)
+        || int4send(octet_length(convert_to(p_actor, 'UTF8'))) || convert_to(p_actor, 'UTF8')
+        || int4send(octet_length(convert_to(p_op, 'UTF8'))) || convert_to(p_op, 'UTF8')
+        || int4send(octet_length(k)) || k
+        || int4send(octet_length(p_digest)) || p_digest
+        || int4send(octet_length(convert_to(p_result, 'UTF8'))) || convert_to(p_result, 'UTF8'));
+    INSERT INTO {p}entries VALUES (s, p_time, p_actor, p_op, p_key, p_digest, p_result, h);
+    UPDATE {p}head SET size = s + 1, hash = h WHERE id = 1;
+    FOR i IN 1 .. coalesce(array_length(p_tables, 1), 0) LOOP
+        head := int8send(s) || set_byte(decode('00', 'hex'), 0, p_kinds[i]);
+        body := CASE WHEN p_kinds[i] = 1 THEN ''::bytea ELSE coalesce(p_payload, ''::bytea) END;
+        EXECUTE format('INSERT INTO %I AS t VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v '
+                       'WHERE substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)', p_tables[i])
+            USING k, head || substring(sha256(int4send(octet_length(k)) || k || head || body) from 1 for 16) || body;
+    END LOOP;
+    RETURN QUERY SELECT s, h;
+END $$;
 DROP TRIGGER IF EXISTS {p}entries_append_only ON {p}entries;
 CREATE TRIGGER {p}entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {p}entries
     FOR EACH STATEMENT EXECUTE FUNCTION {p}append_only();
@@ -194,6 +219,7 @@ class PostgresLogStore:
         self._insert_entry = f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
         self._insert_payload = f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
         self._update_head = f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1"
+        self._append_apply = f"SELECT * FROM {p}append_apply(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[])"
 
     def append(self, build: Build) -> list[Any]:
         p = self.prefix
@@ -209,6 +235,22 @@ class PostgresLogStore:
             if rows:
                 cur.execute(self._update_head, (size + len(rows), rows[-1][7]), prepare=True)
         return rows
+
+    def append_apply(
+        self, when: float, actor: str, op: str, key: str, digest: bytes, result: str, payload: bytes | None, targets: list[tuple[str, int]]
+    ) -> tuple[int, bytes]:
+        """Append one entry and upsert its record into each ``(table, kind)`` in one transaction, one round trip.
+
+        The chain hash and the records are computed by the database exactly as
+        :func:`memstrata.core.encode_entry` and the record format define them;
+        ``AuditLog.verify`` recomputes every hash in Python.
+        """
+        tables, kinds = [t for t, _ in targets], [k for _, k in targets]
+        with self._lock:
+            seq, h = self._conn.execute(
+                self._append_apply, (when, actor, op, key, digest, result, payload, tables, kinds), prepare=True
+            ).fetchone()
+        return int(seq), bytes(h)
 
     def head(self) -> tuple[int, bytes]:
         with self._lock:

@@ -15,7 +15,7 @@ from typing import Any
 
 from memstrata.core._audit import AuditEntry
 from memstrata.core._events import Event
-from memstrata.core._layers import PATTERN, TOMBSTONE, VALUE, decode_record, encode_record, unwrap_value
+from memstrata.core._layers import HEAD_BYTES, PATTERN, TOMBSTONE, VALUE, decode_record, encode_record, unwrap_value
 from memstrata.errors import MemstrataError
 
 __all__ = ["Recovery"]
@@ -123,7 +123,13 @@ class Recovery:
         else:
             payload_or_none = self.audit.payload(e.seq)
             if payload_or_none is None:
-                return  # applied everywhere before its payload was pruned
+                # applied to the durable store with the entry (PostgreSQL) or before the payload was
+                # pruned: the other layers take the durable record if it is still this entry's
+                ns = self.pattern_store if e.operation == "write.pattern" else self.durable
+                held = None if ns is None else ns.get(kb)
+                if held is None or decode_record(kb, held, "durable store").seq != e.seq:
+                    return
+                payload_or_none = held[HEAD_BYTES:]
             payload = payload_or_none
             if hashlib.sha256(payload).digest() != e.digest:
                 raise MemstrataError(f"audit log: the intent payload of entry {e.seq} does not match its digest")
