@@ -9,12 +9,17 @@ import sys
 
 from memstrata.core import MemoryCore
 
-redis_url, database_url, prefix, namespace, name, n = sys.argv[1:7]
-with MemoryCore(
-    redis_url=redis_url, database_url=database_url, table_prefix=prefix, redis_namespace=namespace, instance=name, checkpoint_every=50
-) as core:
-    for i in range(int(n)):
-        core.write_sync(f"shared:{i % 10}", {"writer": name, "i": i}, actor=name)
-        core.write_sync(f"{name}:{i}", f"note {i} from {name}", actor=name)
-        if i % 7 == 0:
-            core.delete_sync(f"{name}:{i}", actor=name)
+
+def main(redis_url: str, database_url: str, prefix: str, namespace: str, name: str, n: str) -> None:
+    with MemoryCore(
+        redis_url=redis_url, database_url=database_url, table_prefix=prefix, redis_namespace=namespace, instance=name, checkpoint_every=50
+    ) as core:
+        for i in range(int(n)):
+            core.write_sync(f"shared:{i % 10}", {"writer": name, "i": i}, actor=name)
+            core.write_sync(f"{name}:{i}", f"note {i} from {name}", actor=name)
+            if i % 7 == 0:
+                core.delete_sync(f"{name}:{i}", actor=name)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:7])
