@@ -22,6 +22,7 @@ from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionErr
 from memstrata.codecs._registry import (
     Codec,
     available_codecs,
+    codec_for_frame_id,
     decode,
     get_codec,
     read_header,
@@ -53,6 +54,7 @@ __all__ = [
     "ZlibCodec",
     "ZstdCodec",
     "available_codecs",
+    "codec_for_frame_id",
     "decode",
     "deserialize",
     "get_codec",

@@ -16,6 +16,7 @@ from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
 from memstrata.errors import MemstrataError
+from memstrata.store._async import AsyncStoreMethods
 from memstrata.store._config import StoreConfig
 from memstrata.store._stats import StatsRegistry
 
@@ -58,7 +59,7 @@ class _DictionaryMapping(MutableMapping[bytes, bytes]):
         return sum(1 for _ in self._backend.scan(b"d"))
 
 
-class MemoryStore:
+class MemoryStore(AsyncStoreMethods):
     """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
 
     Parameters
@@ -90,6 +91,10 @@ class MemoryStore:
       with every acknowledged write, at one fsync per write.
 
     **Threads**: every method is safe to call from many threads at once.
+    **asyncio**: ``astore``, ``aretrieve``, ``adelete``, ``astore_many``,
+    ``amigrate``, ``arun_migrations``, ``acompact``, ``averify``,
+    ``aget_statistics``, ``aflush`` and ``aclose`` run their blocking twins off
+    the event loop; ``async with MemoryStore(...)`` closes it.
     **Processes**: one process at a time may open a directory for writing
     (enforced with a lock file; a second writer gets ``StoreLockedError``);
     any number of others may open it with ``read_only=True`` and see every
