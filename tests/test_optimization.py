@@ -295,5 +295,5 @@ def test_config_errors_name_the_argument(tmp_path: Path) -> None:
         OptimizationMiddleware(config_path=tmp_path / "missing.yaml")
     bad = tmp_path / "c.ini"
     bad.write_text(textwrap.dedent("[x]\n"))
-    with pytest.raises(ValueError, match="config_path: expected a .yaml"):
+    with pytest.raises(ValueError, match="config_path: expected a .toml, .yaml or .yml file"):
         OptimizationMiddleware(config_path=bad)

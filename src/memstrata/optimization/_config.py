@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
-from memstrata.store import StoreConfig
+from memstrata.store import StoreConfig, read_config_file
 
 __all__ = [
     "AdaptiveConfig",
@@ -166,26 +165,7 @@ class OptimizationConfig:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OptimizationConfig:
         """Read a YAML (``.yaml``/``.yml``, needs PyYAML) or TOML file as documented."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"config_path: cannot read {path}: {exc.strerror or exc}") from exc
-        if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml  # type: ignore[import-untyped]
-            except ModuleNotFoundError as exc:
-                raise ValueError(f"config_path: {path} is YAML; install PyYAML to read it, or use TOML") from exc
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ValueError(f"config_path: expected a .yaml, .yml or .toml file, got {path.name!r}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path, "config_path"))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict that round-trips through :meth:`from_dict`."""

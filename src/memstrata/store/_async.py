@@ -8,64 +8,80 @@ is thread-safe, so many of them may run at once.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from memstrata.store._store import MemoryStore
+
+class _Blocking(Protocol):
+    """The blocking methods the twins call (the mixin's self-type)."""
+
+    def store(self, key: str | bytes, value: Any, tier: str | int = ..., pin: bool = ...,
+              allow_loss: bool = ...) -> int: ...
+    def store_many(self, items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]],
+                   tier: str | int = ..., pin: bool = ..., allow_loss: bool = ..., batch: int = ...) -> Any: ...
+    def retrieve(self, key: str | bytes, default: Any = ...) -> Any: ...
+    def delete(self, key: str | bytes) -> int: ...
+    def migrate(self, key: str | bytes, tier: str | int) -> None: ...
+    def run_migrations(self) -> dict[str, int]: ...
+    def compact(self) -> dict[str, int]: ...
+    def verify(self) -> dict[str, Any]: ...
+    def get_statistics(self) -> dict[str, Any]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class AsyncStoreMethods:
     """Mixed into :class:`~memstrata.MemoryStore`: ``astore``, ``aretrieve``, ``adelete``, ... ."""
 
     async def astore(
-        self: MemoryStore, key: str | bytes, value: Any, tier: str | int = "hot", pin: bool = False,
+        self: _Blocking, key: str | bytes, value: Any, tier: str | int = "hot", pin: bool = False,
         allow_loss: bool = False,
     ) -> int:
         """:meth:`store` off the event loop."""
         return await asyncio.to_thread(self.store, key, value, tier, pin, allow_loss)
 
-    async def astore_many(self: MemoryStore, items: Any, **kwargs: Any) -> Any:
+    async def astore_many(self: _Blocking, items: Any, **kwargs: Any) -> Any:
         """:meth:`store_many` off the event loop."""
         return await asyncio.to_thread(self.store_many, items, **kwargs)
 
-    async def aretrieve(self: MemoryStore, key: str | bytes, *default: Any) -> Any:
+    async def aretrieve(self: _Blocking, key: str | bytes, *default: Any) -> Any:
         """:meth:`retrieve` off the event loop (``default`` as there)."""
         return await asyncio.to_thread(self.retrieve, key, *default)
 
-    async def adelete(self: MemoryStore, key: str | bytes) -> int:
+    async def adelete(self: _Blocking, key: str | bytes) -> int:
         """:meth:`delete` off the event loop."""
         return await asyncio.to_thread(self.delete, key)
 
-    async def amigrate(self: MemoryStore, key: str | bytes, tier: str | int) -> None:
+    async def amigrate(self: _Blocking, key: str | bytes, tier: str | int) -> None:
         """:meth:`migrate` off the event loop."""
         await asyncio.to_thread(self.migrate, key, tier)
 
-    async def arun_migrations(self: MemoryStore) -> dict[str, int]:
+    async def arun_migrations(self: _Blocking) -> dict[str, int]:
         """:meth:`run_migrations` off the event loop."""
         return await asyncio.to_thread(self.run_migrations)
 
-    async def acompact(self: MemoryStore) -> dict[str, int]:
+    async def acompact(self: _Blocking) -> dict[str, int]:
         """:meth:`compact` off the event loop."""
         return await asyncio.to_thread(self.compact)
 
-    async def averify(self: MemoryStore) -> dict[str, Any]:
+    async def averify(self: _Blocking) -> dict[str, Any]:
         """:meth:`verify` off the event loop."""
         return await asyncio.to_thread(self.verify)
 
-    async def aget_statistics(self: MemoryStore) -> dict[str, Any]:
+    async def aget_statistics(self: _Blocking) -> dict[str, Any]:
         """:meth:`get_statistics` off the event loop."""
         return await asyncio.to_thread(self.get_statistics)
 
-    async def aflush(self: MemoryStore) -> None:
+    async def aflush(self: _Blocking) -> None:
         """:meth:`flush` off the event loop."""
         await asyncio.to_thread(self.flush)
 
-    async def aclose(self: MemoryStore) -> None:
+    async def aclose(self: _Blocking) -> None:
         """:meth:`close` off the event loop."""
         await asyncio.to_thread(self.close)
 
     async def __aenter__(self) -> Any:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    async def __aexit__(self: _Blocking, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
