@@ -13,3 +13,9 @@ def main() -> None:
     store = MemoryStore(None)
     store.store(1.5, "value")  # E: arg-type
     store.retrieve(np.zeros(3))  # E: arg-type
+
+
+def tiers_and_levels() -> None:
+    store = MemoryStore(None)
+    store.store("k", 1, tier="ram")  # E: arg-type
+    store.migrate("k", "lukewarm")  # E: arg-type

@@ -11,7 +11,6 @@ same store.
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import MutableMapping
 from typing import Any
@@ -19,16 +18,9 @@ from typing import Any
 from memstrata.optimization._config import OptimizationConfig
 from memstrata.optimization._engine_mapping import EngineMapping
 from memstrata.optimization._strategies import DocumentedCompressionEngine, _documented_stats
+from memstrata.types import StorageTier
 
 __all__ = ["DeduplicationView", "OptimizationMiddleware", "StorageTier", "TieredStorageView"]
-
-
-class StorageTier(str, enum.Enum):
-    """A tier by the documented name; being a ``str``, it is accepted wherever memstrata takes a tier name."""
-
-    HOT = "hot"
-    WARM = "warm"
-    COLD = "cold"
 
 
 class _PassThrough:

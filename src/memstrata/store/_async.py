@@ -11,17 +11,19 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from memstrata.types import TierLike
+
 
 class _Blocking(Protocol):
     """The blocking methods the twins call (the mixin's self-type)."""
 
-    def store(self, key: str | bytes, value: Any, tier: str | int = ..., pin: bool = ...,
+    def store(self, key: str | bytes, value: Any, tier: TierLike = ..., pin: bool = ...,
               allow_loss: bool = ...) -> int: ...
     def store_many(self, items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]],
-                   tier: str | int = ..., pin: bool = ..., allow_loss: bool = ..., batch: int = ...) -> Any: ...
+                   tier: TierLike = ..., pin: bool = ..., allow_loss: bool = ..., batch: int = ...) -> Any: ...
     def retrieve(self, key: str | bytes, default: Any = ...) -> Any: ...
     def delete(self, key: str | bytes) -> int: ...
-    def migrate(self, key: str | bytes, tier: str | int) -> None: ...
+    def migrate(self, key: str | bytes, tier: TierLike) -> None: ...
     def run_migrations(self) -> dict[str, int]: ...
     def compact(self) -> dict[str, int]: ...
     def verify(self) -> dict[str, Any]: ...
@@ -34,7 +36,7 @@ class AsyncStoreMethods:
     """Mixed into :class:`~memstrata.MemoryStore`: ``astore``, ``aretrieve``, ``adelete``, ... ."""
 
     async def astore(
-        self: _Blocking, key: str | bytes, value: Any, tier: str | int = "hot", pin: bool = False,
+        self: _Blocking, key: str | bytes, value: Any, tier: TierLike = "hot", pin: bool = False,
         allow_loss: bool = False,
     ) -> int:
         """:meth:`store` off the event loop."""
@@ -52,7 +54,7 @@ class AsyncStoreMethods:
         """:meth:`delete` off the event loop."""
         return await asyncio.to_thread(self.delete, key)
 
-    async def amigrate(self: _Blocking, key: str | bytes, tier: str | int) -> None:
+    async def amigrate(self: _Blocking, key: str | bytes, tier: TierLike) -> None:
         """:meth:`migrate` off the event loop."""
         await asyncio.to_thread(self.migrate, key, tier)
 

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from memstrata.types import Durability
+
 __all__ = ["PRESETS", "StoreConfig", "read_config_file"]
 
 
@@ -59,7 +61,7 @@ class StoreConfig:
     ValueError: config: unknown key 'hot_bytes'; known keys: compact_dead_ratio, durability, eviction_policy, hot_idle_seconds, hot_max_bytes, max_disk_bytes, migration_interval_seconds, pack_max_bytes, preset, promote_cold_hits, promote_warm_hits, target_reduction_percent, train_after, warm_idle_seconds, warm_max_bytes, zstd_level
     """
 
-    durability: str = "normal"
+    durability: Durability = "normal"
     hot_max_bytes: int = 32 << 20
     eviction_policy: str = "s3fifo"
     warm_max_bytes: int | None = None

@@ -17,6 +17,7 @@ from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
 from memstrata.errors import MemstrataError
 from memstrata.store._async import AsyncStoreMethods
+from memstrata.types import TierLike
 from memstrata.store._config import StoreConfig
 from memstrata.store._stats import StatsRegistry
 
@@ -255,7 +256,7 @@ class MemoryStore(AsyncStoreMethods):
         self,
         key: str | bytes,
         value: Any,
-        tier: str | int = "hot",
+        tier: TierLike = "hot",
         pin: bool = False,
         allow_loss: bool = False,
     ) -> int:
@@ -323,7 +324,7 @@ class MemoryStore(AsyncStoreMethods):
     def store_many(
         self,
         items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]],
-        tier: str | int = "hot",
+        tier: TierLike = "hot",
         pin: bool = False,
         allow_loss: bool = False,
         batch: int = 1000,
@@ -424,7 +425,7 @@ class MemoryStore(AsyncStoreMethods):
 
     # ------------------------------------------------------------ movement --
 
-    def migrate(self, key: str | bytes, tier: str | int) -> None:
+    def migrate(self, key: str | bytes, tier: TierLike) -> None:
         """Move ``key`` to ``tier`` now."""
         self.tiers.migrate(key, tier)
 
