@@ -27,6 +27,7 @@ from memstrata.codecs._registry import (
     read_header,
     register_codec,
 )
+from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
@@ -55,6 +56,7 @@ __all__ = [
     "available_codecs",
     "decode",
     "deserialize",
+    "digest",
     "get_codec",
     "get_dictionary",
     "prune_graph",
