@@ -31,6 +31,7 @@ _LAZY_ATTRS: dict[str, str] = {
     "LFUOrder": "memstrata._native.eviction",
     "FIFOOrder": "memstrata._native.eviction",
     "S3FIFOOrder": "memstrata._native.eviction",
+    "WTinyLFUOrder": "memstrata._native.eviction",
     "Cache": "memstrata._native.cache",
     # vector kernels (Numba, compiled on first call) and vector memory
     "quantize_int8": "memstrata.kernels",
@@ -126,7 +127,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.bloom import BloomFilter
     from memstrata._native.cache import Cache
-    from memstrata._native.eviction import EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+    from memstrata._native.eviction import (
+        EvictionOrder,
+        FIFOOrder,
+        LFUOrder,
+        LRUOrder,
+        S3FIFOOrder,
+        WTinyLFUOrder,
+    )
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
     from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
     from memstrata.dedup import DedupStore

@@ -28,6 +28,7 @@ from memstrata.codecs._registry import (
     read_header,
     register_codec,
 )
+from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
@@ -57,6 +58,7 @@ __all__ = [
     "codec_for_frame_id",
     "decode",
     "deserialize",
+    "digest",
     "get_codec",
     "get_dictionary",
     "prune_graph",

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from memstrata._native.eviction import DEFAULT_POLICY, check_policy
 from memstrata.types import Durability
 
 __all__ = ["PRESETS", "StoreConfig", "read_config_file"]
@@ -24,7 +25,9 @@ class StoreConfig:
     hot_max_bytes : int
         RAM bound of the hot tier (values plus a fixed per-entry charge).
     eviction_policy : str
-        Hot tier eviction order: ``s3fifo``, ``lru``, ``lfu`` or ``fifo``.
+        Hot tier eviction policy, one of ``memstrata._native.eviction.POLICIES``
+        (default ``DEFAULT_POLICY``); anything else raises ``ValueError`` naming
+        ``eviction_policy`` and listing the policies.
     warm_max_bytes : int or None
         Demote least recently used warm blobs to cold above this many frame bytes.
     hot_idle_seconds, warm_idle_seconds : float or None
@@ -63,7 +66,7 @@ class StoreConfig:
 
     durability: Durability = "normal"
     hot_max_bytes: int = 32 << 20
-    eviction_policy: str = "s3fifo"
+    eviction_policy: str = DEFAULT_POLICY
     warm_max_bytes: int | None = None
     hot_idle_seconds: float | None = 600.0
     warm_idle_seconds: float | None = 7 * 86400.0
@@ -80,6 +83,7 @@ class StoreConfig:
     def __post_init__(self) -> None:
         if self.durability not in ("none", "normal", "full"):
             raise ValueError(f"durability: expected 'none', 'normal' or 'full', got {self.durability!r}")
+        check_policy(self.eviction_policy, "eviction_policy")
         for name in ("hot_max_bytes", "pack_max_bytes", "promote_cold_hits", "promote_warm_hits", "train_after"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

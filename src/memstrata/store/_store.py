@@ -317,7 +317,7 @@ class MemoryStore(AsyncStoreMethods):
 
         def make_record() -> bytes:  # compressed only when the content is new (dedup first)
             self._learn(data)
-            return engine._compress_serialized(data, d)
+            return engine.compress_serialized(data, d)
 
         return key, make_record, d, len(data), data
 
