@@ -27,7 +27,7 @@ def test_v1_files_load_and_answer_as_when_written(name: str) -> None:
         np.testing.assert_array_equal(ids, expected["ids"])
         np.testing.assert_allclose(scores, expected["scores"], rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(memory.get(np.arange(102, 110)), expected["vectors"])
-        assert memory.metadata(104) == {"colour": "blue", "rank": 4, "even": True}
+        assert memory.metadata(104) == {"colour": "green", "rank": 4, "even": True}
         assert memory.metadata(103) is None
     finally:
         memory.close()
