@@ -27,6 +27,7 @@ _LAZY_ATTRS: dict[str, str] = {
     "BloomFilter": "memstrata._native.bloom",
     # eviction orders and the cache (Cython)
     "EvictionOrder": "memstrata._native.eviction",
+    "AdaptiveOrder": "memstrata._native.eviction",
     "LRUOrder": "memstrata._native.eviction",
     "LFUOrder": "memstrata._native.eviction",
     "FIFOOrder": "memstrata._native.eviction",
@@ -128,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.bloom import BloomFilter
     from memstrata._native.cache import Cache
     from memstrata._native.eviction import (
+        AdaptiveOrder,
         EvictionOrder,
         FIFOOrder,
         LFUOrder,
