@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import CorruptDataError, MemstrataError, UnknownCodecError
+from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, UnknownCodecError
 
 __version__ = "0.1.0"
 
@@ -59,11 +59,12 @@ _LAZY_ATTRS: dict[str, str] = {
     # tiered storage and the store facade
     "MemoryStore": "memstrata.store",
     "StoreConfig": "memstrata.store",
+    "StoreLockedError": "memstrata.store",
     "TieredStorage": "memstrata.tiers",
     "StorageFullError": "memstrata.tiers",
 }
 
-__all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
+__all__ = ["ClosedError", "CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
 
 
 def __getattr__(name: str) -> Any:
@@ -86,6 +87,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
     from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
     from memstrata.dedup import DedupStore
-    from memstrata.store import MemoryStore, StoreConfig
+    from memstrata.store import MemoryStore, StoreConfig, StoreLockedError
     from memstrata.tiers import StorageFullError, TieredStorage
     from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType

@@ -7,7 +7,7 @@ except argument errors, which are the built-in ``TypeError`` / ``ValueError``
 
 from __future__ import annotations
 
-__all__ = ["MemstrataError", "CorruptDataError", "UnknownCodecError"]
+__all__ = ["MemstrataError", "ClosedError", "CorruptDataError", "UnknownCodecError"]
 
 
 class MemstrataError(Exception):
@@ -23,3 +23,7 @@ class CorruptDataError(MemstrataError):
 
 class UnknownCodecError(MemstrataError, ValueError):
     """A codec id or configuration names no registered codec."""
+
+
+class ClosedError(MemstrataError, ValueError):
+    """A method was called on an object after its ``close()``; the message names the object."""
