@@ -6,7 +6,7 @@ from cpython.object cimport PyObject, PyObject_Hash
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 
-from memstrata._native.eviction cimport EvictionOrder
+from memstrata._native.order cimport EvictionOrder
 
 
 cdef extern from *:
@@ -30,14 +30,10 @@ cdef extern from *:
 
 from collections.abc import Mapping, MutableMapping
 
-from memstrata._native.eviction import FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+from memstrata._native.eviction import DEFAULT_POLICY, POLICIES, check_policy, make_order
 
 __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
-#: Policy names accepted by ``Cache(policy=...)``.
-POLICIES = ("s3fifo-adaptive", "s3fifo", "lru", "lfu", "fifo")
-#: The policy ``Cache`` uses when none is given.
-DEFAULT_POLICY = "s3fifo-adaptive"
 
 cdef object _MISSING = object()
 
@@ -153,8 +149,7 @@ cdef class Cache:
             raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
         if maxsize <= 0 or maxsize >= 2**31 - 1:
             raise ValueError(f"maxsize: expected an int in [1, 2**31 - 1), got {maxsize}")
-        if not isinstance(policy, str) or policy not in POLICIES:
-            raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
+        check_policy(policy)
         if max_bytes is not None:
             if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
                 raise TypeError(f"max_bytes: expected a positive int or None, got {type(max_bytes).__name__}")
@@ -174,17 +169,7 @@ cdef class Cache:
         self._max_bytes = -1 if max_bytes is None else max_bytes
         self._weigher = weigher
         self._on_evict = on_evict
-        if policy == "s3fifo-adaptive":
-            self._order = S3FIFOOrder(maxsize, capacity=maxsize if max_bytes is None else max_bytes,
-                                      max_freq=7, adaptive=True)
-        elif policy == "s3fifo":
-            self._order = S3FIFOOrder(maxsize, capacity=maxsize if max_bytes is None else max_bytes)
-        elif policy == "lru":
-            self._order = LRUOrder(maxsize)
-        elif policy == "lfu":
-            self._order = LFUOrder(maxsize)
-        else:
-            self._order = FIFOOrder(maxsize)
+        self._order = make_order(policy, maxsize, maxsize if max_bytes is None else max_bytes)
         self._slots = {}
         self._keys = [None] * maxsize
         self._values = [None] * maxsize

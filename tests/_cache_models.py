@@ -258,6 +258,173 @@ class S3FIFOModel(_OrderModel):
             return head
 
 
+def mix64(x: int) -> int:
+    """The splitmix64 finalizer the native orders spread key hashes with (never 0)."""
+    x &= MASK64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & MASK64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & MASK64
+    x ^= x >> 31
+    return x or 1
+
+
+def _pow2_at_least(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+class SketchModel:
+    """TinyLFU's count-min sketch (4 rows of 4-bit counters, halved every
+    ``10 * n_slots`` recorded accesses) behind a doorkeeper Bloom filter."""
+
+    def __init__(self, n_slots: int, doorkeeper: bool) -> None:
+        self.width = _pow2_at_least(4 * n_slots if n_slots >= 4 else 16)
+        self.sample_size = 10 * n_slots
+        self.additions = 0
+        self.counters = [0] * (4 * self.width)
+        self.doorkeeper = doorkeeper
+        self.door_bits = _pow2_at_least(16 * n_slots if n_slots >= 4 else 64)
+        self.door: set[int] = set()
+
+    def _indices(self, h: int) -> list[int]:
+        step = (h >> 32) | 1
+        return [row * self.width + ((h + row * step) & MASK64 & (self.width - 1)) for row in range(4)]
+
+    def _door_bits(self, h: int) -> tuple[int, int]:
+        d = (h * 0x9E3779B97F4A7C15) & MASK64
+        return (d >> 32) & (self.door_bits - 1), d & 0xFFFFFFFF & (self.door_bits - 1)
+
+    def _door_has(self, h: int) -> bool:
+        return self.doorkeeper and all(b in self.door for b in self._door_bits(h))
+
+    def add(self, h: int) -> None:
+        if self.doorkeeper and not self._door_has(h):
+            self.door.update(self._door_bits(h))
+        else:
+            for i in self._indices(h):
+                self.counters[i] = min(self.counters[i] + 1, 15)
+        self.additions += 1
+        if self.additions >= self.sample_size:
+            self.counters = [c >> 1 for c in self.counters]
+            self.door.clear()
+            self.additions //= 2
+
+    def estimate(self, h: int) -> int:
+        return min(self.counters[i] for i in self._indices(h)) + self._door_has(h)
+
+
+class WTinyLFUModel(_OrderModel):
+    """W-TinyLFU as documented in ``memstrata.WTinyLFUOrder``."""
+
+    def __init__(
+        self,
+        n_slots: int,
+        *,
+        window_ratio: float = 0.01,
+        protected_ratio: float = 0.8,
+        adaptive: bool = True,
+        doorkeeper: bool = True,
+    ) -> None:
+        super().__init__(n_slots)
+        self.protected_ratio = protected_ratio
+        self.adaptive = adaptive
+        self.sketch = SketchModel(n_slots, doorkeeper)
+        self.segments: dict[str, OrderedDict[int, None]] = {
+            "window": OrderedDict(), "probation": OrderedDict(), "protected": OrderedDict()}
+        self.segment: dict[int, str] = {}
+        self.hash: dict[int, int] = {}
+        self.hits = self.misses = 0
+        self.last_hit_rate = 0.0
+        self.step = -0.0625 * n_slots
+        self.window_capacity = self.protected_capacity = 0
+        self.window_target = 0.0
+        self._set_window(window_ratio * n_slots)
+
+    def _move(self, slot: int, segment: str) -> None:
+        del self.segments[self.segment[slot]][slot]
+        self.segment[slot] = segment
+        self.segments[segment][slot] = None
+
+    def _head(self, segment: str) -> int | None:
+        return next(iter(self.segments[segment]), None)
+
+    def _rebalance(self) -> None:
+        while len(self.segments["window"]) > self.window_capacity:
+            self._move(next(iter(self.segments["window"])), "probation")
+        while len(self.segments["protected"]) > self.protected_capacity:
+            self._move(next(iter(self.segments["protected"])), "probation")
+
+    def _set_window(self, target: float) -> None:
+        top = float(self.n_slots - 1) if self.n_slots > 1 else 1.0
+        self.window_target = min(max(target, 1.0), top)
+        self.window_capacity = int(self.window_target)
+        self.protected_capacity = int((self.n_slots - self.window_capacity) * self.protected_ratio)
+        self._rebalance()
+
+    def _climb(self) -> None:
+        n = self.hits + self.misses
+        if n < 10 * self.n_slots:
+            return
+        rate = self.hits / n
+        change = rate - self.last_hit_rate
+        amount = self.step if change >= 0 else -self.step
+        if abs(change) >= 0.05:
+            self.step = 0.0625 * self.n_slots * (1.0 if amount >= 0 else -1.0)
+        else:
+            self.step = 0.98 * amount
+        self.last_hit_rate = rate
+        self.hits = self.misses = 0
+        self._set_window(self.window_target + amount)
+
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        h = mix64(key_hash)
+        self.hash[slot] = h
+        self.sketch.add(h)
+        self.segment[slot] = "window"
+        self.segments["window"][slot] = None
+        self._rebalance()
+        if self.adaptive:
+            self.misses += 1
+            self._climb()
+
+    def _leave(self, slot: int) -> None:
+        self.segments[self.segment[slot]].pop(slot, None)
+
+    def _release(self, slot: int) -> None:
+        self.segments[self.segment[slot]][slot] = None
+        self._rebalance()
+
+    def touch(self, slot: int) -> None:
+        self.sketch.add(self.hash[slot])
+        if slot not in self.pinned:
+            if self.segment[slot] == "probation":
+                self._move(slot, "protected")
+                self._rebalance()
+            else:
+                self._move(slot, self.segment[slot])
+        if self.adaptive:
+            self.hits += 1
+            self._climb()
+
+    def victim(self) -> int | None:
+        if not self.segments["probation"] and self.segments["protected"]:
+            self._move(next(iter(self.segments["protected"])), "probation")
+        incumbent = self._head("probation")
+        window = self.segments["window"]
+        if not window or len(window) < self.window_capacity:
+            return incumbent if incumbent is not None else self._head("window")
+        candidate = next(iter(window))
+        if incumbent is None:
+            return candidate
+        if self.sketch.estimate(self.hash[candidate]) > self.sketch.estimate(self.hash[incumbent]):
+            self._move(candidate, "probation")
+            return incumbent
+        return candidate
+
+
 def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
     """The model for a ``Cache`` policy name."""
     if policy == "lru":
@@ -270,6 +437,8 @@ def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
         return S3FIFOModel(n_slots, **kwargs)
     if policy == "s3fifo-adaptive":
         return S3FIFOModel(n_slots, max_freq=7, adaptive=True, **kwargs)
+    if policy == "wtinylfu":
+        return WTinyLFUModel(n_slots)
     raise ValueError(policy)
 
 

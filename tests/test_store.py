@@ -342,6 +342,18 @@ def test_bad_arguments() -> None:
         MemoryStore(config="extreme")
 
 
+def test_config_eviction_policy_is_one_of_the_registry() -> None:
+    from memstrata._native.eviction import DEFAULT_POLICY, POLICIES
+
+    assert StoreConfig().eviction_policy == DEFAULT_POLICY
+    for policy in POLICIES:
+        assert StoreConfig(eviction_policy=policy).eviction_policy == policy
+    with pytest.raises(ValueError, match=r"eviction_policy: expected one of s3fifo-adaptive, .*, got 's3-fifo'"):
+        StoreConfig(eviction_policy="s3-fifo")
+    with pytest.raises(ValueError, match="eviction_policy: expected one of"):
+        StoreConfig.from_dict({"eviction_policy": 3})
+
+
 def test_config_files(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('[memstrata]\npreset = "aggressive"\nhot_max_bytes = 1234\n')
     cfg = StoreConfig.load(tmp_path / "c.toml")

@@ -7,7 +7,7 @@ except argument errors, which are the built-in ``TypeError`` / ``ValueError``
 
 from __future__ import annotations
 
-__all__ = ["MemstrataError", "ClosedError", "CorruptDataError", "UnknownCodecError"]
+__all__ = ["ClosedError", "CorruptDataError", "MemstrataError", "UnknownCodecError"]
 
 
 class MemstrataError(Exception):

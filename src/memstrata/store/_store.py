@@ -15,6 +15,8 @@ from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
 from memstrata.errors import ClosedError
+from memstrata.store._async import AsyncStoreMethods
+from memstrata.types import TierLike
 from memstrata.store._config import StoreConfig
 from memstrata.store._layout import PACKS_DIR, StoreLockedError, check_store_path, release_lock
 from memstrata.store._stats import StatsRegistry
@@ -51,7 +53,7 @@ class _DictionaryMapping(MutableMapping[bytes, bytes]):
         return sum(1 for _ in self._backend.scan(b"d"))
 
 
-class MemoryStore:
+class MemoryStore(AsyncStoreMethods):
     """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
 
     Parameters
@@ -93,6 +95,10 @@ class MemoryStore:
     ``get_statistics()["overall"]["ram_bytes"]`` reports both.
 
     **Threads**: every method is safe to call from many threads at once.
+    **asyncio**: ``astore``, ``aretrieve``, ``adelete``, ``astore_many``,
+    ``amigrate``, ``arun_migrations``, ``acompact``, ``averify``,
+    ``aget_statistics``, ``aflush`` and ``aclose`` run their blocking twins off
+    the event loop; ``async with MemoryStore(...)`` closes it.
     **Processes**: one process at a time may open a directory for writing
     (enforced with a lock file; a second writer gets ``StoreLockedError``);
     any number of others may open it with ``read_only=True`` and see every
@@ -257,7 +263,7 @@ class MemoryStore:
         self,
         key: str | bytes,
         value: Any,
-        tier: str | int = "hot",
+        tier: TierLike = "hot",
         pin: bool = False,
         allow_loss: bool = False,
     ) -> int:
@@ -319,14 +325,14 @@ class MemoryStore:
 
         def make_record() -> bytes:  # compressed only when the content is new (dedup first)
             self._learn(data)
-            return engine._compress_serialized(data, d)
+            return engine.compress_serialized(data, d)
 
         return key, make_record, d, len(data), data
 
     def store_many(
         self,
         items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]],
-        tier: str | int = "hot",
+        tier: TierLike = "hot",
         pin: bool = False,
         allow_loss: bool = False,
         batch: int = 1000,
@@ -437,7 +443,7 @@ class MemoryStore:
 
     # ------------------------------------------------------------ movement --
 
-    def migrate(self, key: str | bytes, tier: str | int) -> None:
+    def migrate(self, key: str | bytes, tier: TierLike) -> None:
         """Move ``key`` to ``tier`` now."""
         self._check_writable()
         self.tiers.migrate(key, tier)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.codecs import decode, deserialize
 import logging
 
@@ -69,7 +70,8 @@ class TieredStorage:
     hot_max_bytes : int
         RAM bound of the hot tier.
     eviction_policy : str
-        Eviction order of the hot tier (``s3fifo``, ``lru``, ``lfu``, ``fifo``).
+        Eviction policy of the hot tier, one of ``memstrata._native.eviction.POLICIES``
+        (default ``DEFAULT_POLICY``).
     hot_idle_seconds, warm_idle_seconds : float or None
         Demote hot -> warm / warm -> cold after this long without access.
     warm_max_bytes : int, optional
@@ -104,7 +106,7 @@ class TieredStorage:
         cold: ColdTier | None = None,
         *,
         hot_max_bytes: int = 64 << 20,
-        eviction_policy: str = "s3fifo",
+        eviction_policy: str = DEFAULT_POLICY,
         hot_idle_seconds: float | None = None,
         warm_idle_seconds: float | None = None,
         warm_max_bytes: int | None = None,
