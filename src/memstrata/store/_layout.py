@@ -104,11 +104,15 @@ def _has_data(path: Path) -> bool:
     return packs.is_dir() and any(packs.iterdir())
 
 
+def _immutable(db: Path) -> bool:
+    """True when ``db`` can be read without SQLite creating files: no write-ahead log holds committed pages."""
+    wal = db.with_name(db.name + "-wal")
+    return not wal.exists() or wal.stat().st_size == 0 or not os.access(db.parent, os.W_OK)
+
+
 def check_v1_file(db: Path) -> None:
     """Refuse a ``store.sqlite`` that memstrata did not write (never add tables to someone else's database)."""
-    uri = db.resolve().as_uri() + "?mode=ro"
-    if not os.access(db.parent, os.W_OK):
-        uri += "&immutable=1"
+    uri = db.resolve().as_uri() + "?mode=ro" + ("&immutable=1" if _immutable(db) else "")
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
@@ -146,7 +150,8 @@ def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, int |
         check_v1_file(path / DB_NAME)
         if not read_only:
             log.warning("memstrata: %s is a format-1 store, opened read-only; MemoryStore.upgrade(path) converts it", path)
-        return SQLiteBackend(path / DB_NAME, cfg.durability, read_only=True), 1, None, True
+        db = path / DB_NAME
+        return SQLiteBackend(db, cfg.durability, read_only=True, immutable=_immutable(db)), 1, None, True
     lock_fd = None if read_only else take_lock(path)
     try:
         if not read_only:
@@ -198,7 +203,7 @@ def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[st
         staging = p / UPGRADE_STAGING
         if staging.exists():
             shutil.rmtree(staging)
-        src = SQLiteBackend(db, durability, read_only=True)
+        src = SQLiteBackend(db, durability, read_only=True, immutable=_immutable(db))
         try:
             rows = list(src.scan(b""))
         finally:

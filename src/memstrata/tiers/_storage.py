@@ -152,6 +152,7 @@ class TieredStorage:
             0,
         )
         self.last_migration_error: str | None = None
+        self._forgotten_packs: set[int] = set()  # packs holding blobs dropped by gc(), rewritten by compact()
         self._closed = False
         self._seq = self.warm.seq()
         self._recount()
@@ -773,6 +774,10 @@ class TieredStorage:
                 if info[0] == 0:
                     deletes += [A + d, B + d]
                     n_blobs += 1
+                    if info[2] == COLD:  # its pack must be rewritten so no byte of it remains
+                        payload = self.warm.payload(d)
+                        if payload is not None:
+                            self._forgotten_packs.add(PACKREF.unpack(payload)[0])
             if deletes:
                 self.backend.apply({}, deletes)
             self._recount()
@@ -801,7 +806,9 @@ class TieredStorage:
                 size = cold.location.size(pack_name(pack_id))
                 blobs = live.get(pack_id, [])
                 live_bytes = sum(ref[2] + 24 for _d, ref in blobs)
-                if blobs and size and (size - live_bytes) / size < self.compact_dead_ratio:
+                if blobs and size and (size - live_bytes) / size < self.compact_dead_ratio and (
+                    pack_id not in self._forgotten_packs
+                ):
                     continue
                 if blobs:
                     puts = {}
@@ -814,6 +821,7 @@ class TieredStorage:
                 cold.remove(pack_id)
                 result["packs_removed"] += 1
                 result["bytes_reclaimed"] += size - live_bytes
+            self._forgotten_packs.clear()
             self.counters["compactions"] += 1
             self._vacuum()
             return result
