@@ -27,7 +27,7 @@ from memstrata.codecs._registry import (
     read_header,
     register_codec,
 )
-from memstrata.codecs._values import deserialize, serialize
+from memstrata.codecs._values import deserialize, is_plain, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
 from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
@@ -57,6 +57,7 @@ __all__ = [
     "deserialize",
     "get_codec",
     "get_dictionary",
+    "is_plain",
     "prune_graph",
     "read_header",
     "register",
