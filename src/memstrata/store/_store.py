@@ -15,7 +15,7 @@ from memstrata._native.hashing import digest as _digest
 from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
-from memstrata.errors import MemstrataError
+from memstrata.errors import StoreLockedError
 from memstrata.store._config import StoreConfig
 from memstrata.store._stats import StatsRegistry
 
@@ -27,10 +27,6 @@ PACKS_DIR = "packs"
 LOCK_NAME = "LOCK"
 DICTIONARY_BYTES = 16 * 1024
 SAMPLE_RESERVOIR = 2000
-
-
-class StoreLockedError(MemstrataError):
-    """Another process has the store open for writing."""
 
 
 class _DictionaryMapping(MutableMapping[bytes, bytes]):
