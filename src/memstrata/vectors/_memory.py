@@ -321,7 +321,8 @@ class VectorMemory(IndexState):
             rows = self._find_rows(arr, missing_ok=missing_ok)
             arr = arr[rows >= 0]
         else:
-            arr = self._ids[self._rows_for(filter, strict, all_rows=True)]
+            rows = self._rows_for(filter, strict, all_rows=True)
+            arr = self._ids[rows]
         if arr.size:
             self._commit({"op": "delete", "ids": arr})
         return int(arr.size)
@@ -357,7 +358,8 @@ class VectorMemory(IndexState):
     def ids(self, filter: FilterArg = None, *, strict: bool = True) -> np.ndarray:
         """Ids of the live rows (matching ``filter``), in insertion order (int64)."""
         self._check_open()
-        return self._ids[self._rows_for(filter, strict, all_rows=True)].copy()
+        rows = self._rows_for(filter, strict, all_rows=True)  # merges pending rows first
+        return self._ids[rows]
 
     def items(self, filter: FilterArg = None, *, strict: bool = True) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(id, metadata)`` of the live rows (matching ``filter``), in insertion order."""

@@ -210,10 +210,10 @@ def _create(cls: type[VectorMemory], directory: Path, settings: dict[str, Any], 
     memory = _blank(cls, {k: defaults.get(k) if v is None else v for k, v in settings.items()})
     sync = durability != "none"
     remove_other_generations(directory, 0)
-    size = write_state(state_path(directory, 0), header_of(memory), sections_of(memory), sync=sync)
-    log = LogWriter(log_path(directory, 0), 0, create=True)
     if memory.rescore is not None:
         memory._originals = Originals(memory.dim, tail_path=originals_path(directory, 0))
+    size = write_state(state_path(directory, 0), header_of(memory), sections_of(memory), sync=sync)
+    log = LogWriter(log_path(directory, 0), 0, create=True)
     write_current(directory, 0, sync=sync)
     memory.path = directory
     memory._durable = Durable(0, durability, log, size)

@@ -218,6 +218,7 @@ class IndexState:
     def _tombstone(self, rows: np.ndarray) -> None:
         rows = np.unique(rows)
         self._alive[rows] = False
+        self._sorter = None
         self._n_deleted += int(rows.size)
         for row, i in zip(rows.tolist(), self._ids[rows].tolist()):
             self._set_metadata(i, None)
@@ -253,7 +254,9 @@ class IndexState:
         """Rows of live ``ids`` (``-1`` for missing ones when ``missing_ok``, else ``KeyError`` naming them)."""
         self._merge()
         if self._sorter is None:
-            self._sorter = np.argsort(self._ids, kind="stable")
+            # live rows only: an upserted id has a dead row and a live one
+            live = np.flatnonzero(self._alive)
+            self._sorter = live[np.argsort(self._ids[live], kind="stable")]
         sorted_ids = self._ids[self._sorter]
         pos = np.minimum(np.searchsorted(sorted_ids, ids), max(sorted_ids.size - 1, 0))
         if sorted_ids.size:
