@@ -22,3 +22,9 @@ def as_ids(name: str, ids: Any) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D sequence of integers, got {describe(arr)}")
     return arr.astype(np.int64)
+
+
+def unique_sorted(arr: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of a 1-D integer array (``np.unique`` without its first-call import cost)."""
+    s = np.sort(arr)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))] if s.size else s

@@ -10,7 +10,7 @@ import numpy as np
 
 from memstrata.errors import ClosedError
 from memstrata.vectors import _persist, _search
-from memstrata.vectors._args import as_ids, describe
+from memstrata.vectors._args import as_ids, describe, unique_sorted
 from memstrata.vectors._calibrate import CodecChoice, fit_codec
 from memstrata.vectors._state import IndexState
 from memstrata.vectors.filters import compile_filter
@@ -285,7 +285,7 @@ class VectorMemory(IndexState):
         """
         self._check_writable()
         arr = as_ids("ids", ids)
-        if np.unique(arr).size != arr.size:
+        if unique_sorted(arr).size != arr.size:
             raise ValueError("ids: expected unique ids, got duplicates within the batch")
         self._find_rows(arr)  # KeyError naming missing ids
         meta = self._check_metadata(metadata, arr.size)
@@ -317,7 +317,7 @@ class VectorMemory(IndexState):
         if (ids is None) == (filter is None):
             raise ValueError("delete: pass either ids or filter=, not both or neither")
         if ids is not None:
-            arr = np.unique(as_ids("ids", ids))
+            arr = unique_sorted(as_ids("ids", ids))
             rows = self._find_rows(arr, missing_ok=missing_ok)
             arr = arr[rows >= 0]
         else:

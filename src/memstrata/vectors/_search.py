@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata.vectors._args import unique_sorted
+
 if TYPE_CHECKING:
     from memstrata.vectors._state import IndexState as VectorMemory
 
@@ -88,7 +90,7 @@ def rescore(
 
     assert memory._originals is not None
     valid = found >= 0
-    unique = np.unique(found[valid])
+    unique = unique_sorted(found[valid])
     vectors = memory._originals.take(orig_rows[unique])
     positions = np.where(valid, np.searchsorted(unique, np.maximum(found, 0)), -1).astype(np.int64)
     bias = -np.einsum("ij,ij->i", vectors, vectors).astype(np.float32) if memory.metric == "l2" else None

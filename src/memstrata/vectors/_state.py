@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from memstrata.vectors import _search
-from memstrata.vectors._args import describe
+from memstrata.vectors._args import describe, unique_sorted
 from memstrata.vectors.filters import MetadataColumns
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class IndexState:
             if not (arr.size == 0 and n == 0):
                 raise ValueError(f"ids: expected {n} integers (one per vector), got {describe(arr)}")
         arr = arr.astype(np.int64)
-        if np.unique(arr).size != n:
+        if unique_sorted(arr).size != n:
             raise ValueError("ids: expected unique ids, got duplicates within the batch")
         return arr
 
@@ -216,7 +216,7 @@ class IndexState:
             self._metadata_bytes += len(json.dumps(meta, separators=(",", ":")))
 
     def _tombstone(self, rows: np.ndarray) -> None:
-        rows = np.unique(rows)
+        rows = unique_sorted(rows)
         self._alive[rows] = False
         self._sorter = None
         self._n_deleted += int(rows.size)
