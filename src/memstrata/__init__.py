@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, UnknownCodecError
+from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, StoreLockedError, UnknownCodecError
 
 __version__ = "0.1.0"
 
@@ -61,7 +61,6 @@ _LAZY_ATTRS: dict[str, str] = {
     # tiered storage and the store facade
     "MemoryStore": "memstrata.store",
     "StoreConfig": "memstrata.store",
-    "StoreLockedError": "memstrata.store",
     "TieredStorage": "memstrata.tiers",
     "StorageFullError": "memstrata.tiers",
 }
@@ -152,7 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rescore_topk,
         to_csr,
     )
-    from memstrata.store import MemoryStore, StoreConfig, StoreLockedError
+    from memstrata.store import MemoryStore, StoreConfig
     from memstrata.tiers import StorageFullError, TieredStorage
     from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
     from memstrata.vectors import VectorMemory
