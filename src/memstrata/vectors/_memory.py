@@ -479,10 +479,10 @@ class VectorMemory:
         ids : ndarray int64 (n_queries, k)
             Padded with -1.
         """
-        from memstrata.kernels.topk import _check_k
+        from memstrata.kernels.search import check_k
 
         q = self._prepare("queries", queries)
-        k = _check_k(k)
+        k = check_k(k)
         self._merge()
         rows = self._rows_for(filter)
         if (self._ids.size if rows is None else rows.size) == 0:
@@ -501,7 +501,7 @@ class VectorMemory:
 
     def _search_rows(self, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over ``rows`` (or all); returns scores (higher better) and positions into ``rows``."""
-        from memstrata.kernels.topk import float_search, hamming_search, int4_search, int8_search
+        from memstrata.kernels.search import float_search, hamming_search, int4_search, int8_search
 
         codes = self._codes if rows is None else self._codes[rows]
         bias = self._row_bias if rows is None or self._row_bias is None else self._row_bias[rows]
@@ -513,7 +513,7 @@ class VectorMemory:
             cand = None
             if self._bits is not None and self.shortlist is not None and n > self.shortlist:
                 bits = self._bits if rows is None else self._bits[rows]
-                _, cand = hamming_search(self._binary(q), bits, max(self.shortlist, want), self.dim)
+                _, cand = hamming_search(self._binary(q), bits, max(self.shortlist, want))
             scores, found = int8_search(
                 q, codes, self._scales, self._offsets, want, factor_scale=factor, row_bias=bias, candidates=cand
             )
@@ -521,7 +521,7 @@ class VectorMemory:
             assert self._scales is not None and self._offsets is not None
             scores, found = int4_search(q, codes, self._scales, self._offsets, want, factor_scale=factor, row_bias=bias)
         elif self.codec == "binary":
-            dist, found = hamming_search(self._binary(q), codes, want, self.dim)
+            dist, found = hamming_search(self._binary(q), codes, want)
             scores = np.where(found >= 0, 1.0 - 2.0 * dist / self.dim, -np.inf).astype(np.float32)
         else:
             scores, found = self._blas_topk(q, codes, want, factor, bias)
