@@ -161,28 +161,44 @@ static inline void ms_keep_dist(ms_heap *h, int64_t k, int32_t dist, int64_t i) 
 
 /* A micro-kernel computes dots[tq][tr] for TQ queries (weights w + tq * wstride)
    and TR rows (codes + tr * d) over all d dimensions. */
-#define MS_TQ 2
-#define MS_TR 4
+#define MS_TQ 4
+#define MS_TR 2
 
 typedef void (*ms_tile_fn)(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
                            int nq, int nr, int32_t *dots);
 
 /* Shared by every path: blocks of rows x micro-tiles, fused selection. */
-static void ms_scan(ms_tile_fn tile, const int16_t *w, int64_t wstride, const float *factor, const uint8_t *codes,
-                    int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq, int64_t k,
-                    float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i) {
+/* With `widen`, each block of int8 rows is first sign-extended to int16 in a
+   scratch buffer (in L2): every query of the batch then multiplies plain
+   int16 loads, where widening in the inner loop would cost a shuffle per load
+   per query group. The int4 tiles read the packed bytes directly. */
+static int ms_scan(ms_tile_fn tile, int widen, const int16_t *w, int64_t wstride, const float *factor,
+                   const uint8_t *codes, int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq,
+                   int64_t k, float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i) {
     ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
+    int16_t *wide = widen ? (int16_t *)malloc(sizeof(int16_t) * (size_t)(MS_BLOCK_ROWS * d + 1)) : NULL;
+    if (heaps == NULL || (widen && wide == NULL)) { free(heaps); free(wide); return -1; }
     int32_t dots[MS_TQ * MS_TR];
     for (int64_t a = 0; a < nq; a++) { heaps[a].s = heap_s + a * k; heaps[a].i = heap_i + a * k; heaps[a].size = 0; }
     for (int64_t b0 = 0; b0 < nq; b0 += MS_BLOCK_QUERIES) {
       int64_t b1 = b0 + MS_BLOCK_QUERIES < nq ? b0 + MS_BLOCK_QUERIES : nq;
       for (int64_t r0 = 0; r0 < n; r0 += MS_BLOCK_ROWS) {
         int64_t r1 = r0 + MS_BLOCK_ROWS < n ? r0 + MS_BLOCK_ROWS : n;
+        const uint8_t *block = codes + r0 * cstride;
+        int64_t bstride = cstride;
+        if (widen) {
+            const int8_t *src = (const int8_t *)block;
+            for (int64_t e = 0; e < (r1 - r0) * d; e++) wide[e] = src[e];
+            block = (const uint8_t *)wide;
+            bstride = d;
+        }
         for (int64_t a = b0; a < b1; a += MS_TQ) {
             int tq = b1 - a < MS_TQ ? (int)(b1 - a) : MS_TQ;
             for (int64_t r = r0; r < r1; r += MS_TR) {
                 int tr = r1 - r < MS_TR ? (int)(r1 - r) : MS_TR;
-                tile(w + a * wstride, wstride, codes + r * cstride, d, cstride, tq, tr, dots);
+                const uint8_t *rows = widen ? (const uint8_t *)((const int16_t *)block + (r - r0) * bstride)
+                                            : block + (r - r0) * bstride;
+                tile(w + a * wstride, wstride, rows, d, bstride, tq, tr, dots);
                 for (int x = 0; x < tq; x++)
                     for (int y = 0; y < tr; y++)
                         ms_keep(&heaps[a + x], k, dots[x * MS_TR + y], factor[a + x], bias[r + y], r + y);
@@ -192,15 +208,17 @@ static void ms_scan(ms_tile_fn tile, const int16_t *w, int64_t wstride, const fl
     }
     for (int64_t a = 0; a < nq; a++) ms_drain(&heaps[a], k, out_s + a * k, out_i + a * k);
     free(heaps);
+    free(wide);
+    return 0;
 }
 
-/* int8 portable: codes are int8 bytes, w int16 */
+/* int8 portable: codes arrive widened to int16 (see ms_scan), w int16 */
 static void ms_i8_tile_portable(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
                                 int nq, int nr, int32_t *dots) {
     for (int x = 0; x < nq; x++)
         for (int y = 0; y < nr; y++) {
             const int16_t *q = w + x * wstride;
-            const int8_t *c = (const int8_t *)(codes + y * cstride);
+            const int16_t *c = (const int16_t *)codes + y * cstride;
             int32_t acc = 0;
             for (int64_t j = 0; j < d; j++) acc += (int32_t)q[j] * (int32_t)c[j];
             dots[x * MS_TR + y] = acc;
@@ -231,31 +249,36 @@ static void ms_i4_tile_portable(const int16_t *w, int64_t wstride, const uint8_t
 
 #if MS_X86
 
-#define MS_DEFINE_I8_TILE(NAME, ATTR, VEC, NL, LOAD8, LOADW, MADD, ZERO, HSUM)                                        \
+#define MS_DEFINE_I8_TILE(NAME, ATTR, VEC, NL, LOAD16, LOADW, MADD, ZERO, HSUM)                                        \
     ATTR static void NAME(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,       \
                           int nq, int nr, int32_t *dots) {                                                          \
         /* a partial tile repeats its first query / row; only the real dots are kept */                            \
         const int16_t *q0 = w, *q1 = nq > 1 ? w + wstride : w;                                                      \
-        const int8_t *c0 = (const int8_t *)codes, *c1 = nr > 1 ? c0 + cstride : c0;                                 \
-        const int8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;                    \
-        VEC a00 = ZERO, a01 = ZERO, a02 = ZERO, a03 = ZERO, a10 = ZERO, a11 = ZERO, a12 = ZERO, a13 = ZERO;         \
+        const int16_t *q2 = nq > 2 ? w + 2 * wstride : w, *q3 = nq > 3 ? w + 3 * wstride : w;                       \
+        const int16_t *c0 = (const int16_t *)codes, *c1 = nr > 1 ? c0 + cstride : c0;                               \
+        VEC a00 = ZERO, a01 = ZERO, a10 = ZERO, a11 = ZERO, a20 = ZERO, a21 = ZERO, a30 = ZERO, a31 = ZERO;         \
         int64_t j = 0;                                                                                              \
         for (; j + NL <= d; j += NL) {                                                                              \
-            VEC x0 = LOAD8(c0 + j), x1 = LOAD8(c1 + j), x2 = LOAD8(c2 + j), x3 = LOAD8(c3 + j);                     \
+            VEC x0 = LOAD16(c0 + j), x1 = LOAD16(c1 + j);                                                           \
             VEC u = LOADW(q0 + j);                                                                                  \
-            a00 = MADD(a00, u, x0); a01 = MADD(a01, u, x1); a02 = MADD(a02, u, x2); a03 = MADD(a03, u, x3);         \
+            a00 = MADD(a00, u, x0); a01 = MADD(a01, u, x1);                                                         \
             u = LOADW(q1 + j);                                                                                      \
-            a10 = MADD(a10, u, x0); a11 = MADD(a11, u, x1); a12 = MADD(a12, u, x2); a13 = MADD(a13, u, x3);         \
+            a10 = MADD(a10, u, x0); a11 = MADD(a11, u, x1);                                                         \
+            u = LOADW(q2 + j);                                                                                      \
+            a20 = MADD(a20, u, x0); a21 = MADD(a21, u, x1);                                                         \
+            u = LOADW(q3 + j);                                                                                      \
+            a30 = MADD(a30, u, x0); a31 = MADD(a31, u, x1);                                                         \
         }                                                                                                           \
         int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                                    \
         for (; j < d; j++) {                                                                                        \
-            int32_t w0 = q0[j], w1 = q1[j];                                                                         \
-            t[0] += w0 * c0[j]; t[1] += w0 * c1[j]; t[2] += w0 * c2[j]; t[3] += w0 * c3[j];                         \
-            t[4] += w1 * c0[j]; t[5] += w1 * c1[j]; t[6] += w1 * c2[j]; t[7] += w1 * c3[j];                         \
+            int32_t y0 = c0[j], y1 = c1[j];                                                                         \
+            t[0] += q0[j] * y0; t[1] += q0[j] * y1; t[2] += q1[j] * y0; t[3] += q1[j] * y1;                         \
+            t[4] += q2[j] * y0; t[5] += q2[j] * y1; t[6] += q3[j] * y0; t[7] += q3[j] * y1;                         \
         }                                                                                                           \
-        dots[0] = HSUM(a00) + t[0]; dots[1] = HSUM(a01) + t[1]; dots[2] = HSUM(a02) + t[2];                         \
-        dots[3] = HSUM(a03) + t[3]; dots[4] = HSUM(a10) + t[4]; dots[5] = HSUM(a11) + t[5];                         \
-        dots[6] = HSUM(a12) + t[6]; dots[7] = HSUM(a13) + t[7];                                                     \
+        dots[0 * MS_TR + 0] = HSUM(a00) + t[0]; dots[0 * MS_TR + 1] = HSUM(a01) + t[1];                             \
+        dots[1 * MS_TR + 0] = HSUM(a10) + t[2]; dots[1 * MS_TR + 1] = HSUM(a11) + t[3];                             \
+        dots[2 * MS_TR + 0] = HSUM(a20) + t[4]; dots[2 * MS_TR + 1] = HSUM(a21) + t[5];                             \
+        dots[3 * MS_TR + 0] = HSUM(a30) + t[6]; dots[3 * MS_TR + 1] = HSUM(a31) + t[7];                             \
     }
 
 /* int4 with weights de-interleaved by the caller: w[0 .. half) are the even
@@ -309,7 +332,7 @@ MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
 #define MS_AVX2_LOADW(p) _mm256_loadu_si256((const __m256i *)(p))
 #define MS_AVX2_MADD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
 #define MS_AVX2_SRL(v, n) _mm256_srli_epi16((v), (n))
-MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVX2_MADD,
+MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256)
 MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
@@ -318,7 +341,7 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_
 #if MS_HAVE_AVXVNNI
 #define MS_AVXVNNI_ATTR __attribute__((target("avx2,avxvnni,popcnt")))
 #define MS_AVXVNNI_MADD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
-MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256)
 MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
@@ -332,7 +355,7 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD
 #define MS_AVX512_MADD(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
 #define MS_AVX512_SRL(v, n) _mm512_srli_epi16((v), (n))
 #define MS_AVX512_HSUM(v) _mm512_reduce_add_epi32(v)
-MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADW, MS_AVX512_MADD,
+MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADW, MS_AVX512_LOADW, MS_AVX512_MADD,
                   _mm512_setzero_si512(), MS_AVX512_HSUM)
 MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADB, MS_AVX512_LOADW, MS_AVX512_MADD,
                   _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL, _mm512_set1_epi16)
@@ -363,6 +386,11 @@ static ms_tile_fn ms_i4_tile(int path) {
 
 /* --------------------------------------------------------------- Hamming */
 
+/* Hamming micro-tiles: 2 queries x 4 rows */
+#define MS_HTQ 2
+#define MS_HTR 4
+
+
 typedef void (*ms_ham_fn)(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width, int64_t cstride,
                           int nq, int nr, int32_t *dist);
 
@@ -381,7 +409,7 @@ static inline int32_t ms_popcount_bytes(const uint8_t *a, const uint8_t *b, int6
 static void ms_ham_tile_portable(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
                                  int64_t cstride, int nq, int nr, int32_t *dist) {
     for (int x = 0; x < nq; x++)
-        for (int y = 0; y < nr; y++) dist[x * MS_TR + y] = ms_popcount_bytes(q + x * qstride, codes + y * cstride, width);
+        for (int y = 0; y < nr; y++) dist[x * MS_HTR + y] = ms_popcount_bytes(q + x * qstride, codes + y * cstride, width);
 }
 
 #if MS_X86
@@ -444,7 +472,34 @@ MS_AVX2_ATTR static void ms_ham_tile_avx2(const uint8_t *q, int64_t qstride, con
     const uint8_t *qq[2] = {q0, q1}, *cc[4] = {c0, c1, c2, c3};
     for (int x = 0; x < 2; x++)
         for (int y = 0; y < 4; y++)
-            dist[x * MS_TR + y] = ms_hsum64x4(t[x * 4 + y]) + ms_popcount_tail_popcnt(qq[x], cc[y], m, width);
+            dist[x * MS_HTR + y] = ms_hsum64x4(t[x * 4 + y]) + ms_popcount_tail_popcnt(qq[x], cc[y], m, width);
+}
+
+/* TQ x TR tile with scalar popcnt over 64-bit words: for short codes (a 384-bit
+   code is six words) this beats the table popcount, whose per-pair reduction
+   (vpsadbw + horizontal sum) costs more than the counting itself. */
+MS_AVX2_ATTR static void ms_ham_tile_popcnt(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
+                                            int64_t cstride, int nq, int nr, int32_t *dist) {
+    const uint8_t *q0 = q, *q1 = nq > 1 ? q + qstride : q;
+    const uint8_t *c0 = codes, *c1 = nr > 1 ? c0 + cstride : c0;
+    const uint8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;
+    uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+    int64_t m = 0;
+    for (; m + 8 <= width; m += 8) {
+        uint64_t x0, x1, x2, x3, u, v;
+        memcpy(&x0, c0 + m, 8); memcpy(&x1, c1 + m, 8); memcpy(&x2, c2 + m, 8); memcpy(&x3, c3 + m, 8);
+        memcpy(&u, q0 + m, 8); memcpy(&v, q1 + m, 8);
+        t0 += _mm_popcnt_u64(u ^ x0); t1 += _mm_popcnt_u64(u ^ x1); t2 += _mm_popcnt_u64(u ^ x2); t3 += _mm_popcnt_u64(u ^ x3);
+        t4 += _mm_popcnt_u64(v ^ x0); t5 += _mm_popcnt_u64(v ^ x1); t6 += _mm_popcnt_u64(v ^ x2); t7 += _mm_popcnt_u64(v ^ x3);
+    }
+    dist[0] = (int32_t)t0 + ms_popcount_tail_popcnt(q0, c0, m, width);
+    dist[1] = (int32_t)t1 + ms_popcount_tail_popcnt(q0, c1, m, width);
+    dist[2] = (int32_t)t2 + ms_popcount_tail_popcnt(q0, c2, m, width);
+    dist[3] = (int32_t)t3 + ms_popcount_tail_popcnt(q0, c3, m, width);
+    dist[MS_HTR + 0] = (int32_t)t4 + ms_popcount_tail_popcnt(q1, c0, m, width);
+    dist[MS_HTR + 1] = (int32_t)t5 + ms_popcount_tail_popcnt(q1, c1, m, width);
+    dist[MS_HTR + 2] = (int32_t)t6 + ms_popcount_tail_popcnt(q1, c2, m, width);
+    dist[MS_HTR + 3] = (int32_t)t7 + ms_popcount_tail_popcnt(q1, c3, m, width);
 }
 
 /* vpopcntq over 64-byte chunks (AVX-512 VPOPCNTDQ); the tail via popcnt */
@@ -466,52 +521,58 @@ static void ms_ham_tile_avx512(const uint8_t *q, int64_t qstride, const uint8_t 
                 acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, qx + m),
                                                                                   _mm512_maskz_loadu_epi8(mask, cy + m))));
             }
-            dist[x * MS_TR + y] = (int32_t)_mm512_reduce_add_epi64(acc);
+            dist[x * MS_HTR + y] = (int32_t)_mm512_reduce_add_epi64(acc);
         }
     }
 }
 #endif
 
-static ms_ham_fn ms_ham_tile(int path) {
+/* codes of at least this many bytes use the table popcount on the AVX2 path:
+   its vpsadbw reduction per pair is then paid over many chunks */
+#define MS_LUT_MIN_WIDTH 256
+
+static ms_ham_fn ms_ham_tile(int path, int64_t width) {
 #if MS_X86
     if (path == MS_AVX512VNNI && ms_has_vpopcntdq()) return ms_ham_tile_avx512;
-    if (path != MS_PORTABLE) return ms_ham_tile_avx2;
+    if (path != MS_PORTABLE) return width >= MS_LUT_MIN_WIDTH ? ms_ham_tile_avx2 : ms_ham_tile_popcnt;
 #endif
     return ms_ham_tile_portable;
 }
 
 /* Hamming scan: out_d int32 (nq, k) ascending distances, out_i rows; -1 padding. */
-static void ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
+static int ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
                             int64_t k, int32_t *out_d, int64_t *out_i, float *heap_s, int64_t *heap_i) {
-    ms_ham_fn tile = ms_ham_tile(path);
+    ms_ham_fn tile = ms_ham_tile(path, width);
     ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
-    int32_t dist[MS_TQ * MS_TR];
+    float *tmp_s = (float *)malloc(sizeof(float) * (size_t)(k > 0 ? k : 1));
+    if (heaps == NULL || tmp_s == NULL) { free(heaps); free(tmp_s); return -1; }
+    int32_t dist[MS_HTQ * MS_HTR];
     for (int64_t a = 0; a < nq; a++) { heaps[a].s = heap_s + a * k; heaps[a].i = heap_i + a * k; heaps[a].size = 0; }
     /* rows per block: keep the block in L1/L2 for the whole batch */
     int64_t block = width > 0 ? (65536 / width) & ~(int64_t)3 : 1024;
-    if (block < MS_TR) block = MS_TR;
+    if (block < MS_HTR) block = MS_HTR;
     for (int64_t b0 = 0; b0 < nq; b0 += MS_BLOCK_QUERIES) {
       int64_t b1 = b0 + MS_BLOCK_QUERIES < nq ? b0 + MS_BLOCK_QUERIES : nq;
       for (int64_t r0 = 0; r0 < n; r0 += block) {
         int64_t r1 = r0 + block < n ? r0 + block : n;
-        for (int64_t a = b0; a < b1; a += MS_TQ) {
-            int tq = b1 - a < MS_TQ ? (int)(b1 - a) : MS_TQ;
-            for (int64_t r = r0; r < r1; r += MS_TR) {
-                int tr = r1 - r < MS_TR ? (int)(r1 - r) : MS_TR;
+        for (int64_t a = b0; a < b1; a += MS_HTQ) {
+            int tq = b1 - a < MS_HTQ ? (int)(b1 - a) : MS_HTQ;
+            for (int64_t r = r0; r < r1; r += MS_HTR) {
+                int tr = r1 - r < MS_HTR ? (int)(r1 - r) : MS_HTR;
                 tile(q + a * width, width, codes + r * width, width, width, tq, tr, dist);
                 for (int x = 0; x < tq; x++)
-                    for (int y = 0; y < tr; y++) ms_keep_dist(&heaps[a + x], k, dist[x * MS_TR + y], r + y);
+                    for (int y = 0; y < tr; y++) ms_keep_dist(&heaps[a + x], k, dist[x * MS_HTR + y], r + y);
             }
         }
       }
     }
-    float *tmp_s = (float *)malloc(sizeof(float) * (size_t)(k > 0 ? k : 1));
     for (int64_t a = 0; a < nq; a++) {
         ms_drain(&heaps[a], k, tmp_s, out_i + a * k);
         for (int64_t p = 0; p < k; p++) out_d[a * k + p] = out_i[a * k + p] >= 0 ? (int32_t)(-tmp_s[p]) : -1;
     }
     free(tmp_s);
     free(heaps);
+    return 0;
 }
 
 #endif /* MS_SIMD_H */

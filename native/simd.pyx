@@ -23,10 +23,10 @@ cdef extern from "ms_simd.h" nogil:
                                 int nq, int nr, int32_t *dots)
     ms_tile_fn ms_i8_tile(int path)
     ms_tile_fn ms_i4_tile(int path)
-    void ms_scan(ms_tile_fn tile, const int16_t *w, int64_t wstride, const float *factor, const uint8_t *codes,
+    int ms_scan(ms_tile_fn tile, int widen, const int16_t *w, int64_t wstride, const float *factor, const uint8_t *codes,
                  int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq, int64_t k,
                  float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i)
-    void ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
+    int ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
                          int64_t k, int32_t *out_d, int64_t *out_i, float *heap_s, int64_t *heap_i)
 
 #: Path names in order of preference (best last), as ``MEMSTRATA_SIMD`` spells them.
@@ -61,10 +61,13 @@ def int8_scan(const int16_t[:, ::1] weights, const float[::1] factor, const int8
     cdef int64_t[:, ::1] hi = heap_i
     if nq == 0:
         return
+    cdef int status
     with nogil:
-        ms_scan(ms_i8_tile(p), &weights[0, 0], weights.shape[1], &factor[0],
+        status = ms_scan(ms_i8_tile(p), 1, &weights[0, 0], weights.shape[1], &factor[0],
                 <const uint8_t *>(&codes[0, 0]) if n > 0 else NULL, n, d, d, &bias[0] if n > 0 else NULL,
                 nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
+    if status != 0:
+        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
 
 
 def int4_scan(const int16_t[:, ::1] weights, const float[::1] factor, const uint8_t[:, ::1] packed, int64_t d,
@@ -78,10 +81,13 @@ def int4_scan(const int16_t[:, ::1] weights, const float[::1] factor, const uint
     cdef int64_t[:, ::1] hi = heap_i
     if nq == 0:
         return
+    cdef int status
     with nogil:
-        ms_scan(ms_i4_tile(p), &weights[0, 0], weights.shape[1], &factor[0],
+        status = ms_scan(ms_i4_tile(p), 0, &weights[0, 0], weights.shape[1], &factor[0],
                 &packed[0, 0] if n > 0 else NULL, n, d, packed.shape[1], &bias[0] if n > 0 else NULL,
                 nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
+    if status != 0:
+        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
 
 
 def hamming_scan(const uint8_t[:, ::1] queries, const uint8_t[:, ::1] codes, int64_t k,
@@ -95,6 +101,9 @@ def hamming_scan(const uint8_t[:, ::1] queries, const uint8_t[:, ::1] codes, int
     cdef int64_t[:, ::1] hi = heap_i
     if nq == 0:
         return
+    cdef int status
     with nogil:
-        ms_hamming_scan(p, &queries[0, 0], nq, &codes[0, 0] if n > 0 else NULL, n, width, k,
+        status = ms_hamming_scan(p, &queries[0, 0], nq, &codes[0, 0] if n > 0 else NULL, n, width, k,
                         &out_d[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
+    if status != 0:
+        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
