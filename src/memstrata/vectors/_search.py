@@ -64,7 +64,7 @@ def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | 
         cand = None
         if memory._bits is not None and memory.shortlist is not None and n > memory.shortlist:
             bits = memory._bits if rows is None else memory._bits[rows]
-            _, cand = hamming_search(sign_bits(memory, q), bits, max(memory.shortlist, want), memory.dim)
+            _, cand = hamming_search(sign_bits(memory, q), bits, max(memory.shortlist, want))
         scores, found = int8_search(
             q, codes, memory._scales, memory._offsets, want, factor_scale=factor, row_bias=bias, candidates=cand
         )
@@ -72,7 +72,7 @@ def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | 
         assert memory._scales is not None and memory._offsets is not None
         scores, found = int4_search(q, codes, memory._scales, memory._offsets, want, factor_scale=factor, row_bias=bias)
     elif memory.codec == "binary":
-        dist, found = hamming_search(sign_bits(memory, q), codes, want, memory.dim)
+        dist, found = hamming_search(sign_bits(memory, q), codes, want)
         scores = np.where(found >= 0, 1.0 - 2.0 * dist / memory.dim, -np.inf).astype(np.float32)
     else:
         scores, found = blas_topk(memory, q, codes, want, factor, bias)
