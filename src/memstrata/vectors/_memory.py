@@ -10,7 +10,7 @@ import numpy as np
 
 from memstrata.errors import ClosedError
 from memstrata.vectors import _persist, _search
-from memstrata.vectors._args import as_ids, describe, unique_sorted
+from memstrata.vectors._args import as_ids, check_k, describe, unique_sorted
 from memstrata.vectors._calibrate import CodecChoice, fit_codec
 from memstrata.vectors._state import IndexState
 from memstrata.vectors.filters import compile_filter
@@ -413,8 +413,6 @@ class VectorMemory(IndexState):
         ids : ndarray int64 (n_queries, k)
             Padded with -1.
         """
-        from memstrata.kernels import check_k
-
         self._check_open()
         q = self._prepare("queries", queries)
         k = check_k(k)
