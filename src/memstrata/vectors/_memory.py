@@ -224,8 +224,11 @@ class VectorMemory(IndexState):
     @property
     def nbytes(self) -> int:
         """Bytes held in RAM: codes, ids, parameters, tombstones, metadata (JSON size + columns); not the originals."""
-        arrays = [self._ids, self._codes, self._alive, self._bits, self._row_bias, self._orig_rows, self._sorter]
-        arrays += [self._scales, self._offsets, self._center]
+        arrays = [self._ids, self._codes, self._alive, self._bits, self._row_bias, self._orig_rows]
+        # a row array that is a view of a growth buffer holds the whole buffer
+        arrays = [a.base if a is not None and a.base is self._buffers.get(n) else a for n, a in zip(
+            ("_ids", "_codes", "_alive", "_bits", "_row_bias", "_orig_rows"), arrays)]
+        arrays += [self._sorter, self._sorted_ids, self._scales, self._offsets, self._center]
         total = sum(a.nbytes for a in arrays if a is not None)
         total += sum(a.nbytes for chunk in self._pending for a in chunk.values())
         return int(total + self._metadata_bytes + self._columns.nbytes)
@@ -252,8 +255,9 @@ class VectorMemory(IndexState):
         self._check_writable()
         x = self._prepare("vectors", vectors)
         new_ids = self._new_ids(ids, x.shape[0])
-        if ids is not None and self._find_rows(new_ids, missing_ok=True).max(initial=-1) >= 0:
-            present = new_ids[self._find_rows(new_ids, missing_ok=True) >= 0][:5].tolist()
+        found = self._find_rows(new_ids, missing_ok=True) if ids is not None else new_ids[:0]
+        if (found >= 0).any():
+            present = new_ids[found >= 0][:5].tolist()
             raise ValueError(f"ids: expected new ids, got some already in the memory ({present}); use upsert() to replace")
         meta = self._check_metadata(metadata, x.shape[0])
         if x.shape[0]:
