@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import CorruptDataError, MemstrataError, UnknownCodecError
+from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, StoreLockedError, UnknownCodecError
 
 __version__ = "0.1.0"
 
@@ -63,7 +63,7 @@ _LAZY_ATTRS: dict[str, str] = {
     "StorageFullError": "memstrata.tiers",
 }
 
-__all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
+__all__ = ["ClosedError", "CorruptDataError", "MemstrataError", "StoreLockedError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata._locks import WriterLock
 from memstrata.errors import CorruptDataError
 from memstrata.vectors._directory import (
     LOCK,
-    WriterLock,
     log_path,
     originals_path,
     read_current,

@@ -19,7 +19,7 @@ from memstrata.vectors.filters import MetadataColumns
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from memstrata.vectors._directory import WriterLock
+    from memstrata._locks import WriterLock
     from memstrata.vectors._originals import Originals
     from memstrata.vectors._persist import Durable
 
