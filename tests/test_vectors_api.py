@@ -88,3 +88,31 @@ def test_missing_ids_raise_key_error_naming_them_everywhere(call) -> None:
     with pytest.raises(KeyError, match=r"ids: not in the memory: \[99999\]"):
         call(memory)
     assert memory.delete([99999, 3], missing_ok=True) == 1
+
+
+def test_threads_writing_and_searching_at_once(tmp_path) -> None:
+    import threading
+
+    memory = VectorMemory.open(tmp_path / "vm", 8, codec="float32", metric="ip")
+    x = np.random.default_rng(3).standard_normal((400, 8)).astype(F32)
+    errors: list[BaseException] = []
+
+    def writer(start: int) -> None:
+        try:
+            for i in range(start, start + 100):
+                memory.add(x[i], ids=[i], metadata=[{"t": start}])
+                memory.search(x[i], 3, filter={"t": start})
+                if i % 10 == 0:
+                    memory.delete([i])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (0, 100, 200, 300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(memory) == 360 and memory.count({"t": 100}) == 90
+    memory.close()
+    with VectorMemory.open(tmp_path / "vm", read_only=True) as again:
+        assert sorted(again.ids().tolist()) == [i for i in range(400) if i % 10]

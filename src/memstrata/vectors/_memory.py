@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
@@ -16,6 +18,19 @@ from memstrata.vectors._state import IndexState
 from memstrata.vectors.filters import compile_filter
 
 __all__ = ["CodecChoice", "VectorMemory"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run ``method`` under the instance's lock: one call at a time changes or reads the state."""
+
+    @functools.wraps(method)
+    def wrapper(self: VectorMemory, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 FilterArg = Mapping[str, Any] | Callable[[dict[str, Any] | None], bool] | None
 
@@ -58,7 +73,9 @@ class VectorMemory(IndexState):
     leaves a tombstone; :meth:`compact` rewrites without deleted rows. Missing
     ids raise ``KeyError`` naming them in ``get``, ``metadata``, ``update`` and
     ``delete`` (``delete(..., missing_ok=True)`` skips them). Filters are the
-    language of :mod:`memstrata.vectors.filters` (or a callable).
+    language of :mod:`memstrata.vectors.filters` (or a callable). Threads:
+    every method may be called from many threads; one at a time holds the
+    memory.
 
     **Bytes per vector on disk** (a compacted durable memory, ``d``
     dimensions; each byte is in one file): the codes (int8 ``d``, int4
@@ -100,6 +117,7 @@ class VectorMemory(IndexState):
         originals_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._closed = True  # until constructed: __del__ and close() of a half-built instance do nothing
+        self._lock = threading.RLock()
         self._init(dim, codec, metric, rescore, shortlist)
         if rescore is not None:
             self._originals = _persist.private_originals(self, originals_path)
@@ -155,6 +173,7 @@ class VectorMemory(IndexState):
             read_only=read_only, durability=durability,
         )
 
+    @_locked
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a snapshot of the memory to one ``.msvm`` file, atomically (a new file renamed over ``path``)."""
         self._check_open()
@@ -175,18 +194,21 @@ class VectorMemory(IndexState):
         """
         return _persist.load_snapshot(cls, Path(path), originals_path)
 
+    @_locked
     def checkpoint(self) -> None:
         """Write the state of a durable memory to a new checkpoint and start a new, empty log."""
         self._check_writable()
         if self._durable is not None:
             _persist.checkpoint(self)
 
+    @_locked
     def compact(self) -> None:
         """Rewrite without deleted rows: RAM, and every file (after it no byte of a deleted vector remains)."""
         self._check_writable()
         self._compact_rows()
         _persist.compact_files(self)
 
+    @_locked
     def close(self) -> None:
         """Release the files and the writer lock; any later call raises ``ClosedError``. Idempotent."""
         if getattr(self, "_closed", True):
@@ -228,6 +250,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------------- sizes
 
+    @_locked
     def __len__(self) -> int:
         self._check_open()
         return int(self._ids.shape[0] + sum(c["ids"].shape[0] for c in self._pending) - self._n_deleted)
@@ -246,6 +269,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------------ writes
 
+    @_locked
     def add(
         self,
         vectors: np.ndarray,
@@ -275,6 +299,7 @@ class VectorMemory(IndexState):
             self._commit(self._add_record(x, new_ids, meta, replace=False))
         return new_ids
 
+    @_locked
     def upsert(
         self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray, metadata: list[Mapping[str, Any] | None] | None = None
     ) -> np.ndarray:
@@ -287,6 +312,7 @@ class VectorMemory(IndexState):
             self._commit(self._add_record(x, new_ids, meta, replace=True))
         return new_ids
 
+    @_locked
     def update(
         self,
         ids: Iterable[int] | np.ndarray,
@@ -316,6 +342,7 @@ class VectorMemory(IndexState):
         if arr.size:
             self._commit(self._add_record(x, arr, meta, replace=True))
 
+    @_locked
     def delete(
         self,
         ids: Iterable[int] | np.ndarray | None = None,
@@ -352,6 +379,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------- bookkeeping
     # ------------------------------------------------------------- reads
+    @_locked
     def get(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Vectors of ``ids`` (float32, (len(ids), dim)): the originals with ``rescore``, else decoded codes.
 
@@ -364,12 +392,14 @@ class VectorMemory(IndexState):
             return self._originals.take(self._orig_rows[rows])
         return np.array(_search.decode(self, self._codes[rows]), dtype=np.float32)
 
+    @_locked
     def metadata(self, id_: int) -> dict[str, Any] | None:
         """The metadata stored with ``id_`` (None if it has none); ``KeyError`` if ``id_`` is not in the memory."""
         self._check_open()
         self._find_rows(as_ids("id_", id_))
         return self._metadata.get(int(id_))
 
+    @_locked
     def ids(self, filter: FilterArg = None, *, strict: bool = True) -> np.ndarray:
         """Ids of the live rows (matching ``filter``), in insertion order (int64)."""
         self._check_open()
@@ -381,6 +411,7 @@ class VectorMemory(IndexState):
         for i in self.ids(filter, strict=strict).tolist():
             yield i, self._metadata.get(i)
 
+    @_locked
     def count(self, filter: FilterArg = None, *, strict: bool = True) -> int:
         """How many live rows (match ``filter``)."""
         self._check_open()
@@ -403,6 +434,7 @@ class VectorMemory(IndexState):
             return np.array([r for r in np.flatnonzero(self._alive).tolist() if filter(meta.get(ids[r]))], np.int64)
         raise TypeError(f"filter: expected a dict filter (see memstrata.vectors.filters) or a callable, got {describe(filter)}")
 
+    @_locked
     def search(
         self, queries: np.ndarray, k: int = 10, filter: FilterArg = None, *, strict: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -446,6 +478,7 @@ class VectorMemory(IndexState):
             scores = np.where(valid, np.maximum(qn[:, None] - scores, 0), np.inf).astype(np.float32)
         return scores.astype(np.float32), out_ids.astype(np.int64)
 
+    @_locked
     def near_duplicates(self, threshold: float = 0.95, *, return_similarity: bool = False) -> Any:
         """Pairs of ids whose cosine similarity is at least ``threshold``.
 

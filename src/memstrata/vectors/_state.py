@@ -7,6 +7,7 @@ live write and for a log record replayed on open alike.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 import msgspec
@@ -37,6 +38,7 @@ class IndexState:
     metric: str
     rescore: int | None
     shortlist: int | None
+    _lock: threading.RLock
 
     def _init(self, dim: Any, codec: Any, metric: Any, rescore: Any, shortlist: Any) -> None:
         """Check the settings and set up an empty state (no originals file yet)."""
