@@ -28,3 +28,10 @@ def unique_sorted(arr: np.ndarray) -> np.ndarray:
     """Sorted distinct values of a 1-D integer array (``np.unique`` without its first-call import cost)."""
     s = np.sort(arr)
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if s.size else s
+
+
+def check_k(k: Any) -> int:
+    """``k`` as a positive int (the same rule as ``memstrata.kernels.check_k``, without importing Numba)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    return int(k)

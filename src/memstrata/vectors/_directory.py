@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 import zlib
 from pathlib import Path
 
-from memstrata.errors import CorruptDataError, StoreLockedError
+from memstrata.errors import CorruptDataError
 from memstrata.vectors._format import sync_directory
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 _CURRENT_MAGIC = b"MSVMCUR1"
 _CURRENT = struct.Struct("<8sQI")
-
-# paths this process holds a writer lock on, so a second opener hears "this process"
-_HELD: set[str] = set()
-_HELD_LOCK = threading.Lock()
 
 
 def state_path(directory: Path, generation: int) -> Path:
@@ -41,40 +36,6 @@ def log_path(directory: Path, generation: int) -> Path:
 
 def originals_path(directory: Path, generation: int) -> Path:
     return directory / f"originals-{generation}.f32"
-
-
-class WriterLock:
-    """An exclusive ``flock`` on ``path``, known to this process so a second opener is told it is this process."""
-
-    def __init__(self, path: Path, what: str) -> None:
-        import fcntl
-
-        self.path = path
-        self._key = os.path.realpath(path)
-        with _HELD_LOCK:
-            if self._key in _HELD:
-                raise StoreLockedError(
-                    f"{what}: {path} is already open for writing in this process; close that instance "
-                    "first, or open it with read_only=True"
-                )
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                raise StoreLockedError(
-                    f"{what}: {path} is open for writing in another process; "
-                    "open it with read_only=True, or close the other one"
-                ) from exc
-            _HELD.add(self._key)
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            with _HELD_LOCK:
-                _HELD.discard(self._key)
 
 
 def read_current(directory: Path) -> int | None:

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
 from memstrata.errors import ClosedError
 from memstrata.vectors import _persist, _search
-from memstrata.vectors._args import as_ids, describe, unique_sorted
+from memstrata.vectors._args import as_ids, check_k, describe, unique_sorted
 from memstrata.vectors._calibrate import CodecChoice, fit_codec
 from memstrata.vectors._state import IndexState
 from memstrata.vectors.filters import compile_filter
 
 __all__ = ["CodecChoice", "VectorMemory"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run ``method`` under the instance's lock: one call at a time changes or reads the state."""
+
+    @functools.wraps(method)
+    def wrapper(self: VectorMemory, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 FilterArg = Mapping[str, Any] | Callable[[dict[str, Any] | None], bool] | None
 
@@ -58,7 +73,20 @@ class VectorMemory(IndexState):
     leaves a tombstone; :meth:`compact` rewrites without deleted rows. Missing
     ids raise ``KeyError`` naming them in ``get``, ``metadata``, ``update`` and
     ``delete`` (``delete(..., missing_ok=True)`` skips them). Filters are the
-    language of :mod:`memstrata.vectors.filters` (or a callable).
+    language of :mod:`memstrata.vectors.filters` (or a callable). Threads:
+    every method may be called from many threads; one at a time holds the
+    memory.
+
+    **Bytes per vector on disk** (a compacted durable memory, ``d``
+    dimensions; each byte is in one file): the codes (int8 ``d``, int4
+    ``d/2``, binary ``d/8``, float32 ``4d``) + 8 (id) + the metadata as
+    compact JSON, plus ``4d`` with ``rescore`` (the float originals, one
+    copy), ``4`` with ``metric="l2"`` (row norms) and ``d/8`` with
+    ``shortlist``. For 384-d embeddings with ~35 bytes of metadata,
+    ``benchmarks/bench_vectors_agent.py::test_bytes_on_disk_per_vector``
+    measures 427 (int8), 235 (int4), 91 (binary), 1579 (float32) bytes, and
+    1536 more with ``rescore``: within 0.2 % of that sum. The log holds each
+    write once until the next checkpoint moves it into the state file.
 
     Examples
     --------
@@ -89,6 +117,7 @@ class VectorMemory(IndexState):
         originals_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._closed = True  # until constructed: __del__ and close() of a half-built instance do nothing
+        self._lock = threading.RLock()
         self._init(dim, codec, metric, rescore, shortlist)
         if rescore is not None:
             self._originals = _persist.private_originals(self, originals_path)
@@ -144,6 +173,7 @@ class VectorMemory(IndexState):
             read_only=read_only, durability=durability,
         )
 
+    @_locked
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a snapshot of the memory to one ``.msvm`` file, atomically (a new file renamed over ``path``)."""
         self._check_open()
@@ -164,18 +194,21 @@ class VectorMemory(IndexState):
         """
         return _persist.load_snapshot(cls, Path(path), originals_path)
 
+    @_locked
     def checkpoint(self) -> None:
         """Write the state of a durable memory to a new checkpoint and start a new, empty log."""
         self._check_writable()
         if self._durable is not None:
             _persist.checkpoint(self)
 
+    @_locked
     def compact(self) -> None:
         """Rewrite without deleted rows: RAM, and every file (after it no byte of a deleted vector remains)."""
         self._check_writable()
         self._compact_rows()
         _persist.compact_files(self)
 
+    @_locked
     def close(self) -> None:
         """Release the files and the writer lock; any later call raises ``ClosedError``. Idempotent."""
         if getattr(self, "_closed", True):
@@ -217,6 +250,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------------- sizes
 
+    @_locked
     def __len__(self) -> int:
         self._check_open()
         return int(self._ids.shape[0] + sum(c["ids"].shape[0] for c in self._pending) - self._n_deleted)
@@ -224,14 +258,18 @@ class VectorMemory(IndexState):
     @property
     def nbytes(self) -> int:
         """Bytes held in RAM: codes, ids, parameters, tombstones, metadata (JSON size + columns); not the originals."""
-        arrays = [self._ids, self._codes, self._alive, self._bits, self._row_bias, self._orig_rows, self._sorter]
-        arrays += [self._scales, self._offsets, self._center]
+        arrays = [self._ids, self._codes, self._alive, self._bits, self._row_bias, self._orig_rows]
+        # a row array that is a view of a growth buffer holds the whole buffer
+        arrays = [a.base if a is not None and a.base is self._buffers.get(n) else a for n, a in zip(
+            ("_ids", "_codes", "_alive", "_bits", "_row_bias", "_orig_rows"), arrays)]
+        arrays += [self._sorter, self._sorted_ids, self._scales, self._offsets, self._center]
         total = sum(a.nbytes for a in arrays if a is not None)
         total += sum(a.nbytes for chunk in self._pending for a in chunk.values())
         return int(total + self._metadata_bytes + self._columns.nbytes)
 
     # ------------------------------------------------------------ writes
 
+    @_locked
     def add(
         self,
         vectors: np.ndarray,
@@ -252,14 +290,16 @@ class VectorMemory(IndexState):
         self._check_writable()
         x = self._prepare("vectors", vectors)
         new_ids = self._new_ids(ids, x.shape[0])
-        if ids is not None and self._find_rows(new_ids, missing_ok=True).max(initial=-1) >= 0:
-            present = new_ids[self._find_rows(new_ids, missing_ok=True) >= 0][:5].tolist()
+        found = self._find_rows(new_ids, missing_ok=True) if ids is not None else new_ids[:0]
+        if (found >= 0).any():
+            present = new_ids[found >= 0][:5].tolist()
             raise ValueError(f"ids: expected new ids, got some already in the memory ({present}); use upsert() to replace")
         meta = self._check_metadata(metadata, x.shape[0])
         if x.shape[0]:
             self._commit(self._add_record(x, new_ids, meta, replace=False))
         return new_ids
 
+    @_locked
     def upsert(
         self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray, metadata: list[Mapping[str, Any] | None] | None = None
     ) -> np.ndarray:
@@ -272,6 +312,7 @@ class VectorMemory(IndexState):
             self._commit(self._add_record(x, new_ids, meta, replace=True))
         return new_ids
 
+    @_locked
     def update(
         self,
         ids: Iterable[int] | np.ndarray,
@@ -301,6 +342,7 @@ class VectorMemory(IndexState):
         if arr.size:
             self._commit(self._add_record(x, arr, meta, replace=True))
 
+    @_locked
     def delete(
         self,
         ids: Iterable[int] | np.ndarray | None = None,
@@ -337,6 +379,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------- bookkeeping
     # ------------------------------------------------------------- reads
+    @_locked
     def get(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Vectors of ``ids`` (float32, (len(ids), dim)): the originals with ``rescore``, else decoded codes.
 
@@ -349,12 +392,14 @@ class VectorMemory(IndexState):
             return self._originals.take(self._orig_rows[rows])
         return np.array(_search.decode(self, self._codes[rows]), dtype=np.float32)
 
+    @_locked
     def metadata(self, id_: int) -> dict[str, Any] | None:
         """The metadata stored with ``id_`` (None if it has none); ``KeyError`` if ``id_`` is not in the memory."""
         self._check_open()
         self._find_rows(as_ids("id_", id_))
         return self._metadata.get(int(id_))
 
+    @_locked
     def ids(self, filter: FilterArg = None, *, strict: bool = True) -> np.ndarray:
         """Ids of the live rows (matching ``filter``), in insertion order (int64)."""
         self._check_open()
@@ -366,6 +411,7 @@ class VectorMemory(IndexState):
         for i in self.ids(filter, strict=strict).tolist():
             yield i, self._metadata.get(i)
 
+    @_locked
     def count(self, filter: FilterArg = None, *, strict: bool = True) -> int:
         """How many live rows (match ``filter``)."""
         self._check_open()
@@ -388,6 +434,7 @@ class VectorMemory(IndexState):
             return np.array([r for r in np.flatnonzero(self._alive).tolist() if filter(meta.get(ids[r]))], np.int64)
         raise TypeError(f"filter: expected a dict filter (see memstrata.vectors.filters) or a callable, got {describe(filter)}")
 
+    @_locked
     def search(
         self, queries: np.ndarray, k: int = 10, filter: FilterArg = None, *, strict: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -413,8 +460,6 @@ class VectorMemory(IndexState):
         ids : ndarray int64 (n_queries, k)
             Padded with -1.
         """
-        from memstrata.kernels import check_k
-
         self._check_open()
         q = self._prepare("queries", queries)
         k = check_k(k)
@@ -433,6 +478,7 @@ class VectorMemory(IndexState):
             scores = np.where(valid, np.maximum(qn[:, None] - scores, 0), np.inf).astype(np.float32)
         return scores.astype(np.float32), out_ids.astype(np.int64)
 
+    @_locked
     def near_duplicates(self, threshold: float = 0.95, *, return_similarity: bool = False) -> Any:
         """Pairs of ids whose cosine similarity is at least ``threshold``.
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata._locks import WriterLock
 from memstrata.errors import CorruptDataError
 from memstrata.vectors._directory import (
     LOCK,
-    WriterLock,
     log_path,
     originals_path,
     read_current,
@@ -80,6 +81,7 @@ def sections_of(memory: VectorMemory) -> dict[str, np.ndarray | Blocks]:
 
 def _blank(cls: type[VectorMemory], settings: dict[str, Any]) -> VectorMemory:
     memory = cls.__new__(cls)
+    memory._lock = threading.RLock()
     memory._init(settings["dim"], settings["codec"], settings["metric"], settings["rescore"], settings["shortlist"])
     return memory
 

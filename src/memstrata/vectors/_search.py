@@ -52,14 +52,14 @@ def sign_bits(memory: VectorMemory, x: np.ndarray) -> np.ndarray:
 
 def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k over ``rows`` (or all rows); returns scores (higher better) and positions into ``rows``."""
-    from memstrata.kernels import hamming_search, int4_search, int8_search
-
     codes = memory._codes if rows is None else memory._codes[rows]
     bias = memory._row_bias if rows is None or memory._row_bias is None else memory._row_bias[rows]
     factor = 2.0 if memory.metric == "l2" else 1.0
     n = codes.shape[0]
     want = k if memory.rescore is None else min(n, memory.rescore * k) or 1
     if memory.codec == "int8":
+        from memstrata.kernels import hamming_search, int8_search
+
         assert memory._scales is not None and memory._offsets is not None
         cand = None
         if memory._bits is not None and memory.shortlist is not None and n > memory.shortlist:
@@ -69,9 +69,13 @@ def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | 
             q, codes, memory._scales, memory._offsets, want, factor_scale=factor, row_bias=bias, candidates=cand
         )
     elif memory.codec == "int4":
+        from memstrata.kernels import int4_search
+
         assert memory._scales is not None and memory._offsets is not None
         scores, found = int4_search(q, codes, memory._scales, memory._offsets, want, factor_scale=factor, row_bias=bias)
     elif memory.codec == "binary":
+        from memstrata.kernels import hamming_search
+
         dist, found = hamming_search(sign_bits(memory, q), codes, want)
         scores = np.where(found >= 0, 1.0 - 2.0 * dist / memory.dim, -np.inf).astype(np.float32)
     else:

@@ -7,7 +7,7 @@ live write and for a log record replayed on open alike.
 
 from __future__ import annotations
 
-import json
+import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 import msgspec
@@ -20,11 +20,13 @@ from memstrata.vectors.filters import MetadataColumns
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from memstrata.vectors._directory import WriterLock
+    from memstrata._locks import WriterLock
     from memstrata.vectors._originals import Originals
     from memstrata.vectors._persist import Durable
 
 CODECS = ("int8", "int4", "binary", "float32")
+#: rows appended since the id index was built that lookups compare directly before it is rebuilt
+_TAIL_ROWS = 1024
 METRICS = ("cosine", "ip", "l2")
 
 
@@ -36,6 +38,7 @@ class IndexState:
     metric: str
     rescore: int | None
     shortlist: int | None
+    _lock: threading.RLock
 
     def _init(self, dim: Any, codec: Any, metric: Any, rescore: Any, shortlist: Any) -> None:
         """Check the settings and set up an empty state (no originals file yet)."""
@@ -75,7 +78,11 @@ class IndexState:
         self._metadata_bytes = 0
         self._columns = MetadataColumns()
         self._next_id = 0
+        # live rows ordered by id (rows below _n_sorted), and their ids, for id -> row lookups
         self._sorter: np.ndarray | None = None
+        self._sorted_ids = np.empty(0, np.int64)
+        self._n_sorted = 0
+        self._buffers: dict[str, np.ndarray] = {}  # capacity behind the row arrays
         self._orig_rows = np.empty(0, np.int64) if rescore is not None else None
         self._originals: Originals | None = None
         self._locks: list[WriterLock] = []
@@ -124,9 +131,9 @@ class IndexState:
             if not isinstance(meta, Mapping):
                 raise ValueError(f"metadata: expected dicts (or None), got {describe(meta)}")
             try:
-                normal = json.loads(json.dumps(dict(meta), separators=(",", ":")))
+                normal = msgspec.json.decode(msgspec.json.encode(dict(meta)))
                 msgspec.msgpack.encode(normal)
-            except (TypeError, ValueError, OverflowError) as exc:
+            except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
                 raise ValueError(f"metadata: expected JSON-serializable mappings, got {meta!r}") from exc
             out.append(normal)
         return out
@@ -197,7 +204,6 @@ class IndexState:
             for i, m in zip(ids.tolist(), meta):
                 self._set_metadata(i, m)
             self._next_id = max(self._next_id, int(ids.max()) + 1)
-            self._sorter = None
         elif record["op"] == "meta":
             rows = self._find_rows(ids)
             for row, i, m in zip(rows.tolist(), ids.tolist(), record["meta"]):
@@ -210,31 +216,45 @@ class IndexState:
     def _set_metadata(self, id_: int, meta: dict[str, Any] | None) -> None:
         old = self._metadata.pop(id_, None)
         if old is not None:
-            self._metadata_bytes -= len(json.dumps(old, separators=(",", ":")))
+            self._metadata_bytes -= len(msgspec.json.encode(old))
         if meta is not None:
             self._metadata[id_] = meta
-            self._metadata_bytes += len(json.dumps(meta, separators=(",", ":")))
+            self._metadata_bytes += len(msgspec.json.encode(meta))
 
     def _tombstone(self, rows: np.ndarray) -> None:
         rows = unique_sorted(rows)
         self._alive[rows] = False
-        self._sorter = None
+        if self._sorter is not None and rows.size:
+            live = self._alive[self._sorter]
+            self._sorter, self._sorted_ids = self._sorter[live], self._sorted_ids[live]
         self._n_deleted += int(rows.size)
         for row, i in zip(rows.tolist(), self._ids[rows].tolist()):
             self._set_metadata(i, None)
             self._columns.set(row, None)
 
     def _merge(self) -> None:
+        """Append the pending chunks to the row arrays, which grow by doubling (one add costs O(added), not O(n))."""
         if not self._pending:
             return
         parts = self._pending
         self._pending = []
-        self._ids = np.concatenate([self._ids] + [p["ids"] for p in parts])
-        self._codes = np.concatenate([self._codes] + [p["codes"] for p in parts])
-        self._alive = np.concatenate([self._alive] + [np.ones(p["ids"].shape[0], bool) for p in parts])
-        for name in ("_bits", "_row_bias", "_orig_rows"):
-            if getattr(self, name) is not None:
-                setattr(self, name, np.concatenate([getattr(self, name)] + [p[name[1:]] for p in parts]))
+        n_old = self._ids.shape[0]
+        n_new = n_old + sum(p["ids"].shape[0] for p in parts)
+        parts_of = {"_alive": [np.ones(p["ids"].shape[0], bool) for p in parts]}
+        for name in ("_ids", "_codes", "_alive", "_bits", "_row_bias", "_orig_rows"):
+            current = getattr(self, name)
+            if current is None:
+                continue
+            buffer = self._buffers.get(name)
+            if buffer is None or current.base is not buffer or buffer.shape[0] < n_new:
+                buffer = np.empty((max(n_new, 2 * n_old, 64),) + current.shape[1:], current.dtype)
+                buffer[:n_old] = current
+                self._buffers[name] = buffer
+            start = n_old
+            for part in parts_of.get(name) or [p[name[1:]] for p in parts]:
+                buffer[start : start + part.shape[0]] = part
+                start += part.shape[0]
+            setattr(self, name, buffer[:n_new])
 
     def _compact_rows(self) -> None:
         """Drop tombstoned rows from RAM (the files keep them until :meth:`compact` or a checkpoint)."""
@@ -251,19 +271,32 @@ class IndexState:
         self._sorter = None
 
     def _find_rows(self, ids: np.ndarray, missing_ok: bool = False) -> np.ndarray:
-        """Rows of live ``ids`` (``-1`` for missing ones when ``missing_ok``, else ``KeyError`` naming them)."""
+        """Rows of live ``ids`` (``-1`` for missing ones when ``missing_ok``, else ``KeyError`` naming them).
+
+        Live rows below ``_n_sorted`` are indexed by id (``_sorter``); rows
+        appended since (at most ``_TAIL_ROWS``) are compared directly, so a
+        single add costs no sort.
+        """
         self._merge()
-        if self._sorter is None:
+        n = self._ids.shape[0]
+        if self._sorter is None or n - self._n_sorted > _TAIL_ROWS or (n - self._n_sorted) * ids.size > 1 << 22:
             # live rows only: an upserted id has a dead row and a live one
             live = np.flatnonzero(self._alive)
             self._sorter = live[np.argsort(self._ids[live], kind="stable")]
-        sorted_ids = self._ids[self._sorter]
-        pos = np.minimum(np.searchsorted(sorted_ids, ids), max(sorted_ids.size - 1, 0))
+            self._sorted_ids = self._ids[self._sorter]
+            self._n_sorted = n
+        sorted_ids = self._sorted_ids
         if sorted_ids.size:
+            pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
             rows = np.where(sorted_ids[pos] == ids, self._sorter[pos], -1)
             rows = np.where((rows >= 0) & self._alive[np.maximum(rows, 0)], rows, -1)
         else:
             rows = np.full(ids.shape, -1, np.int64)
+        if self._n_sorted < n:
+            tail = self._ids[self._n_sorted : n]
+            eq = (ids[:, None] == tail[None, :]) & self._alive[self._n_sorted : n][None, :]
+            last = tail.size - 1 - np.argmax(eq[:, ::-1], axis=1)  # the newest live row of an id
+            rows = np.where(eq.any(axis=1), self._n_sorted + last, rows)
         if not missing_ok and (rows < 0).any():
             missing = ids[rows < 0]
             more = f" and {missing.size - 5} more" if missing.size > 5 else ""
