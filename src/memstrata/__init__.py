@@ -66,6 +66,7 @@ _LAZY_ATTRS: dict[str, str] = {
 }
 
 __all__ = [  # a literal list, so type checkers see every public name
+    "AdaptiveOrder",
     "BloomFilter",
     "Cache",
     "ClosedError",
@@ -89,6 +90,7 @@ __all__ = [  # a literal list, so type checkers see every public name
     "TraceType",
     "UnknownCodecError",
     "VectorMemory",
+    "WTinyLFUOrder",
     "__version__",
     "binarize",
     "dequantize_int4",
