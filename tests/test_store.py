@@ -348,7 +348,7 @@ def test_config_eviction_policy_is_one_of_the_registry() -> None:
     assert StoreConfig().eviction_policy == DEFAULT_POLICY
     for policy in POLICIES:
         assert StoreConfig(eviction_policy=policy).eviction_policy == policy
-    with pytest.raises(ValueError, match=r"eviction_policy: expected one of s3fifo-adaptive, .*, got 's3-fifo'"):
+    with pytest.raises(ValueError, match=r"eviction_policy: expected one of adaptive, .*, got 's3-fifo'"):
         StoreConfig(eviction_policy="s3-fifo")
     with pytest.raises(ValueError, match="eviction_policy: expected one of"):
         StoreConfig.from_dict({"eviction_policy": 3})

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.errors import CorruptDataError, MemstrataError, StoreLockedError
 
-__all__ = ["StoreLockedError", "check_store_path", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
+__all__ = ["check_store_path", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
 
 log = logging.getLogger("memstrata.store")
 
@@ -41,10 +41,6 @@ _HELD: set[str] = set()
 
 # called with the name of each finished upgrade step; tests replace it to simulate a crash there
 _after_step: Callable[[str], None] = lambda step: None
-
-
-class StoreLockedError(MemstrataError):
-    """Another writer (in this or another process) has the store open."""
 
 
 def check_store_path(path: str | os.PathLike[str]) -> Path:

@@ -14,11 +14,11 @@ from memstrata._native.hashing import digest as _digest
 from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
-from memstrata.errors import ClosedError
+from memstrata.errors import ClosedError, StoreLockedError
 from memstrata.store._async import AsyncStoreMethods
 from memstrata.types import TierLike
 from memstrata.store._config import StoreConfig
-from memstrata.store._layout import PACKS_DIR, StoreLockedError, check_store_path, release_lock
+from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
 from memstrata.store._stats import StatsRegistry
 
 __all__ = ["MemoryStore", "StoreLockedError"]

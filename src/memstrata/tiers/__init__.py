@@ -25,6 +25,7 @@ from memstrata.tiers._backend import (
 from memstrata.tiers._log import SEED, LogBackend
 from memstrata.tiers._repair import finish_swap, repair_log, scan_log
 from memstrata.tiers._segments import fsync_dir
+from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
 from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._storage import TieredStorage, tier_number
 from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
@@ -46,6 +47,8 @@ __all__ = [
     "MappingBackend",
     "MemoryBackend",
     "MemoryLocation",
+    "PostgresBackend",
+    "RedisBackend",
     "SQLiteBackend",
     "StorageFullError",
     "TieredStorage",
@@ -54,5 +57,7 @@ __all__ = [
     "fsync_dir",
     "repair_log",
     "scan_log",
+    "connect_postgres",
+    "connect_redis",
     "tier_number",
 ]
