@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 def _stats(args: Any) -> int:
     from pathlib import Path
 
-    from memstrata.store import MemoryStore
+    from memstrata.store import MemoryStore, is_store
 
     path = Path(args.path)
-    if not (path / "store.sqlite").exists():
-        print(f"memstrata: error: {path} is not a memstrata store (no store.sqlite)", file=sys.stderr)
+    if not is_store(path):
+        print(f"memstrata: error: {path} is not a memstrata store (no log/ or store.sqlite)", file=sys.stderr)
         return 1
     with MemoryStore(path, read_only=True) as store:
         stats = store.get_statistics()

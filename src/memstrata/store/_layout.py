@@ -23,7 +23,7 @@ from typing import Any
 
 from memstrata.errors import CorruptDataError, MemstrataError, StoreLockedError
 
-__all__ = ["check_store_path", "open_durable", "repair", "take_lock", "upgrade"]
+__all__ = ["check_store_path", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
 
 log = logging.getLogger("memstrata.store")
 
@@ -93,6 +93,12 @@ def store_format(path: Path) -> int | None:
     if (path / DB_NAME).exists():
         return 1
     return None
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a memstrata store directory (format 1 or 2)."""
+    p = Path(path)
+    return p.is_dir() and store_format(p) is not None
 
 
 def _has_data(path: Path) -> bool:

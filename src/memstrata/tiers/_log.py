@@ -407,10 +407,9 @@ class LogBackend:
     def _read_at(self, loc: int, key: bytes | None) -> bytes:
         seg, off = loc >> 32, loc & 0xFFFFFFFF
         fd = self._fds.get(seg)
-        where = f"segment file {self._seg_path(seg)}"
-        if fd is None:
-            raise CorruptDataError(f"{where} is not open (the index names a segment that is not part of the log)")
         try:
+            if fd is None:
+                raise CorruptDataError("the index names a segment that is not part of the log")
             buf = os.pread(fd, READ_AHEAD, off)
             if len(buf) >= HEADER.size:
                 _m, _f, _r, klen, vlen, _s = HEADER.unpack_from(buf)
@@ -419,9 +418,32 @@ class LogBackend:
                     buf += os.pread(fd, n - len(buf), off + len(buf))
                 else:
                     buf = buf[:n]
+            return check_record(buf, key, SEED, "", off)
         except OSError as exc:
-            raise CorruptDataError(f"{where}: cannot read at offset {off} ({exc.strerror})") from exc
-        return check_record(buf, key, SEED, where, off)
+            raise CorruptDataError(f"segment file {self._seg_path(seg)}: cannot read at offset {off} ({exc.strerror})") from exc
+        except CorruptDataError as exc:  # name the file only on this slow path
+            raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
+
+    def _read_many(self, items: list[tuple[bytes, int]]) -> list[tuple[bytes, bytes]]:
+        """Values of many ``(key, location)`` pairs: each segment is read once, each record still proves its key."""
+        by_seg: dict[int, list[tuple[int, bytes]]] = {}
+        for k, loc in items:
+            by_seg.setdefault(loc >> 32, []).append((loc & 0xFFFFFFFF, k))
+        values: dict[bytes, bytes] = {}
+        for seg, recs in by_seg.items():
+            fd = self._fds.get(seg)
+            if fd is None:
+                raise CorruptDataError(f"segment file {self._seg_path(seg)} is not part of the log, yet the index names it")
+            data = os.pread(fd, os.fstat(fd).st_size, 0)
+            for off, k in recs:
+                try:
+                    if len(data) < off + HEADER.size:
+                        raise CorruptDataError(f": record at offset {off} is past the end of the file")
+                    _m, _f, _r, klen, vlen, _s = HEADER.unpack_from(data, off)
+                    values[k] = check_record(data[off : off + HEADER.size + klen + vlen + 4], k, SEED, "", off)
+                except CorruptDataError as exc:
+                    raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
+        return [(k, values[k]) for k, _loc in items]
 
     def get(self, key: bytes) -> bytes | None:
         with self._lock:
@@ -438,8 +460,9 @@ class LogBackend:
         with self._lock:
             if self.read_only:
                 self._refresh()
-            keys = sorted(k for k in self._index if k.startswith(prefix))
-            return iter([(k, self._read_at(self._index[k], k)) for k in keys])
+            index = self._index
+            keys = sorted(k for k in index if k.startswith(prefix))
+            return iter(self._read_many([(k, index[k]) for k in keys]))
 
     def __len__(self) -> int:
         return len(self._index)

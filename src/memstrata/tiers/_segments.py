@@ -113,6 +113,11 @@ def read_record(fd: int, offset: int, length: int, key: bytes, seed: int, where:
 
 
 def check_record(buf: bytes, key: bytes | None, seed: int, where: str, offset: int) -> bytes:
+    """The value of the record in ``buf``; ``CorruptDataError`` unless it is whole, intact and ``key``'s.
+
+    ``where`` starts the message (empty: the caller prefixes the file's name).
+    """
+    where = where or ""
     n = len(buf)
     hs = HEADER.size
     if n < hs + CRC.size:

@@ -9,10 +9,20 @@ from typing import Any
 from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.tiers._backend import Backend
 
-__all__ = ["HotTier", "WarmTier", "HotFrame", "HOT", "WARM", "COLD", "TIER_NAMES"]
+__all__ = ["HotTier", "WarmTier", "HotFrame", "HOT", "WARM", "COLD", "TIER_NAMES", "tier_number"]
 
 HOT, WARM, COLD = 0, 1, 2
 TIER_NAMES = ("hot", "warm", "cold")
+
+
+def tier_number(tier: int | str) -> int:
+    """``0``/``"hot"``, ``1``/``"warm"``, ``2``/``"cold"`` -> the tier number."""
+    if isinstance(tier, str):
+        if tier in TIER_NAMES:
+            return TIER_NAMES.index(tier)
+    elif isinstance(tier, int) and not isinstance(tier, bool) and 0 <= tier <= 2:
+        return tier
+    raise ValueError(f"tier: expected one of 'hot', 'warm', 'cold' (or 0, 1, 2), got {tier!r}")
 
 # per-entry RAM the hot tier charges on top of the value's bytes (key, slot, order)
 HOT_ENTRY_OVERHEAD = 96
