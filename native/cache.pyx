@@ -6,7 +6,7 @@ from cpython.object cimport PyObject, PyObject_Hash
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 
-from memstrata._native.eviction cimport EvictionOrder
+from memstrata._native.order cimport EvictionOrder
 
 
 cdef extern from *:
@@ -30,14 +30,10 @@ cdef extern from *:
 
 from collections.abc import Mapping, MutableMapping
 
-from memstrata._native.eviction import FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder
+from memstrata._native.eviction import DEFAULT_POLICY, POLICIES, check_policy, make_order
 
 __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
-#: Policy names accepted by ``Cache(policy=...)``.
-POLICIES = ("s3fifo-adaptive", "s3fifo", "lru", "lfu", "fifo")
-#: The policy ``Cache`` uses when none is given.
-DEFAULT_POLICY = "s3fifo-adaptive"
 
 cdef object _MISSING = object()
 
@@ -65,7 +61,7 @@ cdef class Cache:
     pinned entry that grows can leave the cache over ``max_bytes``; it shrinks
     back when keys are unpinned.
 
-    All operations are O(1) (amortized for S3-FIFO) and serialized by one lock
+    All operations are O(1) (amortized for S3-FIFO and the adaptive policy) and serialized by one lock
     (a test-and-set lock: about 20 ns per call uncontended, ``test_lock_cost`` in
     ``benchmarks/bench_cache.py``); ``thread_safe=False`` drops it for
     single-threaded use. The lock is not re-entrant: a key's ``__hash__`` /
@@ -77,15 +73,17 @@ cdef class Cache:
     maxsize : int
         Maximum number of entries, ``> 0``. Slots are allocated up front.
     policy : str
-        Eviction policy (see ``memstrata.S3FIFOOrder``, ``LRUOrder``, ...):
+        Eviction policy, one of ``memstrata._native.eviction.POLICIES`` (see
+        ``memstrata.AdaptiveOrder``, ``WTinyLFUOrder``, ``S3FIFOOrder``, ...):
 
-        * ``"s3fifo-adaptive"`` (default): S3-FIFO with 3-bit counters
-          (``max_freq=7``) and a small queue whose share adapts to the workload
-          (``adaptive=True``). Hit ratios at cache sizes of 1 / 5 / 10 % of the
-          distinct keys (``benchmarks/bench_cache.py``): Twitter trace 70.20 /
-          78.78 / 81.36 % (plain S3-FIFO 69.69 / 78.61 / 81.22 %, theine's
-          W-TinyLFU 69.93 / 77.71 / 79.47 %); Zipf 0.99 59.03 / 71.78 / 76.93 %
-          (plain S3-FIFO 58.44 / 71.48 / 76.91 %, theine 57.49 / 72.06 / 77.55 %);
+        * ``"adaptive"`` (default, ``DEFAULT_POLICY``): W-TinyLFU or adaptive
+          S3-FIFO, whichever two miniature simulations of the sampled keys
+          say hits more on this workload (``AdaptiveOrder``). Hit ratios at
+          cache sizes of 1 / 5 / 10 % of the distinct keys are in
+          ``benchmarks/bench_cache.py`` beside theine's W-TinyLFU and S3-FIFO;
+        * ``"wtinylfu"``: W-TinyLFU with hill climbing of the window;
+        * ``"s3fifo-adaptive"``: S3-FIFO with 3-bit counters (``max_freq=7``)
+          and a small queue whose share adapts to the workload;
         * ``"s3fifo"``: S3-FIFO with its published defaults (10 % small queue,
           ghost of 90 %, move to main after 2 touches, 2-bit counters);
         * ``"lru"``, ``"lfu"``, ``"fifo"``.
@@ -153,8 +151,7 @@ cdef class Cache:
             raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
         if maxsize <= 0 or maxsize >= 2**31 - 1:
             raise ValueError(f"maxsize: expected an int in [1, 2**31 - 1), got {maxsize}")
-        if not isinstance(policy, str) or policy not in POLICIES:
-            raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
+        check_policy(policy)
         if max_bytes is not None:
             if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
                 raise TypeError(f"max_bytes: expected a positive int or None, got {type(max_bytes).__name__}")
@@ -174,17 +171,7 @@ cdef class Cache:
         self._max_bytes = -1 if max_bytes is None else max_bytes
         self._weigher = weigher
         self._on_evict = on_evict
-        if policy == "s3fifo-adaptive":
-            self._order = S3FIFOOrder(maxsize, capacity=maxsize if max_bytes is None else max_bytes,
-                                      max_freq=7, adaptive=True)
-        elif policy == "s3fifo":
-            self._order = S3FIFOOrder(maxsize, capacity=maxsize if max_bytes is None else max_bytes)
-        elif policy == "lru":
-            self._order = LRUOrder(maxsize)
-        elif policy == "lfu":
-            self._order = LFUOrder(maxsize)
-        else:
-            self._order = FIFOOrder(maxsize)
+        self._order = make_order(policy, maxsize, maxsize if max_bytes is None else max_bytes)
         self._slots = {}
         self._keys = [None] * maxsize
         self._values = [None] * maxsize

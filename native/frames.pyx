@@ -104,7 +104,18 @@ cdef inline Py_ssize_t get_varint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t e
 
 def build(int codec_id, int kind, payload, uint64_t original_length, bytes content_digest,
           bytes meta=b"", dictionary_digest=None, bint implicit=False) -> bytes:
-    """Assemble a frame (see ``memstrata.codecs._frame.build_frame``)."""
+    """Assemble a frame (see ``memstrata.codecs._frame.build_frame``).
+
+    Examples
+    --------
+    >>> frame = build(0, 1, b"hello", 5, bytes(range(8)))
+    >>> len(frame), frame[:3]    # 5-byte head + varint length + digest + payload + checksum
+    (27, b'\\x89M\\x01')
+    >>> build(0, 1, b"hello", 5, b"short")
+    Traceback (most recent call last):
+    ...
+    ValueError: content_digest: expected 8 or 16 bytes
+    """
     cdef Py_buffer view
     cdef uint8_t head[64]
     cdef uint8_t tail[32]
@@ -164,7 +175,15 @@ def build(int codec_id, int kind, payload, uint64_t original_length, bytes conte
 
 
 def checksum_matches(frame, bytes tail) -> bool:
-    """Whether the last 8 bytes of ``frame`` are the checksum of the rest followed by ``tail``."""
+    """Whether the last 8 bytes of ``frame`` are the checksum of the rest followed by ``tail``.
+
+    Examples
+    --------
+    >>> digest = bytes(range(16))
+    >>> frame = build(0, 1, b"hello", 5, digest, implicit=True)   # the digest is not stored
+    >>> checksum_matches(frame, digest), checksum_matches(frame, bytes(16))
+    (True, False)
+    """
     cdef Py_buffer view
     cdef uint8_t expected[CHECKSUM_SIZE]
     cdef bint ok
@@ -188,6 +207,19 @@ def parse(frame, lookup, bint verify=True):
     dictionary, dictionary_digest, implicit)``. With ``implicit`` true the
     checksum also covers the content digest, which the caller computes from the
     decoded payload and checks with :func:`checksum_matches`.
+
+    Examples
+    --------
+    >>> frame = build(3, 1, b"hello", 5, bytes(range(8)))
+    >>> fields = parse(frame, None)
+    >>> fields[:4], fields[4], frame[fields[8]:fields[8] + fields[9]]
+    ((1, 3, 1, 5), b'\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07', b'hello')
+    >>> damaged = bytearray(frame)
+    >>> damaged[20] ^= 0x01                 # one flipped bit in the payload
+    >>> parse(bytes(damaged), None)
+    Traceback (most recent call last):
+    ...
+    memstrata.errors.CorruptDataError: ...
     """
     cdef Py_buffer view
     cdef const uint8_t* p
@@ -327,5 +359,13 @@ def prepare(value, fallback):
     ``int``, and exact ``list`` / ``dict`` of plain data (dict keys: str, int,
     bytes, float, bool, None). Containers are copied only when something inside
     them changes.
+
+    Examples
+    --------
+    >>> plain = {"a": [1, 2.5, None]}
+    >>> prepare(plain, repr) is plain        # nothing to replace: not copied
+    True
+    >>> prepare({"a": [1, {2, 3}]}, sorted)  # a set is not msgpack data
+    {'a': [1, [2, 3]]}
     """
     return prep(value, fallback, 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from memstrata import CompressionEngine
+from memstrata import CompressionEngine, CorruptDataError
 from memstrata.codecs import CompressionPolicy, decode, read_header
 from memstrata.codecs._samples import TRACE_TYPES, trace_records
 
@@ -111,7 +111,7 @@ def test_statistics_count_bytes_codecs_time_and_errors() -> None:
     engine.compress(b"\x00" * 10)
     for f in frames:
         engine.decompress(f)
-    with pytest.raises(Exception):
+    with pytest.raises(CorruptDataError):
         engine.decompress(b"garbage!" * 4)
     with pytest.raises(TypeError):
         engine.compress({1, 2})
@@ -161,3 +161,18 @@ def test_engine_is_safe_across_threads() -> None:
         t.join()
     assert not errors
     assert engine.dictionary is not None
+
+
+def test_compress_serialized_is_the_public_seam_for_pre_serialized_records() -> None:
+    from memstrata.codecs import digest, serialize
+
+    engine = CompressionEngine({"train_after": 0})
+    value = {"text": "abc " * 50, "n": 3}
+    data = serialize(value)
+    frame = engine.compress_serialized(data, digest(data))
+    assert engine.decompress(frame, expected_digest=digest(data)) == value
+    assert engine.decompress(engine.compress_serialized(data, None)) == value
+    damaged = bytearray(frame)
+    damaged[len(damaged) // 2] ^= 0x10
+    with pytest.raises(CorruptDataError):
+        engine.decompress(bytes(damaged))

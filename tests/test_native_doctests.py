@@ -1,4 +1,7 @@
-"""The Examples in the compiled modules' docstrings run (pytest collects only .py files)."""
+"""The Examples in the compiled modules' docstrings run (pytest collects only .py files).
+
+Every compiled module must carry examples: a module with none would pass vacuously.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import pytest
 import memstrata._native
 
 NATIVE_MODULES = sorted(m.name for m in pkgutil.iter_modules(memstrata._native.__path__))
-DOCUMENTED = {"hashing", "bloom", "eviction", "cache"}  # modules whose public API must carry examples
 
 
 @pytest.mark.parametrize("name", NATIVE_MODULES)
@@ -19,5 +21,4 @@ def test_native_doctests(name: str) -> None:
     module = importlib.import_module(f"memstrata._native.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
-    if name in DOCUMENTED:
-        assert result.attempted > 0
+    assert result.attempted > 0, f"memstrata._native.{name}: no Examples in its docstrings"

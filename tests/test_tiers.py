@@ -14,6 +14,7 @@ from memstrata.codecs import get_codec
 from memstrata.tiers import (
     Backend,
     ColdTier,
+    HotTier,
     LocalLocation,
     MappingBackend,
     MemoryBackend,
@@ -180,3 +181,13 @@ def test_explicit_migrate_and_sequence_numbers() -> None:
     with pytest.raises(ValueError, match="tier: expected"):
         ts.migrate("k", "tepid")
     ts.close()
+
+
+def test_hot_tier_and_storage_default_to_the_registry_policy() -> None:
+    from memstrata._native.eviction import DEFAULT_POLICY
+
+    assert HotTier(1000)._cache.policy == DEFAULT_POLICY
+    assert TieredStorage().hot._cache.policy == DEFAULT_POLICY
+    assert HotTier(1000, policy="wtinylfu")._cache.policy == "wtinylfu"
+    with pytest.raises(ValueError, match="policy: expected one of"):
+        HotTier(1000, policy="s3-fifo")

@@ -22,11 +22,13 @@ from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionErr
 from memstrata.codecs._registry import (
     Codec,
     available_codecs,
+    codec_for_frame_id,
     decode,
     get_codec,
     read_header,
     register_codec,
 )
+from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, is_plain, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
@@ -53,8 +55,10 @@ __all__ = [
     "ZlibCodec",
     "ZstdCodec",
     "available_codecs",
+    "codec_for_frame_id",
     "decode",
     "deserialize",
+    "digest",
     "get_codec",
     "get_dictionary",
     "is_plain",

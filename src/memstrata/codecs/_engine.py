@@ -267,7 +267,7 @@ class CompressionEngine:
                 stats[2] += len(frame)
                 self._t_compress += _perf_counter() - t0
                 return frame
-            return self._compress_serialized(buf, None, t0)
+            return self.compress_serialized(buf, None, t0)
         if kind is not None and kind not in _KINDS:
             raise ValueError(f"kind: expected one of {_KINDS} or None, got {kind!r}")
         try:
@@ -289,14 +289,32 @@ class CompressionEngine:
                     n_in = _size_of(value, frame)
                 else:
                     buf = serialize(value)
-                    return self._compress_serialized(buf, None, t0)
+                    return self.compress_serialized(buf, None, t0)
         except BaseException:
             self._n_errors += 1
             raise
         return self._count(c, n_in, frame, t0)
 
-    def _compress_serialized(self, buf: bytes, content_digest: bytes | None, t0: float | None = None) -> bytes:
-        """Frame a record already serialized (``content_digest``: its full digest, if known)."""
+    def compress_serialized(self, buf: bytes, content_digest: bytes | None, t0: float | None = None) -> bytes:
+        """Frame a record that is already serialized, the way :meth:`compress` frames values.
+
+        For callers that serialize and digest a value themselves (to deduplicate
+        before compressing, as the store and ``DedupStore`` do): ``buf`` is the
+        output of :func:`memstrata.codecs.serialize`, ``content_digest`` its full
+        16-byte digest if known (it is computed otherwise), ``t0`` the
+        ``time.perf_counter()`` at which the caller's work began, for the
+        statistics. The codec is chosen by size as for a record, and small
+        records feed the dictionary trainer. Decode the frame with
+        :meth:`decompress`, which returns the deserialized value.
+
+        Examples
+        --------
+        >>> from memstrata.codecs import serialize
+        >>> engine = CompressionEngine()
+        >>> frame = engine.compress_serialized(serialize({"a": 1}), None)
+        >>> engine.decompress(frame)
+        {'a': 1}
+        """
         if t0 is None:
             t0 = _perf_counter()
         n_in = len(buf)

@@ -7,10 +7,7 @@ import threading
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from memstrata.codecs._engine import CompressionEngine
-from memstrata.codecs._hash import digest
-from memstrata.codecs._registry import decode
-from memstrata.codecs._values import serialize
+from memstrata.codecs import CompressionEngine, decode, digest, serialize
 from memstrata.errors import CorruptDataError
 
 __all__ = ["DedupStore"]
@@ -158,7 +155,7 @@ class DedupStore:
                 self._duplicates += 1
                 duplicate = True
             else:
-                frame = self.engine._compress_serialized(data, d)
+                frame = self.engine.compress_serialized(data, d)
                 backend[_BLOB + d] = frame
                 backend[rk] = _pack(1, len(data), len(frame))
                 self._add_to_bloom(d)

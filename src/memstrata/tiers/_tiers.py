@@ -6,6 +6,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.tiers._backend import Backend
 
 __all__ = ["HotTier", "WarmTier", "HotFrame", "HOT", "WARM", "COLD", "TIER_NAMES"]
@@ -41,7 +42,7 @@ class HotTier:
         self,
         max_bytes: int,
         *,
-        policy: str = "s3fifo",
+        policy: str = DEFAULT_POLICY,
         max_items: int | None = None,
         on_demote: Callable[[Any], object] | None = None,
     ) -> None:

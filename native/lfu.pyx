@@ -1,0 +1,156 @@
+"""Frequency order: LFU over per-frequency buckets."""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from memstrata._native.order cimport (
+    PINNED, RESIDENT, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push,
+    _resident_slot, _unlink,
+)
+
+__all__ = ["LFUOrder"]
+
+
+cdef class LFUOrder(EvictionOrder):
+    """Least frequently used, ties broken by least recent entry into the frequency.
+
+    A slot's count starts at 1 on insert and grows by 1 per ``touch`` (pinned or
+    not); it is forgotten when the slot leaves. Slots live in per-frequency buckets
+    kept in a list sorted by frequency, so insert, touch and remove are O(1).
+    ``victim`` is O(1) plus one step per bucket at the low end whose only members
+    are pinned.
+
+    Parameters
+    ----------
+    n_slots : int
+        Number of slots, ``> 0``.
+
+    Examples
+    --------
+    >>> order = LFUOrder(4)
+    >>> for slot in (0, 1, 2):
+    ...     order.insert(slot)
+    >>> order.touch(0); order.touch(0); order.touch(1)
+    >>> order.pop_victim(), order.pop_victim(), order.pop_victim()
+    (2, 1, 0)
+    """
+
+    order_id = "lfu"
+    _parameters = ()
+
+    def __cinit__(self, n_slots, *args, **kwargs):
+        cdef Py_ssize_t nb = n_slots + 1
+        cdef Py_ssize_t i
+        self._freq = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
+        self._bucket_of = <int32_t*>calloc(n_slots, sizeof(int32_t))
+        self._b_freq = <uint64_t*>calloc(nb, sizeof(uint64_t))
+        self._b_slots = <SlotList*>calloc(nb, sizeof(SlotList))
+        self._b_prev = <int32_t*>calloc(nb, sizeof(int32_t))
+        self._b_next = <int32_t*>calloc(nb, sizeof(int32_t))
+        self._b_pinned = <int32_t*>calloc(nb, sizeof(int32_t))
+        self._b_free = <int32_t*>calloc(nb, sizeof(int32_t))
+        if (self._freq == NULL or self._bucket_of == NULL or self._b_freq == NULL
+                or self._b_slots == NULL or self._b_prev == NULL or self._b_next == NULL
+                or self._b_pinned == NULL or self._b_free == NULL):
+            raise MemoryError()
+        for i in range(nb):
+            self._b_free[i] = <int32_t>(nb - 1 - i)
+        self._n_free = nb
+        self._b_lowest = -1
+
+    def __dealloc__(self):
+        free(self._freq)
+        free(self._bucket_of)
+        free(self._b_freq)
+        free(self._b_slots)
+        free(self._b_prev)
+        free(self._b_next)
+        free(self._b_pinned)
+        free(self._b_free)
+
+    cdef int32_t _new_bucket(self, uint64_t freq, int32_t after) noexcept:
+        # a fresh bucket linked right after `after` (-1: at the low end)
+        cdef int32_t b
+        cdef int32_t n
+        self._n_free -= 1
+        b = self._b_free[self._n_free]
+        self._b_freq[b] = freq
+        _list_init(&self._b_slots[b])
+        self._b_pinned[b] = 0
+        n = self._b_next[after] if after >= 0 else self._b_lowest
+        self._b_prev[b] = after
+        self._b_next[b] = n
+        if after >= 0:
+            self._b_next[after] = b
+        else:
+            self._b_lowest = b
+        if n >= 0:
+            self._b_prev[n] = b
+        return b
+
+    cdef void _drop_bucket_if_empty(self, int32_t b) noexcept:
+        cdef int32_t p, n
+        if self._b_slots[b].count or self._b_pinned[b]:
+            return
+        p = self._b_prev[b]
+        n = self._b_next[b]
+        if p >= 0:
+            self._b_next[p] = n
+        else:
+            self._b_lowest = n
+        if n >= 0:
+            self._b_prev[n] = p
+        self._b_free[self._n_free] = b
+        self._n_free += 1
+
+    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+        cdef int32_t b = self._b_lowest
+        if b < 0 or self._b_freq[b] != 1:
+            b = self._new_bucket(1, -1)
+        self._freq[slot] = 1
+        self._bucket_of[slot] = b
+        _push(self._prev, self._next, &self._b_slots[b], slot, 0)
+
+    cdef void _leave(self, Py_ssize_t slot) noexcept:
+        cdef int32_t b = self._bucket_of[slot]
+        if self._flags[slot] & PINNED:
+            self._b_pinned[b] -= 1
+        else:
+            _unlink(self._prev, self._next, &self._b_slots[b], slot, 0)
+        self._drop_bucket_if_empty(b)
+
+    cdef void _hit(self, Py_ssize_t slot) noexcept:
+        cdef int32_t b = self._bucket_of[slot]
+        cdef uint64_t f = self._freq[slot] + 1
+        cdef int32_t nb = self._b_next[b]
+        if nb < 0 or self._b_freq[nb] != f:
+            nb = self._new_bucket(f, b)
+        if self._flags[slot] & PINNED:
+            self._b_pinned[b] -= 1
+            self._b_pinned[nb] += 1
+        else:
+            _unlink(self._prev, self._next, &self._b_slots[b], slot, 0)
+            _push(self._prev, self._next, &self._b_slots[nb], slot, 0)
+        self._freq[slot] = f
+        self._bucket_of[slot] = nb
+        self._drop_bucket_if_empty(b)
+
+    cdef void _hold(self, Py_ssize_t slot) noexcept:
+        cdef int32_t b = self._bucket_of[slot]
+        _unlink(self._prev, self._next, &self._b_slots[b], slot, 0)
+        self._b_pinned[b] += 1
+
+    cdef void _release(self, Py_ssize_t slot) noexcept:
+        cdef int32_t b = self._bucket_of[slot]
+        self._b_pinned[b] -= 1
+        _push(self._prev, self._next, &self._b_slots[b], slot, 0)
+
+    cdef Py_ssize_t c_victim(self) noexcept:
+        cdef int32_t b = self._b_lowest
+        while b >= 0 and self._b_slots[b].count == 0:
+            b = self._b_next[b]
+        return self._b_slots[b].head if b >= 0 else -1
+
+    def frequency(self, slot):
+        """Access count of the resident ``slot`` (1 after insert, +1 per touch)."""
+        return self._freq[_resident_slot(self, slot)]

@@ -1,0 +1,101 @@
+"""Recency orders: LRU and FIFO, one list each."""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from memstrata._native.order cimport (
+    PINNED, RESIDENT, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push,
+    _resident_slot, _unlink,
+)
+
+__all__ = ["FIFOOrder", "LRUOrder"]
+
+
+cdef class LRUOrder(EvictionOrder):
+    """Least recently used: the victim is the slot whose last access is oldest.
+
+    Parameters
+    ----------
+    n_slots : int
+        Number of slots, ``> 0``.
+
+    Examples
+    --------
+    >>> order = LRUOrder(4)
+    >>> for slot in (0, 1, 2):
+    ...     order.insert(slot)
+    >>> order.touch(0)
+    >>> order.victim()
+    1
+    >>> order.pin(1)
+    >>> order.pop_victim()
+    2
+    """
+
+    order_id = "lru"
+    _parameters = ()
+
+    def __cinit__(self, n_slots, *args, **kwargs):
+        _list_init(&self._list)
+
+    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _leave(self, Py_ssize_t slot) noexcept:
+        if not (self._flags[slot] & PINNED):
+            _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _hit(self, Py_ssize_t slot) noexcept:
+        if not (self._flags[slot] & PINNED) and self._list.tail != slot:
+            _unlink(self._prev, self._next, &self._list, slot, 0)
+            _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _hold(self, Py_ssize_t slot) noexcept:
+        _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _release(self, Py_ssize_t slot) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef Py_ssize_t c_victim(self) noexcept:
+        return self._list.head
+
+
+cdef class FIFOOrder(EvictionOrder):
+    """First in, first out: the victim is the slot inserted (or unpinned) earliest.
+
+    Parameters
+    ----------
+    n_slots : int
+        Number of slots, ``> 0``.
+
+    Examples
+    --------
+    >>> order = FIFOOrder(4)
+    >>> for slot in (3, 1, 2):
+    ...     order.insert(slot)
+    >>> order.touch(3)
+    >>> order.pop_victim()
+    3
+    """
+
+    order_id = "fifo"
+    _parameters = ()
+
+    def __cinit__(self, n_slots, *args, **kwargs):
+        _list_init(&self._list)
+
+    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _leave(self, Py_ssize_t slot) noexcept:
+        if not (self._flags[slot] & PINNED):
+            _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _hold(self, Py_ssize_t slot) noexcept:
+        _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _release(self, Py_ssize_t slot) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef Py_ssize_t c_victim(self) noexcept:
+        return self._list.head

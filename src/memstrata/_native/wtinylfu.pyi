@@ -1,0 +1,33 @@
+"""W-TinyLFU (compiled from native/wtinylfu.pyx)."""
+
+from typing_extensions import disjoint_base
+
+from memstrata._native.order import EvictionOrder
+
+__all__ = ["WTinyLFUOrder"]
+
+@disjoint_base
+class WTinyLFUOrder(EvictionOrder):
+    @property
+    def window_ratio(self) -> float: ...
+    @property
+    def protected_ratio(self) -> float: ...
+    @property
+    def adaptive(self) -> bool: ...
+    @property
+    def doorkeeper(self) -> bool: ...
+    @property
+    def window_capacity(self) -> int: ...
+    @property
+    def protected_capacity(self) -> int: ...
+    def __init__(
+        self,
+        n_slots: int,
+        *,
+        window_ratio: float = 0.01,
+        protected_ratio: float = 0.9,
+        adaptive: bool = True,
+        doorkeeper: bool = True,
+    ) -> None: ...
+    def segment_of(self, slot: int) -> str: ...
+    def frequency(self, key_hash: int) -> int: ...
