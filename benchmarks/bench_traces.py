@@ -378,8 +378,9 @@ def _stored_bytes(workdir: Path, records: list[dict[str, Any]], threshold: int) 
 def test_threshold(benchmark: Any, threshold: int, workdir: Path) -> None:
     """Stored blob bytes for small traces (tuples of a few fields) by ``compression_threshold``.
 
-    Chooses the default: the smallest threshold whose stored bytes are within
-    1 % of the best (below it zstd's frame costs more than it saves).
+    Chooses the default: the largest threshold whose stored bytes are within
+    1 % of the best (measured: 0, 16 and 32 store 648,118 bytes, 64 stores
+    +1.3 %, 128 stores 2.3x), so traces too short to gain are not even tried.
     """
     small = [{"trace_id": f"s{i}", "op": ["add", "mul", "neg"][i % 3], "n": i % 97, "trace_type": "symbolic_op"}
              for i in range(20_000)]
