@@ -54,6 +54,7 @@ class Events:
             self._flush()
         return delta
 
+    # a deliberate twin of the signature above: the async face of the same call
     async def log_performance_delta(
         self,
         metric_name: str,
