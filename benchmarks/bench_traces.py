@@ -316,3 +316,74 @@ def test_performance_history(benchmark: Any, impl: str, deltas_db: Path) -> None
             _medians["history"] = median
         elif "history" in _medians:
             benchmark.extra_info["slowdown_vs_sql"] = median / _medians["history"]
+
+
+# ---------------------------------------------------------- disk size --
+
+_PEER_DISK_SCHEMA = (
+    "CREATE TABLE traces (trace_id TEXT PRIMARY KEY, trace_type TEXT NOT NULL, data TEXT NOT NULL,"
+    " metadata TEXT NOT NULL, timestamp REAL NOT NULL, retention_priority REAL);"
+    "CREATE INDEX idx_traces_type_time ON traces(trace_type, timestamp);"
+)
+
+
+def _disk_sizes(workdir: Path, records: list[dict[str, Any]]) -> tuple[int, int]:
+    """Bytes on disk (closed, checkpointed) of the trace database and of a plain SQLite JSON table."""
+    ours = workdir / "disk-memstrata.db"
+    peer = workdir / "disk-sqlite3.db"
+    for p in (ours, peer):
+        p.unlink(missing_ok=True)
+    items = [{"trace_id": r["trace_id"], "data": r, "trace_type": r["trace_type"],
+              "metadata": {"run_id": r.get("run_id", "")}, "timestamp": r["timestamp"]} for r in records]
+    with SymbolicTraceMemory({"db_path": str(ours)}) as mem:
+        for i in range(0, len(items), BATCH):
+            mem.store_compressed_traces_sync(items[i : i + BATCH])
+    with closing(sqlite3.connect(peer, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_PEER_DISK_SCHEMA)
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO traces VALUES (?, ?, ?, ?, ?, ?)",
+            [(r["trace_id"], r["trace_type"], json.dumps(r), json.dumps({"run_id": r.get("run_id", "")}),
+              r["timestamp"], 0.5) for r in records],
+        )
+        conn.execute("COMMIT")
+    return ours.stat().st_size, peer.stat().st_size
+
+
+@pytest.mark.benchmark(group="traces-disk-20k-mixed")
+def test_disk_size(benchmark: Any, stream: list[dict[str, Any]], workdir: Path) -> None:
+    """The trace database on disk against a plain SQLite table of the same traces' JSON, same indexes.
+
+    Goal: <= 0.5x (``extra_info["disk_ratio_vs_sqlite3_json"]``). Both files are
+    closed (WAL checkpointed); the peer keeps the trace's JSON text, its
+    metadata, type, timestamp and priority, with the primary key and the
+    ``(trace_type, timestamp)`` index the trace database has.
+    """
+    ours, peer = benchmark.pedantic(_disk_sizes, args=(workdir, stream), rounds=1, iterations=1)
+    benchmark.extra_info.update(memstrata_bytes=ours, sqlite3_json_bytes=peer, disk_ratio_vs_sqlite3_json=ours / peer)
+    assert ours <= 0.5 * peer, f"{ours} bytes vs {peer}: {ours / peer:.3f}x"
+
+
+def _stored_bytes(workdir: Path, records: list[dict[str, Any]], threshold: int) -> int:
+    path = workdir / f"threshold-{threshold}.db"
+    path.unlink(missing_ok=True)
+    with SymbolicTraceMemory({"db_path": str(path), "compression_threshold": threshold}) as mem:
+        _ingest_batch(mem, records)
+        return int(mem._conn.execute("SELECT SUM(length(compressed_data)) FROM traces").fetchone()[0])
+
+
+@pytest.mark.parametrize("threshold", [0, 16, 32, 64, 128])
+@pytest.mark.benchmark(group="traces-threshold")
+def test_threshold(benchmark: Any, threshold: int, workdir: Path) -> None:
+    """Stored blob bytes for small traces (tuples of a few fields) by ``compression_threshold``.
+
+    Chooses the default: the largest threshold whose stored bytes are within
+    1 % of the best (measured: 0, 16 and 32 store 648,118 bytes, 64 stores
+    +1.3 %, 128 stores 2.3x), so traces too short to gain are not even tried.
+    """
+    small = [{"trace_id": f"s{i}", "op": ["add", "mul", "neg"][i % 3], "n": i % 97, "trace_type": "symbolic_op"}
+             for i in range(20_000)]
+    stored = benchmark.pedantic(_stored_bytes, args=(workdir, small, threshold), rounds=1, iterations=1)
+    benchmark.extra_info["stored_bytes"] = stored
+    benchmark.extra_info["serialized_bytes"] = sum(len(json.dumps(r, separators=(",", ":"))) for r in small)

@@ -8,12 +8,15 @@ priority (age-based retention spares high-priority traces).
 
 * Types: :class:`TraceType`, :class:`PerformanceDelta` (direction and
   ``improvement_ratio``; metric direction by :func:`register_metric`, the
-  config, or the name rule of :func:`is_lower_better`), :class:`CompressedTrace`.
+  config, or the name rules of :func:`direction_rule`, which says which rule
+  decided), :class:`CompressedTrace`.
 * Storage: schema version :data:`SCHEMA_VERSION` in the ``meta`` table; a
   sequence number on every row; zstd dictionaries, versioned, in the
   ``dictionaries`` table; deletes recorded in ``tombstones``; urgent traces
   committed through ``trace_log``. Each trace is a checksummed blob (layout in
-  ``memstrata.traces._blob``), verified on every read.
+  ``memstrata.traces._blob``) in a row with its own checksum, verified on every
+  read; sequence numbers are accounted for without gaps and repeated in a mark
+  file, so ``verify()`` names damage, deleted rows and a lost WAL.
 * Measured in ``benchmarks/bench_traces.py``: compression ratio per trace type
   (``test_compression_ratio``), ingest rate against plain sqlite3 JSON
   (``test_ingest``) and ``performance_history`` against a direct indexed query
@@ -29,6 +32,7 @@ priority (age-based retention spares high-priority traces).
 from __future__ import annotations
 
 from memstrata.traces._blob import BLOB_VERSION
+from memstrata.traces._config import DEFAULT_KEEP_TYPES, PRIORITY_WORDS
 from memstrata.traces._memory import DEFAULT_CONFIG, SymbolicTraceMemory
 from memstrata.traces._schema import SCHEMA_VERSION
 from memstrata.traces._types import (
@@ -37,6 +41,7 @@ from memstrata.traces._types import (
     CompressedTrace,
     PerformanceDelta,
     TraceType,
+    direction_rule,
     is_lower_better,
     register_metric,
 )
@@ -44,13 +49,16 @@ from memstrata.traces._types import (
 __all__ = [
     "BLOB_VERSION",
     "DEFAULT_CONFIG",
+    "DEFAULT_KEEP_TYPES",
     "DEFAULT_PRIORITIES",
     "LOWER_IS_BETTER_TOKENS",
+    "PRIORITY_WORDS",
     "SCHEMA_VERSION",
     "CompressedTrace",
     "PerformanceDelta",
     "SymbolicTraceMemory",
     "TraceType",
+    "direction_rule",
     "is_lower_better",
     "register_metric",
 ]

@@ -37,7 +37,8 @@ _MAGIC = b"MSTM"
 def trace_check(row: Any) -> bytes:
     """``row_check`` of a trace row ``(id, type, blob, ratio, size, metadata, ts, priority, seq, dict version)``."""
     blob = row[2]
-    return digest(_pack((row[0], row[1], row[3], row[4], row[5], row[6], row[7], row[8], row[9])) + blob[-8:])[:8]
+    tail = blob[-8:] if isinstance(blob, bytes) else b"not a blob"  # a damaged column may hold any type
+    return digest(_pack((row[0], row[1], row[3], row[4], row[5], row[6], row[7], row[8], row[9])) + tail)[:8]
 
 
 def delta_check(row: Any) -> bytes:
@@ -69,7 +70,7 @@ class Mark:
         return seq, count, high
 
     def write(self, seq: int, count: int, high: int) -> None:
-        """Record the numbers after a commit (one 40-byte write in place; fsync when durable)."""
+        """Record the numbers after a commit (one 36-byte write in place; fsync when durable)."""
         body = _MARK.pack(_MAGIC, seq, count, high)
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

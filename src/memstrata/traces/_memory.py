@@ -2,8 +2,9 @@
 
 The work is done by mixins, one job each: ``_ingest`` (the write path and the
 flush), ``_dictionaries`` (zstd dictionary training), ``_retention``,
-``_queries`` (the read path), ``_verify`` and ``_database`` (opening,
-migration, crash replay, error translation).
+``_queries`` (the read path), ``_events`` (the typed ``log_*`` methods),
+``_verify`` and ``_database`` (opening, migration, crash replay, error
+translation).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from memstrata.traces._blob import BlobCodec
 from memstrata.traces._config import DEFAULT_CONFIG, STREAM, check_config, check_int, no_gc
 from memstrata.traces._database import TraceDatabase, guarded, scopes
 from memstrata.traces._dictionaries import Dictionaries
+from memstrata.traces._events import Events
 from memstrata.traces._ingest import Ingest
 from memstrata.traces._queries import Queries
 from memstrata.traces._retention import Retention
@@ -28,24 +30,32 @@ from memstrata.traces._verify import Verify
 
 __all__ = ["DEFAULT_CONFIG", "SymbolicTraceMemory"]
 
-class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Queries, Verify):
+class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention, Queries, Verify):
     """Typed, compressed traces of an evolving agent, kept in SQLite by priority.
 
     Parameters
     ----------
     config : dict, optional
         ``max_memory_traces`` (10,000): traces kept in RAM (by priority, then
-        recency) besides the database; ``compression_threshold`` (64): serialized
-        traces shorter than this many bytes are stored uncompressed;
-        ``retention_days`` (30); ``db_path`` (``":memory:"``); ``durability``
-        (``"normal"``): SQLite ``synchronous`` level, ``"none"``, ``"normal"`` or
-        ``"full"`` (fsync on every commit); ``flush_every`` (1000) and
-        ``flush_seconds`` (1.0): the batching of non-urgent writes (below);
-        ``high_priority`` (0.8); ``zstd_level`` (1: with a trained dictionary it
-        compresses traces as small as level 3, faster); ``dictionary_bytes``
-        (16 KiB); ``train_after`` (1000) and ``type_train_after`` (500): when the
-        stream and per-type zstd dictionaries are trained; ``lower_is_better`` /
-        ``higher_is_better``: metric names whose direction this memory fixes.
+        recency) besides the database; ``compression_threshold`` (32):
+        serialized traces shorter than this many bytes are stored as is, with
+        ``compression_ratio`` 1.0 (so are longer ones zstd would not make smaller;
+        a ratio never exceeds 1.0; 32 is the largest threshold that stores
+        small traces as compactly as compressing all of them, measured in
+        ``bench_traces.py::test_threshold``: 64 stores 1.3 % more, 128 2.3x);
+        ``retention_days`` (30); ``db_path`` (``":memory:"``; missing parent
+        directories are created, a directory or another program's SQLite file
+        is refused with an error naming it); ``durability`` (``"normal"``):
+        SQLite ``synchronous`` level, ``"none"``, ``"normal"`` or ``"full"``
+        (fsync on every commit); ``flush_every`` (1000) and ``flush_seconds``
+        (1.0): the batching of non-urgent writes (below); ``high_priority``
+        (0.8); ``keep_types`` (fitness evolution, benchmark results,
+        breakthroughs): types age-based retention never removes; ``zstd_level``
+        (1: with a trained dictionary it compresses traces as small as level 3,
+        faster); ``dictionary_bytes`` (16 KiB); ``train_after`` (1000) and
+        ``type_train_after`` (500): when the stream and per-type zstd
+        dictionaries are trained; ``lower_is_better`` / ``higher_is_better``:
+        metric names whose direction this memory fixes.
     clock : callable, optional
         Returns the time in seconds since the epoch (default ``time.time``);
         timestamps, retention and the flush interval read it, so tests never sleep.
@@ -77,6 +87,21 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
     the same transaction; :meth:`retrain_dictionaries_sync` trains new versions
     later. Every blob is checksummed and verified on read.
 
+    **Integrity.** Every row carries a checksum binding its id, type,
+    timestamp, priority, metadata, sequence number and blob; sequence numbers
+    are accounted for without gaps (deletes leave tombstones); the trace count
+    and the latest sequence number are kept in the database and in the mark
+    file ``<db_path>-mark``, so a lost or damaged WAL, an older copy of the
+    file or a deleted row is reported instead of silently rolled back. A
+    damaged row raises ``CorruptDataError`` when read; :meth:`verify_sync`
+    checks everything and names what is damaged. Schema-1 databases are
+    migrated on open.
+
+    **Priorities.** ``priority=`` wins; else ``metadata["priority"]`` —
+    ``"low"`` 0.2, ``"medium"`` 0.5, ``"high"`` 0.8, ``"critical"`` 1.0 — else
+    the type's default (the table at
+    :data:`~memstrata.traces.DEFAULT_PRIORITIES`).
+
     **Batches.** :meth:`store_compressed_traces_sync` stores many traces in one
     call: one lock, one commit for the batch's urgent traces, and no garbage
     collector passes over the objects it builds.
@@ -95,14 +120,6 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
     ...     mem.get_trace_sync("t1"), d.delta_direction, len(mem.performance_history_sync("latency_ms"))
     ({'op': 'simplify', 'cost': 3}, 'improvement', 1)
     """
-
-    def __init__(self, config: dict[str, Any] | None = None, *, clock: Callable[[], float] | None = None) -> None:
-        cfg = _check_config(config)
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock: expected a callable returning seconds, got {type(clock).__name__}")
-        self.config = cfg
-        self._clock = clock if clock is not None else time.time
-        self._high = cfg["high_priority"]
 
     def __init__(self, config: dict[str, Any] | None = None, *, clock: Callable[[], float] | None = None) -> None:
         cfg = check_config(config)
@@ -265,63 +282,6 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
             await asyncio.to_thread(self._flush)
         return trace
 
-    def _store_many(self, items: Iterable[Any]) -> tuple[list[CompressedTrace], bool]:
-        """Prepare and queue many traces; whether a flush must follow (urgent or due)."""
-        if isinstance(items, (str, bytes, dict)):
-            raise TypeError(f"items: expected an iterable of (trace_id, data, ...) tuples or dicts, got {type(items).__name__}")
-        with no_gc():
-            return self._store_many_items(items)
-
-    def _store_many_items(self, items: Iterable[Any]) -> tuple[list[CompressedTrace], bool]:
-        prepared = []
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                unknown = set(item) - {"trace_id", "data", "trace_type", "metadata", "priority", "timestamp"}
-                if unknown or "trace_id" not in item or "data" not in item:
-                    raise ValueError(
-                        f"items[{i}]: expected keys trace_id, data and optionally trace_type, metadata, priority, "
-                        f"timestamp; got {sorted(item)}"
-                    )
-                args = (item["trace_id"], item["data"], item.get("trace_type", TraceType.SYMBOLIC_OPERATION),
-                        item.get("metadata"), item.get("priority"), item.get("timestamp"))
-            elif isinstance(item, (tuple, list)) and 2 <= len(item) <= 4:
-                args = (*item, *(TraceType.SYMBOLIC_OPERATION, None)[len(item) - 2:], None, None)
-            else:
-                raise TypeError(f"items[{i}]: expected a (trace_id, data[, trace_type[, metadata]]) tuple or a dict")
-            prepared.append(self._store(*args))
-        if not prepared:
-            return [], False
-        high = self._high
-        with self._state_lock:  # one acquisition for the whole batch
-            if self._closed:
-                self._check_open()
-            memory, buckets, pending = self._memory, self._buckets, self._pending_traces
-            urgent = False
-            for trace, row, _ in prepared:
-                self._seq += 1
-                row[8] = self._seq
-                trace_id = row[0]
-                if trace_id in memory:
-                    self._forget(trace_id)
-                memory[trace_id] = frozen = tuple(row)
-                priority = row[7]
-                bucket = buckets.get(priority)
-                if bucket is None:
-                    bucket = buckets[priority] = {}
-                bucket[trace_id] = None
-                pending.append(frozen)
-                if priority > high:
-                    urgent = True
-            now = prepared[-1][2]
-            if self._pending_since is None:
-                self._pending_since = prepared[0][2]
-            due = (
-                len(pending) + len(self._pending_deltas) >= self._flush_every
-                or now - self._pending_since >= self._flush_seconds
-                or len(memory) > self._trim_at
-            )
-        return [p[0] for p in prepared], urgent or due
-
     def store_compressed_traces_sync(self, items: Iterable[Any]) -> list[CompressedTrace]:
         """Store many traces in one call: the batched form of :meth:`store_compressed_trace_sync`.
 
@@ -349,107 +309,12 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
             await asyncio.to_thread(self._flush)
         return traces
 
-    def log_performance_delta_sync(
-        self,
-        metric_name: str,
-        old_value: float,
-        new_value: float,
-        context: dict[str, Any] | None = None,
-        confidence: float = 1.0,
-        *,
-        lower_is_better: bool | None = None,
-    ) -> PerformanceDelta:
-        """Record a metric change in ``performance_deltas``; returns the delta.
-
-        The direction is "improvement" when the value rose, or fell for a
-        lower-is-better metric (``lower_is_better``, else the config lists, else
-        :func:`~memstrata.traces.is_lower_better`). NaN or infinite values and a
-        confidence outside ``[0, 1]`` raise ``ValueError``. Queued like a
-        non-urgent trace.
-        """
-        delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
-        if flush:
-            self._flush()
-        return delta
-
-    async def log_performance_delta(
-        self,
-        metric_name: str,
-        old_value: float,
-        new_value: float,
-        context: dict[str, Any] | None = None,
-        confidence: float = 1.0,
-        *,
-        lower_is_better: bool | None = None,
-    ) -> PerformanceDelta:
-        """Async :meth:`log_performance_delta_sync`."""
-        delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
-        if flush:
-            await asyncio.to_thread(self._flush)
-        return delta
-
-    @staticmethod
-    def _fitness_args(generation: Any, fitness_data: Any) -> tuple[str, dict[str, Any]]:
-        check_int("generation", generation, 0)
-        if not isinstance(fitness_data, dict):
-            raise TypeError(f"fitness_data: expected a dict, got {type(fitness_data).__name__}")
-        return f"fitness_evo:{generation}", {"generation": generation, "fitness": fitness_data}
-
-    def log_fitness_evolution_sync(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
-        """Store a generation's fitness statistics as a ``fitness_evo`` trace.
-
-        The trace id is ``"fitness_evo:<generation>"`` (logging a generation again
-        replaces it); :meth:`fitness_evolution_sync` reads them back in order.
-        """
-        trace_id, data = self._fitness_args(generation, fitness_data)
-        return self.store_compressed_trace_sync(trace_id, data, TraceType.FITNESS_EVOLUTION,
-                                                {"generation": generation})
-
-    async def log_fitness_evolution(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
-        """Async :meth:`log_fitness_evolution_sync`."""
-        trace_id, data = self._fitness_args(generation, fitness_data)
-        return await self.store_compressed_trace(trace_id, data, TraceType.FITNESS_EVOLUTION,
-                                                 {"generation": generation})
-
-    @staticmethod
-    def _id(name: str, value: Any, prefix: str) -> str:
-        if type(value) is not str or not value:
-            raise TypeError(f"{name}: expected a non-empty str, got {value!r}")
-        return f"{prefix}:{value}"
-
-    def log_benchmark_result_sync(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
-        """Store a benchmark result as the ``benchmark`` trace ``"benchmark:<benchmark_id>"``."""
-        return self.store_compressed_trace_sync(
-            self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
-            {"benchmark_id": benchmark_id},
-        )
-
-    async def log_benchmark_result(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
-        """Async :meth:`log_benchmark_result_sync`."""
-        return await self.store_compressed_trace(
-            self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
-            {"benchmark_id": benchmark_id},
-        )
-
-    def log_breakthrough_sync(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
-        """Store a breakthrough (priority 1.0: committed before this returns, never expired by age).
-
-        The trace id is ``"breakthrough:<breakthrough_id>"``.
-        """
-        return self.store_compressed_trace_sync(
-            self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
-            TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
-        )
-
-    async def log_breakthrough(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
-        """Async :meth:`log_breakthrough_sync`."""
-        return await self.store_compressed_trace(
-            self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
-            TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
-        )
-
     def get_trace_sync(self, trace_id: str) -> Any:
         """The decompressed data of a trace, or ``None`` if there is none.
+
+        A bare id given to a ``log_*`` method finds its trace too
+        (``"gen5"`` → ``"benchmark:gen5"``); if it names several, ``ValueError``
+        lists them.
 
         Raises
         ------
@@ -480,14 +345,17 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
         limit: int | None = None,
         *,
         newest_first: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> list[CompressedTrace]:
         """Stored traces, still compressed, ordered by timestamp (oldest first).
 
         Filters by ``type`` and by ``since <= timestamp <= until`` (indexed by
-        ``idx_traces_type_time``); ``limit`` keeps the first ``limit`` in that
-        order (``newest_first=True`` for the latest). Flushes the queue first.
+        ``idx_traces_type_time``) and by ``metadata``: every key given must be in
+        the trace's metadata with an equal value (``{"run": "r7"}``); ``limit``
+        keeps the first ``limit`` in that order (``newest_first=True`` for the
+        latest). Flushes the queue first.
         """
-        return self._query_traces(type, since, until, limit, newest_first)
+        return self._query_traces(type, since, until, limit, newest_first, metadata)
 
     async def traces(
         self,
@@ -497,9 +365,10 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
         limit: int | None = None,
         *,
         newest_first: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> list[CompressedTrace]:
         """Async :meth:`traces_sync`."""
-        return await asyncio.to_thread(self._query_traces, type, since, until, limit, newest_first)
+        return await asyncio.to_thread(self._query_traces, type, since, until, limit, newest_first, metadata)
 
     def performance_history_sync(self, metric_name: str, since: float | None = None) -> list[PerformanceDelta]:
         """Every delta of ``metric_name`` (from ``since`` on), oldest first.
@@ -545,7 +414,9 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
 
         Flushes the queue, deletes from the database every trace older than
         ``retention_days`` (by the clock) whose priority is not above
-        ``high_priority`` (a tombstone row records each delete), then keeps at
+        ``high_priority`` and whose type is not in ``keep_types`` (a tombstone
+        row records each delete), gives the freed pages back (the file
+        shrinks), then keeps at
         most ``max_memory_traces`` traces in RAM, dropping the lowest priority and
         then the oldest first; a dropped trace stays in the database.
 
@@ -554,13 +425,33 @@ class SymbolicTraceMemory(TraceDatabase, Ingest, Dictionaries, Retention, Querie
         dict
             ``cutoff`` (timestamp), ``expired`` (deleted), ``kept_high_priority``
             (older than the cutoff but kept), ``evicted_from_memory``,
-            ``in_memory``, ``persisted`` (rows the flush committed), ``seq``.
+            ``in_memory``, ``persisted`` (rows the flush committed),
+            ``reclaimed_bytes`` (free pages given back to the file system) and
+            ``seq``.
         """
         return self._retention()
 
     async def apply_retention(self) -> dict[str, Any]:
         """Async :meth:`apply_retention_sync`."""
         return await asyncio.to_thread(self._retention)
+
+    def verify_sync(self) -> dict[str, Any]:
+        """Check the whole database: pages, every row's checksum and blob, sequence numbers, counts, mark file.
+
+        Returns
+        -------
+        dict
+            ``ok``, ``traces``, ``deltas``, ``bad_traces`` (ids), ``bad_deltas``
+            (row ids), ``missing_seqs`` (deleted rows' sequence numbers) and
+            ``errors`` (one line per problem, naming it).
+        """
+        self._check_open()
+        return self._verify()
+
+    async def verify(self) -> dict[str, Any]:
+        """Async :meth:`verify_sync`."""
+        self._check_open()
+        return await asyncio.to_thread(self._verify)
 
     def flush_sync(self) -> int:
         """Commit every queued trace and delta now; returns how many rows were written."""

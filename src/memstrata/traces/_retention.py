@@ -131,7 +131,7 @@ class Retention:
         page = conn.execute("PRAGMA page_size").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            conn.executescript("PRAGMA incremental_vacuum;")  # to completion (one step frees one page)
         else:  # a database created without auto_vacuum: rewrite it once
             conn.execute("VACUUM")
         if self._mark is not None:

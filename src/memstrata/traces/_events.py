@@ -1,0 +1,150 @@
+"""The typed ``log_*`` methods: performance deltas, fitness, benchmarks, breakthroughs and collapses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from memstrata.traces._config import check_int
+from memstrata.traces._types import DEFAULT_PRIORITIES, CompressedTrace, PerformanceDelta, TraceType
+
+__all__ = ["Events"]
+
+
+class Events:
+    """Mixin of :class:`SymbolicTraceMemory`: one method (and its async twin) per documented event.
+
+    The ids the methods give (``"benchmark:<id>"``, ``"breakthrough:<id>"``,
+    ``"collapse:<id>"``, ``"fitness_evo:<generation>"``) can also be looked up by
+    the bare id the caller gave (``get_trace_sync("gen5")``).
+    """
+
+    if TYPE_CHECKING:  # provided by SymbolicTraceMemory and its other mixins
+        def store_compressed_trace_sync(self, *args: Any, **kwargs: Any) -> CompressedTrace: ...
+        async def store_compressed_trace(self, *args: Any, **kwargs: Any) -> CompressedTrace: ...
+        def _delta(self, *args: Any) -> tuple[PerformanceDelta, bool]: ...
+        def _flush(self) -> int: ...
+
+    def log_performance_delta_sync(
+        self,
+        metric_name: str,
+        old_value: float,
+        new_value: float,
+        context: dict[str, Any] | None = None,
+        confidence: float = 1.0,
+        *,
+        lower_is_better: bool | None = None,
+    ) -> PerformanceDelta:
+        """Record a metric change in ``performance_deltas``, and as a trace; returns the delta.
+
+        The direction is "improvement" when the value rose, or fell for a
+        lower-is-better metric: the ``lower_is_better`` argument, else the
+        config's ``lower_is_better`` / ``higher_is_better`` lists, else
+        :func:`~memstrata.traces.direction_rule` (registered metrics, then name
+        tokens such as ``tokens``, ``bytes``, ``memory``, ``duration``,
+        ``errors``, ``failures``); ``delta.direction_rule`` says which decided.
+        As documented, the delta is also stored as the ``perf_delta`` trace
+        ``"perf_delta_<metric>_<timestamp>"`` (metadata ``{"metric_name": ...,
+        "priority": "high"}``; one per metric and timestamp). NaN or infinite
+        values and a confidence outside ``[0, 1]`` raise ``ValueError``. Queued
+        like a non-urgent trace.
+        """
+        delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
+        if flush:
+            self._flush()
+        return delta
+
+    # a deliberate twin of the signature above: the async face of the same call
+    async def log_performance_delta(
+        self,
+        metric_name: str,
+        old_value: float,
+        new_value: float,
+        context: dict[str, Any] | None = None,
+        confidence: float = 1.0,
+        *,
+        lower_is_better: bool | None = None,
+    ) -> PerformanceDelta:
+        """Async :meth:`log_performance_delta_sync`."""
+        delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
+        if flush:
+            await asyncio.to_thread(self._flush)
+        return delta
+
+    @staticmethod
+    def _fitness_args(generation: Any, fitness_data: Any) -> tuple[str, dict[str, Any]]:
+        check_int("generation", generation, 0)
+        if not isinstance(fitness_data, dict):
+            raise TypeError(f"fitness_data: expected a dict, got {type(fitness_data).__name__}")
+        return f"fitness_evo:{generation}", {"generation": generation, "fitness": fitness_data}
+
+    def log_fitness_evolution_sync(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
+        """Store a generation's fitness statistics as a ``fitness_evo`` trace.
+
+        The trace id is ``"fitness_evo:<generation>"`` (logging a generation again
+        replaces it); :meth:`fitness_evolution_sync` reads them back in order.
+        """
+        trace_id, data = self._fitness_args(generation, fitness_data)
+        return self.store_compressed_trace_sync(trace_id, data, TraceType.FITNESS_EVOLUTION,
+                                                {"generation": generation})
+
+    async def log_fitness_evolution(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
+        """Async :meth:`log_fitness_evolution_sync`."""
+        trace_id, data = self._fitness_args(generation, fitness_data)
+        return await self.store_compressed_trace(trace_id, data, TraceType.FITNESS_EVOLUTION,
+                                                 {"generation": generation})
+
+    @staticmethod
+    def _id(name: str, value: Any, prefix: str) -> str:
+        if type(value) is not str or not value:
+            raise TypeError(f"{name}: expected a non-empty str, got {value!r}")
+        return f"{prefix}:{value}"
+
+    def log_benchmark_result_sync(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
+        """Store a benchmark result as the ``benchmark`` trace ``"benchmark:<benchmark_id>"``."""
+        return self.store_compressed_trace_sync(
+            self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
+            {"benchmark_id": benchmark_id},
+        )
+
+    async def log_benchmark_result(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
+        """Async :meth:`log_benchmark_result_sync`."""
+        return await self.store_compressed_trace(
+            self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
+            {"benchmark_id": benchmark_id},
+        )
+
+    def log_breakthrough_sync(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
+        """Store a breakthrough (priority 1.0: committed before this returns, never expired by age).
+
+        The trace id is ``"breakthrough:<breakthrough_id>"``.
+        """
+        return self.store_compressed_trace_sync(
+            self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
+            TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
+        )
+
+    async def log_breakthrough(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
+        """Async :meth:`log_breakthrough_sync`."""
+        return await self.store_compressed_trace(
+            self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
+            TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
+        )
+
+    def log_collapse_sync(self, collapse_id: str, collapse_data: Any) -> CompressedTrace:
+        """Store a collapse (a fitness or capability collapse) as the ``collapse`` trace ``"collapse:<collapse_id>"``.
+
+        Priority 0.9: committed before this returns and kept by retention, like
+        :meth:`log_breakthrough_sync`.
+        """
+        return self.store_compressed_trace_sync(
+            self._id("collapse_id", collapse_id, "collapse"), collapse_data, TraceType.COLLAPSE_EVENT,
+            {"collapse_id": collapse_id}, priority=DEFAULT_PRIORITIES[TraceType.COLLAPSE_EVENT],
+        )
+
+    async def log_collapse(self, collapse_id: str, collapse_data: Any) -> CompressedTrace:
+        """Async :meth:`log_collapse_sync`."""
+        return await self.store_compressed_trace(
+            self._id("collapse_id", collapse_id, "collapse"), collapse_data, TraceType.COLLAPSE_EVENT,
+            {"collapse_id": collapse_id}, priority=DEFAULT_PRIORITIES[TraceType.COLLAPSE_EVENT],
+        )
