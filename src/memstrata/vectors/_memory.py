@@ -74,10 +74,15 @@ class VectorMemory:
         ``cosine`` normalizes vectors and queries; scores are similarities
         (higher first) for ``cosine``/``ip`` and squared distances (lower first)
         for ``l2``.
-    rescore : int, optional
+    rescore : int or "auto", optional
         Keep float32 originals in a memory-mapped file (``originals_path`` or a
         temporary file), search the codes for ``rescore * k`` candidates and
         re-rank them exactly. Required for ``binary`` with ``metric="l2"``.
+        ``"auto"`` chooses the depth from a calibration on the stored data
+        (stored vectors searched as queries against the exact float results,
+        refreshed as the memory grows) so that recall@10 reaches
+        ``target_recall`` with a 95 % confidence margin; :meth:`stats` reports
+        the depth and the measured recall.
     shortlist : int, optional
         For ``int8``: also hold sign bits (d/8 bytes per vector) and score only
         the ``shortlist`` nearest rows by Hamming distance instead of every row.
@@ -85,6 +90,8 @@ class VectorMemory:
         ``benchmarks/bench_vectors.py``).
     originals_path : str or Path, optional
         Where the float originals go when ``rescore`` is set.
+    target_recall : float, default 0.99
+        The recall@10 ``rescore="auto"`` calibrates for.
 
     Notes
     -----
@@ -113,10 +120,11 @@ class VectorMemory:
         dim: int,
         codec: str = "int8",
         metric: str = "cosine",
-        rescore: int | None = None,
+        rescore: int | str | None = None,
         *,
         shortlist: int | None = None,
         originals_path: str | os.PathLike[str] | None = None,
+        target_recall: float = 0.99,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim: expected a positive integer, got {dim!r}")
@@ -125,8 +133,12 @@ class VectorMemory:
         if metric not in _METRICS:
             raise ValueError(f"metric: expected one of {', '.join(_METRICS)}, got {metric!r}")
         for name, value in (("rescore", rescore), ("shortlist", shortlist)):
+            if name == "rescore" and value == "auto":
+                continue
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
+        if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) or not 0 < target_recall <= 1:
+            raise ValueError(f"target_recall: expected a value in (0, 1], got {target_recall!r}")
         if shortlist is not None and codec != "int8":
             raise ValueError(f"shortlist: only used with codec='int8', got codec={codec!r}; pass shortlist=None")
         if codec == "binary" and metric == "l2" and rescore is None:
@@ -134,7 +146,10 @@ class VectorMemory:
         self.dim = int(dim)
         self.codec = codec
         self.metric = metric
-        self.rescore = None if rescore is None else int(rescore)
+        self.rescore: int | str | None = rescore if rescore in (None, "auto") else int(rescore)  # type: ignore[arg-type]
+        self.target_recall = float(target_recall)
+        self._calibration: Any = None  # vectors._calibrate.Calibration once measured (rescore="auto")
+        self._depth_override: int | None = None  # set while a calibration measures a depth
         self.shortlist = None if shortlist is None else int(shortlist)
         self.seq = 0
         self._ids = np.empty(0, np.int64)
@@ -507,7 +522,7 @@ class VectorMemory:
         bias = self._row_bias if rows is None or self._row_bias is None else self._row_bias[rows]
         factor = 2.0 if self.metric == "l2" else 1.0
         n = codes.shape[0]
-        want = k if self.rescore is None else min(n, self.rescore * k) or 1
+        want = k if self.rescore is None else min(n, self._rescore_depth() * k) or 1
         if self.codec == "int8":
             assert self._scales is not None and self._offsets is not None
             cand = None
@@ -536,6 +551,47 @@ class VectorMemory:
                 self._exact_bias = (self.seq, bias_exact(self, self._orig_rows))
             exact_bias = self._exact_bias[1] if rows is None else self._exact_bias[1][rows]
         return float_search(q, self._originals(), found, k, rows=orig_rows, factor=factor, row_bias=exact_bias)
+
+    def _rescore_depth(self) -> int:
+        """Candidates per result to re-rank: ``rescore``, or the calibrated depth for ``"auto"``."""
+        if self.rescore == "auto":
+            from memstrata.vectors._calibrate import current_depth
+
+            return current_depth(self)
+        assert isinstance(self.rescore, int)
+        return self.rescore
+
+    def stats(self) -> dict[str, Any]:
+        """Size and search settings; with ``rescore="auto"`` the calibrated depth and measured recall.
+
+        ``measured_recall`` is recall@10 of stored vectors used as queries
+        (their own row excluded) against exact float search, at the chosen
+        ``rescore_depth``; ``recall_lower_bound`` its one-sided 95 % bound,
+        which the depth was chosen to bring to ``target_recall``.
+        """
+        self._merge()
+        out: dict[str, Any] = {
+            "count": len(self),
+            "codec": self.codec,
+            "metric": self.metric,
+            "nbytes": self.nbytes,
+            "rescore": self.rescore,
+            "shortlist": self.shortlist,
+            "target_recall": self.target_recall if self.rescore == "auto" else None,
+        }
+        if self.rescore == "auto":
+            depth = self._rescore_depth() if len(self) else None
+            cal = self._calibration
+            out.update(
+                rescore_depth=depth,
+                measured_recall=None if cal is None else cal.recall,
+                recall_lower_bound=None if cal is None else cal.lower_bound,
+                calibrated_rows=None if cal is None else cal.n_rows,
+                target_met=None if cal is None else cal.met,
+            )
+        else:
+            out["rescore_depth"] = self.rescore
+        return out
 
     def _blas_topk(
         self, q: np.ndarray, codes: np.ndarray, k: int, factor: float, bias: np.ndarray | None
@@ -652,6 +708,7 @@ class VectorMemory:
             "metric": self.metric,
             "rescore": self.rescore,
             "shortlist": self.shortlist,
+            **({"target_recall": self.target_recall} if self.rescore == "auto" else {}),
             "seq": self.seq,
             "next_id": self._next_id,
             "metadata": [[i, m] for i, m in self._metadata.items()],
@@ -709,6 +766,7 @@ class VectorMemory:
                 header["rescore"],
                 shortlist=header["shortlist"],
                 originals_path=originals_path,
+                target_recall=header.get("target_recall", 0.99),
             )
             data_start = -(-(_PREFIX.size + header_len) // _ALIGN) * _ALIGN
             # every byte is accounted for: header padding and section padding must be zero
