@@ -457,27 +457,34 @@ def test_search_100k(benchmark, impl):
     peers = _optional_flat(x, q)
     sims_all = q @ x.T
     exact_ids = np.argsort(-sims_all, axis=1, kind="stable")[:, : K + 1]
-    if impl == "faiss-flat":
-        if not peers:
-            pytest.skip("faiss-cpu is not installed (pip install 'memstrata[bench]')")
-        ids = run(benchmark, peers["faiss-flat"], 3)[1]
-    else:
-        memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
-        memory.add(x)
-        fn = lambda: memory.search(q, K + 1)  # noqa: E731
-        ids = run(benchmark, fn, 3)[1]
-        benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
-        if memory.rescore == "auto":
-            benchmark.extra_info["rescore_depth"] = memory.stats()["rescore_depth"]
-        ratio_info(benchmark, fn, peers, rounds=3)
-        simd_info(benchmark)
-        memory.close()
+    ids = _memory_or_flat(benchmark, impl, x, q, peers, 3)
     exact_sims = np.take_along_axis(sims_all, exact_ids, axis=1)
     got_sims = np.take_along_axis(sims_all, np.maximum(ids, 0), axis=1)
     # top-11 including the query itself; a hit reaches the exact 11th similarity
     benchmark.extra_info["recall@10"] = round(float((got_sims >= exact_sims[:, -1:] - 1e-6).mean()), 4)
     if median_of(benchmark):
         benchmark.extra_info["queries_per_s"] = round(200 / median_of(benchmark))
+
+
+def _memory_or_flat(
+    benchmark, impl: str, stored: np.ndarray, q: np.ndarray, peers: dict[str, Callable[[], Any]], rounds: int
+) -> np.ndarray:
+    """Time faiss Flat, or a ``VectorMemory`` of ``MEMORY_CONFIGS[impl]`` with its ratio to Flat; the result ids."""
+    if impl == "faiss-flat":
+        if not peers:
+            pytest.skip("faiss-cpu is not installed (pip install 'memstrata[bench]')")
+        return run(benchmark, peers["faiss-flat"], 3)[1]
+    memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
+    memory.add(stored)
+    fn = lambda: memory.search(q, K + 1)  # noqa: E731
+    ids = run(benchmark, fn, rounds)[1]
+    benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
+    if memory.rescore == "auto":
+        benchmark.extra_info["rescore_depth"] = memory.stats()["rescore_depth"]
+    ratio_info(benchmark, fn, peers, rounds=rounds)
+    simd_info(benchmark)
+    memory.close()
+    return ids
 
 
 @pytest.mark.parametrize("impl", ["memstrata-binary-rescore-auto", "memstrata-int8", "faiss-flat"])
@@ -493,20 +500,7 @@ def test_search_held_apart(benchmark, impl):
     stored, q = x[order[: x.shape[0] // 2]], x[order[x.shape[0] // 2 :]][:1000]
     benchmark.group = "search-top10-heldout-5k-384d"
     peers = _optional_flat(stored, q)
-    if impl == "faiss-flat":
-        if not peers:
-            pytest.skip("faiss-cpu is not installed (pip install 'memstrata[bench]')")
-        ids = run(benchmark, peers["faiss-flat"], 3)[1]
-    else:
-        memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
-        memory.add(stored)
-        fn = lambda: memory.search(q, K + 1)  # noqa: E731
-        ids = run(benchmark, fn, 5)[1]
-        if memory.rescore == "auto":
-            benchmark.extra_info["rescore_depth"] = memory.stats()["rescore_depth"]
-        ratio_info(benchmark, fn, peers)
-        simd_info(benchmark)
-        memory.close()
+    ids = _memory_or_flat(benchmark, impl, stored, q, peers, 5)
     sims = q @ stored.T
     kth = -np.partition(-sims, K - 1, axis=1)[:, K - 1]
     got = np.take_along_axis(sims, np.maximum(np.asarray(ids)[:, :K], 0), axis=1)
