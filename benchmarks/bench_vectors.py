@@ -305,6 +305,8 @@ def _flat_peer(x: np.ndarray, q: np.ndarray) -> Callable[[], Any]:
 
 SEARCH_IMPLS = [
     "memstrata-int8",
+    "memstrata-int4",
+    "memstrata-binary-rescore-auto",
     "memstrata-int8-shortlist",
     "memstrata-binary-rescore",
     "memstrata-binary-rescore12",
@@ -313,16 +315,48 @@ SEARCH_IMPLS = [
     "faiss-sq8",
     "faiss-binary-rescore",
     "usearch-exact",
+    "usearch-exact-i8",
     "usearch-hnsw-i8",
+    "numpy",
 ]
 
 MEMORY_CONFIGS = {
     "memstrata-int8": dict(codec="int8"),
+    "memstrata-int4": dict(codec="int4"),
+    "memstrata-binary-rescore-auto": dict(codec="binary", rescore="auto"),  # target_recall=0.99
     "memstrata-int8-shortlist": dict(codec="int8", shortlist=400),
     "memstrata-binary-rescore": dict(codec="binary", rescore=20),
     "memstrata-binary-rescore12": dict(codec="binary", rescore=12),
     "memstrata-int4-rescore": dict(codec="int4", rescore=2),
 }
+
+
+def simd_info(benchmark) -> None:
+    """Record which SIMD instruction path the compiled scans took and the CPU's SIMD flags."""
+    from memstrata.kernels.simd import cpu_flags, simd_path
+
+    benchmark.extra_info["simd_path"] = simd_path()
+    benchmark.extra_info["cpu_flags"] = " ".join(cpu_flags())
+
+
+def _numpy_topk(x: np.ndarray, q: np.ndarray) -> Callable[[], Any]:
+    """Exact float search with numpy: one matrix product, then argpartition and a sort of the k best."""
+
+    def search():
+        s = q @ x.T
+        part = np.argpartition(-s, K + 1, axis=1)[:, : K + 1]
+        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+        return None, np.take_along_axis(part, order, axis=1)
+
+    return search
+
+
+def _usearch_exact_i8(x: np.ndarray, q: np.ndarray) -> Callable[[], Any]:
+    """usearch's exact search over int8 vectors (x scaled by 127, the unit vectors' range)."""
+    usearch = pytest.importorskip("usearch.index", reason="usearch is not installed (pip install 'memstrata[bench]')")
+    xi = np.clip(np.rint(x * 127), -127, 127).astype(np.int8)
+    qi = np.clip(np.rint(q * 127), -127, 127).astype(np.int8)
+    return lambda: usearch.search(xi, qi, K + 1, usearch.MetricKind.IP, exact=True, threads=1)
 
 
 def _optional_flat(x: np.ndarray, q: np.ndarray, name: str = "faiss-flat") -> dict[str, Callable[[], Any]]:
@@ -360,8 +394,19 @@ def test_search_real(benchmark, impl):
         fn: Callable[[], Any] = lambda: memory.search(q, K + 1)  # noqa: E731
         ids = run(benchmark, fn)[1]
         benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
+        if memory.rescore == "auto":
+            stats = memory.stats()
+            benchmark.extra_info["rescore_depth"] = stats["rescore_depth"]
+            benchmark.extra_info["calibrated_recall"] = round(stats["measured_recall"], 4)
         ratio_info(benchmark, fn, _optional_flat(x, q))
+        simd_info(benchmark)
         memory.close()
+    elif impl == "numpy":
+        ids = run(benchmark, _numpy_topk(x, q), 3)[1]
+        benchmark.extra_info["bytes_per_vector"] = 4 * 384
+    elif impl == "usearch-exact-i8":
+        ids = run(benchmark, _usearch_exact_i8(x, q), 3).keys
+        benchmark.extra_info["bytes_per_vector"] = 384
     elif impl == "faiss-flat":
         ids = run(benchmark, _flat_peer(x, q))[1]
         benchmark.extra_info["bytes_per_vector"] = 4 * 384
@@ -392,7 +437,16 @@ def test_search_real(benchmark, impl):
 
 
 @pytest.mark.parametrize(
-    "impl", ["memstrata-int8", "memstrata-int8-shortlist", "memstrata-binary-rescore", "memstrata-binary-rescore12", "faiss-flat"]
+    "impl",
+    [
+        "memstrata-int8",
+        "memstrata-int4",
+        "memstrata-int8-shortlist",
+        "memstrata-binary-rescore",
+        "memstrata-binary-rescore12",
+        "memstrata-binary-rescore-auto",
+        "faiss-flat",
+    ],
 )
 def test_search_100k(benchmark, impl):
     """200 queries (real rows 0-199), top-10, against the 100k set; recall vs exact float search."""
@@ -403,24 +457,82 @@ def test_search_100k(benchmark, impl):
     peers = _optional_flat(x, q)
     sims_all = q @ x.T
     exact_ids = np.argsort(-sims_all, axis=1, kind="stable")[:, : K + 1]
-    if impl == "faiss-flat":
-        if not peers:
-            pytest.skip("faiss-cpu is not installed (pip install 'memstrata[bench]')")
-        ids = run(benchmark, peers["faiss-flat"], 3)[1]
-    else:
-        memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
-        memory.add(x)
-        fn = lambda: memory.search(q, K + 1)  # noqa: E731
-        ids = run(benchmark, fn, 3)[1]
-        benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
-        ratio_info(benchmark, fn, peers, rounds=3)
-        memory.close()
+    ids = _memory_or_flat(benchmark, impl, x, q, peers, 3)
     exact_sims = np.take_along_axis(sims_all, exact_ids, axis=1)
     got_sims = np.take_along_axis(sims_all, np.maximum(ids, 0), axis=1)
     # top-11 including the query itself; a hit reaches the exact 11th similarity
     benchmark.extra_info["recall@10"] = round(float((got_sims >= exact_sims[:, -1:] - 1e-6).mean()), 4)
     if median_of(benchmark):
         benchmark.extra_info["queries_per_s"] = round(200 / median_of(benchmark))
+
+
+def _memory_or_flat(
+    benchmark, impl: str, stored: np.ndarray, q: np.ndarray, peers: dict[str, Callable[[], Any]], rounds: int
+) -> np.ndarray:
+    """Time faiss Flat, or a ``VectorMemory`` of ``MEMORY_CONFIGS[impl]`` with its ratio to Flat; the result ids."""
+    if impl == "faiss-flat":
+        if not peers:
+            pytest.skip("faiss-cpu is not installed (pip install 'memstrata[bench]')")
+        return run(benchmark, peers["faiss-flat"], 3)[1]
+    memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
+    memory.add(stored)
+    fn = lambda: memory.search(q, K + 1)  # noqa: E731
+    ids = run(benchmark, fn, rounds)[1]
+    benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
+    if memory.rescore == "auto":
+        benchmark.extra_info["rescore_depth"] = memory.stats()["rescore_depth"]
+    ratio_info(benchmark, fn, peers, rounds=rounds)
+    simd_info(benchmark)
+    memory.close()
+    return ids
+
+
+@pytest.mark.parametrize("impl", ["memstrata-binary-rescore-auto", "memstrata-int8", "faiss-flat"])
+def test_search_held_apart(benchmark, impl):
+    """Store a random half of the real set, query with 1000 rows of the other half (never stored).
+
+    The recall target of ``rescore="auto"`` is calibrated on stored rows only;
+    this group shows it holding for unseen queries (recall vs exact float search).
+    """
+    _need_data()
+    x = real()[0]
+    order = np.random.default_rng(13).permutation(x.shape[0])
+    stored, q = x[order[: x.shape[0] // 2]], x[order[x.shape[0] // 2 :]][:1000]
+    benchmark.group = "search-top10-heldout-5k-384d"
+    peers = _optional_flat(stored, q)
+    ids = _memory_or_flat(benchmark, impl, stored, q, peers, 5)
+    sims = q @ stored.T
+    kth = -np.partition(-sims, K - 1, axis=1)[:, K - 1]
+    got = np.take_along_axis(sims, np.maximum(np.asarray(ids)[:, :K], 0), axis=1)
+    benchmark.extra_info["recall@10"] = round(float((got >= kth[:, None] - 1e-6).mean()), 4)
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "faiss-binary-flat"])
+def test_hamming_search(benchmark, impl):
+    """1000 queries, top-10 by Hamming distance over the 10k real set's sign bits."""
+    _need_data()
+    x = real()[0]
+    bits = binarize(x, x.mean(axis=0).astype(np.float32))
+    q = bits[:1000]
+    benchmark.group = "hamming-top10-real-10k-384d"
+    peers: dict[str, Callable[[], Any]] = {}
+    try:
+        faiss = _faiss()
+        index = faiss.IndexBinaryFlat(384)
+        index.add(bits)
+        peers["faiss-binary-flat"] = lambda: index.search(q, K)
+    except pytest.skip.Exception:
+        if impl == "faiss-binary-flat":
+            raise
+    if impl == "memstrata":
+        ours = lambda: hamming_topk(q, bits, K)  # noqa: E731
+        dist = run(benchmark, ours)[0]
+        ratio_info(benchmark, ours, peers)
+        simd_info(benchmark)
+        if peers:
+            np.testing.assert_array_equal(dist, peers["faiss-binary-flat"]()[0])  # same distances as faiss
+    else:
+        run(benchmark, peers["faiss-binary-flat"])
 
 
 def test_hamming_topk_kernel(benchmark):
@@ -431,6 +543,7 @@ def test_hamming_topk_kernel(benchmark):
     ours = lambda: hamming_topk(bits[:1000], bits, 200)  # noqa: E731
     run(benchmark, ours)
     ratio_info(benchmark, ours, _optional_flat(x, x[:1000]))
+    simd_info(benchmark)
 
 
 # --------------------------------------------------------------------- CSR

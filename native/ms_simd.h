@@ -492,14 +492,15 @@ MS_AVX2_ATTR static void ms_ham_tile_popcnt(const uint8_t *q, int64_t qstride, c
         t0 += _mm_popcnt_u64(u ^ x0); t1 += _mm_popcnt_u64(u ^ x1); t2 += _mm_popcnt_u64(u ^ x2); t3 += _mm_popcnt_u64(u ^ x3);
         t4 += _mm_popcnt_u64(v ^ x0); t5 += _mm_popcnt_u64(v ^ x1); t6 += _mm_popcnt_u64(v ^ x2); t7 += _mm_popcnt_u64(v ^ x3);
     }
-    dist[0] = (int32_t)t0 + ms_popcount_tail_popcnt(q0, c0, m, width);
-    dist[1] = (int32_t)t1 + ms_popcount_tail_popcnt(q0, c1, m, width);
-    dist[2] = (int32_t)t2 + ms_popcount_tail_popcnt(q0, c2, m, width);
-    dist[3] = (int32_t)t3 + ms_popcount_tail_popcnt(q0, c3, m, width);
-    dist[MS_HTR + 0] = (int32_t)t4 + ms_popcount_tail_popcnt(q1, c0, m, width);
-    dist[MS_HTR + 1] = (int32_t)t5 + ms_popcount_tail_popcnt(q1, c1, m, width);
-    dist[MS_HTR + 2] = (int32_t)t6 + ms_popcount_tail_popcnt(q1, c2, m, width);
-    dist[MS_HTR + 3] = (int32_t)t7 + ms_popcount_tail_popcnt(q1, c3, m, width);
+    if (m < width) { /* a width that is not whole words */
+        t0 += ms_popcount_tail_popcnt(q0, c0, m, width); t1 += ms_popcount_tail_popcnt(q0, c1, m, width);
+        t2 += ms_popcount_tail_popcnt(q0, c2, m, width); t3 += ms_popcount_tail_popcnt(q0, c3, m, width);
+        t4 += ms_popcount_tail_popcnt(q1, c0, m, width); t5 += ms_popcount_tail_popcnt(q1, c1, m, width);
+        t6 += ms_popcount_tail_popcnt(q1, c2, m, width); t7 += ms_popcount_tail_popcnt(q1, c3, m, width);
+    }
+    dist[0] = (int32_t)t0; dist[1] = (int32_t)t1; dist[2] = (int32_t)t2; dist[3] = (int32_t)t3;
+    dist[MS_HTR + 0] = (int32_t)t4; dist[MS_HTR + 1] = (int32_t)t5;
+    dist[MS_HTR + 2] = (int32_t)t6; dist[MS_HTR + 3] = (int32_t)t7;
 }
 
 /* vpopcntq over 64-byte chunks (AVX-512 VPOPCNTDQ); the tail via popcnt */

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from memstrata.kernels import dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
+from memstrata.kernels import dequantize as dmod
 from memstrata.kernels import quantize as qmod
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -208,5 +209,5 @@ def test_parallel_twins_match_serial():
     np.testing.assert_array_equal(codes, q.codes)
     out = np.empty_like(x)
     bias = (q.offsets + F32(128) * q.scales).astype(F32)
-    qmod._decode_dim_parallel(q.codes, q.scales, bias, out)
+    dmod._decode_dim_parallel(q.codes, q.scales, bias, out)
     np.testing.assert_array_equal(out, dequantize_int8(q.codes, q.scales, q.offsets))

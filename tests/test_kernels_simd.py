@@ -219,3 +219,35 @@ def test_batches_and_row_blocks(path, k):
         want = ref.hamming_topk_ref(qb, bits, k)
         np.testing.assert_array_equal(got[1], want[1])
         np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_threads_split_queries_without_changing_results(monkeypatch):
+    """Big searches run query ranges on Numba's thread count; results are those of one thread."""
+    import numba
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((700, 40)).astype(F32)
+    q = rng.standard_normal((200, 40)).astype(F32)
+    quantized = quantize_int8(x)
+    q4 = quantize_int4(x)
+    bits, qb = np.packbits(x > 0, axis=1), np.packbits(q > 0, axis=1)
+
+    def everything():
+        return (
+            int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 7),
+            smod.int4_search(q, q4.codes, q4.scales, q4.offsets, 7),
+            hamming_topk(qb, bits, 7),
+        )
+
+    one = everything()
+    before = numba.get_num_threads()
+    monkeypatch.setattr(smod, "PARALLEL_MIN_WORK", 1)
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        assert smod._scan_threads(200, 10**9) == numba.get_num_threads()
+        many = everything()
+    finally:
+        numba.set_num_threads(before)
+    for got, want in zip(many, one):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from memstrata.kernels.binary import binarize
 from memstrata.kernels.csr import CSR, from_csr, to_csr
-from memstrata.kernels.quantize import Quantized, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
+from memstrata.kernels.dequantize import dequantize_int4, dequantize_int8
+from memstrata.kernels.quantize import Quantized, quantize_int4, quantize_int8
 from memstrata.kernels.search import check_k, float_search, hamming_search, int4_search, int8_search
 from memstrata.kernels.topk import hamming_topk, int8_topk, rescore_topk
 

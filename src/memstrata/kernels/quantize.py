@@ -1,4 +1,4 @@
-"""Scalar quantization of float vectors to int8 and int4 codes, and back.
+"""Scalar quantization of float vectors to int8 and int4 codes (decoding: ``dequantize``).
 
 Scheme (per dimension, or per vector): the range ``[lo, hi]`` is split into 255
 (int8) or 15 (int4) equal steps of size ``scale = (hi - lo) / levels``; a value
@@ -35,9 +35,7 @@ __all__ = [
     "PARALLEL_MIN_ELEMENTS",
     "Quantized",
     "quantize_int8",
-    "dequantize_int8",
     "quantize_int4",
-    "dequantize_int4",
 ]
 
 #: Inputs with at least this many elements (n * d) use the ``parallel=True``
@@ -198,22 +196,6 @@ def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compil
     return n_bad
 
 
-def _decode_dim(codes, scale, bias, out):  # pragma: no cover - compiled
-    n, d = codes.shape
-    for i in prange(n):
-        for j in range(d):
-            out[i, j] = np.float32(codes[i, j]) * scale[j] + bias[j]
-
-
-def _decode_vec(codes, scale, bias, out):  # pragma: no cover - compiled
-    n, d = codes.shape
-    for i in prange(n):
-        s = scale[i]
-        b = bias[i]
-        for j in range(d):
-            out[i, j] = np.float32(codes[i, j]) * s + b
-
-
 def _pack_nibbles(nib, pairs, packed_row):  # pragma: no cover - compiled
     """Pack a row of 4-bit codes (one per byte in ``nib``; ``pairs`` is its uint16 view)."""
     # little-endian: pair m holds code 2m in its low byte and code 2m + 1 in its high byte
@@ -283,50 +265,16 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
     return bad_c.sum()
 
 
-def _decode4_dim(packed, scale, offset, out):  # pragma: no cover - compiled
-    n, d = out.shape
-    half = d // 2
-    for i in prange(n):
-        for m in range(half):
-            b = packed[i, m]
-            out[i, 2 * m] = np.float32(b & 15) * scale[2 * m] + offset[2 * m]
-            out[i, 2 * m + 1] = np.float32(b >> 4) * scale[2 * m + 1] + offset[2 * m + 1]
-        if d & 1:
-            out[i, d - 1] = np.float32(packed[i, half] & 15) * scale[d - 1] + offset[d - 1]
-
-
-def _decode4_vec(packed, scale, offset, out):  # pragma: no cover - compiled
-    n, d = out.shape
-    half = d // 2
-    for i in prange(n):
-        s = scale[i]
-        o = offset[i]
-        for m in range(half):
-            b = packed[i, m]
-            out[i, 2 * m] = np.float32(b & 15) * s + o
-            out[i, 2 * m + 1] = np.float32(b >> 4) * s + o
-        if d & 1:
-            out[i, d - 1] = np.float32(packed[i, half] & 15) * s + o
-
-
 _minmax_columns_serial = njit(cache=True, nogil=True)(_minmax_columns)
 _minmax_columns_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_minmax_columns))
 _encode_dim_serial = njit(cache=True, nogil=True)(_encode_dim)
 _encode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_dim))
 _encode_vec_serial = njit(cache=True, nogil=True)(_encode_vec)
 _encode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_vec))
-_decode_dim_serial = njit(cache=True, nogil=True)(_decode_dim)
-_decode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_dim))
-_decode_vec_serial = njit(cache=True, nogil=True)(_decode_vec)
-_decode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_vec))
 _encode4_dim_serial = njit(cache=True, nogil=True)(_encode4_dim)
 _encode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_dim))
 _encode4_vec_serial = njit(cache=True, nogil=True)(_encode4_vec)
 _encode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_vec))
-_decode4_dim_serial = njit(cache=True, nogil=True)(_decode4_dim)
-_decode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_dim))
-_decode4_vec_serial = njit(cache=True, nogil=True)(_decode4_vec)
-_decode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_vec))
 
 
 # -------------------------------------------------------------------- wrappers
@@ -554,132 +502,3 @@ def quantize_int4(
            [1. , 0. , 0.5]], dtype=float32)
     """
     return _quantize(vectors, per, clip, scales, offsets, out, 15)
-
-
-def _check_codes(codes: Any, dtype: Any, what: str) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if not isinstance(codes, np.ndarray) or codes.dtype != dtype:
-        raise TypeError(f"codes: expected {dtype} array of shape (n, {what}), got {describe(codes)}")
-    if codes.ndim != 2:
-        raise ValueError(f"codes: expected {dtype} array of shape (n, {what}), got {describe(codes)}")
-    return np.ascontiguousarray(codes)
-
-
-def _dequantize_args(
-    codes: np.ndarray, scales: Any, offsets: Any, per: str, d: int, levels: int
-) -> tuple[np.ndarray, np.ndarray]:
-    n = codes.shape[0]
-    length = d if per == "dimension" else n
-    what = "one per dimension" if per == "dimension" else "one per vector"
-    s = _check_params("scales", scales, length, what)
-    o = _check_params("offsets", offsets, length, what)
-    if levels == 255:
-        # int8 codes are stored minus 128: x = (c + 128) * s + o = c * s + (o + 128 s)
-        o = (o + np.float32(128.0) * s).astype(np.float32)
-    return s, o
-
-
-def dequantize_int8(
-    codes: np.ndarray,
-    scales: np.ndarray,
-    offsets: np.ndarray,
-    per: str = "dimension",
-    *,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Decode int8 codes from :func:`quantize_int8` to float32 vectors.
-
-    Parameters
-    ----------
-    codes : ndarray int8 (n, d)
-    scales, offsets : ndarray float32, shape (d,) for ``per="dimension"``, (n,) for ``per="vector"``
-    per : {"dimension", "vector"}
-        As given to :func:`quantize_int8`.
-    out : ndarray float32 (n, d), optional
-        Buffer for the result.
-
-    Returns
-    -------
-    ndarray float32 (n, d)
-        ``(code + 128) * scale + offset``, within half a step of the original.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from memstrata.kernels import dequantize_int8
-    >>> codes = np.array([[-128, 127]], dtype=np.int8)
-    >>> dequantize_int8(codes, np.array([0.5, 0.5], np.float32), np.zeros(2, np.float32))
-    array([[  0. , 127.5]], dtype=float32)
-    """
-    per = _check_per(per)
-    codes = _check_codes(codes, np.int8, "d")
-    n, d = codes.shape
-    s, bias = _dequantize_args(codes, scales, offsets, per, d, 255)
-    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
-    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
-    if per == "dimension":
-        (_decode_dim_parallel if parallel else _decode_dim_serial)(codes, s, bias, result)
-    else:
-        (_decode_vec_parallel if parallel else _decode_vec_serial)(codes, s, bias, result)
-    return result
-
-
-def dequantize_int4(
-    codes: np.ndarray,
-    scales: np.ndarray,
-    offsets: np.ndarray,
-    per: str = "dimension",
-    *,
-    dim: int | None = None,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Decode packed 4-bit codes from :func:`quantize_int4` to float32 vectors.
-
-    Parameters
-    ----------
-    codes : ndarray uint8 (n, (d + 1) // 2)
-    scales, offsets : ndarray float32, shape (d,) for ``per="dimension"``, (n,) for ``per="vector"``
-    per : {"dimension", "vector"}
-    dim : int, optional
-        The number of dimensions ``d``. With ``per="dimension"`` it is
-        ``len(scales)``; with ``per="vector"`` it defaults to
-        ``2 * codes.shape[1]``, so pass it when ``d`` is odd.
-    out : ndarray float32 (n, d), optional
-
-    Returns
-    -------
-    ndarray float32 (n, d)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from memstrata.kernels import dequantize_int4
-    >>> codes = np.array([[0x1F]], dtype=np.uint8)  # low nibble 15, high nibble 1
-    >>> dequantize_int4(codes, np.ones(1, np.float32), np.zeros(1, np.float32), "vector", dim=2)
-    array([[15.,  1.]], dtype=float32)
-    """
-    per = _check_per(per)
-    codes = _check_codes(codes, np.uint8, "(d + 1) // 2")
-    n, width = codes.shape
-    if per == "dimension":
-        if not isinstance(scales, np.ndarray) or scales.ndim != 1:
-            raise TypeError(f"scales: expected float32 array of shape (d,), got {describe(scales)}")
-        d = scales.shape[0]
-        if dim is not None and dim != d:
-            raise ValueError(f"dim: expected {d} (the length of scales) or None, got {dim!r}")
-    else:
-        d = 2 * width if dim is None else dim
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (d + 1) // 2 != width or d < 1:
-        raise ValueError(
-            f"codes: expected uint8 array of shape (n, {(int(d) + 1) // 2 if isinstance(d, (int, np.integer)) else '?'}) "
-            f"for d={d!r}, got {describe(codes)}"
-        )
-    d = int(d)
-    s, o = _dequantize_args(codes, scales, offsets, per, d, 15)
-    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
-    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
-    if per == "dimension":
-        (_decode4_dim_parallel if parallel else _decode4_dim_serial)(codes, s, o, result)
-    else:
-        (_decode4_vec_parallel if parallel else _decode4_vec_serial)(codes, s, o, result)
-    return result

@@ -18,7 +18,8 @@ instruction path; the float score is ``a * dot + sum(q * bias)``.
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,9 +39,14 @@ __all__ = [
     "query_weights",
 ]
 
-#: Candidate searches with at least this many query x row x byte operations use
-#: the ``parallel=True`` kernels (over queries) when Numba has more than one thread.
+#: Searches with at least this many query x row x dimension operations run on
+#: Numba's threads (``numba.set_num_threads``) when it has more than one: the
+#: ``parallel=True`` kernels for candidate lists, query ranges of the compiled
+#: scans on a thread pool otherwise.
 PARALLEL_MIN_WORK = 1 << 24
+
+# queries per batch of the compiled scans (MS_BLOCK_QUERIES in native/ms_simd.h)
+_SCAN_BATCH = 64
 
 
 def check_k(k: Any) -> int:
@@ -70,6 +76,27 @@ def _n_chunks(parallel: bool, nq: int) -> int:
     import numba
 
     return max(1, min(nq, 4 * numba.get_num_threads()))
+
+
+def _scan_threads(nq: int, work: int) -> int:
+    """Threads for a compiled full scan: Numba's thread count for big searches, one query batch each at least."""
+    if not use_parallel(work, PARALLEL_MIN_WORK):
+        return 1
+    import numba
+
+    return max(1, min(numba.get_num_threads(), nq // _SCAN_BATCH))
+
+
+def _run_scan(nq: int, threads: int, scan: Callable[[slice], None]) -> None:
+    """Run ``scan`` over query ranges on ``threads`` threads (the compiled scans release the GIL)."""
+    if threads <= 1:
+        scan(slice(0, nq))
+        return
+    per = -(-nq // threads)
+    per = -(-per // _SCAN_BATCH) * _SCAN_BATCH  # whole batches, so each thread reads the codes once per batch
+    parts = [slice(a, min(nq, a + per)) for a in range(0, nq, per)]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(scan, parts))
 
 
 def _weights(queries: np.ndarray, scales: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +161,12 @@ def int8_search(
     if nq == 0:
         return out_s, out_i
     if candidates is None:
-        simd.int8_scan(weights, factor, codes, bias, k, out_s, out_i, simd_path())
+        path = simd_path()
+
+        def scan(part: slice) -> None:
+            simd.int8_scan(weights[part], factor[part], codes, bias, k, out_s[part], out_i[part], path)
+
+        _run_scan(nq, _scan_threads(nq, nq * n * codes.shape[1]), scan)
     else:
         parallel = use_parallel(nq * candidates.shape[1] * codes.shape[1], PARALLEL_MIN_WORK)
         kernel = _cand._int8_topk_candidates_parallel if parallel else _cand._int8_topk_candidates_serial
@@ -174,7 +206,12 @@ def int4_search(
         split[:, half : 2 * half] = weights[:, 1 : 2 * half : 2]
         if d & 1:
             split[:, 2 * half] = weights[:, d - 1]
-        simd.int4_scan(split, factor32, packed, d, bias, k, out_s, out_i, simd_path())
+        path = simd_path()
+
+        def scan(part: slice) -> None:
+            simd.int4_scan(split[part], factor32[part], packed, d, bias, k, out_s[part], out_i[part], path)
+
+        _run_scan(nq, _scan_threads(nq, nq * n * d), scan)
     else:
         work = nq * candidates.shape[1] * d
         parallel = use_parallel(work, PARALLEL_MIN_WORK)
@@ -217,7 +254,11 @@ def hamming_search(query_codes: np.ndarray, codes: np.ndarray, k: int) -> tuple[
     out_d = np.empty((nq, k), np.int32)
     out_i = np.empty((nq, k), np.int64)
     if nq:
-        simd.hamming_scan(
-            np.ascontiguousarray(query_codes), np.ascontiguousarray(codes), k, out_d, out_i, simd_path()
-        )
+        path = simd_path()
+        q, c = np.ascontiguousarray(query_codes), np.ascontiguousarray(codes)
+
+        def scan(part: slice) -> None:
+            simd.hamming_scan(q[part], c, k, out_d[part], out_i[part], path)
+
+        _run_scan(nq, _scan_threads(nq, nq * c.shape[0] * c.shape[1] // 8), scan)
     return out_d, out_i

@@ -51,10 +51,17 @@ class VectorMemory(IndexState):
         ``cosine`` normalizes vectors and queries; scores are similarities
         (higher first) for ``cosine``/``ip`` and squared distances (lower first)
         for ``l2``.
-    rescore : int, optional
+    rescore : int or "auto", optional
         Keep float32 originals on disk (mapped, one copy), search the codes for
         ``rescore * k`` candidates and re-rank them exactly. Required for
-        ``binary`` with ``metric="l2"``.
+        ``binary`` with ``metric="l2"``. ``"auto"`` chooses the depth from a
+        calibration on the stored data (stored vectors searched as queries
+        against the exact float results, refreshed as the memory grows) so that
+        recall@10 reaches ``target_recall`` with a 95 % confidence margin;
+        :meth:`stats` reports the depth and the measured recall.
+    target_recall : float, default 0.99
+        The recall@10 ``rescore="auto"`` calibrates for (a durable memory
+        reopened with ``open`` calibrates for 0.99).
     shortlist : int, optional
         For ``int8``: also hold sign bits (d/8 bytes per vector) and score only
         the ``shortlist`` nearest rows by Hamming distance instead of every row.
@@ -111,14 +118,18 @@ class VectorMemory(IndexState):
         dim: int,
         codec: str = "int8",
         metric: str = "cosine",
-        rescore: int | None = None,
+        rescore: int | str | None = None,
         *,
         shortlist: int | None = None,
         originals_path: str | os.PathLike[str] | None = None,
+        target_recall: float = 0.99,
     ) -> None:
         self._closed = True  # until constructed: __del__ and close() of a half-built instance do nothing
         self._lock = threading.RLock()
+        if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) or not 0 < target_recall <= 1:
+            raise ValueError(f"target_recall: expected a value in (0, 1], got {target_recall!r}")
         self._init(dim, codec, metric, rescore, shortlist)
+        self.target_recall = float(target_recall)
         if rescore is not None:
             self._originals = _persist.private_originals(self, originals_path)
 
@@ -172,6 +183,45 @@ class VectorMemory(IndexState):
             cls, Path(path), {"dim": dim, "codec": codec, "metric": metric, "rescore": rescore, "shortlist": shortlist},
             read_only=read_only, durability=durability,
         )
+
+    def _rescore_depth(self) -> int:
+        """Candidates per result to re-rank: ``rescore``, or the calibrated depth for ``"auto"``."""
+        if self.rescore == "auto":
+            from memstrata.vectors._recall import current_depth
+
+            return current_depth(self)
+        assert isinstance(self.rescore, int)
+        return self.rescore
+
+    @_locked
+    def stats(self) -> dict[str, Any]:
+        """Size and search settings; with ``rescore="auto"`` the calibrated depth and measured recall.
+
+        ``measured_recall`` is recall@10 of stored vectors used as queries
+        (their own row excluded) against exact float search, at the chosen
+        ``rescore_depth``; ``recall_lower_bound`` its one-sided 95 % bound,
+        which the depth was chosen to bring to ``target_recall``.
+        """
+        self._check_open()
+        self._merge()
+        out: dict[str, Any] = {
+            "count": len(self), "codec": self.codec, "metric": self.metric, "nbytes": self.nbytes,
+            "rescore": self.rescore, "shortlist": self.shortlist,
+            "target_recall": self.target_recall if self.rescore == "auto" else None,
+        }
+        if self.rescore == "auto":
+            depth = self._rescore_depth() if len(self) else None
+            cal = self._calibration
+            out.update(
+                rescore_depth=depth,
+                measured_recall=None if cal is None else cal.recall,
+                recall_lower_bound=None if cal is None else cal.lower_bound,
+                calibrated_rows=None if cal is None else cal.n_rows,
+                target_met=None if cal is None else cal.met,
+            )
+        else:
+            out["rescore_depth"] = self.rescore
+        return out
 
     @_locked
     def save(self, path: str | os.PathLike[str]) -> None:

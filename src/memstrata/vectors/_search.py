@@ -56,7 +56,7 @@ def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | 
     bias = memory._row_bias if rows is None or memory._row_bias is None else memory._row_bias[rows]
     factor = 2.0 if memory.metric == "l2" else 1.0
     n = codes.shape[0]
-    want = k if memory.rescore is None else min(n, memory.rescore * k) or 1
+    want = k if memory.rescore is None else min(n, memory._rescore_depth() * k) or 1
     if memory.codec == "int8":
         from memstrata.kernels import hamming_search, int8_search
 

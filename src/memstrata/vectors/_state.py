@@ -50,6 +50,8 @@ class IndexState:
         if metric not in METRICS:
             raise ValueError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
         for name, value in (("rescore", rescore), ("shortlist", shortlist)):
+            if name == "rescore" and value == "auto":
+                continue
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
         if shortlist is not None and codec != "int8":
@@ -59,7 +61,10 @@ class IndexState:
         self.dim = int(dim)
         self.codec = codec
         self.metric = metric
-        self.rescore = None if rescore is None else int(rescore)
+        self.rescore: int | str | None = rescore if rescore in (None, "auto") else int(rescore)
+        self.target_recall = 0.99
+        self._calibration: Any = None  # vectors._recall.Calibration once measured (rescore="auto")
+        self._depth_override: int | None = None  # set while a calibration measures a depth
         self.shortlist = None if shortlist is None else int(shortlist)
         self.seq = 0
         self.path: Path | None = None  # the directory of a durable memory

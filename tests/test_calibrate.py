@@ -1,0 +1,112 @@
+"""Recall-targeted rescore depth (``rescore="auto"``): the target holds on data the calibration never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memstrata import VectorMemory
+from memstrata.vectors import _recall as cal
+
+F32 = np.float32
+
+
+def _held_apart(shared_data):
+    path = shared_data / "dev" / "embeddings.npy"
+    if not path.exists():
+        pytest.skip(f"development embeddings not found at {path}")
+    x = np.load(path).astype(F32)
+    order = np.random.default_rng(13).permutation(x.shape[0])
+    half = x.shape[0] // 2
+    return x[order[:half]], x[order[half:]]
+
+
+def _recall_at_10(stored: np.ndarray, queries: np.ndarray, ids: np.ndarray) -> float:
+    """Recall@10 against exact cosine search over ``stored`` (a result tied with the 10th counts)."""
+    s = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = q @ s.T
+    kth = -np.partition(-exact, 9, axis=1)[:, 9]
+    got = np.take_along_axis(exact, ids[:, :10], axis=1)
+    return float((got >= kth[:, None] - 1e-6).mean())
+
+
+@pytest.mark.parametrize("codec", ["binary", "int4", "int8"])
+def test_target_recall_holds_on_the_held_apart_half(shared_data, codec):
+    """Calibrate on one half of the development set (stored); search with the other half (never stored)."""
+    stored, unseen = _held_apart(shared_data)
+    memory = VectorMemory(stored.shape[1], codec, "cosine", rescore="auto", target_recall=0.99)
+    try:
+        memory.add(stored)
+        _, ids = memory.search(unseen[:1000], k=10)
+        stats = memory.stats()
+        assert stats["target_met"] is True
+        assert stats["recall_lower_bound"] >= cal.required(0.99) > 0.99
+        assert stats["rescore_depth"] in cal.DEPTHS and stats["calibrated_rows"] == stored.shape[0]
+        assert _recall_at_10(stored, unseen[:1000], ids) >= 0.99
+    finally:
+        memory.close()
+
+
+def test_calibration_is_refreshed_as_the_memory_grows():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((64, 32)).astype(F32)
+    x = (base[rng.integers(0, 64, 2400)] + 0.3 * rng.standard_normal((2400, 32))).astype(F32)
+    memory = VectorMemory(32, "binary", "ip", rescore="auto", target_recall=0.95)
+    try:
+        memory.add(x[:100])
+        assert memory.stats()["measured_recall"] is None  # below MIN_ROWS: deepest setting, nothing measured
+        assert memory.stats()["rescore_depth"] == cal.DEPTHS[-1]
+        memory.add(x[100:600])
+        first = memory.stats()
+        assert first["calibrated_rows"] == 600 and 0 <= first["measured_recall"] <= 1
+        memory.add(x[600:900])  # 1.5x: still current
+        assert memory.stats()["calibrated_rows"] == 600
+        memory.add(x[900:])  # 4x: measured again
+        assert memory.stats()["calibrated_rows"] == 2400
+    finally:
+        memory.close()
+
+
+def test_higher_target_never_chooses_a_shallower_depth():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1500, 48)).astype(F32)
+    depths = []
+    for target in (0.5, 0.9, 0.99):
+        memory = VectorMemory(48, "binary", "cosine", rescore="auto", target_recall=target)
+        try:
+            memory.add(x)
+            depths.append(memory.stats()["rescore_depth"])
+        finally:
+            memory.close()
+    assert depths == sorted(depths) and depths[0] < depths[-1]
+
+
+def test_auto_rescore_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((500, 16)).astype(F32)
+    memory = VectorMemory(16, "int8", "l2", rescore="auto", target_recall=0.97)
+    try:
+        memory.add(x)
+        before = memory.search(x[:5], k=4)
+        memory.save(tmp_path / "m.vec")
+        loaded = VectorMemory.load(tmp_path / "m.vec", originals_path=tmp_path / "orig.f32")
+    finally:
+        memory.close()
+    try:
+        assert loaded.rescore == "auto" and loaded.target_recall == 0.97
+        after = loaded.search(x[:5], k=4)
+        np.testing.assert_array_equal(after[1], before[1])
+    finally:
+        loaded.close()
+
+
+def test_wilson_lower_bound_and_bad_targets():
+    assert cal.wilson_lower(0, 0) == 0.0
+    assert 0.985 < cal.wilson_lower(1990, 2000) < 0.995
+    assert cal.wilson_lower(2000, 2000) < 1.0
+    for bad in (0, 1.5, -0.1, True, "0.9"):
+        with pytest.raises(ValueError, match="target_recall: expected a value in"):
+            VectorMemory(8, "binary", "cosine", rescore="auto", target_recall=bad)
+    with pytest.raises(ValueError, match="rescore: expected a positive integer or None"):
+        VectorMemory(8, "binary", "cosine", rescore="always")
