@@ -76,8 +76,11 @@ class BlobCodec:
         With ``expected_digest`` (as stored), a mismatch marks the version corrupt:
         blobs that use it raise ``CorruptDataError`` when read.
         """
+        if not isinstance(dictionary, bytes):  # a damaged row may hold any SQLite type
+            self._corrupt[version] = "its stored bytes are not a dictionary"
+            return b""
         d = digest(dictionary)
-        if expected_digest is not None and bytes(expected_digest) != d:
+        if expected_digest is not None and (not isinstance(expected_digest, bytes) or expected_digest != d):
             self._corrupt[version] = "its bytes do not match their recorded digest"
             return d
         self._dicts[version] = (d, bytes(dictionary))

@@ -88,6 +88,9 @@ class TraceDatabase:
                 self._mark.close()
             if isinstance(exc, (sqlite3.Error, OSError)) and not isinstance(exc, IsADirectoryError):
                 raise db_error(path, exc) from None
+            if isinstance(exc, (ValueError, TypeError, IndexError, KeyError, OverflowError)):
+                # the arguments were checked before: a value read from the file was not what it must be
+                raise CorruptDataError(f"trace database {path}: unreadable on open ({exc!r})") from None
             raise
 
     def _kind(self) -> str:
@@ -229,6 +232,9 @@ class TraceDatabase:
             for table in _SEQ_TABLES:
                 present.update(r[0] for r in conn.execute(f"SELECT seq FROM {table} WHERE seq > ?", (self._seq,)))
             present.update(r[0] for r in conn.execute("SELECT old_seq FROM tombstones WHERE old_seq > ?", (self._seq,)))
+            if high - self._seq > len(present) + len(logged) + 100_000:  # a damaged seq, not a crash's queue
+                raise CorruptDataError(f"{self._path}: a row carries seq {high}, far beyond the committed "
+                                       f"{self._seq}: the database is damaged")
             lost = [s for s in range(self._seq + 1, high + 1) if s not in present]
             conn.executemany("INSERT INTO tombstones (trace_id, seq, deleted_at, reason) VALUES ('', ?, 0, ?)",
                              [(s, "lost_unflushed") for s in lost])

@@ -28,11 +28,11 @@ class Verify:
         with self._db_lock:
             self._check_open()
             conn = self._conn
+            present: set[int] = set()
             try:
                 for (line,) in conn.execute("PRAGMA integrity_check(20)"):
                     if line != "ok":
                         errors.append(f"sqlite: {line}")
-                present: set[int] = set()
                 for table in ("traces", "trace_log"):
                     for row in conn.execute(f"SELECT {_TRACE_ROW} FROM {table}"):
                         present.add(row[8])
@@ -63,6 +63,7 @@ class Verify:
                     present.add(seq)
                     if old is not None:
                         present.add(old)
+                present = {s for s in present if type(s) is int}  # a damaged column may hold anything
                 meta = dict(conn.execute("SELECT key, value FROM meta"))
             except sqlite3.DatabaseError as exc:
                 errors.append(f"sqlite: {exc}")
@@ -72,6 +73,11 @@ class Verify:
             except (KeyError, TypeError, ValueError):
                 errors.append("meta: sequence number, trace count or contiguity start missing or damaged")
                 seq = count = start = 0
+            top = max(present, default=0)
+            if seq > top + 1_000_000 or start > seq or start < 0 or seq < 0:  # a damaged number: never walk a huge range
+                errors.append(f"meta: records seq {seq} (contiguous from {start}), far from the rows' highest {top}")
+                seq = max(0, min(seq, top))
+                start = max(0, min(start, seq))
             missing = [s for s in range(start + 1, seq + 1) if s not in present]
             if missing:
                 errors.append(f"sequence: {len(missing)} numbers up to {seq} are neither rows nor tombstones "
