@@ -28,6 +28,7 @@ from memstrata.codecs._registry import (
     register_codec,
 )
 from memstrata.codecs._hash import digest
+from memstrata.codecs._json import is_plain_json
 from memstrata.codecs._values import deserialize, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
@@ -59,6 +60,7 @@ __all__ = [
     "digest",
     "get_codec",
     "get_dictionary",
+    "is_plain_json",
     "prune_graph",
     "read_header",
     "register",

@@ -178,51 +178,25 @@ def _decode_json_object(text: str) -> dict[str, Any]:
         raise CorruptDataError(f"traces: unreadable JSON column ({exc})") from None
 
 
-class _NotPlain(Exception):
-    pass
-
-
-def _flag(value: Any) -> Any:
-    raise _NotPlain
-
-
-try:  # the compiled walker of memstrata.serialize: flags every part that is not plain data
-    from memstrata._native.frames import prepare as _find_non_plain
-except ImportError:  # pragma: no cover - source checkout without compiled extensions
-    _find_non_plain = None  # type: ignore[assignment]
-
-
-def _json_is_exact(data: Any, raw: bytes) -> bool:
-    """Whether decoding the JSON text ``raw`` gives back ``data`` with the same types.
-
-    Fast path (no parsing): the compiled walker rejects tuples, sets, subclasses,
-    arrays and big ints; ``to_builtins(str_keys=True)`` changes bytes values and
-    non-str keys, so it equals ``data`` only when there are none; NaN and
-    infinities are written as ``null``, so text with ``null`` in it takes the
-    slow path: decode and compare.
-    """
-    if _find_non_plain is not None:
-        try:
-            _find_non_plain(data, _flag)
-        except _NotPlain:
-            return False
-        if b"null" not in raw:
-            return bool(msgspec.to_builtins(data, str_keys=True) == data)
-    return bool(_json_decode(raw) == data)
+_codecs: Any = None  # memstrata.codecs, imported on first use (it brings numpy)
 
 
 def _serialize(data: Any) -> tuple[int, bytes]:
     """JSON when it carries ``data`` exactly (it compresses best), else msgpack."""
+    global _codecs
+    if _codecs is None:
+        import memstrata.codecs
+
+        _codecs = memstrata.codecs
     try:
         raw = _json_encode(data)
-        if _json_is_exact(data, raw):
+        if _codecs.is_plain_json(data, raw):
             return ENC_JSON, raw
     except Exception:  # noqa: BLE001 - anything JSON cannot carry goes to msgpack
         pass
-    from memstrata.codecs import serialize
 
     try:
-        return ENC_MSGPACK, serialize(data)
+        return ENC_MSGPACK, _codecs.serialize(data)
     except TypeError as exc:
         raise TypeError(f"data: {exc}") from None
 
