@@ -29,3 +29,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+# Scripts that tests start as subprocesses (writers killed at random moments) are
+# not test modules: importing them for doctests would run them.
+collect_ignore_glob = ["_*_writer.py"]

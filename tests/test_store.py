@@ -212,13 +212,14 @@ def _flip_inside(path: Path, needle: bytes) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_bit_flip_in_sqlite_file_is_detected(tmp_path: Path) -> None:
+def test_bit_flip_in_segment_file_is_detected(tmp_path: Path) -> None:
     text = "a distinctive memory that will be damaged " * 20
     with MemoryStore(tmp_path / "s", {**NO_THREAD, "zstd_level": 1}) as store:
         store.store("victim", {"text": text}, tier="warm")
         store.store("other", {"text": "fine"}, tier="warm")
         frame = store.tiers.read_frame("victim")[0]
-    _flip_inside(tmp_path / "s" / "store.sqlite", frame[-40:])
+    (segment,) = [p for p in (tmp_path / "s" / "log").glob("seg-*.log") if frame[-40:] in p.read_bytes()]
+    _flip_inside(segment, frame[-40:])
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         with pytest.raises(CorruptDataError):
             store.retrieve("victim")
@@ -282,7 +283,7 @@ def test_full_disk_on_pack_location(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_second_writer_is_refused_and_readers_see_commits(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         store.store("k", {"v": 1})
-        with pytest.raises(StoreLockedError, match="another process"):
+        with pytest.raises(StoreLockedError, match="in this process"):
             MemoryStore(tmp_path / "s", NO_THREAD)
         with MemoryStore(tmp_path / "s", read_only=True) as reader:
             assert reader.retrieve("k") == {"v": 1}

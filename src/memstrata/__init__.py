@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import CorruptDataError, MemstrataError, UnknownCodecError
+from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, StoreLockedError, UnknownCodecError
 
 __version__ = "0.1.0"
 
@@ -65,7 +65,50 @@ _LAZY_ATTRS: dict[str, str] = {
     "StorageFullError": "memstrata.tiers",
 }
 
-__all__ = ["CorruptDataError", "MemstrataError", "UnknownCodecError", "__version__", *_LAZY_ATTRS]
+__all__ = [  # a literal list, so type checkers see every public name
+    "BloomFilter",
+    "Cache",
+    "ClosedError",
+    "CompressedTrace",
+    "CompressionEngine",
+    "CorruptDataError",
+    "DedupStore",
+    "EvictionOrder",
+    "FIFOOrder",
+    "LFUOrder",
+    "LRUOrder",
+    "MemoryStore",
+    "MemstrataError",
+    "PerformanceDelta",
+    "S3FIFOOrder",
+    "StorageFullError",
+    "StoreConfig",
+    "StoreLockedError",
+    "SymbolicTraceMemory",
+    "TieredStorage",
+    "TraceType",
+    "UnknownCodecError",
+    "VectorMemory",
+    "__version__",
+    "binarize",
+    "dequantize_int4",
+    "dequantize_int8",
+    "deserialize",
+    "digest",
+    "digest_many",
+    "from_csr",
+    "get_codec",
+    "hamming_topk",
+    "hash_key",
+    "hash_keys",
+    "int8_topk",
+    "quantize_int4",
+    "quantize_int8",
+    "register_codec",
+    "rescore_topk",
+    "serialize",
+    "to_csr",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -96,6 +139,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.hashing import digest, digest_many, hash_key, hash_keys
     from memstrata.codecs import CompressionEngine, deserialize, get_codec, register_codec, serialize
     from memstrata.dedup import DedupStore
+    from memstrata.kernels import (
+        binarize,
+        dequantize_int4,
+        dequantize_int8,
+        from_csr,
+        hamming_topk,
+        int8_topk,
+        quantize_int4,
+        quantize_int8,
+        rescore_topk,
+        to_csr,
+    )
     from memstrata.store import MemoryStore, StoreConfig
     from memstrata.tiers import StorageFullError, TieredStorage
     from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
+    from memstrata.vectors import VectorMemory

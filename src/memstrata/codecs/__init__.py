@@ -22,14 +22,14 @@ from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionErr
 from memstrata.codecs._registry import (
     Codec,
     available_codecs,
+    codec_for_frame_id,
     decode,
     get_codec,
     read_header,
     register_codec,
 )
 from memstrata.codecs._hash import digest
-from memstrata.codecs._json import is_plain_json
-from memstrata.codecs._values import deserialize, serialize
+from memstrata.codecs._values import deserialize, is_plain, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
 from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
@@ -55,12 +55,13 @@ __all__ = [
     "ZlibCodec",
     "ZstdCodec",
     "available_codecs",
+    "codec_for_frame_id",
     "decode",
     "deserialize",
     "digest",
     "get_codec",
     "get_dictionary",
-    "is_plain_json",
+    "is_plain",
     "prune_graph",
     "read_header",
     "register",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from memstrata.store._config import PRESETS, StoreConfig
+from memstrata.store._config import PRESETS, StoreConfig, read_config_file
 from memstrata.store._stats import Counter, Histogram, StatsRegistry
 from memstrata.store._store import MemoryStore, StoreLockedError
 
-__all__ = ["PRESETS", "Counter", "Histogram", "MemoryStore", "StatsRegistry", "StoreConfig", "StoreLockedError"]
+__all__ = ["PRESETS", "Counter", "Histogram", "MemoryStore", "StatsRegistry", "StoreConfig", "StoreLockedError", "read_config_file"]

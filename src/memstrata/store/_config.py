@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from memstrata._native.eviction import DEFAULT_POLICY, check_policy
+from memstrata.types import Durability
 
-__all__ = ["PRESETS", "StoreConfig"]
+__all__ = ["PRESETS", "StoreConfig", "read_config_file"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class StoreConfig:
     ValueError: config: unknown key 'hot_bytes'; known keys: compact_dead_ratio, durability, eviction_policy, hot_idle_seconds, hot_max_bytes, max_disk_bytes, migration_interval_seconds, pack_max_bytes, preset, promote_cold_hits, promote_warm_hits, target_reduction_percent, train_after, warm_idle_seconds, warm_max_bytes, zstd_level
     """
 
-    durability: str = "normal"
+    durability: Durability = "normal"
     hot_max_bytes: int = 32 << 20
     eviction_policy: str = DEFAULT_POLICY
     warm_max_bytes: int | None = None
@@ -125,22 +128,7 @@ class StoreConfig:
 
         YAML needs PyYAML installed.
         """
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml  # type: ignore[import-untyped]
-            except ModuleNotFoundError as exc:
-                raise ValueError(f"config: {path} is YAML; install PyYAML to read it, or use TOML") from exc
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ValueError(f"config: expected a .toml, .yaml or .yml file, got {path.name!r}")
+        data = read_config_file(path, "config")
         if isinstance(data, dict) and isinstance(data.get("memstrata"), dict):
             data = data["memstrata"]
         return cls.from_dict(data)
@@ -171,3 +159,38 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train_after": 500,
     },
 }
+
+
+def read_config_file(path: str | os.PathLike[str], argument: str = "config") -> dict[str, Any]:
+    """The mapping in a ``.toml`` or ``.yaml``/``.yml`` file (YAML needs PyYAML: ``memstrata[yaml]``).
+
+    Errors are ``ValueError`` naming ``argument`` and the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{argument}: cannot read {path}: {exc.strerror or exc}") from exc
+    if path.suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{argument}: {path} is not valid TOML: {exc}") from exc
+    elif path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError as exc:
+            raise ValueError(f"{argument}: {path} is YAML; install PyYAML (memstrata[yaml]) to read it, or use TOML") from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{argument}: {path} is not valid YAML: {exc}") from exc
+    else:
+        raise ValueError(f"{argument}: expected a .toml, .yaml or .yml file, got {path.name!r}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{argument}: {path} must hold a mapping of settings, got {type(data).__name__}")
+    return data

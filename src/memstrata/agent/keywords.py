@@ -1,0 +1,85 @@
+"""Keyword search: an SQLite FTS5 index ranked by BM25, held in RAM and rebuilt from the store on open.
+
+The index is derived state (the store holds every text), so it never needs a
+file of its own: nothing forgotten can linger in one.
+
+Examples
+--------
+>>> index = KeywordIndex()
+>>> index.add(1, "the user prefers metric units"); index.add(2, "deploy on fridays is forbidden")
+>>> [i for i, _ in index.search("metric units")]
+[1]
+>>> index.remove(1); list(index.search("metric"))
+[]
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Iterator
+
+__all__ = ["KeywordIndex", "fts_query"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any word of ``text`` (each quoted, so no word is read as syntax); None if no words."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return None
+    return " OR ".join('"' + w + '"' for w in dict.fromkeys(words))
+
+
+class KeywordIndex:
+    """Ids (int) → text, searchable by BM25 (higher score better)."""
+
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        try:
+            self._conn.execute("CREATE VIRTUAL TABLE fts USING fts5(text, tokenize='unicode61')")
+        except sqlite3.OperationalError as exc:  # pragma: no cover - every CPython build has FTS5 today
+            raise RuntimeError("keyword search needs SQLite with FTS5 compiled in") from exc
+
+    def add(self, id_: int, text: str) -> None:
+        self._conn.execute("INSERT INTO fts(rowid, text) VALUES (?, ?)", (int(id_), text))
+
+    def add_many(self, rows: list[tuple[int, str]]) -> None:
+        self._conn.execute("BEGIN")
+        self._conn.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", rows)
+        self._conn.execute("COMMIT")
+
+    def replace(self, id_: int, text: str) -> None:
+        self.remove(id_)
+        self.add(id_, text)
+
+    def remove(self, id_: int) -> None:
+        self._conn.execute("DELETE FROM fts WHERE rowid = ?", (int(id_),))
+
+    def clear(self) -> None:
+        self._conn.execute("DELETE FROM fts")
+
+    def search(self, text: str) -> Iterator[tuple[int, float]]:
+        """``(id, score)`` best first (score = -bm25, so higher is better), lazily: stop reading when you have enough."""
+        query = fts_query(text)
+        if query is None:
+            return
+        cur = self._conn.execute("SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ? ORDER BY rank", (query,))
+        while True:
+            rows = cur.fetchmany(256)
+            if not rows:
+                return
+            for rowid, score in rows:
+                yield int(rowid), -float(score)
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM fts").fetchone()[0])
+
+    def nbytes(self) -> int:
+        """Pages the index occupies in RAM."""
+        page = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(page * self._conn.execute("PRAGMA page_count").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()

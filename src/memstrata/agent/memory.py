@@ -1,0 +1,720 @@
+"""AgentMemory: remember, recall and forget, on one MemoryStore with vector and keyword indexes.
+
+Every memory is one record in a :class:`~memstrata.MemoryStore` under
+``m/<id>`` (its text, content, scope, times, metadata and its embedding as
+int8 codes); earlier versions live under ``h/<id>/<version>``. The vector
+index, the keyword index (FTS5 in RAM) and the filter columns are derived from
+the records and rebuilt when the directory is opened, so the store is the one
+place a memory lives and ``forget`` + ``compact`` removes it from every file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from memstrata.agent.config import AgentConfig
+from memstrata.agent.embedders import Embedder, check_embedder
+from memstrata.agent.keywords import KeywordIndex
+from memstrata.agent.records import MemoryRecord, to_seconds
+from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
+from memstrata.store import MemoryStore
+from memstrata.vectors.filters import MetadataColumns, compile_filter
+
+__all__ = ["RESERVED_FIELDS", "AgentMemory"]
+
+#: Filterable fields every memory has; user metadata may not use these names.
+RESERVED_FIELDS = frozenset(
+    ("live", "category", "type", "user_id", "agent_id", "run_id", "created_at", "updated_at", "valid_at",
+     "invalid_at", "expired", "tier", "pinned")
+)
+_SCOPES = ("user_id", "agent_id", "run_id")
+_META_KEY = "agent/meta"
+_ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
+_FORMAT = 1
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _digest(scope: tuple[Any, ...], text: str) -> str:
+    return hashlib.blake2b(repr((scope, _norm(text))).encode(), digest_size=16).hexdigest()
+
+
+class AgentMemory:
+    """An agent's memory: ``add`` / ``search`` / ``update`` / ``forget`` with scopes, categories and validity.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Directory (created if missing); ``None`` keeps everything in RAM.
+    embedder : object with ``embed(texts) -> float32 (n, d)`` and ``dim``, optional
+        Without one, pass ``vector=`` to ``add`` and vectors to ``search``
+        (keyword search works either way).
+    config : AgentConfig, optional
+    clock : callable, optional
+        Epoch seconds (``time.time``); inject a fake clock in tests.
+
+    Notes
+    -----
+    One writer per directory (the store's lock). Methods are thread-safe (one lock).
+    Access counts are kept in RAM and written by :meth:`flush` / :meth:`close`
+    (and every 1,000 accessed memories); a crash loses only counts since then.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memstrata.agent import AgentMemory
+    >>> with AgentMemory() as memory:
+    ...     a = memory.add("the user prefers metric units", user_id="ana", vector=np.array([1.0, 0.0, 0.0]))
+    ...     b = memory.add("The user prefers  metric units", user_id="ana", vector=np.array([1.0, 0.0, 0.0]))
+    ...     hits = memory.search("metric", user_id="ana", mode="keyword")
+    ...     a.id == b.id, b.duplicate_of == a.id, [h.text for h in hits]
+    (True, True, ['the user prefers metric units'])
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        embedder: Embedder | None = None,
+        config: AgentConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config is not None and not isinstance(config, AgentConfig):
+            raise TypeError(f"config: expected an AgentConfig, got {type(config).__name__}")
+        self.config = config or AgentConfig()
+        self.embedder = None if embedder is None else check_embedder(embedder)
+        self.clock = clock
+        self.path = None if path is None else Path(path)
+        # no trained zstd dictionary: one would keep samples of forgotten texts in the store
+        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 4 << 20}
+        store_cfg.update(self.config.store_config)
+        self.store = MemoryStore(self.path, store_cfg, clock=clock)
+        self._lock = threading.RLock()
+        self._records: dict[int, MemoryRecord] = {}
+        self._by_hash: dict[str, list[int]] = {}  # digest → ids with that text in that scope
+        self._columns = MetadataColumns()
+        self._keywords = KeywordIndex()
+        self._vectors: VectorIndex | None = None
+        self._dirty: set[int] = set()
+        self._generation = 0  # bumped by every change, so a prune plan knows it is stale
+        self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
+        self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
+                         "searches": 0, "pruned_age": 0, "pruned_relevance": 0, "pruned_redundancy": 0,
+                         "archived": 0, "demoted": 0}
+        self._next_id = 0
+        self._reserved_to = 0
+        self._closed = False
+        try:
+            self._load()
+        except BaseException:
+            self.store.close()
+            raise
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _load(self) -> None:
+        meta = self.store.retrieve(_META_KEY, None)
+        if meta is not None:
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"path: agent memory format {meta.get('format')!r} is not supported (expected {_FORMAT})")
+            self._next_id = self._reserved_to = int(meta["reserved_to"])
+            self.counters.update(meta.get("counters", {}))
+            if meta.get("dim") is not None:
+                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec)
+        records = []
+        for key in list(self.store.keys()):
+            if isinstance(key, str) and key.startswith("m/"):
+                records.append(self.store.retrieve(key))
+        records.sort(key=lambda r: r["id"])
+        vec_ids: list[int] = []
+        vecs: list[np.ndarray] = []
+        for raw in records:
+            codes, scale = raw.pop("vec", None), raw.pop("vscale", 0.0)
+            rec = MemoryRecord(**raw)
+            self._install(rec, index_text=False)
+            if codes is not None:
+                vec_ids.append(rec.id)
+                vecs.append(decode_vector(codes, scale))
+        self._keywords.add_many([(r["id"], r["text"]) for r in records])
+        if vecs:
+            assert self._vectors is not None
+            self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
+            self._vectors.flush()
+
+    def _save_meta(self) -> None:
+        self.store.store(
+            _META_KEY,
+            {"format": _FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
+             "dim": None if self._vectors is None else self._vectors.dim},
+        )
+
+    def flush(self) -> None:
+        """Write pending access counts and counters; flush the store."""
+        with self._lock:
+            self._check_open()
+            self._persist([self._records[i] for i in sorted(self._dirty) if i in self._records])
+            self._dirty.clear()
+            self._save_meta()
+            self.store.flush()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            self.flush()
+            self._closed = True
+            self.store.close()
+            self._keywords.close()
+            if self._vectors is not None:
+                self._vectors.close()
+
+    def __enter__(self) -> AgentMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, id_: object) -> bool:
+        return id_ in self._records
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("AgentMemory: this memory is closed; open the directory again")
+
+    # ------------------------------------------------------------ internals
+
+    def _now(self) -> float:
+        return float(self.clock())
+
+    def _new_id(self) -> int:
+        if self._next_id >= self._reserved_to:
+            self._reserved_to = self._next_id + _ID_BLOCK
+            self._save_meta()
+        self._next_id += 1
+        return self._next_id - 1
+
+    @staticmethod
+    def _row(rec: MemoryRecord) -> dict[str, Any]:
+        row = dict(rec.metadata)
+        row.update(live=True, category=rec.category, created_at=rec.created_at, updated_at=rec.updated_at,
+                   valid_at=rec.valid_at, expired=rec.expired, tier=rec.tier, pinned=rec.pinned)
+        for name in ("type", "user_id", "agent_id", "run_id", "invalid_at"):
+            value = getattr(rec, name)
+            if value is not None:
+                row[name] = value
+        return row
+
+    def _restricted(self, rec: MemoryRecord) -> bool:
+        """Whether some read hides it: expired, with an end of validity, or valid only from a later time."""
+        return rec.expired or rec.invalid_at is not None or rec.valid_at > rec.created_at
+
+    def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
+        """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
+        self._records[rec.id] = rec
+        self._by_hash.setdefault(rec.hash, []).append(rec.id)
+        while len(self._columns) < rec.id:
+            self._columns.append([None], [len(self._columns)])
+        if len(self._columns) == rec.id:
+            self._columns.append([self._row(rec)], [rec.id])
+        else:
+            self._columns.set(rec.id, self._row(rec))
+        self._n_restricted += self._restricted(rec)
+        self._next_id = max(self._next_id, rec.id + 1)
+        if index_text:
+            self._keywords.add(rec.id, rec.text)
+
+    def _supersede(self, old: MemoryRecord, by: int, at: float, changed: dict[int, MemoryRecord]) -> None:
+        was = self._restricted(old)
+        old.invalid_at, old.superseded_by, old.updated_at = at, by, self._now()
+        self._refresh(old, was)
+        changed[old.id] = old
+
+    def _unhash(self, rec: MemoryRecord) -> None:
+        ids = self._by_hash.get(rec.hash, [])
+        if rec.id in ids:
+            ids.remove(rec.id)
+            if not ids:
+                del self._by_hash[rec.hash]
+
+    def _refresh(self, rec: MemoryRecord, old_restricted: bool) -> None:
+        """After changing ``rec`` in place: columns and the restricted count."""
+        self._columns.set(rec.id, self._row(rec))
+        self._n_restricted += self._restricted(rec) - old_restricted
+
+    def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None) -> None:
+        self._generation += 1
+        items = []
+        for rec in recs:
+            raw = rec.to_dict()
+            raw.pop("duplicate_of")
+            vec = vectors.get(rec.id) if vectors else None
+            if vec is None and self._vectors is not None and rec.id in self._vectors:
+                vec = self._vectors.get([rec.id])[0]
+            if vec is not None:
+                raw["vec"], raw["vscale"] = encode_vector(vec)
+            items.append((f"m/{rec.id}", raw))
+        if len(items) == 1:
+            self.store.store(*items[0])
+        elif items:
+            self.store.store_many(items)
+
+    def _touch(self, rec: MemoryRecord, now: float) -> None:
+        self._generation += 1
+        rec.access_count += 1
+        rec.last_access = now
+        self._dirty.add(rec.id)
+        if len(self._dirty) >= 1000:
+            self._persist([self._records[i] for i in sorted(self._dirty) if i in self._records])
+            self._dirty.clear()
+
+    def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
+        """Unit float32 rows for ``texts``: the given vectors, else the embedder's, else None."""
+        if vectors is None:
+            if self.embedder is None:
+                return None
+            vectors = np.asarray(self.embedder.embed(texts))
+            name = "embedder.embed(texts)"
+        x = unit_rows(np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors, name,
+                      None if self._vectors is None else self._vectors.dim)
+        if x.shape[0] != len(texts):
+            raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
+        if self._vectors is None:
+            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec)
+            self._save_meta()
+        return x
+
+    def _scope(self, user_id: Any, agent_id: Any, run_id: Any) -> tuple[Any, Any, Any]:
+        for name, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name}: expected a string or None, got {type(value).__name__}")
+        return (user_id, agent_id, run_id)
+
+    def _check_content(self, content: Any, name: str = "content") -> str:
+        if isinstance(content, str):
+            if not content.strip():
+                raise ValueError(f"{name}: expected non-empty text")
+        elif not isinstance(content, Mapping):
+            raise TypeError(f"{name}: expected a str or a dict, got {type(content).__name__}")
+        text = self.config.formatter(content if isinstance(content, str) else dict(content))
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name}: the formatter made no text of it ({text!r})")
+        return text
+
+    @staticmethod
+    def _check_metadata(metadata: Any) -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+            raise TypeError(f"metadata: expected a dict with str keys, got {type(metadata).__name__}")
+        clash = sorted(set(metadata) & RESERVED_FIELDS)
+        if clash:
+            raise ValueError(f"metadata: {clash[0]!r} is a field of every memory; pass it as an argument or rename it")
+        return dict(metadata)
+
+    # ------------------------------------------------------------------ add
+
+    def add(
+        self,
+        content: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        vector: np.ndarray | None = None,
+        valid_at: Any = None,
+        supersedes: int | None = None,
+        pinned: bool = False,
+    ) -> MemoryRecord:
+        """Remember ``content``; returns the stored record (or the existing one, for a duplicate).
+
+        An exact duplicate (same normalized text in the same scope) returns the
+        stored record with ``duplicate_of`` set, its access counted and
+        ``metadata`` merged in. A near duplicate (cosine ≥
+        ``config.near_duplicate_threshold`` in the same scope) is linked,
+        merged or kept as ``config.near_duplicates`` says. ``supersedes=id``
+        ends the validity of that memory where this one's begins.
+        """
+        return self._add_batch(
+            [content], "content", metadata=None if metadata is None else [metadata], category=category, user_id=user_id,
+            agent_id=agent_id, run_id=run_id, vectors=None if vector is None else np.atleast_2d(vector),
+            valid_at=valid_at, supersedes=supersedes, pinned=pinned,
+        )[0]
+
+    def add_many(
+        self,
+        contents: Sequence[str | Mapping[str, Any]],
+        *,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        vectors: np.ndarray | None = None,
+        valid_at: Any = None,
+        supersedes: int | None = None,
+        pinned: bool = False,
+    ) -> list[MemoryRecord]:
+        """:meth:`add` for a batch (one embedding call, one store transaction); duplicates within the batch merge too."""
+        if isinstance(contents, (str, Mapping)) or not isinstance(contents, Sequence):
+            raise TypeError("contents: expected a list of str or dict")
+        return self._add_batch(contents, "contents", metadata=metadata, category=category, user_id=user_id,
+                               agent_id=agent_id, run_id=run_id, vectors=vectors, valid_at=valid_at,
+                               supersedes=supersedes, pinned=pinned)
+
+    def _add_batch(self, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None, user_id: Any,
+                   agent_id: Any, run_id: Any, vectors: Any, valid_at: Any, supersedes: int | None,
+                   pinned: bool) -> list[MemoryRecord]:
+        from memstrata.agent.dedup import find_near
+
+        single = name == "content"
+        texts = [self._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
+        metas = [self._check_metadata(m) for m in (metadata if metadata is not None else [None] * len(texts))]
+        if len(metas) != len(texts):
+            raise ValueError(f"metadata: expected {len(texts)} entries (one per content), got {len(metas)}")
+        scope = self._scope(user_id, agent_id, run_id)
+        table = self.config.table
+        if category is not None:
+            table[category]  # raises naming the known categories
+        t_valid = to_seconds(valid_at, "valid_at")
+        with self._lock:
+            self._check_open()
+            if supersedes is not None and supersedes not in self._records:
+                raise KeyError(f"supersedes: no memory with id {supersedes!r}")
+            x = self._embed(texts, vectors, "vector" if single else "vectors")
+            now = self._now()
+            out: list[MemoryRecord] = []
+            new: list[MemoryRecord] = []
+            new_vecs: dict[int, np.ndarray] = {}
+            changed: dict[int, MemoryRecord] = {}
+            near = find_near(self, x, scope) if x is not None and self.config.near_duplicates != "keep" else None
+            for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
+                digest = _digest(scope, text)
+                mode = "exact"
+                target = next((j for j in self._by_hash.get(digest, ()) if not self._restricted(self._records[j])), None)
+                if target is None and near is not None:
+                    target = near.match(i, x, [r.id for r in new])
+                    mode = self.config.near_duplicates
+                if target is not None and mode in ("exact", "merge"):
+                    rec = self._records[target]
+                    rec.metadata.update(meta)
+                    self._touch(rec, now)
+                    self._refresh(rec, self._restricted(rec))
+                    changed[rec.id] = rec
+                    self.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
+                    if supersedes is not None and supersedes != rec.id:  # the new fact was already known
+                        self._supersede(self._records[supersedes], rec.id, now, changed)
+                    dup = rec.copy()
+                    dup.duplicate_of = rec.id
+                    out.append(dup)
+                    continue
+                content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
+                kind = content_copy.get("type") if isinstance(content_copy, dict) else None
+                rec = MemoryRecord(
+                    id=self._new_id(), content=content_copy, text=text,
+                    category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
+                    user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
+                    updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
+                    pinned=bool(pinned), hash=digest,
+                )
+                if target is not None:  # a near duplicate, linked both ways
+                    rec.links.append(target)
+                    other = self._records.get(target) or next(r for r in new if r.id == target)
+                    other.links.append(rec.id)
+                    if other.id in self._records:
+                        changed[other.id] = other
+                    self.counters["near_links"] += 1
+                if supersedes is not None:
+                    self._supersede(self._records[supersedes], rec.id, rec.valid_at, changed)
+                if x is not None:
+                    new_vecs[rec.id] = x[i]
+                self._install(rec)
+                if near is not None:
+                    near.added(rec.id, x[i])
+                new.append(rec)
+                out.append(rec)
+            self._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
+            if new_vecs:
+                assert self._vectors is not None
+                ids = list(new_vecs)
+                self._vectors.add_many(ids, np.stack([new_vecs[i] for i in ids]))
+            self.counters["added"] += len(new)
+            return [r.copy() if r.duplicate_of is None else r for r in out]
+
+    # ----------------------------------------------------------------- read
+
+    def get(self, id_: int, *, include_expired: bool = False) -> MemoryRecord | None:
+        """The record of ``id_`` (a copy; superseded ones too), or None if unknown, forgotten or expired."""
+        with self._lock:
+            rec = self._records.get(id_) if isinstance(id_, (int, np.integer)) else None
+            if rec is None or (rec.expired and not include_expired):
+                return None
+            self._touch(rec, self._now())
+            return rec.copy()
+
+    def mask(self, filters: Mapping[str, Any] | None = None, *, as_of: Any = None, user_id: str | None = None,
+             agent_id: str | None = None, run_id: str | None = None, include_expired: bool = False) -> np.ndarray | None:
+        """Ids (sorted int64) a read may see: live, in scope, matching ``filters``, valid at ``as_of`` (default now),
+        not expired. None means every live id (nothing hidden)."""
+        spec: dict[str, Any] = {}
+        for name, value in zip(_SCOPES, self._scope(user_id, agent_id, run_id)):
+            if value is not None:
+                spec[name] = value
+        if filters:
+            if not isinstance(filters, Mapping):
+                raise TypeError(f"filters: expected a dict, got {type(filters).__name__}")
+            spec = {"$and": [spec, dict(filters)]} if spec else dict(filters)
+        t = to_seconds(as_of, "as_of")
+        restricted = self._n_restricted or t is not None
+        if not spec and not restricted:
+            return None
+        conds: list[dict[str, Any]] = [{"live": True}]
+        if spec:
+            conds.append(spec)
+        if t is not None:
+            conds.append({"created_at": {"$lte": t}})
+        if restricted:
+            at = self._now() if t is None else t
+            conds.append({"valid_at": {"$lte": at}})
+            conds.append({"$or": [{"invalid_at": {"$exists": False}}, {"invalid_at": {"$gt": at}}]})
+            if not include_expired:
+                conds.append({"expired": False})
+        hits = compile_filter({"$and": conds}).mask(self._columns, strict=False)
+        return np.flatnonzero(hits).astype(np.int64)
+
+    def get_all(self, filters: Mapping[str, Any] | None = None, *, limit: int | None = 100, as_of: Any = None,
+                user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                include_expired: bool = False) -> list[MemoryRecord]:
+        """Records in id order that :meth:`mask` allows, at most ``limit`` (None: all)."""
+        with self._lock:
+            allowed = self.mask(filters, as_of=as_of, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                include_expired=include_expired)
+            ids = sorted(self._records) if allowed is None else allowed.tolist()
+            return [self._records[i].copy() for i in ids[: None if limit is None else int(limit)]]
+
+    def history(self, id_: int) -> list[dict[str, Any]]:
+        """Every version of ``id_``, oldest first: ``version``, ``event`` (ADD/UPDATE), ``text``, ``content``,
+        ``metadata``, ``at``; empty once forgotten."""
+        with self._lock:
+            rec = self._records.get(id_)
+            if rec is None:
+                return []
+            versions = [self.store.retrieve(f"h/{id_}/{v}") for v in range(1, rec.version)]
+            versions.append({"version": rec.version, "text": rec.text, "content": copy.deepcopy(rec.content),
+                             "metadata": dict(rec.metadata), "at": rec.updated_at if rec.version > 1 else rec.created_at})
+            for v in versions:
+                v["event"] = "ADD" if v["version"] == 1 else "UPDATE"
+            return versions
+
+    # ----------------------------------------------------------------- write
+
+    def update(self, id_: int, content: str | Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
+               *, supersede: bool = False, vector: np.ndarray | None = None) -> MemoryRecord:
+        """A new version of ``id_`` (the old one stays in :meth:`history`), or with ``supersede=True`` a new memory
+        that supersedes it (same scope and category). ``metadata`` is merged."""
+        with self._lock:
+            self._check_open()
+            rec = self._records.get(id_)
+            if rec is None:
+                raise KeyError(f"id: no memory with id {id_!r}")
+            meta = self._check_metadata(metadata)
+            if supersede:
+                return self.add(rec.content if content is None else content, metadata={**rec.metadata, **meta},
+                                category=rec.category, user_id=rec.user_id, agent_id=rec.agent_id,
+                                run_id=rec.run_id, vector=vector, supersedes=id_, pinned=rec.pinned)
+            now = self._now()
+            old = {"version": rec.version, "text": rec.text, "content": rec.content, "metadata": dict(rec.metadata),
+                   "at": rec.updated_at if rec.version > 1 else rec.created_at}
+            text = rec.text if content is None else self._check_content(content)
+            x = None
+            if content is not None or vector is not None:
+                x = self._embed([text], None if vector is None else np.atleast_2d(vector), "vector")
+            self.store.store(f"h/{id_}/{rec.version}", old)
+            was = self._restricted(rec)
+            if content is not None:
+                rec.content = content if isinstance(content, str) else copy.deepcopy(dict(content))
+                rec.text = text
+                self._unhash(rec)
+                rec.hash = _digest((rec.user_id, rec.agent_id, rec.run_id), text)
+                self._by_hash.setdefault(rec.hash, []).append(id_)
+                self._keywords.replace(id_, text)
+            rec.metadata.update(meta)
+            rec.version += 1
+            rec.updated_at = now
+            self._refresh(rec, was)
+            if x is not None:
+                assert self._vectors is not None
+                self._vectors.remove(id_)
+                self._vectors.add_many([id_], x)
+            self._persist([rec], None if x is None else {id_: x[0]})
+            return rec.copy()
+
+    def _set_flag(self, id_: int, **changes: Any) -> MemoryRecord:
+        with self._lock:
+            self._check_open()
+            rec = self._records.get(id_)
+            if rec is None:
+                raise KeyError(f"id: no memory with id {id_!r}")
+            was = self._restricted(rec)
+            for name, value in changes.items():
+                setattr(rec, name, value)
+            self._refresh(rec, was)
+            self._persist([rec])
+            return rec.copy()
+
+    def expire(self, id_: int) -> MemoryRecord:
+        """Hide ``id_`` from every read (reversible with :meth:`unexpire`; use :meth:`forget` to remove it)."""
+        return self._set_flag(id_, expired=True)
+
+    def unexpire(self, id_: int) -> MemoryRecord:
+        return self._set_flag(id_, expired=False)
+
+    def pin(self, id_: int) -> MemoryRecord:
+        """Pruning never touches a pinned memory."""
+        return self._set_flag(id_, pinned=True)
+
+    def unpin(self, id_: int) -> MemoryRecord:
+        return self._set_flag(id_, pinned=False)
+
+    def set_tier(self, id_: int, tier: str) -> MemoryRecord:
+        """Record ``tier`` and move the record's bytes to that tier of the store."""
+        rec = self._set_flag(id_, tier=tier)
+        self.store.migrate(f"m/{id_}", tier)
+        return rec
+
+    def forget(self, id_: int) -> bool:
+        """Remove ``id_`` and every version of it from every index and the store (after :meth:`compact`, from every
+        file); links and pattern evidence that name it are rewritten. False if it was not there."""
+        return self.forget_many([id_]) == 1
+
+    def forget_where(self, filters: Mapping[str, Any], *, user_id: str | None = None, agent_id: str | None = None,
+                     run_id: str | None = None) -> int:
+        """Forget every memory matching ``filters`` and the scope ids, expired and superseded ones included."""
+        if not isinstance(filters, Mapping):
+            raise TypeError(f"filters: expected a dict, got {type(filters).__name__}")
+        conds: list[dict[str, Any]] = [{"live": True}, dict(filters)]
+        for name, value in zip(_SCOPES, self._scope(user_id, agent_id, run_id)):
+            if value is not None:
+                conds.append({name: value})
+        with self._lock:
+            hits = compile_filter({"$and": conds}).mask(self._columns, strict=False)
+            return self.forget_many(np.flatnonzero(hits).tolist())
+
+    def forget_many(self, ids: Iterable[int]) -> int:
+        with self._lock:
+            self._check_open()
+            gone = [i for i in dict.fromkeys(ids) if i in self._records]
+            if not gone:
+                return 0
+            gone_set = set(gone)
+            self._generation += 1
+            for id_ in gone:
+                rec = self._records.pop(id_)
+                for v in range(1, rec.version):
+                    self.store.delete(f"h/{id_}/{v}")
+                self.store.delete(f"m/{id_}")
+                self._unhash(rec)
+                self._n_restricted -= self._restricted(rec)
+                self._columns.set(id_, None)
+                self._keywords.remove(id_)
+                if self._vectors is not None:
+                    self._vectors.remove(id_)
+                self._dirty.discard(id_)
+            touched = []
+            for rec in self._records.values():  # links, supersession and pattern evidence must not name them
+                hit = False
+                if any(i in gone_set for i in rec.links):
+                    rec.links = [i for i in rec.links if i not in gone_set]
+                    hit = True
+                if rec.supersedes in gone_set:
+                    rec.supersedes, hit = None, True
+                if rec.superseded_by in gone_set:
+                    rec.superseded_by, hit = None, True
+                evidence = rec.content.get("evidence") if isinstance(rec.content, dict) else None
+                if isinstance(evidence, list) and any(i in gone_set for i in evidence):
+                    rec.content["evidence"] = [i for i in evidence if i not in gone_set]
+                    hit = True
+                if hit:
+                    touched.append(rec)
+            self._persist(touched)
+            self.counters["forgotten"] += len(gone)
+            return len(gone)
+
+    # ------------------------------------------------------------ maintenance
+
+    def compact(self) -> dict[str, int]:
+        """Reclaim the space of forgotten memories and old versions in every file of the store."""
+        with self._lock:
+            self.flush()
+            if self._vectors is not None:
+                self._vectors.flush()
+            return self.store.compact()
+
+    def verify(self) -> dict[str, Any]:
+        """Check every layer: the store's frames, each record's digest and the indexes' membership."""
+        from memstrata.agent.inspect import verify
+
+        with self._lock:
+            return verify(self)
+
+    # ------------------------------------------------------ search & friends
+
+    def search(self, query: str | np.ndarray, *, limit: int = 10, filters: Mapping[str, Any] | None = None,
+               as_of: Any = None, mode: str = "hybrid", user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None, threshold: float | None = None) -> list:
+        """Memories best matching ``query``; see :func:`memstrata.agent.search.search`."""
+        from memstrata.agent.search import search
+
+        with self._lock:
+            self._check_open()
+            return search(self, query, limit=limit, filters=filters, as_of=as_of, mode=mode, user_id=user_id,
+                          agent_id=agent_id, run_id=run_id, threshold=threshold)
+
+    def explain(self, id_: int) -> dict[str, Any]:
+        """Every factor of the relevance of ``id_`` now, with its category, tier and access counts."""
+        from memstrata.agent.relevance import relevance_factors
+
+        with self._lock:
+            rec = self._records.get(id_)
+            if rec is None:
+                raise KeyError(f"id: no memory with id {id_!r}")
+            out = relevance_factors(rec, self.config, self._now())
+            out.update(id=id_, category=rec.category, tier=rec.tier, access_count=rec.access_count,
+                       last_access=rec.last_access, pinned=rec.pinned)
+            return out
+
+    def prune(self, *, plan_only: bool = False) -> Any:
+        """A :class:`~memstrata.agent.pruning.PrunePlan` (``plan_only=True``), else the counts of applying it."""
+        from memstrata.agent.pruning import plan_prune
+
+        plan = plan_prune(self)
+        return plan if plan_only else plan.apply()
+
+    def extract_patterns(self) -> list[MemoryRecord]:
+        """Group memories into patterns and store those above the threshold; see :mod:`memstrata.agent.patterns`."""
+        from memstrata.agent.patterns import extract_patterns
+
+        return extract_patterns(self)
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Totals, distributions, bytes per memory, dedup figures, accesses and prune counts."""
+        from memstrata.agent.inspect import metrics
+
+        with self._lock:
+            return metrics(self)
+
+    def __repr__(self) -> str:
+        return f"AgentMemory({str(self.path) if self.path else 'RAM'!r}, {len(self)} memories)"

@@ -1,0 +1,100 @@
+"""What :class:`~memstrata.agent.AgentMemory` hands back: :class:`MemoryRecord` and :class:`SearchResult`."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["MemoryRecord", "SearchResult", "to_seconds"]
+
+
+def to_seconds(value: Any, name: str) -> float | None:
+    """Epoch seconds from a datetime (naive means UTC), a number, or None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{name}: expected a datetime or epoch seconds, got {type(value).__name__}")
+
+
+@dataclass
+class MemoryRecord:
+    """One memory as it stands now. Times are epoch seconds (float) from the memory's clock.
+
+    ``valid_at`` / ``invalid_at`` bound when the fact held (``invalid_at`` None:
+    still holds); ``expired`` hides it from reads until :meth:`AgentMemory.unexpire`;
+    ``supersedes`` / ``superseded_by`` link the versions of a changed fact;
+    ``links`` are near duplicates; ``version`` counts in-place updates.
+    """
+
+    id: int
+    content: Any
+    text: str
+    category: str
+    type: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    valid_at: float = 0.0
+    invalid_at: float | None = None
+    expired: bool = False
+    supersedes: int | None = None
+    superseded_by: int | None = None
+    links: list[int] = field(default_factory=list)
+    access_count: int = 0
+    last_access: float | None = None
+    version: int = 1
+    tier: str = "hot"
+    pinned: bool = False
+    hash: str = ""
+    duplicate_of: int | None = None  # set on the record add() returns when it merged into a stored one
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (content and metadata copied)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["content"] = self.content if isinstance(self.content, str) else copy.deepcopy(self.content)
+        out["metadata"] = copy.deepcopy(self.metadata) if self.metadata else {}
+        out["links"] = list(self.links)
+        return out
+
+    def copy(self) -> MemoryRecord:
+        """An independent copy (what every read hands back, so callers cannot change the stored record)."""
+        return MemoryRecord(**self.to_dict())
+
+    def is_valid(self, at: float) -> bool:
+        """Whether the fact held at ``at`` (seconds)."""
+        return self.valid_at <= at and (self.invalid_at is None or at < self.invalid_at)
+
+
+_FIELDS = tuple(f.name for f in fields(MemoryRecord))
+
+
+@dataclass
+class SearchResult:
+    """One hit: ``score = weight_similarity·similarity + weight_relevance·relevance + weight_recency·recency``.
+
+    ``similarity`` is the cosine (vector mode), the normalized BM25 (keyword
+    mode) or the normalized reciprocal-rank fusion of both (hybrid); ``parts``
+    also holds the raw per-mode values.
+    """
+
+    id: int
+    content: Any
+    text: str
+    score: float
+    similarity: float
+    relevance: float
+    recency: float
+    metadata: dict[str, Any]
+    category: str
+    parts: dict[str, float] = field(default_factory=dict)
+    record: MemoryRecord | None = None

@@ -1,0 +1,164 @@
+"""The embeddings of an agent memory: a :class:`~memstrata.vectors.VectorMemory` behind a small write buffer.
+
+``VectorMemory`` merges added rows into its code arrays on the next search
+(a copy of every row), so adding one vector and searching, turn after turn,
+would copy the whole memory each turn. New vectors therefore wait in a buffer
+of up to ``buffer_rows`` float rows, searched exactly, and move to the
+``VectorMemory`` in one batch when it is full.
+
+Searches take an optional set of allowed ids (the compiled filter): when it
+holds at most a quarter of the rows, those rows are scored directly
+(``VectorMemory.get`` + one matrix product); otherwise the quantized scan is
+asked for more candidates, doubling until ``k`` allowed ones are found or
+every row was seen. Either way ``k`` results come back whenever ``k`` allowed
+rows exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memstrata.vectors import VectorMemory
+
+__all__ = ["VectorIndex", "decode_vector", "encode_vector"]
+
+_DIRECT_FRACTION = 0.25
+
+
+def encode_vector(x: np.ndarray) -> tuple[bytes, float]:
+    """A unit vector as int8 codes and one scale (how a record persists its embedding)."""
+    peak = float(np.abs(x).max()) or 1.0
+    scale = peak / 127.0
+    return np.round(x / scale).astype(np.int8).tobytes(), scale
+
+
+def decode_vector(codes: bytes, scale: float) -> np.ndarray:
+    return np.frombuffer(codes, np.int8).astype(np.float32) * np.float32(scale)
+
+
+def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
+    """``x`` as C-contiguous unit float32 rows (n, d); ``ValueError``/``TypeError`` naming ``name``."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a float32/float64 numpy array, got {type(x).__name__}")
+    x = np.atleast_2d(np.asarray(x, np.float32))
+    if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+        raise ValueError(f"{name}: expected shape (n, {dim if dim is not None else 'd'}), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
+    return np.ascontiguousarray(x / norms, np.float32)
+
+
+class VectorIndex:
+    """Unit vectors by id; cosine top-k, optionally restricted to allowed ids."""
+
+    def __init__(self, dim: int, codec: str = "int8", buffer_rows: int = 512) -> None:
+        self.dim = int(dim)
+        self.codec = codec
+        self.buffer_rows = int(buffer_rows)
+        self._main = VectorMemory(self.dim, codec=codec)
+        self._main_ids: set[int] = set()
+        self._buf_ids: list[int] = []
+        self._buf = np.empty((self.buffer_rows, self.dim), np.float32)
+
+    def __len__(self) -> int:
+        return len(self._main_ids) + len(self._buf_ids)
+
+    def __contains__(self, id_: int) -> bool:
+        return id_ in self._main_ids or id_ in self._buf_ids
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._main.nbytes + self._buf.nbytes + 80 * len(self._main_ids))
+
+    def add_many(self, ids: list[int], vectors: np.ndarray) -> None:
+        """Add unit rows (see :func:`unit_rows`); a batch at least as large as the buffer goes straight in."""
+        if not ids:
+            return
+        if len(ids) >= self.buffer_rows:
+            self.flush()
+            self._main.add(vectors, ids=np.asarray(ids, np.int64))
+            self._main_ids.update(ids)
+            return
+        for id_, row in zip(ids, vectors):
+            if len(self._buf_ids) == self.buffer_rows:
+                self.flush()
+            self._buf[len(self._buf_ids)] = row
+            self._buf_ids.append(id_)
+
+    def flush(self) -> None:
+        """Move the buffered rows into the quantized memory."""
+        n = len(self._buf_ids)
+        if n:
+            self._main.add(self._buf[:n].copy(), ids=np.asarray(self._buf_ids, np.int64))
+            self._main_ids.update(self._buf_ids)
+            self._buf_ids = []
+
+    def remove(self, id_: int) -> None:
+        if id_ in self._main_ids:
+            self._main.delete([id_])
+            self._main_ids.discard(id_)
+        elif id_ in self._buf_ids:
+            pos = self._buf_ids.index(id_)
+            last = len(self._buf_ids) - 1
+            self._buf[pos : last] = self._buf[pos + 1 : last + 1]
+            del self._buf_ids[pos]
+
+    def get(self, ids: list[int]) -> np.ndarray:
+        """Vectors of ``ids`` (buffered rows exactly, the others decoded from their codes)."""
+        out = np.empty((len(ids), self.dim), np.float32)
+        in_main = [i for i, id_ in enumerate(ids) if id_ in self._main_ids]
+        if in_main:
+            out[in_main] = self._main.get(np.asarray([ids[i] for i in in_main], np.int64))
+        pos = {id_: p for p, id_ in enumerate(self._buf_ids)}
+        for i, id_ in enumerate(ids):
+            if id_ not in self._main_ids:
+                out[i] = self._buf[pos[id_]]
+        return out
+
+    def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (ids int64, cosine float32) of the unit query ``q`` (d,), best first; ``allowed``: sorted ids."""
+        n = len(self)
+        if n == 0 or k <= 0 or (allowed is not None and allowed.size == 0):
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if allowed is not None and allowed.size <= _DIRECT_FRACTION * n:
+            present = [int(i) for i in allowed.tolist() if i in self._main_ids or i in self._buf_ids]
+            if not present:
+                return np.empty(0, np.int64), np.empty(0, np.float32)
+            sims = self.get(present) @ q
+            return _best(np.asarray(present, np.int64), sims.astype(np.float32), k)
+        nb = len(self._buf_ids)
+        b_ids = np.asarray(self._buf_ids, np.int64)
+        b_sims = (self._buf[:nb] @ q).astype(np.float32)
+        want = k
+        while True:
+            if self._main_ids:
+                s, i = self._main.search(q, k=min(want, len(self._main_ids)))
+                m_ids, m_sims = i[0][i[0] >= 0], s[0][i[0] >= 0]
+            else:
+                m_ids, m_sims = np.empty(0, np.int64), np.empty(0, np.float32)
+            ids = np.concatenate([m_ids, b_ids])
+            sims = np.concatenate([m_sims, b_sims])
+            if allowed is not None:
+                keep = np.isin(ids, allowed, assume_unique=True)
+                ids, sims = ids[keep], sims[keep]
+            if ids.size >= k or want >= len(self._main_ids):
+                return _best(ids, sims, k)
+            want *= 4
+
+    def near_duplicates(self, threshold: float) -> np.ndarray:
+        """Pairs of ids (int64 (n, 2)) at cosine ≥ ``threshold`` (the vector memory's blocked scan)."""
+        self.flush()
+        if not self._main_ids:
+            return np.empty((0, 2), np.int64)
+        return np.asarray(self._main.near_duplicates(threshold), np.int64)
+
+    def close(self) -> None:
+        self._main.close()
+
+
+def _best(ids: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((ids, -sims))[:k]
+    return ids[order], sims[order]

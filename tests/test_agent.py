@@ -1,0 +1,325 @@
+"""AgentMemory: every operation, with an injected clock (age, recency, retention, validity)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memstrata.agent import AgentConfig, AgentMemory, PrecomputedEmbedder, StalePlanError
+from memstrata.agent.categories import GENERIC, TRADING, Category, CategoryTable
+from memstrata.agent.patterns import confidence
+
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, days: float) -> None:
+        self.t += days * DAY
+
+
+def unit(*xs: float) -> np.ndarray:
+    v = np.asarray(xs, np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mem(clock: Clock) -> AgentMemory:
+    with AgentMemory(clock=clock) as m:
+        yield m
+
+
+def test_add_get_text_and_dict(mem: AgentMemory, clock: Clock) -> None:
+    a = mem.add("the user prefers metric units", metadata={"source": "chat"}, user_id="ana")
+    b = mem.add({"type": "preference", "text": "dark mode everywhere"}, user_id="ana")
+    assert (a.id, b.id) == (0, 1)
+    got = mem.get(a.id)
+    assert got is not None and got.text == "the user prefers metric units" and got.metadata == {"source": "chat"}
+    assert got.created_at == clock.t and got.user_id == "ana" and got.category == "episodic"
+    assert mem.get(b.id).category == "preferences"  # type: ignore[union-attr]
+    assert mem.get(99) is None and mem.get("0") is None  # type: ignore[arg-type]
+
+
+def test_bad_arguments_name_themselves(mem: AgentMemory) -> None:
+    with pytest.raises(TypeError, match="content"):
+        mem.add(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="content: expected non-empty"):
+        mem.add("   ")
+    with pytest.raises(ValueError, match="metadata: 'category' is a field"):
+        mem.add("x", metadata={"category": "y"})
+    with pytest.raises(ValueError, match="category: unknown category 'nope'"):
+        mem.add("x", category="nope")
+    with pytest.raises(TypeError, match="user_id"):
+        mem.add("x", user_id=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs an embedder"):
+        mem.add("y")
+        mem.search("y", mode="vector")
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        mem.search("y", mode="fuzzy")
+    with pytest.raises(KeyError, match="supersedes"):
+        mem.add("z", supersedes=42)
+
+
+def test_exact_duplicate_merges_metadata_and_counts_access(mem: AgentMemory) -> None:
+    a = mem.add("Deploys happen on Tuesdays", metadata={"a": 1}, user_id="ana")
+    b = mem.add("  deploys happen on   TUESDAYS ", metadata={"b": 2}, user_id="ana")
+    c = mem.add("Deploys happen on Tuesdays", user_id="bob")  # another scope: not a duplicate
+    assert b.id == a.id and b.duplicate_of == a.id and c.id != a.id
+    rec = mem.get(a.id)
+    assert rec is not None and rec.metadata == {"a": 1, "b": 2} and rec.access_count == 2  # merge + this get
+    assert len(mem) == 2 and mem.get_metrics()["exact_duplicates_merged"] == 1
+
+
+@pytest.mark.parametrize("mode", ["link", "merge", "keep"])
+def test_near_duplicate_modes(mode: str, clock: Clock) -> None:
+    with AgentMemory(config=AgentConfig(near_duplicates=mode, near_duplicate_threshold=0.95), clock=clock) as m:
+        a = m.add("alpha one", vector=unit(1, 0, 0), user_id="u")
+        b = m.add("alpha two", vector=unit(1, 0.1, 0), user_id="u")  # cosine 0.995
+        c = m.add("beta", vector=unit(0, 1, 0), user_id="u")
+        d = m.add("alpha three", vector=unit(1, 0.1, 0), user_id="other")  # other scope
+        assert c.links == [] and d.links == [] and d.duplicate_of is None
+        if mode == "link":
+            assert b.id != a.id and b.links == [a.id] and m.get(a.id).links == [b.id]  # type: ignore[union-attr]
+        elif mode == "merge":
+            assert b.id == a.id and b.duplicate_of == a.id and len(m) == 3
+        else:
+            assert b.id != a.id and b.links == []
+
+
+def test_add_many_dedups_within_batch_and_against_store(mem: AgentMemory) -> None:
+    mem.add("one", vector=unit(1, 0, 0))
+    recs = mem.add_many(["two", "one", "two", "three"], vectors=np.stack([unit(0, 1, 0), unit(1, 0, 0),
+                                                                            unit(0, 1, 0), unit(0, 0, 1)]))
+    assert [r.duplicate_of for r in recs] == [None, 0, recs[0].id, None]
+    assert len(mem) == 3
+
+
+def test_update_keeps_history_and_reindexes(mem: AgentMemory, clock: Clock) -> None:
+    a = mem.add("likes tea", metadata={"k": 1})
+    clock.advance(1)
+    b = mem.update(a.id, "likes coffee", {"k": 2})
+    assert b.id == a.id and b.version == 2 and b.metadata == {"k": 2} and b.updated_at == clock.t
+    hist = mem.history(a.id)
+    assert [(h["version"], h["event"], h["text"]) for h in hist] == [(1, "ADD", "likes tea"), (2, "UPDATE", "likes coffee")]
+    assert [h.id for h in mem.search("coffee", mode="keyword")] == [a.id]
+    assert mem.search("tea", mode="keyword") == []
+    with pytest.raises(KeyError, match="no memory"):
+        mem.update(77, "x")
+
+
+def test_supersede_and_as_of(mem: AgentMemory, clock: Clock) -> None:
+    t0 = clock.t
+    a = mem.add("lives in Lisbon", user_id="ana")
+    clock.advance(10)
+    b = mem.update(a.id, "lives in Porto", supersede=True)
+    assert b.id != a.id and b.supersedes == a.id and b.user_id == "ana"
+    old = mem.get(a.id)
+    assert old is not None and old.superseded_by == b.id and old.invalid_at == clock.t
+    now = [h.text for h in mem.search("lives", mode="keyword", user_id="ana")]
+    then = [h.text for h in mem.search("lives", mode="keyword", user_id="ana", as_of=t0 + 5 * DAY)]
+    assert now == ["lives in Porto"] and then == ["lives in Lisbon"]
+    before = mem.search("lives", mode="keyword", as_of=t0 - 1)
+    assert before == []
+    assert [r.id for r in mem.get_all(as_of=t0 + DAY)] == [a.id]
+    c = mem.add("works remotely", valid_at=t0 + 20 * DAY)  # valid from a future date
+    assert c.id not in [r.id for r in mem.get_all()] or clock.t >= t0 + 20 * DAY
+    clock.advance(15)
+    assert c.id in [r.id for r in mem.get_all()]
+
+
+def test_expire_is_reversible_forget_is_not(mem: AgentMemory) -> None:
+    a = mem.add("temporary note")
+    mem.expire(a.id)
+    assert mem.get(a.id) is None and mem.search("temporary", mode="keyword") == [] and mem.get_all() == []
+    assert mem.get(a.id, include_expired=True) is not None
+    mem.unexpire(a.id)
+    assert [h.id for h in mem.search("temporary", mode="keyword")] == [a.id]
+    assert mem.forget(a.id) and not mem.forget(a.id)
+    assert mem.get(a.id, include_expired=True) is None
+
+
+def test_forget_where_and_scopes(mem: AgentMemory) -> None:
+    for i in range(6):
+        mem.add(f"note {i}", user_id="ana" if i % 2 else "bob", metadata={"i": i})
+    assert mem.forget_where({"i": {"$gte": 3}}, user_id="ana") == 2  # 3, 5
+    assert sorted(r.metadata["i"] for r in mem.get_all(limit=None)) == [0, 1, 2, 4]
+    assert mem.forget_where({}) == 4 and len(mem) == 0
+
+
+def test_filters_inside_search_return_limit(clock: Clock) -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    vecs = rng.standard_normal((n, 16)).astype(np.float32)
+    with AgentMemory(config=AgentConfig(near_duplicates="keep"), clock=clock) as m:
+        m.add_many([f"memory number {i}" for i in range(n)], vectors=vecs,
+                   metadata=[{"shard": i % 100, "score": float(i)} for i in range(n)])
+        q = vecs[7]
+        for mode in ("vector", "keyword", "hybrid"):
+            query = "memory number" if mode == "keyword" else q
+            hits = m.search(query, limit=10, filters={"shard": 7}, mode=mode)  # 1 % of the memories
+            assert len(hits) == 10 and all(h.metadata["shard"] == 7 for h in hits), mode
+        hits = m.search(q, limit=10, filters={"shard": 7}, mode="vector")
+        assert hits[0].id == 7  # exact top-1 inside the filter
+        hits = m.search(q, limit=15, filters={"$and": [{"score": {"$lt": 1000}}, {"shard": {"$in": [1, 2]}}]}, mode="vector")
+        assert len(hits) == 15 and all(h.metadata["shard"] in (1, 2) and h.metadata["score"] < 1000 for h in hits)
+        hits = m.search(q, limit=10, filters={"score": {"$gte": 1000}}, mode="vector")  # 50 %: the scan path
+        assert len(hits) == 10 and all(h.metadata["score"] >= 1000 for h in hits)
+
+
+def test_search_scores_parts_and_weights(clock: Clock) -> None:
+    cfg = AgentConfig(weight_similarity=1.0, weight_relevance=0.5, weight_recency=0.25, near_duplicates="keep")
+    with AgentMemory(config=cfg, clock=clock) as m:
+        a = m.add("apple pie recipe", vector=unit(1, 0), category="procedures")
+        clock.advance(30)
+        b = m.add("apple tart recipe", vector=unit(1, 0.2), category="observations")
+        hits = m.search(unit(1, 0.1), mode="vector", limit=2)
+        for h in hits:
+            expect = 1.0 * h.similarity + 0.5 * h.relevance + 0.25 * h.recency
+            assert math.isclose(h.score, expect, rel_tol=1e-6)
+            assert h.parts["cosine"] == h.similarity
+        by_id = {h.id: h for h in hits}
+        assert math.isclose(by_id[a.id].recency, 0.5, rel_tol=1e-6)  # 30 days = one half-life
+        assert by_id[b.id].recency == 1.0
+        with pytest.raises(ValueError, match="needs an embedder"):
+            m.search("apple recipe", mode="hybrid", limit=2)
+        assert [h.id for h in m.search("apple recipe", mode="keyword", limit=2)] != []
+
+
+def test_relevance_explain_and_category_presets(clock: Clock) -> None:
+    cfg = AgentConfig(categories="trading")
+    with AgentMemory(config=cfg, clock=clock) as m:
+        t = m.add({"type": "swap", "action": "swap", "success": True, "profit": 20.0, "pool": "P"})
+        assert t.category == "trades" and "Trade: swap" in t.text
+        m.get(t.id)
+        m.get(t.id)
+        clock.advance(60)
+        e = m.explain(t.id)
+        assert e["importance"] == 0.9 and math.isclose(e["outcome"], 1.2 * 1.2)
+        assert math.isclose(e["access"], 1.2) and math.isclose(e["recency"], 0.5)  # last access 60 d ago: floor 0.5
+        assert math.isclose(e["relevance"], min(0.9 * 1.44 * 1.2 * 0.5, 1.0))
+    assert TRADING["user_preferences"].forever and TRADING["opportunities"].retention_days == 3
+    assert GENERIC.categorize({"type": "error"}) == "failures"
+    with pytest.raises(ValueError, match="importance"):
+        Category("x", 1, 2.0)
+    with pytest.raises(ValueError, match="unknown category"):
+        CategoryTable({"a": Category("a", 1, 0.5)}, {"t": "b"}, "a")
+    with pytest.raises(ValueError, match="unknown preset"):
+        AgentConfig(categories="poker")
+
+
+def test_pattern_confidence_matches_formula(clock: Clock) -> None:
+    cfg = AgentConfig(categories="trading", pattern_fields=("action", "pool"), min_occurrences=3, pattern_threshold=0.5)
+    with AgentMemory(config=cfg, clock=clock) as m:
+        profits = [10.0, 30.0, -5.0, 25.0]
+        wins = [True, True, False, True]
+        ids = [m.add({"type": "trade", "action": "swap", "pool": "A", "profit": p, "success": s, "n": i}).id
+               for i, (p, s) in enumerate(zip(profits, wins))]
+        m.add({"type": "trade", "action": "swap", "pool": "B", "profit": 1.0, "success": True})
+        pats = m.extract_patterns()
+        assert len(pats) == 1
+        p = pats[0].content
+        mean = sum(profits) / 4
+        spread = math.sqrt(sum((x - mean) ** 2 for x in profits) / 4)
+        expect = 0.3 * min(4 / 10, 1) + 0.5 * 0.75 + 0.2 / (1 + spread)
+        assert math.isclose(p["confidence"], expect) and math.isclose(confidence(4, 0.75, spread), expect)
+        assert p["evidence"] == ids and p["recommendation"] == "repeat" and pats[0].category == "patterns"
+        m.add({"type": "trade", "action": "swap", "pool": "A", "profit": 12.0, "success": True, "n": 9})
+        again = m.extract_patterns()
+        assert [r.id for r in again] == [pats[0].id] and again[0].content["statistics"]["occurrence_count"] == 5
+        m.forget(ids[0])
+        assert ids[0] not in m.get(pats[0].id).content["evidence"]  # type: ignore[union-attr]
+
+
+def _state(m: AgentMemory) -> dict[int, tuple]:
+    return {r.id: (r.tier, r.text, r.access_count, tuple(sorted(r.metadata.items()))) for r in m.get_all(limit=None, include_expired=True)}
+
+
+def test_prune_plan_equals_apply(clock: Clock) -> None:
+    cfg = AgentConfig(categories="trading", near_duplicate_threshold=0.97, near_duplicates="keep")
+    with AgentMemory(config=cfg, clock=clock) as m:
+        old_obs = m.add({"type": "observation", "summary": "gas high"}, vector=unit(0, 0, 1))
+        pref = m.add({"type": "preference", "text": "never trade on weekends"}, vector=unit(0, 1, 0))
+        pinned = m.add({"type": "opportunity", "text": "arb on pool X"}, vector=unit(0, 1, 1), pinned=True)
+        clock.advance(10)  # the observation (7 d) and pinned opportunity (3 d) are past retention
+        dup_a = m.add({"type": "trade", "text": "swap ETH to USDC", "success": True, "profit": 50.0}, vector=unit(1, 0, 0),
+                      metadata={"x": 1})
+        dup_b = m.add({"type": "trade", "text": "swapped ETH into USDC"}, vector=unit(1, 0.01, 0), metadata={"y": 2})
+        mid = m.add({"type": "trade", "text": "added liquidity"}, vector=unit(1, 1, 0))
+        clock.advance(2)  # trades are 2 days old: demoted to warm
+        plan = m.prune(plan_only=True)
+        actions = {i.id: (i.action, i.reason) for i in plan.items}
+        assert actions[old_obs.id] == ("forget", "age")
+        assert actions[dup_b.id] == ("merge", "redundancy") and plan.items[[i.id for i in plan.items].index(dup_b.id)].into == dup_a.id
+        assert actions[dup_a.id] == ("demote", "age") and actions[mid.id] == ("demote", "age")
+        assert pref.id not in actions and pinned.id not in actions
+        before = _state(m)
+        expected = {i: s for i, s in before.items() if i not in plan.removed}
+        for item in plan.items:
+            if item.action == "demote":
+                expected[item.id] = (item.tier,) + expected[item.id][1:]
+        merged = expected[dup_a.id]
+        expected[dup_a.id] = (merged[0], merged[1], merged[2], tuple(sorted({"x": 1, "y": 2}.items())))
+        counts = plan.apply()
+        assert counts == plan.counts == {"by_reason": {"age": 3, "redundancy": 1}, "by_action": {"forget": 1, "merge": 1, "demote": 2}}
+        assert _state(m) == expected
+        assert m.store.tier_of(f"m/{mid.id}") == "warm"
+        with pytest.raises(StalePlanError):
+            plan.apply()
+        stale = m.prune(plan_only=True)
+        m.add("something new")
+        with pytest.raises(StalePlanError, match="plan again"):
+            stale.apply()
+        assert m.get_metrics()["pruned"]["redundancy"] == 1
+
+
+def test_embedder_protocol_and_text_search() -> None:
+    texts = ["cats purr", "dogs bark", "kittens purr softly"]
+    vecs = np.array([[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0.1]], np.float32)
+    emb = PrecomputedEmbedder(texts + ["purring"], np.vstack([vecs, [[1, 0, 0.05]]]).astype(np.float32))
+    with AgentMemory(embedder=emb, config=AgentConfig(near_duplicates="keep")) as m:
+        m.add_many(texts)
+        assert [h.text for h in m.search("purring", mode="vector", limit=2)] == ["cats purr", "kittens purr softly"]
+        assert m.search("purring", mode="hybrid", limit=1)[0].text == "cats purr"  # first by cosine, kittens share no word
+    with pytest.raises(TypeError, match="embedder"):
+        AgentMemory(embedder=object())  # type: ignore[arg-type]
+
+
+def test_reopen_keeps_everything(tmp_path: Path, clock: Clock) -> None:
+    with AgentMemory(tmp_path / "m", clock=clock) as m:
+        a = m.add("alpha", vector=unit(1, 0), metadata={"k": "v"}, user_id="u")
+        b = m.add("beta", vector=unit(0, 1))
+        m.update(a.id, "alpha prime")
+        m.get(b.id)
+        m.forget(b.id)
+        c = m.add("gamma", vector=unit(1, 1))
+    with AgentMemory(tmp_path / "m", clock=clock) as m:
+        assert [r.id for r in m.get_all(limit=None)] == [a.id, c.id]
+        assert m.get(a.id).text == "alpha prime" and len(m.history(a.id)) == 2  # type: ignore[union-attr]
+        assert m.search(unit(1, 0.01), mode="vector", limit=1)[0].id == a.id
+        assert m.get(b.id) is None and m.history(b.id) == []
+        d = m.add("delta")
+        assert d.id not in (a.id, b.id, c.id)  # a forgotten id is never reused
+        assert m.verify()["ok"]
+
+
+def test_metrics_shape(mem: AgentMemory) -> None:
+    mem.add("x one", vector=unit(1, 0))
+    mem.add("x one", vector=unit(1, 0))
+    mem.search("one", mode="keyword")
+    met = mem.get_metrics()
+    assert met["total_memories"] == 1 and met["category_distribution"] == {"episodic": 1}
+    assert met["tier_distribution"] == {"hot": 1} and met["dedup_ratio"] == 0.5
+    assert met["top_accessed"] == [(0, 2)] and met["ram_bytes_per_memory"] > 0
