@@ -29,7 +29,7 @@ TierName = Literal["hot", "warm", "cold"]
 Durability = Literal["none", "normal", "full"]
 Metric = Literal["cosine", "ip", "l2"]
 VectorCodecName = Literal["int8", "int4", "binary", "float32"]
-EvictionPolicyName = Literal["adaptive", "wtinylfu", "s3fifo-adaptive", "s3fifo", "lru", "lfu", "fifo"]
+EvictionPolicyName = Literal["adaptive", "s3fifo-adaptive", "s3fifo", "wtinylfu", "lru", "lfu", "fifo"]
 TraceTypeName = Literal[
     "symbolic_op", "perf_delta", "fitness_evo", "benchmark", "mutation", "collapse", "breakthrough", "meta_evo"
 ]
