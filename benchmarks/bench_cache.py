@@ -48,6 +48,8 @@ ZIPF_ALPHA = 0.99
 ZIPF_SEED = 20_261_121
 TWITTER_DISTINCT = 143_542
 SHARES = (0.01, 0.05, 0.10)
+#: S3-FIFO's published hit ratios on the Twitter trace (the trace's README), by cache share.
+TWITTER_S3FIFO_REFERENCE = {0.01: 0.6969, 0.05: 0.7862, 0.10: 0.8124}
 ROUNDS = 3
 
 
@@ -245,6 +247,7 @@ def test_twitter(benchmark: Any, peer: Any, twitter_keys: list[int], name: str, 
     size = int(TWITTER_DISTINCT * share)
     benchmark.group = f"cache-twitter-{round(share * 100)}pct"
     _run(benchmark, peer, name, twitter_keys, size, "twitter cluster52, 10**6 requests")
+    benchmark.extra_info["s3fifo_reference_hit_ratio"] = TWITTER_S3FIFO_REFERENCE[share]
 
 
 # ----------------------------------------------------------------- interleaved ratio

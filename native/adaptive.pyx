@@ -80,7 +80,9 @@ cdef class _Shadow:
         return -1
 
     cdef void _delete_at(self, Py_ssize_t i) noexcept:
-        # backward-shift deletion keeps every probe sequence unbroken
+        # backward-shift deletion keeps every probe sequence unbroken (the same table
+        # as s3fifo.pyx's ghost index; a deliberate twin: that one maps to ring
+        # positions, this one to slots, and both stay inlined in their hot paths)
         cdef Py_ssize_t j = i
         cdef Py_ssize_t k
         while True:

@@ -34,7 +34,11 @@ PATHS = ("portable", "avx2", "avxvnni", "avx512vnni")
 
 
 def supported(str path) -> bool:
-    """Whether this CPU (and this build's compiler) runs instruction path ``path``."""
+    """Whether this CPU (and this build's compiler) runs instruction path ``path``.
+
+    >>> supported("portable")              # the portable C path runs everywhere
+    True
+    """
     return bool(ms_simd_supported(PATHS.index(path)))
 
 
@@ -92,7 +96,18 @@ def int4_scan(const int16_t[:, ::1] weights, const float[::1] factor, const uint
 
 def hamming_scan(const uint8_t[:, ::1] queries, const uint8_t[:, ::1] codes, int64_t k,
                  int32_t[:, ::1] out_d, int64_t[:, ::1] out_i, str path) -> None:
-    """The ``k`` rows nearest each query by Hamming distance, ascending, ties to the lower row."""
+    """The ``k`` rows nearest each query by Hamming distance, ascending, ties to the lower row.
+
+    >>> import numpy as np
+    >>> codes = np.zeros((3, 8), np.uint8)
+    >>> codes[:, 0] = [0b1111, 0b0001, 0b0000]
+    >>> query = np.zeros((1, 8), np.uint8)
+    >>> query[0, 0] = 0b0001
+    >>> d, i = np.empty((1, 2), np.int32), np.empty((1, 2), np.int64)
+    >>> hamming_scan(query, codes, 2, d, i, "portable")
+    >>> d.tolist(), i.tolist()
+    ([[0, 1]], [[1, 2]])
+    """
     cdef int p = _path(path)
     cdef int64_t nq = queries.shape[0], n = codes.shape[0], width = queries.shape[1]
     heap_s = np.empty((max(nq, 1), k), np.float32)

@@ -405,3 +405,12 @@ def test_missing_keys() -> None:
     for method in (cache.pin, cache.unpin, cache.is_pinned):
         with pytest.raises(KeyError):
             method("nope")
+
+
+def test_the_policy_literal_names_every_registered_policy() -> None:
+    from typing import get_args
+
+    from memstrata._native.eviction import POLICIES
+    from memstrata.types import EvictionPolicyName
+
+    assert get_args(EvictionPolicyName) == POLICIES

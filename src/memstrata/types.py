@@ -29,7 +29,7 @@ TierName = Literal["hot", "warm", "cold"]
 Durability = Literal["none", "normal", "full"]
 Metric = Literal["cosine", "ip", "l2"]
 VectorCodecName = Literal["int8", "int4", "binary", "float32"]
-EvictionPolicyName = Literal["s3fifo", "s3fifo-adaptive", "lru", "lfu", "fifo", "wtinylfu"]
+EvictionPolicyName = Literal["adaptive", "s3fifo-adaptive", "s3fifo", "wtinylfu", "lru", "lfu", "fifo"]
 TraceTypeName = Literal[
     "symbolic_op", "perf_delta", "fitness_evo", "benchmark", "mutation", "collapse", "breakthrough", "meta_evo"
 ]
