@@ -22,10 +22,10 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,7 +55,7 @@ def single_thread():
     numba.set_num_threads(before)
 
 
-@lru_cache(maxsize=None)
+@cache
 def dev() -> tuple[list[str], np.ndarray, np.ndarray]:
     _need_data()
     texts = [json.loads(line)["text"] for line in (DATA / "texts.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -218,7 +218,7 @@ class Mem0(Adapter):
                "history_db_path": str(path / "history.db")}
         try:
             self.m = Memory.from_config(cfg)
-        except Exception as exc:  # noqa: BLE001 - any setup failure of the peer skips it with the reason
+        except Exception as exc:
             pytest.skip(f"mem0 could not start without network/LLM: {exc!r}"[:300])
 
         class Lookup:
