@@ -34,7 +34,7 @@ from memstrata.agent import AgentConfig, AgentMemory
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
 K = 10
-N_SINGLE = 1000  # single adds timed, into a memory already holding the other 9,000
+N_SINGLE = 500  # single adds timed, into a memory already holding the other 9,000
 N_QUERIES = 200
 RESULTS: dict[str, dict[str, Any]] = {}
 PEERS = ("memstrata", "chromadb", "qdrant", "lancedb", "mem0")
@@ -129,7 +129,9 @@ class Chroma(Adapter):
         super().__init__(path)
         chromadb = pytest.importorskip("chromadb", reason="chromadb not installed (pip install -e '.[bench-agent]')")
         self.texts, self.x, _ = dev()
-        self.client = chromadb.PersistentClient(path=str(path))
+        from chromadb.config import Settings
+
+        self.client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
         self.col = self.client.create_collection("dev", metadata={"hnsw:space": "cosine"})
 
     def add_one(self, i: int) -> None:
@@ -206,6 +208,7 @@ class Lance(Adapter):
 class Mem0(Adapter):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        os.environ.setdefault("MEM0_TELEMETRY", "False")  # no network calls from the peer
         pytest.importorskip("mem0", reason="mem0ai not installed (pip install -e '.[bench-agent]')")
         from mem0 import Memory
 

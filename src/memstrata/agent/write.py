@@ -47,7 +47,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
             mode = "exact"
             target = next((j for j in memory._by_hash.get(digest, ()) if not memory._restricted(memory._records[j])), None)
             if target is None and near is not None:
-                target = near.match(i, x, [r.id for r in new])
+                target = near.match(i)
                 mode = memory.config.near_duplicates
             if target is not None and mode in ("exact", "merge"):
                 rec = memory._records[target]
@@ -82,12 +82,16 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
             if x is not None:
                 new_vecs[rec.id] = x[i]
-            memory._install(rec)
+            memory._install(rec, index_text=False)
             if near is not None:
-                near.added(rec.id, x[i])
+                near.added(i, rec.id)
             new.append(rec)
             out.append(rec)
         memory._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
+        if len(new) == 1:
+            memory._keywords.add(new[0].id, new[0].text)
+        elif new:
+            memory._keywords.add_many([(r.id, r.text) for r in new])
         if new_vecs:
             assert memory._vectors is not None
             ids = list(new_vecs)
