@@ -29,7 +29,10 @@ extensions = [
         f"memstrata._native.{pyx.stem}",
         [str(pyx)],
         include_dirs=["native"],
-        extra_compile_args=["-O3", "-fno-strict-aliasing"] + (["-O0", "-g"] if DEBUG_BOUNDS else []),
+        extra_compile_args=["-O3", "-fno-strict-aliasing"]
+        # simd: float scores must round alike on every instruction path (no fused multiply-add)
+        + (["-ffp-contract=off"] if pyx.stem == "simd" else [])
+        + (["-O0", "-g"] if DEBUG_BOUNDS else []),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for pyx in sorted(Path("native").glob("*.pyx"))

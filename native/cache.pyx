@@ -61,7 +61,7 @@ cdef class Cache:
     pinned entry that grows can leave the cache over ``max_bytes``; it shrinks
     back when keys are unpinned.
 
-    All operations are O(1) (amortized for S3-FIFO) and serialized by one lock
+    All operations are O(1) (amortized for S3-FIFO and the adaptive policy) and serialized by one lock
     (a test-and-set lock: about 20 ns per call uncontended, ``test_lock_cost`` in
     ``benchmarks/bench_cache.py``); ``thread_safe=False`` drops it for
     single-threaded use. The lock is not re-entrant: a key's ``__hash__`` /
@@ -73,15 +73,17 @@ cdef class Cache:
     maxsize : int
         Maximum number of entries, ``> 0``. Slots are allocated up front.
     policy : str
-        Eviction policy (see ``memstrata.S3FIFOOrder``, ``LRUOrder``, ...):
+        Eviction policy, one of ``memstrata._native.eviction.POLICIES`` (see
+        ``memstrata.AdaptiveOrder``, ``WTinyLFUOrder``, ``S3FIFOOrder``, ...):
 
-        * ``"s3fifo-adaptive"`` (default): S3-FIFO with 3-bit counters
-          (``max_freq=7``) and a small queue whose share adapts to the workload
-          (``adaptive=True``). Hit ratios at cache sizes of 1 / 5 / 10 % of the
-          distinct keys (``benchmarks/bench_cache.py``): Twitter trace 70.20 /
-          78.78 / 81.36 % (plain S3-FIFO 69.69 / 78.61 / 81.22 %, theine's
-          W-TinyLFU 69.93 / 77.71 / 79.47 %); Zipf 0.99 59.03 / 71.78 / 76.93 %
-          (plain S3-FIFO 58.44 / 71.48 / 76.91 %, theine 57.49 / 72.06 / 77.55 %);
+        * ``"adaptive"`` (default, ``DEFAULT_POLICY``): W-TinyLFU or adaptive
+          S3-FIFO, whichever two miniature simulations of the sampled keys
+          say hits more on this workload (``AdaptiveOrder``). Hit ratios at
+          cache sizes of 1 / 5 / 10 % of the distinct keys are in
+          ``benchmarks/bench_cache.py`` beside theine's W-TinyLFU and S3-FIFO;
+        * ``"wtinylfu"``: W-TinyLFU with hill climbing of the window;
+        * ``"s3fifo-adaptive"``: S3-FIFO with 3-bit counters (``max_freq=7``)
+          and a small queue whose share adapts to the workload;
         * ``"s3fifo"``: S3-FIFO with its published defaults (10 % small queue,
           ghost of 90 %, move to main after 2 touches, 2-bit counters);
         * ``"lru"``, ``"lfu"``, ``"fifo"``.

@@ -2,7 +2,8 @@
 
 An *order* is an O(1) structure over integer slots that names the next victim
 (``memstrata._native.order.EvictionOrder`` and its subclasses, one module per
-policy family: ``recency`` (LRU, FIFO), ``lfu``, ``s3fifo``, ``wtinylfu``).
+policy family: ``recency`` (LRU, FIFO), ``lfu``, ``s3fifo``, ``wtinylfu``, and
+``adaptive``, which runs S3-FIFO or W-TinyLFU, whichever suits the workload).
 ``ORDERS`` maps each order's ``id`` to its class, for
 ``EvictionOrder.from_config``.
 
@@ -12,6 +13,7 @@ tiered storage and ``StoreConfig`` accept as ``policy`` / ``eviction_policy``;
 ``make_order(policy, n_slots, capacity)`` builds the order of a policy.
 """
 
+from memstrata._native.adaptive import AdaptiveOrder
 from memstrata._native.lfu import LFUOrder
 from memstrata._native.order import EvictionOrder
 from memstrata._native.recency import FIFOOrder, LRUOrder
@@ -19,12 +21,15 @@ from memstrata._native.s3fifo import S3FIFOOrder
 from memstrata._native.wtinylfu import WTinyLFUOrder
 
 __all__ = [
-    "DEFAULT_POLICY", "ORDERS", "POLICIES", "EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder",
+    "DEFAULT_POLICY", "ORDERS", "POLICIES", "AdaptiveOrder", "EvictionOrder", "FIFOOrder", "LFUOrder", "LRUOrder",
     "S3FIFOOrder", "WTinyLFUOrder", "check_policy", "make_order",
 ]
 
 #: Eviction order classes by ``id`` (the ``id`` of ``get_config()``).
-ORDERS = {cls.order_id: cls for cls in (LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder)}
+ORDERS = {
+    cls.order_id: cls
+    for cls in (LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder, AdaptiveOrder)
+}
 
 
 def _s3fifo_adaptive(n_slots, capacity):
@@ -32,6 +37,7 @@ def _s3fifo_adaptive(n_slots, capacity):
 
 
 _FACTORIES = {
+    "adaptive": lambda n_slots, capacity: AdaptiveOrder(n_slots, capacity=capacity),
     "s3fifo-adaptive": _s3fifo_adaptive,
     "s3fifo": lambda n_slots, capacity: S3FIFOOrder(n_slots, capacity=capacity),
     "wtinylfu": lambda n_slots, capacity: WTinyLFUOrder(n_slots),
@@ -44,7 +50,7 @@ _FACTORIES = {
 #: and ``StoreConfig.eviction_policy``.
 POLICIES = tuple(_FACTORIES)
 #: The policy used when none is given.
-DEFAULT_POLICY = "s3fifo-adaptive"
+DEFAULT_POLICY = "adaptive"
 
 
 def check_policy(policy, name="policy"):
@@ -62,7 +68,7 @@ def check_policy(policy, name="policy"):
     >>> check_policy("s3-fifo", "eviction_policy")
     Traceback (most recent call last):
     ...
-    ValueError: eviction_policy: expected one of s3fifo-adaptive, ..., got 's3-fifo'
+    ValueError: eviction_policy: expected one of adaptive, s3fifo-adaptive, ..., got 's3-fifo'
     """
     if not isinstance(policy, str) or policy not in _FACTORIES:
         raise ValueError(f"{name}: expected one of {', '.join(POLICIES)}, got {policy!r}")
@@ -79,7 +85,7 @@ def make_order(policy, n_slots, capacity=None):
     Examples
     --------
     >>> make_order("wtinylfu", 100)
-    WTinyLFUOrder(n_slots=100, window_ratio=0.01, protected_ratio=0.8, adaptive=True, doorkeeper=True) with 0 resident
+    WTinyLFUOrder(n_slots=100, window_ratio=0.01, protected_ratio=0.9, adaptive=True, doorkeeper=True) with 0 resident
     """
     check_policy(policy)
     return _FACTORIES[policy](n_slots, n_slots if capacity is None else capacity)

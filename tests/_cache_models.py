@@ -278,11 +278,11 @@ def _pow2_at_least(n: int) -> int:
 
 class SketchModel:
     """TinyLFU's count-min sketch (4 rows of 4-bit counters, halved every
-    ``10 * n_slots`` recorded accesses) behind a doorkeeper Bloom filter."""
+    ``20 * n_slots`` counted accesses) behind a doorkeeper Bloom filter."""
 
     def __init__(self, n_slots: int, doorkeeper: bool) -> None:
         self.width = _pow2_at_least(4 * n_slots if n_slots >= 4 else 16)
-        self.sample_size = 10 * n_slots
+        self.sample_size = 20 * n_slots
         self.additions = 0
         self.counters = [0] * (4 * self.width)
         self.doorkeeper = doorkeeper
@@ -304,8 +304,11 @@ class SketchModel:
         if self.doorkeeper and not self._door_has(h):
             self.door.update(self._door_bits(h))
         else:
-            for i in self._indices(h):
-                self.counters[i] = min(self.counters[i] + 1, 15)
+            indices = [i for i in self._indices(h) if self.counters[i] < 15]
+            if not indices:
+                return  # saturated in every row: not counted towards aging
+            for i in indices:
+                self.counters[i] += 1
         self.additions += 1
         if self.additions >= self.sample_size:
             self.counters = [c >> 1 for c in self.counters]
@@ -324,7 +327,7 @@ class WTinyLFUModel(_OrderModel):
         n_slots: int,
         *,
         window_ratio: float = 0.01,
-        protected_ratio: float = 0.8,
+        protected_ratio: float = 0.9,
         adaptive: bool = True,
         doorkeeper: bool = True,
     ) -> None:
@@ -425,6 +428,139 @@ class WTinyLFUModel(_OrderModel):
         return candidate
 
 
+class _ShadowModel:
+    """A miniature cache of unit-size entries over sampled key hashes (``AdaptiveOrder``)."""
+
+    def __init__(self, order: _OrderModel, n_slots: int) -> None:
+        self.order = order
+        self.slot_of: dict[int, int] = {}
+        self.hash_of: dict[int, int] = {}
+        self.free = list(range(n_slots - 1, -1, -1))
+        self.hits = 0
+
+    def access(self, h: int) -> None:
+        slot = self.slot_of.get(h)
+        if slot is not None:
+            self.hits += 1
+            self.order.touch(slot)
+            return
+        if not self.free:
+            v = self.order.pop_victim()
+            assert v is not None
+            del self.slot_of[self.hash_of.pop(v)]
+            self.free.append(v)
+        slot = self.free.pop()
+        self.slot_of[h] = slot
+        self.hash_of[slot] = h
+        self.order.insert(slot, h, 1)
+
+
+class AdaptiveModel(_OrderModel):
+    """``memstrata.AdaptiveOrder`` as documented: a live W-TinyLFU or S3-FIFO model,
+    two miniature caches over sampled keys, and the switching rule."""
+
+    FAMILIES = ("s3fifo-adaptive", "wtinylfu")
+
+    def __init__(self, n_slots: int, *, capacity: int | None = None) -> None:
+        super().__init__(n_slots)
+        self.capacity = n_slots if capacity is None else capacity
+        m = min(n_slots, 4096)
+        self.family = "wtinylfu"
+        self.live = self._new(self.family, n_slots, self.capacity)
+        self.shadows = {f: _ShadowModel(self._new(f, m, m), m) for f in self.FAMILIES}
+        self.sample_below = (m << 32) // n_slots
+        self.epoch_length = max(1, int(0.5 * m))
+        self.epoch_accesses = self.epochs = self.switches = 0
+        self.lead = self.sampled = 0.0
+        self.key_hash: dict[int, int] = {}
+        self.weight: dict[int, int] = {}
+
+    @staticmethod
+    def _new(family: str, n_slots: int, capacity: int) -> _OrderModel:
+        if family == "wtinylfu":
+            return WTinyLFUModel(n_slots)
+        return S3FIFOModel(n_slots, capacity=capacity, max_freq=7, adaptive=True)
+
+    def _sample(self, key_hash: int) -> None:
+        h = mix64(key_hash)
+        if h >> 32 >= self.sample_below:
+            return
+        for shadow in self.shadows.values():
+            shadow.access(h)
+        self.epoch_accesses += 1
+        if self.epoch_accesses >= self.epoch_length:
+            self._decide()
+
+    def _decide(self) -> None:
+        other = self.FAMILIES[self.family == "s3fifo-adaptive"]
+        self.lead += self.shadows[other].hits - self.shadows[self.family].hits
+        self.sampled += self.epoch_accesses
+        for shadow in self.shadows.values():
+            shadow.hits = 0
+        self.epoch_accesses = 0
+        self.epochs += 1
+        if self.epochs % 64 == 0:
+            self.lead *= 0.5
+            self.sampled *= 0.5
+        if self.epochs >= 4 and self.lead > 0.003 * self.sampled:
+            self.switch()
+
+    def switch(self) -> None:
+        family = self.FAMILIES[self.family == "s3fifo-adaptive"]
+        new = self._new(family, self.n_slots, self.capacity)
+        ranked = []
+        while (v := self.live.pop_victim()) is not None:
+            ranked.append(v)
+        for v in ranked:
+            new.insert(v, self.key_hash[v], self.weight[v])
+        for s in sorted(self.pinned):
+            new.insert(s, self.key_hash[s], self.weight[s])
+            new.pin(s)
+        self.live, self.family = new, family
+        self.lead = self.sampled = 0.0
+        self.epochs = 0
+        self.switches += 1
+
+    def _enter(self, slot: int, key_hash: int, weight: int) -> None:
+        self.key_hash[slot] = key_hash
+        self.weight[slot] = weight
+        self.live.insert(slot, key_hash, weight)
+        self._sample(key_hash)
+
+    def reweigh(self, slot: int, weight: int) -> None:
+        self.weight[slot] = weight
+        if isinstance(self.live, S3FIFOModel):
+            self.live.weight[slot] = weight
+
+    def remove(self, slot: int) -> None:
+        self.live.remove(slot)
+        self.resident.discard(slot)
+        self.pinned.discard(slot)
+
+    def pin(self, slot: int) -> None:
+        if slot not in self.pinned:
+            self.live.pin(slot)
+            self.pinned.add(slot)
+
+    def unpin(self, slot: int) -> None:
+        if slot in self.pinned:
+            self.pinned.discard(slot)
+            self.live.unpin(slot)
+
+    def touch(self, slot: int) -> None:
+        self.live.touch(slot)
+        self._sample(self.key_hash[slot])
+
+    def victim(self) -> int | None:
+        return self.live.victim()
+
+    def pop_victim(self) -> int | None:
+        v = self.live.pop_victim()
+        if v is not None:
+            self.resident.discard(v)
+        return v
+
+
 def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
     """The model for a ``Cache`` policy name."""
     if policy == "lru":
@@ -439,6 +575,8 @@ def make_order_model(policy: str, n_slots: int, **kwargs: Any) -> _OrderModel:
         return S3FIFOModel(n_slots, max_freq=7, adaptive=True, **kwargs)
     if policy == "wtinylfu":
         return WTinyLFUModel(n_slots)
+    if policy == "adaptive":
+        return AdaptiveModel(n_slots, **kwargs)
     raise ValueError(policy)
 
 
@@ -457,7 +595,7 @@ class CacheModel:
         self.max_bytes = max_bytes
         self.weigher = weigher
         kwargs = dict(order_kwargs or {})
-        if policy.startswith("s3fifo"):
+        if policy.startswith("s3fifo") or policy == "adaptive":
             kwargs.setdefault("capacity", maxsize if max_bytes is None else max_bytes)
         self.order = make_order_model(policy, maxsize, **kwargs)
         self.slots: dict[Hashable, int] = {}
@@ -517,7 +655,9 @@ class CacheModel:
             self.values[slot] = value
             if self.weigher is not None:
                 self.weights[slot] = w
-                if hasattr(self.order, "weight"):
+                if isinstance(self.order, AdaptiveModel):
+                    self.order.reweigh(slot, w)
+                elif hasattr(self.order, "weight"):
                     self.order.weight[slot] = w
             self.order.touch(slot)
             if self.max_bytes is not None and self.bytes > self.max_bytes:

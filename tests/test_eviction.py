@@ -11,13 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from memstrata import EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
+from memstrata import AdaptiveOrder, EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
 from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import FIFOModel, LFUModel, LRUModel, S3FIFOModel, WTinyLFUModel, mix64  # noqa: E402
+from _cache_models import (  # noqa: E402
+    AdaptiveModel,
+    FIFOModel,
+    LFUModel,
+    LRUModel,
+    S3FIFOModel,
+    WTinyLFUModel,
+    mix64,
+)
 
-ORDERS = [LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder]
+ORDERS = [LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder, AdaptiveOrder]
 
 # A small pool of key hashes, so that S3-FIFO's ghost queue gets hits.
 KEY_HASHES = st.integers(min_value=-3, max_value=6) | st.integers(min_value=0, max_value=2**64 - 1)
@@ -196,13 +204,44 @@ class WTinyLFUMachine(_OrderMachine):
         assert order.protected_capacity == model.protected_capacity
 
 
+class AdaptiveMachine(_OrderMachine):
+    """Small orders: the miniature caches see every key and decide every few accesses,
+    so runs switch families (with pinned slots) many times."""
+
+    def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
+        capacity = data.draw(st.integers(min_value=1, max_value=3 * n_slots), label="capacity")
+        return AdaptiveOrder(n_slots, capacity=capacity), AdaptiveModel(n_slots, capacity=capacity)  # type: ignore[return-value]
+
+    @precondition(lambda self: len(self.model) > 0)
+    @rule(data=st.data(), times=st.integers(min_value=1, max_value=12))
+    def touch_often(self, data: st.DataObject, times: int) -> None:
+        slot = self._resident(data)
+        for _ in range(times):
+            self.order.touch(slot)
+            self.model.touch(slot)
+
+    @rule()
+    def switch(self) -> None:
+        self.order.switch()  # type: ignore[attr-defined]
+        self.model.switch()  # type: ignore[attr-defined]
+
+    @invariant()
+    def same_family(self) -> None:
+        if not hasattr(self, "order"):
+            return
+        order: AdaptiveOrder = self.order  # type: ignore[assignment]
+        model: AdaptiveModel = self.model  # type: ignore[assignment]
+        assert (order.family, order.switches) == (model.family, model.switches)
+
+
 _MACHINE_SETTINGS = settings(stateful_step_count=40)
 TestLRUOrder = LRUMachine.TestCase
 TestFIFOOrder = FIFOMachine.TestCase
 TestLFUOrder = LFUMachine.TestCase
 TestS3FIFOOrder = S3FIFOMachine.TestCase
 TestWTinyLFUOrder = WTinyLFUMachine.TestCase
-for _case in (TestLRUOrder, TestFIFOOrder, TestLFUOrder, TestS3FIFOOrder, TestWTinyLFUOrder):
+TestAdaptiveOrder = AdaptiveMachine.TestCase
+for _case in (TestLRUOrder, TestFIFOOrder, TestLFUOrder, TestS3FIFOOrder, TestWTinyLFUOrder, TestAdaptiveOrder):
     _case.settings = _MACHINE_SETTINGS
 
 
@@ -305,7 +344,7 @@ def test_config_round_trips_through_json(order: EvictionOrder) -> None:
     ("config", "error", "match"),
     [
         ([("id", "lru")], TypeError, "config: expected a mapping with an 'id', got list"),
-        ({"id": "arc", "n_slots": 4}, ValueError, "config: unknown eviction order id 'arc'; known ids: fifo, lfu, lru, s3fifo"),
+        ({"id": "arc", "n_slots": 4}, ValueError, "config: unknown eviction order id 'arc'; known ids: adaptive, fifo, lfu, lru, s3fifo, wtinylfu"),
         ({"n_slots": 4}, ValueError, "config: unknown eviction order id None"),
         ({"id": "lru"}, ValueError, "config: the 'lru' order needs 'n_slots'"),
         ({"id": "lru", "n_slots": 4, "capacity": 3}, ValueError, r"config: unexpected keys \['capacity'\]"),

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from memstrata.kernels import hamming_topk, int8_topk, quantize_int8, rescore_topk
-from memstrata.kernels import topk as tmod
+from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, rescore_topk
+from memstrata.kernels import candidates as cmod
+from memstrata.kernels import search as smod
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference as ref  # noqa: E402
@@ -23,11 +24,11 @@ F32 = np.float32
 @st.composite
 def bit_codes(draw):
     n = draw(st.integers(0, 40))
-    width = draw(st.sampled_from([1, 2, 3, 8, 16]))  # 8 and 16 take the 64-bit word path
+    width = draw(st.sampled_from([1, 2, 3, 8, 16, 33, 48]))  # whole words, SIMD chunks and tails
     few = st.sampled_from([0, 1, 3, 255])  # few distinct rows: many ties
     elements = draw(st.sampled_from([few, st.integers(0, 255)]))
     codes = draw(hnp.arrays(np.uint8, (n, width), elements=elements))
-    # up to 12 queries: batches of 8 or more take the word-major kernel
+    # up to 12 queries: whole and partial tiles of queries
     queries = draw(hnp.arrays(np.uint8, (draw(st.integers(1, 12)), width), elements=elements))
     k = draw(st.integers(1, 45))
     return queries, codes, k
@@ -66,7 +67,6 @@ def test_int8_topk_matches_reference(case):
 
 @given(int8_case(), st.booleans())
 def test_int4_search_matches_reference(case, use_candidates):
-    from memstrata.kernels import quantize_int4
 
     db, fit_on, queries, k = case
     quantized = quantize_int4(fit_on)
@@ -74,7 +74,7 @@ def test_int4_search_matches_reference(case, use_candidates):
     cand = None
     if use_candidates and db.shape[0]:
         cand = np.tile(np.arange(-1, db.shape[0]), (queries.shape[0], 1))
-    scores, idx = tmod.int4_search(queries, packed, quantized.scales, quantized.offsets, k, candidates=cand)
+    scores, idx = smod.int4_search(queries, packed, quantized.scales, quantized.offsets, k, candidates=cand)
     ref_scores, ref_idx = ref.int4_topk_ref(queries, packed, quantized.scales, quantized.offsets, k)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(scores, ref_scores)
@@ -104,18 +104,19 @@ def test_int8_candidates_and_parallel_twins():
     s, i = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 5, candidates=cand)
     np.testing.assert_array_equal(i, full_i)
     np.testing.assert_array_equal(s, full_s)
-    w, f, _ = tmod.query_weights(q, quantized.scales, quantized.offsets)
+    w, f, _ = smod.query_weights(q, quantized.scales, quantized.offsets)
     out_s = np.empty((7, 5), F32)
     out_i = np.empty((7, 5), np.int64)
-    tmod._int8_topk_parallel(w, f, quantized.codes, np.zeros(200, F32), 5, out_s, out_i, 3)
+    cmod._int8_topk_candidates_parallel(w, f, quantized.codes, np.zeros(200, F32), cand, 5, out_s, out_i, 3)
     np.testing.assert_array_equal(out_i, full_i)
-    bits = np.packbits(x > 0, axis=1)
-    qb = np.packbits(q > 0, axis=1)
-    qb8 = np.concatenate([qb, qb[:1]])  # the kernel takes queries four at a time
-    out_d = np.empty((8, 9), np.int32)
-    out_h = np.empty((8, 9), np.int64)
-    tmod._hamming_topk_parallel(qb8.view(np.uint16), bits.view(np.uint16), 9, 16, out_d, out_h, 2)
-    np.testing.assert_array_equal(out_h[:7], hamming_topk(qb, bits, 9)[1])
+    packed = quantize_int4(x)
+    w4, f4, _ = smod.int4_weights(q, packed.scales, packed.offsets)
+    f4 = f4.astype(F32)
+    out4 = np.empty((7, 5), F32), np.empty((7, 5), np.int64)
+    cmod._int4_topk_parallel(w4, f4, packed.codes, np.zeros(200, F32), 5, cand, *out4, 3)
+    serial4 = np.empty((7, 5), F32), np.empty((7, 5), np.int64)
+    cmod._int4_topk_serial(w4, f4, packed.codes, np.zeros(200, F32), 5, cand, *serial4, 1)
+    np.testing.assert_array_equal(out4[1], serial4[1])
 
 
 @given(st.integers(0, 30), st.integers(1, 20), st.integers(1, 12), st.integers(0, 2**32 - 1))
@@ -175,8 +176,8 @@ def test_bad_input_messages():
 
 
 @pytest.mark.parametrize("distinct", [2, 256])
-def test_hamming_batches_with_sampled_selection(distinct):
-    """Batches of 8+ queries with 16 * k <= n take the sampled cut-off path; heavy ties included."""
+def test_hamming_batches_with_heavy_ties(distinct):
+    """Batches of queries over thousands of rows; with two distinct bytes nearly every distance ties."""
     rng = np.random.default_rng(distinct)
     codes = rng.integers(0, distinct, size=(3000, 16)).astype(np.uint8)
     queries = rng.integers(0, distinct, size=(9, 16)).astype(np.uint8)

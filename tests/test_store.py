@@ -212,13 +212,14 @@ def _flip_inside(path: Path, needle: bytes) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_bit_flip_in_sqlite_file_is_detected(tmp_path: Path) -> None:
+def test_bit_flip_in_segment_file_is_detected(tmp_path: Path) -> None:
     text = "a distinctive memory that will be damaged " * 20
     with MemoryStore(tmp_path / "s", {**NO_THREAD, "zstd_level": 1}) as store:
         store.store("victim", {"text": text}, tier="warm")
         store.store("other", {"text": "fine"}, tier="warm")
         frame = store.tiers.read_frame("victim")[0]
-    _flip_inside(tmp_path / "s" / "store.sqlite", frame[-40:])
+    (segment,) = [p for p in (tmp_path / "s" / "log").glob("seg-*.log") if frame[-40:] in p.read_bytes()]
+    _flip_inside(segment, frame[-40:])
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         with pytest.raises(CorruptDataError):
             store.retrieve("victim")
@@ -282,7 +283,7 @@ def test_full_disk_on_pack_location(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_second_writer_is_refused_and_readers_see_commits(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         store.store("k", {"v": 1})
-        with pytest.raises(StoreLockedError, match="another process"):
+        with pytest.raises(StoreLockedError, match="in this process"):
             MemoryStore(tmp_path / "s", NO_THREAD)
         with MemoryStore(tmp_path / "s", read_only=True) as reader:
             assert reader.retrieve("k") == {"v": 1}
@@ -347,7 +348,7 @@ def test_config_eviction_policy_is_one_of_the_registry() -> None:
     assert StoreConfig().eviction_policy == DEFAULT_POLICY
     for policy in POLICIES:
         assert StoreConfig(eviction_policy=policy).eviction_policy == policy
-    with pytest.raises(ValueError, match=r"eviction_policy: expected one of s3fifo-adaptive, .*, got 's3-fifo'"):
+    with pytest.raises(ValueError, match=r"eviction_policy: expected one of adaptive, .*, got 's3-fifo'"):
         StoreConfig(eviction_policy="s3-fifo")
     with pytest.raises(ValueError, match="eviction_policy: expected one of"):
         StoreConfig.from_dict({"eviction_policy": 3})

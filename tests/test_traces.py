@@ -55,7 +55,7 @@ def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
 def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     with open_memory(db) as mem:
-        assert mem.schema_version == SCHEMA_VERSION == 1
+        assert mem.schema_version == SCHEMA_VERSION == 2
     cols = {r[1]: (r[2], r[3], r[4], r[5]) for r in query(db, "PRAGMA table_info(traces)")}
     assert {k: cols[k] for k in list(cols)[:8]} == {
         "trace_id": ("TEXT", 0, None, 1),
@@ -79,7 +79,7 @@ def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
     assert [r[2] for r in query(db, "PRAGMA index_info(idx_traces_type_time)")] == ["trace_type", "timestamp"]
     assert [r[2] for r in query(db, "PRAGMA index_info(idx_performance_metric_time)")] == ["metric_name", "timestamp"]
     assert "AUTOINCREMENT" in query(db, "SELECT sql FROM sqlite_master WHERE name = 'performance_deltas'")[0][0]
-    assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(1,)]
+    assert query(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(2,)]
     assert query(db, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -96,9 +96,9 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     open_memory(db).close()
     with closing(sqlite3.connect(db)) as conn:
-        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
         conn.commit()
-    with pytest.raises(MemstrataError, match="schema version 2; this memstrata reads version 1"):
+    with pytest.raises(MemstrataError, match="schema version 3; this memstrata reads version 2"):
         open_memory(db)
 
 
@@ -258,16 +258,16 @@ def test_flush_rule_by_count_and_by_time(tmp_path: Path) -> None:
         for i in range(4):
             mem.store_compressed_trace_sync(f"t{i}", {"i": i})
         assert query(db, "SELECT COUNT(*) FROM traces") == [(0,)]
-        mem.log_performance_delta_sync("accuracy", 0.5, 0.6)  # the 5th queued row: flush
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(4,)]
+        mem.log_performance_delta_sync("accuracy", 0.5, 0.6)  # the 5th queued row (and its trace): flush
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(5,)]
         assert query(db, "SELECT COUNT(*) FROM performance_deltas") == [(1,)]
         mem.store_compressed_trace_sync("t4", {"i": 4})
         clock.advance(1.9)
         mem.store_compressed_trace_sync("t5", {"i": 5})
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(4,)]
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(5,)]
         clock.advance(0.1)  # the oldest queued row is now flush_seconds old
         mem.store_compressed_trace_sync("t6", {"i": 6})
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(7,)]
+        assert query(db, "SELECT COUNT(*) FROM traces") == [(8,)]
 
 
 def test_crash_replays_the_urgent_log(tmp_path: Path) -> None:
@@ -297,7 +297,7 @@ def test_log_replay_keeps_the_newest_version(tmp_path: Path) -> None:
     with closing(sqlite3.connect(db)) as conn:  # a stale log row older than the stored one
         conn.execute(
             "INSERT INTO trace_log SELECT 1, trace_id, trace_type, compressed_data, compression_ratio, original_size,"
-            " metadata, timestamp, retention_priority, dictionary_version FROM traces"
+            " metadata, timestamp, retention_priority, dictionary_version, NULL FROM traces"
         )
         conn.execute("UPDATE trace_log SET retention_priority = 0.99")
         conn.commit()
@@ -659,9 +659,9 @@ def test_concurrent_async_writers(tmp_path: Path) -> None:
     with open_memory(db, **SMALL) as mem:
         assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
         assert len(mem.performance_history_sync("accuracy")) == len(recs)
-        assert mem.seq == 2 * len(recs) + len(mem.get_compression_stats_sync()["dictionaries"])
+        assert mem.seq == 3 * len(recs) + len(mem.get_compression_stats_sync()["dictionaries"])  # delta, its trace
     seqs = [s for (s,) in query(db, "SELECT seq FROM traces UNION ALL SELECT seq FROM performance_deltas")]
-    assert len(seqs) == len(set(seqs)) == 2 * len(recs)
+    assert len(seqs) == len(set(seqs)) == 2 * len(recs) + 1  # + the perf_delta trace (one id per metric, time)
 
 
 def test_concurrent_threads(tmp_path: Path) -> None:
@@ -730,7 +730,7 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
 )
 def test_json_is_used_only_when_exact(data: Any) -> None:
     from memstrata.traces._blob import ENC_MSGPACK
-    from memstrata.traces._memory import _serialize
+    from memstrata.traces._config import serialize as _serialize
 
     try:
         encoding, _ = _serialize(data)
@@ -741,7 +741,7 @@ def test_json_is_used_only_when_exact(data: Any) -> None:
 
 def test_json_is_used_for_plain_records() -> None:
     from memstrata.traces._blob import ENC_JSON
-    from memstrata.traces._memory import _serialize
+    from memstrata.traces._config import serialize as _serialize
 
     for r in records(50, seed=1):
         assert _serialize(r)[0] == ENC_JSON

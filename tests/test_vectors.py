@@ -116,7 +116,9 @@ def test_ids_delete_get_len_and_metadata():
     assert len(memory) == 40 and memory.seq == 1
     np.testing.assert_allclose(memory.get([3, 5]), x[[3, 5]], atol=1e-6)
     assert memory.metadata(3) == {"kind": "a", "i": 3}
-    assert memory.delete([3, 5, 999]) == 2 and len(memory) == 38 and memory.seq == 2
+    with pytest.raises(KeyError, match=r"ids: not in the memory: \[999\]"):
+        memory.delete([3, 5, 999])
+    assert memory.delete([3, 5, 999], missing_ok=True) == 2 and len(memory) == 38 and memory.seq == 2
     with pytest.raises(KeyError, match=r"ids: not in the memory: \[3\]"):
         memory.get([3])
     _, found = memory.search(x[3], 40)
@@ -129,7 +131,7 @@ def test_ids_delete_get_len_and_metadata():
     assert new.tolist() == [40, 41]
     with pytest.raises(ValueError, match="ids: expected new ids, got some already in the memory"):
         memory.add(x[:1], ids=[0])
-    memory.delete(np.arange(0, 30))  # past a quarter deleted: compacted
+    memory.delete(np.arange(0, 30), missing_ok=True)  # past a quarter deleted: compacted
     assert len(memory) == 12 and memory._n_deleted == 0
     np.testing.assert_allclose(memory.get([40]), x[[0]], atol=1e-6)
 
@@ -173,7 +175,7 @@ class MemoryMachine(RuleBasedStateMachine):
     def delete(self, data):
         pool = sorted(self.model) + [10_000]
         chosen = data.draw(st.lists(st.sampled_from(pool), max_size=4, unique=True))
-        assert self.memory.delete(chosen) == sum(c in self.model for c in chosen)
+        assert self.memory.delete(chosen, missing_ok=True) == sum(c in self.model for c in chosen)
         for c in chosen:
             self.model.pop(c, None)
 
@@ -286,7 +288,7 @@ def test_bad_arguments():
         memory.add(np.zeros((1, 4), F32))
     with pytest.raises(ValueError, match="ids: expected unique ids"):
         memory.add(np.ones((2, 4), F32), ids=[1, 1])
-    with pytest.raises(TypeError, match="filter: expected a dict of metadata values or a callable"):
+    with pytest.raises(TypeError, match="filter: expected a dict filter .* or a callable"):
         memory.search(np.ones(4, F32), 1, filter=3)
     with pytest.raises(ValueError, match="threshold: expected a cosine similarity in"):
         memory.near_duplicates(2.0)

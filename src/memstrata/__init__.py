@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, UnknownCodecError
+from memstrata.errors import ClosedError, CorruptDataError, MemstrataError, StoreLockedError, UnknownCodecError
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,7 @@ _LAZY_ATTRS: dict[str, str] = {
     "BloomFilter": "memstrata._native.bloom",
     # eviction orders and the cache (Cython)
     "EvictionOrder": "memstrata._native.eviction",
+    "AdaptiveOrder": "memstrata._native.eviction",
     "LRUOrder": "memstrata._native.eviction",
     "LFUOrder": "memstrata._native.eviction",
     "FIFOOrder": "memstrata._native.eviction",
@@ -60,7 +61,6 @@ _LAZY_ATTRS: dict[str, str] = {
     # tiered storage and the store facade
     "MemoryStore": "memstrata.store",
     "StoreConfig": "memstrata.store",
-    "StoreLockedError": "memstrata.store",
     "TieredStorage": "memstrata.tiers",
     "StorageFullError": "memstrata.tiers",
 }
@@ -128,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from memstrata._native.bloom import BloomFilter
     from memstrata._native.cache import Cache
     from memstrata._native.eviction import (
+        AdaptiveOrder,
         EvictionOrder,
         FIFOOrder,
         LFUOrder,
@@ -150,7 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rescore_topk,
         to_csr,
     )
-    from memstrata.store import MemoryStore, StoreConfig, StoreLockedError
+    from memstrata.store import MemoryStore, StoreConfig
     from memstrata.tiers import StorageFullError, TieredStorage
     from memstrata.traces import CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
     from memstrata.vectors import VectorMemory

@@ -7,7 +7,7 @@ except argument errors, which are the built-in ``TypeError`` / ``ValueError``
 
 from __future__ import annotations
 
-__all__ = ["ClosedError", "CorruptDataError", "MemstrataError", "UnknownCodecError"]
+__all__ = ["ClosedError", "CorruptDataError", "MemstrataError", "StoreLockedError", "UnknownCodecError"]
 
 
 class MemstrataError(Exception):
@@ -23,6 +23,10 @@ class CorruptDataError(MemstrataError):
 
 class UnknownCodecError(MemstrataError, ValueError):
     """A codec id or configuration names no registered codec."""
+
+
+class StoreLockedError(MemstrataError):
+    """Another writer (in another process, or in this one) has the path open for writing."""
 
 
 class ClosedError(MemstrataError, ValueError):

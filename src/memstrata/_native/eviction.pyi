@@ -1,5 +1,6 @@
 """Eviction orders and policies: the one registry of both (compiled from native/eviction.pyx)."""
 
+from memstrata._native.adaptive import AdaptiveOrder as AdaptiveOrder
 from memstrata._native.lfu import LFUOrder as LFUOrder
 from memstrata._native.order import EvictionOrder as EvictionOrder
 from memstrata._native.recency import FIFOOrder as FIFOOrder
@@ -11,6 +12,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "ORDERS",
     "POLICIES",
+    "AdaptiveOrder",
     "EvictionOrder",
     "FIFOOrder",
     "LFUOrder",

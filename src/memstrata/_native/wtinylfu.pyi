@@ -25,7 +25,7 @@ class WTinyLFUOrder(EvictionOrder):
         n_slots: int,
         *,
         window_ratio: float = 0.01,
-        protected_ratio: float = 0.8,
+        protected_ratio: float = 0.9,
         adaptive: bool = True,
         doorkeeper: bool = True,
     ) -> None: ...

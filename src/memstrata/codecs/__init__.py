@@ -29,7 +29,7 @@ from memstrata.codecs._registry import (
     register_codec,
 )
 from memstrata.codecs._hash import digest
-from memstrata.codecs._values import deserialize, serialize
+from memstrata.codecs._values import deserialize, is_plain, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
 from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
@@ -61,6 +61,7 @@ __all__ = [
     "digest",
     "get_codec",
     "get_dictionary",
+    "is_plain",
     "prune_graph",
     "read_header",
     "register",

@@ -23,7 +23,7 @@ import numpy as np
 
 from memstrata.errors import CorruptDataError
 
-__all__ = ["deserialize", "serialize"]
+__all__ = ["deserialize", "is_plain", "serialize"]
 
 EXT_NDARRAY = 1
 EXT_TUPLE = 2
@@ -113,6 +113,38 @@ try:  # the compiled twin of _prepare (same behaviour, several times faster)
     from memstrata._native.frames import prepare as _native_prepare
 except ImportError:  # pragma: no cover - source checkout without compiled extensions
     _native_prepare = None
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _reject(value: Any) -> Any:
+    raise _NotPlain
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is made only of msgpack's own types, with nothing to convert.
+
+    True for nested ``dict``, ``list``, ``str``, ``bytes``, ``int`` (within 64
+    bits), ``float``, ``bool`` and ``None`` (exact types, not subclasses); False
+    when any part is a tuple, numpy array or scalar, big int, subclass or an
+    unsupported type. A text format that has no tuples (JSON) carries a plain
+    value exactly when it also has no bytes, no non-str keys and no NaN/inf.
+
+    >>> is_plain({"a": [1, 2.5, None]}), is_plain({"a": (1, 2)}), is_plain({1})
+    (True, False, False)
+    """
+    if _native_prepare is not None:
+        try:
+            _native_prepare(value, _reject)
+        except (_NotPlain, TypeError):
+            return False
+        return True
+    try:
+        return _prepare(value) is value
+    except TypeError:
+        return False
 
 
 def serialize(value: Any) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -15,24 +14,18 @@ from memstrata._native.hashing import digest as _digest
 from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
 from memstrata.codecs import serialize as _serialize
-from memstrata.errors import MemstrataError
+from memstrata.errors import ClosedError, StoreLockedError
 from memstrata.store._async import AsyncStoreMethods
 from memstrata.types import TierLike
 from memstrata.store._config import StoreConfig
+from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
 from memstrata.store._stats import StatsRegistry
 
 __all__ = ["MemoryStore", "StoreLockedError"]
 
 _MISSING: Any = object()
-DB_NAME = "store.sqlite"
-PACKS_DIR = "packs"
-LOCK_NAME = "LOCK"
 DICTIONARY_BYTES = 16 * 1024
 SAMPLE_RESERVOIR = 2000
-
-
-class StoreLockedError(MemstrataError):
-    """Another process has the store open for writing."""
 
 
 class _DictionaryMapping(MutableMapping[bytes, bytes]):
@@ -66,9 +59,12 @@ class MemoryStore(AsyncStoreMethods):
     Parameters
     ----------
     path : str or Path, optional
-        Directory of the store (created if missing): ``store.sqlite`` (warm
-        frames, the index and metadata, WAL mode) and ``packs/`` (cold pack
-        files). ``None`` keeps everything in RAM for the life of the object.
+        Directory of the store (created if missing): ``log/`` (segment files
+        holding warm frames, index records and metadata, plus the index
+        checkpoint), ``packs/`` (cold pack files) and ``LOCK``. ``None`` keeps
+        everything in RAM for the life of the object. A format-1 store
+        (``store.sqlite``) opens read-only; :meth:`upgrade` converts it. A
+        directory holding files memstrata did not write is refused.
     config : StoreConfig, dict, preset name or path of a TOML/YAML file, optional
     clock : callable, optional
         Seconds as a float, for the idle rules (``time.time``); inject a fake
@@ -81,15 +77,22 @@ class MemoryStore(AsyncStoreMethods):
     **Durability** (``config.durability``), for every acknowledged ``store`` /
     ``delete``:
 
-    * ``"none"``: SQLite ``synchronous=OFF``, packs not fsynced. Survives a
+    * ``"none"``: each write is handed to the OS, nothing is fsynced. Survives a
       crash of the process (the OS still has the bytes); an OS crash or power
-      loss can lose recent writes and can damage the file (``verify()`` reports it).
-    * ``"normal"`` (default): ``synchronous=NORMAL`` in WAL mode, packs fsynced
+      loss can lose recent writes (a torn final record is dropped at open,
+      damage before it is reported).
+    * ``"normal"`` (default): each write is in the OS's page cache when
+      acknowledged; segments are fsynced when sealed and at checkpoints, packs
       before the index refers to them. Survives a process crash with every
       acknowledged write (tested with SIGKILL); after power loss the store is
-      consistent but the last transactions before the loss may be missing.
-    * ``"full"``: ``synchronous=FULL``: also survives power loss and OS crashes
-      with every acknowledged write, at one fsync per write.
+      consistent but the last writes before the loss may be missing.
+    * ``"full"``: fdatasync of the segment before acknowledging: also survives
+      power loss and OS crashes with every acknowledged write.
+
+    **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index,
+    about 100 bytes per record key (a key has an entry record, and each unique
+    value a blob and a data record: ~300 bytes per unique key);
+    ``get_statistics()["overall"]["ram_bytes"]`` reports both.
 
     **Threads**: every method is safe to call from many threads at once.
     **asyncio**: ``astore``, ``aretrieve``, ``adelete``, ``astore_many``,
@@ -127,8 +130,9 @@ class MemoryStore(AsyncStoreMethods):
         from memstrata.tiers import ColdTier, LocalLocation, MemoryLocation, SQLiteBackend, TieredStorage
 
         self.config = cfg = _resolve_config(config)
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(check_store_path(path))
         self.read_only = read_only
+        self.format_version = 2
         self._lock_fd: int | None = None
         self.registry = StatsRegistry()
         cold: ColdTier | None
@@ -141,34 +145,22 @@ class MemoryStore(AsyncStoreMethods):
             backend = SQLiteBackend(":memory:", cfg.durability, max_disk_bytes=cfg.max_disk_bytes)
             cold = ColdTier(MemoryLocation(), sync=False, pack_max_bytes=cfg.pack_max_bytes)
         else:
-            if read_only:
-                if not (self.path / DB_NAME).exists():
-                    raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(self.path))
-            else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._take_lock()
-            try:
-                backend = SQLiteBackend(
-                    self.path / DB_NAME, cfg.durability, max_disk_bytes=cfg.max_disk_bytes, read_only=read_only
-                )
-            except BaseException:
-                self._release_lock()
-                raise
-            cold = ColdTier(
-                LocalLocation(self.path / PACKS_DIR), sync=cfg.durability != "none", pack_max_bytes=cfg.pack_max_bytes
-            )
+            from memstrata.store._layout import open_durable
+
+            backend, self.format_version, self._lock_fd, read_only = open_durable(self.path, cfg, read_only)
+            self.read_only = read_only
+            packs = self.path / PACKS_DIR
+            location = MemoryLocation() if read_only and not packs.is_dir() else LocalLocation(packs)
+            cold = ColdTier(location, sync=cfg.durability != "none", pack_max_bytes=cfg.pack_max_bytes)
         self._backend = backend
         try:
             self.engine = CompressionEngine(
                 {"zstd_level": cfg.zstd_level, "train_after": 0, "dictionary_bytes": DICTIONARY_BYTES},
                 dictionaries=None if read_only else _DictionaryMapping(backend),
             )
+            self._known_dictionaries: set[bytes] = set()
             if read_only:
-                from memstrata.codecs import register_dictionary
-
-                for k, v in backend.scan(b"d"):
-                    if len(k) == 17:
-                        register_dictionary(v)
+                self._refresh_dictionaries()
             self.tiers = TieredStorage(
                 backend,
                 cold,
@@ -183,6 +175,7 @@ class MemoryStore(AsyncStoreMethods):
                 compact_dead_ratio=cfg.compact_dead_ratio,
                 clock=clock,
                 read_only=read_only,
+                refresh_dictionaries=self._refresh_dictionaries if read_only else None,
             )
         except BaseException:
             backend.close()
@@ -203,27 +196,41 @@ class MemoryStore(AsyncStoreMethods):
         reg.gauge("misses", lambda: self._misses)
         reg.gauge("deletes", lambda: self._deletes)
 
-    # ------------------------------------------------------------- locking --
-
-    def _take_lock(self) -> None:
-        import fcntl
-
-        assert self.path is not None
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise StoreLockedError(
-                f"MemoryStore: {self.path} is open for writing in another process; "
-                "open it with read_only=True, or close the other one"
-            ) from exc
-        self._lock_fd = fd
+    # ------------------------------------------------------------- guards --
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock_fd is not None and self.path is not None:
+            release_lock(self.path, self._lock_fd)
+        self._lock_fd = None
+
+    def _refresh_dictionaries(self) -> bool:
+        """Register zstd dictionaries stored since the last call (a reader follows the writer); True if any."""
+        from memstrata.codecs import register_dictionary
+
+        new = False
+        for k, v in self._backend.scan(b"d"):
+            if len(k) == 17 and k not in self._known_dictionaries:
+                register_dictionary(v)
+                self._known_dictionaries.add(k)
+                new = True
+        return new
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"MemoryStore: {self._where()} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            if self.format_version == 1:
+                raise PermissionError(
+                    f"MemoryStore: {self.path} is a format-1 store, open read-only; convert it with "
+                    f"MemoryStore.upgrade({str(self.path)!r}) (or `memstrata upgrade {self.path}`)"
+                )
+            raise PermissionError(f"MemoryStore: {self._where()} was opened with read_only=True; it cannot be written")
+
+    def _where(self) -> str:
+        return "the in-memory store" if self.path is None else str(self.path)
 
     # --------------------------------------------------------------- write --
 
@@ -284,6 +291,7 @@ class MemoryStore(AsyncStoreMethods):
             No space left; nothing was written and the store stays readable.
         """
         t0 = time.perf_counter()
+        self._check_writable()
         _key, make, d, raw_length, hot_value = self._prepare(key, value, allow_loss)
         seq = self.tiers.write(key, make, tier, pin, content_digest=d, raw_length=raw_length, hot_value=hot_value)
         self._writes += 1
@@ -341,6 +349,7 @@ class MemoryStore(AsyncStoreMethods):
         2
         [2, 3]
         """
+        self._check_writable()
         pairs = items.items() if isinstance(items, Mapping) else items
         seq = self.tiers.seq
         chunk: list[tuple[Any, Callable[[], bytes], bytes, int, bytes | None]] = []
@@ -360,6 +369,7 @@ class MemoryStore(AsyncStoreMethods):
 
     def delete(self, key: str | bytes) -> int:
         """Delete ``key`` (a tombstone; space is reclaimed by :meth:`compact`); ``KeyError`` if absent."""
+        self._check_writable()
         seq = self.tiers.delete(key)
         self._deletes += 1
         return seq
@@ -377,6 +387,8 @@ class MemoryStore(AsyncStoreMethods):
         memstrata.CorruptDataError
             The stored bytes are damaged (never returned as data).
         """
+        if self._closed:
+            self._check_open()
         v = self._hot_get(key)  # the cache counts hot hits and misses (reads = both)
         if v is not None:  # the hot path: one cache lookup and one msgpack decode
             self._hot_atime[key] = self.clock()
@@ -404,44 +416,60 @@ class MemoryStore(AsyncStoreMethods):
 
     def retrieve_with_tier(self, key: str | bytes) -> tuple[Any, str]:
         """``(value, tier it was read from)``; ``KeyError`` when absent."""
+        self._check_open()
         return self.tiers.read(key)
 
     def tier_of(self, key: str | bytes) -> str:
         """``"hot"``, ``"warm"`` or ``"cold"``; ``KeyError`` when absent."""
+        self._check_open()
         return self.tiers.tier_of(key)
 
     def __contains__(self, key: object) -> bool:
+        self._check_open()
         return key in self.tiers
 
     def __len__(self) -> int:
+        self._check_open()
         return len(self.tiers)
 
     def __iter__(self) -> Iterator[str | bytes]:
+        self._check_open()
         return self.tiers.keys()
 
     def keys(self) -> Iterator[str | bytes]:
         """Every key (str or bytes, as stored), in key order."""
+        self._check_open()
         return self.tiers.keys()
 
     # ------------------------------------------------------------ movement --
 
     def migrate(self, key: str | bytes, tier: TierLike) -> None:
         """Move ``key`` to ``tier`` now."""
+        self._check_writable()
         self.tiers.migrate(key, tier)
 
     def pin(self, key: str | bytes) -> None:
         """Keep ``key`` where it is (the rules never move it; hot never evicts it)."""
+        self._check_writable()
         self.tiers.set_pinned(key, True)
 
     def unpin(self, key: str | bytes) -> None:
+        self._check_writable()
         self.tiers.set_pinned(key, False)
 
     def run_migrations(self) -> dict[str, int]:
         """Apply the idle and capacity rules now (the background thread does this periodically)."""
+        self._check_open()
         return self.tiers.run_migrations()
 
     def compact(self) -> dict[str, int]:
-        """Drop tombstones and unreferenced blobs, rewrite packs with dead space."""
+        """Drop tombstones and unreferenced blobs, rewrite packs with dead space, rewrite the log's live records.
+
+        After ``delete`` + ``compact()`` no byte of a deleted value remains in
+        the store's files (a zstd dictionary trained on it before the delete
+        may keep fragments of it: dictionaries stay for the frames that name them).
+        """
+        self._check_writable()
         return self.tiers.compact()
 
     def verify(self) -> dict[str, Any]:
@@ -453,11 +481,13 @@ class MemoryStore(AsyncStoreMethods):
             ``ok``, ``keys``, ``blobs``, ``frames_checked`` (per tier),
             ``bad_keys``, ``bad_blobs``, ``bad_files`` and ``errors``.
         """
+        self._check_open()
         return self.tiers.verify()
 
     @property
     def seq(self) -> int:
         """Sequence number of the last mutation."""
+        self._check_open()
         return self.tiers.seq
 
     # ---------------------------------------------------------- statistics --
@@ -474,13 +504,15 @@ class MemoryStore(AsyncStoreMethods):
         (1 - stored/raw), ``ram_reduction_percent`` (1 - RAM/raw),
         ``disk_bytes`` (files) and ``target_met``.
         """
+        self._check_open()
         ts = self.tiers.statistics()
         hot_info = self.tiers.hot.info()
         reads = hot_info["hits"] + hot_info["misses"]
         hits = hot_info["hits"] + self._hits
         raw = ts["logical_bytes"]
         stored = ts["warm"]["bytes"] + ts["cold"]["bytes"]
-        ram = ts["hot"]["bytes"]
+        index_ram = getattr(self._backend, "ram_bytes", None)
+        ram = ts["hot"]["bytes"] + (index_ram() if index_ram is not None else 0)
         disk = self.disk_bytes()
         reduction = 100.0 * (1 - stored / raw) if raw else 0.0
         lat = self._store_seconds.summary()
@@ -530,6 +562,7 @@ class MemoryStore(AsyncStoreMethods):
 
     def disk_bytes(self) -> int:
         """Bytes of the store's files (SQLite file, WAL, packs); 0 in RAM only."""
+        self._check_open()
         if self.path is None:
             return 0
         size = getattr(self._backend, "size_bytes", None)
@@ -564,10 +597,55 @@ class MemoryStore(AsyncStoreMethods):
 
         return cls(None, config, clock=clock, _backend=MappingBackend(engine))
 
+    # ------------------------------------------------ upgrade and repair --
+
+    @staticmethod
+    def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
+        """Convert the format-1 store at ``path`` to the current format, in place; returns a report.
+
+        The format-1 files stay untouched until the converted store is complete,
+        fsynced and verified record by record; then the new log is renamed into
+        place (the commit point) and the old files are removed. A crash at any
+        step leaves either the format-1 or the format-2 store intact (opening or
+        upgrading again finishes the job). The store must not be open for writing.
+
+        Returns
+        -------
+        dict
+            ``path``, ``from_version`` (1, or 2 when already converted),
+            ``to_version``, ``records`` (index and frame records copied) and
+            ``removed`` (the format-1 files deleted).
+        """
+        from memstrata.store._layout import upgrade
+
+        return upgrade(path, durability)
+
+    @staticmethod
+    def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
+        """Rebuild the index of the store at ``path`` from its self-describing records; returns a report.
+
+        Every record whose checksum holds is kept (the last committed value of
+        each key wins); damaged records are skipped and named. The rebuilt log
+        is written beside the old one and swapped in only when complete.
+
+        Returns
+        -------
+        dict
+            ``path``, ``keys_recovered`` (index records rebuilt), ``keys`` (live
+            keys after repair), ``damaged_records`` (file and offset of each
+            record that failed its checksum), ``unrecoverable_keys`` (keys whose
+            value did not survive), ``verify_ok``, ``errors``,
+            ``highest_seq_seen`` and ``segments_rewritten``.
+        """
+        from memstrata.store._layout import repair
+
+        return repair(path, durability)
+
     # ------------------------------------------------------------- closing --
 
     def flush(self) -> None:
         """Persist access times and checkpoint (every acknowledged write is already committed)."""
+        self._check_open()
         self.tiers.flush()
 
     def close(self) -> None:

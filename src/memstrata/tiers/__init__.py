@@ -1,4 +1,4 @@
-"""Tiered storage: hot RAM, warm SQLite (WAL), cold append-only packs.
+"""Tiered storage: hot RAM, warm segment log (or any backend), cold append-only packs.
 
 A blob is written and committed at its destination before it is removed from
 its source, so a crash at any instant leaves every key readable from at least
@@ -22,6 +22,10 @@ from memstrata.tiers._backend import (
     SQLiteBackend,
     StorageFullError,
 )
+from memstrata.tiers._log import SEED, LogBackend
+from memstrata.tiers._repair import finish_swap, repair_log, scan_log
+from memstrata.tiers._segments import fsync_dir
+from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
 from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._storage import TieredStorage, tier_number
 from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
@@ -37,13 +41,23 @@ __all__ = [
     "HotFrame",
     "HotTier",
     "LocalLocation",
+    "LogBackend",
+    "SEED",
     "Location",
     "MappingBackend",
     "MemoryBackend",
     "MemoryLocation",
+    "PostgresBackend",
+    "RedisBackend",
     "SQLiteBackend",
     "StorageFullError",
     "TieredStorage",
     "WarmTier",
+    "finish_swap",
+    "fsync_dir",
+    "repair_log",
+    "scan_log",
+    "connect_postgres",
+    "connect_redis",
     "tier_number",
 ]

@@ -196,6 +196,9 @@ class SQLiteBackend:
         :class:`StorageFullError` and change nothing.
     read_only : bool
         Open without write access (other processes may be writing).
+    immutable : bool
+        With ``read_only``: nobody writes the file, so SQLite creates no
+        ``-shm``/``-wal`` files (read-only media, format-1 stores).
 
     Notes
     -----
@@ -218,6 +221,7 @@ class SQLiteBackend:
         max_disk_bytes: int | None = None,
         read_only: bool = False,
         cache_mib: int = 16,
+        immutable: bool = False,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise ValueError(f"durability: expected one of {sorted(DURABILITY_LEVELS)}, got {durability!r}")
@@ -229,7 +233,7 @@ class SQLiteBackend:
         self._where = where
         try:
             if read_only:
-                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
                 conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
             else:
                 conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -10,7 +10,9 @@ from typing import Any
 
 from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.codecs import decode, deserialize
-from memstrata.errors import CorruptDataError
+import logging
+
+from memstrata.errors import CorruptDataError, MemstrataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier, pack_name
 from memstrata.tiers._tiers import (
@@ -37,6 +39,8 @@ from memstrata.tiers._tiers import (
 )
 
 __all__ = ["TieredStorage", "tier_number"]
+
+log = logging.getLogger("memstrata.store")
 
 
 def tier_number(tier: int | str) -> int:
@@ -112,7 +116,9 @@ class TieredStorage:
         compact_dead_ratio: float = 0.3,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        refresh_dictionaries: Callable[[], bool] | None = None,
     ) -> None:
+        self.refresh_dictionaries = refresh_dictionaries
         self.backend: Backend = MemoryBackend() if backend is None else backend
         self.warm = WarmTier(self.backend)
         self.cold = cold
@@ -141,10 +147,12 @@ class TieredStorage:
                 "migration_passes",
                 "migration_errors",
                 "compactions",
+                "promotion_errors",
             ),
             0,
         )
         self.last_migration_error: str | None = None
+        self._forgotten_packs: set[int] = set()  # packs holding blobs dropped by gc(), rewritten by compact()
         self._closed = False
         self._seq = self.warm.seq()
         self._recount()
@@ -407,7 +415,7 @@ class TieredStorage:
                 if old[1] & F_PINNED:
                     info[1] = max(0, info[1] - 1)
                 puts[A + old[2]] = BLOB.pack(*info)
-            self.backend.apply(puts)
+            self._apply_freeing(puts)
             self._seq = seq
             self._n_keys -= 1
             self._n_tombstones += 1
@@ -418,7 +426,24 @@ class TieredStorage:
             self._hot_atime.pop(key, None)
             return seq
 
+    def _apply_freeing(self, puts: dict[bytes, bytes]) -> None:
+        """A batch that frees space (a delete): it may use the backend's reserve, so a full disk can be emptied."""
+        apply = self.backend.apply
+        try:
+            apply(puts, (), freeing=True)  # type: ignore[call-arg]
+        except TypeError:
+            apply(puts)
+
     # --------------------------------------------------------------- reads --
+
+    def decode_frame(self, frame: bytes) -> Any:
+        """Decode a durable frame; a reader that meets a zstd dictionary newer than its view loads it and retries."""
+        try:
+            return decode(frame)
+        except CorruptDataError as exc:
+            if "zstd dictionary" in str(exc) and self.refresh_dictionaries is not None and self.refresh_dictionaries():
+                return decode(frame)
+            raise
 
     def read_frame(self, key: str | bytes) -> tuple[bytes, int, bytes]:
         """``(frame, tier of the durable copy, digest)`` of ``key``; ``KeyError`` if absent."""
@@ -463,12 +488,21 @@ class TieredStorage:
                 frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
             else:
                 frame, loc, d = self.read_frame(key)
-        value = decode(frame)  # outside the lock: readers decode in parallel
+        value = self.decode_frame(frame)  # outside the lock: readers decode in parallel
         if self.read_only:
             return value, loc
+        try:
+            self._after_read(key, kb, d, loc, value, frame)
+        except (MemstrataError, OSError) as exc:  # a promotion is a write: it never fails the read
+            self.counters["promotion_errors"] += 1
+            log.warning("memstrata: promotion of %r skipped (%s)", key, exc)
+        return value, loc
+
+    def _after_read(self, key: Any, kb: bytes, d: bytes, loc: int, value: Any, frame: bytes) -> None:
+        """Access bookkeeping after a durable read: hit counts and promotions."""
         with self._lock:
             if self._closed:
-                return value, loc
+                return
             now = self.clock()
             self._touched[d] = now
             hits = self._hits
@@ -490,7 +524,6 @@ class TieredStorage:
                         hits.pop(kb, None)
                         self.counters["warm_to_hot"] += 1
                         self.counters["promotions"] += 1
-        return value, loc
 
     def _still_points_at(self, kb: bytes, d: bytes) -> bool:
         """True when ``kb`` is live and still names content ``d`` (no write slipped in since the read)."""
@@ -741,6 +774,10 @@ class TieredStorage:
                 if info[0] == 0:
                     deletes += [A + d, B + d]
                     n_blobs += 1
+                    if info[2] == COLD:  # its pack must be rewritten so no byte of it remains
+                        payload = self.warm.payload(d)
+                        if payload is not None:
+                            self._forgotten_packs.add(PACKREF.unpack(payload)[0])
             if deletes:
                 self.backend.apply({}, deletes)
             self._recount()
@@ -769,7 +806,9 @@ class TieredStorage:
                 size = cold.location.size(pack_name(pack_id))
                 blobs = live.get(pack_id, [])
                 live_bytes = sum(ref[2] + 24 for _d, ref in blobs)
-                if blobs and size and (size - live_bytes) / size < self.compact_dead_ratio:
+                if blobs and size and (size - live_bytes) / size < self.compact_dead_ratio and (
+                    pack_id not in self._forgotten_packs
+                ):
                     continue
                 if blobs:
                     puts = {}
@@ -782,6 +821,7 @@ class TieredStorage:
                 cold.remove(pack_id)
                 result["packs_removed"] += 1
                 result["bytes_reclaimed"] += size - live_bytes
+            self._forgotten_packs.clear()
             self.counters["compactions"] += 1
             self._vacuum()
             return result
@@ -839,13 +879,13 @@ class TieredStorage:
                             report["bad_files"].append(pack_name(ref[0]))
                             raise
                         try:
-                            decode(frame)
+                            self.decode_frame(frame)
                         except CorruptDataError:
                             report["bad_files"].append(pack_name(ref[0]))
                             raise
                         report["frames_checked"]["cold"] += 1
                     else:
-                        decode(payload)
+                        self.decode_frame(payload)
                         report["frames_checked"]["warm"] += 1
                 except Exception as exc:
                     bad_digests.add(d)
@@ -916,7 +956,10 @@ class TieredStorage:
                 return
             try:
                 if not self.read_only:
-                    self._flush_touched()
+                    try:
+                        self._flush_touched()
+                    except (MemstrataError, OSError) as exc:  # access times only: closing must work on a full disk
+                        log.warning("memstrata: access times not saved at close (%s)", exc)
             finally:
                 self._closed = True
                 self.hot.clear()

@@ -40,10 +40,6 @@ _CHECKSUM = 8
 _MIN_SIZE = 2 + _CHECKSUM
 
 
-
-
-
-
 def _params(level: int) -> Any:
     import zstandard
 
@@ -97,6 +93,10 @@ class BlobCodec:
     def has_dictionary(self, version: int) -> bool:
         return version in self._dicts
 
+    def dictionary_digest(self, version: int) -> bytes:
+        """The digest of a usable dictionary version."""
+        return self._dicts[version][0]
+
     def _compressor(self, version: int) -> Any:
         key = (get_ident(), version)  # zstd contexts are not thread-safe: one per thread
         c = self._cctx.get(key)
@@ -136,24 +136,30 @@ class BlobCodec:
     def encode(self, data: bytes, encoding: int, version: int) -> tuple[bytes, int]:
         """Blob for serialized ``data``; returns ``(blob, dictionary version used)``.
 
-        Data shorter than ``threshold`` bytes, or that zstd would not shrink, is
-        stored as is (version 0).
+        Data shorter than ``threshold`` bytes, or whose compressed blob (envelope
+        included) would not be smaller than the data, is stored as is (version 0).
         """
         n = len(data)
         if n >= self.threshold:
             key = (get_ident(), version)
             c = self._cctx.get(key)
             payload = (c if c is not None else self._compressor(version)).compress(data)
-            if len(payload) < n:
+            if len(payload) + _CHECKSUM < n:
                 fixed = self._fixed.get(version * 4 + encoding)
                 if fixed is None:
                     head = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + encode_varint(version)
                     fixed = self._fixed[version * 4 + encoding] = (head, self._dicts[version][0])
                 size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else encode_varint(n)
                 body = b"".join((fixed[0], size, payload))
-                return body + digest(body + fixed[1])[:_CHECKSUM], version
+                if len(body) + _CHECKSUM < n:  # the whole blob is smaller than the data, else store it as is
+                    return body + digest(body + fixed[1])[:_CHECKSUM], version
         body = bytes((BLOB_VERSION << 4 | encoding,)) + encode_varint(n) + data
         return body + digest(body)[:_CHECKSUM], 0
+
+    @staticmethod
+    def compressed(blob: bytes) -> bool:
+        """Whether a blob holds zstd output (else the data as is)."""
+        return bool(blob) and (blob[0] >> 2) & 0x03 == _COMP_ZSTD
 
     def decode(self, blob: Any) -> tuple[int, bytes]:
         """``(encoding, serialized data)`` of a blob, verified.

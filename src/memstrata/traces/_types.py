@@ -8,7 +8,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "DEFAULT_PRIORITIES",
@@ -17,6 +17,7 @@ __all__ = [
     "CompressedTrace",
     "PerformanceDelta",
     "TraceType",
+    "direction_rule",
     "is_lower_better",
     "register_metric",
 ]
@@ -44,8 +45,24 @@ class TraceType(str, Enum):
         return self.value
 
 
-#: Retention priority a trace gets when the caller names none. Traces above 0.8
-#: are committed before the call returns and survive age-based retention.
+#: Retention priority a trace gets when the caller names none (nor a
+#: ``metadata["priority"]`` word). Traces above ``high_priority`` (0.8) are
+#: committed before the call returns and survive age-based retention; the types
+#: in the config's ``keep_types`` (fitness evolution, benchmark results,
+#: breakthroughs) survive it whatever their priority.
+#:
+#: ==================  =========  ===========================================
+#: type                priority   age-based retention (default config)
+#: ==================  =========  ===========================================
+#: symbolic_op         0.3        removed after ``retention_days``
+#: perf_delta          0.5        removed (``log_performance_delta``: 0.8)
+#: fitness_evo         0.6        kept (``keep_types``)
+#: benchmark           0.7        kept (``keep_types``)
+#: mutation            0.4        removed after ``retention_days``
+#: collapse            0.9        kept (above 0.8; committed on return)
+#: breakthrough        1.0        kept (above 0.8; committed on return)
+#: meta_evo            0.6        removed after ``retention_days``
+#: ==================  =========  ===========================================
 DEFAULT_PRIORITIES: dict[TraceType, float] = {
     TraceType.SYMBOLIC_OPERATION: 0.3,
     TraceType.PERFORMANCE_DELTA: 0.5,
@@ -64,9 +81,12 @@ DIRECTIONS = ("improvement", "degradation", "neutral")
 #: A metric whose name contains one of these words (split on anything that is
 #: not a letter or digit) is lower-is-better unless registered otherwise.
 LOWER_IS_BETTER_TOKENS = frozenset(
-    {"latency", "loss", "error", "errors", "cost", "ms", "seconds", "duration", "time", "mb", "bytes",
-     "memory", "perplexity", "regret"}
+    {"latency", "loss", "error", "errors", "cost", "ms", "seconds", "duration", "time", "mb", "kb", "gb", "bytes",
+     "memory", "perplexity", "regret", "tokens", "token", "failures", "failure", "failed", "fails", "timeouts",
+     "retries", "crashes", "violations", "steps", "calls", "usd"}
 )
+_WORK_UNITS = frozenset({"tokens", "token", "bytes", "mb", "kb", "gb", "steps", "calls", "requests", "samples", "ops"})
+_TIME_UNITS = frozenset({"s", "sec", "second", "seconds", "ms", "min", "minute", "hour", "h", "day"})
 _SPLIT = re.compile(r"[^0-9a-z]+")
 _registry: dict[str, bool] = {}  # metric name -> lower is better
 _registry_lock = threading.Lock()
@@ -93,10 +113,35 @@ def register_metric(metric_name: str, *, lower_is_better: bool = True) -> None:
 
 def is_lower_better(metric_name: str) -> bool:
     """Whether smaller values of ``metric_name`` are better (see :func:`register_metric`)."""
+    return direction_rule(metric_name)[0]
+
+
+def direction_rule(metric_name: str) -> tuple[bool, str]:
+    """``(lower_is_better, the rule that decided)`` for a metric name.
+
+    The rule is ``"registered"`` (:func:`register_metric`), ``"name token 'x'"``
+    (a word of :data:`LOWER_IS_BETTER_TOKENS` in the name) or ``"default: higher
+    is better"``. A :class:`~memstrata.traces.SymbolicTraceMemory` puts its
+    ``lower_is_better`` argument and config lists before these rules, and
+    records the rule used in :attr:`PerformanceDelta.direction_rule`.
+
+    >>> direction_rule("tokens_used"), direction_rule("accuracy")
+    ((True, "name token 'tokens'"), (False, 'default: higher is better'))
+    """
     found = _registry.get(metric_name)
     if found is not None:
-        return found
-    return not LOWER_IS_BETTER_TOKENS.isdisjoint(_SPLIT.split(metric_name.lower()))
+        return found, "registered"
+    words = _SPLIT.split(metric_name.lower())
+    if "per" in words:  # a rate: the words before "per" name what is counted
+        cut = words.index("per")
+        counted, per = words[:cut], words[cut + 1:]
+        if per and per[0] in _TIME_UNITS and not _WORK_UNITS.isdisjoint(counted):
+            return False, f"throughput: {'_'.join(counted)} per {per[0]}"
+        words = counted
+    for word in words:
+        if word in LOWER_IS_BETTER_TOKENS:
+            return True, f"name token {word!r}"
+    return False, "default: higher is better"
 
 
 def _check_number(name: str, value: Any) -> float:
@@ -136,6 +181,9 @@ class PerformanceDelta:
         JSON-safe details (commit, operator, ...).
     timestamp : float
         Seconds since the epoch, from the memory's clock.
+    direction_rule : str
+        Which rule chose the direction (see :func:`direction_rule`; also
+        ``"argument lower_is_better"`` or ``"config lower_is_better"``).
 
     Examples
     --------
@@ -154,6 +202,8 @@ class PerformanceDelta:
     confidence: float = 1.0
     context: dict[str, Any] = field(default_factory=dict)
     timestamp: float = 0.0
+    #: not a dataclass field (the documented fields stay exact); set by ``compute`` and by the memory
+    direction_rule: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric_name, str) or not self.metric_name:
@@ -196,11 +246,15 @@ class PerformanceDelta:
         old = _check_number("old_value", old_value)
         new = _check_number("new_value", new_value)
         if lower_is_better is None:
-            lower_is_better = is_lower_better(metric_name)
-        return cls(
+            lower_is_better, rule = direction_rule(metric_name)
+        else:
+            rule = "argument lower_is_better"
+        delta = cls(
             metric_name, old, new, abs(new - old), _direction(old, new, lower_is_better), confidence,
             {} if context is None else context, timestamp,
         )
+        delta.direction_rule = rule  # type: ignore[misc]
+        return delta
 
     @property
     def improvement_ratio(self) -> float:

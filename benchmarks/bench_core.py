@@ -1,0 +1,296 @@
+"""MemoryCore and AuditLog: fan-out writes, reads, audit append/verify and proofs, beside direct peers.
+
+Goals (issue 11), each read from one run:
+
+* embedded fan-out write p50 <= 50 us (durable + audit + cache + events):
+  group ``core-write-embedded`` (beside a bare ``MemoryStore.store`` and a bare
+  SQLite commit: ``extra_info["p50_us"]``);
+* over Redis + PostgreSQL >= 0.8x the throughput of the same writes done
+  directly with redis-py + psycopg: group ``core-write-servers``;
+* audit append >= 200,000 entries/s: group ``audit-append-10k`` (beside a plain
+  Python hash chain and pymerkle);
+* verify of 10**6 entries <= 2 s: group ``audit-verify`` (size from
+  ``MEMSTRATA_BENCH_AUDIT_N``, default 10**6);
+* proofs of <= ceil(log2 N) hashes verified in <= 50 us: groups
+  ``proof-inclusion-verify`` / ``proof-consistency-verify`` (beside pymerkle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memstrata import MemoryStore
+from memstrata.core import AuditLog, MemoryCore, verify_consistency, verify_inclusion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+N_WRITES = 2000
+AUDIT_N = int(os.environ.get("MEMSTRATA_BENCH_AUDIT_N", 10**6))
+VALUE = {"theme": "dark", "language": "en", "note": "the user prefers metric units", "n": 12}
+
+
+def _p50_us(fn: Any, n: int) -> float:
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+# --------------------------------------------------------------- embedded write / read --
+
+
+def _embedded_core(path: Path) -> MemoryCore:
+    # the goal's layers: durable + audit + cache + events (one subscriber)
+    core = MemoryCore(path, vector=False, trust=False)
+    core.events.subscribe("memory.write", lambda e: None)
+    return core
+
+
+@pytest.mark.parametrize("impl", ["memstrata-core", "memorystore-direct", "sqlite-commit"])
+def test_write_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    benchmark.group = "core-write-embedded"
+    if impl == "memstrata-core":
+        target: Any = _embedded_core(tmp_path / "core")
+        write = lambda i: target.write_sync(f"user:{i % 500}", VALUE, actor="agent")  # noqa: E731
+    elif impl == "memorystore-direct":
+        target = MemoryStore(tmp_path / "store", {"migration_interval_seconds": None})
+        write = lambda i: target.store(f"user:{i % 500}", VALUE)  # noqa: E731
+    else:
+        conn = sqlite3.connect(tmp_path / "plain.sqlite", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB)")
+        import msgspec
+
+        def write(i: int) -> None:
+            conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (f"user:{i % 500}", msgspec.msgpack.encode(VALUE)))
+
+        target = conn
+    p50 = _p50_us(write, N_WRITES)
+    counter = iter(range(10**9))
+    benchmark.pedantic(lambda: write(next(counter)), rounds=500, iterations=1, warmup_rounds=20)
+    benchmark.extra_info["p50_us"] = round(p50, 2)
+    benchmark.extra_info["goal_p50_us"] = 50
+    target.close()
+
+
+@pytest.mark.parametrize("impl", ["memstrata-core-cache-hit", "memstrata-core-durable", "memorystore-direct"])
+def test_read_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    benchmark.group = "core-read-embedded"
+    if impl == "memorystore-direct":
+        store = MemoryStore(tmp_path / "store", {"migration_interval_seconds": None})
+        for i in range(500):
+            store.store(f"user:{i}", VALUE)
+        read = lambda i: store.retrieve(f"user:{i % 500}")  # noqa: E731
+        closer: Any = store
+    else:
+        core = _embedded_core(tmp_path / "core")
+        for i in range(500):
+            core.write_sync(f"user:{i}", VALUE)
+        use_cache = impl.endswith("cache-hit")
+        read = lambda i: core.read_sync(f"user:{i % 500}", use_cache=use_cache)  # noqa: E731
+        closer = core
+    assert read(3) == VALUE
+    benchmark.extra_info["p50_us"] = round(_p50_us(read, N_WRITES), 2)
+    counter = iter(range(10**9))
+    benchmark.pedantic(lambda: read(next(counter)), rounds=500, iterations=1, warmup_rounds=20)
+    closer.close()
+
+
+# ------------------------------------------------------------ Redis + PostgreSQL write --
+
+
+@pytest.fixture(scope="module")
+def servers() -> Any:
+    from _servers import fresh_servers
+
+    with fresh_servers("msbench_", "msbench:") as names:
+        yield names
+
+
+SERVER_WRITES = 300
+_server_rates: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("impl", ["direct-redis-psycopg", "memstrata-core"])
+def test_write_servers(benchmark: Any, servers: Any, impl: str) -> None:
+    benchmark.group = "core-write-servers"
+    r, d, prefix, ns = servers
+    import msgspec
+
+    if impl == "memstrata-core":
+        core = MemoryCore(
+            redis_url=r, database_url=d, table_prefix=prefix, redis_namespace=ns, vector=False, trust=False, events=False
+        )
+        write = lambda i: core.write_sync(f"user:{i % 500}", VALUE, actor="agent")  # noqa: E731
+        close: Any = core.close
+    else:
+        import psycopg
+        import redis
+
+        client = redis.Redis.from_url(r)
+        conn = psycopg.connect(d, autocommit=True)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {prefix}direct (k TEXT PRIMARY KEY, v BYTEA NOT NULL)")
+        sql = f"INSERT INTO {prefix}direct VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v=EXCLUDED.v"
+
+        def write(i: int) -> None:
+            key, value = f"user:{i % 500}", msgspec.msgpack.encode(VALUE)
+            conn.execute(sql, (key, value), prepare=True)
+            client.set(ns.encode() + key.encode(), value, ex=3600)
+
+        def close() -> None:
+            conn.close()
+            client.close()
+
+    for i in range(20):
+        write(i)
+    t = time.perf_counter()
+    for i in range(SERVER_WRITES):
+        write(i)
+    rate = SERVER_WRITES / (time.perf_counter() - t)
+    _server_rates[impl] = rate
+    counter = iter(range(10**9))
+    benchmark.pedantic(lambda: write(next(counter)), rounds=200, iterations=1)
+    benchmark.extra_info["writes_per_s"] = round(rate)
+    if impl == "memstrata-core" and "direct-redis-psycopg" in _server_rates:
+        benchmark.extra_info["vs_direct"] = round(rate / _server_rates["direct-redis-psycopg"], 3)
+        benchmark.extra_info["goal_vs_direct"] = 0.8
+    close()
+
+
+# ----------------------------------------------------------------------- audit append --
+
+
+def _items(n: int) -> list[tuple[str, str, str, bytes, str, None]]:
+    return [("agent-7", "write", f"user:{i}:preferences", hashlib.sha256(i.to_bytes(8, "big")).digest(), "ok", None) for i in range(n)]
+
+
+@pytest.mark.parametrize("impl", ["memstrata-auditlog", "plain-python-chain", "pymerkle"])
+def test_audit_append(benchmark: Any, tmp_path: Path, impl: str) -> None:
+    benchmark.group = "audit-append-10k"
+    n = 10_000
+    items = _items(n)
+    if impl == "memstrata-auditlog":
+        log = AuditLog(tmp_path / "audit.sqlite")
+        run = lambda: log.append_many(items)  # noqa: E731
+    elif impl == "plain-python-chain":
+
+        def run() -> list[bytes]:
+            prev, out = b"\x00" * 32, []
+            for actor, op, key, digest, result, _ in items:
+                prev = hashlib.sha256(prev + f"{time.time()}|{actor}|{op}|{key}|{result}".encode() + digest).digest()
+                out.append(prev)
+            return out
+
+    else:
+        pymerkle = pytest.importorskip("pymerkle", reason="pymerkle is not installed (pip install pymerkle)")
+
+        def run() -> Any:
+            tree = pymerkle.InmemoryTree(algorithm="sha256")
+            for actor, op, key, digest, result, _ in items:
+                tree.append_entry(f"{actor}|{op}|{key}|{result}".encode() + digest)
+            return tree
+
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["entries_per_s"] = round(n / benchmark.stats.stats.median) if benchmark.stats else None
+    benchmark.extra_info["goal_entries_per_s"] = 200_000
+
+
+# ----------------------------------------------------------------------- audit verify --
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory: Any) -> AuditLog:
+    log = AuditLog(tmp_path_factory.mktemp("audit") / "audit.sqlite")
+    items = _items(10_000)
+    for _ in range(AUDIT_N // 10_000):
+        log.append_many(items)
+    if AUDIT_N % 10_000:
+        log.append_many(items[: AUDIT_N % 10_000])
+    return log
+
+
+@pytest.mark.parametrize("impl", ["memstrata-verify", "plain-python-chain"])
+def test_audit_verify(benchmark: Any, big_log: AuditLog, impl: str) -> None:
+    benchmark.group = "audit-verify"
+    if impl == "memstrata-verify":
+        run: Any = big_log.verify
+    else:
+        rows = list(big_log.store.rows(0, None))  # already in RAM: the chain arithmetic alone
+
+        def run() -> int:
+            prev = b"\x00" * 32
+            for seq, when, actor, op, key, digest, result, _h in rows:
+                prev = hashlib.sha256(prev + f"{seq}|{when}|{actor}|{op}|{key}|{result}".encode() + digest).digest()
+            return len(rows)
+
+    assert benchmark.pedantic(run, rounds=2, iterations=1) == AUDIT_N
+    benchmark.extra_info["entries"] = AUDIT_N
+    benchmark.extra_info["goal_seconds_for_1e6"] = 2.0
+
+
+# ----------------------------------------------------------------------------- proofs --
+
+
+@pytest.fixture(scope="module")
+def pm_tree() -> Any:
+    pymerkle = pytest.importorskip("pymerkle", reason="pymerkle is not installed (pip install pymerkle)")
+    tree = pymerkle.InmemoryTree(algorithm="sha256")
+    for i in range(min(AUDIT_N, 100_000)):
+        tree.append_entry(i.to_bytes(8, "big"))
+    return tree
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "pymerkle"])
+def test_proof_inclusion_verify(benchmark: Any, big_log: AuditLog, impl: str, request: Any) -> None:
+    benchmark.group = "proof-inclusion-verify"
+    if impl == "memstrata":
+        n = len(big_log)
+        proof = big_log.inclusion_proof(n // 3)
+        assert len(proof.path) <= math.ceil(math.log2(n))
+        cp = big_log.checkpoint()
+        assert benchmark(verify_inclusion, proof, cp)
+        benchmark.extra_info["hashes"] = len(proof.path)
+        benchmark.extra_info["ceil_log2_n"] = math.ceil(math.log2(n))
+        benchmark.extra_info["goal_us"] = 50
+    else:
+        import pymerkle
+
+        tree = request.getfixturevalue("pm_tree")
+        size = tree.get_size()
+        proof = tree.prove_inclusion(size // 3, size)
+        base, root = tree.get_leaf(size // 3), tree.get_root(size)
+        benchmark(pymerkle.verify_inclusion, base, root, proof)
+        benchmark.extra_info["entries"] = size
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "pymerkle"])
+def test_proof_consistency_verify(benchmark: Any, big_log: AuditLog, impl: str, request: Any) -> None:
+    benchmark.group = "proof-consistency-verify"
+    if impl == "memstrata":
+        n = len(big_log)
+        proof = big_log.consistency_proof(n // 3 + 1, n)
+        assert len(proof.path) <= math.ceil(math.log2(n)) + 1
+        assert benchmark(verify_consistency, proof)
+        benchmark.extra_info["hashes"] = len(proof.path)
+        benchmark.extra_info["goal_us"] = 50
+    else:
+        import pymerkle
+
+        tree = request.getfixturevalue("pm_tree")
+        size = tree.get_size()
+        proof = tree.prove_consistency(size // 3 + 1, size)
+        r1, r2 = tree.get_root(size // 3 + 1), tree.get_root(size)
+        benchmark(pymerkle.verify_consistency, r1, r2, proof)

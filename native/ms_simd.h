@@ -1,0 +1,578 @@
+/* SIMD top-k scans for memstrata: int8 and int4 inner products, Hamming distance.
+ *
+ * One build compiles every instruction path (GCC/Clang `target` attributes);
+ * ms_simd_supported() asks CPUID which of them this CPU runs, and the caller
+ * picks one per call. All paths compute the same exact integers, so their
+ * results are identical bit for bit:
+ *
+ *   int8   dot(w, c) with int16 query weights w and int8 codes c, int32 sums.
+ *          portable: scalar C; avx2: vpmovsxbw + vpmaddwd + vpaddd;
+ *          avxvnni / avx512vnni: vpmovsxbw + vpdpwssd (multiply-add fused).
+ *   int4   dot(w, c) with c the nibbles of packed bytes (dimension 2m in the
+ *          low nibble of byte m): vpmovzxbw, mask/shift, then as for int8
+ *          against the even and the odd weights.
+ *   hamming popcount(q ^ c) over packed bytes. portable: __builtin_popcountll;
+ *          avx2: the 4-bit table popcount (vpshufb) summed with vpsadbw;
+ *          avx512vnni path: vpopcntq when the CPU has avx512_vpopcntdq.
+ *
+ * Scans are register-tiled as GEMM is: a micro-tile of TQ queries x TR rows
+ * keeps TQ * TR accumulators in registers, so each load of a code vector
+ * serves TQ queries and each load of weights serves TR rows; rows go in
+ * blocks that stay in L2 while every query of the batch passes over them.
+ * Selection is fused: each score is compared with the worst of the query's
+ * k kept entries and only better ones enter its heap; nothing is sorted
+ * but the k survivors.
+ *
+ * Scores are turned into floats by ms_keep(), compiled for the baseline ISA
+ * (the translation unit is built with -ffp-contract=off), so
+ * `(float)dot * factor + bias` rounds the same way on every path.
+ */
+#ifndef MS_SIMD_H
+#define MS_SIMD_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define MS_X86 1
+#include <immintrin.h>
+#else
+#define MS_X86 0
+#endif
+
+/* AVX-VNNI (VEX-encoded vpdpwssd) needs GCC 11 / Clang 12 */
+#if MS_X86 && ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define MS_HAVE_AVXVNNI 1
+#else
+#define MS_HAVE_AVXVNNI 0
+#endif
+
+enum { MS_PORTABLE = 0, MS_AVX2 = 1, MS_AVXVNNI = 2, MS_AVX512VNNI = 3 };
+
+/* rows per block: 256 rows of 384 bytes (96 KiB) stay in L2 while a batch of queries scans them */
+#define MS_BLOCK_ROWS 256
+/* queries per batch: the codes are read from memory once per batch */
+#define MS_BLOCK_QUERIES 64
+
+static int ms_simd_supported(int path) {
+    if (path == MS_PORTABLE) return 1;
+#if MS_X86
+    __builtin_cpu_init();
+    if (path == MS_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#if MS_HAVE_AVXVNNI
+    if (path == MS_AVXVNNI) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+#endif
+    if (path == MS_AVX512VNNI)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2");
+#endif
+    return 0;
+}
+
+static int ms_has_vpopcntdq(void) {
+#if MS_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------ selection */
+
+/* A heap of capacity k whose root is the worst kept entry: the lowest score,
+   then (among equal scores) the highest row. Rows are offered in increasing
+   order per query, so an equal score never displaces a kept entry. */
+typedef struct {
+    float *s;
+    int64_t *i;
+    int64_t size;
+} ms_heap;
+
+static inline int ms_worse(float s1, int64_t i1, float s2, int64_t i2) {
+    return s1 < s2 || (s1 == s2 && i1 > i2);
+}
+
+static void ms_sift_down(float *hs, int64_t *hi, int64_t size, int64_t pos) {
+    for (;;) {
+        int64_t left = 2 * pos + 1, worst;
+        if (left >= size) return;
+        worst = left;
+        if (left + 1 < size && ms_worse(hs[left + 1], hi[left + 1], hs[left], hi[left])) worst = left + 1;
+        if (!ms_worse(hs[worst], hi[worst], hs[pos], hi[pos])) return;
+        float ts = hs[pos]; hs[pos] = hs[worst]; hs[worst] = ts;
+        int64_t ti = hi[pos]; hi[pos] = hi[worst]; hi[worst] = ti;
+        pos = worst;
+    }
+}
+
+static void ms_push(ms_heap *h, int64_t k, float s, int64_t i) {
+    float *hs = h->s;
+    int64_t *hi = h->i;
+    if (h->size < k) {
+        int64_t pos = h->size++;
+        hs[pos] = s; hi[pos] = i;
+        while (pos > 0) {
+            int64_t parent = (pos - 1) / 2;
+            if (!ms_worse(hs[pos], hi[pos], hs[parent], hi[parent])) break;
+            float ts = hs[pos]; hs[pos] = hs[parent]; hs[parent] = ts;
+            int64_t ti = hi[pos]; hi[pos] = hi[parent]; hi[parent] = ti;
+            pos = parent;
+        }
+        return;
+    }
+    if (ms_worse(hs[0], hi[0], s, i)) {
+        hs[0] = s; hi[0] = i;
+        ms_sift_down(hs, hi, h->size, 0);
+    }
+}
+
+/* Offer row i with integer dot `dot` (score = (float)dot * factor + bias). */
+static inline void ms_keep(ms_heap *h, int64_t k, int32_t dot, float factor, float bias, int64_t i) {
+    float s = (float)dot * factor + bias;
+    if (h->size < k || s > h->s[0]) ms_push(h, k, s, i);
+}
+
+/* Write the heap best-first into out_s/out_i (k slots), padding with -inf / -1. */
+static void ms_drain(ms_heap *h, int64_t k, float *out_s, int64_t *out_i) {
+    int64_t size = h->size;
+    for (int64_t p = size; p < k; p++) { out_s[p] = -INFINITY; out_i[p] = -1; }
+    while (size > 0) {
+        size--;
+        out_s[size] = h->s[0]; out_i[size] = h->i[0];
+        h->s[0] = h->s[size]; h->i[0] = h->i[size];
+        ms_sift_down(h->s, h->i, size, 0);
+    }
+    h->size = 0;
+}
+
+/* Hamming: the k smallest distances, ties to the lower row; a heap keyed on
+   (distance, row) with the largest at the root. */
+static inline void ms_keep_dist(ms_heap *h, int64_t k, int32_t dist, int64_t i) {
+    /* store -dist as the score: "worst" (lowest score) is then the largest distance */
+    float s = -(float)dist;
+    if (h->size < k || s > h->s[0]) ms_push(h, k, s, i);
+}
+
+/* ------------------------------------------------- int8: the scan driver */
+
+/* A micro-kernel computes dots[tq][tr] for TQ queries (weights w + tq * wstride)
+   and TR rows (codes + tr * d) over all d dimensions. */
+#define MS_TQ 4
+#define MS_TR 2
+
+typedef void (*ms_tile_fn)(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
+                           int nq, int nr, int32_t *dots);
+
+/* Shared by every path: blocks of rows x micro-tiles, fused selection. */
+/* With `widen`, each block of int8 rows is first sign-extended to int16 in a
+   scratch buffer (in L2): every query of the batch then multiplies plain
+   int16 loads, where widening in the inner loop would cost a shuffle per load
+   per query group. The int4 tiles read the packed bytes directly. */
+static int ms_scan(ms_tile_fn tile, int widen, const int16_t *w, int64_t wstride, const float *factor,
+                   const uint8_t *codes, int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq,
+                   int64_t k, float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i) {
+    ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
+    int16_t *wide = widen ? (int16_t *)malloc(sizeof(int16_t) * (size_t)(MS_BLOCK_ROWS * d + 1)) : NULL;
+    if (heaps == NULL || (widen && wide == NULL)) { free(heaps); free(wide); return -1; }
+    int32_t dots[MS_TQ * MS_TR];
+    for (int64_t a = 0; a < nq; a++) { heaps[a].s = heap_s + a * k; heaps[a].i = heap_i + a * k; heaps[a].size = 0; }
+    for (int64_t b0 = 0; b0 < nq; b0 += MS_BLOCK_QUERIES) {
+      int64_t b1 = b0 + MS_BLOCK_QUERIES < nq ? b0 + MS_BLOCK_QUERIES : nq;
+      for (int64_t r0 = 0; r0 < n; r0 += MS_BLOCK_ROWS) {
+        int64_t r1 = r0 + MS_BLOCK_ROWS < n ? r0 + MS_BLOCK_ROWS : n;
+        const uint8_t *block = codes + r0 * cstride;
+        int64_t bstride = cstride;
+        if (widen) {
+            const int8_t *src = (const int8_t *)block;
+            for (int64_t e = 0; e < (r1 - r0) * d; e++) wide[e] = src[e];
+            block = (const uint8_t *)wide;
+            bstride = d;
+        }
+        for (int64_t a = b0; a < b1; a += MS_TQ) {
+            int tq = b1 - a < MS_TQ ? (int)(b1 - a) : MS_TQ;
+            for (int64_t r = r0; r < r1; r += MS_TR) {
+                int tr = r1 - r < MS_TR ? (int)(r1 - r) : MS_TR;
+                const uint8_t *rows = widen ? (const uint8_t *)((const int16_t *)block + (r - r0) * bstride)
+                                            : block + (r - r0) * bstride;
+                tile(w + a * wstride, wstride, rows, d, bstride, tq, tr, dots);
+                for (int x = 0; x < tq; x++)
+                    for (int y = 0; y < tr; y++)
+                        ms_keep(&heaps[a + x], k, dots[x * MS_TR + y], factor[a + x], bias[r + y], r + y);
+            }
+        }
+      }
+    }
+    for (int64_t a = 0; a < nq; a++) ms_drain(&heaps[a], k, out_s + a * k, out_i + a * k);
+    free(heaps);
+    free(wide);
+    return 0;
+}
+
+/* int8 portable: codes arrive widened to int16 (see ms_scan), w int16 */
+static void ms_i8_tile_portable(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
+                                int nq, int nr, int32_t *dots) {
+    for (int x = 0; x < nq; x++)
+        for (int y = 0; y < nr; y++) {
+            const int16_t *q = w + x * wstride;
+            const int16_t *c = (const int16_t *)codes + y * cstride;
+            int32_t acc = 0;
+            for (int64_t j = 0; j < d; j++) acc += (int32_t)q[j] * (int32_t)c[j];
+            dots[x * MS_TR + y] = acc;
+        }
+}
+
+/* int4 portable: `d` counts dimensions; codes hold (d + 1) / 2 bytes per row. The
+   weights come de-interleaved: w[0 .. half) for the even dimensions (low nibbles),
+   w[half .. 2 * half) for the odd ones (high nibbles), an odd last one at w[2 * half]. */
+static void ms_i4_tile_portable(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
+                                int nq, int nr, int32_t *dots) {
+    int64_t half = d / 2;
+    for (int x = 0; x < nq; x++)
+        for (int y = 0; y < nr; y++) {
+            const int16_t *qe = w + x * wstride, *qo = qe + half;
+            const uint8_t *c = codes + y * cstride;
+            int32_t acc = 0;
+            for (int64_t m = 0; m < half; m++) acc += (int32_t)qe[m] * (c[m] & 15) + (int32_t)qo[m] * (c[m] >> 4);
+            if (d & 1) acc += (int32_t)qe[2 * half] * (c[half] & 15);
+            dots[x * MS_TR + y] = acc;
+        }
+}
+
+/* ------------------------------------------------ vector micro-kernels */
+/* One template per vector ISA: VEC, NL (int16 lanes), LOAD8(p) (NL int8 -> int16),
+   LOAD4(p) (NL/2 bytes -> NL int16 lanes, low nibbles then high nibbles are
+   handled by the caller), LOADW(p), MADD(acc, a, b) (acc += pairwise a*b), HSUM. */
+
+#if MS_X86
+
+#define MS_DEFINE_I8_TILE(NAME, ATTR, VEC, NL, LOAD16, LOADW, MADD, ZERO, HSUM)                                        \
+    ATTR static void NAME(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,       \
+                          int nq, int nr, int32_t *dots) {                                                          \
+        /* a partial tile repeats its first query / row; only the real dots are kept */                            \
+        const int16_t *q0 = w, *q1 = nq > 1 ? w + wstride : w;                                                      \
+        const int16_t *q2 = nq > 2 ? w + 2 * wstride : w, *q3 = nq > 3 ? w + 3 * wstride : w;                       \
+        const int16_t *c0 = (const int16_t *)codes, *c1 = nr > 1 ? c0 + cstride : c0;                               \
+        VEC a00 = ZERO, a01 = ZERO, a10 = ZERO, a11 = ZERO, a20 = ZERO, a21 = ZERO, a30 = ZERO, a31 = ZERO;         \
+        int64_t j = 0;                                                                                              \
+        for (; j + NL <= d; j += NL) {                                                                              \
+            VEC x0 = LOAD16(c0 + j), x1 = LOAD16(c1 + j);                                                           \
+            VEC u = LOADW(q0 + j);                                                                                  \
+            a00 = MADD(a00, u, x0); a01 = MADD(a01, u, x1);                                                         \
+            u = LOADW(q1 + j);                                                                                      \
+            a10 = MADD(a10, u, x0); a11 = MADD(a11, u, x1);                                                         \
+            u = LOADW(q2 + j);                                                                                      \
+            a20 = MADD(a20, u, x0); a21 = MADD(a21, u, x1);                                                         \
+            u = LOADW(q3 + j);                                                                                      \
+            a30 = MADD(a30, u, x0); a31 = MADD(a31, u, x1);                                                         \
+        }                                                                                                           \
+        int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                                    \
+        for (; j < d; j++) {                                                                                        \
+            int32_t y0 = c0[j], y1 = c1[j];                                                                         \
+            t[0] += q0[j] * y0; t[1] += q0[j] * y1; t[2] += q1[j] * y0; t[3] += q1[j] * y1;                         \
+            t[4] += q2[j] * y0; t[5] += q2[j] * y1; t[6] += q3[j] * y0; t[7] += q3[j] * y1;                         \
+        }                                                                                                           \
+        dots[0 * MS_TR + 0] = HSUM(a00) + t[0]; dots[0 * MS_TR + 1] = HSUM(a01) + t[1];                             \
+        dots[1 * MS_TR + 0] = HSUM(a10) + t[2]; dots[1 * MS_TR + 1] = HSUM(a11) + t[3];                             \
+        dots[2 * MS_TR + 0] = HSUM(a20) + t[4]; dots[2 * MS_TR + 1] = HSUM(a21) + t[5];                             \
+        dots[3 * MS_TR + 0] = HSUM(a30) + t[6]; dots[3 * MS_TR + 1] = HSUM(a31) + t[7];                             \
+    }
+
+/* int4 with weights de-interleaved by the caller: w[0 .. half) are the even
+   dimensions, w[half .. 2 * half) the odd ones (half = d / 2, d even; an odd last
+   dimension is w[2 * half]). LOADB(p) widens NL bytes to int16 lanes. */
+#define MS_DEFINE_I4_TILE(NAME, ATTR, VEC, NL, LOADB, LOADW, MADD, ZERO, HSUM, AND, SRL, SET1)                       \
+    ATTR static void NAME(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,       \
+                          int nq, int nr, int32_t *dots) {                                                          \
+        int64_t half = d / 2;                                                                                       \
+        const VEC lo_mask = SET1(15);                                                                               \
+        for (int x = 0; x < nq; x++) {                                                                              \
+            const int16_t *qe = w + x * wstride, *qo = qe + half;                                                   \
+            int y = 0;                                                                                              \
+            for (; y + 2 <= nr; y += 2) {                                                                           \
+                const uint8_t *c0 = codes + y * cstride, *c1 = c0 + cstride;                                        \
+                VEC s0 = ZERO, s1 = ZERO;                                                                           \
+                int64_t m = 0;                                                                                      \
+                for (; m + NL <= half; m += NL) {                                                                   \
+                    VEC b0 = LOADB(c0 + m), b1 = LOADB(c1 + m), e = LOADW(qe + m), o = LOADW(qo + m);               \
+                    s0 = MADD(s0, e, AND(b0, lo_mask)); s0 = MADD(s0, o, SRL(b0, 4));                               \
+                    s1 = MADD(s1, e, AND(b1, lo_mask)); s1 = MADD(s1, o, SRL(b1, 4));                               \
+                }                                                                                                   \
+                int32_t t0 = HSUM(s0), t1 = HSUM(s1);                                                               \
+                for (; m < half; m++) {                                                                             \
+                    t0 += (int32_t)qe[m] * (c0[m] & 15) + (int32_t)qo[m] * (c0[m] >> 4);                            \
+                    t1 += (int32_t)qe[m] * (c1[m] & 15) + (int32_t)qo[m] * (c1[m] >> 4);                            \
+                }                                                                                                   \
+                if (d & 1) { t0 += (int32_t)qe[2 * half] * (c0[half] & 15); t1 += (int32_t)qe[2 * half] * (c1[half] & 15); } \
+                dots[x * MS_TR + y] = t0; dots[x * MS_TR + y + 1] = t1;                                             \
+            }                                                                                                       \
+            for (; y < nr; y++) {                                                                                   \
+                const uint8_t *c0 = codes + y * cstride;                                                            \
+                int32_t t0 = 0;                                                                                     \
+                for (int64_t m = 0; m < half; m++) t0 += (int32_t)qe[m] * (c0[m] & 15) + (int32_t)qo[m] * (c0[m] >> 4); \
+                if (d & 1) t0 += (int32_t)qe[2 * half] * (c0[half] & 15);                                           \
+                dots[x * MS_TR + y] = t0;                                                                           \
+            }                                                                                                       \
+        }                                                                                                           \
+    }
+
+/* ---- AVX2 */
+#define MS_AVX2_ATTR __attribute__((target("avx2,popcnt")))
+MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+#define MS_AVX2_LOAD8(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+#define MS_AVX2_LOADB(p) _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+#define MS_AVX2_LOADW(p) _mm256_loadu_si256((const __m256i *)(p))
+#define MS_AVX2_MADD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
+#define MS_AVX2_SRL(v, n) _mm256_srli_epi16((v), (n))
+MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVX2_MADD,
+                  _mm256_setzero_si256(), ms_hsum256)
+MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
+                  _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
+
+/* ---- AVX-VNNI (256-bit vpdpwssd) */
+#if MS_HAVE_AVXVNNI
+#define MS_AVXVNNI_ATTR __attribute__((target("avx2,avxvnni,popcnt")))
+#define MS_AVXVNNI_MADD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
+MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+                  _mm256_setzero_si256(), ms_hsum256)
+MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+                  _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
+#endif
+
+/* ---- AVX-512 VNNI (512-bit vpdpwssd) */
+#define MS_AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,popcnt")))
+#define MS_AVX512_LOAD8(p) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
+#define MS_AVX512_LOADB(p) _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
+#define MS_AVX512_LOADW(p) _mm512_loadu_si512((const void *)(p))
+#define MS_AVX512_MADD(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
+#define MS_AVX512_SRL(v, n) _mm512_srli_epi16((v), (n))
+#define MS_AVX512_HSUM(v) _mm512_reduce_add_epi32(v)
+MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADW, MS_AVX512_LOADW, MS_AVX512_MADD,
+                  _mm512_setzero_si512(), MS_AVX512_HSUM)
+MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADB, MS_AVX512_LOADW, MS_AVX512_MADD,
+                  _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL, _mm512_set1_epi16)
+
+#endif /* MS_X86 */
+
+static ms_tile_fn ms_i8_tile(int path) {
+#if MS_X86
+    if (path == MS_AVX2) return ms_i8_tile_avx2;
+#if MS_HAVE_AVXVNNI
+    if (path == MS_AVXVNNI) return ms_i8_tile_avxvnni;
+#endif
+    if (path == MS_AVX512VNNI) return ms_i8_tile_avx512;
+#endif
+    return ms_i8_tile_portable;
+}
+
+static ms_tile_fn ms_i4_tile(int path) {
+#if MS_X86
+    if (path == MS_AVX2) return ms_i4_tile_avx2;
+#if MS_HAVE_AVXVNNI
+    if (path == MS_AVXVNNI) return ms_i4_tile_avxvnni;
+#endif
+    if (path == MS_AVX512VNNI) return ms_i4_tile_avx512;
+#endif
+    return ms_i4_tile_portable;
+}
+
+/* --------------------------------------------------------------- Hamming */
+
+/* Hamming micro-tiles: 2 queries x 4 rows */
+#define MS_HTQ 2
+#define MS_HTR 4
+
+
+typedef void (*ms_ham_fn)(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width, int64_t cstride,
+                          int nq, int nr, int32_t *dist);
+
+static inline int32_t ms_popcount_bytes(const uint8_t *a, const uint8_t *b, int64_t width) {
+    int32_t s = 0;
+    int64_t m = 0;
+    for (; m + 8 <= width; m += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + m, 8); memcpy(&y, b + m, 8);
+        s += __builtin_popcountll(x ^ y);
+    }
+    for (; m < width; m++) s += __builtin_popcount((unsigned)(a[m] ^ b[m]));
+    return s;
+}
+
+static void ms_ham_tile_portable(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
+                                 int64_t cstride, int nq, int nr, int32_t *dist) {
+    for (int x = 0; x < nq; x++)
+        for (int y = 0; y < nr; y++) dist[x * MS_HTR + y] = ms_popcount_bytes(q + x * qstride, codes + y * cstride, width);
+}
+
+#if MS_X86
+MS_AVX2_ATTR static inline int32_t ms_popcount_tail_popcnt(const uint8_t *a, const uint8_t *b, int64_t m, int64_t width) {
+    int32_t s = 0;
+    for (; m + 8 <= width; m += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + m, 8); memcpy(&y, b + m, 8);
+        s += (int32_t)_mm_popcnt_u64(x ^ y);
+    }
+    for (; m < width; m++) s += _mm_popcnt_u32((unsigned)(a[m] ^ b[m]));
+    return s;
+}
+
+/* 4-bit table popcount of 32 bytes into per-byte counts (each <= 8) */
+MS_AVX2_ATTR static inline __m256i ms_pop8_avx2(__m256i v) {
+    const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                           0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(15);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(table, _mm256_and_si256(v, low)),
+                           _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
+}
+
+MS_AVX2_ATTR static inline int32_t ms_hsum64x4(__m256i v) {
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return (int32_t)(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+}
+
+/* TQ x TR tile: byte counts of up to 31 chunks add up in 8 bits (31 * 8 < 256)
+   before vpsadbw widens them to 64-bit lanes. */
+MS_AVX2_ATTR static void ms_ham_tile_avx2(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
+                                          int64_t cstride, int nq, int nr, int32_t *dist) {
+    /* a partial tile repeats its first query / row; only the real distances are kept */
+    const uint8_t *q0 = q, *q1 = nq > 1 ? q + qstride : q;
+    const uint8_t *c0 = codes, *c1 = nr > 1 ? c0 + cstride : c0;
+    const uint8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i t[8];
+    for (int z = 0; z < 8; z++) t[z] = zero;
+    int64_t m = 0;
+    while (m + 32 <= width) {
+        __m256i b[8];
+        for (int z = 0; z < 8; z++) b[z] = zero;
+        for (int steps = 0; steps < 31 && m + 32 <= width; steps++, m += 32) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(c0 + m)), x1 = _mm256_loadu_si256((const __m256i *)(c1 + m));
+            __m256i x2 = _mm256_loadu_si256((const __m256i *)(c2 + m)), x3 = _mm256_loadu_si256((const __m256i *)(c3 + m));
+            __m256i u = _mm256_loadu_si256((const __m256i *)(q0 + m));
+            b[0] = _mm256_add_epi8(b[0], ms_pop8_avx2(_mm256_xor_si256(u, x0)));
+            b[1] = _mm256_add_epi8(b[1], ms_pop8_avx2(_mm256_xor_si256(u, x1)));
+            b[2] = _mm256_add_epi8(b[2], ms_pop8_avx2(_mm256_xor_si256(u, x2)));
+            b[3] = _mm256_add_epi8(b[3], ms_pop8_avx2(_mm256_xor_si256(u, x3)));
+            u = _mm256_loadu_si256((const __m256i *)(q1 + m));
+            b[4] = _mm256_add_epi8(b[4], ms_pop8_avx2(_mm256_xor_si256(u, x0)));
+            b[5] = _mm256_add_epi8(b[5], ms_pop8_avx2(_mm256_xor_si256(u, x1)));
+            b[6] = _mm256_add_epi8(b[6], ms_pop8_avx2(_mm256_xor_si256(u, x2)));
+            b[7] = _mm256_add_epi8(b[7], ms_pop8_avx2(_mm256_xor_si256(u, x3)));
+        }
+        for (int z = 0; z < 8; z++) t[z] = _mm256_add_epi64(t[z], _mm256_sad_epu8(b[z], zero));
+    }
+    const uint8_t *qq[2] = {q0, q1}, *cc[4] = {c0, c1, c2, c3};
+    for (int x = 0; x < 2; x++)
+        for (int y = 0; y < 4; y++)
+            dist[x * MS_HTR + y] = ms_hsum64x4(t[x * 4 + y]) + ms_popcount_tail_popcnt(qq[x], cc[y], m, width);
+}
+
+/* TQ x TR tile with scalar popcnt over 64-bit words: for short codes (a 384-bit
+   code is six words) this beats the table popcount, whose per-pair reduction
+   (vpsadbw + horizontal sum) costs more than the counting itself. */
+MS_AVX2_ATTR static void ms_ham_tile_popcnt(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
+                                            int64_t cstride, int nq, int nr, int32_t *dist) {
+    const uint8_t *q0 = q, *q1 = nq > 1 ? q + qstride : q;
+    const uint8_t *c0 = codes, *c1 = nr > 1 ? c0 + cstride : c0;
+    const uint8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;
+    uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+    int64_t m = 0;
+    for (; m + 8 <= width; m += 8) {
+        uint64_t x0, x1, x2, x3, u, v;
+        memcpy(&x0, c0 + m, 8); memcpy(&x1, c1 + m, 8); memcpy(&x2, c2 + m, 8); memcpy(&x3, c3 + m, 8);
+        memcpy(&u, q0 + m, 8); memcpy(&v, q1 + m, 8);
+        t0 += _mm_popcnt_u64(u ^ x0); t1 += _mm_popcnt_u64(u ^ x1); t2 += _mm_popcnt_u64(u ^ x2); t3 += _mm_popcnt_u64(u ^ x3);
+        t4 += _mm_popcnt_u64(v ^ x0); t5 += _mm_popcnt_u64(v ^ x1); t6 += _mm_popcnt_u64(v ^ x2); t7 += _mm_popcnt_u64(v ^ x3);
+    }
+    dist[0] = (int32_t)t0 + ms_popcount_tail_popcnt(q0, c0, m, width);
+    dist[1] = (int32_t)t1 + ms_popcount_tail_popcnt(q0, c1, m, width);
+    dist[2] = (int32_t)t2 + ms_popcount_tail_popcnt(q0, c2, m, width);
+    dist[3] = (int32_t)t3 + ms_popcount_tail_popcnt(q0, c3, m, width);
+    dist[MS_HTR + 0] = (int32_t)t4 + ms_popcount_tail_popcnt(q1, c0, m, width);
+    dist[MS_HTR + 1] = (int32_t)t5 + ms_popcount_tail_popcnt(q1, c1, m, width);
+    dist[MS_HTR + 2] = (int32_t)t6 + ms_popcount_tail_popcnt(q1, c2, m, width);
+    dist[MS_HTR + 3] = (int32_t)t7 + ms_popcount_tail_popcnt(q1, c3, m, width);
+}
+
+/* vpopcntq over 64-byte chunks (AVX-512 VPOPCNTDQ); the tail via popcnt */
+__attribute__((target("avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")))
+static void ms_ham_tile_avx512(const uint8_t *q, int64_t qstride, const uint8_t *codes, int64_t width,
+                               int64_t cstride, int nq, int nr, int32_t *dist) {
+    for (int x = 0; x < nq; x++) {
+        const uint8_t *qx = q + x * qstride;
+        for (int y = 0; y < nr; y++) {
+            const uint8_t *cy = codes + y * cstride;
+            __m512i acc = _mm512_setzero_si512();
+            int64_t m = 0;
+            for (; m + 64 <= width; m += 64)
+                acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512((const void *)(qx + m)),
+                                                                                  _mm512_loadu_si512((const void *)(cy + m)))));
+            int64_t rest = width - m;
+            if (rest > 0) {
+                __mmask64 mask = rest >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << rest) - 1);
+                acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, qx + m),
+                                                                                  _mm512_maskz_loadu_epi8(mask, cy + m))));
+            }
+            dist[x * MS_HTR + y] = (int32_t)_mm512_reduce_add_epi64(acc);
+        }
+    }
+}
+#endif
+
+/* codes of at least this many bytes use the table popcount on the AVX2 path:
+   its vpsadbw reduction per pair is then paid over many chunks */
+#define MS_LUT_MIN_WIDTH 256
+
+static ms_ham_fn ms_ham_tile(int path, int64_t width) {
+#if MS_X86
+    if (path == MS_AVX512VNNI && ms_has_vpopcntdq()) return ms_ham_tile_avx512;
+    if (path != MS_PORTABLE) return width >= MS_LUT_MIN_WIDTH ? ms_ham_tile_avx2 : ms_ham_tile_popcnt;
+#endif
+    return ms_ham_tile_portable;
+}
+
+/* Hamming scan: out_d int32 (nq, k) ascending distances, out_i rows; -1 padding. */
+static int ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
+                            int64_t k, int32_t *out_d, int64_t *out_i, float *heap_s, int64_t *heap_i) {
+    ms_ham_fn tile = ms_ham_tile(path, width);
+    ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
+    float *tmp_s = (float *)malloc(sizeof(float) * (size_t)(k > 0 ? k : 1));
+    if (heaps == NULL || tmp_s == NULL) { free(heaps); free(tmp_s); return -1; }
+    int32_t dist[MS_HTQ * MS_HTR];
+    for (int64_t a = 0; a < nq; a++) { heaps[a].s = heap_s + a * k; heaps[a].i = heap_i + a * k; heaps[a].size = 0; }
+    /* rows per block: keep the block in L1/L2 for the whole batch */
+    int64_t block = width > 0 ? (65536 / width) & ~(int64_t)3 : 1024;
+    if (block < MS_HTR) block = MS_HTR;
+    for (int64_t b0 = 0; b0 < nq; b0 += MS_BLOCK_QUERIES) {
+      int64_t b1 = b0 + MS_BLOCK_QUERIES < nq ? b0 + MS_BLOCK_QUERIES : nq;
+      for (int64_t r0 = 0; r0 < n; r0 += block) {
+        int64_t r1 = r0 + block < n ? r0 + block : n;
+        for (int64_t a = b0; a < b1; a += MS_HTQ) {
+            int tq = b1 - a < MS_HTQ ? (int)(b1 - a) : MS_HTQ;
+            for (int64_t r = r0; r < r1; r += MS_HTR) {
+                int tr = r1 - r < MS_HTR ? (int)(r1 - r) : MS_HTR;
+                tile(q + a * width, width, codes + r * width, width, width, tq, tr, dist);
+                for (int x = 0; x < tq; x++)
+                    for (int y = 0; y < tr; y++) ms_keep_dist(&heaps[a + x], k, dist[x * MS_HTR + y], r + y);
+            }
+        }
+      }
+    }
+    for (int64_t a = 0; a < nq; a++) {
+        ms_drain(&heaps[a], k, tmp_s, out_i + a * k);
+        for (int64_t p = 0; p < k; p++) out_d[a * k + p] = out_i[a * k + p] >= 0 ? (int32_t)(-tmp_s[p]) : -1;
+    }
+    free(tmp_s);
+    free(heaps);
+    return 0;
+}
+
+#endif /* MS_SIMD_H */

@@ -1,0 +1,269 @@
+"""Where the audit log lives: an SQLite file (embedded) or PostgreSQL tables (shared).
+
+Both keep the entries, the head (size, last hash) updated in the same
+transaction as each append, the intent payloads, and a small ``state`` table
+(layer positions, the trust ledger) for :class:`memstrata.core.MemoryCore`.
+The entries table is append-only in the database itself: a trigger rejects
+UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from memstrata.errors import MemstrataError
+
+__all__ = ["PostgresLogStore", "SQLiteLogStore"]
+
+GENESIS = b"\x00" * 32
+_CHUNK = 50_000
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, time REAL NOT NULL, actor TEXT NOT NULL,
+    operation TEXT NOT NULL, key TEXT NOT NULL, digest BLOB NOT NULL, result TEXT NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS payloads (seq INTEGER PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'memstrata audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'memstrata audit log is append-only'); END;
+INSERT OR IGNORE INTO head VALUES (1, 0, zeroblob(32));
+"""
+
+Build = Callable[[int, bytes], tuple[list[Any], list[tuple[int, bytes]]]]
+
+
+def _in_chunks(lock: Any, conn: Any, sql: str, start: int, stop: int | None) -> Iterator[Any]:
+    """Entries ``start <= seq < stop`` by ``sql`` (params lo, hi, limit), a chunk per query, the lock held per chunk only."""
+    hi = (1 << 62) if stop is None else stop
+    lo = start
+    while lo < hi:
+        with lock:
+            chunk = conn.execute(sql, (lo, hi, _CHUNK)).fetchall()
+        yield from chunk
+        if len(chunk) < _CHUNK:
+            return
+        lo = chunk[-1][0] + 1
+
+
+class SQLiteLogStore:
+    """The audit log in one SQLite file (WAL; ``synchronous`` NORMAL or FULL)."""
+
+    def __init__(self, path: str | Path, durability: str = "normal") -> None:
+        from memstrata.tiers import DURABILITY_LEVELS
+
+        if durability not in DURABILITY_LEVELS:
+            raise ValueError(f"durability: expected one of {sorted(DURABILITY_LEVELS)}, got {durability!r}")
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            self._conn = conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={DURABILITY_LEVELS[durability]}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.executescript(_SQLITE_SCHEMA)
+        except sqlite3.Error as exc:
+            raise MemstrataError(f"audit log {self.path}: cannot open ({exc})") from exc
+
+    def append(self, build: Build) -> list[Any]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                size, prev = conn.execute("SELECT size, hash FROM head").fetchone()
+                rows, payloads = build(size, GENESIS if size == 0 else prev)
+                if len(rows) == 1:  # the common case, without executemany's overhead
+                    conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows[0])
+                else:
+                    conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows)
+                for item in payloads:
+                    conn.execute("INSERT OR REPLACE INTO payloads VALUES (?,?)", item)
+                if rows:
+                    conn.execute("UPDATE head SET size=?, hash=?", (size + len(rows), rows[-1][7]))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return rows
+
+    def head(self) -> tuple[int, bytes]:
+        with self._lock:
+            size, h = self._conn.execute("SELECT size, hash FROM head").fetchone()
+        return int(size), bytes(h)
+
+    def rows(self, start: int, stop: int | None) -> Iterator[Any]:
+        return _in_chunks(self._lock, self._conn, "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", start, stop)
+
+    def entry_hash(self, seq: int) -> bytes:
+        with self._lock:
+            row = self._conn.execute("SELECT hash FROM entries WHERE seq=?", (seq,)).fetchone()
+        if row is None:
+            raise IndexError(f"seq: no entry {seq}")
+        return bytes(row[0])
+
+    def payload(self, seq: int) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM payloads WHERE seq=?", (seq,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def drop_payloads(self, upto: int) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM payloads WHERE seq<?", (upto,))
+
+    def get_state(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def states(self, prefix: str) -> dict[str, bytes]:
+        """Every state value whose name starts with ``prefix``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT name, value FROM state WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+        return {name: bytes(v) for name, v in rows}
+
+    def set_state(self, values: Mapping[str, bytes]) -> None:
+        """Write several state values in one transaction."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO state VALUES (?,?)", list(values.items()))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run raw SQL (for maintenance and tests)."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+
+def _pg_schema(p: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {p}entries (seq BIGINT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
+    operation TEXT NOT NULL, key TEXT NOT NULL, digest BYTEA NOT NULL, result TEXT NOT NULL, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS {p}head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS {p}payloads (seq BIGINT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS {p}state (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+INSERT INTO {p}head VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION {p}append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'memstrata audit log is append-only (% on %)', TG_OP, TG_TABLE_NAME; END $$;
+DROP TRIGGER IF EXISTS {p}entries_append_only ON {p}entries;
+CREATE TRIGGER {p}entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {p}entries
+    FOR EACH STATEMENT EXECUTE FUNCTION {p}append_only();
+"""
+
+
+class PostgresLogStore:
+    """The audit log in PostgreSQL (psycopg 3): many processes append to one chain.
+
+    Appends lock the head row (``SELECT ... FOR UPDATE``), so concurrent
+    writers are serialized and the log stays one chain. Tables are named
+    ``<prefix>entries``, ``<prefix>head``, ``<prefix>payloads``, ``<prefix>state``.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "memstrata_audit_") -> None:
+        from memstrata.tiers import connect_postgres
+
+        if not prefix.replace("_", "").isalnum():
+            raise ValueError(f"prefix: expected letters, digits and '_', got {prefix!r}")
+        self.url = url
+        self.prefix = prefix
+        self._lock = threading.RLock()
+        self._conn = connect_postgres(url)
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
+            self._conn.execute(_pg_schema(prefix))
+        p = prefix
+        self._lock_head = f"SELECT size, hash FROM {p}head WHERE id=1 FOR UPDATE"
+        self._insert_entry = f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
+        self._insert_payload = f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
+        self._update_head = f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1"
+
+    def append(self, build: Build) -> list[Any]:
+        p = self.prefix
+        # (psycopg's pipeline mode was measured slower here than plain round trips)
+        with self._lock, self._conn.transaction():
+            cur = self._conn.cursor()
+            size, prev = cur.execute(self._lock_head, prepare=True).fetchone()
+            rows, payloads = build(int(size), GENESIS if size == 0 else bytes(prev))
+            for row in rows:
+                cur.execute(self._insert_entry, row, prepare=True)
+            for item in payloads:
+                cur.execute(self._insert_payload, item, prepare=True)
+            if rows:
+                cur.execute(self._update_head, (size + len(rows), rows[-1][7]), prepare=True)
+        return rows
+
+    def head(self) -> tuple[int, bytes]:
+        with self._lock:
+            size, h = self._conn.execute(f"SELECT size, hash FROM {self.prefix}head WHERE id=1").fetchone()
+        return int(size), bytes(h)
+
+    def rows(self, start: int, stop: int | None) -> Iterator[Any]:
+        sql = f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s"
+        for r in _in_chunks(self._lock, self._conn, sql, start, stop):
+            yield (r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]))
+
+    def entry_hash(self, seq: int) -> bytes:
+        with self._lock:
+            row = self._conn.execute(f"SELECT hash FROM {self.prefix}entries WHERE seq=%s", (seq,)).fetchone()
+        if row is None:
+            raise IndexError(f"seq: no entry {seq}")
+        return bytes(row[0])
+
+    def payload(self, seq: int) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT value FROM {self.prefix}payloads WHERE seq=%s", (seq,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def drop_payloads(self, upto: int) -> None:
+        with self._lock:
+            self._conn.execute(f"DELETE FROM {self.prefix}payloads WHERE seq<%s", (upto,))
+
+    def get_state(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT value FROM {self.prefix}state WHERE name=%s", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def states(self, prefix: str) -> dict[str, bytes]:
+        """Every state value whose name starts with ``prefix``."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT name, value FROM {self.prefix}state WHERE left(name, %s) = %s", (len(prefix), prefix)
+            ).fetchall()
+        return {name: bytes(v) for name, v in rows}
+
+    def set_state(self, values: Mapping[str, bytes]) -> None:
+        with self._lock, self._conn.transaction():
+            self._conn.cursor().executemany(
+                f"INSERT INTO {self.prefix}state VALUES (%s,%s) ON CONFLICT (name) DO UPDATE SET value=EXCLUDED.value",
+                list(values.items()),
+            )
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run raw SQL (for maintenance and tests)."""
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]

@@ -1,0 +1,223 @@
+"""Validated-input top-k searches: the seam ``VectorMemory`` and the public wrappers call.
+
+Inputs arrive checked (shapes, dtypes, finite values); each function picks the
+kernel: the compiled SIMD scans of ``memstrata._native.simd`` for full scans
+(the instruction path from :func:`memstrata.kernels.simd.simd_path`), the
+Numba kernels of ``memstrata.kernels.candidates`` for candidate lists.
+
+Ranking is deterministic: best score first, ties broken by the lower row index
+(the order ``np.lexsort((index, -score))`` gives). When ``k`` exceeds the number
+of rows (or of valid candidates), trailing columns hold index ``-1`` with
+distance ``-1`` (Hamming) or score ``-inf``.
+
+int8 and int4 search turn each float query into int16 weights
+``w = round(q * scale / a)`` (one factor ``a`` per query), so the inner loop is
+an exact integer dot product with int32 sums, the same integers on every
+instruction path; the float score is ``a * dot + sum(q * bias)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from memstrata.kernels import candidates as _cand
+from memstrata.kernels._common import describe, use_parallel
+from memstrata.kernels.simd import simd_path
+
+__all__ = [
+    "PARALLEL_MIN_WORK",
+    "check_candidates",
+    "check_k",
+    "float_search",
+    "hamming_search",
+    "int4_search",
+    "int4_weights",
+    "int8_search",
+    "query_weights",
+]
+
+#: Candidate searches with at least this many query x row x byte operations use
+#: the ``parallel=True`` kernels (over queries) when Numba has more than one thread.
+PARALLEL_MIN_WORK = 1 << 24
+
+
+def check_k(k: Any) -> int:
+    """``k`` as an int; ``ValueError`` unless it is a positive integer (bools refused)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    return int(k)
+
+
+def check_candidates(candidates: Any, nq: int, n: int) -> np.ndarray:
+    """Candidate row lists as C-contiguous int64 (nq, m); ``-1`` entries mean "none"."""
+    if not isinstance(candidates, np.ndarray) or candidates.dtype.kind not in "iu":
+        raise TypeError(f"candidates: expected int64 array of shape ({nq}, n_candidates), got {describe(candidates)}")
+    if candidates.ndim == 1 and nq == 1:
+        candidates = candidates.reshape(1, -1)
+    if candidates.ndim != 2 or candidates.shape[0] != nq:
+        raise ValueError(f"candidates: expected int64 array of shape ({nq}, n_candidates), got {describe(candidates)}")
+    cand = np.ascontiguousarray(candidates, dtype=np.int64)
+    if cand.size and cand.max() >= n:
+        raise ValueError(f"candidates: expected row numbers below {n} (or -1 to skip), got {int(cand.max())}")
+    return cand
+
+
+def _n_chunks(parallel: bool, nq: int) -> int:
+    if not parallel:
+        return 1
+    import numba
+
+    return max(1, min(nq, 4 * numba.get_num_threads()))
+
+
+def _weights(queries: np.ndarray, scales: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 weights and per-query factors; the largest weight keeps ``d * max|w| * top`` within int32."""
+    d = queries.shape[1]
+    qs = queries.astype(np.float64) * scales.astype(np.float64)
+    peak = np.abs(qs).max(axis=1)
+    w_max = float(min(32767, (2**31 - 1) // (top * d)))
+    factor = np.where(peak > 0, peak / w_max, 1.0)
+    return np.rint(qs / factor[:, None]).astype(np.int16), factor
+
+
+def query_weights(
+    queries: np.ndarray, scales: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int16 weights, per-query factor and constant for int8 search (codes are ``u - 128``)."""
+    weights, factor = _weights(queries, scales, 128)
+    bias = offsets.astype(np.float64) + 128.0 * scales.astype(np.float64)
+    const = queries.astype(np.float64) @ bias
+    return weights, factor.astype(np.float32), const.astype(np.float32)
+
+
+def int4_weights(
+    queries: np.ndarray, scales: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int16 weights, per-query factor (float64) and constant for int4 search (codes in [0, 15])."""
+    weights, factor = _weights(queries, scales, 15)
+    const = (queries.astype(np.float64) @ offsets.astype(np.float64)).astype(np.float32)
+    return weights, factor, const
+
+
+def _add_const(out_s: np.ndarray, out_i: np.ndarray, const: np.ndarray) -> None:
+    out_s += np.where(out_i >= 0, const[:, None], np.float32(0.0))
+
+
+def int8_search(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    *,
+    factor_scale: float = 1.0,
+    row_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """int8 top-k: scores ``factor_scale * (q . x_hat) + row_bias`` with ``x_hat`` the dequantized rows.
+
+    ``factor_scale=2`` with ``row_bias=-|x_hat|^2`` ranks by L2. Full scans run
+    the compiled SIMD kernel; ``candidates`` (int64 (nq, m), ``-1`` skipped)
+    the Numba one.
+    """
+    from memstrata._native import simd
+
+    nq = queries.shape[0]
+    n = codes.shape[0]
+    weights, factor, const = query_weights(queries, scales, offsets)
+    factor = (factor * np.float32(factor_scale)).astype(np.float32)
+    bias = np.zeros(n, np.float32) if row_bias is None else np.ascontiguousarray(row_bias, np.float32)
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    if candidates is None:
+        simd.int8_scan(weights, factor, codes, bias, k, out_s, out_i, simd_path())
+    else:
+        parallel = use_parallel(nq * candidates.shape[1] * codes.shape[1], PARALLEL_MIN_WORK)
+        kernel = _cand._int8_topk_candidates_parallel if parallel else _cand._int8_topk_candidates_serial
+        kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, _n_chunks(parallel, nq))
+    _add_const(out_s, out_i, const * np.float32(factor_scale))
+    return out_s, out_i
+
+
+def int4_search(
+    queries: np.ndarray,
+    packed: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    *,
+    factor_scale: float = 1.0,
+    row_bias: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k over per-dimension int4 codes packed two per byte (see :func:`int8_search`)."""
+    from memstrata._native import simd
+
+    nq, d = queries.shape
+    n = packed.shape[0]
+    weights, factor, const = int4_weights(queries, scales, offsets)
+    factor32 = (factor * factor_scale).astype(np.float32)
+    bias = np.zeros(n, np.float32) if row_bias is None else np.ascontiguousarray(row_bias, np.float32)
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    if candidates is None:
+        # the SIMD kernel takes the even dimensions' weights, then the odd ones (an odd last one at the end)
+        half = d // 2
+        split = np.empty_like(weights)
+        split[:, :half] = weights[:, 0 : 2 * half : 2]
+        split[:, half : 2 * half] = weights[:, 1 : 2 * half : 2]
+        if d & 1:
+            split[:, 2 * half] = weights[:, d - 1]
+        simd.int4_scan(split, factor32, packed, d, bias, k, out_s, out_i, simd_path())
+    else:
+        work = nq * candidates.shape[1] * d
+        parallel = use_parallel(work, PARALLEL_MIN_WORK)
+        kernel = _cand._int4_topk_parallel if parallel else _cand._int4_topk_serial
+        kernel(weights, factor32, packed, bias, k, candidates, out_s, out_i, _n_chunks(parallel, nq))
+    _add_const(out_s, out_i, const * np.float32(factor_scale))
+    return out_s, out_i
+
+
+def float_search(
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    *,
+    rows: np.ndarray | None = None,
+    factor: float = 1.0,
+    row_bias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float rescoring of candidates: top-k of ``factor * (q . vectors[rows[i]]) + row_bias[i]``."""
+    nq, d = queries.shape
+    n = vectors.shape[0] if rows is None else rows.shape[0]
+    rows = np.arange(n, dtype=np.int64) if rows is None else rows
+    bias = np.zeros(n, np.float32) if row_bias is None else row_bias
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    parallel = use_parallel(nq * candidates.shape[1] * d * 4, PARALLEL_MIN_WORK)
+    kernel = _cand._float_topk_candidates_parallel if parallel else _cand._float_topk_candidates_serial
+    kernel(queries, vectors, rows, candidates, k, np.float32(factor), bias, out_s, out_i, _n_chunks(parallel, nq))
+    return out_s, out_i
+
+
+def hamming_search(query_codes: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming top-k of uint8 rows of equal width: distances int32 ascending, rows int64; ``-1`` padding."""
+    from memstrata._native import simd
+
+    nq = query_codes.shape[0]
+    out_d = np.empty((nq, k), np.int32)
+    out_i = np.empty((nq, k), np.int64)
+    if nq:
+        simd.hamming_scan(
+            np.ascontiguousarray(query_codes), np.ascontiguousarray(codes), k, out_d, out_i, simd_path()
+        )
+    return out_d, out_i

@@ -1,0 +1,269 @@
+"""A store directory: its files, its format version, its writer lock, and its upgrade and repair.
+
+Format 2 (current)::
+
+    PATH/LOCK          writer lock (flock)
+    PATH/log/          segment files and the index checkpoint (memstrata.tiers.LogBackend)
+    PATH/packs/        cold pack files
+
+Format 1 kept warm frames, the index and metadata in ``PATH/store.sqlite``; it
+opens read-only and :func:`upgrade` converts it in place.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from memstrata.errors import CorruptDataError, MemstrataError, StoreLockedError
+
+__all__ = ["check_store_path", "open_durable", "repair", "take_lock", "upgrade"]
+
+log = logging.getLogger("memstrata.store")
+
+LOG_DIR = "log"
+DB_NAME = "store.sqlite"
+PACKS_DIR = "packs"
+LOCK_NAME = "LOCK"
+UPGRADE_STAGING = "log.upgrade"
+FORMAT_KEY = b"mformat"
+FORMAT_VERSION = 2
+V1_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
+
+# paths this process holds the writer lock of (for a message that says who holds it)
+_HELD: set[str] = set()
+
+# called with the name of each finished upgrade step; tests replace it to simulate a crash there
+_after_step: Callable[[str], None] = lambda step: None
+
+
+def check_store_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a ``Path``; ``ValueError`` naming it when it cannot be a store directory."""
+    if isinstance(path, str) and not path.strip():
+        raise ValueError("path: expected a store directory, got an empty string (use None for a store in RAM)")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"path: {p} is a file, not a store directory")
+    return p
+
+
+def _repair_hint(path: Path) -> str:
+    return f"run `memstrata repair {path}` (or MemoryStore.repair({str(path)!r}))"
+
+
+def take_lock(path: Path) -> int:
+    """Take the directory's writer lock; returns the lock file's descriptor."""
+    import fcntl
+
+    key = str(path.resolve())
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PermissionError(
+            f"MemoryStore: cannot open {path} for writing ({exc.strerror}); open it with read_only=True"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        who = "this process (another MemoryStore object; close() it first)" if key in _HELD else "another process"
+        raise StoreLockedError(
+            f"MemoryStore: {path} is open for writing in {who}; open it with read_only=True, or close the other one"
+        ) from exc
+    _HELD.add(key)
+    return fd
+
+
+def release_lock(path: Path, fd: int | None) -> None:
+    if fd is not None:
+        _HELD.discard(str(path.resolve()))
+        os.close(fd)
+
+
+def store_format(path: Path) -> int | None:
+    """2 (segment log), 1 (``store.sqlite``) or ``None`` (no store here yet)."""
+    if (path / LOG_DIR).is_dir() or (path / (LOG_DIR + ".repair")).is_dir():
+        return 2
+    if (path / DB_NAME).exists():
+        return 1
+    return None
+
+
+def _has_data(path: Path) -> bool:
+    packs = path / PACKS_DIR
+    return packs.is_dir() and any(packs.iterdir())
+
+
+def _immutable(db: Path) -> bool:
+    """True when ``db`` can be read without SQLite creating files: no write-ahead log holds committed pages."""
+    wal = db.with_name(db.name + "-wal")
+    return not wal.exists() or wal.stat().st_size == 0 or not os.access(db.parent, os.W_OK)
+
+
+def check_v1_file(db: Path) -> None:
+    """Refuse a ``store.sqlite`` that memstrata did not write (never add tables to someone else's database)."""
+    uri = db.resolve().as_uri() + "?mode=ro" + ("&immutable=1" if _immutable(db) else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = None
+            if {"meta", "kv"} <= tables:
+                row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+                version = None if row is None else row[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CorruptDataError(f"MemoryStore: {db} cannot be read as a memstrata store ({exc})") from exc
+    if version != "1":
+        raise MemstrataError(
+            f"MemoryStore: {db} is not a memstrata store file (another program's database?); refusing to write "
+            "into it: choose another directory"
+        )
+
+
+def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, int | None, bool]:
+    """Open the store at ``path``: ``(backend, format version, lock fd, read_only)``."""
+    from memstrata.tiers import LogBackend, SQLiteBackend
+
+    fmt = store_format(path)
+    if fmt is None:
+        if _has_data(path):
+            raise CorruptDataError(
+                f"MemoryStore: {path} has cold pack files but no index ({LOG_DIR}/ and {DB_NAME} are missing); "
+                f"{_repair_hint(path)}"
+            )
+        if read_only:
+            raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(path))
+        path.mkdir(parents=True, exist_ok=True)
+    if fmt == 1:
+        check_v1_file(path / DB_NAME)
+        if not read_only:
+            log.warning("memstrata: %s is a format-1 store, opened read-only; MemoryStore.upgrade(path) converts it", path)
+        db = path / DB_NAME
+        return SQLiteBackend(db, cfg.durability, read_only=True, immutable=_immutable(db)), 1, None, True
+    lock_fd = None if read_only else take_lock(path)
+    try:
+        if not read_only:
+            _remove_v1(path)  # an upgrade that stopped after its swap: finish it
+            if (path / UPGRADE_STAGING).exists():
+                shutil.rmtree(path / UPGRADE_STAGING)
+        backend = LogBackend(path / LOG_DIR, cfg.durability, max_disk_bytes=cfg.max_disk_bytes, read_only=read_only)
+        if not read_only and backend.get(FORMAT_KEY) is None:
+            backend.apply({FORMAT_KEY: str(FORMAT_VERSION).encode()})
+    except BaseException:
+        release_lock(path, lock_fd)
+        raise
+    return backend, 2, lock_fd, read_only
+
+
+def _remove_v1(path: Path) -> list[str]:
+    removed = []
+    for name in V1_FILES:
+        p = path / name
+        if p.exists():
+            p.unlink()
+            removed.append(name)
+    if removed:
+        from memstrata.tiers import fsync_dir
+
+        fsync_dir(path)
+    return removed
+
+
+def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
+    """Convert a format-1 store to format 2 in place (see :meth:`MemoryStore.upgrade`)."""
+    from memstrata.tiers import SEED, LogBackend, SQLiteBackend, fsync_dir
+
+    p = check_store_path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
+    fd = take_lock(p)
+    try:
+        report: dict[str, Any] = {"path": str(p), "from_version": 1, "to_version": FORMAT_VERSION, "records": 0,
+                                  "removed": []}
+        if (p / LOG_DIR).is_dir():
+            report["from_version"] = 2
+            report["removed"] = _remove_v1(p)  # a swap done before a crash: only the old files remain to go
+            return report
+        db = p / DB_NAME
+        if not db.exists():
+            raise MemstrataError(f"MemoryStore.upgrade: {p} holds no format-1 store (no {DB_NAME})")
+        check_v1_file(db)
+        staging = p / UPGRADE_STAGING
+        if staging.exists():
+            shutil.rmtree(staging)
+        src = SQLiteBackend(db, durability, read_only=True, immutable=_immutable(db))
+        try:
+            rows = list(src.scan(b""))
+        finally:
+            src.close()
+        dst = LogBackend(staging, durability)
+        try:
+            for i in range(0, len(rows), 1000):
+                dst.apply(dict(rows[i : i + 1000]))
+            dst.apply({FORMAT_KEY: str(FORMAT_VERSION).encode()})
+        finally:
+            dst.close()
+        _after_step("copy")
+        check = LogBackend(staging, read_only=True)
+        try:
+            bad = [k for k, v in rows if check.get(k) != v]
+            problems = check.integrity_check()
+            if bad or problems or len(check) != len(rows) + 1:
+                raise CorruptDataError(
+                    f"MemoryStore.upgrade: the converted copy of {p} does not match ({len(bad)} records differ; "
+                    f"{problems}); the format-1 store is untouched"
+                )
+        finally:
+            check.close()
+        _after_step("verify")
+        os.replace(staging, p / LOG_DIR)  # the commit point: from here on the store is format 2
+        fsync_dir(p)
+        _after_step("swap")
+        report["removed"] = _remove_v1(p)
+        report["records"] = len(rows)
+        report["seed"] = SEED
+        _after_step("remove")
+        return report
+    finally:
+        release_lock(p, fd)
+
+
+def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
+    """Rebuild a store's index from its records (see :meth:`MemoryStore.repair`)."""
+    from memstrata.tiers import SEED, finish_swap, repair_log
+
+    p = check_store_path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
+    fd = take_lock(p)
+    try:
+        logdir = p / LOG_DIR
+        finish_swap(logdir)
+        if not logdir.is_dir():
+            if (p / DB_NAME).exists():
+                raise MemstrataError(f"MemoryStore.repair: {p} is a format-1 store; MemoryStore.upgrade(path) converts it")
+            raise CorruptDataError(
+                f"MemoryStore.repair: {p} has no segment files: nothing holds the keys; the cold packs "
+                f"({PACKS_DIR}/) hold frames without keys and are left untouched"
+            )
+        report = repair_log(logdir, SEED, durability)
+    finally:
+        release_lock(p, fd)
+    from memstrata.store._store import MemoryStore
+
+    with MemoryStore(p, {"migration_interval_seconds": None, "durability": durability}) as store:
+        check = store.verify()
+        report["keys"] = check["keys"]
+        report["unrecoverable_keys"] = check["bad_keys"]
+        report["verify_ok"] = check["ok"]
+        report["errors"] = check["errors"]
+    report["path"] = str(p)
+    return report

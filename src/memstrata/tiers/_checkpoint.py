@@ -1,0 +1,115 @@
+"""The log's index checkpoint: every live key's location, written atomically.
+
+Layout (little endian)::
+
+    "MSCK" | version u16 | reserved u16 | seq u64 | live keys u64 | tail segment u32 | tail offset u64
+    segments u32 | (segment id u32, size u64) * segments
+    key lengths u16[live] | locations i64[live] | keys (concatenated)
+    digest (16 bytes) of everything before it
+
+A location is ``segment id << 32 | offset``. The sequence number and the key
+count are also implied by the log itself, so :meth:`LogBackend.integrity_check`
+compares both. The file is written to a temporary name, fsynced and renamed,
+so it is either the old or the new checkpoint, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memstrata.errors import CorruptDataError
+from memstrata.tiers._segments import fsync_dir
+
+__all__ = ["Checkpoint", "CHECKPOINT_NAME", "load_checkpoint", "write_checkpoint"]
+
+CHECKPOINT_NAME = "CHECKPOINT"
+MAGIC = b"MSCK"
+VERSION = 2
+HEAD = struct.Struct("<4sHHQQIQI")
+SEGMENT = struct.Struct("<IQ")
+
+
+@dataclass
+class Checkpoint:
+    seq: int
+    tail_segment: int
+    tail_offset: int
+    segments: list[tuple[int, int]]
+    index: dict[bytes, int] = field(default_factory=dict)
+
+
+def _repair_hint(directory: Path) -> str:
+    store = directory.parent
+    return f"run `memstrata repair {store}` (or MemoryStore.repair({str(store)!r})) to rebuild it from the segment files"
+
+
+def write_checkpoint(directory: Path, ck: Checkpoint, sync: bool = True) -> int:
+    """Write ``ck`` atomically; returns the file's size."""
+    from memstrata._native.hashing import digest
+
+    keys = list(ck.index)
+    klens = np.fromiter((len(k) for k in keys), dtype="<u2", count=len(keys))
+    locs = np.fromiter(ck.index.values(), dtype="<i8", count=len(keys))
+    parts = [
+        HEAD.pack(MAGIC, VERSION, 0, ck.seq, len(keys), ck.tail_segment, ck.tail_offset, len(ck.segments)),
+        b"".join(SEGMENT.pack(s, n) for s, n in ck.segments),
+        klens.tobytes(),
+        locs.tobytes(),
+        b"".join(keys),
+    ]
+    body = b"".join(parts)
+    data = body + digest(body)
+    tmp = directory / (CHECKPOINT_NAME + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        from memstrata.tiers._segments import write_all
+
+        write_all(fd, data, 0, str(tmp))
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, directory / CHECKPOINT_NAME)
+    if sync:
+        fsync_dir(directory)
+    return len(data)
+
+
+def load_checkpoint(directory: Path) -> Checkpoint:
+    """Read and check the checkpoint; ``CorruptDataError`` naming the file and the repair command."""
+    from memstrata._native.hashing import digest
+
+    path = directory / CHECKPOINT_NAME
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptDataError(f"the index checkpoint {path} cannot be read ({exc.strerror}); {_repair_hint(directory)}") from exc
+    bad = f"the index checkpoint {path} is damaged"
+    if len(data) < HEAD.size + 16 or digest(data[:-16]) != data[-16:]:
+        raise CorruptDataError(f"{bad} (checksum mismatch or truncated); {_repair_hint(directory)}")
+    magic, version, _r, seq, n, tail_seg, tail_off, n_segs = HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptDataError(f"{bad} (not a checkpoint); {_repair_hint(directory)}")
+    if version > VERSION:
+        raise CorruptDataError(f"the index checkpoint {path} has format version {version}; this memstrata reads up to {VERSION}")
+    pos = HEAD.size
+    segments = [SEGMENT.unpack_from(data, pos + i * SEGMENT.size) for i in range(n_segs)]
+    pos += n_segs * SEGMENT.size
+    klens = np.frombuffer(data, dtype="<u2", count=n, offset=pos).astype(np.int64)
+    pos += 2 * n
+    locs = np.frombuffer(data, dtype="<i8", count=n, offset=pos)
+    pos += 8 * n
+    ends = np.cumsum(klens) + pos
+    if n and int(ends[-1]) != len(data) - 16 or not n and pos != len(data) - 16:
+        raise CorruptDataError(f"{bad} (its sizes do not add up); {_repair_hint(directory)}")
+    starts = (ends - klens).tolist()
+    keys = [data[a:b] for a, b in zip(starts, ends.tolist())]
+    index = dict(zip(keys, locs.tolist()))
+    if len(index) != n:
+        raise CorruptDataError(f"{bad} (a key is listed twice); {_repair_hint(directory)}")
+    return Checkpoint(seq, tail_seg, tail_off, [(int(s), int(z)) for s, z in segments], index)

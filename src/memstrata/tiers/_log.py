@@ -1,0 +1,565 @@
+"""``LogBackend``: the backend protocol on append-only segment files and an in-RAM index.
+
+Every batch (``apply``) is appended as records ending with an ``END`` record,
+in one ``write``: the batch is committed when that record is in the OS's page
+cache (``durability="normal"``), on stable storage (``"full"``: fdatasync
+before returning) or later (``"none"``: never fsynced). Reads look the key's
+location up in RAM and read one record, whose checksum binds the key: a read
+returns the bytes written under that key or raises ``CorruptDataError``.
+
+On open the index comes from the checkpoint (``CHECKPOINT``) plus the records
+appended after it (the log tail). Full segments are sealed and never written
+again; :meth:`vacuum` (compaction) copies the live records into new segments,
+writes a checkpoint naming only those, then deletes the old segments.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from memstrata.errors import CorruptDataError
+from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
+from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, write_checkpoint
+from memstrata.tiers._segments import (
+    F_DEL,
+    F_END,
+    F_HEAD,
+    F_SEAL,
+    HEAD_VALUE,
+    HEADER,
+    KIND_COMPACTED,
+    KIND_LOG,
+    SEAL_VALUE,
+    any_valid_record_after,
+    check_record,
+    encode_record,
+    fsync_dir,
+    scan_records,
+    segment_id_of,
+    segment_name,
+    write_all,
+)
+
+__all__ = ["LogBackend", "SEED"]
+
+log = logging.getLogger("memstrata.store")
+
+SEED = 0x4D535432  # checksum seed of every record ("MST2")
+READ_AHEAD = 4096
+CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
+
+
+def _hint(directory: Path) -> str:
+    return f"run `memstrata repair {directory.parent}` (or MemoryStore.repair({str(directory.parent)!r}))"
+
+
+class LogBackend:
+    """Bytes by key on segment files in ``directory`` (see the module docstring).
+
+    Parameters
+    ----------
+    directory : str or Path
+        Holds ``seg-NNNNNNNN.log`` files and ``CHECKPOINT``; created when missing
+        (unless ``read_only``).
+    durability : {"none", "normal", "full"}
+    max_disk_bytes : int, optional
+        Cap on the bytes of the segment files; a batch past it raises
+        :class:`StorageFullError` and changes nothing (batches marked
+        ``freeing`` may use a reserve above it, so deletes always work).
+    read_only : bool
+        Never write; follow the writer's new records on every call.
+    segment_max_bytes : int
+        Size at which a segment is sealed.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> b = LogBackend(d + "/log")
+    >>> b.apply({b"k1": b"v1", b"k2": b"v2"}); b.get(b"k1")
+    b'v1'
+    >>> b.close(); LogBackend(d + "/log").get(b"k2")
+    b'v2'
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        durability: str = "normal",
+        *,
+        max_disk_bytes: int | None = None,
+        read_only: bool = False,
+        segment_max_bytes: int = 64 << 20,
+    ) -> None:
+        if durability not in DURABILITY_LEVELS:
+            raise ValueError(f"durability: expected one of {sorted(DURABILITY_LEVELS)}, got {durability!r}")
+        self.directory = Path(directory)
+        self.path = str(self.directory)
+        self.durability = durability
+        self.read_only = read_only
+        self.max_disk_bytes = max_disk_bytes
+        self.segment_max_bytes = int(segment_max_bytes)
+        self.reserve_bytes = 256 * 1024
+        self._lock = threading.RLock()
+        self._index: dict[bytes, int] = {}
+        self._fds: dict[int, int] = {}
+        self._kinds: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}  # sealed segments' sizes
+        self._segments: list[int] = []
+        self._seq = 0
+        self._tail = 0
+        self._pos = 0
+        self._ck_pos = (0, 0)
+        self._closed = False
+        self.torn_records_dropped = 0
+        if not read_only:
+            from memstrata.tiers._repair import finish_swap
+
+            finish_swap(self.directory)
+        for attempt in range(3):
+            try:
+                self._open()
+                break
+            except CorruptDataError:
+                self._close_fds()
+                if not read_only or attempt == 2:
+                    raise
+                time.sleep(0.05)  # a reader may have met a compaction in progress: look again
+                self._reset()
+            except BaseException:
+                self._close_fds()
+                raise
+
+    def _reset(self) -> None:
+        self._index, self._kinds, self._sizes, self._segments, self._seq = {}, {}, {}, [], 0
+
+    # ------------------------------------------------------------- opening --
+
+    def _seg_path(self, seg: int) -> Path:
+        return self.directory / segment_name(seg)
+
+    def _existing(self) -> list[int]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(s for s in map(segment_id_of, names) if s is not None)
+
+    def _open(self) -> None:
+        d = self.directory
+        ck_path = d / CHECKPOINT_NAME
+        if not ck_path.exists():
+            found = self._existing()
+            if found:
+                raise CorruptDataError(
+                    f"the index checkpoint {ck_path} is missing while {len(found)} segment files are present; {_hint(d)}"
+                )
+            if self.read_only:
+                raise CorruptDataError(f"{d} holds no memstrata log (no {CHECKPOINT_NAME})")
+            d.mkdir(parents=True, exist_ok=True)
+            head = self._create_segment(1, KIND_LOG)
+            write_checkpoint(d, Checkpoint(0, 1, head, [(1, head)], {}), self.durability != "none")
+            self._close_fds()
+            self._sizes.clear()
+        ck = load_checkpoint(d)
+        self._index = ck.index
+        self._seq = ck.seq
+        listed = [s for s, _ in ck.segments]
+        if ck.tail_segment not in listed:
+            raise CorruptDataError(f"the index checkpoint {ck_path} names tail segment {ck.tail_segment}, not listed; {_hint(d)}")
+        for seg, size in ck.segments:
+            path = self._seg_path(seg)
+            try:
+                fd = os.open(path, os.O_RDONLY if self.read_only or seg != ck.tail_segment else os.O_RDWR | os.O_APPEND)
+            except OSError as exc:
+                raise CorruptDataError(f"segment file {path} is missing or unreadable ({exc.strerror}); {_hint(d)}") from exc
+            self._fds[seg] = fd
+            actual = os.fstat(fd).st_size
+            if actual < size or (seg != ck.tail_segment and actual != size):
+                raise CorruptDataError(
+                    f"segment file {path} is {actual} bytes, the checkpoint recorded {size}: it was truncated or "
+                    f"replaced by another copy; {_hint(d)}"
+                )
+            self._read_head(seg)
+            if seg != ck.tail_segment:
+                self._sizes[seg] = size
+        self._segments = listed[: listed.index(ck.tail_segment) + 1]
+        self._tail, self._pos = ck.tail_segment, ck.tail_offset
+        self._ck_pos = (self._tail, self._pos)
+        self._replay(final=True)
+        if not self.read_only:
+            self._tidy(min(listed))
+            if self._kinds[self._tail] != KIND_LOG:  # a compaction was cut short: new writes go to a log segment
+                self._roll()
+
+    def _read_head(self, seg: int) -> None:
+        path = self._seg_path(seg)
+        fd = self._fds[seg]
+        buf = os.pread(fd, HEADER.size + HEAD_VALUE.size + 4, 0)
+        value = check_record(buf, b"", SEED, f"segment file {path}", 0)
+        sid, kind, _base = HEAD_VALUE.unpack(value)
+        if buf[2] != F_HEAD or sid != seg:
+            raise CorruptDataError(f"segment file {path} has the header of segment {sid}: a file from elsewhere; {_hint(self.directory)}")
+        self._kinds[seg] = kind
+
+    def _replay(self, final: bool) -> None:
+        """Apply the records after ``(self._tail, self._pos)``; ``final``: this is an open, not a reader's refresh."""
+        d = self.directory
+        while True:
+            seg, fd = self._tail, self._fds[self._tail]
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size - self._pos, self._pos) if size > self._pos else b""
+            pending: list = []
+            batch_start = 0
+            nxt = None
+            bad = None
+            for item in scan_records(data, 0, SEED):
+                if isinstance(item, int):
+                    bad = item
+                    break
+                if item.flags & F_HEAD:
+                    raise CorruptDataError(f"segment file {self._seg_path(seg)}: a segment header at offset {self._pos + item.offset}; {_hint(d)}")
+                if item.flags & F_SEAL:
+                    if pending:
+                        raise CorruptDataError(f"segment file {self._seg_path(seg)}: sealed inside a batch; {_hint(d)}")
+                    nxt, last_seq = SEAL_VALUE.unpack(item.value)
+                    batch_start = item.offset + item.length
+                    break
+                pending.append(item)
+                if item.flags & F_END:
+                    self._apply_batch(seg, pending)
+                    pending = []
+                    batch_start = item.offset + item.length
+            if nxt is not None:
+                if batch_start != len(data):
+                    raise CorruptDataError(f"segment file {self._seg_path(seg)}: bytes after its seal record; {_hint(d)}")
+                self._sizes[seg] = self._pos + batch_start
+                self._follow(nxt)
+                continue
+            if bad is not None and any_valid_record_after(data, bad, SEED):
+                raise CorruptDataError(
+                    f"segment file {self._seg_path(seg)}: damaged record at offset {self._pos + bad} with valid records "
+                    f"after it; {_hint(d)}"
+                )
+            end = self._pos + batch_start
+            if end < size and final:  # a torn final write (never acknowledged)
+                self.torn_records_dropped += 1
+                log.warning("memstrata: dropped a torn final write of %d bytes at the end of %s", size - end, self._seg_path(seg))
+                if not self.read_only:
+                    os.ftruncate(fd, end)
+            self._pos = end
+            return
+
+    def _follow(self, nxt: int) -> None:
+        path = self._seg_path(nxt)
+        if nxt in self._fds:
+            raise CorruptDataError(f"segment chain loops at {path}; {_hint(self.directory)}")
+        try:
+            fd = os.open(path, os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND)
+        except OSError as exc:
+            raise CorruptDataError(f"segment file {path} is missing (its predecessor names it); {_hint(self.directory)}") from exc
+        self._fds[nxt] = fd
+        self._read_head(nxt)
+        self._segments.append(nxt)
+        self._tail = nxt
+        self._pos = HEADER.size + HEAD_VALUE.size + 4
+
+    def _apply_batch(self, seg: int, records: list) -> None:
+        seq = records[-1].seq
+        if self._kinds[seg] == KIND_LOG:
+            if seq != self._seq + 1 or any(r.seq != seq for r in records):
+                raise CorruptDataError(
+                    f"segment file {self._seg_path(seg)}: batch at offset {self._pos + records[0].offset} has sequence "
+                    f"number {seq} after {self._seq} (a batch is missing); {_hint(self.directory)}"
+                )
+            self._seq = seq
+        else:
+            self._seq = max(self._seq, seq)
+        index = self._index
+        base = (seg << 32) + self._pos
+        for r in records:
+            if r.flags & F_DEL:
+                index.pop(r.key, None)
+            else:
+                index[r.key] = base + r.offset
+
+    def _tidy(self, first_listed: int) -> None:
+        """Remove what a crash left: segments compacted away, and empty segments after the tail."""
+        for seg in self._existing():
+            if seg in self._fds:
+                continue
+            path = self._seg_path(seg)
+            if seg < first_listed:
+                path.unlink(missing_ok=True)
+            elif seg > self._tail and path.stat().st_size <= HEADER.size + HEAD_VALUE.size + 4:
+                path.unlink(missing_ok=True)
+            else:
+                raise CorruptDataError(f"segment file {path} is not part of the log (no segment names it); {_hint(self.directory)}")
+        (self.directory / (CHECKPOINT_NAME + ".tmp")).unlink(missing_ok=True)
+
+    # -------------------------------------------------------------- writing --
+
+    def _create_segment(self, seg: int, kind: int) -> int:
+        path = self._seg_path(seg)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        head = encode_record(F_HEAD, self._seq, b"", HEAD_VALUE.pack(seg, kind, self._seq), SEED)
+        try:
+            write_all(fd, head, 0, str(path))
+            if self.durability != "none":
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        if self.durability != "none":
+            fsync_dir(self.directory)
+        self._fds[seg] = fd
+        self._kinds[seg] = kind
+        self._sizes[seg] = len(head)
+        return len(head)
+
+    def _roll(self, kind: int = KIND_LOG) -> None:
+        """Seal the tail segment and continue in a new one (created before the seal names it)."""
+        nxt = max(self._fds) + 1
+        head_len = self._create_segment(nxt, kind)
+        self._sizes.pop(nxt)
+        fd = self._fds[self._tail]
+        seal = encode_record(F_SEAL, self._seq, b"", SEAL_VALUE.pack(nxt, self._seq), SEED)
+        write_all(fd, seal, self._pos, str(self._seg_path(self._tail)))
+        if self.durability != "none":
+            os.fsync(fd)
+        self._sizes[self._tail] = self._pos + len(seal)
+        self._segments.append(nxt)
+        self._tail, self._pos = nxt, head_len
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise ValueError(f"LogBackend: {self.path} is closed")
+        if self.read_only:
+            raise PermissionError(f"the store log {self.path} is open read-only")
+
+    def disk_bytes(self) -> int:
+        return sum(self._sizes.values()) + self._pos
+
+    def apply(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *, freeing: bool = False) -> None:
+        """Commit ``puts`` and ``deletes`` as one batch. ``freeing``: may use the reserve above ``max_disk_bytes``."""
+        with self._lock:
+            self._check_writable()
+            seq = self._seq + 1
+            index = self._index
+            ops = [(F_DEL, k, b"") for k in deletes if k in index]
+            ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
+            if not ops:
+                return
+            parts = []
+            offsets = []
+            total = 0
+            last = len(ops) - 1
+            for i, (flags, k, v) in enumerate(ops):
+                rec = encode_record(flags | (F_END if i == last else 0), seq, k, v, SEED)
+                offsets.append(total)
+                total += len(rec)
+                parts.append(rec)
+            if self.max_disk_bytes is not None:
+                limit = self.max_disk_bytes + (self.reserve_bytes if freeing else 0)
+                if self.disk_bytes() + total > limit:
+                    raise StorageFullError(
+                        errno.ENOSPC,
+                        f"memstrata: the store {self.directory.parent} is full (max_disk_bytes={self.max_disk_bytes}); "
+                        "the write was not applied and the store is still readable; delete keys and compact(), or "
+                        "raise max_disk_bytes",
+                    )
+            if self._pos + total > self.segment_max_bytes and self._pos > HEADER.size + HEAD_VALUE.size + 4:
+                self._roll()
+                if self.disk_bytes() - self._ck_bytes() > CHECKPOINT_EVERY:
+                    self._checkpoint()
+            fd = self._fds[self._tail]
+            write_all(fd, b"".join(parts), self._pos, str(self._seg_path(self._tail)))
+            if self.durability == "full":
+                os.fdatasync(fd)
+            base = (self._tail << 32) + self._pos
+            for (flags, k, _v), off in zip(ops, offsets):
+                if flags & F_DEL:
+                    index.pop(k, None)
+                else:
+                    index[k] = base + off
+            self._seq = seq
+            self._pos += total
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.apply({key: value})
+
+    def delete(self, key: bytes) -> None:
+        self.apply({}, (key,), freeing=True)
+
+    # -------------------------------------------------------------- reading --
+
+    def _refresh(self) -> None:
+        """A reader: take in what the writer appended since the last call."""
+        fd = self._fds[self._tail]
+        if os.fstat(fd).st_size > self._pos:
+            self._replay(final=False)
+
+    def _read_at(self, loc: int, key: bytes | None) -> bytes:
+        seg, off = loc >> 32, loc & 0xFFFFFFFF
+        fd = self._fds.get(seg)
+        where = f"segment file {self._seg_path(seg)}"
+        if fd is None:
+            raise CorruptDataError(f"{where} is not open (the index names a segment that is not part of the log)")
+        try:
+            buf = os.pread(fd, READ_AHEAD, off)
+            if len(buf) >= HEADER.size:
+                _m, _f, _r, klen, vlen, _s = HEADER.unpack_from(buf)
+                n = HEADER.size + klen + vlen + 4
+                if n > len(buf):
+                    buf += os.pread(fd, n - len(buf), off + len(buf))
+                else:
+                    buf = buf[:n]
+        except OSError as exc:
+            raise CorruptDataError(f"{where}: cannot read at offset {off} ({exc.strerror})") from exc
+        return check_record(buf, key, SEED, where, off)
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"LogBackend: {self.path} is closed")
+            if self.read_only:
+                self._refresh()
+            loc = self._index.get(key)
+            if loc is None:
+                return None
+            return self._read_at(loc, key)
+
+    def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        with self._lock:
+            if self.read_only:
+                self._refresh()
+            keys = sorted(k for k in self._index if k.startswith(prefix))
+            return iter([(k, self._read_at(self._index[k], k)) for k in keys])
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def ram_bytes(self) -> int:
+        """RAM held by the index: the table plus each key object and its location."""
+        import sys
+
+        index = self._index
+        return sys.getsizeof(index) + sum(map(len, index)) + len(index) * (33 + 32)
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last committed batch."""
+        return self._seq
+
+    # ---------------------------------------------------------- maintenance --
+
+    def _ck_bytes(self) -> int:
+        seg, pos = self._ck_pos
+        return sum(n for s, n in self._sizes.items() if s < seg) + pos
+
+    def _checkpoint(self) -> None:
+        sizes = [(s, self._sizes[s]) for s in self._segments if s != self._tail] + [(self._tail, self._pos)]
+        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index)
+        write_checkpoint(self.directory, ck, self.durability != "none")
+        self._ck_pos = (self._tail, self._pos)
+
+    def flush(self) -> None:
+        """Make every committed batch durable and write a checkpoint (shortens the next open)."""
+        with self._lock:
+            if self.read_only or self._closed:
+                return
+            if self.durability != "none":
+                os.fsync(self._fds[self._tail])
+            if self._ck_pos != (self._tail, self._pos):
+                self._checkpoint()
+
+    def vacuum(self) -> None:
+        """Compaction: copy live records into new segments, checkpoint them, then delete the old segments."""
+        with self._lock:
+            self._check_writable()
+            old = list(self._segments)
+            live = sorted(self._index.items(), key=lambda kv: kv[1])
+            self._roll(KIND_COMPACTED)
+            new_index: dict[bytes, int] = {}
+            fd = self._fds[self._tail]
+            buf: list[bytes] = []
+            for key, loc in live:
+                rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
+                if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEADER.size + HEAD_VALUE.size + 4:
+                    write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), str(self._seg_path(self._tail)))
+                    buf = []
+                    self._roll(KIND_COMPACTED)
+                    fd = self._fds[self._tail]
+                new_index[key] = (self._tail << 32) + self._pos
+                buf.append(rec)
+                self._pos += len(rec)
+            write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), str(self._seg_path(self._tail)))
+            self._roll(KIND_LOG)
+            if self.durability != "none":
+                for seg in self._segments:
+                    if seg not in old:
+                        os.fsync(self._fds[seg])
+            self._index = new_index
+            self._segments = [s for s in self._segments if s not in old]
+            for seg in old:
+                self._sizes.pop(seg, None)
+            self._checkpoint()  # commit ...
+            for seg in old:  # ... then delete
+                os.close(self._fds.pop(seg))
+                self._kinds.pop(seg, None)
+                self._seg_path(seg).unlink(missing_ok=True)
+            fsync_dir(self.directory)
+
+    def integrity_check(self) -> list[str]:
+        """Replay every segment from scratch and compare with the index; returns the problems found."""
+        from memstrata.tiers._repair import scan_log
+
+        with self._lock:
+            problems: list[str] = []
+            rebuilt, seq, damaged = scan_log(self.directory, SEED)
+            problems += [f"segment file {p}: damaged record at offset {o}" for p, o in damaged]
+            if seq != self._seq:
+                problems.append(f"{self.path}: the log's highest sequence number is {seq}, the index's {self._seq}")
+            missing = [k for k in self._index if k not in rebuilt]
+            extra = [k for k in rebuilt if k not in self._index]
+            if missing:
+                problems.append(f"{self.path}: {len(missing)} keys of the index have no record in the segments")
+            if extra:
+                problems.append(f"{self.path}: {len(extra)} keys have records in the segments but not in the index")
+            return problems
+
+    def size_bytes(self) -> int:
+        """Bytes of the segment files and the checkpoint."""
+        total = 0
+        for p in self.directory.iterdir():
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass
+        return total
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def close(self) -> None:
+        """Checkpoint (when the disk has room: the log alone is complete) and release the files."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.flush()
+            except (StorageFullError, OSError) as exc:
+                log.warning("memstrata: no checkpoint written at close (%s); the next open replays the log", exc)
+            finally:
+                self._closed = True
+                self._close_fds()

@@ -1,0 +1,88 @@
+"""A MemoryCore writer that SIGKILLs itself at a chosen step of the write fan-out.
+
+Usage: python _core_crash_writer.py DIR SEED STEP OCCURRENCE N_OPS
+Steps: audit.before, audit.inside (inside the append's transaction), audit.after,
+durable.before, durable.after, cache.after, vector.after, trust.after,
+events.after, state.inside (inside the save of the replay position).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+
+from memstrata.core import MemoryCore
+
+path, seed, step, occurrence, n_ops = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+rng = random.Random(seed)
+seen: dict[str, int] = {}
+
+
+def hit(name: str) -> None:
+    if name == step:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] == occurrence:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def around(obj, method: str, name: str) -> None:
+    inner = getattr(obj, method)
+
+    def wrapped(*args, **kwargs):
+        hit(name + ".before")
+        out = inner(*args, **kwargs)
+        hit(name + ".after")
+        return out
+
+    setattr(obj, method, wrapped)
+
+
+core = MemoryCore(path, checkpoint_every=7)
+store = core.audit.store
+append = store.append
+
+
+def append_with_kill(build):
+    def build_then_maybe_die(size, prev):
+        out = build(size, prev)
+        hit("audit.inside")
+        return out
+
+    hit("audit.before")
+    rows = append(build_then_maybe_die)
+    hit("audit.after")
+    return rows
+
+
+store.append = append_with_kill
+set_state = store.set_state
+
+
+def set_state_with_kill(values):
+    hit("state.inside")
+    set_state(values)
+
+
+store.set_state = set_state_with_kill
+around(core.durable, "put_newer", "durable")
+around(core.cache, "put_newer", "cache")
+around(core.vector, "put", "vector")
+around(core.trust, "update", "trust")
+around(core.events, "emit", "events")
+core.events.subscribe("memory.*", lambda e: None)
+
+keys = [f"k{i}" for i in range(12)]
+for _ in range(n_ops):
+    key = rng.choice(keys)
+    r = rng.random()
+    if r < 0.2:
+        core.delete_sync(key, actor="crasher")
+    elif r < 0.3:
+        core.write_sync(key, {"n": rng.random()}, metadata={"is_pattern": True, "pattern_type": "t", "confidence": 0.5})
+    elif r < 0.65:
+        core.write_sync(key, f"text {rng.random()} about {key}", actor="crasher")
+    else:
+        core.write_sync(key, {"n": rng.randrange(1000), "blob": bytes(rng.randrange(64))}, actor="crasher")
+core.close()

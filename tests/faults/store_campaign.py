@@ -1,0 +1,144 @@
+"""A fault campaign over closed ``MemoryStore`` directories: build, damage, classify.
+
+Shared by ``test_store_faults.py`` (a seeded sample in CI) and
+``benchmarks/fault_campaign.py`` (the long run). Each injection copies a closed
+store, damages one of its files, opens it and reads every key. Outcomes:
+
+- ``read right``: every key reads back its value (the damage had no effect);
+- ``detected``: open, a read or ``verify()`` raised or reported it;
+- ``wrong value`` (a defect): a read returned another value, or a deleted key a value;
+- ``silent loss`` (a defect): a key vanished and ``verify()`` said ok;
+- ``foreign exception`` (a defect): anything but a ``MemstrataError`` (and a
+  ``FileNotFoundError`` naming a deleted file).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from faults.damage import DAMAGES, damage_tree
+
+from memstrata import MemoryStore, MemstrataError
+
+CFG = {"migration_interval_seconds": None, "hot_max_bytes": 2048, "pack_max_bytes": 4096, "train_after": 60}
+
+ARTEFACTS: dict[str, Callable[[Path], bool]] = {
+    "segment": lambda p: p.name.startswith("seg-"),
+    "checkpoint": lambda p: p.name == "CHECKPOINT",
+    "pack": lambda p: p.suffix == ".msp",
+}
+
+
+def _value(i: int) -> Any:
+    return {"id": i, "text": f"observation {i}: the user asked about item {i * 7 % 13}", "score": i / 10}
+
+
+def build(root: Path) -> tuple[Path, Path, dict[str, Any], set[str]]:
+    """A closed store with warm, cold, deleted and compacted content, and an older copy of it (for stale damage)."""
+    path = root / "store"
+    expected: dict[str, Any] = {}
+    deleted: set[str] = set()
+    with MemoryStore(path, CFG) as store:
+        for i in range(90):
+            k = f"k{i}"
+            expected[k] = _value(i)
+            store.store(k, expected[k], tier=("hot", "warm", "cold")[i % 3])
+        for i in range(0, 90, 11):
+            store.delete(f"k{i}")
+            deleted.add(f"k{i}")
+            expected.pop(f"k{i}")
+        store.compact()
+    stale = root / "stale"
+    shutil.copytree(path, stale)
+    with MemoryStore(path, CFG) as store:
+        for i in range(90, 130):
+            k = f"k{i}"
+            expected[k] = _value(i)
+            store.store(k, expected[k], tier=("warm", "cold")[i % 2])
+        store.store("k1", {"rewritten": True})
+        expected["k1"] = {"rewritten": True}
+        store.delete("k2")
+        deleted.add("k2")
+        expected.pop("k2")
+    return path, stale, expected, deleted
+
+
+def classify(path: Path, expected: dict[str, Any], deleted: set[str]) -> tuple[str, str]:
+    """Open the damaged store, read everything; returns ``(outcome, detail)``."""
+    try:
+        store = MemoryStore(path, CFG)
+    except MemstrataError as exc:
+        return "detected", f"open: {type(exc).__name__}"
+    except FileNotFoundError as exc:
+        return ("detected", "open: missing file named") if str(path) in str(exc) else ("foreign exception", repr(exc))
+    except Exception as exc:  # noqa: BLE001 - the campaign counts every foreign type
+        return "foreign exception", f"open: {type(exc).__name__}: {exc}"
+    try:
+        detected = lost = 0
+        for k, v in expected.items():
+            try:
+                got = store.retrieve(k)
+            except KeyError:
+                lost += 1
+                continue
+            except MemstrataError:
+                detected += 1
+                continue
+            if got != v:
+                return "wrong value", f"{k!r} read {got!r}"
+        for k in deleted:
+            try:
+                got = store.retrieve(k, None)
+            except MemstrataError:
+                detected += 1
+                continue
+            if got is not None:
+                return "wrong value", f"deleted {k!r} read {got!r}"
+        try:
+            keys = set(store.keys())
+        except MemstrataError:
+            detected += 1
+            keys = set(expected)
+        if keys - set(expected):
+            return "wrong value", f"phantom keys {sorted(map(str, keys - set(expected)))[:3]}"
+        report = store.verify()
+        if lost and report["ok"]:
+            return "silent loss", f"{lost} keys missing, verify() ok"
+        if detected or lost or not report["ok"]:
+            return "detected", f"reads {detected}, lost {lost}, verify ok={report['ok']}"
+        return "read right", ""
+    except MemstrataError as exc:
+        return "detected", f"{type(exc).__name__}"
+    except Exception as exc:  # noqa: BLE001
+        return "foreign exception", f"{type(exc).__name__}: {exc}"
+    finally:
+        try:
+            store.close()
+        except MemstrataError:
+            pass
+
+
+def campaign(work: Path, artefact: str, n: int, seed: int) -> tuple[Counter[str], list[str]]:
+    """``n`` injections into files of ``artefact`` kind, every damage kind in turn; returns outcomes and defects."""
+    base, stale, expected, deleted = build(work / "base")
+    rng = random.Random(seed)
+    kinds = sorted(DAMAGES)
+    outcomes: Counter[str] = Counter()
+    defects: list[str] = []
+    for i in range(n):
+        target = work / f"case-{i}"
+        shutil.copytree(base, target)
+        (target / "LOCK").unlink(missing_ok=True)
+        kind = kinds[i % len(kinds)]
+        what = damage_tree(target, rng, kind=kind, stale_root=stale, only=ARTEFACTS[artefact])
+        outcome, detail = classify(target, expected, deleted)
+        outcomes[outcome] += 1
+        if outcome in ("wrong value", "silent loss", "foreign exception"):
+            defects.append(f"{what}: {outcome}: {detail}")
+        shutil.rmtree(target)
+    return outcomes, defects

@@ -1,0 +1,137 @@
+"""MemoryCore on Redis (cache) + PostgreSQL (durable store, patterns, audit log), and several processes at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _servers import fresh_servers  # noqa: E402
+
+from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore  # noqa: E402
+from memstrata.core._layers import decode_record  # noqa: E402
+
+
+@pytest.fixture
+def servers():
+    with fresh_servers() as names:
+        yield names
+
+
+def _core(servers, **kw):
+    r, d, prefix, ns = servers
+    return MemoryCore(redis_url=r, database_url=d, table_prefix=prefix, redis_namespace=ns, **kw)
+
+
+def test_fan_out_over_redis_and_postgres(servers):
+    with _core(servers) as core:
+        r = core.write_sync("user:1", {"theme": "dark"}, actor="agent-a", ttl_seconds=60)
+        assert r.ok and r.layers["durable"] == "ok" and r.layers["cache"] == "ok"
+        assert core.read_sync("user:1") == {"theme": "dark"} and core.cache_hits == 1
+        ttl = core.cache.backend.client.pttl(core.cache.backend.namespace + b"user:1")
+        assert 0 < ttl <= 60_000
+        core.cache.delete(b"user:1")
+        assert core.read_sync("user:1") == {"theme": "dark"} and core.cache.get(b"user:1") is not None
+        core.write_sync("pat", [1, 2], metadata={"is_pattern": True, "pattern_type": "t", "confidence": 0.9})
+        assert core.patterns() == [{"key": "pat", "value": [1, 2], "pattern_type": "t", "confidence": 0.9}]
+        assert core.delete_sync("user:1").existed
+        assert core.read_sync("user:1") is None
+        assert core.audit.verify() == 3
+    with _core(servers) as core:  # everything is in the servers
+        assert core.read_sync("pat") == [1, 2] and core.read_sync("user:1") is None
+
+
+def test_postgres_audit_log_is_append_only_in_the_database(servers):
+    import psycopg
+
+    _, d, prefix, _ = servers
+    log = AuditLog(PostgresLogStore(d, prefix=prefix + "audit_"))
+    for i in range(5):
+        log.append("write", f"k{i}", bytes(32), actor="a")
+    for sql in (f"UPDATE {prefix}audit_entries SET key='x'", f"DELETE FROM {prefix}audit_entries", f"TRUNCATE {prefix}audit_entries"):
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            log.store.execute(sql)
+    assert log.verify() == 5
+    # an owner who drops the trigger and edits an entry is still caught by the chain
+    log.store.execute(f"DROP TRIGGER {prefix}audit_entries_append_only ON {prefix}audit_entries")
+    log.store.execute(f"UPDATE {prefix}audit_entries SET key='forged' WHERE seq=3")
+    with pytest.raises(AuditChainError) as info:
+        log.verify()
+    assert info.value.sequence == 3
+    log.close()
+
+
+def test_newer_writes_win_whatever_the_arrival_order(servers):
+    with _core(servers) as core:
+        from memstrata.core._layers import encode_record
+
+        kb = b"race"
+        newer, older = encode_record(kb, 10, 0, b"\xa1n"), encode_record(kb, 9, 0, b"\xa1o")
+        assert core.durable.put_newer(kb, newer) and not core.durable.put_newer(kb, older)
+        assert core.cache.put_newer(kb, newer) and not core.cache.put_newer(kb, older)
+        assert decode_record(kb, core.durable.get(kb), "pg").seq == 10
+        assert decode_record(kb, core.cache.get(kb), "redis").seq == 10
+
+
+def test_two_processes_write_through_redis_and_postgres_with_one_chain(servers):
+    r, d, prefix, ns = servers
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = Path(__file__).resolve().parent / "_core_server_writer.py"
+    n = 60
+    procs = [
+        subprocess.Popen([sys.executable, str(writer), r, d, prefix, ns, name, str(n)], env=env, stderr=subprocess.PIPE)
+        for name in ("alpha", "beta")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    with _core(servers, instance="checker") as core:
+        total = core.audit.verify()
+        entries = list(core.audit.entries())
+        assert total == len(entries) == 2 * (2 * n + len(range(0, n, 7)))
+        assert {e.actor for e in entries} == {"alpha", "beta"}
+        assert [e.seq for e in entries] == list(range(total))
+        last = {}
+        for e in entries:
+            last[e.key] = e
+        for key, e in last.items():
+            kb = key.encode()
+            if e.operation == "delete":
+                assert core.read_sync(key) is None
+                continue
+            rec = decode_record(kb, core.durable.get(kb), "pg")
+            assert rec.seq == e.seq, f"{key}: PostgreSQL holds {rec.seq}, the log says {e.seq}"
+            cached = core.cache.get(kb)
+            assert cached is None or decode_record(kb, cached, "redis").seq == e.seq
+        assert core.read_sync("shared:3")["writer"] == last["shared:3"].actor
+        cp = core.audit.checkpoint()
+        assert core.audit.verify([cp]) == total
+
+
+def test_readme_redis_postgres_example_runs(servers):
+    import re
+
+    r, d, prefix, ns = servers
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```py\n(.*?)```", readme, flags=re.S)
+    os.environ["MEMSTRATA_TABLE_PREFIX"], os.environ["MEMSTRATA_REDIS_NAMESPACE"] = prefix, ns
+    try:
+        exec(compile(block, "README.md Redis + PostgreSQL block", "exec"), {"redis_url": r, "database_url": d})
+    finally:
+        del os.environ["MEMSTRATA_TABLE_PREFIX"], os.environ["MEMSTRATA_REDIS_NAMESPACE"]
+
+
+def test_payloads_are_kept_until_every_writer_has_passed_them(servers):
+    with _core(servers, instance="a", checkpoint_every=1000) as slow:
+        with _core(servers, instance="b", checkpoint_every=3) as fast:
+            slow.write_sync("x", 1)
+            for i in range(6):
+                fast.write_sync(f"y{i}", i)
+            assert slow.audit.payload(0) is not None  # writer "a" has not saved past entry 0
+        slow.write_sync("x", 2)
+    with _core(servers, instance="c") as core:
+        assert core.audit.store.execute(f"SELECT count(*) FROM {servers[2]}audit_payloads")[0][0] == 0
