@@ -290,6 +290,7 @@ def test_add_single(benchmark, impl: str, workdir: Path) -> None:
     p50, p99 = _pct(times)
     benchmark.extra_info.update(p50_us=round(p50 * 1e6, 1), p99_us=round(p99 * 1e6, 1))
     RESULTS.setdefault(impl, {}).update(add_p50=p50, add_p99=p99)
+    print(f"\n{impl}: single add p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us")
     a.close()
 
 
@@ -322,6 +323,7 @@ def test_add_many_search_disk_rss(benchmark, impl: str, workdir: Path) -> None:
                 search_p99_us=round(p99 * 1e6, 1), recall_at_10=round(recall, 4), disk_bytes_per_memory=round(disk, 1),
                 rss_bytes_per_memory=round(rss, 1))
     benchmark.extra_info.update(info)
+    print(f"\n{impl}: {info}")
     RESULTS.setdefault(impl, {}).update(add_many=add_many_s / n, search_p50=p50, search_p99=p99, recall=recall,
                                         disk=disk, rss=rss)
 
