@@ -196,7 +196,10 @@ class Lance(Adapter):
 
     def compact(self) -> None:
         if self.table is not None:
-            self.table.optimize()
+            try:
+                self.table.optimize()  # needs pylance (in the bench-agent extra)
+            except ImportError as exc:
+                pytest.skip(f"lancedb compaction needs pylance ({exc})")
             try:
                 from datetime import timedelta
 
