@@ -21,8 +21,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["GENERIC", "PRESETS", "TRADING", "Category", "CategoryTable", "category_table"]
 

@@ -13,8 +13,9 @@ Examples
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from memstrata.agent.categories import CategoryTable, category_table
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NearMatcher", "find_near"]
 
+_BLOCK = 1024
 _CANDIDATES = 8  # nearest stored rows examined per new memory; the first one of the same scope wins
 
 
@@ -29,31 +30,41 @@ class NearMatcher:
         vectors = memory._vectors
         if vectors is not None and len(vectors):
             records = memory._records
+            all_ids, all_sims = vectors.search_many(x, _CANDIDATES)
             for i in range(x.shape[0]):
-                ids, sims = vectors.search(x[i], _CANDIDATES)
-                for id_, sim in zip(ids.tolist(), sims.tolist()):
+                for id_, sim in zip(all_ids[i].tolist(), all_sims[i].tolist()):
                     if sim < self.threshold:
                         break
                     rec = records.get(id_)
                     if rec is not None and (rec.user_id, rec.agent_id, rec.run_id) == scope and not memory._restricted(rec):
                         self._stored[i], self._stored_sim[i] = id_, sim
                         break
-        self._batch_ids: list[int] = []
-        self._batch_rows: list[np.ndarray] = []
+        # earlier rows of the batch at cosine >= threshold, best first, found block by block with one matrix product
+        self._earlier: dict[int, list[tuple[float, int]]] = {}
+        n = x.shape[0]
+        for start in range(1, n, _BLOCK):
+            stop = min(start + _BLOCK, n)
+            sims = x[start:stop] @ x[:stop].T
+            rows, cols = np.nonzero(sims >= self.threshold)
+            for r, c in zip(rows.tolist(), cols.tolist()):
+                if c < start + r:
+                    self._earlier.setdefault(start + r, []).append((float(sims[r, c]), c))
+        for pairs in self._earlier.values():
+            pairs.sort(key=lambda p: (-p[0], p[1]))
+        self._row_id: dict[int, int] = {}  # batch row -> id it was stored under
 
-    def match(self, i: int, x: np.ndarray, _new_ids: list[int]) -> int | None:
-        """The memory row ``i`` duplicates: the more similar of the stored match and the earlier batch rows."""
+    def match(self, i: int) -> int | None:
+        """The memory row ``i`` duplicates: the more similar of the stored match and the earlier stored batch rows."""
         best, best_sim = self._stored[i], float(self._stored_sim[i])
-        if self._batch_rows:
-            sims = np.stack(self._batch_rows) @ x[i]
-            j = int(np.argmax(sims))
-            if sims[j] >= self.threshold and sims[j] > best_sim:
-                best = self._batch_ids[j]
+        for sim, j in self._earlier.get(i, ()):
+            if j in self._row_id:
+                if sim > best_sim:
+                    best = self._row_id[j]
+                break
         return best
 
-    def added(self, id_: int, row: np.ndarray) -> None:
-        self._batch_ids.append(id_)
-        self._batch_rows.append(row)
+    def added(self, row: int, id_: int) -> None:
+        self._row_id[row] = id_
 
 
 def find_near(memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...]) -> NearMatcher:

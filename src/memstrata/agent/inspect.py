@@ -6,6 +6,8 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from memstrata.agent.records import content_digest
+
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
@@ -14,8 +16,6 @@ __all__ = ["metrics", "verify"]
 
 def verify(memory: AgentMemory) -> dict[str, Any]:
     """``ok`` and what is wrong: the store's frames (``store``), then every record against the store and the indexes."""
-    from memstrata.agent.memory import _digest
-
     store = memory.store.verify()
     errors: list[str] = list(store.get("errors", []))
     kw = memory._keywords
@@ -27,7 +27,7 @@ def verify(memory: AgentMemory) -> dict[str, Any]:
             continue
         if raw["text"] != rec.text or raw["hash"] != rec.hash:
             errors.append(f"memory {id_}: the store holds another text than the index")
-        if _digest((rec.user_id, rec.agent_id, rec.run_id), rec.text) != rec.hash:
+        if content_digest((rec.user_id, rec.agent_id, rec.run_id), rec.text) != rec.hash:
             errors.append(f"memory {id_}: digest does not match its text")
         if ("vec" in raw) != (memory._vectors is not None and id_ in memory._vectors):
             errors.append(f"memory {id_}: vector index and store disagree on its embedding")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["KeywordIndex", "fts_query"]
 

@@ -34,8 +34,9 @@ What differs, on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.memory import AgentMemory

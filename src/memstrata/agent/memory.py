@@ -11,18 +11,18 @@ place a memory lives and ``forget`` + ``compact`` removes it from every file.
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
 from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, to_seconds
+from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns, compile_filter
@@ -38,14 +38,6 @@ _SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
 _FORMAT = 1
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _digest(scope: tuple[Any, ...], text: str) -> str:
-    return hashlib.blake2b(repr((scope, _norm(text))).encode(), digest_size=16).hexdigest()
 
 
 class AgentMemory:
@@ -375,84 +367,10 @@ class AgentMemory:
                                agent_id=agent_id, run_id=run_id, vectors=vectors, valid_at=valid_at,
                                supersedes=supersedes, pinned=pinned)
 
-    def _add_batch(self, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None, user_id: Any,
-                   agent_id: Any, run_id: Any, vectors: Any, valid_at: Any, supersedes: int | None,
-                   pinned: bool) -> list[MemoryRecord]:
-        from memstrata.agent.dedup import find_near
+    def _add_batch(self, contents: Sequence[Any], name: str, **kwargs: Any) -> list[MemoryRecord]:
+        from memstrata.agent.write import add_batch
 
-        single = name == "content"
-        texts = [self._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
-        metas = [self._check_metadata(m) for m in (metadata if metadata is not None else [None] * len(texts))]
-        if len(metas) != len(texts):
-            raise ValueError(f"metadata: expected {len(texts)} entries (one per content), got {len(metas)}")
-        scope = self._scope(user_id, agent_id, run_id)
-        table = self.config.table
-        if category is not None:
-            table[category]  # raises naming the known categories
-        t_valid = to_seconds(valid_at, "valid_at")
-        with self._lock:
-            self._check_open()
-            if supersedes is not None and supersedes not in self._records:
-                raise KeyError(f"supersedes: no memory with id {supersedes!r}")
-            x = self._embed(texts, vectors, "vector" if single else "vectors")
-            now = self._now()
-            out: list[MemoryRecord] = []
-            new: list[MemoryRecord] = []
-            new_vecs: dict[int, np.ndarray] = {}
-            changed: dict[int, MemoryRecord] = {}
-            near = find_near(self, x, scope) if x is not None and self.config.near_duplicates != "keep" else None
-            for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
-                digest = _digest(scope, text)
-                mode = "exact"
-                target = next((j for j in self._by_hash.get(digest, ()) if not self._restricted(self._records[j])), None)
-                if target is None and near is not None:
-                    target = near.match(i, x, [r.id for r in new])
-                    mode = self.config.near_duplicates
-                if target is not None and mode in ("exact", "merge"):
-                    rec = self._records[target]
-                    rec.metadata.update(meta)
-                    self._touch(rec, now)
-                    self._refresh(rec, self._restricted(rec))
-                    changed[rec.id] = rec
-                    self.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
-                    if supersedes is not None and supersedes != rec.id:  # the new fact was already known
-                        self._supersede(self._records[supersedes], rec.id, now, changed)
-                    dup = rec.copy()
-                    dup.duplicate_of = rec.id
-                    out.append(dup)
-                    continue
-                content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
-                kind = content_copy.get("type") if isinstance(content_copy, dict) else None
-                rec = MemoryRecord(
-                    id=self._new_id(), content=content_copy, text=text,
-                    category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
-                    user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
-                    updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
-                    pinned=bool(pinned), hash=digest,
-                )
-                if target is not None:  # a near duplicate, linked both ways
-                    rec.links.append(target)
-                    other = self._records.get(target) or next(r for r in new if r.id == target)
-                    other.links.append(rec.id)
-                    if other.id in self._records:
-                        changed[other.id] = other
-                    self.counters["near_links"] += 1
-                if supersedes is not None:
-                    self._supersede(self._records[supersedes], rec.id, rec.valid_at, changed)
-                if x is not None:
-                    new_vecs[rec.id] = x[i]
-                self._install(rec)
-                if near is not None:
-                    near.added(rec.id, x[i])
-                new.append(rec)
-                out.append(rec)
-            self._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
-            if new_vecs:
-                assert self._vectors is not None
-                ids = list(new_vecs)
-                self._vectors.add_many(ids, np.stack([new_vecs[i] for i in ids]))
-            self.counters["added"] += len(new)
-            return [r.copy() if r.duplicate_of is None else r for r in out]
+        return add_batch(self, contents, name, **kwargs)
 
     # ----------------------------------------------------------------- read
 
@@ -548,7 +466,7 @@ class AgentMemory:
                 rec.content = content if isinstance(content, str) else copy.deepcopy(dict(content))
                 rec.text = text
                 self._unhash(rec)
-                rec.hash = _digest((rec.user_id, rec.agent_id, rec.run_id), text)
+                rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), text)
                 self._by_hash.setdefault(rec.hash, []).append(id_)
                 self._keywords.replace(id_, text)
             rec.metadata.update(meta)
@@ -614,44 +532,10 @@ class AgentMemory:
             return self.forget_many(np.flatnonzero(hits).tolist())
 
     def forget_many(self, ids: Iterable[int]) -> int:
-        with self._lock:
-            self._check_open()
-            gone = [i for i in dict.fromkeys(ids) if i in self._records]
-            if not gone:
-                return 0
-            gone_set = set(gone)
-            self._generation += 1
-            for id_ in gone:
-                rec = self._records.pop(id_)
-                for v in range(1, rec.version):
-                    self.store.delete(f"h/{id_}/{v}")
-                self.store.delete(f"m/{id_}")
-                self._unhash(rec)
-                self._n_restricted -= self._restricted(rec)
-                self._columns.set(id_, None)
-                self._keywords.remove(id_)
-                if self._vectors is not None:
-                    self._vectors.remove(id_)
-                self._dirty.discard(id_)
-            touched = []
-            for rec in self._records.values():  # links, supersession and pattern evidence must not name them
-                hit = False
-                if any(i in gone_set for i in rec.links):
-                    rec.links = [i for i in rec.links if i not in gone_set]
-                    hit = True
-                if rec.supersedes in gone_set:
-                    rec.supersedes, hit = None, True
-                if rec.superseded_by in gone_set:
-                    rec.superseded_by, hit = None, True
-                evidence = rec.content.get("evidence") if isinstance(rec.content, dict) else None
-                if isinstance(evidence, list) and any(i in gone_set for i in evidence):
-                    rec.content["evidence"] = [i for i in evidence if i not in gone_set]
-                    hit = True
-                if hit:
-                    touched.append(rec)
-            self._persist(touched)
-            self.counters["forgotten"] += len(gone)
-            return len(gone)
+        """:meth:`forget` for many ids; returns how many were there."""
+        from memstrata.agent.write import forget_many
+
+        return forget_many(self, ids)
 
     # ------------------------------------------------------------ maintenance
 

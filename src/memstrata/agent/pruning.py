@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-
 from memstrata.agent.relevance import relevance_factors
 from memstrata.errors import MemstrataError
 

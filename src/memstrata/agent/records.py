@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["MemoryRecord", "SearchResult", "to_seconds"]
+__all__ = ["MemoryRecord", "SearchResult", "content_digest", "to_seconds"]
+
+
+def content_digest(scope: tuple[Any, ...], text: str) -> str:
+    """The identity of a text within a scope: case and runs of whitespace do not count (exact-duplicate key)."""
+    normalized = " ".join(text.lower().split())
+    return hashlib.blake2b(repr((scope, normalized)).encode(), digest_size=16).hexdigest()
 
 
 def to_seconds(value: Any, name: str) -> float | None:

@@ -13,7 +13,8 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.records import MemoryRecord

@@ -10,8 +10,8 @@ weight_recency·recency``; every result carries its parts.
 
 from __future__ import annotations
 
-import copy
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -1,0 +1,142 @@
+"""The write path of :class:`~memstrata.agent.AgentMemory`: dedup and supersession on add, complete forget."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memstrata.agent.dedup import find_near
+from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
+
+if TYPE_CHECKING:
+    from memstrata.agent.memory import AgentMemory
+
+__all__ = ["add_batch", "forget_many"]
+
+
+def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None,
+              user_id: Any, agent_id: Any, run_id: Any, vectors: Any, valid_at: Any, supersedes: int | None,
+              pinned: bool) -> list[MemoryRecord]:
+    """Add ``contents`` (``name`` is "content" for one, else the argument name for messages)."""
+    single = name == "content"
+    texts = [memory._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
+    metas = [memory._check_metadata(m) for m in (metadata if metadata is not None else [None] * len(texts))]
+    if len(metas) != len(texts):
+        raise ValueError(f"metadata: expected {len(texts)} entries (one per content), got {len(metas)}")
+    scope = memory._scope(user_id, agent_id, run_id)
+    table = memory.config.table
+    if category is not None:
+        table[category]  # raises naming the known categories
+    t_valid = to_seconds(valid_at, "valid_at")
+    with memory._lock:
+        memory._check_open()
+        if supersedes is not None and supersedes not in memory._records:
+            raise KeyError(f"supersedes: no memory with id {supersedes!r}")
+        x = memory._embed(texts, vectors, "vector" if single else "vectors")
+        now = memory._now()
+        out: list[MemoryRecord] = []
+        new: list[MemoryRecord] = []
+        new_vecs: dict[int, np.ndarray] = {}
+        changed: dict[int, MemoryRecord] = {}
+        near = find_near(memory, x, scope) if x is not None and memory.config.near_duplicates != "keep" else None
+        for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
+            digest = content_digest(scope, text)
+            mode = "exact"
+            target = next((j for j in memory._by_hash.get(digest, ()) if not memory._restricted(memory._records[j])), None)
+            if target is None and near is not None:
+                target = near.match(i)
+                mode = memory.config.near_duplicates
+            if target is not None and mode in ("exact", "merge"):
+                rec = memory._records[target]
+                rec.metadata.update(meta)
+                memory._touch(rec, now)
+                memory._refresh(rec, memory._restricted(rec))
+                changed[rec.id] = rec
+                memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
+                if supersedes is not None and supersedes != rec.id:  # the new fact was already known
+                    memory._supersede(memory._records[supersedes], rec.id, now, changed)
+                dup = rec.copy()
+                dup.duplicate_of = rec.id
+                out.append(dup)
+                continue
+            content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
+            kind = content_copy.get("type") if isinstance(content_copy, dict) else None
+            rec = MemoryRecord(
+                id=memory._new_id(), content=content_copy, text=text,
+                category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
+                user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
+                updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
+                pinned=bool(pinned), hash=digest,
+            )
+            if target is not None:  # a near duplicate, linked both ways
+                rec.links.append(target)
+                other = memory._records.get(target) or next(r for r in new if r.id == target)
+                other.links.append(rec.id)
+                if other.id in memory._records:
+                    changed[other.id] = other
+                memory.counters["near_links"] += 1
+            if supersedes is not None:
+                memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
+            if x is not None:
+                new_vecs[rec.id] = x[i]
+            memory._install(rec, index_text=False)
+            if near is not None:
+                near.added(i, rec.id)
+            new.append(rec)
+            out.append(rec)
+        memory._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
+        if len(new) == 1:
+            memory._keywords.add(new[0].id, new[0].text)
+        elif new:
+            memory._keywords.add_many([(r.id, r.text) for r in new])
+        if new_vecs:
+            assert memory._vectors is not None
+            ids = list(new_vecs)
+            memory._vectors.add_many(ids, np.stack([new_vecs[i] for i in ids]))
+        memory.counters["added"] += len(new)
+        return [r.copy() if r.duplicate_of is None else r for r in out]
+
+
+def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
+    """Remove ``ids`` from the store (every version), every index, and every record that names them."""
+    with memory._lock:
+        memory._check_open()
+        gone = [i for i in dict.fromkeys(ids) if i in memory._records]
+        if not gone:
+            return 0
+        gone_set = set(gone)
+        memory._generation += 1
+        for id_ in gone:
+            rec = memory._records.pop(id_)
+            for v in range(1, rec.version):
+                memory.store.delete(f"h/{id_}/{v}")
+            memory.store.delete(f"m/{id_}")
+            memory._unhash(rec)
+            memory._n_restricted -= memory._restricted(rec)
+            memory._columns.set(id_, None)
+            memory._keywords.remove(id_)
+            if memory._vectors is not None:
+                memory._vectors.remove(id_)
+            memory._dirty.discard(id_)
+        touched = []
+        for rec in memory._records.values():  # links, supersession and pattern evidence must not name them
+            hit = False
+            if any(i in gone_set for i in rec.links):
+                rec.links = [i for i in rec.links if i not in gone_set]
+                hit = True
+            if rec.supersedes in gone_set:
+                rec.supersedes, hit = None, True
+            if rec.superseded_by in gone_set:
+                rec.superseded_by, hit = None, True
+            evidence = rec.content.get("evidence") if isinstance(rec.content, dict) else None
+            if isinstance(evidence, list) and any(i in gone_set for i in evidence):
+                rec.content["evidence"] = [i for i in evidence if i not in gone_set]
+                hit = True
+            if hit:
+                touched.append(rec)
+        memory._persist(touched)
+        memory.counters["forgotten"] += len(gone)
+        return len(gone)
