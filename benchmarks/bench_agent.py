@@ -36,6 +36,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
 K = 10
 N_SINGLE = 500  # single adds timed, into a memory already holding the other 9,000
 N_QUERIES = 200
+# copies of the dev set in the scaling case: 10 gives 10^5 memories; CI's smoke run sets fewer
+SCALE_TILES = int(os.environ.get("MEMSTRATA_BENCH_AGENT_TILES", "10"))
 RESULTS: dict[str, dict[str, Any]] = {}
 PEERS = ("memstrata", "chromadb", "qdrant", "lancedb", "mem0")
 
@@ -336,10 +338,10 @@ def test_scaling_100k(benchmark, impl: str, workdir: Path) -> None:
     """10^5 memories (the dev set tiled ten times, noise σ=0.01): add_many, search p50/p99, recall@10 of the originals."""
     texts, x, _ = dev()
     rng = np.random.default_rng(0)
-    tiles = [x] + [x + rng.normal(0, 0.01, x.shape).astype(np.float32) for _ in range(9)]
+    tiles = [x] + [x + rng.normal(0, 0.01, x.shape).astype(np.float32) for _ in range(SCALE_TILES - 1)]
     big = np.concatenate(tiles)
     big /= np.linalg.norm(big, axis=1, keepdims=True)
-    big_texts = texts + [f"{t} [copy {c}]" for c in range(1, 10) for t in texts]
+    big_texts = texts + [f"{t} [copy {c}]" for c in range(1, SCALE_TILES) for t in texts]
     a = ADAPTERS[impl](workdir / impl)
     a.texts, a.x = big_texts, big  # type: ignore[attr-defined]
     benchmark.pedantic(lambda: [a.add_many(range(s, s + 5000)) for s in range(0, big.shape[0], 5000)], rounds=1, iterations=1)
