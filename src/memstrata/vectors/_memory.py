@@ -61,8 +61,7 @@ class VectorMemory(IndexState):
         recall@10 reaches ``target_recall`` with a 95 % confidence margin;
         :meth:`stats` reports the depth and the measured recall.
     target_recall : float, default 0.99
-        The recall@10 ``rescore="auto"`` calibrates for (a durable memory
-        reopened with ``open`` calibrates for 0.99).
+        The recall@10 ``rescore="auto"`` calibrates for; kept in snapshots and checkpoints.
     shortlist : int, optional
         For ``int8``: also hold sign bits (d/8 bytes per vector) and score only
         the ``shortlist`` nearest rows by Hamming distance instead of every row.

@@ -61,6 +61,7 @@ def header_of(memory: VectorMemory) -> dict[str, Any]:
         "seq": memory.seq,
         "next_id": memory._next_id,
         "metadata": [[i, m] for i, m in memory._metadata.items()],
+        **({"target_recall": memory.target_recall} if memory.rescore == "auto" else {}),
     }
 
 
@@ -136,6 +137,7 @@ def load_snapshot(cls: type[VectorMemory], path: Path, originals: Any) -> Vector
     header, arrays = read_state(path)
     try:
         memory = _blank(cls, {name: header[name] for name in _SETTINGS})
+        memory.target_recall = float(header.get("target_recall", 0.99))
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptDataError(f"{path}: malformed VectorMemory header ({exc})") from exc
     base = _restore(memory, header, arrays, path)
@@ -233,6 +235,7 @@ def _open_generation(
             raise ValueError(f"{name}: the VectorMemory at {directory} has {name}={header.get(name)!r}, got {wanted!r}")
     try:
         memory = _blank(cls, {name: header[name] for name in _SETTINGS})
+        memory.target_recall = float(header.get("target_recall", 0.99))
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptDataError(f"{path}: malformed VectorMemory header ({exc})") from exc
     base = _restore(memory, header, arrays, path)
