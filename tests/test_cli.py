@@ -86,3 +86,22 @@ def test_demo_with_the_shared_data_set(shared_data: Path, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["rows"] == 2000 and r["recall_at_10"] >= 0.99 and r["verify_ok"]
+
+
+def test_upgrade_and_repair_commands_run_the_engine(tmp_path: Path) -> None:
+    golden = Path(__file__).resolve().parent / "golden" / "stores-v1"
+    source = next(p for p in sorted(golden.iterdir()) if p.is_dir())
+    store = tmp_path / "store"
+    shutil.copytree(source, store)
+    proc = run("upgrade", str(store), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout), dict)
+    assert not (store / "store.sqlite").exists()
+    proc = run("repair", str(store), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout), dict)
+    proc = run("stats", str(store), "--json", "--verify")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verify"]["ok"]
+    proc = run("repair", str(tmp_path / "nothing"))
+    assert proc.returncode == 1 and "memstrata: error:" in proc.stderr

@@ -1,4 +1,4 @@
-"""The ``memstrata`` command: ``memstrata demo`` and ``memstrata stats PATH``.
+"""The ``memstrata`` command: ``demo``, ``stats PATH``, ``upgrade PATH`` and ``repair PATH``.
 
 >>> from memstrata.cli import build_parser
 >>> build_parser().parse_args(["stats", "/tmp/x", "--json"]).json
@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("path", metavar="PATH", help="the store directory")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.add_argument("--verify", action="store_true", help="also read and check every frame")
+
+    for name, text in (
+        ("upgrade", "convert a format-1 store to format 2 in place (the old files stay until the new store verifies)"),
+        ("repair", "rebuild a store's index from its self-describing records and report what could not be recovered"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        cmd.add_argument("path", metavar="PATH", help="the store directory")
+        cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -63,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "stats":
             return _stats(args)
+        if args.command in ("upgrade", "repair"):
+            from memstrata.store import MemoryStore
+
+            report = getattr(MemoryStore, args.command)(args.path)
+            if args.json:
+                print(json.dumps(report, indent=2, default=str))
+            else:
+                print(f"memstrata {args.command} {args.path}")
+                for key, value in report.items():
+                    print(f"  {key:<20} {value}")
+            return 0
     except (OSError, ValueError) as exc:
         print(f"memstrata: error: {exc}", file=sys.stderr)
         return 1
