@@ -55,4 +55,5 @@ def test_numba_cache_falls_back_to_the_user_cache_dir_when_the_package_dir_is_re
     )
     assert out.strip() == "(1, 3)"
     cached = [p.name for p in (tmp_path / "cache" / "numba").rglob("*.nbi")]
-    assert any("quantize" in name for name in cached) and any("topk" in name for name in cached), cached
+    # the encoder's kernels were cached in the user directory (the int8 scan itself is compiled C, not Numba)
+    assert any("quantize" in name for name in cached), cached

@@ -110,9 +110,9 @@ class MemoryStore(AsyncStoreMethods):
     >>> with MemoryStore() as store:
     ...     _ = store.store("note:1", {"text": "the user prefers metric units", "importance": 0.9})
     ...     _ = store.store("note:2", {"text": "the user prefers metric units", "importance": 0.9})
-    ...     store.retrieve("note:1")["text"], len(store), store.retrieve("missing", None)
-    ('the user prefers metric units', 2, None)
-    >>> stats = store.get_statistics()
+    ...     print(store.retrieve("note:1")["text"], len(store), store.retrieve("missing", None))
+    ...     stats = store.get_statistics()
+    the user prefers metric units 2 None
     >>> stats["deduplication"]["unique_blobs"], stats["middleware"]["hits"]
     (1, 1)
     """
