@@ -137,16 +137,20 @@ def _file_digest(chunks: list[list[Any]]) -> str:
     return hashlib.sha256("".join(d for d, _ in chunks).encode()).hexdigest()
 
 
-def _upload_file(repo: Repository, path: Path, pool: ThreadPoolExecutor, tick: Callable[[int], None],
+def _upload_file(repo: Repository, path: Path, size: int, pool: ThreadPoolExecutor, tick: Callable[[int], None],
                  stats: dict[str, int], dry_run: bool) -> list[list[Any]]:
+    """Chunks of the first ``size`` bytes of ``path`` (the active pack may grow meanwhile: later bytes are
+    not referenced by the staged database)."""
     known = repo.known_chunks()
     chunks: list[list[Any]] = []
     pending = []
+    left = size
     with open(path, "rb") as f:
-        while True:
-            data = f.read(repo.chunk_bytes)
+        while left > 0:
+            data = f.read(min(repo.chunk_bytes, left))
             if not data:
-                break
+                raise BackupError(f"store: {path.name} shrank while it was backed up")
+            left -= len(data)
             pending.append(pool.submit(_chunk_work, data, known))
             if len(pending) >= 2 * _WORKERS:
                 chunks.append(_finish(repo, pending.pop(0).result(), tick, stats, dry_run))
@@ -234,7 +238,7 @@ def create_backup(
                     chunks = old["chunks"]  # a sealed pack the parent already holds: not read again
                     tick(sizes[p])
                 else:
-                    chunks = _upload_file(repository, staging / p, pool, tick, stats, dry_run)
+                    chunks = _upload_file(repository, staging / p, sizes[p], pool, tick, stats, dry_run)
                 files.append({"path": p, "size": sizes[p], "sealed": p in sealed, "chunks": chunks,
                               "sha256": _file_digest(chunks)})
     finally:
@@ -470,7 +474,9 @@ def _drill(repository: Repository, m: dict[str, Any]) -> dict[str, Any]:
         except (CorruptDataError, BackupError, OSError) as exc:
             return {"ok": False, "errors": [f"snapshot {m['id']}: drill failed: {exc}"]}
         errors = [f"snapshot {m['id']}: restored store: {e}" for e in v["errors"]]
-        if seq != m["seq"]:
+        if m["layout"] == "records" and v["keys"] != report.get("records"):
+            errors.append(f"snapshot {m['id']}: {v['keys']} keys restored, the backup holds {report.get('records')}")
+        if m["layout"] == "files" and seq != m["seq"]:
             errors.append(f"snapshot {m['id']}: restored store is at seq {seq}, the manifest says {m['seq']}")
         return {"ok": not errors and v["ok"], "errors": errors, "keys": v["keys"], "seq": seq,
                 "records": report.get("records")}

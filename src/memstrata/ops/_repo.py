@@ -67,8 +67,6 @@ class Repository:
                               f"this memstrata reads {FORMAT} up to v{FORMAT_VERSION}")
         self.chunk_bytes = int(meta["chunk_bytes"])
         self._known: set[str] | None = None
-        self._cctx = zstandard.ZstdCompressor(level=1)
-        self._dctx = zstandard.ZstdDecompressor()
 
     @classmethod
     def init(cls, url: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> Repository:
@@ -104,7 +102,7 @@ class Repository:
         digest = digest or hashlib.sha256(data).hexdigest()
         if digest in self.known_chunks():
             return digest
-        self.write_compressed(digest, self._cctx.compress(data))
+        self.write_compressed(digest, zstandard.ZstdCompressor(level=1).compress(data))
         return digest
 
     def write_compressed(self, digest: str, blob: bytes) -> None:
@@ -127,7 +125,7 @@ class Repository:
 
     def decode_chunk(self, digest: str, blob: bytes) -> bytes:
         try:
-            data = self._dctx.decompress(blob)
+            data = zstandard.ZstdDecompressor().decompress(blob)  # one per call: not shareable between threads
         except zstandard.ZstdError as exc:
             raise CorruptDataError(f"backup chunk {digest} in {self.url} is damaged: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != digest:
