@@ -7,11 +7,11 @@ import os
 import random
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from memstrata.ops._state import ops_dir, read_json, write_json
+from memstrata.ops._state import config_from_dict, ops_dir, read_json, write_json
 
 __all__ = ["AlertConfig", "SEVERITIES", "collect_metrics", "evaluate_alerts", "health_checks", "metric_history"]
 
@@ -34,11 +34,7 @@ class AlertConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlertConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"alert config: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "alert")
 
 
 def _percentile(values: list[float], q: float) -> float | None:

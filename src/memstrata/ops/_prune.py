@@ -12,12 +12,12 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from memstrata.errors import MemstrataError
-from memstrata.ops._state import atomic_write, ops_dir, read_json, write_json
+from memstrata.ops._state import atomic_write, config_from_dict, ops_dir, read_json, write_json
 
 __all__ = [
     "PruneConfig", "PruneRecord", "apply_plan", "load_plan", "plan_prune", "records_from_store", "save_plan", "undo_plan",
@@ -43,11 +43,7 @@ class PruneConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PruneConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"prune config: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "prune")
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
-__all__ = ["atomic_write", "ops_dir", "read_json", "write_json"]
+C = TypeVar("C")
+
+__all__ = ["atomic_write", "config_from_dict", "ops_dir", "read_json", "write_json"]
 
 
 def ops_dir(store: str | os.PathLike[str], *parts: str) -> Path:
@@ -46,3 +49,12 @@ def read_json(path: Path, default: Any = None) -> Any:
         from memstrata.errors import CorruptDataError
 
         raise CorruptDataError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
+    """``cls(**d)`` for a config dataclass; unknown keys raise ``ValueError`` listing the known ones."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{what} config: unknown keys {unknown}; known: {sorted(known)}")
+    return cls(**d)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from memstrata.ops._state import config_from_dict
 
 __all__ = ["TuneConfig", "Tuner", "plan_tuning"]
 
@@ -37,11 +39,7 @@ class TuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"tune config: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "tune")
 
 
 def _clamp(v: float, lo: float, hi: float) -> float:
