@@ -421,7 +421,7 @@ def verify_backups(
     repository = _open_repo(repo, create=False)
     ids = [snapshot] if snapshot is not None else repository.snapshot_ids()
     checked: dict[str, str | None] = {}
-    results = []
+    results: list[dict[str, Any]] = []
     manifests = []
     for sid in ids:
         try:
@@ -443,7 +443,7 @@ def verify_backups(
             todo = sorted({d for f in m["files"] for d, _ in f["chunks"]} - checked.keys())
             for digest, err in zip(todo, pool.map(check, todo)):
                 checked[digest] = err
-            errors = sorted({checked[d] for f in m["files"] for d, _ in f["chunks"] if checked[d]})  # type: ignore[misc]
+            errors: list[str] = sorted({e for f in m["files"] for d, _ in f["chunks"] if (e := checked[d]) is not None})
             for f in m["files"]:
                 if _file_digest(f["chunks"]) != f["sha256"] or sum(s for _, s in f["chunks"]) != f["size"]:
                     errors.append(f"snapshot {m['id']}: {f['path']} does not match its manifest entry")
@@ -456,8 +456,8 @@ def verify_backups(
             done += sum(f["size"] for f in m["files"])
             if progress is not None:
                 progress(done, total)
-    errors = [e for r in results for e in r["errors"]]
-    return {"ok": not errors, "snapshots": results, "chunks_checked": len(checked), "errors": errors, "drill": drill}
+    all_errors = [e for r in results for e in r["errors"]]
+    return {"ok": not all_errors, "snapshots": results, "chunks_checked": len(checked), "errors": all_errors, "drill": drill}
 
 
 def _drill(repository: Repository, m: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class BackupError(MemstrataError):
 
 
 def _filesystem(url: str) -> tuple[Any, str]:
-    import fsspec.core
+    import fsspec.core  # type: ignore[import-untyped]
 
     fs, root = fsspec.core.url_to_fs(url)
     return fs, root.rstrip("/") or "/"
