@@ -113,7 +113,6 @@ def test_monitor_and_tune_commands(store: Path, tmp_path: Path) -> None:
 
 
 def test_upgrade_and_repair_call_the_engine(store: Path) -> None:
-    if not hasattr(MemoryStore, "upgrade"):
     assert isinstance(ok("upgrade", str(store)), dict)
     assert isinstance(ok("repair", str(store)), dict)
     assert ok("verify", str(store))["ok"]
