@@ -200,13 +200,9 @@ def prune_undo(store: str, plan_id: str, dry_run: bool, as_json: bool) -> None:
 @json_option
 def prune_list(store: str, as_json: bool) -> None:
     """The saved plans and their status."""
-    from memstrata.ops._state import read_json
+    from memstrata.ops import list_plans
 
-    plans = []
-    for p in sorted(Path(store, "ops", "plans").glob("*.json")):
-        body = read_json(p)
-        plans.append({"id": body["id"], "status": body.get("status"), "items": len(body["items"]),
-                      "bytes_reclaimed": body["bytes_reclaimed"], "created": body["created"]})
+    plans = list_plans(store)
     emit(as_json, plans, lambda ps: table("plans", ["id", "status", "items", "bytes"],
                                           [[p["id"], p["status"], p["items"], p["bytes_reclaimed"]] for p in ps]))
 

@@ -32,6 +32,7 @@ from memstrata.ops._prune import (
     PruneConfig,
     PruneRecord,
     apply_plan,
+    list_plans,
     load_plan,
     plan_prune,
     records_from_store,
@@ -44,7 +45,8 @@ from memstrata.ops._tune import TuneConfig, Tuner, plan_tuning
 
 __all__ = [
     "PLOT_COLORS", "SEVERITIES", "AlertConfig", "BackupError", "Migration", "MigrationError", "MigrationRegistry",
-    "PruneConfig", "PruneRecord", "Repository", "TuneConfig", "Tuner", "apply_plan", "collect_metrics",
+    "PruneConfig", "PruneRecord", "Repository", "TuneConfig", "Tuner", "apply_plan",
+    "list_plans", "collect_metrics",
     "create_backup", "default_registry", "detect_version", "evaluate_alerts", "health_checks", "html_report",
     "list_backups", "load_plan", "metric_history", "migrate_store", "plan_prune", "plan_tuning", "prometheus_text",
     "records_from_store", "restore_backup", "rotate_backups", "save_plan", "select_snapshot", "undo_plan",

@@ -20,7 +20,7 @@ from memstrata.errors import MemstrataError
 from memstrata.ops._state import atomic_write, config_from_dict, ops_dir, read_json, write_json
 
 __all__ = [
-    "PruneConfig", "PruneRecord", "apply_plan", "load_plan", "plan_prune", "records_from_store", "save_plan", "undo_plan",
+    "PruneConfig", "PruneRecord", "apply_plan", "list_plans", "load_plan", "plan_prune", "records_from_store", "save_plan", "undo_plan",
 ]
 
 DAY = 86400.0
@@ -190,6 +190,16 @@ def save_plan(store: str | os.PathLike[str], plan: dict[str, Any]) -> Path:
     body = dict(plan, items=[dict(i, key=_key_json(i["key"])) for i in plan["items"]], status="planned")
     write_json(path, body)
     return path
+
+
+def list_plans(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every saved plan of ``store``: id, status, item count, bytes reclaimed and creation time."""
+    plans = []
+    for p in sorted(Path(store, "ops", "plans").glob("*.json")):
+        body = read_json(p)
+        plans.append({"id": body["id"], "status": body.get("status"), "items": len(body["items"]),
+                      "bytes_reclaimed": body["bytes_reclaimed"], "created": body["created"]})
+    return plans
 
 
 def load_plan(store: str | os.PathLike[str], plan_id: str) -> dict[str, Any]:

@@ -396,7 +396,7 @@ class MemoryStore(AsyncStoreMethods):
                 return _deserialize(v)
             return _decode_frame(v)
         try:
-            value, _loc = self.tiers._read_durable(key)
+            value, _loc = self.tiers.read_durable(key)
         except KeyError:
             self._misses += 1
             if default is _MISSING:

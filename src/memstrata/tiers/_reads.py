@@ -67,7 +67,7 @@ class ReadMixin:
         if v is not None:
             self._hot_atime[key] = self.clock()
             return self.decode_hot(v), "hot"
-        value, loc = self._read_durable(key)
+        value, loc = self.read_durable(key)
         return value, TIER_NAMES[loc]
 
     @staticmethod
@@ -76,7 +76,11 @@ class ReadMixin:
             return decode(v)
         return deserialize(v)
 
-    def _read_durable(self, key: str | bytes) -> tuple[Any, int]:
+    def read_durable(self, key: str | bytes) -> tuple[Any, int]:
+        """``(value, tier number)`` from the warm or cold tier, verified; the hot tier is not consulted.
+
+        The store's read path calls this after its own hot-tier lookup; ``KeyError`` when absent.
+        """
         kb = encode_key(key)
         with self._lock:
             entry, record = self.warm.read_key(kb)
