@@ -108,9 +108,13 @@ def test_garbage_raises_corrupt_data_error(data: bytes) -> None:
         deserialize(data)
 
 
-def test_deep_nesting_is_an_error_not_a_crash() -> None:
-    v: list = []
-    for _ in range(20000):
-        v = [v]
-    with pytest.raises(RecursionError):
-        serialize(v)
+def test_a_10000_deep_list_is_a_value_error_naming_the_nesting_limit() -> None:
+    from memstrata import MemoryStore, serialize
+
+    deep: list[object] = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="value: nested too deeply"):
+        serialize(deep)
+    with MemoryStore() as store, pytest.raises(ValueError, match="nested too deeply"):
+        store.store("k", deep)

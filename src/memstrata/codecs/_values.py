@@ -164,6 +164,8 @@ def serialize(value: Any) -> bytes:
     ------
     TypeError
         A part of ``value`` has an unsupported type; the message names it.
+    ValueError
+        ``value`` is nested deeper than the interpreter's recursion limit allows.
 
     Examples
     --------
@@ -178,8 +180,16 @@ def serialize(value: Any) -> bytes:
     ...
     TypeError: value: objects of type builtins.set are not serializable; use dict, list, tuple, str, bytes, int, float, bool, None or numpy arrays
     """
-    prepared = _native_prepare(value, _prepare_other) if _native_prepare is not None else _prepare(value)
-    return _encoder.encode(prepared)
+    try:
+        prepared = _native_prepare(value, _prepare_other) if _native_prepare is not None else _prepare(value)
+        return _encoder.encode(prepared)
+    except RecursionError:
+        import sys
+
+        raise ValueError(
+            f"value: nested too deeply (the limit is about {sys.getrecursionlimit()} levels of lists, tuples "
+            "and dicts); store the inner parts under keys of their own"
+        ) from None
 
 
 def _array_from_ext(data: memoryview) -> np.ndarray:
