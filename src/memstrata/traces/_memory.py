@@ -27,6 +27,7 @@ from memstrata.traces._retention import Retention
 from memstrata.traces._schema import SCHEMA_VERSION
 from memstrata.traces._types import CompressedTrace, PerformanceDelta, TraceType
 from memstrata.traces._verify import Verify
+from memstrata.types import TraceTypeName
 
 __all__ = ["DEFAULT_CONFIG", "SymbolicTraceMemory"]
 
@@ -225,7 +226,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         self,
         trace_id: str,
         data: Any,
-        trace_type: TraceType | str = TraceType.SYMBOLIC_OPERATION,
+        trace_type: TraceType | TraceTypeName = TraceType.SYMBOLIC_OPERATION,
         metadata: dict[str, Any] | None = None,
         *,
         priority: float | None = None,
@@ -266,7 +267,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         self,
         trace_id: str,
         data: Any,
-        trace_type: TraceType | str = TraceType.SYMBOLIC_OPERATION,
+        trace_type: TraceType | TraceTypeName = TraceType.SYMBOLIC_OPERATION,
         metadata: dict[str, Any] | None = None,
         *,
         priority: float | None = None,

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 import numpy as np
 
 from memstrata.errors import ClosedError
+from memstrata.types import Metric, VectorCodecName
 from memstrata.vectors import _persist, _search
 from memstrata.vectors._args import as_ids, check_k, describe, unique_sorted
 from memstrata.vectors._calibrate import CodecChoice, fit_codec
@@ -116,8 +117,8 @@ class VectorMemory(IndexState):
     def __init__(
         self,
         dim: int,
-        codec: str = "int8",
-        metric: str = "cosine",
+        codec: VectorCodecName = "int8",
+        metric: Metric = "cosine",
         rescore: int | str | None = None,
         *,
         shortlist: int | None = None,
@@ -139,8 +140,8 @@ class VectorMemory(IndexState):
         cls,
         path: str | os.PathLike[str],
         dim: int | None = None,
-        codec: str | None = None,
-        metric: str | None = None,
+        codec: VectorCodecName | None = None,
+        metric: Metric | None = None,
         rescore: int | None = None,
         *,
         shortlist: int | None = None,
