@@ -135,7 +135,7 @@ def test_ingest(benchmark: Any, impl: str, durability: str, stream: list[dict[st
         for thing in opened:
             thing.close()
         opened.clear()
-        path = workdir / f"ingest-{impl}-{next(counter)}.db"
+        path = workdir / f"ingest-{impl}-{durability}-{next(counter)}.db"
         if impl == "sqlite3-json":
             shutil.copy(templates["sqlite3"], path)
             conn = sqlite3.connect(path, isolation_level=None)
@@ -144,6 +144,8 @@ def test_ingest(benchmark: Any, impl: str, durability: str, stream: list[dict[st
             opened.append(conn)
             return (conn,), {}
         shutil.copy(templates["memstrata"], path)
+        # a trace database is its file and its mark file (the acknowledged sequence it must reach)
+        shutil.copy(f"{templates['memstrata']}-mark", f"{path}-mark")
         mem = SymbolicTraceMemory({"db_path": str(path), "durability": durability})
         opened.append(mem)
         return (mem,), {}
