@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memstrata.core._audit import AuditEntry
 from memstrata.core._events import Event
@@ -42,15 +42,15 @@ class Recovery:
     _since_checkpoint: int
     _lock: Any
 
-    # provided by MemoryCore (the write half)
-    def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by MemoryCore (the write half)
 
-    def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
-        raise NotImplementedError
+        def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None: ...
 
-    def _read_record(self, kb: bytes) -> bytes | None:
-        raise NotImplementedError
+        def _apply_best_effort(
+            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None
+        ) -> dict[str, str]: ...
+
+        def _read_record(self, kb: bytes) -> bytes | None: ...
 
     # -------------------------------------------------------------- recovery --
 
