@@ -17,7 +17,7 @@ from typing import Any
 
 from memstrata.optimization._config import OptimizationConfig
 from memstrata.optimization._engine_mapping import EngineMapping
-from memstrata.optimization._strategies import DocumentedCompressionEngine, _documented_stats
+from memstrata.optimization._strategies import DocumentedCompressionEngine, documented_stats
 from memstrata.types import StorageTier
 
 __all__ = ["DeduplicationView", "OptimizationMiddleware", "StorageTier", "TieredStorageView"]
@@ -179,7 +179,7 @@ class OptimizationMiddleware:
             total_reads=m["reads"], total_writes=m["writes"], total_deletes=m["deletes"],
             cache_hits=m["hot_hits"], cache_misses=m["reads"] - m["hot_hits"],
         )
-        out["compression"] = _documented_stats(0, 0, 0, {}, s["compression"]) | {
+        out["compression"] = documented_stats(0, 0, 0, {}, s["compression"]) | {
             k: v for k, v in out["compression"].items() if k == "engine"
         }
         out["tiered_storage"] = TieredStorageView.from_store_statistics(s)

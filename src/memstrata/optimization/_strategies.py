@@ -169,10 +169,10 @@ class DocumentedCompressionEngine:
         ``space_saved_bytes``, ``strategy_usage``, and the engine's own counters."""
         with self._lock:
             n, bytes_in, bytes_out, usage = self._n, self._bytes_in, self._bytes_out, dict(self._usage)
-        return _documented_stats(n, bytes_in, bytes_out, usage, self.engine.get_statistics())
+        return documented_stats(n, bytes_in, bytes_out, usage, self.engine.get_statistics())
 
 
-def _documented_stats(
+def documented_stats(
     n: int, bytes_in: int, bytes_out: int, usage: dict[str, int], engine_stats: dict[str, Any]
 ) -> dict[str, Any]:
     """Merge this face's counters with the engine's per-codec counters, in the documented keys."""
