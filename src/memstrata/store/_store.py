@@ -19,6 +19,7 @@ from memstrata.store._async import AsyncStoreMethods
 from memstrata.types import TierLike
 from memstrata.store._config import StoreConfig
 from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
+from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
 
 __all__ = ["MemoryStore", "StoreLockedError"]
@@ -505,60 +506,7 @@ class MemoryStore(AsyncStoreMethods):
         ``disk_bytes`` (files) and ``target_met``.
         """
         self._check_open()
-        ts = self.tiers.statistics()
-        hot_info = self.tiers.hot.info()
-        reads = hot_info["hits"] + hot_info["misses"]
-        hits = hot_info["hits"] + self._hits
-        raw = ts["logical_bytes"]
-        stored = ts["warm"]["bytes"] + ts["cold"]["bytes"]
-        index_ram = getattr(self._backend, "ram_bytes", None)
-        ram = ts["hot"]["bytes"] + (index_ram() if index_ram is not None else 0)
-        disk = self.disk_bytes()
-        reduction = 100.0 * (1 - stored / raw) if raw else 0.0
-        lat = self._store_seconds.summary()
-        return {
-            "middleware": {
-                "reads": reads,
-                "writes": self._writes,
-                "deletes": self._deletes,
-                "hits": hits,
-                "misses": self._misses,
-                "hot_hits": hot_info["hits"],
-                "hit_rate": hits / reads if reads else 0.0,
-                "store_seconds": lat,
-                "seq": ts["seq"],
-            },
-            "compression": self.engine.get_statistics(),
-            "tiered_storage": {
-                "hot": ts["hot"],
-                "warm": ts["warm"],
-                "cold": ts["cold"],
-                **{k: ts[k] for k in (
-                    "promotions", "demotions", "hot_to_warm", "warm_to_cold", "cold_to_warm", "warm_to_hot",
-                    "capacity_demotions", "migration_passes", "migration_errors", "compactions",
-                    "last_migration_error", "tombstones",
-                )},
-            },
-            "deduplication": {
-                "keys": ts["keys"],
-                "unique_blobs": ts["unique_blobs"],
-                "garbage_blobs": ts["garbage_blobs"],
-                "logical_bytes": raw,
-                "unique_bytes": ts["unique_bytes"],
-                "dedup_ratio": raw / ts["unique_bytes"] if ts["unique_bytes"] else 1.0,
-            },
-            "overall": {
-                "keys": ts["keys"],
-                "raw_bytes": raw,
-                "stored_bytes": stored,
-                "ram_bytes": ram,
-                "disk_bytes": disk,
-                "memory_reduction_percent": reduction,
-                "ram_reduction_percent": 100.0 * (1 - ram / raw) if raw else 0.0,
-                "target_reduction_percent": self.config.target_reduction_percent,
-                "target_met": bool(raw) and reduction >= self.config.target_reduction_percent,
-            },
-        }
+        return store_statistics(self)
 
     def disk_bytes(self) -> int:
         """Bytes of the store's files (SQLite file, WAL, packs); 0 in RAM only."""
