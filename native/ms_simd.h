@@ -167,14 +167,47 @@ static inline void ms_keep_dist(ms_heap *h, int64_t k, int32_t dist, int64_t i) 
 typedef void (*ms_tile_fn)(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
                            int nq, int nr, int32_t *dots);
 
+/* A row kernel computes dots[y] for one query (weights w) and nr <= MS_ROWS1 int8 rows. */
+#define MS_ROWS1 4
+
+typedef void (*ms_row_fn)(const int16_t *w, const int8_t *codes, int64_t d, int64_t cstride, int nr, int32_t *dots);
+
+static void ms_i8_row_portable(const int16_t *w, const int8_t *codes, int64_t d, int64_t cstride, int nr,
+                               int32_t *dots) {
+    for (int y = 0; y < nr; y++) {
+        const int8_t *c = codes + y * cstride;
+        int32_t acc = 0;
+        for (int64_t j = 0; j < d; j++) acc += (int32_t)w[j] * (int32_t)c[j];
+        dots[y] = acc;
+    }
+}
+
 /* Shared by every path: blocks of rows x micro-tiles, fused selection. */
 /* With `widen`, each block of int8 rows is first sign-extended to int16 in a
    scratch buffer (in L2): every query of the batch then multiplies plain
    int16 loads, where widening in the inner loop would cost a shuffle per load
    per query group. The int4 tiles read the packed bytes directly. */
-static int ms_scan(ms_tile_fn tile, int widen, const int16_t *w, int64_t wstride, const float *factor,
+/* Fewer than MS_TQ queries go through `row` (when the path has one): one query
+   against MS_ROWS1 rows, the int8 codes widened in registers. A tile would repeat
+   the query in its empty slots and the widened block would read every code twice,
+   which made a single query four to eight times slower than it needs to be. */
+static int ms_scan(ms_tile_fn tile, ms_row_fn row, int widen, const int16_t *w, int64_t wstride, const float *factor,
                    const uint8_t *codes, int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq,
                    int64_t k, float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i) {
+    if (row != NULL && nq < MS_TQ) {
+        ms_heap h;
+        int32_t dots1[MS_ROWS1];
+        for (int64_t a = 0; a < nq; a++) {
+            h.s = heap_s + a * k; h.i = heap_i + a * k; h.size = 0;
+            for (int64_t r = 0; r < n; r += MS_ROWS1) {
+                int tr = n - r < MS_ROWS1 ? (int)(n - r) : MS_ROWS1;
+                row(w + a * wstride, (const int8_t *)codes + r * cstride, d, cstride, tr, dots1);
+                for (int y = 0; y < tr; y++) ms_keep(&h, k, dots1[y], factor[a], bias[r + y], r + y);
+            }
+            ms_drain(&h, k, out_s + a * k, out_i + a * k);
+        }
+        return 0;
+    }
     ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
     int16_t *wide = widen ? (int16_t *)malloc(sizeof(int16_t) * (size_t)(MS_BLOCK_ROWS * d + 1)) : NULL;
     if (heaps == NULL || (widen && wide == NULL)) { free(heaps); free(wide); return -1; }
@@ -281,6 +314,25 @@ static void ms_i4_tile_portable(const int16_t *w, int64_t wstride, const uint8_t
         dots[3 * MS_TR + 0] = HSUM(a30) + t[6]; dots[3 * MS_TR + 1] = HSUM(a31) + t[7];                             \
     }
 
+#define MS_DEFINE_I8_ROW(NAME, ATTR, VEC, NL, LOAD8, LOADW, MADD, ZERO, HSUM)                                      \
+    ATTR static void NAME(const int16_t *w, const int8_t *codes, int64_t d, int64_t cstride, int nr, int32_t *dots) { \
+        /* a partial group repeats its first row; only the real dots are kept */                                   \
+        const int8_t *c0 = codes, *c1 = nr > 1 ? c0 + cstride : c0;                                                 \
+        const int8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;                    \
+        VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                                             \
+        int64_t j = 0;                                                                                              \
+        for (; j + NL <= d; j += NL) {                                                                              \
+            VEC u = LOADW(w + j);                                                                                   \
+            a0 = MADD(a0, u, LOAD8(c0 + j)); a1 = MADD(a1, u, LOAD8(c1 + j));                                       \
+            a2 = MADD(a2, u, LOAD8(c2 + j)); a3 = MADD(a3, u, LOAD8(c3 + j));                                       \
+        }                                                                                                           \
+        int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                                                     \
+        for (; j < d; j++) {                                                                                        \
+            t0 += w[j] * c0[j]; t1 += w[j] * c1[j]; t2 += w[j] * c2[j]; t3 += w[j] * c3[j];                         \
+        }                                                                                                           \
+        dots[0] = HSUM(a0) + t0; dots[1] = HSUM(a1) + t1; dots[2] = HSUM(a2) + t2; dots[3] = HSUM(a3) + t3;         \
+    }
+
 /* int4 with weights de-interleaved by the caller: w[0 .. half) are the even
    dimensions, w[half .. 2 * half) the odd ones (half = d / 2, d even; an odd last
    dimension is w[2 * half]). LOADB(p) widens NL bytes to int16 lanes. */
@@ -334,6 +386,8 @@ MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
 #define MS_AVX2_SRL(v, n) _mm256_srli_epi16((v), (n))
 MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256)
+MS_DEFINE_I8_ROW(ms_i8_row_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVX2_MADD,
+                 _mm256_setzero_si256(), ms_hsum256)
 MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 
@@ -343,6 +397,8 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_
 #define MS_AVXVNNI_MADD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
 MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256)
+MS_DEFINE_I8_ROW(ms_i8_row_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+                 _mm256_setzero_si256(), ms_hsum256)
 MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 #endif
@@ -357,6 +413,8 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD
 #define MS_AVX512_HSUM(v) _mm512_reduce_add_epi32(v)
 MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADW, MS_AVX512_LOADW, MS_AVX512_MADD,
                   _mm512_setzero_si512(), MS_AVX512_HSUM)
+MS_DEFINE_I8_ROW(ms_i8_row_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADW, MS_AVX512_MADD,
+                 _mm512_setzero_si512(), MS_AVX512_HSUM)
 MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADB, MS_AVX512_LOADW, MS_AVX512_MADD,
                   _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL, _mm512_set1_epi16)
 
@@ -371,6 +429,17 @@ static ms_tile_fn ms_i8_tile(int path) {
     if (path == MS_AVX512VNNI) return ms_i8_tile_avx512;
 #endif
     return ms_i8_tile_portable;
+}
+
+static ms_row_fn ms_i8_row(int path) {
+#if MS_X86
+    if (path == MS_AVX2) return ms_i8_row_avx2;
+#if MS_HAVE_AVXVNNI
+    if (path == MS_AVXVNNI) return ms_i8_row_avxvnni;
+#endif
+    if (path == MS_AVX512VNNI) return ms_i8_row_avx512;
+#endif
+    return ms_i8_row_portable;
 }
 
 static ms_tile_fn ms_i4_tile(int path) {

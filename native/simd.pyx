@@ -22,8 +22,11 @@ cdef extern from "ms_simd.h" nogil:
     ctypedef void (*ms_tile_fn)(const int16_t *w, int64_t wstride, const uint8_t *codes, int64_t d, int64_t cstride,
                                 int nq, int nr, int32_t *dots)
     ms_tile_fn ms_i8_tile(int path)
+    ctypedef void (*ms_row_fn)(const int16_t *w, const int8_t *codes, int64_t d, int64_t cstride, int nr,
+                               int32_t *dots)
     ms_tile_fn ms_i4_tile(int path)
-    int ms_scan(ms_tile_fn tile, int widen, const int16_t *w, int64_t wstride, const float *factor, const uint8_t *codes,
+    ms_row_fn ms_i8_row(int path)
+    int ms_scan(ms_tile_fn tile, ms_row_fn row, int widen, const int16_t *w, int64_t wstride, const float *factor, const uint8_t *codes,
                  int64_t n, int64_t d, int64_t cstride, const float *bias, int64_t nq, int64_t k,
                  float *out_s, int64_t *out_i, float *heap_s, int64_t *heap_i)
     int ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
@@ -67,7 +70,7 @@ def int8_scan(const int16_t[:, ::1] weights, const float[::1] factor, const int8
         return
     cdef int status
     with nogil:
-        status = ms_scan(ms_i8_tile(p), 1, &weights[0, 0], weights.shape[1], &factor[0],
+        status = ms_scan(ms_i8_tile(p), ms_i8_row(p), 1, &weights[0, 0], weights.shape[1], &factor[0],
                 <const uint8_t *>(&codes[0, 0]) if n > 0 else NULL, n, d, d, &bias[0] if n > 0 else NULL,
                 nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
     if status != 0:
@@ -87,7 +90,7 @@ def int4_scan(const int16_t[:, ::1] weights, const float[::1] factor, const uint
         return
     cdef int status
     with nogil:
-        status = ms_scan(ms_i4_tile(p), 0, &weights[0, 0], weights.shape[1], &factor[0],
+        status = ms_scan(ms_i4_tile(p), NULL, 0, &weights[0, 0], weights.shape[1], &factor[0],
                 &packed[0, 0] if n > 0 else NULL, n, d, packed.shape[1], &bias[0] if n > 0 else NULL,
                 nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
     if status != 0:

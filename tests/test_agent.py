@@ -315,6 +315,42 @@ def test_reopen_keeps_everything(tmp_path: Path, clock: Clock) -> None:
         assert m.verify()["ok"]
 
 
+def test_access_counts_outlive_reopen_without_rewriting_records(tmp_path: Path, clock: Clock) -> None:
+    """Reads count in small access records (a/<block>); a later update of the record never rolls a count back."""
+    with AgentMemory(tmp_path / "m", clock=clock) as m:
+        a = m.add("alpha", vector=unit(1, 0))
+        b = m.add("beta", vector=unit(0, 1))
+        record_before = m.store.retrieve(f"m/{a.id}")
+        for _ in range(3):
+            m.search(unit(1, 0.1), mode="vector", limit=1)
+        clock.advance(1)
+        m.get(b.id)
+        m.flush()
+        assert m.store.retrieve(f"m/{a.id}") == record_before  # the memory record itself was not rewritten
+        m.update(b.id, metadata={"k": 1})  # rewrites b's record with its count, after the access block
+        m.get(b.id)
+        m.forget(b.id)
+    with AgentMemory(tmp_path / "m", clock=clock) as m:
+        assert m.get_metrics()["top_accessed"] == [(a.id, 3)]  # the three searches
+        clock.advance(1)
+        got = m.get(a.id)
+        assert got is not None and got.access_count == 4 and got.last_access == clock.t
+        assert m.get(b.id) is None
+        assert sorted(k for k in m.store.keys() if isinstance(k, str) and k.startswith("a/")) == ["a/0"]
+        assert m.store.retrieve("a/0")["ids"] == [a.id]  # b's count went with b
+
+
+def test_pending_access_counts_are_written_in_batches(tmp_path: Path, clock: Clock) -> None:
+    with AgentMemory(tmp_path / "m", clock=clock) as m:
+        ids = [m.add(f"memory {i}", vector=unit(1, i / 10)).id for i in range(5)]
+        m._access.pending_limit = 4
+        for id_ in ids[:3]:
+            m.get(id_)
+        assert "a/0" not in m.store
+        m.get(ids[3])  # the fourth pending touch writes the block
+        assert m.store.retrieve("a/0")["counts"] == [1, 1, 1, 1]
+
+
 def test_metrics_shape(mem: AgentMemory) -> None:
     mem.add("x one", vector=unit(1, 0))
     mem.add("x one", vector=unit(1, 0))

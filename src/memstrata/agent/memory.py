@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
 from memstrata.agent.keywords import KeywordIndex
@@ -57,8 +58,9 @@ class AgentMemory:
     Notes
     -----
     One writer per directory (the store's lock). Methods are thread-safe (one lock).
-    Access counts are kept in RAM and written by :meth:`flush` / :meth:`close`
-    (and every 1,000 accessed memories); a crash loses only counts since then.
+    Access counts are kept in RAM and written, one small record per 1,024 ids
+    (:mod:`memstrata.agent.access`), by :meth:`flush` / :meth:`close` and every
+    1,000 reads; a crash loses only the counts since then.
 
     Examples
     --------
@@ -96,7 +98,7 @@ class AgentMemory:
         self._columns = MetadataColumns()
         self._keywords = KeywordIndex()
         self._vectors: VectorIndex | None = None
-        self._dirty: set[int] = set()
+        self._access = AccessLog()
         self._generation = 0  # bumped by every change, so a prune plan knows it is stale
         self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
         self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
@@ -136,6 +138,7 @@ class AgentMemory:
             if codes is not None:
                 vec_ids.append(rec.id)
                 vecs.append(decode_vector(codes, scale))
+        AccessLog.load(self.store, self._records)
         self._keywords.add_many([(r["id"], r["text"]) for r in records])
         if vecs:
             assert self._vectors is not None
@@ -153,8 +156,7 @@ class AgentMemory:
         """Write pending access counts and counters; flush the store."""
         with self._lock:
             self._check_open()
-            self._persist([self._records[i] for i in sorted(self._dirty) if i in self._records])
-            self._dirty.clear()
+            self._access.write(self.store, self._records)
             self._save_meta()
             self.store.flush()
 
@@ -264,12 +266,8 @@ class AgentMemory:
 
     def _touch(self, rec: MemoryRecord, now: float) -> None:
         self._generation += 1
-        rec.access_count += 1
-        rec.last_access = now
-        self._dirty.add(rec.id)
-        if len(self._dirty) >= 1000:
-            self._persist([self._records[i] for i in sorted(self._dirty) if i in self._records])
-            self._dirty.clear()
+        if self._access.touch(rec, now):
+            self._access.write(self.store, self._records)
 
     def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
         """Unit float32 rows for ``texts``: the given vectors, else the embedder's, else None."""

@@ -75,7 +75,12 @@ class MemoryRecord:
 
     def copy(self) -> MemoryRecord:
         """An independent copy (what every read hands back, so callers cannot change the stored record)."""
-        return MemoryRecord(**self.to_dict())
+        twin = copy.copy(self)  # the immutable fields are shared; the mutable ones are copied below
+        if not isinstance(self.content, str):
+            twin.content = copy.deepcopy(self.content)
+        twin.metadata = copy.deepcopy(self.metadata) if self.metadata else {}
+        twin.links = list(self.links)
+        return twin
 
     def is_valid(self, at: float) -> bool:
         """Whether the fact held at ``at`` (seconds)."""

@@ -120,7 +120,7 @@ def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
             memory._keywords.remove(id_)
             if memory._vectors is not None:
                 memory._vectors.remove(id_)
-            memory._dirty.discard(id_)
+            memory._access.forget(id_)
         touched = []
         for rec in memory._records.values():  # links, supersession and pattern evidence must not name them
             hit = False

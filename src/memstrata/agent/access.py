@@ -1,0 +1,107 @@
+"""Access counts: how often each memory was read and when, kept apart from the memory records.
+
+Every ``get`` and ``search`` touches what it returns. Rewriting each touched
+record (text, content, metadata, embedding) would make reads write as much as
+adds; instead the counts of a block of :data:`BLOCK` consecutive ids live in
+one small record ``a/<block>`` (ids, counts, last access times), rewritten
+whole when any member changed. Counts only grow and times only advance, so on
+open the larger of the block's value and the memory record's value wins: a
+record rewritten for another reason (an update) never loses a count, and a
+block written before that update never rolls it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memstrata.agent.records import MemoryRecord
+    from memstrata.store import MemoryStore
+
+__all__ = ["BLOCK", "PREFIX", "AccessLog"]
+
+#: ids per access record
+BLOCK = 1024
+#: key prefix of the access records
+PREFIX = "a/"
+
+
+class AccessLog:
+    """Which access blocks changed since they were last written, and the writing and reading of them.
+
+    ``pending_limit`` touched memories make :meth:`touch` report that a write is due.
+
+    Examples
+    --------
+    >>> from memstrata import MemoryStore
+    >>> from memstrata.agent.records import MemoryRecord
+    >>> records = {7: MemoryRecord(id=7, content="x", text="x", category="fact")}
+    >>> with MemoryStore() as store:
+    ...     log = AccessLog()
+    ...     _ = log.touch(records[7], now=100.0)
+    ...     log.write(store, records)
+    ...     records[7].access_count = 0
+    ...     AccessLog.load(store, records)
+    ...     records[7].access_count, records[7].last_access
+    (1, 100.0)
+    """
+
+    def __init__(self, pending_limit: int = 1000) -> None:
+        self.pending_limit = pending_limit
+        self._blocks: set[int] = set()
+        self._pending = 0
+
+    def __len__(self) -> int:
+        """Touches not yet written."""
+        return self._pending
+
+    def touch(self, rec: MemoryRecord, now: float) -> bool:
+        """Count one access of ``rec`` at ``now``; True when enough are pending that a write is due."""
+        rec.access_count += 1
+        rec.last_access = now
+        self._blocks.add(rec.id // BLOCK)
+        self._pending += 1
+        return self._pending >= self.pending_limit
+
+    def forget(self, id_: int) -> None:
+        """``id_`` is gone: its block is rewritten without it at the next write."""
+        self._blocks.add(id_ // BLOCK)
+
+    def write(self, store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
+        """Write every changed block (one ``store_many``); a block left with no accessed memory is deleted."""
+        if not self._blocks:
+            return
+        members: dict[int, list[MemoryRecord]] = {b: [] for b in self._blocks}
+        for rec in records.values():
+            block = members.get(rec.id // BLOCK)
+            if block is not None and rec.access_count:
+                block.append(rec)
+        items = []
+        for b, recs in sorted(members.items()):
+            key = f"{PREFIX}{b}"
+            if recs:
+                recs.sort(key=lambda r: r.id)
+                items.append((key, {"ids": [r.id for r in recs], "counts": [r.access_count for r in recs],
+                                    "last": [r.last_access for r in recs]}))
+            elif key in store:
+                store.delete(key)
+        if items:
+            store.store_many(items)
+        self._blocks.clear()
+        self._pending = 0
+
+    @staticmethod
+    def load(store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
+        """Raise each record's count and time to what its access block holds (records not in ``records`` are skipped)."""
+        for key in list(store.keys()):
+            if not (isinstance(key, str) and key.startswith(PREFIX)):
+                continue
+            value: Any = store.retrieve(key)
+            for id_, count, last in zip(value["ids"], value["counts"], value["last"]):
+                rec = records.get(id_)
+                if rec is None:
+                    continue
+                rec.access_count = max(rec.access_count, int(count))
+                if last is not None and (rec.last_access is None or last > rec.last_access):
+                    rec.last_access = float(last)
