@@ -23,7 +23,7 @@ from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
 from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
+from memstrata.agent.records import MemoryRecord, content_digest, from_stored, to_seconds, to_stored
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns, compile_filter
@@ -38,7 +38,8 @@ RESERVED_FIELDS = frozenset(
 _SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
-_FORMAT = 1
+_FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
+_READABLE = (1, 2)
 
 
 class AgentMemory:
@@ -118,8 +119,8 @@ class AgentMemory:
     def _load(self) -> None:
         meta = self.store.retrieve(_META_KEY, None)
         if meta is not None:
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"path: agent memory format {meta.get('format')!r} is not supported (expected {_FORMAT})")
+            if meta.get("format") not in _READABLE:
+                raise ValueError(f"path: agent memory format {meta.get('format')!r} is not supported (expected one of {_READABLE})")
             self._next_id = self._reserved_to = int(meta["reserved_to"])
             self.counters.update(meta.get("counters", {}))
             if meta.get("dim") is not None:
@@ -133,7 +134,7 @@ class AgentMemory:
         vecs: list[np.ndarray] = []
         for raw in records:
             codes, scale = raw.pop("vec", None), raw.pop("vscale", 0.0)
-            rec = MemoryRecord(**raw)
+            rec = from_stored(raw)
             self._install(rec, index_text=False)
             if codes is not None:
                 vec_ids.append(rec.id)
@@ -251,8 +252,7 @@ class AgentMemory:
         self._generation += 1
         items = []
         for rec in recs:
-            raw = rec.to_dict()
-            raw.pop("duplicate_of")
+            raw = to_stored(rec)
             vec = vectors.get(rec.id) if vectors else None
             if vec is None and self._vectors is not None and rec.id in self._vectors:
                 vec = self._vectors.get([rec.id])[0]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["MemoryRecord", "SearchResult", "content_digest", "to_seconds"]
+__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "to_stored", "to_seconds"]
 
 
 def content_digest(scope: tuple[Any, ...], text: str) -> str:
@@ -88,6 +88,47 @@ class MemoryRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(MemoryRecord))
+
+
+# fields at these values are left out of the stored record
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MemoryRecord) if f.default is not MISSING}
+_DEFAULTS.update(metadata={}, links=[])
+_DERIVED = ("hash", "duplicate_of")
+_SAME_AS_CREATED = ("updated_at", "valid_at")
+
+
+def to_stored(rec: MemoryRecord) -> dict[str, Any]:
+    """The record as the store keeps it: only what cannot be derived.
+
+    Left out: fields at their default, ``content`` when it is the text,
+    ``updated_at`` / ``valid_at`` when they equal ``created_at``, ``hash``
+    (the digest of the scope and text, recomputed by :func:`from_stored`) and
+    ``duplicate_of`` (an answer of one ``add``, not state). A typical memory's
+    record is about half the size of all its fields.
+    """
+    out: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(rec, name)
+        if name in _DERIVED or (name == "content" and value == rec.text and isinstance(value, str)):
+            continue
+        if name in _SAME_AS_CREATED:
+            if value != rec.created_at:
+                out[name] = value
+        elif name not in _DEFAULTS or type(value) is not type(_DEFAULTS[name]) or value != _DEFAULTS[name]:
+            out[name] = copy.deepcopy(value) if name in ("content", "metadata") else value
+    return out
+
+
+def from_stored(raw: dict[str, Any]) -> MemoryRecord:
+    """The record :func:`to_stored` kept (records of format 1, with every field, read the same way)."""
+    raw = dict(raw)
+    raw.setdefault("content", raw["text"])
+    for name in _SAME_AS_CREATED:
+        raw.setdefault(name, raw["created_at"])
+    raw.pop("duplicate_of", None)
+    rec = MemoryRecord(**raw)
+    rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), rec.text)
+    return rec
 
 
 @dataclass
