@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -198,16 +199,14 @@ class Lance(Adapter):
 
     def compact(self) -> None:
         if self.table is not None:
-            try:
-                self.table.optimize()  # needs pylance (in the bench-agent extra)
+            from datetime import timedelta
+
+            try:  # compaction, and old versions removed at once (needs pylance, in the bench-agent extra)
+                with warnings.catch_warnings():  # the warning says no other process may use the table: none does
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
             except ImportError as exc:
                 pytest.skip(f"lancedb compaction needs pylance ({exc})")
-            try:
-                from datetime import timedelta
-
-                self.table.cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
-            except (AttributeError, TypeError):
-                pass
 
 
 class Mem0(Adapter):
