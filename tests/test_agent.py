@@ -351,6 +351,14 @@ def test_pending_access_counts_are_written_in_batches(tmp_path: Path, clock: Clo
         assert m.store.retrieve("a/0")["counts"] == [1, 1, 1, 1]
 
 
+def test_set_tier_refuses_an_unknown_tier_before_changing_anything(mem: AgentMemory) -> None:
+    a = mem.add("alpha")
+    with pytest.raises(ValueError, match="tier: expected 'hot', 'warm' or 'cold', got 'lukewarm'"):
+        mem.set_tier(a.id, "lukewarm")  # type: ignore[arg-type]
+    assert mem.get(a.id).tier == "hot"  # type: ignore[union-attr]
+    assert mem.set_tier(a.id, "cold").tier == "cold"
+
+
 def test_metrics_shape(mem: AgentMemory) -> None:
     mem.add("x one", vector=unit(1, 0))
     mem.add("x one", vector=unit(1, 0))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from memstrata.agent.categories import CategoryTable, category_table
+from memstrata.types import VectorCodecName
 
 __all__ = ["AgentConfig", "format_content"]
 
@@ -126,7 +127,7 @@ class AgentConfig:
     pattern_success: str = "success"
     min_occurrences: int = 3
     pattern_threshold: float = 0.7
-    vector_codec: str = "int8"
+    vector_codec: VectorCodecName = "int8"
     store_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,6 @@ place a memory lives and ``forget`` + ``compact`` removes it from every file.
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,30 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
-from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, content_digest, from_stored, to_seconds, to_stored
-from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
+from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
+from memstrata.agent.state import RESERVED_FIELDS, SCOPES, MemoryState
 from memstrata.store import MemoryStore
-from memstrata.vectors.filters import MetadataColumns, compile_filter
+from memstrata.types import TierName
+from memstrata.vectors.filters import compile_filter
 
 __all__ = ["RESERVED_FIELDS", "AgentMemory"]
 
-#: Filterable fields every memory has; user metadata may not use these names.
-RESERVED_FIELDS = frozenset(
-    ("live", "category", "type", "user_id", "agent_id", "run_id", "created_at", "updated_at", "valid_at",
-     "invalid_at", "expired", "tier", "pinned")
-)
-_SCOPES = ("user_id", "agent_id", "run_id")
-_META_KEY = "agent/meta"
-_ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
-_FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
-_READABLE = (1, 2)
 
-
-class AgentMemory:
+class AgentMemory(MemoryState):
     """An agent's memory: ``add`` / ``search`` / ``update`` / ``forget`` with scopes, categories and validity.
 
     Parameters
@@ -85,29 +72,13 @@ class AgentMemory:
     ) -> None:
         if config is not None and not isinstance(config, AgentConfig):
             raise TypeError(f"config: expected an AgentConfig, got {type(config).__name__}")
-        self.config = config or AgentConfig()
-        self.embedder = None if embedder is None else check_embedder(embedder)
-        self.clock = clock
-        self.path = None if path is None else Path(path)
+        config = config or AgentConfig()
+        path = None if path is None else Path(path)
         # no trained zstd dictionary: one would keep samples of forgotten texts in the store
         store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 4 << 20}
-        store_cfg.update(self.config.store_config)
-        self.store = MemoryStore(self.path, store_cfg, clock=clock)
-        self._lock = threading.RLock()
-        self._records: dict[int, MemoryRecord] = {}
-        self._by_hash: dict[str, list[int]] = {}  # digest → ids with that text in that scope
-        self._columns = MetadataColumns()
-        self._keywords = KeywordIndex()
-        self._vectors: VectorIndex | None = None
-        self._access = AccessLog()
-        self._generation = 0  # bumped by every change, so a prune plan knows it is stale
-        self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
-        self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
-                         "searches": 0, "pruned_age": 0, "pruned_relevance": 0, "pruned_redundancy": 0,
-                         "archived": 0, "demoted": 0}
-        self._next_id = 0
-        self._reserved_to = 0
-        self._closed = False
+        store_cfg.update(config.store_config)
+        store = MemoryStore(path, store_cfg, clock=clock)
+        super().__init__(path, store, config, None if embedder is None else check_embedder(embedder), clock)
         try:
             self._load()
         except BaseException:
@@ -115,43 +86,6 @@ class AgentMemory:
             raise
 
     # ------------------------------------------------------------ lifecycle
-
-    def _load(self) -> None:
-        meta = self.store.retrieve(_META_KEY, None)
-        if meta is not None:
-            if meta.get("format") not in _READABLE:
-                raise ValueError(f"path: agent memory format {meta.get('format')!r} is not supported (expected one of {_READABLE})")
-            self._next_id = self._reserved_to = int(meta["reserved_to"])
-            self.counters.update(meta.get("counters", {}))
-            if meta.get("dim") is not None:
-                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec)
-        records = []
-        for key in list(self.store.keys()):
-            if isinstance(key, str) and key.startswith("m/"):
-                records.append(self.store.retrieve(key))
-        records.sort(key=lambda r: r["id"])
-        vec_ids: list[int] = []
-        vecs: list[np.ndarray] = []
-        for raw in records:
-            codes, scale = raw.pop("vec", None), raw.pop("vscale", 0.0)
-            rec = from_stored(raw)
-            self._install(rec, index_text=False)
-            if codes is not None:
-                vec_ids.append(rec.id)
-                vecs.append(decode_vector(codes, scale))
-        AccessLog.load(self.store, self._records)
-        self._keywords.add_many([(r["id"], r["text"]) for r in records])
-        if vecs:
-            assert self._vectors is not None
-            self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
-            self._vectors.flush()
-
-    def _save_meta(self) -> None:
-        self.store.store(
-            _META_KEY,
-            {"format": _FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
-             "dim": None if self._vectors is None else self._vectors.dim},
-        )
 
     def flush(self) -> None:
         """Write pending access counts and counters; flush the store."""
@@ -184,134 +118,6 @@ class AgentMemory:
     def __contains__(self, id_: object) -> bool:
         return id_ in self._records
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError("AgentMemory: this memory is closed; open the directory again")
-
-    # ------------------------------------------------------------ internals
-
-    def _now(self) -> float:
-        return float(self.clock())
-
-    def _new_id(self) -> int:
-        if self._next_id >= self._reserved_to:
-            self._reserved_to = self._next_id + _ID_BLOCK
-            self._save_meta()
-        self._next_id += 1
-        return self._next_id - 1
-
-    @staticmethod
-    def _row(rec: MemoryRecord) -> dict[str, Any]:
-        row = dict(rec.metadata)
-        row.update(live=True, category=rec.category, created_at=rec.created_at, updated_at=rec.updated_at,
-                   valid_at=rec.valid_at, expired=rec.expired, tier=rec.tier, pinned=rec.pinned)
-        for name in ("type", "user_id", "agent_id", "run_id", "invalid_at"):
-            value = getattr(rec, name)
-            if value is not None:
-                row[name] = value
-        return row
-
-    def _restricted(self, rec: MemoryRecord) -> bool:
-        """Whether some read hides it: expired, with an end of validity, or valid only from a later time."""
-        return rec.expired or rec.invalid_at is not None or rec.valid_at > rec.created_at
-
-    def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
-        """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
-        self._records[rec.id] = rec
-        self._by_hash.setdefault(rec.hash, []).append(rec.id)
-        while len(self._columns) < rec.id:
-            self._columns.append([None], [len(self._columns)])
-        if len(self._columns) == rec.id:
-            self._columns.append([self._row(rec)], [rec.id])
-        else:
-            self._columns.set(rec.id, self._row(rec))
-        self._n_restricted += self._restricted(rec)
-        self._next_id = max(self._next_id, rec.id + 1)
-        if index_text:
-            self._keywords.add(rec.id, rec.text)
-
-    def _supersede(self, old: MemoryRecord, by: int, at: float, changed: dict[int, MemoryRecord]) -> None:
-        was = self._restricted(old)
-        old.invalid_at, old.superseded_by, old.updated_at = at, by, self._now()
-        self._refresh(old, was)
-        changed[old.id] = old
-
-    def _unhash(self, rec: MemoryRecord) -> None:
-        ids = self._by_hash.get(rec.hash, [])
-        if rec.id in ids:
-            ids.remove(rec.id)
-            if not ids:
-                del self._by_hash[rec.hash]
-
-    def _refresh(self, rec: MemoryRecord, old_restricted: bool) -> None:
-        """After changing ``rec`` in place: columns and the restricted count."""
-        self._columns.set(rec.id, self._row(rec))
-        self._n_restricted += self._restricted(rec) - old_restricted
-
-    def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None) -> None:
-        self._generation += 1
-        items = []
-        for rec in recs:
-            raw = to_stored(rec)
-            vec = vectors.get(rec.id) if vectors else None
-            if vec is None and self._vectors is not None and rec.id in self._vectors:
-                vec = self._vectors.get([rec.id])[0]
-            if vec is not None:
-                raw["vec"], raw["vscale"] = encode_vector(vec)
-            items.append((f"m/{rec.id}", raw))
-        if len(items) == 1:
-            self.store.store(*items[0])
-        elif items:
-            self.store.store_many(items)
-
-    def _touch(self, rec: MemoryRecord, now: float) -> None:
-        self._generation += 1
-        if self._access.touch(rec, now):
-            self._access.write(self.store, self._records)
-
-    def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
-        """Unit float32 rows for ``texts``: the given vectors, else the embedder's, else None."""
-        if vectors is None:
-            if self.embedder is None:
-                return None
-            vectors = np.asarray(self.embedder.embed(texts))
-            name = "embedder.embed(texts)"
-        x = unit_rows(np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors, name,
-                      None if self._vectors is None else self._vectors.dim)
-        if x.shape[0] != len(texts):
-            raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
-        if self._vectors is None:
-            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec)
-            self._save_meta()
-        return x
-
-    def _scope(self, user_id: Any, agent_id: Any, run_id: Any) -> tuple[Any, Any, Any]:
-        for name, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"{name}: expected a string or None, got {type(value).__name__}")
-        return (user_id, agent_id, run_id)
-
-    def _check_content(self, content: Any, name: str = "content") -> str:
-        if isinstance(content, str):
-            if not content.strip():
-                raise ValueError(f"{name}: expected non-empty text")
-        elif not isinstance(content, Mapping):
-            raise TypeError(f"{name}: expected a str or a dict, got {type(content).__name__}")
-        text = self.config.formatter(content if isinstance(content, str) else dict(content))
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{name}: the formatter made no text of it ({text!r})")
-        return text
-
-    @staticmethod
-    def _check_metadata(metadata: Any) -> dict[str, Any]:
-        if metadata is None:
-            return {}
-        if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
-            raise TypeError(f"metadata: expected a dict with str keys, got {type(metadata).__name__}")
-        clash = sorted(set(metadata) & RESERVED_FIELDS)
-        if clash:
-            raise ValueError(f"metadata: {clash[0]!r} is a field of every memory; pass it as an argument or rename it")
-        return dict(metadata)
 
     # ------------------------------------------------------------------ add
 
@@ -386,7 +192,7 @@ class AgentMemory:
         """Ids (sorted int64) a read may see: live, in scope, matching ``filters``, valid at ``as_of`` (default now),
         not expired. None means every live id (nothing hidden)."""
         spec: dict[str, Any] = {}
-        for name, value in zip(_SCOPES, self._scope(user_id, agent_id, run_id)):
+        for name, value in zip(SCOPES, self._scope(user_id, agent_id, run_id)):
             if value is not None:
                 spec[name] = value
         if filters:
@@ -505,8 +311,10 @@ class AgentMemory:
     def unpin(self, id_: int) -> MemoryRecord:
         return self._set_flag(id_, pinned=False)
 
-    def set_tier(self, id_: int, tier: str) -> MemoryRecord:
-        """Record ``tier`` and move the record's bytes to that tier of the store."""
+    def set_tier(self, id_: int, tier: TierName) -> MemoryRecord:
+        """Record ``tier`` (``"hot"``, ``"warm"`` or ``"cold"``) and move the record's bytes to that tier of the store."""
+        if tier not in ("hot", "warm", "cold"):
+            raise ValueError(f"tier: expected 'hot', 'warm' or 'cold', got {tier!r}")
         rec = self._set_flag(id_, tier=tier)
         self.store.migrate(f"m/{id_}", tier)
         return rec
@@ -522,7 +330,7 @@ class AgentMemory:
         if not isinstance(filters, Mapping):
             raise TypeError(f"filters: expected a dict, got {type(filters).__name__}")
         conds: list[dict[str, Any]] = [{"live": True}, dict(filters)]
-        for name, value in zip(_SCOPES, self._scope(user_id, agent_id, run_id)):
+        for name, value in zip(SCOPES, self._scope(user_id, agent_id, run_id)):
             if value is not None:
                 conds.append({name: value})
         with self._lock:
@@ -573,7 +381,7 @@ class AgentMemory:
             rec = self._records.get(id_)
             if rec is None:
                 raise KeyError(f"id: no memory with id {id_!r}")
-            out = relevance_factors(rec, self.config, self._now())
+            out: dict[str, Any] = dict(relevance_factors(rec, self.config, self._now()))
             out.update(id=id_, category=rec.category, tier=rec.tier, access_count=rec.access_count,
                        last_access=rec.last_access, pinned=rec.pinned)
             return out

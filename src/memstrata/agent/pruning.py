@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from memstrata.agent.relevance import relevance_factors
 from memstrata.errors import MemstrataError
+from memstrata.types import TierName
 
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
@@ -45,7 +46,7 @@ class PruneItem:
     id: int
     action: str  # forget | archive | demote | merge
     reason: str  # age | relevance | redundancy
-    tier: str | None = None  # demote: the target tier
+    tier: TierName | None = None  # demote: the target tier
     into: int | None = None  # merge: the memory kept
 
 

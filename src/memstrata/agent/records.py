@@ -8,7 +8,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "to_stored", "to_seconds"]
+from memstrata.types import TierName
+
+__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "to_seconds", "to_stored"]
 
 
 def content_digest(scope: tuple[Any, ...], text: str) -> str:
@@ -60,7 +62,7 @@ class MemoryRecord:
     access_count: int = 0
     last_access: float | None = None
     version: int = 1
-    tier: str = "hot"
+    tier: TierName = "hot"
     pinned: bool = False
     hash: str = ""
     duplicate_of: int | None = None  # set on the record add() returns when it merged into a stored one

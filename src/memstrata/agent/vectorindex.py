@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
 __all__ = ["VectorIndex", "decode_vector", "encode_vector"]
@@ -54,7 +55,7 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
 class VectorIndex:
     """Unit vectors by id; cosine top-k, optionally restricted to allowed ids."""
 
-    def __init__(self, dim: int, codec: str = "int8", buffer_rows: int = 512) -> None:
+    def __init__(self, dim: int, codec: VectorCodecName = "int8", buffer_rows: int = 512) -> None:
         self.dim = int(dim)
         self.codec = codec
         self.buffer_rows = int(buffer_rows)

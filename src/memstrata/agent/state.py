@@ -1,0 +1,232 @@
+"""The state behind an AgentMemory: its records and the RAM indexes derived from them, and their persistence.
+
+Every memory is one record in a :class:`~memstrata.MemoryStore` under
+``m/<id>`` (:func:`~memstrata.agent.records.to_stored`); the record set, the
+digests for exact-duplicate checks, the filter columns, the keyword and vector
+indexes and the access counts are rebuilt from the store on open and kept in
+step by the helpers here, which :class:`~memstrata.agent.AgentMemory`'s public
+methods call under its lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memstrata.agent.access import AccessLog
+from memstrata.agent.config import AgentConfig
+from memstrata.agent.embedders import Embedder
+from memstrata.agent.keywords import KeywordIndex
+from memstrata.agent.records import MemoryRecord, from_stored, to_stored
+from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
+from memstrata.store import MemoryStore
+from memstrata.vectors.filters import MetadataColumns
+
+__all__ = ["RESERVED_FIELDS", "SCOPES", "MemoryState"]
+
+#: Filterable fields every memory has; user metadata may not use these names.
+RESERVED_FIELDS = frozenset(
+    ("live", "category", "type", "user_id", "agent_id", "run_id", "created_at", "updated_at", "valid_at",
+     "invalid_at", "expired", "tier", "pinned")
+)
+#: The scope fields, in the order of a scope tuple
+SCOPES = ("user_id", "agent_id", "run_id")
+_META_KEY = "agent/meta"
+_ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
+_FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
+_READABLE = (1, 2)
+
+
+class MemoryState:
+    """Records, derived indexes and counters of one agent memory directory (see the module docstring)."""
+
+    def __init__(self, path: Path | None, store: MemoryStore, config: AgentConfig, embedder: Embedder | None,
+                 clock: Callable[[], float]) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.clock = clock
+        self.path = path
+        self.store = store
+        self._lock = threading.RLock()
+        self._records: dict[int, MemoryRecord] = {}
+        self._by_hash: dict[str, list[int]] = {}  # digest → ids with that text in that scope
+        self._columns = MetadataColumns()
+        self._keywords = KeywordIndex()
+        self._vectors: VectorIndex | None = None
+        self._access = AccessLog()
+        self._generation = 0  # bumped by every change, so a prune plan knows it is stale
+        self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
+        self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
+                         "searches": 0, "pruned_age": 0, "pruned_relevance": 0, "pruned_redundancy": 0,
+                         "archived": 0, "demoted": 0}
+        self._next_id = 0
+        self._reserved_to = 0
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("AgentMemory: this memory is closed; open the directory again")
+
+    def _load(self) -> None:
+        meta = self.store.retrieve(_META_KEY, None)
+        if meta is not None:
+            if meta.get("format") not in _READABLE:
+                raise ValueError(f"path: agent memory format {meta.get('format')!r} is not supported (expected one of {_READABLE})")
+            self._next_id = self._reserved_to = int(meta["reserved_to"])
+            self.counters.update(meta.get("counters", {}))
+            if meta.get("dim") is not None:
+                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec)
+        records = []
+        for key in list(self.store.keys()):
+            if isinstance(key, str) and key.startswith("m/"):
+                records.append(self.store.retrieve(key))
+        records.sort(key=lambda r: r["id"])
+        vec_ids: list[int] = []
+        vecs: list[np.ndarray] = []
+        for raw in records:
+            codes, scale = raw.pop("vec", None), raw.pop("vscale", 0.0)
+            rec = from_stored(raw)
+            self._install(rec, index_text=False)
+            if codes is not None:
+                vec_ids.append(rec.id)
+                vecs.append(decode_vector(codes, scale))
+        AccessLog.load(self.store, self._records)
+        self._keywords.add_many([(r["id"], r["text"]) for r in records])
+        if vecs:
+            assert self._vectors is not None
+            self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
+            self._vectors.flush()
+
+    def _save_meta(self) -> None:
+        self.store.store(
+            _META_KEY,
+            {"format": _FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
+             "dim": None if self._vectors is None else self._vectors.dim},
+        )
+
+    def _now(self) -> float:
+        return float(self.clock())
+
+    def _new_id(self) -> int:
+        if self._next_id >= self._reserved_to:
+            self._reserved_to = self._next_id + _ID_BLOCK
+            self._save_meta()
+        self._next_id += 1
+        return self._next_id - 1
+
+    @staticmethod
+    def _row(rec: MemoryRecord) -> dict[str, Any]:
+        row = dict(rec.metadata)
+        row.update(live=True, category=rec.category, created_at=rec.created_at, updated_at=rec.updated_at,
+                   valid_at=rec.valid_at, expired=rec.expired, tier=rec.tier, pinned=rec.pinned)
+        for name in ("type", "user_id", "agent_id", "run_id", "invalid_at"):
+            value = getattr(rec, name)
+            if value is not None:
+                row[name] = value
+        return row
+
+    def _restricted(self, rec: MemoryRecord) -> bool:
+        """Whether some read hides it: expired, with an end of validity, or valid only from a later time."""
+        return rec.expired or rec.invalid_at is not None or rec.valid_at > rec.created_at
+
+    def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
+        """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
+        self._records[rec.id] = rec
+        self._by_hash.setdefault(rec.hash, []).append(rec.id)
+        while len(self._columns) < rec.id:
+            self._columns.append([None], [len(self._columns)])
+        if len(self._columns) == rec.id:
+            self._columns.append([self._row(rec)], [rec.id])
+        else:
+            self._columns.set(rec.id, self._row(rec))
+        self._n_restricted += self._restricted(rec)
+        self._next_id = max(self._next_id, rec.id + 1)
+        if index_text:
+            self._keywords.add(rec.id, rec.text)
+
+    def _supersede(self, old: MemoryRecord, by: int, at: float, changed: dict[int, MemoryRecord]) -> None:
+        was = self._restricted(old)
+        old.invalid_at, old.superseded_by, old.updated_at = at, by, self._now()
+        self._refresh(old, was)
+        changed[old.id] = old
+
+    def _unhash(self, rec: MemoryRecord) -> None:
+        ids = self._by_hash.get(rec.hash, [])
+        if rec.id in ids:
+            ids.remove(rec.id)
+            if not ids:
+                del self._by_hash[rec.hash]
+
+    def _refresh(self, rec: MemoryRecord, old_restricted: bool) -> None:
+        """After changing ``rec`` in place: columns and the restricted count."""
+        self._columns.set(rec.id, self._row(rec))
+        self._n_restricted += self._restricted(rec) - old_restricted
+
+    def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None) -> None:
+        self._generation += 1
+        items = []
+        for rec in recs:
+            raw = to_stored(rec)
+            vec = vectors.get(rec.id) if vectors else None
+            if vec is None and self._vectors is not None and rec.id in self._vectors:
+                vec = self._vectors.get([rec.id])[0]
+            if vec is not None:
+                raw["vec"], raw["vscale"] = encode_vector(vec)
+            items.append((f"m/{rec.id}", raw))
+        if len(items) == 1:
+            self.store.store(*items[0])
+        elif items:
+            self.store.store_many(items)
+
+    def _touch(self, rec: MemoryRecord, now: float) -> None:
+        self._generation += 1
+        if self._access.touch(rec, now):
+            self._access.write(self.store, self._records)
+
+    def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
+        """Unit float32 rows for ``texts``: the given vectors, else the embedder's, else None."""
+        if vectors is None:
+            if self.embedder is None:
+                return None
+            vectors = np.asarray(self.embedder.embed(texts))
+            name = "embedder.embed(texts)"
+        x = unit_rows(np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors, name,
+                      None if self._vectors is None else self._vectors.dim)
+        if x.shape[0] != len(texts):
+            raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
+        if self._vectors is None:
+            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec)
+            self._save_meta()
+        return x
+
+    def _scope(self, user_id: Any, agent_id: Any, run_id: Any) -> tuple[Any, Any, Any]:
+        for name, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name}: expected a string or None, got {type(value).__name__}")
+        return (user_id, agent_id, run_id)
+
+    def _check_content(self, content: Any, name: str = "content") -> str:
+        if isinstance(content, str):
+            if not content.strip():
+                raise ValueError(f"{name}: expected non-empty text")
+        elif not isinstance(content, Mapping):
+            raise TypeError(f"{name}: expected a str or a dict, got {type(content).__name__}")
+        text = self.config.formatter(content if isinstance(content, str) else dict(content))
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name}: the formatter made no text of it ({text!r})")
+        return text
+
+    @staticmethod
+    def _check_metadata(metadata: Any) -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+            raise TypeError(f"metadata: expected a dict with str keys, got {type(metadata).__name__}")
+        clash = sorted(set(metadata) & RESERVED_FIELDS)
+        if clash:
+            raise ValueError(f"metadata: {clash[0]!r} is a field of every memory; pass it as an argument or rename it")
+        return dict(metadata)
