@@ -554,6 +554,20 @@ MS_AVX2_ATTR static void ms_ham_tile_popcnt(const uint8_t *q, int64_t qstride, c
     const uint8_t *c2 = nr > 2 ? c0 + 2 * cstride : c0, *c3 = nr > 3 ? c0 + 3 * cstride : c0;
     uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
     int64_t m = 0;
+    if (nq == 1) { /* one query: half the popcounts (a lone query is the common search) */
+        for (; m + 8 <= width; m += 8) {
+            uint64_t x0, x1, x2, x3, u;
+            memcpy(&x0, c0 + m, 8); memcpy(&x1, c1 + m, 8); memcpy(&x2, c2 + m, 8); memcpy(&x3, c3 + m, 8);
+            memcpy(&u, q0 + m, 8);
+            t0 += _mm_popcnt_u64(u ^ x0); t1 += _mm_popcnt_u64(u ^ x1); t2 += _mm_popcnt_u64(u ^ x2); t3 += _mm_popcnt_u64(u ^ x3);
+        }
+        if (m < width) {
+            t0 += ms_popcount_tail_popcnt(q0, c0, m, width); t1 += ms_popcount_tail_popcnt(q0, c1, m, width);
+            t2 += ms_popcount_tail_popcnt(q0, c2, m, width); t3 += ms_popcount_tail_popcnt(q0, c3, m, width);
+        }
+        dist[0] = (int32_t)t0; dist[1] = (int32_t)t1; dist[2] = (int32_t)t2; dist[3] = (int32_t)t3;
+        return;
+    }
     for (; m + 8 <= width; m += 8) {
         uint64_t x0, x1, x2, x3, u, v;
         memcpy(&x0, c0 + m, 8); memcpy(&x1, c1 + m, 8); memcpy(&x2, c2 + m, 8); memcpy(&x3, c3 + m, 8);
