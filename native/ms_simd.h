@@ -623,10 +623,58 @@ static ms_ham_fn ms_ham_tile(int path, int64_t width) {
     return ms_ham_tile_portable;
 }
 
+/* From this k on, Hamming selection counts instead of keeping a heap. */
+#define MS_HAM_COUNT_MIN_K 64
+
+/* Hamming top-k of each query by counting: distances are integers in [0, 8 * width],
+   so one pass writes every row's distance and a histogram, the histogram gives the
+   distance T at which k rows are reached, and a second pass places the rows below T
+   (and the first rows at T, in row order) straight into their sorted slots. O(n + 8 *
+   width) per query whatever k is, where a heap pays log k for each of the many rows
+   that enter a large shortlist. Same order as the heap: distance, then row. */
+static int ms_hamming_count(ms_ham_fn tile, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n,
+                            int64_t width, int64_t k, int32_t *out_d, int64_t *out_i) {
+    int64_t levels = 8 * width + 1;
+    int32_t *d = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    int64_t *hist = (int64_t *)malloc(sizeof(int64_t) * (size_t)levels);
+    if (d == NULL || hist == NULL) { free(d); free(hist); return -1; }
+    int32_t dist[MS_HTQ * MS_HTR];
+    for (int64_t a = 0; a < nq; a++) {
+        const uint8_t *qa = q + a * width;
+        memset(hist, 0, sizeof(int64_t) * (size_t)levels);
+        for (int64_t r = 0; r < n; r += MS_HTR) {
+            int tr = n - r < MS_HTR ? (int)(n - r) : MS_HTR;
+            tile(qa, width, codes + r * width, width, width, 1, tr, dist);
+            for (int y = 0; y < tr; y++) { d[r + y] = dist[y]; hist[dist[y]]++; }
+        }
+        int64_t below = 0, t = 0; /* rows at a distance under t */
+        for (; t < levels && below + hist[t] < k; t++) below += hist[t];
+        int64_t at_t = t < levels ? k - below : 0; /* rows taken at distance t, the lowest first */
+        int32_t *od = out_d + a * k;
+        int64_t *oi = out_i + a * k;
+        int64_t start = 0; /* hist becomes each distance's first output slot */
+        for (int64_t v = 0; v < levels && v <= t; v++) { int64_t c = hist[v]; hist[v] = start; start += c; }
+        for (int64_t r = 0; r < n; r++) {
+            int32_t v = d[r];
+            if (v < t || (v == t && at_t > 0)) {
+                if (v == t) at_t--;
+                int64_t slot = hist[v]++;
+                od[slot] = v; oi[slot] = r;
+            }
+        }
+        int64_t filled = below + (t < levels ? k - below : 0);
+        for (int64_t p = filled; p < k; p++) { od[p] = -1; oi[p] = -1; }
+    }
+    free(d);
+    free(hist);
+    return 0;
+}
+
 /* Hamming scan: out_d int32 (nq, k) ascending distances, out_i rows; -1 padding. */
 static int ms_hamming_scan(int path, const uint8_t *q, int64_t nq, const uint8_t *codes, int64_t n, int64_t width,
                             int64_t k, int32_t *out_d, int64_t *out_i, float *heap_s, int64_t *heap_i) {
     ms_ham_fn tile = ms_ham_tile(path, width);
+    if (k >= MS_HAM_COUNT_MIN_K) return ms_hamming_count(tile, q, nq, codes, n, width, k, out_d, out_i);
     ms_heap *heaps = (ms_heap *)malloc(sizeof(ms_heap) * (size_t)(nq > 0 ? nq : 1));
     float *tmp_s = (float *)malloc(sizeof(float) * (size_t)(k > 0 ? k : 1));
     if (heaps == NULL || tmp_s == NULL) { free(heaps); free(tmp_s); return -1; }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8
@@ -161,6 +161,23 @@ def test_hamming_scan_matches_reference(path, case):
         ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
         np.testing.assert_array_equal(idx, ref_idx)
         np.testing.assert_array_equal(dist, ref_dist)
+
+
+@on_every_path
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(60, 400), width=st.sampled_from([1, 6, 48, 65]),
+       k=st.integers(64, 450), nq=st.sampled_from([1, 3]), ties=st.booleans())
+def test_hamming_large_k_counts_like_the_reference(path, seed, n, width, k, nq, ties):
+    """k >= 64 selects by counting distances: same rows, same order (distance, then row) as the reference."""
+    rng = np.random.default_rng(seed)
+    values = np.array([0, 1, 255], np.uint8) if ties else np.arange(256, dtype=np.uint8)
+    codes = rng.choice(values, size=(n, width))
+    queries = rng.choice(values, size=(nq, width))
+    with forced(path):
+        dist, idx = hamming_topk(queries, codes, k)
+    ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
 
 
 @on_every_path
