@@ -79,7 +79,7 @@ class MemoryState:
             self._next_id = self._reserved_to = int(meta["reserved_to"])
             self.counters.update(meta.get("counters", {}))
             if meta.get("dim") is not None:
-                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec)
+                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec, shortlist=self.config.vector_shortlist)
         records = []
         for key in list(self.store.keys()):
             if isinstance(key, str) and key.startswith("m/"):
@@ -199,7 +199,7 @@ class MemoryState:
         if x.shape[0] != len(texts):
             raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
         if self._vectors is None:
-            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec)
+            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec, shortlist=self.config.vector_shortlist)
             self._save_meta()
         return x
 

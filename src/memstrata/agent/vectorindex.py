@@ -55,11 +55,12 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
 class VectorIndex:
     """Unit vectors by id; cosine top-k, optionally restricted to allowed ids."""
 
-    def __init__(self, dim: int, codec: VectorCodecName = "int8", buffer_rows: int = 512) -> None:
+    def __init__(self, dim: int, codec: VectorCodecName = "int8", buffer_rows: int = 512,
+                 shortlist: int | None = None) -> None:
         self.dim = int(dim)
         self.codec = codec
         self.buffer_rows = int(buffer_rows)
-        self._main = VectorMemory(self.dim, codec=codec)
+        self._main = VectorMemory(self.dim, codec=codec, shortlist=shortlist if codec == "int8" else None)
         self._main_ids: set[int] = set()
         self._buf_ids: list[int] = []
         self._buf = np.empty((self.buffer_rows, self.dim), np.float32)
