@@ -16,14 +16,32 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 from memstrata.errors import CorruptDataError
 from memstrata.vectors._format import sync_directory
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
-_CURRENT_MAGIC = b"MSVMCUR1"
-_CURRENT = struct.Struct("<8sQI")
+_CURRENT_MAGIC_V1 = b"MSVMCUR1"
+_CURRENT_V1 = struct.Struct("<8sQI")
+_CURRENT_MAGIC = b"MSVMCUR2"
+_CURRENT = struct.Struct("<8sQQQI")
+
+
+class Current(NamedTuple):
+    """What ``CURRENT`` records: the generation, and the committed floor of its log.
+
+    ``seq`` / ``log_bytes``: the sequence number and the log's length when the
+    floor was recorded (at creation and checkpoint: the state's sequence number
+    and an empty log; at ``close``: the last record). A log that ends below
+    the floor was truncated or replaced by an older copy, which is damage, not
+    a crash. Both are None in a format-1 ``CURRENT`` (a generation alone).
+    """
+
+    generation: int
+    seq: int | None
+    log_bytes: int | None
 
 
 def state_path(directory: Path, generation: int) -> Path:
@@ -38,23 +56,42 @@ def originals_path(directory: Path, generation: int) -> Path:
     return directory / f"originals-{generation}.f32"
 
 
-def read_current(directory: Path) -> int | None:
-    """The current generation, or None when the directory holds no memory yet."""
+def read_current(directory: Path) -> Current | None:
+    """What ``CURRENT`` records, or None when the directory holds no memory yet.
+
+    Raises
+    ------
+    memstrata.CorruptDataError
+        ``CURRENT`` is damaged, or missing while files of a memory are there
+        (a missing ``CURRENT`` must not turn a memory into a new empty one).
+    """
     try:
         data = (directory / CURRENT).read_bytes()
     except FileNotFoundError:
+        orphans = sorted(p.name for p in directory.iterdir() if p.name.partition("-")[0] in ("state", "log", "originals"))
+        if orphans:
+            raise CorruptDataError(
+                f"{directory / CURRENT}: missing, but {', '.join(orphans)} of a VectorMemory are here; "
+                "restore CURRENT from a backup (it names the generation to open)"
+            ) from None
         return None
+    if len(data) == _CURRENT_V1.size:
+        magic, generation, crc = _CURRENT_V1.unpack(data)
+        if magic != _CURRENT_MAGIC_V1 or zlib.crc32(data[:16]) != crc:
+            raise CorruptDataError(f"{directory / CURRENT}: bad magic or checksum")
+        return Current(int(generation), None, None)
     if len(data) != _CURRENT.size:
         raise CorruptDataError(f"{directory / CURRENT}: {len(data)} bytes, expected {_CURRENT.size}")
-    magic, generation, crc = _CURRENT.unpack(data)
-    if magic != _CURRENT_MAGIC or zlib.crc32(data[:16]) != crc:
+    magic, generation, seq, log_bytes, crc = _CURRENT.unpack(data)
+    if magic != _CURRENT_MAGIC or zlib.crc32(data[:-4]) != crc:
         raise CorruptDataError(f"{directory / CURRENT}: bad magic or checksum")
-    return int(generation)
+    return Current(int(generation), int(seq), int(log_bytes))
 
 
-def write_current(directory: Path, generation: int, *, sync: bool) -> None:
-    """Point ``CURRENT`` at ``generation`` atomically, then unlink the files of every other generation."""
-    head = _CURRENT_MAGIC + struct.pack("<Q", generation)
+def write_current(directory: Path, generation: int, seq: int, log_bytes: int, *, sync: bool) -> None:
+    """Point ``CURRENT`` at ``generation`` with its committed floor (see :class:`Current`) atomically,
+    then unlink the files of every other generation."""
+    head = _CURRENT_MAGIC + struct.pack("<QQQ", generation, seq, log_bytes)
     tmp = directory / f".{CURRENT}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(head + struct.pack("<I", zlib.crc32(head)))

@@ -12,7 +12,9 @@ import numpy as np
 from memstrata._locks import WriterLock
 from memstrata.errors import CorruptDataError
 from memstrata.vectors._directory import (
+    CURRENT,
     LOCK,
+    Current,
     log_path,
     originals_path,
     read_current,
@@ -181,25 +183,27 @@ def open_directory(
         raise NotADirectoryError(f"VectorMemory.open: {directory} is a file; expected a directory (created if missing)")
     if read_only:
         for _attempt in range(10):
-            generation = read_current(directory) if directory.is_dir() else None
-            if generation is None:
+            current = read_current(directory) if directory.is_dir() else None
+            if current is None:
                 raise FileNotFoundError(f"VectorMemory.open: {directory} holds no VectorMemory to open read-only")
             try:
-                return _open_generation(cls, directory, generation, settings, None, durability)
+                return _open_generation(cls, directory, current, settings, None, durability)
             except FileNotFoundError:
                 continue  # the writer checkpointed between our reads: read CURRENT again
         raise CorruptDataError(f"{directory}: the files CURRENT names keep disappearing")
     directory.mkdir(parents=True, exist_ok=True)
     lock = WriterLock(directory / LOCK, "VectorMemory.open")
     try:
-        generation = read_current(directory)
-        if generation is None:
+        current = read_current(directory)
+        if current is None:
             memory = _create(cls, directory, settings, durability)
         else:
             try:
-                memory = _open_generation(cls, directory, generation, settings, lock, durability)
+                memory = _open_generation(cls, directory, current, settings, lock, durability)
             except FileNotFoundError as exc:
-                raise CorruptDataError(f"{directory}: a file of generation {generation} is missing ({exc.filename})") from exc
+                raise CorruptDataError(
+                    f"{directory}: a file of generation {current.generation} is missing ({exc.filename})"
+                ) from exc
     except BaseException:
         lock.release()
         raise
@@ -218,15 +222,16 @@ def _create(cls: type[VectorMemory], directory: Path, settings: dict[str, Any], 
         memory._originals = Originals(memory.dim, tail_path=originals_path(directory, 0))
     size = write_state(state_path(directory, 0), header_of(memory), sections_of(memory), sync=sync)
     log = LogWriter(log_path(directory, 0), 0, create=True)
-    write_current(directory, 0, sync=sync)
+    write_current(directory, 0, memory.seq, log.size, sync=sync)
     memory.path = directory
     memory._durable = Durable(0, durability, log, size)
     return memory
 
 
 def _open_generation(
-    cls: type[VectorMemory], directory: Path, generation: int, settings: dict[str, Any], lock: Any, durability: str
+    cls: type[VectorMemory], directory: Path, current: Current, settings: dict[str, Any], lock: Any, durability: str
 ) -> VectorMemory:
+    generation = current.generation
     path = state_path(directory, generation)
     header, arrays = read_state(path)
     for name in _SETTINGS:
@@ -256,6 +261,7 @@ def _open_generation(
                 assert memory._originals is not None
                 memory._originals.verify(*record["orig"])
             memory._apply(record)
+        _check_floor(log_file, current, records, memory.seq)
     except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
         memory.close()
         raise CorruptDataError(f"{log_file}: a log record does not fit the memory ({exc!r})") from exc
@@ -270,6 +276,23 @@ def _open_generation(
         remove_other_generations(directory, generation)
     memory._durable = Durable(generation, durability, log, path.stat().st_size)
     return memory
+
+
+def _check_floor(log_file: Path, current: Current, records: list[tuple[int, Any, int]], last_seq: int) -> None:
+    """The log reaches the floor ``CURRENT`` recorded, and its record there ends where ``CURRENT`` says."""
+    if current.seq is None or current.log_bytes is None:
+        return  # a format-1 CURRENT records no floor
+    if last_seq < current.seq:
+        raise CorruptDataError(
+            f"{log_file}: ends at sequence number {last_seq}, but {CURRENT} records {current.seq} as committed: "
+            "the log was cut short or replaced by an older copy"
+        )
+    end = next((e for s, _, e in records if s == current.seq), None)
+    if end is not None and end != current.log_bytes:
+        raise CorruptDataError(
+            f"{log_file}: record {current.seq} ends at byte {end}, but {CURRENT} records {current.log_bytes}: "
+            "the log is not the one CURRENT was written with"
+        )
 
 
 def checkpoint(memory: VectorMemory) -> None:
@@ -287,7 +310,7 @@ def checkpoint(memory: VectorMemory) -> None:
     if memory._originals is not None:
         _, arrays = read_state(path)  # verifies what was written, and maps the originals from it
         originals = Originals(memory.dim, base=arrays["originals"], tail_path=originals_path(directory, generation))
-    write_current(directory, generation, sync=sync)
+    write_current(directory, generation, memory.seq, log.size, sync=sync)
     durable.log.close()
     durable.log, durable.generation, durable.state_bytes = log, generation, size
     if originals is not None:
@@ -305,4 +328,7 @@ def close_durable(memory: VectorMemory) -> None:
         if memory._originals is not None:
             memory._originals.sync()
         durable.log.sync()
+    assert memory.path is not None
+    # the floor: a log found shorter than this on a later open was damaged, not cut by a crash
+    write_current(memory.path, durable.generation, memory.seq, durable.log.size, sync=durable.durability != "none")
     durable.log.close()
