@@ -7,6 +7,7 @@ message say which it is.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -34,7 +35,15 @@ class WriterLock:
                     f"{what}: {path} is already open for writing in this process; close that instance "
                     "first, or open it with read_only=True"
                 )
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise
+                raise PermissionError(
+                    exc.errno, f"{what}: cannot open {path.parent} for writing ({exc.strerror}); open it with read_only=True",
+                    str(path),
+                ) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
