@@ -42,14 +42,15 @@ class AccessLog:
     ...     _ = log.touch(records[7], now=100.0)
     ...     log.write(store, records)
     ...     records[7].access_count = 0
-    ...     AccessLog.load(store, records)
+    ...     AccessLog().load(store, records)
     ...     records[7].access_count, records[7].last_access
     (1, 100.0)
     """
 
     def __init__(self, pending_limit: int = 1000) -> None:
         self.pending_limit = pending_limit
-        self._blocks: set[int] = set()
+        self._blocks: set[int] = set()  # blocks changed since they were written
+        self._members: dict[int, set[int]] = {}  # block -> ids in it that were ever accessed
         self._pending = 0
 
     def __len__(self) -> int:
@@ -60,28 +61,30 @@ class AccessLog:
         """Count one access of ``rec`` at ``now``; True when enough are pending that a write is due."""
         rec.access_count += 1
         rec.last_access = now
-        self._blocks.add(rec.id // BLOCK)
+        block = rec.id // BLOCK
+        self._blocks.add(block)
+        self._members.setdefault(block, set()).add(rec.id)
         self._pending += 1
         return self._pending >= self.pending_limit
 
     def forget(self, id_: int) -> None:
         """``id_`` is gone: its block is rewritten without it at the next write."""
-        self._blocks.add(id_ // BLOCK)
+        block = id_ // BLOCK
+        self._blocks.add(block)
+        self._members.get(block, set()).discard(id_)
 
     def write(self, store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
-        """Write every changed block (one ``store_many``); a block left with no accessed memory is deleted."""
+        """Write every changed block (one ``store_many``); a block left with no accessed memory is deleted.
+
+        Costs the accessed members of the changed blocks, not the whole memory.
+        """
         if not self._blocks:
             return
-        members: dict[int, list[MemoryRecord]] = {b: [] for b in self._blocks}
-        for rec in records.values():
-            block = members.get(rec.id // BLOCK)
-            if block is not None and rec.access_count:
-                block.append(rec)
         items = []
-        for b, recs in sorted(members.items()):
+        for b in sorted(self._blocks):
             key = f"{PREFIX}{b}"
+            recs = [records[i] for i in sorted(self._members.get(b, ())) if i in records and records[i].access_count]
             if recs:
-                recs.sort(key=lambda r: r.id)
                 items.append((key, {"ids": [r.id for r in recs], "counts": [r.access_count for r in recs],
                                     "last": [r.last_access for r in recs]}))
             elif key in store:
@@ -91,8 +94,7 @@ class AccessLog:
         self._blocks.clear()
         self._pending = 0
 
-    @staticmethod
-    def load(store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
+    def load(self, store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
         """Raise each record's count and time to what its access block holds (records not in ``records`` are skipped)."""
         for key in list(store.keys()):
             if not (isinstance(key, str) and key.startswith(PREFIX)):
@@ -105,3 +107,6 @@ class AccessLog:
                 rec.access_count = max(rec.access_count, int(count))
                 if last is not None and (rec.last_access is None or last > rec.last_access):
                     rec.last_access = float(last)
+        for rec in records.values():  # format-1 records carry their counts themselves
+            if rec.access_count:
+                self._members.setdefault(rec.id // BLOCK, set()).add(rec.id)

@@ -94,7 +94,7 @@ class MemoryState:
             if codes is not None:
                 vec_ids.append(rec.id)
                 vecs.append(decode_vector(codes, scale))
-        AccessLog.load(self.store, self._records)
+        self._access.load(self.store, self._records)
         self._keywords.add_many([(r["id"], r["text"]) for r in records])
         if vecs:
             assert self._vectors is not None
