@@ -38,6 +38,7 @@ __all__ = [
     "Record",
     "encode_record",
     "read_record",
+    "value_at",
     "scan_records",
     "segment_name",
     "segment_id_of",
@@ -133,6 +134,33 @@ def check_record(buf: bytes, key: bytes | None, seed: int, where: str, offset: i
     return buf[hs + klen : n - 4]
 
 
+def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
+    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+
+    The read path's twin of :func:`check_record`: it reads the rest of a
+    record longer than ``buf`` and checks the same things without copying
+    the record. Messages start with ``:`` (the caller prefixes the file).
+    """
+    hs = HEADER.size
+    have = len(buf)
+    if have < hs + CRC.size:
+        raise CorruptDataError(f": record at offset {offset} is truncated")
+    magic, _flags, _r, klen, vlen, _seq = HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise CorruptDataError(f": bad record header at offset {offset}")
+    end = hs + klen + vlen
+    if end + CRC.size > have:
+        buf += os.pread(fd, end + CRC.size - have, offset + have)
+        if end + CRC.size != len(buf):
+            raise CorruptDataError(f": record at offset {offset} is truncated")
+    view = memoryview(buf)
+    if zlib.crc32(view[:end], seed) != CRC.unpack_from(buf, end)[0]:
+        raise CorruptDataError(f": record at offset {offset} fails its checksum")
+    if view[hs : hs + klen] != key:
+        raise CorruptDataError(f": record at offset {offset} belongs to another key")
+    return buf[hs + klen : end]
+
+
 def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
     """Records of ``data`` from ``start``; yields the offset (an ``int``) of the first bad or partial one, then stops."""
     pos = start
@@ -168,7 +196,7 @@ def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
     return False
 
 
-def write_all(fd: int, data: bytes, offset: int, where: str) -> None:
+def write_all(fd: int, data: bytes, offset: int, where: str | Path) -> None:
     """Write ``data`` at the end of ``fd`` (at ``offset``); on a full disk undo the partial write and raise."""
     view = memoryview(data)
     try:
