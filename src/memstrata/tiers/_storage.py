@@ -14,6 +14,7 @@ import logging
 from memstrata.errors import MemstrataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier
+from memstrata.tiers._counts import load_counts, save_counts
 from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._reads import ReadMixin
 from memstrata.tiers._rules import RulesMixin
@@ -146,7 +147,9 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         self._forgotten_packs: set[int] = set()  # packs holding blobs dropped by gc(), rewritten by compact()
         self._closed = False
         self._seq = self.warm.seq()
-        self._recount()
+        self._counts_seq = -1  # the log's seq when the counters were last saved (see _counts.py)
+        if not load_counts(self):
+            self._recount()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if migration_interval_seconds and not read_only:
@@ -432,6 +435,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         with self._lock:
             if not self.read_only and not self._closed:
                 self._flush_touched()
+                save_counts(self)
             self.backend.flush()
 
     def close(self) -> None:
@@ -449,8 +453,9 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 if not self.read_only:
                     try:
                         self._flush_touched()
-                    except (MemstrataError, OSError) as exc:  # access times only: closing must work on a full disk
-                        log.warning("memstrata: access times not saved at close (%s)", exc)
+                        save_counts(self)
+                    except (MemstrataError, OSError) as exc:  # access times and counts only: closing must work on a full disk
+                        log.warning("memstrata: access times or counts not saved at close (%s)", exc)
             finally:
                 self._closed = True
                 self.hot.clear()
