@@ -27,7 +27,7 @@ COUNTS = struct.Struct("<Q12q")
 
 
 def save_counts(storage: Any) -> None:
-    """Write ``storage``'s counters (a writer, at flush and close) unless nothing was committed since they were saved."""
+    """Write ``storage``'s counters (a writer, at flush and close) unless nothing was committed since."""
     backend = storage.backend
     if not isinstance(backend, LogBackend) or backend.seq == storage._counts_seq:
         return

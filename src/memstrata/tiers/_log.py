@@ -27,23 +27,10 @@ from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
 from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
-from memstrata.tiers._segments import (
-    F_DEL,
-    F_END,
-    F_HEAD,
-    F_SEAL,
-    HEAD_VALUE,
-    HEADER,
-    KIND_COMPACTED,
-    KIND_LOG,
-    SEAL_VALUE,
-    check_record,
-    encode_record,
-    fsync_dir,
-    segment_name,
-    value_at,
-    write_all,
-)
+from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, KIND_COMPACTED, KIND_LOG
+from memstrata.tiers._segments import HEAD_VALUE, HEADER, SEAL_VALUE
+from memstrata.tiers._segments import check_record, encode_record, fsync_dir, record_parts, segment_name
+from memstrata.tiers._segments import value_at, write_all
 
 __all__ = ["LogBackend", "SEED"]
 
@@ -194,15 +181,14 @@ class LogBackend(LogOpening):
             ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
             if not ops:
                 return
-            parts = []
+            parts: list[bytes] = []
             offsets = []
             total = 0
             last = len(ops) - 1
             for i, (flags, k, v) in enumerate(ops):
-                rec = encode_record(flags | (F_END if i == last else 0), seq, k, v, SEED)
+                parts += record_parts(flags | (F_END if i == last else 0), seq, k, v, SEED)
                 offsets.append(total)
-                total += len(rec)
-                parts.append(rec)
+                total += HEADER.size + len(k) + len(v) + 4
             if self.max_disk_bytes is not None:
                 limit = self.max_disk_bytes + (self.reserve_bytes if freeing else 0)
                 if self.disk_bytes() + total > limit:

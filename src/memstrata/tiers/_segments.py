@@ -37,6 +37,7 @@ __all__ = [
     "KIND_COMPACTED",
     "Record",
     "encode_record",
+    "record_parts",
     "read_record",
     "value_at",
     "scan_records",
@@ -96,12 +97,17 @@ def segment_id_of(name: str) -> int | None:
     return None
 
 
-def encode_record(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> bytes:
-    """One record's bytes (header, key, value, checksum)."""
+def record_parts(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """One record as its four pieces (header, key, value, checksum): a batch is joined once, not per record."""
     if len(key) > MAX_KEY:
         raise ValueError(f"key: at most {MAX_KEY} bytes, got {len(key)}")
-    body = HEADER.pack(MAGIC, flags, 0, len(key), len(value), seq) + key + value
-    return body + CRC.pack(zlib.crc32(body, seed))
+    head = HEADER.pack(MAGIC, flags, 0, len(key), len(value), seq)
+    return head, key, value, CRC.pack(zlib.crc32(value, zlib.crc32(key, zlib.crc32(head, seed))))
+
+
+def encode_record(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> bytes:
+    """One record's bytes (header, key, value, checksum)."""
+    return b"".join(record_parts(flags, seq, key, value, seed))
 
 
 def read_record(fd: int, offset: int, length: int, key: bytes, seed: int, where: str) -> bytes:

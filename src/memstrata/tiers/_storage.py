@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
@@ -9,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from memstrata._native.eviction import DEFAULT_POLICY
-import logging
-
+from memstrata._native.hashing import digest
+from memstrata.codecs import read_header
 from memstrata.errors import MemstrataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier
@@ -227,9 +228,6 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         callable that makes the frame: it is called only when the content is
         not stored yet (``content_digest`` and ``raw_length`` are then required).
         """
-        from memstrata.codecs import read_header
-        from memstrata._native.hashing import digest
-
         t = tier_number(tier)
         kb = encode_key(key)
         if callable(frame):
@@ -454,7 +452,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                     try:
                         self._flush_touched()
                         save_counts(self)
-                    except (MemstrataError, OSError) as exc:  # access times and counts only: closing must work on a full disk
+                    except (MemstrataError, OSError) as exc:  # times and counts only: close must work on a full disk
                         log.warning("memstrata: access times or counts not saved at close (%s)", exc)
             finally:
                 self._closed = True
