@@ -83,6 +83,10 @@ class LogOpening:
         ck_path = d / CHECKPOINT_NAME
         if not ck_path.exists():
             found = self._existing()
+            if found and not self.read_only and self._only_heads(found):
+                for seg in found:  # a creation cut short before its first checkpoint: no record was ever written
+                    self._seg_path(seg).unlink()
+                found = []
             if found:
                 raise CorruptDataError(
                     f"the index checkpoint {ck_path} is missing while {len(found)} segment files are present; {_hint(d)}"
@@ -124,6 +128,10 @@ class LogOpening:
             self._tidy(min(listed))
             if self._kinds[self._tail] != KIND_LOG:  # a compaction was cut short: new writes go to a log segment
                 self._roll()
+
+    def _only_heads(self, segments: list[int]) -> bool:
+        """True when the first segment holds at most its header record and there is no other."""
+        return segments == [1] and self._seg_path(1).stat().st_size <= HEAD_BYTES
 
     def _read_head(self, seg: int) -> None:
         path = self._seg_path(seg)
