@@ -454,18 +454,21 @@ def test_v2_open_and_ram_per_key(benchmark, n_keys: int, tmp_path) -> None:
     with MemoryStore(path, {**NO_THREAD, "hot_max_bytes": V2_HOT}) as store:
         for i in range(0, n_keys, 10_000):
             store.store_many(((f"key:{j}", j) for j in range(i, i + 10_000)), tier="warm", batch=10_000)
-    opened: list[MemoryStore] = []
+    seconds: list[float] = []
 
     def open_store() -> None:
-        opened.append(MemoryStore(path, {**NO_THREAD, "hot_max_bytes": V2_HOT}))
-        opened[-1].close()
+        t0 = time.perf_counter()
+        store = MemoryStore(path, {**NO_THREAD, "hot_max_bytes": V2_HOT})
+        seconds.append(time.perf_counter() - t0)
+        store.close()
 
     benchmark.pedantic(open_store, rounds=2, iterations=1)
-    tracemalloc.start()
+    benchmark.extra_info["open_seconds"] = min(seconds)
+    tracemalloc.start()  # tracing slows the open itself several times over: its time is reported apart
     before = tracemalloc.get_traced_memory()[0]
     t0 = time.perf_counter()
     store = MemoryStore(path, {**NO_THREAD, "hot_max_bytes": V2_HOT})
-    benchmark.extra_info["open_seconds"] = time.perf_counter() - t0
+    benchmark.extra_info["open_seconds_traced"] = time.perf_counter() - t0
     benchmark.extra_info["ram_bytes_per_key_tracemalloc"] = (tracemalloc.get_traced_memory()[0] - before) / n_keys
     tracemalloc.stop()
     benchmark.extra_info["ram_bytes_per_key_reported"] = store.get_statistics()["overall"]["ram_bytes"] / n_keys

@@ -215,6 +215,22 @@ def test_missing_index_with_data_present_names_repair(tmp_path: Path) -> None:
     _all_read(path, expected)
 
 
+def test_creation_cut_short_before_its_first_checkpoint_starts_afresh(tmp_path: Path) -> None:
+    """A kill between the first segment's header and the first checkpoint left no record: a writer starts over."""
+    from memstrata.tiers import LogBackend
+
+    log_dir = tmp_path / "log"
+    LogBackend(log_dir).close()
+    (log_dir / "CHECKPOINT").unlink()
+    assert [p.name for p in log_dir.iterdir()] == ["seg-00000001.log"]
+    with pytest.raises(CorruptDataError, match="CHECKPOINT is missing"):
+        LogBackend(log_dir, read_only=True)
+    backend = LogBackend(log_dir)
+    backend.apply({b"k": b"v"})
+    backend.close()
+    assert LogBackend(log_dir, read_only=True).get(b"k") == b"v"
+
+
 def test_log_deleted_with_packs_present_is_not_a_new_empty_store(tmp_path: Path) -> None:
     path = tmp_path / "s"
     with MemoryStore(path, NO_THREAD) as store:

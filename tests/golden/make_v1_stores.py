@@ -29,10 +29,10 @@ def texts(n: int, prefix: str) -> dict[str, Any]:
     }
 
 
-def build(name: str, cfg: dict[str, Any], fill: Any) -> None:
+def build(name: str, cfg: dict[str, Any], fill: Any, root: Path = HERE) -> None:
     from memstrata import MemoryStore
 
-    out = HERE / name
+    out = root / name
     if out.exists():
         shutil.rmtree(out)
     expected: dict[str, Any] = {}
@@ -41,7 +41,7 @@ def build(name: str, cfg: dict[str, Any], fill: Any) -> None:
         expected = {k: v for k, v in expected.items() if v is not None}
         assert store.verify()["ok"]
     (out / "LOCK").unlink(missing_ok=True)
-    (HERE / f"{name}.expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    (root / f"{name}.expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
 
 def fill_mixed(store: Any, expected: dict[str, Any]) -> None:

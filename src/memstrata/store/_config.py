@@ -194,3 +194,18 @@ def read_config_file(path: str | os.PathLike[str], argument: str = "config") -> 
     if not isinstance(data, dict):
         raise ValueError(f"{argument}: {path} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def resolve_config(config: Any) -> StoreConfig:
+    """``config`` (a StoreConfig, dict, preset name or TOML/YAML path, or None) as a :class:`StoreConfig`."""
+    if config is None:
+        return StoreConfig()
+    if isinstance(config, StoreConfig):
+        return config
+    if isinstance(config, dict):
+        return StoreConfig.from_dict(config)
+    if isinstance(config, str) and not config.endswith((".toml", ".yaml", ".yml")):
+        return StoreConfig.preset(config)
+    if isinstance(config, (str, os.PathLike)):
+        return StoreConfig.load(Path(config))
+    raise TypeError(f"config: expected a StoreConfig, dict, preset name or file path, got {type(config).__name__}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memstrata._locks import WriterLock
 from memstrata.errors import CorruptDataError, MemstrataError, StoreLockedError
 
 __all__ = ["check_store_path", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
@@ -35,9 +36,6 @@ UPGRADE_STAGING = "log.upgrade"
 FORMAT_KEY = b"mformat"
 FORMAT_VERSION = 2
 V1_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
-
-# paths this process holds the writer lock of (for a message that says who holds it)
-_HELD: set[str] = set()
 
 # called with the name of each finished upgrade step; tests replace it to simulate a crash there
 _after_step: Callable[[str], None] = lambda step: None
@@ -57,33 +55,21 @@ def _repair_hint(path: Path) -> str:
     return f"run `memstrata repair {path}` (or MemoryStore.repair({str(path)!r}))"
 
 
-def take_lock(path: Path) -> int:
-    """Take the directory's writer lock; returns the lock file's descriptor."""
-    import fcntl
-
-    key = str(path.resolve())
+def take_lock(path: Path) -> WriterLock:
+    """Take the directory's writer lock (``PATH/LOCK``); ``lock.release()`` gives it back."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        return WriterLock(path / LOCK_NAME, "MemoryStore")
+    except StoreLockedError:
+        raise
     except OSError as exc:
         raise PermissionError(
             f"MemoryStore: cannot open {path} for writing ({exc.strerror}); open it with read_only=True"
         ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        who = "this process (another MemoryStore object; close() it first)" if key in _HELD else "another process"
-        raise StoreLockedError(
-            f"MemoryStore: {path} is open for writing in {who}; open it with read_only=True, or close the other one"
-        ) from exc
-    _HELD.add(key)
-    return fd
 
 
-def release_lock(path: Path, fd: int | None) -> None:
-    if fd is not None:
-        _HELD.discard(str(path.resolve()))
-        os.close(fd)
+def release_lock(lock: WriterLock | None) -> None:
+    if lock is not None:
+        lock.release()
 
 
 def store_format(path: Path) -> int | None:
@@ -134,8 +120,8 @@ def check_v1_file(db: Path) -> None:
         )
 
 
-def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, int | None, bool]:
-    """Open the store at ``path``: ``(backend, format version, lock fd, read_only)``."""
+def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, WriterLock | None, bool]:
+    """Open the store at ``path``: ``(backend, format version, writer lock, read_only)``."""
     from memstrata.tiers import LogBackend, SQLiteBackend
 
     fmt = store_format(path)
@@ -154,7 +140,7 @@ def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, int |
             log.warning("memstrata: %s is a format-1 store, opened read-only; MemoryStore.upgrade(path) converts it", path)
         db = path / DB_NAME
         return SQLiteBackend(db, cfg.durability, read_only=True, immutable=_immutable(db)), 1, None, True
-    lock_fd = None if read_only else take_lock(path)
+    lock = None if read_only else take_lock(path)
     try:
         if not read_only:
             _remove_v1(path)  # an upgrade that stopped after its swap: finish it
@@ -164,9 +150,9 @@ def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, int |
         if not read_only and backend.get(FORMAT_KEY) is None:
             backend.apply({FORMAT_KEY: str(FORMAT_VERSION).encode()})
     except BaseException:
-        release_lock(path, lock_fd)
+        release_lock(lock)
         raise
-    return backend, 2, lock_fd, read_only
+    return backend, 2, lock, read_only
 
 
 def _remove_v1(path: Path) -> list[str]:
@@ -190,7 +176,7 @@ def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[st
     p = check_store_path(path)
     if not p.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
-    fd = take_lock(p)
+    lock = take_lock(p)
     try:
         report: dict[str, Any] = {"path": str(p), "from_version": 1, "to_version": FORMAT_VERSION, "records": 0,
                                   "removed": []}
@@ -239,7 +225,7 @@ def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[st
         _after_step("remove")
         return report
     finally:
-        release_lock(p, fd)
+        lock.release()
 
 
 def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
@@ -249,7 +235,7 @@ def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str
     p = check_store_path(path)
     if not p.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
-    fd = take_lock(p)
+    lock = take_lock(p)
     try:
         logdir = p / LOG_DIR
         finish_swap(logdir)
@@ -262,7 +248,7 @@ def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str
             )
         report = repair_log(logdir, SEED, durability)
     finally:
-        release_lock(p, fd)
+        lock.release()
     from memstrata.store._store import MemoryStore
 
     with MemoryStore(p, {"migration_interval_seconds": None, "durability": durability}) as store:

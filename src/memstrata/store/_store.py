@@ -8,53 +8,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from memstrata._native.hashing import digest as _digest
+from memstrata._locks import WriterLock
 from memstrata.codecs import decode as _decode_frame
 from memstrata.codecs import deserialize as _deserialize
-from memstrata.codecs import serialize as _serialize
 from memstrata.errors import ClosedError, StoreLockedError
 from memstrata.store._async import AsyncStoreMethods
-from memstrata.types import TierLike
-from memstrata.store._config import StoreConfig
+from memstrata.store._config import StoreConfig, resolve_config
+from memstrata.store._directory import StoreDirectoryMethods
 from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
+from memstrata.store._records import DICTIONARY_BYTES, DictionaryRecords, RecordMaker, load_new_dictionaries
 from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
+from memstrata.types import TierLike
 
 __all__ = ["MemoryStore", "StoreLockedError"]
 
 _MISSING: Any = object()
-DICTIONARY_BYTES = 16 * 1024
-SAMPLE_RESERVOIR = 2000
 
 
-class _DictionaryMapping(MutableMapping[bytes, bytes]):
-    """The engine's trained zstd dictionaries, kept as ``d``-prefixed records in the backend."""
-
-    def __init__(self, backend: Any) -> None:
-        self._backend = backend
-
-    def __getitem__(self, key: bytes) -> bytes:
-        v = self._backend.get(b"d" + key)
-        if v is None:
-            raise KeyError(key)
-        return v
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._backend.put(b"d" + key, bytes(value))
-
-    def __delitem__(self, key: bytes) -> None:
-        self._backend.delete(b"d" + key)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return (k[1:] for k, _ in self._backend.scan(b"d"))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self._backend.scan(b"d"))
-
-
-class MemoryStore(AsyncStoreMethods):
+class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
     """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
 
     Parameters
@@ -130,11 +102,11 @@ class MemoryStore(AsyncStoreMethods):
         from memstrata.codecs import CompressionEngine
         from memstrata.tiers import ColdTier, LocalLocation, MemoryLocation, SQLiteBackend, TieredStorage
 
-        self.config = cfg = _resolve_config(config)
+        self.config = cfg = resolve_config(config)
         self.path = None if path is None else Path(check_store_path(path))
         self.read_only = read_only
         self.format_version = 2
-        self._lock_fd: int | None = None
+        self._writer_lock: WriterLock | None = None
         self.registry = StatsRegistry()
         cold: ColdTier | None
         if _backend is not None:
@@ -148,7 +120,7 @@ class MemoryStore(AsyncStoreMethods):
         else:
             from memstrata.store._layout import open_durable
 
-            backend, self.format_version, self._lock_fd, read_only = open_durable(self.path, cfg, read_only)
+            backend, self.format_version, self._writer_lock, read_only = open_durable(self.path, cfg, read_only)
             self.read_only = read_only
             packs = self.path / PACKS_DIR
             location = MemoryLocation() if read_only and not packs.is_dir() else LocalLocation(packs)
@@ -157,7 +129,7 @@ class MemoryStore(AsyncStoreMethods):
         try:
             self.engine = CompressionEngine(
                 {"zstd_level": cfg.zstd_level, "train_after": 0, "dictionary_bytes": DICTIONARY_BYTES},
-                dictionaries=None if read_only else _DictionaryMapping(backend),
+                dictionaries=None if read_only else DictionaryRecords(backend),
             )
             self._known_dictionaries: set[bytes] = set()
             if read_only:
@@ -186,9 +158,7 @@ class MemoryStore(AsyncStoreMethods):
         self._closed = False
         self._hot_get = self.tiers.hot.get
         self._hot_atime = self.tiers._hot_atime
-        self._samples: list[bytes] = []
-        self._n_new_records = 0
-        self._train_at = cfg.train_after
+        self._prepare = RecordMaker(self.engine, cfg.train_after).prepare
         self._hits = self._misses = self._writes = self._deletes = 0
         self._store_seconds = self.registry.histogram("store_seconds")
         reg = self.registry
@@ -200,21 +170,12 @@ class MemoryStore(AsyncStoreMethods):
     # ------------------------------------------------------------- guards --
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None and self.path is not None:
-            release_lock(self.path, self._lock_fd)
-        self._lock_fd = None
+        release_lock(self._writer_lock)
+        self._writer_lock = None
 
     def _refresh_dictionaries(self) -> bool:
         """Register zstd dictionaries stored since the last call (a reader follows the writer); True if any."""
-        from memstrata.codecs import register_dictionary
-
-        new = False
-        for k, v in self._backend.scan(b"d"):
-            if len(k) == 17 and k not in self._known_dictionaries:
-                register_dictionary(v)
-                self._known_dictionaries.add(k)
-                new = True
-        return new
+        return load_new_dictionaries(self._backend, self._known_dictionaries)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -234,31 +195,6 @@ class MemoryStore(AsyncStoreMethods):
         return "the in-memory store" if self.path is None else str(self.path)
 
     # --------------------------------------------------------------- write --
-
-    def _learn(self, data: bytes) -> None:
-        """Keep a sample of new small records; (re)train the zstd dictionary at 1x, 4x, 16x ... ``train_after``.
-
-        One dictionary trained on the first records fits later kinds of
-        records badly; retraining on a uniform sample of everything seen keeps
-        the ratio up. Old frames name their dictionary, which stays stored.
-        """
-        if not self._train_at or len(data) > 16 * 1024:
-            return
-        self._n_new_records += 1
-        n = self._n_new_records
-        samples = self._samples
-        if len(samples) < SAMPLE_RESERVOIR:
-            samples.append(data)
-        else:  # reservoir sampling: every record seen so far is equally likely to be kept
-            j = int.from_bytes(os.urandom(4), "little") % n
-            if j < SAMPLE_RESERVOIR:
-                samples[j] = data
-        if n >= self._train_at:
-            self._train_at *= 4
-            try:
-                self.engine.train(list(samples))
-            except ValueError:  # too few or too uniform samples: keep the current dictionary
-                pass
 
     def store(
         self,
@@ -298,37 +234,6 @@ class MemoryStore(AsyncStoreMethods):
         self._writes += 1
         self._store_seconds.observe(time.perf_counter() - t0)
         return seq
-
-    def _prepare(
-        self, key: Any, value: Any, allow_loss: bool
-    ) -> tuple[Any, Callable[[], bytes], bytes, int, bytes | None]:
-        """Serialize and digest ``value``; the frame is made later, only if the content is new."""
-        if type(key) is not str and type(key) is not bytes and not isinstance(key, (str, bytes)):
-            raise TypeError(f"key: expected str or bytes, got {type(key).__name__}")
-        data = _serialize(value)
-        engine = self.engine
-        if allow_loss and isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            d = _digest(data + b"\x00lossy")
-            # one range per vector for single vectors and short batches (per-dimension scales would outweigh the codes)
-            per = "vector" if value.ndim == 1 or value.shape[0] < 64 else "dimension"
-
-            def make_lossy() -> bytes:
-                return engine.compress(value, allow_loss=True, codec={"id": "int8", "per": per})
-
-            return key, make_lossy, d, len(data), None
-        d = _digest(data)
-        if isinstance(value, (np.ndarray, bytes, bytearray, memoryview)):
-
-            def make_array() -> bytes:
-                return engine.compress(value)
-
-            return key, make_array, d, len(data), None
-
-        def make_record() -> bytes:  # compressed only when the content is new (dedup first)
-            self._learn(data)
-            return engine.compress_serialized(data, d)
-
-        return key, make_record, d, len(data), data
 
     def store_many(
         self,
@@ -545,50 +450,6 @@ class MemoryStore(AsyncStoreMethods):
 
         return cls(None, config, clock=clock, _backend=MappingBackend(engine))
 
-    # ------------------------------------------------ upgrade and repair --
-
-    @staticmethod
-    def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
-        """Convert the format-1 store at ``path`` to the current format, in place; returns a report.
-
-        The format-1 files stay untouched until the converted store is complete,
-        fsynced and verified record by record; then the new log is renamed into
-        place (the commit point) and the old files are removed. A crash at any
-        step leaves either the format-1 or the format-2 store intact (opening or
-        upgrading again finishes the job). The store must not be open for writing.
-
-        Returns
-        -------
-        dict
-            ``path``, ``from_version`` (1, or 2 when already converted),
-            ``to_version``, ``records`` (index and frame records copied) and
-            ``removed`` (the format-1 files deleted).
-        """
-        from memstrata.store._layout import upgrade
-
-        return upgrade(path, durability)
-
-    @staticmethod
-    def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
-        """Rebuild the index of the store at ``path`` from its self-describing records; returns a report.
-
-        Every record whose checksum holds is kept (the last committed value of
-        each key wins); damaged records are skipped and named. The rebuilt log
-        is written beside the old one and swapped in only when complete.
-
-        Returns
-        -------
-        dict
-            ``path``, ``keys_recovered`` (index records rebuilt), ``keys`` (live
-            keys after repair), ``damaged_records`` (file and offset of each
-            record that failed its checksum), ``unrecoverable_keys`` (keys whose
-            value did not survive), ``verify_ok``, ``errors``,
-            ``highest_seq_seen`` and ``segments_rewritten``.
-        """
-        from memstrata.store._layout import repair
-
-        return repair(path, durability)
-
     # ------------------------------------------------------------- closing --
 
     def flush(self) -> None:
@@ -615,17 +476,3 @@ class MemoryStore(AsyncStoreMethods):
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
         return f"MemoryStore({where!r}, keys={len(self) if not self._closed else 'closed'})"
-
-
-def _resolve_config(config: Any) -> StoreConfig:
-    if config is None:
-        return StoreConfig()
-    if isinstance(config, StoreConfig):
-        return config
-    if isinstance(config, dict):
-        return StoreConfig.from_dict(config)
-    if isinstance(config, str) and not config.endswith((".toml", ".yaml", ".yml")):
-        return StoreConfig.preset(config)
-    if isinstance(config, (str, os.PathLike)):
-        return StoreConfig.load(Path(config))
-    raise TypeError(f"config: expected a StoreConfig, dict, preset name or file path, got {type(config).__name__}")

@@ -25,41 +25,22 @@ from pathlib import Path
 
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
-from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, write_checkpoint
-from memstrata.tiers._segments import (
-    F_DEL,
-    F_END,
-    F_HEAD,
-    F_SEAL,
-    HEAD_VALUE,
-    HEADER,
-    KIND_COMPACTED,
-    KIND_LOG,
-    SEAL_VALUE,
-    any_valid_record_after,
-    check_record,
-    encode_record,
-    fsync_dir,
-    scan_records,
-    segment_id_of,
-    segment_name,
-    write_all,
-)
+from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
+from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
+from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, KIND_COMPACTED, KIND_LOG
+from memstrata.tiers._segments import HEAD_VALUE, HEADER, SEAL_VALUE
+from memstrata.tiers._segments import check_record, encode_record, fsync_dir, record_parts, segment_name
+from memstrata.tiers._segments import value_at, write_all
 
 __all__ = ["LogBackend", "SEED"]
 
 log = logging.getLogger("memstrata.store")
 
-SEED = 0x4D535432  # checksum seed of every record ("MST2")
 READ_AHEAD = 4096
 CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
 
 
-def _hint(directory: Path) -> str:
-    return f"run `memstrata repair {directory.parent}` (or MemoryStore.repair({str(directory.parent)!r}))"
-
-
-class LogBackend:
+class LogBackend(LogOpening):
     """Bytes by key on segment files in ``directory`` (see the module docstring).
 
     Parameters
@@ -107,6 +88,7 @@ class LogBackend:
         self._lock = threading.RLock()
         self._index: dict[bytes, int] = {}
         self._fds: dict[int, int] = {}
+        self._paths: dict[int, Path] = {}
         self._kinds: dict[int, int] = {}
         self._sizes: dict[int, int] = {}  # sealed segments' sizes
         self._segments: list[int] = []
@@ -140,166 +122,10 @@ class LogBackend:
     # ------------------------------------------------------------- opening --
 
     def _seg_path(self, seg: int) -> Path:
-        return self.directory / segment_name(seg)
-
-    def _existing(self) -> list[int]:
-        try:
-            names = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        return sorted(s for s in map(segment_id_of, names) if s is not None)
-
-    def _open(self) -> None:
-        d = self.directory
-        ck_path = d / CHECKPOINT_NAME
-        if not ck_path.exists():
-            found = self._existing()
-            if found:
-                raise CorruptDataError(
-                    f"the index checkpoint {ck_path} is missing while {len(found)} segment files are present; {_hint(d)}"
-                )
-            if self.read_only:
-                raise CorruptDataError(f"{d} holds no memstrata log (no {CHECKPOINT_NAME})")
-            d.mkdir(parents=True, exist_ok=True)
-            head = self._create_segment(1, KIND_LOG)
-            write_checkpoint(d, Checkpoint(0, 1, head, [(1, head)], {}), self.durability != "none")
-            self._close_fds()
-            self._sizes.clear()
-        ck = load_checkpoint(d)
-        self._index = ck.index
-        self._seq = ck.seq
-        listed = [s for s, _ in ck.segments]
-        if ck.tail_segment not in listed:
-            raise CorruptDataError(f"the index checkpoint {ck_path} names tail segment {ck.tail_segment}, not listed; {_hint(d)}")
-        for seg, size in ck.segments:
-            path = self._seg_path(seg)
-            try:
-                fd = os.open(path, os.O_RDONLY if self.read_only or seg != ck.tail_segment else os.O_RDWR | os.O_APPEND)
-            except OSError as exc:
-                raise CorruptDataError(f"segment file {path} is missing or unreadable ({exc.strerror}); {_hint(d)}") from exc
-            self._fds[seg] = fd
-            actual = os.fstat(fd).st_size
-            if actual < size or (seg != ck.tail_segment and actual != size):
-                raise CorruptDataError(
-                    f"segment file {path} is {actual} bytes, the checkpoint recorded {size}: it was truncated or "
-                    f"replaced by another copy; {_hint(d)}"
-                )
-            self._read_head(seg)
-            if seg != ck.tail_segment:
-                self._sizes[seg] = size
-        self._segments = listed[: listed.index(ck.tail_segment) + 1]
-        self._tail, self._pos = ck.tail_segment, ck.tail_offset
-        self._ck_pos = (self._tail, self._pos)
-        self._replay(final=True)
-        if not self.read_only:
-            self._tidy(min(listed))
-            if self._kinds[self._tail] != KIND_LOG:  # a compaction was cut short: new writes go to a log segment
-                self._roll()
-
-    def _read_head(self, seg: int) -> None:
-        path = self._seg_path(seg)
-        fd = self._fds[seg]
-        buf = os.pread(fd, HEADER.size + HEAD_VALUE.size + 4, 0)
-        value = check_record(buf, b"", SEED, f"segment file {path}", 0)
-        sid, kind, _base = HEAD_VALUE.unpack(value)
-        if buf[2] != F_HEAD or sid != seg:
-            raise CorruptDataError(f"segment file {path} has the header of segment {sid}: a file from elsewhere; {_hint(self.directory)}")
-        self._kinds[seg] = kind
-
-    def _replay(self, final: bool) -> None:
-        """Apply the records after ``(self._tail, self._pos)``; ``final``: this is an open, not a reader's refresh."""
-        d = self.directory
-        while True:
-            seg, fd = self._tail, self._fds[self._tail]
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, size - self._pos, self._pos) if size > self._pos else b""
-            pending: list = []
-            batch_start = 0
-            nxt = None
-            bad = None
-            for item in scan_records(data, 0, SEED):
-                if isinstance(item, int):
-                    bad = item
-                    break
-                if item.flags & F_HEAD:
-                    raise CorruptDataError(f"segment file {self._seg_path(seg)}: a segment header at offset {self._pos + item.offset}; {_hint(d)}")
-                if item.flags & F_SEAL:
-                    if pending:
-                        raise CorruptDataError(f"segment file {self._seg_path(seg)}: sealed inside a batch; {_hint(d)}")
-                    nxt, last_seq = SEAL_VALUE.unpack(item.value)
-                    batch_start = item.offset + item.length
-                    break
-                pending.append(item)
-                if item.flags & F_END:
-                    self._apply_batch(seg, pending)
-                    pending = []
-                    batch_start = item.offset + item.length
-            if nxt is not None:
-                if batch_start != len(data):
-                    raise CorruptDataError(f"segment file {self._seg_path(seg)}: bytes after its seal record; {_hint(d)}")
-                self._sizes[seg] = self._pos + batch_start
-                self._follow(nxt)
-                continue
-            if bad is not None and any_valid_record_after(data, bad, SEED):
-                raise CorruptDataError(
-                    f"segment file {self._seg_path(seg)}: damaged record at offset {self._pos + bad} with valid records "
-                    f"after it; {_hint(d)}"
-                )
-            end = self._pos + batch_start
-            if end < size and final:  # a torn final write (never acknowledged)
-                self.torn_records_dropped += 1
-                log.warning("memstrata: dropped a torn final write of %d bytes at the end of %s", size - end, self._seg_path(seg))
-                if not self.read_only:
-                    os.ftruncate(fd, end)
-            self._pos = end
-            return
-
-    def _follow(self, nxt: int) -> None:
-        path = self._seg_path(nxt)
-        if nxt in self._fds:
-            raise CorruptDataError(f"segment chain loops at {path}; {_hint(self.directory)}")
-        try:
-            fd = os.open(path, os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND)
-        except OSError as exc:
-            raise CorruptDataError(f"segment file {path} is missing (its predecessor names it); {_hint(self.directory)}") from exc
-        self._fds[nxt] = fd
-        self._read_head(nxt)
-        self._segments.append(nxt)
-        self._tail = nxt
-        self._pos = HEADER.size + HEAD_VALUE.size + 4
-
-    def _apply_batch(self, seg: int, records: list) -> None:
-        seq = records[-1].seq
-        if self._kinds[seg] == KIND_LOG:
-            if seq != self._seq + 1 or any(r.seq != seq for r in records):
-                raise CorruptDataError(
-                    f"segment file {self._seg_path(seg)}: batch at offset {self._pos + records[0].offset} has sequence "
-                    f"number {seq} after {self._seq} (a batch is missing); {_hint(self.directory)}"
-                )
-            self._seq = seq
-        else:
-            self._seq = max(self._seq, seq)
-        index = self._index
-        base = (seg << 32) + self._pos
-        for r in records:
-            if r.flags & F_DEL:
-                index.pop(r.key, None)
-            else:
-                index[r.key] = base + r.offset
-
-    def _tidy(self, first_listed: int) -> None:
-        """Remove what a crash left: segments compacted away, and empty segments after the tail."""
-        for seg in self._existing():
-            if seg in self._fds:
-                continue
-            path = self._seg_path(seg)
-            if seg < first_listed:
-                path.unlink(missing_ok=True)
-            elif seg > self._tail and path.stat().st_size <= HEADER.size + HEAD_VALUE.size + 4:
-                path.unlink(missing_ok=True)
-            else:
-                raise CorruptDataError(f"segment file {path} is not part of the log (no segment names it); {_hint(self.directory)}")
-        (self.directory / (CHECKPOINT_NAME + ".tmp")).unlink(missing_ok=True)
+        path = self._paths.get(seg)  # cached: every write names its file for the error path
+        if path is None:
+            path = self._paths[seg] = self.directory / segment_name(seg)
+        return path
 
     # -------------------------------------------------------------- writing --
 
@@ -329,7 +155,7 @@ class LogBackend:
         self._sizes.pop(nxt)
         fd = self._fds[self._tail]
         seal = encode_record(F_SEAL, self._seq, b"", SEAL_VALUE.pack(nxt, self._seq), SEED)
-        write_all(fd, seal, self._pos, str(self._seg_path(self._tail)))
+        write_all(fd, seal, self._pos, self._seg_path(self._tail))
         if self.durability != "none":
             os.fsync(fd)
         self._sizes[self._tail] = self._pos + len(seal)
@@ -355,15 +181,14 @@ class LogBackend:
             ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
             if not ops:
                 return
-            parts = []
+            parts: list[bytes] = []
             offsets = []
             total = 0
             last = len(ops) - 1
             for i, (flags, k, v) in enumerate(ops):
-                rec = encode_record(flags | (F_END if i == last else 0), seq, k, v, SEED)
+                parts += record_parts(flags | (F_END if i == last else 0), seq, k, v, SEED)
                 offsets.append(total)
-                total += len(rec)
-                parts.append(rec)
+                total += HEADER.size + len(k) + len(v) + 4
             if self.max_disk_bytes is not None:
                 limit = self.max_disk_bytes + (self.reserve_bytes if freeing else 0)
                 if self.disk_bytes() + total > limit:
@@ -373,12 +198,12 @@ class LogBackend:
                         "the write was not applied and the store is still readable; delete keys and compact(), or "
                         "raise max_disk_bytes",
                     )
-            if self._pos + total > self.segment_max_bytes and self._pos > HEADER.size + HEAD_VALUE.size + 4:
+            if self._pos + total > self.segment_max_bytes and self._pos > HEAD_BYTES:
                 self._roll()
                 if self.disk_bytes() - self._ck_bytes() > CHECKPOINT_EVERY:
                     self._checkpoint()
             fd = self._fds[self._tail]
-            write_all(fd, b"".join(parts), self._pos, str(self._seg_path(self._tail)))
+            write_all(fd, b"".join(parts), self._pos, self._seg_path(self._tail))
             if self.durability == "full":
                 os.fdatasync(fd)
             base = (self._tail << 32) + self._pos
@@ -404,21 +229,13 @@ class LogBackend:
         if os.fstat(fd).st_size > self._pos:
             self._replay(final=False)
 
-    def _read_at(self, loc: int, key: bytes | None) -> bytes:
+    def _read_at(self, loc: int, key: bytes) -> bytes:
         seg, off = loc >> 32, loc & 0xFFFFFFFF
         fd = self._fds.get(seg)
         try:
             if fd is None:
-                raise CorruptDataError("the index names a segment that is not part of the log")
-            buf = os.pread(fd, READ_AHEAD, off)
-            if len(buf) >= HEADER.size:
-                _m, _f, _r, klen, vlen, _s = HEADER.unpack_from(buf)
-                n = HEADER.size + klen + vlen + 4
-                if n > len(buf):
-                    buf += os.pread(fd, n - len(buf), off + len(buf))
-                else:
-                    buf = buf[:n]
-            return check_record(buf, key, SEED, "", off)
+                raise CorruptDataError(": the index names a segment that is not part of the log")
+            return value_at(fd, os.pread(fd, READ_AHEAD, off), off, key, SEED)
         except OSError as exc:
             raise CorruptDataError(f"segment file {self._seg_path(seg)}: cannot read at offset {off} ({exc.strerror})") from exc
         except CorruptDataError as exc:  # name the file only on this slow path
@@ -455,6 +272,22 @@ class LogBackend:
             if loc is None:
                 return None
             return self._read_at(loc, key)
+
+    def get_pair(self, key: bytes, prefix: bytes, start: int, length: int) -> tuple[bytes | None, bytes | None]:
+        """``(value of key, value of prefix + value[start:start + length])`` under one lock (see ``Backend``)."""
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"LogBackend: {self.path} is closed")
+            if self.read_only:
+                self._refresh()
+            index = self._index
+            loc = index.get(key)
+            if loc is None:
+                return None, None
+            first = self._read_at(loc, key)
+            other = prefix + first[start : start + length]
+            loc = index.get(other)
+            return first, (None if loc is None else self._read_at(loc, other))
 
     def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         with self._lock:
@@ -513,15 +346,15 @@ class LogBackend:
             buf: list[bytes] = []
             for key, loc in live:
                 rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
-                if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEADER.size + HEAD_VALUE.size + 4:
-                    write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), str(self._seg_path(self._tail)))
+                if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEAD_BYTES:
+                    write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
                     buf = []
                     self._roll(KIND_COMPACTED)
                     fd = self._fds[self._tail]
                 new_index[key] = (self._tail << 32) + self._pos
                 buf.append(rec)
                 self._pos += len(rec)
-            write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), str(self._seg_path(self._tail)))
+            write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
             self._roll(KIND_LOG)
             if self.durability != "none":
                 for seg in self._segments:

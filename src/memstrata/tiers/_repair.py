@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from memstrata.tiers._counts import COUNTS_KEY
 from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, MAGIC, scan_records, segment_id_of, segment_name
 
 __all__ = ["scan_log", "repair_log"]
@@ -101,7 +102,8 @@ def repair_log(directory: Path, seed: int, durability: str = "normal") -> dict[s
     recovered = 0
     by_segment: dict[int, list[tuple[bytes, int]]] = {}
     for key, (seg, off) in index.items():
-        by_segment.setdefault(seg, []).append((key, off))
+        if key != COUNTS_KEY:  # saved counters describe the old log; the store recounts after a repair
+            by_segment.setdefault(seg, []).append((key, off))
     try:
         for seg, items in sorted(by_segment.items()):
             data = (directory / segment_name(seg)).read_bytes()

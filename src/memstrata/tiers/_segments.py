@@ -37,7 +37,9 @@ __all__ = [
     "KIND_COMPACTED",
     "Record",
     "encode_record",
+    "record_parts",
     "read_record",
+    "value_at",
     "scan_records",
     "segment_name",
     "segment_id_of",
@@ -95,12 +97,17 @@ def segment_id_of(name: str) -> int | None:
     return None
 
 
-def encode_record(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> bytes:
-    """One record's bytes (header, key, value, checksum)."""
+def record_parts(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """One record as its four pieces (header, key, value, checksum): a batch is joined once, not per record."""
     if len(key) > MAX_KEY:
         raise ValueError(f"key: at most {MAX_KEY} bytes, got {len(key)}")
-    body = HEADER.pack(MAGIC, flags, 0, len(key), len(value), seq) + key + value
-    return body + CRC.pack(zlib.crc32(body, seed))
+    head = HEADER.pack(MAGIC, flags, 0, len(key), len(value), seq)
+    return head, key, value, CRC.pack(zlib.crc32(value, zlib.crc32(key, zlib.crc32(head, seed))))
+
+
+def encode_record(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> bytes:
+    """One record's bytes (header, key, value, checksum)."""
+    return b"".join(record_parts(flags, seq, key, value, seed))
 
 
 def read_record(fd: int, offset: int, length: int, key: bytes, seed: int, where: str) -> bytes:
@@ -131,6 +138,33 @@ def check_record(buf: bytes, key: bytes | None, seed: int, where: str, offset: i
     if key is not None and buf[hs : hs + klen] != key:
         raise CorruptDataError(f"{where}: record at offset {offset} belongs to another key")
     return buf[hs + klen : n - 4]
+
+
+def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
+    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+
+    The read path's twin of :func:`check_record`: it reads the rest of a
+    record longer than ``buf`` and checks the same things without copying
+    the record. Messages start with ``:`` (the caller prefixes the file).
+    """
+    hs = HEADER.size
+    have = len(buf)
+    if have < hs + CRC.size:
+        raise CorruptDataError(f": record at offset {offset} is truncated")
+    magic, _flags, _r, klen, vlen, _seq = HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise CorruptDataError(f": bad record header at offset {offset}")
+    end = hs + klen + vlen
+    if end + CRC.size > have:
+        buf += os.pread(fd, end + CRC.size - have, offset + have)
+        if end + CRC.size != len(buf):
+            raise CorruptDataError(f": record at offset {offset} is truncated")
+    view = memoryview(buf)
+    if zlib.crc32(view[:end], seed) != CRC.unpack_from(buf, end)[0]:
+        raise CorruptDataError(f": record at offset {offset} fails its checksum")
+    if view[hs : hs + klen] != key:
+        raise CorruptDataError(f": record at offset {offset} belongs to another key")
+    return buf[hs + klen : end]
 
 
 def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
@@ -168,7 +202,7 @@ def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
     return False
 
 
-def write_all(fd: int, data: bytes, offset: int, where: str) -> None:
+def write_all(fd: int, data: bytes, offset: int, where: str | Path) -> None:
     """Write ``data`` at the end of ``fd`` (at ``offset``); on a full disk undo the partial write and raise."""
     view = memoryview(data)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
@@ -9,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from memstrata._native.eviction import DEFAULT_POLICY
-import logging
-
+from memstrata._native.hashing import digest
+from memstrata.codecs import read_header
 from memstrata.errors import MemstrataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier
+from memstrata.tiers._counts import load_counts, save_counts
 from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._reads import ReadMixin
 from memstrata.tiers._rules import RulesMixin
@@ -146,7 +148,9 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         self._forgotten_packs: set[int] = set()  # packs holding blobs dropped by gc(), rewritten by compact()
         self._closed = False
         self._seq = self.warm.seq()
-        self._recount()
+        self._counts_seq = -1  # the log's seq when the counters were last saved (see _counts.py)
+        if not load_counts(self):
+            self._recount()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if migration_interval_seconds and not read_only:
@@ -224,9 +228,6 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         callable that makes the frame: it is called only when the content is
         not stored yet (``content_digest`` and ``raw_length`` are then required).
         """
-        from memstrata.codecs import read_header
-        from memstrata._native.hashing import digest
-
         t = tier_number(tier)
         kb = encode_key(key)
         if callable(frame):
@@ -432,6 +433,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         with self._lock:
             if not self.read_only and not self._closed:
                 self._flush_touched()
+                save_counts(self)
             self.backend.flush()
 
     def close(self) -> None:
@@ -449,8 +451,9 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 if not self.read_only:
                     try:
                         self._flush_touched()
-                    except (MemstrataError, OSError) as exc:  # access times only: closing must work on a full disk
-                        log.warning("memstrata: access times not saved at close (%s)", exc)
+                        save_counts(self)
+                    except (MemstrataError, OSError) as exc:  # times and counts only: close must work on a full disk
+                        log.warning("memstrata: access times or counts not saved at close (%s)", exc)
             finally:
                 self._closed = True
                 self.hot.clear()
