@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
-import make_v1_stores as v1
+try:
+    from golden import make_v1_stores as v1  # under pytest: tests/ is on the path
+except ImportError:
+    import make_v1_stores as v1  # type: ignore[no-redef]  # run as a script from tests/golden
 
 HERE = Path(__file__).resolve().parent / "stores-v2"
 
