@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -59,7 +58,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         db.commit()
         out[f"sqlite3-{name}"] = db
     yield out
-    for name, engine in out.items():
+    for engine in out.values():
         engine.close()
 
 
