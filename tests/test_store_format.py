@@ -222,7 +222,7 @@ def test_creation_cut_short_before_its_first_checkpoint_starts_afresh(tmp_path: 
     log_dir = tmp_path / "log"
     LogBackend(log_dir).close()
     (log_dir / "CHECKPOINT").unlink()
-    assert [p.name for p in log_dir.iterdir()] == ["seg-00000001.log"]
+    assert sorted(p.name for p in log_dir.iterdir() if not p.name.startswith(".")) == ["seg-00000001.log"]
     with pytest.raises(CorruptDataError, match="CHECKPOINT is missing"):
         LogBackend(log_dir, read_only=True)
     backend = LogBackend(log_dir)

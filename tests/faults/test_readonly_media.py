@@ -3,18 +3,17 @@
 ``read_only=True`` reads everything (a cold read's promotion to a faster tier,
 which is a write, is skipped, never raised); opening for writing raises
 ``PermissionError`` naming ``read_only=True``. Mounting needs root with
-CAP_SYS_ADMIN (CI runs as root); elsewhere the module skips and says so.
+CAP_SYS_ADMIN (CI runs as root); elsewhere the tests skip and say so.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from faults.mounts import remount_read_only, tmpfs
 
 from memstrata import MemoryStore, VectorMemory
 
@@ -25,27 +24,10 @@ def _value(i: int) -> dict[str, object]:
     return {"i": i, "text": f"observation {i} " * 4}
 
 
-def _mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
 @pytest.fixture
 def media(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs at ``tmp_path / "media"``; ``remount_ro(media)`` makes it read-only."""
-    root = tmp_path / "media"
-    root.mkdir()
-    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=32m", "tmpfs", str(root)):
-        pytest.skip("mounting a file system read-only needs root with CAP_SYS_ADMIN (CI has it)")
-    try:
+    with tmpfs(tmp_path / "media", "32m") as root:
         yield root
-    finally:
-        subprocess.run(["umount", str(root)], check=False)
-
-
-def remount_ro(root: Path) -> None:
-    assert _mount("-o", "remount,ro", str(root)), "remount read-only failed"
-    with pytest.raises(OSError):
-        (root / "probe").write_bytes(b"x")
 
 
 def test_store_on_read_only_media_reads_everything(media: Path) -> None:
@@ -53,7 +35,7 @@ def test_store_on_read_only_media_reads_everything(media: Path) -> None:
         for i in range(60):
             store.store(f"k{i}", _value(i), tier=("hot", "warm", "cold")[i % 3])
         store.delete("k5")
-    remount_ro(media)
+    remount_read_only(media)
     with MemoryStore(media / "s", read_only=True) as store:
         for _ in range(2):  # the second read of a cold key is where a promotion would write
             assert all(store.retrieve(f"k{i}") == _value(i) for i in range(60) if i != 5)
@@ -67,7 +49,7 @@ def test_vector_directory_on_read_only_media(media: Path) -> None:
     x = np.random.default_rng(0).standard_normal((30, 8)).astype(np.float32)
     with VectorMemory.open(media / "v", dim=8) as memory:
         memory.add(x, ids=np.arange(30))
-    remount_ro(media)
+    remount_read_only(media)
     with VectorMemory.open(media / "v", read_only=True) as memory:
         assert memory.ids().tolist() == list(range(30))
         assert memory.search(x[3], k=1)[1][0, 0] == 3

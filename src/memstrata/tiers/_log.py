@@ -27,6 +27,7 @@ from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
 from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
+from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, KIND_COMPACTED, KIND_LOG
 from memstrata.tiers._segments import HEAD_VALUE, HEADER, SEAL_VALUE
 from memstrata.tiers._segments import check_record, encode_record, fsync_dir, record_parts, segment_name
@@ -115,6 +116,8 @@ class LogBackend(LogOpening):
             except BaseException:
                 self._close_fds()
                 raise
+        if not read_only:
+            ensure_reserve(self.directory)
 
     def _reset(self) -> None:
         self._index, self._kinds, self._sizes, self._segments, self._seq = {}, {}, {}, [], 0
@@ -203,7 +206,14 @@ class LogBackend(LogOpening):
                 if self.disk_bytes() - self._ck_bytes() > CHECKPOINT_EVERY:
                     self._checkpoint()
             fd = self._fds[self._tail]
-            write_all(fd, b"".join(parts), self._pos, self._seg_path(self._tail))
+            data = b"".join(parts)
+            try:
+                write_all(fd, data, self._pos, self._seg_path(self._tail))
+            except StorageFullError as exc:
+                if not (freeing and exc.errno == errno.ENOSPC and release_reserve(self.directory)):
+                    raise
+                log.warning("memstrata: %s: the disk is full; its reserved space was given up for this delete", self.path)
+                write_all(fd, data, self._pos, self._seg_path(self._tail))
             if self.durability == "full":
                 os.fdatasync(fd)
             base = (self._tail << 32) + self._pos
@@ -370,6 +380,7 @@ class LogBackend(LogOpening):
                 self._kinds.pop(seg, None)
                 self._seg_path(seg).unlink(missing_ok=True)
             fsync_dir(self.directory)
+            ensure_reserve(self.directory)
 
     def integrity_check(self) -> list[str]:
         """Replay every segment from scratch and compare with the index; returns the problems found."""
@@ -393,6 +404,8 @@ class LogBackend(LogOpening):
         """Bytes of the segment files and the checkpoint."""
         total = 0
         for p in self.directory.iterdir():
+            if p.name.startswith("."):  # the reserve and temporary files are not the store's data
+                continue
             try:
                 total += p.stat().st_size
             except OSError:
@@ -419,3 +432,5 @@ class LogBackend(LogOpening):
             finally:
                 self._closed = True
                 self._close_fds()
+                if not self.read_only:
+                    ensure_reserve(self.directory)
