@@ -89,7 +89,24 @@ def _vector_answers(memory: VectorMemory) -> dict[str, Any]:
     }
 
 
-class VectorSnapshot(Artefact):
+class VectorArtefact(Artefact):
+    """A VectorMemory read back whole: ids, codes, metadata and a few searches."""
+
+    def open(self, path: Path) -> VectorMemory:
+        raise NotImplementedError
+
+    def read(self, path: Path) -> Any:
+        memory = self.open(path)
+        try:
+            return _vector_answers(memory)
+        finally:
+            memory.close()
+
+    def lost(self, got: Any, want: Any) -> bool:
+        return set(got["ids"]) < set(want["ids"])
+
+
+class VectorSnapshot(VectorArtefact):
     kinds = sorted(k for k in DAMAGES if k != "stale_copy")
 
     def build(self, root: Path) -> tuple[Path, Path]:
@@ -103,18 +120,11 @@ class VectorSnapshot(Artefact):
         memory.save(path)
         return path, stale
 
-    def read(self, path: Path) -> Any:
-        memory = VectorMemory.load(path)
-        try:
-            return _vector_answers(memory)
-        finally:
-            memory.close()
-
-    def lost(self, got: Any, want: Any) -> bool:
-        return set(got["ids"]) < set(want["ids"])
+    def open(self, path: Path) -> VectorMemory:
+        return VectorMemory.load(path)
 
 
-class VectorDirectory(Artefact):
+class VectorDirectory(VectorArtefact):
     kinds = sorted(DAMAGES)
 
     def build(self, root: Path) -> tuple[Path, Path]:
@@ -131,15 +141,8 @@ class VectorDirectory(Artefact):
         memory.close()
         return path, stale
 
-    def read(self, path: Path) -> Any:
-        memory = VectorMemory.open(path)
-        try:
-            return _vector_answers(memory)
-        finally:
-            memory.close()
-
-    def lost(self, got: Any, want: Any) -> bool:
-        return set(got["ids"]) < set(want["ids"])
+    def open(self, path: Path) -> VectorMemory:
+        return VectorMemory.open(path)
 
 
 ARTEFACTS: dict[str, Callable[[], Artefact]] = {
