@@ -105,7 +105,7 @@ def test_get(benchmark, impl, items) -> None:  # type: ignore[no-untyped-def]
         get = store.__getitem__
     else:
         dec = msgspec.msgpack.decode
-        get = lambda k: dec(store[k])  # noqa: E731
+        get = lambda k: dec(store[k])
 
     def run() -> int:
         return len([get(k) for k in keys])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_crash import check_store, run_and_kill  # noqa: E402
+from test_crash import check_store, run_and_kill
 
 
 def main() -> int:
@@ -29,13 +29,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         total = 0
+        written: set[int] = set()
+        deleted: set[int] = set()
+        uncertain: set[int] = set()
         for run in range(1, args.runs + 1):
             if (run - 1) % args.fresh_every == 0:
                 path = (args.dir or Path(tmp)) / f"crash-store-{run:05d}"
                 total += 0 if run == 1 else len(written)
-                written: set[int] = set()
-                deleted: set[int] = set()
-                uncertain: set[int] = set()
+                written, deleted, uncertain = set(), set(), set()
                 start = 0
             w, d = run_and_kill(path, start, rng.uniform(0.2, 0.9))
             written |= w

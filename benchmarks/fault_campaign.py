@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from faults.store_campaign import ARTEFACTS, campaign  # noqa: E402
+from faults.store_campaign import ARTEFACTS, campaign
 
 
 def main() -> int:

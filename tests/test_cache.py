@@ -18,7 +18,7 @@ from memstrata import Cache
 from memstrata._native.cache import DEFAULT_POLICY, POLICIES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import CacheModel  # noqa: E402
+from _cache_models import CacheModel
 
 KEYS = st.integers(min_value=0, max_value=11) | st.sampled_from(["a", "b", "c", ("t", 1)])
 VALUES = st.integers(min_value=0, max_value=6)

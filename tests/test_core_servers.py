@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import fresh_servers  # noqa: E402
+from _servers import fresh_servers
 
-from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore  # noqa: E402
-from memstrata.core._layers import decode_record  # noqa: E402
+from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore
+from memstrata.core._layers import decode_record
 
 
 @pytest.fixture

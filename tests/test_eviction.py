@@ -15,7 +15,7 @@ from memstrata import AdaptiveOrder, EvictionOrder, FIFOOrder, LFUOrder, LRUOrde
 from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import (  # noqa: E402
+from _cache_models import (
     AdaptiveModel,
     FIFOModel,
     LFUModel,

@@ -15,7 +15,7 @@ from memstrata.kernels import binarize
 from memstrata.kernels import binary as bmod
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
+import reference as ref
 
 F32 = np.float32
 values = st.floats(float(F32(-1e30)), float(F32(1e30)), width=32, allow_subnormal=True)

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from memstrata.kernels import CSR, from_csr, to_csr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
+import reference as ref
 
 
 @st.composite

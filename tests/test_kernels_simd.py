@@ -17,12 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8
+from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, simd
 from memstrata.kernels import search as smod
-from memstrata.kernels import simd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
+import reference as ref
 
 F32 = np.float32
 PATHS = simd.supported_paths()

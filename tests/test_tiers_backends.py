@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from memstrata.tiers import Backend, MappingBackend, MemoryBackend, PostgresBackend, RedisBackend, SQLiteBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import database_url, drop_tables, redis_url, unique  # noqa: E402
+from _servers import database_url, drop_tables, redis_url, unique
 
 KINDS = ["memory", "mapping", "sqlite", "redis", "postgres"]
 

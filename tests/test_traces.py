@@ -676,7 +676,7 @@ def test_concurrent_threads(tmp_path: Path) -> None:
                 mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
                 assert mem.get_trace_sync(r["trace_id"]) == r
             mem.traces_sync(limit=5)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]

@@ -19,7 +19,7 @@ from memstrata.codecs import _values
 from memstrata.errors import CorruptDataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _value_strategies import array_dtypes, assert_same, values  # noqa: E402
+from _value_strategies import array_dtypes, assert_same, values
 
 
 @given(value=values)

@@ -222,7 +222,6 @@ class PostgresLogStore:
         self._append_apply = f"SELECT * FROM {p}append_apply(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[])"
 
     def append(self, build: Build) -> list[Any]:
-        p = self.prefix
         # (psycopg's pipeline mode was measured slower here than plain round trips)
         with self._lock, self._conn.transaction():
             cur = self._conn.cursor()
@@ -308,4 +307,4 @@ class PostgresLogStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
-                self._conn = None  # type: ignore[assignment]
+                self._conn = None

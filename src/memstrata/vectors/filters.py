@@ -50,8 +50,9 @@ ValueError: filter: no stored metadata has the key 'kidn' (known keys: kind, sco
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def scalar_kind(value: Any) -> int:
 class _Column:
     """One metadata key over every row: the kind of each value, and its number or string code."""
 
-    __slots__ = ("kinds", "numbers", "strings", "codes", "size")
+    __slots__ = ("codes", "kinds", "numbers", "size", "strings")
 
     def __init__(self, capacity: int) -> None:
         self.kinds = np.zeros(capacity, np.int8)
@@ -313,7 +314,7 @@ def _cond_keys(node: Any) -> set[str]:
 class Filter:
     """A compiled filter: :meth:`mask` over columns, :meth:`matches` on one row."""
 
-    __slots__ = ("_root", "spec", "keys")
+    __slots__ = ("_root", "keys", "spec")
 
     def __init__(self, root: Any, spec: dict[str, Any]) -> None:
         self._root = root
