@@ -22,7 +22,6 @@ import math
 import os
 import sqlite3
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,6 @@ import pytest
 
 from memstrata import MemoryStore
 from memstrata.core import AuditLog, MemoryCore, verify_consistency, verify_inclusion
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 N_WRITES = 2000
 AUDIT_N = int(os.environ.get("MEMSTRATA_BENCH_AUDIT_N", 10**6))

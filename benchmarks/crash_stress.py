@@ -1,6 +1,6 @@
 """Crash stress: SIGKILL the writer at random moments, many times, and check the store after each.
 
-Run: ``python benchmarks/crash_stress.py --runs 1000 [--dir DIR]``. Exits non-zero on
+Run: ``PYTHONPATH=tests python benchmarks/crash_stress.py --runs 1000 [--dir DIR]``. Exits non-zero on
 the first lost acknowledged write or failed ``verify()``.
 """
 
@@ -13,9 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from test_crash import check_store, run_and_kill
+from test_crash import check_store, run_and_kill  # tests/ on PYTHONPATH, as pytest has it
 
 
 def main() -> int:

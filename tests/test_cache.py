@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _cache_models import CacheModel
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from memstrata import Cache
 from memstrata._native.cache import DEFAULT_POLICY, POLICIES
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import CacheModel
 
 KEYS = st.integers(min_value=0, max_value=11) | st.sampled_from(["a", "b", "c", ("t", 1)])
 VALUES = st.integers(min_value=0, max_value=6)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _value_strategies import array_dtypes, assert_same, values
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -25,9 +24,6 @@ from memstrata.codecs import (
 )
 from memstrata.codecs._samples import trace_records
 from memstrata.errors import UnknownCodecError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _value_strategies import array_dtypes, assert_same, values
 
 # one dictionary for the whole module, trained on realistic records
 _DICT = train_dictionary([json.dumps(r).encode() for r in trace_records(400, seed=3)], 8192)

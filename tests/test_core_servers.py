@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import fresh_servers
 
 from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-from memstrata import AdaptiveOrder, EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
-from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cache_models import (
     AdaptiveModel,
     FIFOModel,
@@ -24,6 +14,12 @@ from _cache_models import (
     WTinyLFUModel,
     mix64,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from memstrata import AdaptiveOrder, EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
+from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
 
 ORDERS = [LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder, AdaptiveOrder]
 

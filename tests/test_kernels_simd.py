@@ -8,20 +8,16 @@ Hamming distances, with ties to the lower row.
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 
 from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, simd
 from memstrata.kernels import search as smod
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref
 
 F32 = np.float32
 PATHS = simd.supported_paths()
