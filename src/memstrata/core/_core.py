@@ -286,7 +286,7 @@ class MemoryCore(LayerAssembly, Recovery):
     def _read_record(self, kb: bytes) -> bytes | None:
         """The durable record of a key (values, then patterns), or None when absent or deleted."""
         for ns in (self.durable, self.pattern_store) if self._has_patterns else (self.durable,):
-            rec = ns.get(kb)
+            rec: bytes | None = ns.get(kb)  # a durable layer maps bytes keys to bytes records
             if rec is not None and rec[8] != TOMBSTONE:
                 return rec
         return None

@@ -75,7 +75,7 @@ class Dictionaries(TraceState):
         found = self._train_at.get(scope)
         if found is not None:
             return found
-        return self.config["train_after"] if scope == STREAM else self.config["type_train_after"]
+        return int(self.config["train_after"] if scope == STREAM else self.config["type_train_after"])
 
     def _adopt(self, scope: str, dictionary: bytes, n_samples: int) -> int:
         """Store a new dictionary version for ``scope`` and make it active (inside a transaction)."""

@@ -89,7 +89,7 @@ def fit_codec(
         for a in range(nq):
             got = [i for i in ids[a].tolist() if i != a and i >= 0][:k]
             hits += int((exact[a, got] >= kth[a] - 1e-6).sum())
-        return hits / (nq * k)
+        return float(hits / (nq * k))
 
     configs: list[tuple[VectorCodecName, int | None]] = []
     codecs: tuple[VectorCodecName, ...] = ("binary", "int4", "int8")

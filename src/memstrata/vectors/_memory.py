@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class VectorMemory(IndexState):
         dim: int,
         codec: VectorCodecName = "int8",
         metric: Metric = "cosine",
-        rescore: int | str | None = None,
+        rescore: int | Literal["auto"] | None = None,
         *,
         shortlist: int | None = None,
         originals_path: str | os.PathLike[str] | None = None,
@@ -123,7 +123,7 @@ class VectorMemory(IndexState):
         dim: int | None = None,
         codec: VectorCodecName | None = None,
         metric: Metric | None = None,
-        rescore: int | None = None,
+        rescore: int | Literal["auto"] | None = None,
         *,
         shortlist: int | None = None,
         read_only: bool = False,
@@ -414,7 +414,8 @@ class VectorMemory(IndexState):
         """Ids of the live rows (matching ``filter``), in insertion order (int64)."""
         self._check_open()
         rows = self._rows_for(filter, strict, all_rows=True)  # merges pending rows first
-        return self._ids[rows]
+        ids: np.ndarray = self._ids[rows]
+        return ids
 
     def items(self, filter: FilterArg = None, *, strict: bool = True) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(id, metadata)`` of the live rows (matching ``filter``), in insertion order."""

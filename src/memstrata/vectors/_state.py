@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from memstrata._locks import WriterLock
     from memstrata.vectors._originals import Originals
     from memstrata.vectors._persist import Durable
+    from memstrata.vectors._recall import Calibration
 
 CODECS = ("int8", "int4", "binary", "float32")
 #: a metadata filter: a dict of :mod:`memstrata.vectors.filters`, or ``filter(metadata) -> bool`` per row
@@ -55,7 +56,7 @@ class IndexState:
     dim: int
     codec: str
     metric: str
-    rescore: int | None
+    rescore: int | Literal["auto"] | None
     shortlist: int | None
     _lock: threading.RLock
 
@@ -80,9 +81,9 @@ class IndexState:
         self.dim = int(dim)
         self.codec = codec
         self.metric = metric
-        self.rescore: int | str | None = rescore if rescore in (None, "auto") else int(rescore)
+        self.rescore = rescore if rescore in (None, "auto") else int(rescore)
         self.target_recall = 0.99
-        self._calibration: Any = None  # vectors._recall.Calibration once measured (rescore="auto")
+        self._calibration: Calibration | None = None  # once measured (rescore="auto")
         self._depth_override: int | None = None  # set while a calibration measures a depth
         self.shortlist = None if shortlist is None else int(shortlist)
         self.seq = 0
@@ -193,7 +194,7 @@ class IndexState:
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         if self.codec == "float32":
-            return x.copy()
+            return np.array(x, np.float32)  # a copy: the caller's array stays theirs
         if self.codec == "binary":
             return _search.sign_bits(self, x)
         from memstrata.kernels import quantize_int4, quantize_int8
