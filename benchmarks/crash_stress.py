@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from test_crash import check_store, run_and_kill  # tests/ on PYTHONPATH, as pytest has it
+from test_crash import crash_round  # tests/ on PYTHONPATH, as pytest has it
 
 
 def main() -> int:
@@ -36,13 +36,7 @@ def main() -> int:
                 total += 0 if run == 1 else len(written)
                 written, deleted, uncertain = set(), set(), set()
                 start = 0
-            w, d = run_and_kill(path, start, rng.uniform(0.2, 0.9))
-            written |= w
-            deleted |= d
-            if w and (max(w) + 1) % 5 == 4:
-                uncertain.add(max(w) - 1)
-            check_store(path, written, deleted, uncertain)
-            start = max(written | deleted | {start}) + 10
+            start = crash_round(path, start, rng.uniform(0.2, 0.9), written, deleted, uncertain)
             if run % 50 == 0:
                 print(f"{run} runs, {total + len(written)} acknowledged writes, all present, verify() ok "
                       f"({time.time() - t0:.0f} s)", flush=True)
