@@ -64,32 +64,12 @@ class _OrderMachine(RuleBasedStateMachine):
         return data.draw(st.sampled_from(sorted(self.model.resident)))
 
     @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def touch(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), op=st.sampled_from(["touch", "remove", "pin", "unpin"]))
+    def on_resident(self, data: st.DataObject, op: str) -> None:
+        """The same call on a resident slot, to the order and to the model."""
         slot = self._resident(data)
-        self.order.touch(slot)
-        self.model.touch(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def remove(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.remove(slot)
-        self.model.remove(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def pin(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.pin(slot)
-        self.model.pin(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def unpin(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.unpin(slot)
-        self.model.unpin(slot)
+        getattr(self.order, op)(slot)
+        getattr(self.model, op)(slot)
 
     @rule()
     def victim(self) -> None:
