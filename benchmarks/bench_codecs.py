@@ -127,7 +127,7 @@ def test_decompress_trace_records(benchmark, impl, trace_stream, peer) -> None: 
         frames = [comp(r) for r in timed]
         if impl == "lz4":
             block = peer("lz4.block")
-            fn = lambda f: msgspec.json.decode(block.decompress(f))  # noqa: E731
+            fn = lambda f: msgspec.json.decode(block.decompress(f))
         else:
             zstd = peer("zstandard")
             if impl == "zstd":
@@ -135,7 +135,7 @@ def test_decompress_trace_records(benchmark, impl, trace_stream, peer) -> None: 
             else:
                 raw = zstd.train_dictionary(64 * 1024, [_json(r) for r in trace_stream[:N_TRAIN]])
                 d = zstd.ZstdDecompressor(dict_data=raw)
-            fn = lambda f: msgspec.json.decode(d.decompress(f))  # noqa: E731
+            fn = lambda f: msgspec.json.decode(d.decompress(f))
 
     def run() -> int:
         return len([fn(f) for f in frames])
@@ -198,11 +198,11 @@ def test_checksum_share_of_decode(benchmark, impl, kib_frames) -> None:  # type:
     """Decode with and without checksum verification, and the checksum alone, on the same frames."""
     _, frames = kib_frames
     if impl == "decode-verified":
-        fn = lambda f: _registry._decode(f, None, True)  # noqa: E731
+        fn = lambda f: _registry._decode(f, None, True)
     elif impl == "decode-unverified":
-        fn = lambda f: _registry._decode(f, None, False)  # noqa: E731
+        fn = lambda f: _registry._decode(f, None, False)
     else:
-        fn = lambda f: digest(memoryview(f)[:-8])  # noqa: E731
+        fn = lambda f: digest(memoryview(f)[:-8])
 
     def run() -> int:
         return len([fn(f) for f in frames])

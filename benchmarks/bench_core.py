@@ -22,7 +22,6 @@ import math
 import os
 import sqlite3
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,6 @@ import pytest
 
 from memstrata import MemoryStore
 from memstrata.core import AuditLog, MemoryCore, verify_consistency, verify_inclusion
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 N_WRITES = 2000
 AUDIT_N = int(os.environ.get("MEMSTRATA_BENCH_AUDIT_N", 10**6))
@@ -63,10 +60,10 @@ def test_write_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
     benchmark.group = "core-write-embedded"
     if impl == "memstrata-core":
         target: Any = _embedded_core(tmp_path / "core")
-        write = lambda i: target.write_sync(f"user:{i % 500}", VALUE, actor="agent")  # noqa: E731
+        write = lambda i: target.write_sync(f"user:{i % 500}", VALUE, actor="agent")
     elif impl == "memorystore-direct":
         target = MemoryStore(tmp_path / "store", {"migration_interval_seconds": None})
-        write = lambda i: target.store(f"user:{i % 500}", VALUE)  # noqa: E731
+        write = lambda i: target.store(f"user:{i % 500}", VALUE)
     else:
         conn = sqlite3.connect(tmp_path / "plain.sqlite", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -93,14 +90,14 @@ def test_read_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
         store = MemoryStore(tmp_path / "store", {"migration_interval_seconds": None})
         for i in range(500):
             store.store(f"user:{i}", VALUE)
-        read = lambda i: store.retrieve(f"user:{i % 500}")  # noqa: E731
+        read = lambda i: store.retrieve(f"user:{i % 500}")
         closer: Any = store
     else:
         core = _embedded_core(tmp_path / "core")
         for i in range(500):
             core.write_sync(f"user:{i}", VALUE)
         use_cache = impl.endswith("cache-hit")
-        read = lambda i: core.read_sync(f"user:{i % 500}", use_cache=use_cache)  # noqa: E731
+        read = lambda i: core.read_sync(f"user:{i % 500}", use_cache=use_cache)
         closer = core
     assert read(3) == VALUE
     benchmark.extra_info["p50_us"] = round(_p50_us(read, N_WRITES), 2)
@@ -134,7 +131,7 @@ def test_write_servers(benchmark: Any, servers: Any, impl: str) -> None:
         core = MemoryCore(
             redis_url=r, database_url=d, table_prefix=prefix, redis_namespace=ns, vector=False, trust=False, events=False
         )
-        write = lambda i: core.write_sync(f"user:{i % 500}", VALUE, actor="agent")  # noqa: E731
+        write = lambda i: core.write_sync(f"user:{i % 500}", VALUE, actor="agent")
         close: Any = core.close
     else:
         import psycopg
@@ -184,7 +181,7 @@ def test_audit_append(benchmark: Any, tmp_path: Path, impl: str) -> None:
     items = _items(n)
     if impl == "memstrata-auditlog":
         log = AuditLog(tmp_path / "audit.sqlite")
-        run = lambda: log.append_many(items)  # noqa: E731
+        run = lambda: log.append_many(items)
     elif impl == "plain-python-chain":
 
         def run() -> list[bytes]:

@@ -9,8 +9,6 @@ row id. Goal: a duplicate ``put`` (content already stored) costs ≤ 2 µs.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -105,7 +103,7 @@ def test_get(benchmark, impl, items) -> None:  # type: ignore[no-untyped-def]
         get = store.__getitem__
     else:
         dec = msgspec.msgpack.decode
-        get = lambda k: dec(store[k])  # noqa: E731
+        get = lambda k: dec(store[k])
 
     def run() -> int:
         return len([get(k) for k in keys])
@@ -119,8 +117,7 @@ def test_put_and_get_interleaved(items) -> None:  # type: ignore[no-untyped-def]
 
     Printed for the record (no timing assertion); the goal is a duplicate put <= 2 µs.
     """
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_codecs import interleaved
+    from bench_codecs import interleaved  # benchmarks/ is on pytest's pythonpath
 
     store, put = _putter("memstrata")
     plain, plain_put = _putter("dict+msgpack")

@@ -57,9 +57,9 @@ def test_digest_big_buffer(benchmark, impl, big_buffer, peer) -> None:  # type: 
     elif impl == "xxhash":
         fn = peer("xxhash").xxh3_128_digest
     elif impl == "hashlib-blake2b":
-        fn = lambda b: hashlib.blake2b(b, digest_size=16).digest()  # noqa: E731
+        fn = lambda b: hashlib.blake2b(b, digest_size=16).digest()
     else:
-        fn = lambda b: hashlib.sha256(b).digest()  # noqa: E731
+        fn = lambda b: hashlib.sha256(b).digest()
     out = benchmark.pedantic(fn, args=(big_buffer,), rounds=5, iterations=1, warmup_rounds=1)
     assert len(out) in (16, 32)
     if benchmark.stats:

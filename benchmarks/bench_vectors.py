@@ -21,9 +21,10 @@ measured in the same run (medians).
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,13 +75,13 @@ def single_thread():
         faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
 
-@lru_cache(maxsize=None)
+@cache
 def real() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.load(DATA / "embeddings.npy")
     return x, np.load(DATA / "neighbours.npy"), np.load(DATA / "neighbour_sims.npy")
 
 
-@lru_cache(maxsize=None)
+@cache
 def big() -> np.ndarray:
     x = real()[0]
     rng = np.random.default_rng(0)
@@ -177,7 +178,7 @@ def test_int8_encode(benchmark, impl):
     faiss_fn = None
     try:
         sq = _faiss_sq("QT_8bit", x)
-        faiss_fn = lambda: sq.compute_codes(x)  # noqa: E731
+        faiss_fn = lambda: sq.compute_codes(x)
     except pytest.skip.Exception:
         if impl == "faiss":
             raise
@@ -185,11 +186,11 @@ def test_int8_encode(benchmark, impl):
     if faiss_fn is not None:
         peers["faiss"] = faiss_fn
     if impl == "memstrata":
-        ours = lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out)  # noqa: E731
+        ours = lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "memstrata-fit+encode":
-        ours = lambda: quantize_int8(x, out=out)  # noqa: E731
+        ours = lambda: quantize_int8(x, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "numpy-ref":
@@ -209,7 +210,7 @@ def test_int8_decode(benchmark, impl):
     q = quantize_int8(x)
     out = np.empty(x.shape, np.float32)
     if impl == "memstrata":
-        ours = lambda: dequantize_int8(q.codes, q.scales, q.offsets, out=out)  # noqa: E731
+        ours = lambda: dequantize_int8(q.codes, q.scales, q.offsets, out=out)
         run(benchmark, ours)
         sq = _faiss_sq("QT_8bit", x)
         codes = sq.compute_codes(x)
@@ -237,11 +238,11 @@ def test_int4_encode(benchmark, impl):
         sq = _faiss_sq("QT_4bit", x)
         peers["faiss"] = lambda: sq.compute_codes(x)
     if impl == "memstrata":
-        ours = lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out)  # noqa: E731
+        ours = lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "memstrata-fit+encode":
-        ours = lambda: quantize_int4(x, out=out)  # noqa: E731
+        ours = lambda: quantize_int4(x, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, peers, x.nbytes)
     elif impl == "numpy-ref":
@@ -268,7 +269,7 @@ def test_int4_decode(benchmark, impl):
     if impl == "memstrata":
         q = quantize_int4(x)
         out = np.empty(x.shape, np.float32)
-        ours = lambda: dequantize_int4(q.codes, q.scales, q.offsets, out=out)  # noqa: E731
+        ours = lambda: dequantize_int4(q.codes, q.scales, q.offsets, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, {"faiss": lambda: sq.decode(codes)}, x.nbytes)
         benchmark.extra_info["max_abs_error"] = float(np.abs(out - x).max())
@@ -283,9 +284,9 @@ def test_binarize(benchmark, impl):
     x = big()
     benchmark.group = "binarize-100k-384d"
     out = np.empty((x.shape[0], 48), np.uint8)
-    packbits = lambda: np.packbits(x > 0, axis=1)  # noqa: E731
+    packbits = lambda: np.packbits(x > 0, axis=1)
     if impl == "memstrata":
-        ours = lambda: binarize(x, out=out)  # noqa: E731
+        ours = lambda: binarize(x, out=out)
         run(benchmark, ours)
         ratio_info(benchmark, ours, {"np.packbits": packbits}, x.nbytes)
         assert np.array_equal(out, packbits())
@@ -391,7 +392,7 @@ def test_search_real(benchmark, impl):
     if impl in MEMORY_CONFIGS:
         memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
         memory.add(x)
-        fn: Callable[[], Any] = lambda: memory.search(q, K + 1)  # noqa: E731
+        fn: Callable[[], Any] = lambda: memory.search(q, K + 1)
         ids = run(benchmark, fn)[1]
         benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
         if memory.rescore == "auto":
@@ -423,7 +424,7 @@ def test_search_real(benchmark, impl):
     else:
         usearch = pytest.importorskip("usearch.index", reason="usearch is not installed (pip install 'memstrata[bench]')")
         if impl == "usearch-exact":
-            fn = lambda: usearch.search(x, q, K + 1, usearch.MetricKind.IP, exact=True, threads=1)  # noqa: E731
+            fn = lambda: usearch.search(x, q, K + 1, usearch.MetricKind.IP, exact=True, threads=1)
             ids = run(benchmark, fn, 3).keys
             benchmark.extra_info["bytes_per_vector"] = 4 * 384
         else:
@@ -476,7 +477,7 @@ def _memory_or_flat(
         return run(benchmark, peers["faiss-flat"], 3)[1]
     memory = VectorMemory(384, metric="ip", **MEMORY_CONFIGS[impl])
     memory.add(stored)
-    fn = lambda: memory.search(q, K + 1)  # noqa: E731
+    fn = lambda: memory.search(q, K + 1)
     ids = run(benchmark, fn, rounds)[1]
     benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
     if memory.rescore == "auto":
@@ -525,7 +526,7 @@ def test_hamming_search(benchmark, impl):
         if impl == "faiss-binary-flat":
             raise
     if impl == "memstrata":
-        ours = lambda: hamming_topk(q, bits, K)  # noqa: E731
+        ours = lambda: hamming_topk(q, bits, K)
         dist = run(benchmark, ours)[0]
         ratio_info(benchmark, ours, peers)
         simd_info(benchmark)
@@ -540,7 +541,7 @@ def test_hamming_topk_kernel(benchmark):
     x = real()[0]
     bits = binarize(x, x.mean(axis=0).astype(np.float32))
     benchmark.group = "hamming-top200-real-10k-384d"
-    ours = lambda: hamming_topk(bits[:1000], bits, 200)  # noqa: E731
+    ours = lambda: hamming_topk(bits[:1000], bits, 200)
     run(benchmark, ours)
     ratio_info(benchmark, ours, _optional_flat(x, x[:1000]))
     simd_info(benchmark)
@@ -558,7 +559,7 @@ def test_dense_to_csr(benchmark, impl):
     sparse = pytest.importorskip("scipy.sparse", reason="scipy is not installed")
     dense = np.where(np.abs(x) > 0.05, x, np.float32(0))
     if impl == "memstrata":
-        ours = lambda: to_csr(dense)  # noqa: E731
+        ours = lambda: to_csr(dense)
         m = run(benchmark, ours)
         ratio_info(benchmark, ours, {"scipy": lambda: sparse.csr_matrix(dense)}, dense.nbytes, rounds=5)
         benchmark.extra_info["density"] = round(m.data.size / dense.size, 3)

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the repository; skips the benchmark when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+from _shared_data import shared_data  # noqa: F401 - the fixture, for every benchmark (tests/ is on pythonpath)
 
 
 def require_peer(module: str, extra: str = "bench") -> ModuleType:

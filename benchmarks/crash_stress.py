@@ -1,6 +1,6 @@
 """Crash stress: SIGKILL the writer at random moments, many times, and check the store after each.
 
-Run: ``python benchmarks/crash_stress.py --runs 1000 [--dir DIR]``. Exits non-zero on
+Run: ``PYTHONPATH=tests python benchmarks/crash_stress.py --runs 1000 [--dir DIR]``. Exits non-zero on
 the first lost acknowledged write or failed ``verify()``.
 """
 
@@ -13,9 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from test_crash import check_store, run_and_kill  # noqa: E402
+from test_crash import crash_round  # tests/ on PYTHONPATH, as pytest has it
 
 
 def main() -> int:
@@ -29,21 +27,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         total = 0
+        written: set[int] = set()
+        deleted: set[int] = set()
+        uncertain: set[int] = set()
         for run in range(1, args.runs + 1):
             if (run - 1) % args.fresh_every == 0:
                 path = (args.dir or Path(tmp)) / f"crash-store-{run:05d}"
                 total += 0 if run == 1 else len(written)
-                written: set[int] = set()
-                deleted: set[int] = set()
-                uncertain: set[int] = set()
+                written, deleted, uncertain = set(), set(), set()
                 start = 0
-            w, d = run_and_kill(path, start, rng.uniform(0.2, 0.9))
-            written |= w
-            deleted |= d
-            if w and (max(w) + 1) % 5 == 4:
-                uncertain.add(max(w) - 1)
-            check_store(path, written, deleted, uncertain)
-            start = max(written | deleted | {start}) + 10
+            start = crash_round(path, start, rng.uniform(0.2, 0.9), written, deleted, uncertain)
             if run % 50 == 0:
                 print(f"{run} runs, {total + len(written)} acknowledged writes, all present, verify() ok "
                       f"({time.time() - t0:.0f} s)", flush=True)

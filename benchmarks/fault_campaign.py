@@ -1,6 +1,6 @@
 """The long fault campaign over closed MemoryStore directories (issue 18's table).
 
-    python benchmarks/fault_campaign.py [--n 2000] [--seed 20261129]
+    PYTHONPATH=tests python benchmarks/fault_campaign.py [--n 2000] [--seed 20261129]
 
 For each artefact kind (segment files, the index checkpoint, cold packs) it
 damages ``n`` copies of a closed store, every kind of damage in turn
@@ -17,9 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from faults.store_campaign import ARTEFACTS, campaign  # noqa: E402
+from faults.store_campaign import ARTEFACTS, campaign  # tests/ on PYTHONPATH, as pytest has it
 
 
 def main() -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+from _shared_data import shared_data  # noqa: F401 - the fixture, for every test
 from hypothesis import HealthCheck, settings
 
 # `ci` is derandomized so a CI run is reproducible; `dev` explores new examples.
@@ -19,16 +18,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The shared real-data directory (``../shared/data``); skips when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
 
 # Scripts that tests start as subprocesses (writers killed at random moments) are
 # not test modules: importing them for doctests would run them.

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _cache_models import CacheModel
+from _threads import run_in_threads
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from memstrata import Cache
 from memstrata._native.cache import DEFAULT_POLICY, POLICIES
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import CacheModel  # noqa: E402
 
 KEYS = st.integers(min_value=0, max_value=11) | st.sampled_from(["a", "b", "c", ("t", 1)])
 VALUES = st.integers(min_value=0, max_value=6)
@@ -248,39 +245,30 @@ def test_threads_hammering_stay_consistent(policy: str, thread_safe: bool) -> No
     evicted: list[Any] = []
     cache = Cache(64, policy, on_evict=lambda k, v: evicted.append((k, v)), thread_safe=thread_safe)
     n_gets = [0] * n_threads
-    errors: list[BaseException] = []
 
     def work(t: int) -> None:
         rng = random.Random(t)
-        try:
-            for _ in range(n_ops):
-                key = int(rng.paretovariate(1.2)) % 500
-                op = rng.random()
-                if op < 0.6:
-                    n_gets[t] += 1
-                    value = cache.get(key)
-                    assert value is None or value == key * 2
-                elif op < 0.9:
-                    cache[key] = key * 2
-                elif op < 0.95:
-                    cache.pop(key, None)
-                elif op < 0.975:
-                    try:
-                        cache.pin(key)
-                        cache.unpin(key)
-                    except KeyError:
-                        pass
-                else:
-                    assert cache.peek(key) in (None, key * 2)
-        except BaseException as exc:  # reported below, in the main thread
-            errors.append(exc)
+        for _ in range(n_ops):
+            key = int(rng.paretovariate(1.2)) % 500
+            op = rng.random()
+            if op < 0.6:
+                n_gets[t] += 1
+                value = cache.get(key)
+                assert value is None or value == key * 2
+            elif op < 0.9:
+                cache[key] = key * 2
+            elif op < 0.95:
+                cache.pop(key, None)
+            elif op < 0.975:
+                try:
+                    cache.pin(key)
+                    cache.unpin(key)
+                except KeyError:
+                    pass
+            else:
+                assert cache.peek(key) in (None, key * 2)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_in_threads(work, n_threads)
     info = cache.info()
     assert info["hits"] + info["misses"] == sum(n_gets)
     assert info["evictions"] == len(evicted)
@@ -317,27 +305,18 @@ def test_threads_switching_inside_critical_sections(policy: str) -> None:
     evicted: list[tuple[_SlowKey, int]] = []
     cache = Cache(16, policy, on_evict=lambda k, v: evicted.append((k, v)))
     n_threads, n_ops = 4, 1_500
-    errors: list[BaseException] = []
 
     def work(t: int) -> None:
         rng = random.Random(100 + t)
-        try:
-            for _ in range(n_ops):
-                n = rng.randrange(40)
-                if rng.random() < 0.5:
-                    cache[_SlowKey(n)] = n
-                else:
-                    value = cache.get(_SlowKey(n))
-                    assert value is None or value == n
-        except BaseException as exc:  # reported below, in the main thread
-            errors.append(exc)
+        for _ in range(n_ops):
+            n = rng.randrange(40)
+            if rng.random() < 0.5:
+                cache[_SlowKey(n)] = n
+            else:
+                value = cache.get(_SlowKey(n))
+                assert value is None or value == n
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_in_threads(work, n_threads)
     assert all(k.n == v for k, v in evicted)
     info = cache.info()
     assert info["evictions"] == len(evicted) and info["size"] == len(cache) <= 16

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _value_strategies import array_dtypes, assert_same, values
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from memstrata.codecs import (
     Codec,
+    _bytes,
     available_codecs,
     decode,
     get_codec,
@@ -22,12 +22,8 @@ from memstrata.codecs import (
     register_codec,
     train_dictionary,
 )
-from memstrata.codecs import _bytes
 from memstrata.codecs._samples import trace_records
 from memstrata.errors import UnknownCodecError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _value_strategies import array_dtypes, assert_same, values  # noqa: E402
 
 # one dictionary for the whole module, trained on realistic records
 _DICT = train_dictionary([json.dumps(r).encode() for r in trace_records(400, seed=3)], 8192)

@@ -22,7 +22,6 @@ from memstrata.core import (
 )
 from memstrata.core._merkle import MerkleLevels
 
-
 # -- reference: RFC 6962 §2.1, written straight from the recursive definitions --------------
 
 

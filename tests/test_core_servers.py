@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _servers import fresh_servers
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import fresh_servers  # noqa: E402
-
-from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore  # noqa: E402
-from memstrata.core._layers import decode_record  # noqa: E402
+from memstrata.core import AuditChainError, AuditLog, MemoryCore, PostgresLogStore
+from memstrata.core._layers import decode_record
 
 
 @pytest.fixture

@@ -53,6 +53,18 @@ def check_store(path: Path, written: set[int], deleted: set[int], uncertain: set
             assert f"k{i}" not in store, i
 
 
+def crash_round(path: Path, start: int, fraction: float, written: set[int], deleted: set[int], uncertain: set[int]) -> int:
+    """One writer run killed ``fraction`` of the way in; adds what it acknowledged, checks the store, returns the next start."""
+    w, d = run_and_kill(path, start, fraction)
+    written |= w
+    deleted |= d
+    if w and (max(w) + 1) % 5 == 4:
+        # the kill may have landed after deleting k{max - 1} and before acknowledging it
+        uncertain.add(max(w) - 1)
+    check_store(path, written, deleted, uncertain)
+    return max(written | deleted | {start}) + 10
+
+
 def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
     rng = random.Random(5)
     path = tmp_path / "store"
@@ -61,12 +73,5 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
     uncertain: set[int] = set()
     start = 0
     for _run in range(N_RUNS):
-        w, d = run_and_kill(path, start, rng.uniform(0.25, 0.9))
-        written |= w
-        deleted |= d
-        if w and (max(w) + 1) % 5 == 4:
-            # the kill may have landed after deleting k{max - 1} and before acknowledging it
-            uncertain.add(max(w) - 1)
-        check_store(path, written, deleted, uncertain)
-        start = max(written | deleted | {start}) + 10
+        start = crash_round(path, start, rng.uniform(0.25, 0.9), written, deleted, uncertain)
     assert len(written) > N_RUNS  # the writer made progress in (almost) every run

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
+from _threads import run_in_threads
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -221,26 +220,17 @@ def test_bloom_filter_grows_past_its_capacity() -> None:
 
 def test_concurrent_puts_and_deletes_keep_counts_exact() -> None:
     store = DedupStore()
-    errors: list[BaseException] = []
 
     def worker(t: int) -> None:
-        try:
-            for i in range(300):
-                store.put(f"t{t}-{i % 50}", {"v": i % 7})
-                if i % 3 == 0:
-                    try:
-                        store.delete(f"t{t}-{(i * 7) % 50}")
-                    except KeyError:
-                        pass
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(300):
+            store.put(f"t{t}-{i % 50}", {"v": i % 7})
+            if i % 3 == 0:
+                try:
+                    store.delete(f"t{t}-{(i * 7) % 50}")
+                except KeyError:
+                    pass
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_in_threads(worker, 4)
     assert store.gc()["refcounts_fixed"] == 0
     s = store.get_statistics()
     assert s["references"] == len(store) and s["unique_blobs"] <= 7

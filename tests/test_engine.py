@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _value_strategies import assert_same, values
 from hypothesis import given
 
 from memstrata import CompressionEngine, CorruptDataError
 from memstrata.codecs import CompressionPolicy, decode, read_header
 from memstrata.codecs._samples import TRACE_TYPES, trace_records
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _value_strategies import assert_same, values  # noqa: E402
 
 CODEC_IDS = {"raw": 0, "lz4": 1, "zstd": 2, "zlib": 3, "blosc2": 4, "csr": 5, "graph_prune": 6, "int8": 7, "int4": 8, "binary": 9}
 

@@ -1,137 +1,29 @@
-"""Eviction orders: lock-step state machines against the plain-Python models, and bad input."""
+"""Each eviction order's own state in lock-step with its model, exact sequences, and S3-FIFO's parameters.
+
+What every order must do (the lock-step contract, config round trips, bad
+input) is in ``tests/conformance/``.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-from memstrata import AdaptiveOrder, EvictionOrder, FIFOOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
-from memstrata._native.eviction import ORDERS as ORDERS_BY_ID
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cache_models import (  # noqa: E402
+from _cache_models import (
     AdaptiveModel,
-    FIFOModel,
     LFUModel,
     LRUModel,
     S3FIFOModel,
     WTinyLFUModel,
     mix64,
 )
+from conformance.eviction import MACHINE_SETTINGS, OrderMachine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, precondition, rule
 
-ORDERS = [LRUOrder, LFUOrder, FIFOOrder, S3FIFOOrder, WTinyLFUOrder, AdaptiveOrder]
-
-# A small pool of key hashes, so that S3-FIFO's ghost queue gets hits.
-KEY_HASHES = st.integers(min_value=-3, max_value=6) | st.integers(min_value=0, max_value=2**64 - 1)
-
-
-class _OrderMachine(RuleBasedStateMachine):
-    """Drive an order and its model with the same calls; every answer must agree."""
-
-    order: EvictionOrder
-    model: LRUModel
-
-    def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
-        raise NotImplementedError
-
-    @initialize(n_slots=st.integers(min_value=1, max_value=8), data=st.data())
-    def setup(self, n_slots: int, data: st.DataObject) -> None:
-        self.order, self.model = self._make(n_slots, data)
-        self.n_slots = n_slots
-        self.hash_of: dict[int, int] = {}
-        self.evicted_hashes: list[int] = []
-
-    @rule(data=st.data(), key_hash=KEY_HASHES, weight=st.integers(min_value=0, max_value=3))
-    def insert(self, data: st.DataObject, key_hash: int, weight: int) -> None:
-        free = [s for s in range(self.n_slots) if s not in self.model]
-        if not free:
-            return
-        slot = data.draw(st.sampled_from(free))
-        self.order.insert(slot, key_hash, weight)
-        self.model.insert(slot, key_hash, weight)
-        self.hash_of[slot] = key_hash
-
-    @precondition(lambda self: bool(self.evicted_hashes))
-    @rule(data=st.data(), weight=st.integers(min_value=0, max_value=3))
-    def reinsert_evicted(self, data: st.DataObject, weight: int) -> None:
-        # a key evicted a moment ago comes back: the ghost queues' business
-        key_hash = data.draw(st.sampled_from(self.evicted_hashes[-4:]))
-        self.insert(data, key_hash, weight)
-
-    def _resident(self, data: st.DataObject) -> int:
-        return data.draw(st.sampled_from(sorted(self.model.resident)))
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def touch(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.touch(slot)
-        self.model.touch(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def remove(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.remove(slot)
-        self.model.remove(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def pin(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.pin(slot)
-        self.model.pin(slot)
-
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data())
-    def unpin(self, data: st.DataObject) -> None:
-        slot = self._resident(data)
-        self.order.unpin(slot)
-        self.model.unpin(slot)
-
-    @rule()
-    def victim(self) -> None:
-        assert self.order.victim() == self.model.victim()
-
-    @rule()
-    def pop_victim(self) -> None:
-        expected = self.model.pop_victim()
-        if expected is None:
-            with pytest.raises(KeyError, match="pop_victim: no evictable slot"):
-                self.order.pop_victim()
-        else:
-            assert self.order.pop_victim() == expected
-            self.evicted_hashes.append(self.hash_of[expected])
-
-    @invariant()
-    def same_membership(self) -> None:
-        if not hasattr(self, "order"):
-            return
-        assert len(self.order) == len(self.model)
-        assert self.order.n_pinned == len(self.model.pinned)
-        for slot in range(self.n_slots):
-            assert (slot in self.order) == (slot in self.model)
-            if slot in self.model:
-                assert self.order.is_pinned(slot) == (slot in self.model.pinned)
+from memstrata import AdaptiveOrder, EvictionOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
 
 
-class LRUMachine(_OrderMachine):
-    def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
-        return LRUOrder(n_slots), LRUModel(n_slots)
-
-
-class FIFOMachine(_OrderMachine):
-    def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
-        return FIFOOrder(n_slots), FIFOModel(n_slots)
-
-
-class LFUMachine(_OrderMachine):
+class LFUMachine(OrderMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         return LFUOrder(n_slots), LFUModel(n_slots)  # type: ignore[return-value]
 
@@ -143,7 +35,7 @@ class LFUMachine(_OrderMachine):
             assert self.order.frequency(slot) == self.model.freq[slot]  # type: ignore[attr-defined]
 
 
-class S3FIFOMachine(_OrderMachine):
+class S3FIFOMachine(OrderMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         max_freq = data.draw(st.integers(min_value=1, max_value=7), label="max_freq")
         kwargs = {
@@ -171,7 +63,7 @@ class S3FIFOMachine(_OrderMachine):
         assert order.small_capacity == model.small_capacity
 
 
-class WTinyLFUMachine(_OrderMachine):
+class WTinyLFUMachine(OrderMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         kwargs = {
             "window_ratio": data.draw(st.sampled_from([0.01, 0.2, 0.5, 0.99]), label="window_ratio"),
@@ -204,7 +96,7 @@ class WTinyLFUMachine(_OrderMachine):
         assert order.protected_capacity == model.protected_capacity
 
 
-class AdaptiveMachine(_OrderMachine):
+class AdaptiveMachine(OrderMachine):
     """Small orders: the miniature caches see every key and decide every few accesses,
     so runs switch families (with pinned slots) many times."""
 
@@ -234,15 +126,12 @@ class AdaptiveMachine(_OrderMachine):
         assert (order.family, order.switches) == (model.family, model.switches)
 
 
-_MACHINE_SETTINGS = settings(stateful_step_count=40)
-TestLRUOrder = LRUMachine.TestCase
-TestFIFOOrder = FIFOMachine.TestCase
 TestLFUOrder = LFUMachine.TestCase
 TestS3FIFOOrder = S3FIFOMachine.TestCase
 TestWTinyLFUOrder = WTinyLFUMachine.TestCase
 TestAdaptiveOrder = AdaptiveMachine.TestCase
-for _case in (TestLRUOrder, TestFIFOOrder, TestLFUOrder, TestS3FIFOOrder, TestWTinyLFUOrder, TestAdaptiveOrder):
-    _case.settings = _MACHINE_SETTINGS
+for _case in (TestLFUOrder, TestS3FIFOOrder, TestWTinyLFUOrder, TestAdaptiveOrder):
+    _case.settings = MACHINE_SETTINGS
 
 
 # ----------------------------------------------------------------- exact sequences
@@ -319,83 +208,7 @@ def test_s3fifo_victim_is_stable_until_a_change() -> None:
 # ----------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize(
-    "order",
-    [
-        LRUOrder(5),
-        LFUOrder(1),
-        FIFOOrder(7),
-        S3FIFOOrder(9),
-        S3FIFOOrder(6, capacity=100, small_ratio=0.25, ghost_ratio=2.0, move_threshold=4, max_freq=7, adaptive=True),
-    ],
-    ids=repr,
-)
-def test_config_round_trips_through_json(order: EvictionOrder) -> None:
-    config = order.get_config()
-    assert config["id"] == order.order_id and ORDERS_BY_ID[config["id"]] is type(order)
-    rebuilt = EvictionOrder.from_config(json.loads(json.dumps(config)))
-    assert type(rebuilt) is type(order)
-    assert rebuilt.get_config() == config
-    assert repr(rebuilt) == repr(order)
-    assert len(rebuilt) == 0
-
-
-@pytest.mark.parametrize(
-    ("config", "error", "match"),
-    [
-        ([("id", "lru")], TypeError, "config: expected a mapping with an 'id', got list"),
-        ({"id": "arc", "n_slots": 4}, ValueError, "config: unknown eviction order id 'arc'; known ids: adaptive, fifo, lfu, lru, s3fifo, wtinylfu"),
-        ({"n_slots": 4}, ValueError, "config: unknown eviction order id None"),
-        ({"id": "lru"}, ValueError, "config: the 'lru' order needs 'n_slots'"),
-        ({"id": "lru", "n_slots": 4, "capacity": 3}, ValueError, r"config: unexpected keys \['capacity'\]"),
-        ({"id": "s3fifo", "n_slots": 4, "small_ratio": 2.0}, ValueError, "small_ratio: expected a float"),
-        ({"id": "fifo", "n_slots": 0}, ValueError, "n_slots: expected an int"),
-    ],
-)
-def test_bad_configs(config: object, error: type[Exception], match: str) -> None:
-    with pytest.raises(error, match=match):
-        EvictionOrder.from_config(config)  # type: ignore[arg-type]
-
-
 # ----------------------------------------------------------------- bad input
-
-
-@pytest.mark.parametrize("cls", ORDERS)
-def test_bad_n_slots(cls: type[EvictionOrder]) -> None:
-    with pytest.raises(ValueError, match=r"n_slots: expected an int in \[1, "):
-        cls(0)
-    with pytest.raises(TypeError, match="n_slots: expected a positive int, got float"):
-        cls(2.0)  # type: ignore[arg-type]
-
-
-def test_base_class_is_abstract() -> None:
-    with pytest.raises(TypeError, match="EvictionOrder is abstract"):
-        EvictionOrder(4)
-
-
-@pytest.mark.parametrize("cls", ORDERS)
-def test_bad_slots(cls: type[EvictionOrder]) -> None:
-    order = cls(4)
-    with pytest.raises(ValueError, match=r"slot: expected an int in \[0, 4\), got 4"):
-        order.insert(4)
-    with pytest.raises(ValueError, match=r"slot: expected an int in \[0, 4\), got -1"):
-        order.touch(-1)
-    with pytest.raises(TypeError, match="slot: expected an int in .*, got str"):
-        order.insert("1")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="slot: expected an int in .*, got bool"):
-        order.insert(True)
-    with pytest.raises(ValueError, match="weight: expected a non-negative int"):
-        order.insert(0, weight=-1)
-    with pytest.raises(TypeError, match="key_hash: expected an int, got float"):
-        order.insert(0, key_hash=1.5)  # type: ignore[arg-type]
-    order.insert(0)
-    with pytest.raises(ValueError, match="slot: 0 is already in the order"):
-        order.insert(0)
-    for method in (order.touch, order.remove, order.pin, order.unpin, order.is_pinned):
-        with pytest.raises(KeyError, match="slot: 1 is not in the order"):
-            method(1)
-    assert "x" not in order and 0 in order and 7 not in order
-    assert len(order) == 1
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from memstrata.codecs import (
     FORMAT_VERSION,
     FrameVersionError,
+    _frame,
     decode,
     deserialize,
     get_codec,
@@ -23,7 +24,6 @@ from memstrata.codecs import (
     register_dictionary,
     train_dictionary,
 )
-from memstrata.codecs import _frame
 from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._hash import digest
 from memstrata.codecs._samples import trace_records
@@ -169,7 +169,7 @@ def test_every_truncation_is_detected(frames: list[tuple[bytes, object]]) -> Non
 
 def test_swapped_payloads_are_detected(frames: list[tuple[bytes, object]]) -> None:
     checked = 0
-    for (a, _), (b, _) in zip(frames, frames[1:]):
+    for (a, _), (b, _) in itertools.pairwise(frames):
         ha, hb = read_header(a), read_header(b)
         head_a, tail_a = a[: ha.payload_offset], a[-8:]
         payload_b = b[hb.payload_offset : hb.payload_offset + hb.payload_length]

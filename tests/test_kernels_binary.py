@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from memstrata.kernels import binarize
 from memstrata.kernels import binary as bmod
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
 
 F32 = np.float32
 values = st.floats(float(F32(-1e30)), float(F32(1e30)), width=32, allow_subnormal=True)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from memstrata.kernels import dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 from memstrata.kernels import dequantize as dmod
+from memstrata.kernels import dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 from memstrata.kernels import quantize as qmod
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
 
 F32 = np.float32
 # finite float32 values whose ranges (max - min) still fit float32, subnormals included

@@ -8,21 +8,16 @@ Hamming distances, with ties to the lower row.
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8
+from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, simd
 from memstrata.kernels import search as smod
-from memstrata.kernels import simd
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
 
 F32 = np.float32
 PATHS = simd.supported_paths()

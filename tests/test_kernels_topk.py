@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, rescore_topk
 from memstrata.kernels import candidates as cmod
+from memstrata.kernels import hamming_topk, int8_topk, quantize_int4, quantize_int8, rescore_topk
 from memstrata.kernels import search as smod
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference as ref  # noqa: E402
 
 F32 = np.float32
 

@@ -74,7 +74,7 @@ def attribute_crossings() -> list[str]:
     for path in sorted(ROOT.rglob("*.py")):
         by_package.setdefault(_package_of(path), []).append(path)
     found = []
-    for package, files in by_package.items():
+    for files in by_package.values():
         own = _defined_private_names(files)
         for path in files:
             for node in ast.walk(ast.parse(path.read_text(), str(path))):

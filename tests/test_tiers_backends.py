@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from _servers import database_url, drop_tables, redis_url, unique
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memstrata.tiers import Backend, MappingBackend, MemoryBackend, PostgresBackend, RedisBackend, SQLiteBackend
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import database_url, drop_tables, redis_url, unique  # noqa: E402
 
 KINDS = ["memory", "mapping", "sqlite", "redis", "postgres"]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _threads import run_in_threads
 
 from memstrata import CorruptDataError, MemstrataError
 from memstrata.codecs._samples import trace_records
@@ -668,24 +668,17 @@ def test_concurrent_threads(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     recs = records(300, seed=14)
     mem = open_memory(db, flush_every=10, **SMALL)
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
-        try:
-            for r in recs[k::4]:
-                mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
-                assert mem.get_trace_sync(r["trace_id"]) == r
-            mem.traces_sync(limit=5)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for r in recs[k::4]:
+            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+            assert mem.get_trace_sync(r["trace_id"]) == r
+        mem.traces_sync(limit=5)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    mem.close()
-    assert errors == []
+    try:
+        run_in_threads(work, 4)
+    finally:
+        mem.close()
     with open_memory(db, **SMALL) as again:
         assert len(again.traces_sync()) == len(recs)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _value_strategies import array_dtypes, assert_same, values
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -17,9 +16,6 @@ from hypothesis.extra import numpy as hnp
 from memstrata import deserialize, serialize
 from memstrata.codecs import _values
 from memstrata.errors import CorruptDataError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _value_strategies import array_dtypes, assert_same, values  # noqa: E402
 
 
 @given(value=values)

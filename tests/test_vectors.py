@@ -113,6 +113,7 @@ def test_ids_delete_get_len_and_metadata():
     memory = VectorMemory(16, codec="float32")
     meta = [{"kind": "a" if i % 2 else "b", "i": i} for i in range(40)]
     ids = memory.add(x, metadata=meta)
+    assert ids.dtype == np.int64 and ids.tolist() == list(range(40))
     assert len(memory) == 40 and memory.seq == 1
     np.testing.assert_allclose(memory.get([3, 5]), x[[3, 5]], atol=1e-6)
     assert memory.metadata(3) == {"kind": "a", "i": 3}
@@ -228,7 +229,7 @@ def test_corrupt_files_raise_corrupt_data_error(tmp_path):
         "version": good[:8] + struct.pack("<I", 99) + good[12:],
         "header byte": good[:30] + bytes([good[30] ^ 1]) + good[31:],
     }
-    for name, data in cases.items():
+    for data in cases.values():
         path.write_bytes(data)
         with pytest.raises(CorruptDataError):
             VectorMemory.load(path)
@@ -302,7 +303,7 @@ def test_fit_codec_reports_measured_recall():
     assert choice.met and choice.recall >= 0.95
     smaller = [m for m in choice.measured if m["bytes_per_vector"] < choice.bytes_per_vector]
     assert all(m["recall"] < 0.95 for m in smaller)
-    float_row = [m for m in choice.measured if m["codec"] == "float32"][0]
+    float_row = next(m for m in choice.measured if m["codec"] == "float32")
     assert float_row["recall"] == 1.0
     impossible = VectorMemory.fit_codec(sample[:100], target_recall=1.0, k=5, n_queries=20, rescore_factors=())
     assert impossible.codec in ("float32", "int8", "int4") and impossible.recall <= 1.0

@@ -11,7 +11,6 @@ released version: add a new directory for a new format version instead.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,6 @@ def dictionary_bytes() -> bytes:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from memstrata.codecs import decode, get_codec, register_dictionary, serialize, train_dictionary
 
     HERE.mkdir(exist_ok=True)

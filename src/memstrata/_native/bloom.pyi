@@ -3,9 +3,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import final
-
 from typing_extensions import Buffer as BytesLike
+from typing_extensions import final
 
 FORMAT_MAGIC: bytes
 FORMAT_VERSION: int

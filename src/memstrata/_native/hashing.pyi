@@ -3,7 +3,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from typing_extensions import Buffer as BytesLike
 
 __test__: dict[str, str]

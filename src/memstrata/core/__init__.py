@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from memstrata.core._audit import AuditChainError, AuditEntry, AuditLog, encode_entry
 from memstrata.core._config import CoreConfig
-from memstrata.core._core import MemoryCore, WriteFailedError, WriteResult
+from memstrata.core._core import MemoryCore
 from memstrata.core._events import Event, EventBus
 from memstrata.core._layers import TextEmbedder
 from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
@@ -27,6 +27,7 @@ from memstrata.core._merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from memstrata.core._results import WriteFailedError, WriteResult
 from memstrata.core._trust import TrustLedger
 
 __all__ = [

@@ -15,10 +15,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from memstrata.core._merkle import Checkpoint, ConsistencyProof, InclusionProof, MerkleLevels
 from memstrata.errors import CorruptDataError
+
+if TYPE_CHECKING:
+    from memstrata.core._logstore import LogStore
 
 __all__ = ["AuditChainError", "AuditEntry", "AuditLog", "encode_entry"]
 
@@ -71,7 +74,7 @@ def chain_hash(
 ) -> bytes:
     """``SHA256(prev || encode_entry(...))``, inlined: append and verify spend their time here."""
     a, o, k, r = actor.encode(), operation.encode(), key.encode(), result.encode()
-    return _sha(
+    entry_hash: bytes = _sha(
         b"".join(
             (
                 prev,
@@ -89,6 +92,7 @@ def chain_hash(
             )
         )
     ).digest()
+    return entry_hash
 
 
 Row = tuple[int, float, str, str, str, bytes, str, bytes]  # an AuditEntry as stored
@@ -129,7 +133,7 @@ class AuditLog:
             from memstrata.core._logstore import SQLiteLogStore
 
             store = SQLiteLogStore(":memory:" if store is None else store)
-        self.store = store
+        self.store: LogStore = store
         self.key = key
         self.clock = clock
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,10 @@ def _read_file(path: Path) -> dict[str, Any]:
     if path.suffix == ".json":
         data = json.loads(text)
     else:
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+        else:
+            import tomli as tomllib
 
         data = tomllib.loads(text)
         data = data.get("memstrata", {}).get("core", data)

@@ -8,63 +8,30 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memstrata.core._audit import AuditLog
+from memstrata.core._assembly import LayerAssembly
 from memstrata.core._config import CoreConfig
-from memstrata.core._events import Event, EventBus
+from memstrata.core._events import Event
 from memstrata.core._layers import (
     PATTERN,
     TOMBSTONE,
     VALUE,
-    HotCache,
-    RedisCache,
-    StoreBackend,
-    TextEmbedder,
-    VectorIndex,
     decode_record,
     encode_record,
     unwrap_value,
 )
 from memstrata.core._recovery import Recovery
-from memstrata.core._trust import TrustLedger
+from memstrata.core._results import WriteFailedError, WriteResult, failed
 from memstrata.errors import MemstrataError
 
-__all__ = ["MemoryCore", "WriteFailedError", "WriteResult"]
+__all__ = ["MemoryCore"]
 
 BEST_EFFORT = ("cache", "vector", "trust", "events")
 
 
-class WriteFailedError(MemstrataError):
-    """A critical layer (audit log or durable store) failed; nothing of the write is visible. ``result`` has the details."""
-
-    def __init__(self, message: str, result: WriteResult) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-@dataclass
-class WriteResult:
-    """Outcome of a write or delete: its log sequence and each layer's ``"ok"``, ``"skipped"`` or ``"failed: ..."``."""
-
-    key: str
-    seq: int
-    ok: bool
-    layers: dict[str, str] = field(default_factory=dict)
-    digest: bytes = b""
-    existed: bool | None = None
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-def _failed(exc: BaseException) -> str:
-    return f"failed: {type(exc).__name__}: {exc}"
-
-
-class MemoryCore(Recovery):
+class MemoryCore(LayerAssembly, Recovery):
     """Many agents' shared memory: crash-consistent write fan-out with a verifiable audit chain.
 
     Parameters
@@ -146,85 +113,6 @@ class MemoryCore(Recovery):
             self._close_layers()
             raise
 
-    # ------------------------------------------------------------------ open --
-
-    def _open_layers(self, cfg: CoreConfig, cache: Any, durable: Any, vector: Any, audit: Any, events: Any, trust: Any, embedder: Any) -> None:
-        from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
-
-        key = bytes.fromhex(cfg.audit_key_hex) if cfg.audit_key_hex else None
-        if isinstance(audit, AuditLog):
-            self.audit = audit
-        elif cfg.database_url:
-            self.audit = AuditLog(PostgresLogStore(cfg.database_url, prefix=cfg.table_prefix + "audit_"), key=key, clock=self.clock)
-        else:
-            where = ":memory:" if self.path is None else self.path / "audit.sqlite"
-            self.audit = AuditLog(SQLiteLogStore(where, cfg.durability), key=key, clock=self.clock)
-        self._closing.append(self.audit)
-
-        self.durable: Any = None
-        self.pattern_store: Any = None
-        if cfg.durable_enabled:
-            if durable is not None and not isinstance(durable, bool):
-                self.durable = durable
-                self.pattern_store = getattr(durable, "patterns", durable)
-            elif cfg.database_url:
-                from memstrata.tiers import PostgresBackend
-
-                self.durable = PostgresBackend(cfg.database_url, cfg.table_prefix + "values")
-                self.pattern_store = PostgresBackend(cfg.database_url, cfg.table_prefix + "patterns")
-                self._closing += [self.durable, self.pattern_store]
-            else:
-                from memstrata.store import MemoryStore
-
-                self._store = MemoryStore(
-                    None if self.path is None else self.path / "store", {"durability": cfg.durability}
-                )
-                self._closing.append(self._store)
-                self.durable = StoreBackend(self._store, "v:")
-                self.pattern_store = StoreBackend(self._store, "p:")
-
-        self.cache: Any = None
-        if cfg.cache_enabled:
-            if cache is not None and not isinstance(cache, bool):
-                self.cache = RedisCache(cache) if hasattr(cache, "client") else cache
-            elif cfg.redis_url:
-                from memstrata.tiers import RedisBackend
-
-                self.cache = RedisCache(RedisBackend(cfg.redis_url, cfg.redis_namespace))
-            else:
-                self.cache = HotCache(cfg.cache_max_bytes)
-            self._closing.append(self.cache)
-
-        fan = cfg.fanout_enabled
-        self.vector: Any = None
-        if fan and cfg.vector_enabled:
-            if vector is not None and not isinstance(vector, bool):
-                self.vector = vector
-            else:
-                emb = embedder if embedder is not None else TextEmbedder(cfg.vector_dim)
-                self.vector = VectorIndex(emb, getattr(emb, "dim", cfg.vector_dim))
-            self._closing.append(self.vector)
-        self.events: Any = None
-        if fan and cfg.events_enabled:
-            self.events = events if isinstance(events, EventBus) else EventBus(cfg.events_queue_size)
-            self._closing.append(self.events)
-        self.trust: Any = None
-        if fan and cfg.trust_enabled:
-            self.trust = (
-                trust
-                if isinstance(trust, TrustLedger)
-                else TrustLedger(rate=cfg.trust_rate, half_life_seconds=cfg.trust_half_life_seconds, clock=self.clock)
-            )
-        self._has_patterns = self.pattern_store is not None and next(iter(self.pattern_store.scan(b"")), None) is not None
-        from memstrata.tiers import PostgresBackend
-
-        self._one_database = (
-            isinstance(self.audit.store, PostgresLogStore)
-            and type(self.durable) is PostgresBackend
-            and type(self.pattern_store) is PostgresBackend
-            and self.audit.store.url == cfg.database_url
-        )
-
     # ----------------------------------------------------------------- write --
 
     def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None:
@@ -257,7 +145,7 @@ class MemoryCore(Recovery):
                 self.cache.put_newer(kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds)
                 out["cache"] = "ok"
             except Exception as exc:
-                out["cache"] = self._best_effort_failed("cache", seq, key, exc)
+                out["cache"] = self._best_effortfailed("cache", seq, key, exc)
         if self.vector is not None:
             try:
                 if rec[8] == TOMBSTONE:
@@ -272,13 +160,13 @@ class MemoryCore(Recovery):
                         self.vector.delete(key)
                 out["vector"] = "ok"
             except Exception as exc:
-                out["vector"] = self._best_effort_failed("vector", seq, key, exc)
+                out["vector"] = self._best_effortfailed("vector", seq, key, exc)
         return out
 
-    def _best_effort_failed(self, layer: str, seq: int, key: str, exc: BaseException) -> str:
+    def _best_effortfailed(self, layer: str, seq: int, key: str, exc: BaseException) -> str:
         self.failures[layer] += 1
         self._pending[layer][seq] = key
-        return _failed(exc)
+        return failed(exc)
 
     def write_sync(
         self,
@@ -340,7 +228,7 @@ class MemoryCore(Recovery):
                 except Exception as exc:
                     self.writes_failed += 1
                     self.failures["audit"] += 1
-                    result.layers["audit"] = result.layers["durable"] = _failed(exc)
+                    result.layers["audit"] = result.layers["durable"] = failed(exc)
                     raise WriteFailedError(f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result) from exc
                 result.seq = seq
                 result.layers["audit"] = result.layers["durable"] = "ok"
@@ -351,7 +239,7 @@ class MemoryCore(Recovery):
                 except Exception as exc:
                     self.writes_failed += 1
                     self.failures["audit"] += 1
-                    result.layers["audit"] = _failed(exc)
+                    result.layers["audit"] = failed(exc)
                     raise WriteFailedError(f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result) from exc
                 seq = result.seq = entry.seq
                 result.layers["audit"] = "ok"
@@ -363,7 +251,7 @@ class MemoryCore(Recovery):
                 except Exception as exc:
                     self.writes_failed += 1
                     self.failures["durable"] += 1
-                    result.layers["durable"] = _failed(exc)
+                    result.layers["durable"] = failed(exc)
                     self.audit.append_many([(who, "abort", key, b"", f"abort {seq}: {type(exc).__name__}", None)])
                     self._attest(who, attest, False, seq, key, result)
                     raise WriteFailedError(f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result) from exc
@@ -376,7 +264,7 @@ class MemoryCore(Recovery):
                         raise MemstrataError("the event queue is full")
                     result.layers["events"] = "ok"
                 except Exception as exc:
-                    result.layers["events"] = self._best_effort_failed("events", seq, key, exc)
+                    result.layers["events"] = self._best_effortfailed("events", seq, key, exc)
             result.ok = True
             result.existed = existed
             self._since_checkpoint += 1
@@ -391,14 +279,14 @@ class MemoryCore(Recovery):
             self.trust.update(who, success=success)
             result.layers["trust"] = "ok"
         except Exception as exc:
-            result.layers["trust"] = self._best_effort_failed("trust", seq, key, exc)
+            result.layers["trust"] = self._best_effortfailed("trust", seq, key, exc)
 
     # ------------------------------------------------------------------ read --
 
     def _read_record(self, kb: bytes) -> bytes | None:
         """The durable record of a key (values, then patterns), or None when absent or deleted."""
         for ns in (self.durable, self.pattern_store) if self._has_patterns else (self.durable,):
-            rec = ns.get(kb)
+            rec: bytes | None = ns.get(kb)  # a durable layer maps bytes keys to bytes records
             if rec is not None and rec[8] != TOMBSTONE:
                 return rec
         return None
@@ -515,14 +403,6 @@ class MemoryCore(Recovery):
                 self._save_state(len(self.audit), closed=True)
         finally:
             self._close_layers()
-
-    def _close_layers(self) -> None:
-        for layer in reversed(self._closing):
-            try:
-                layer.close()
-            except Exception:
-                pass
-        self._closing = []
 
     def __enter__(self) -> MemoryCore:
         return self

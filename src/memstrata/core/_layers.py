@@ -125,7 +125,8 @@ class RedisCache:
         self.tombstone_ttl_seconds = tombstone_ttl_seconds
 
     def get(self, key: bytes) -> bytes | None:
-        return self.backend.get(key)
+        rec: bytes | None = self.backend.get(key)
+        return rec
 
     def put_newer(self, key: bytes, rec: bytes, ttl_seconds: float | None = None) -> bool:
         if rec[8] == TOMBSTONE:  # remembered for a while, so an older in-flight write cannot refill it

@@ -13,11 +13,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from memstrata.errors import MemstrataError
 
-__all__ = ["PostgresLogStore", "SQLiteLogStore"]
+__all__ = ["LogStore", "PostgresLogStore", "SQLiteLogStore"]
 
 GENESIS = b"\x00" * 32
 _CHUNK = 50_000
@@ -36,6 +36,30 @@ INSERT OR IGNORE INTO head VALUES (1, 0, zeroblob(32));
 """
 
 Build = Callable[[int, bytes], tuple[list[Any], list[tuple[int, bytes]]]]
+
+
+class LogStore(Protocol):
+    """What :class:`memstrata.core.AuditLog` needs of the place its entries live."""
+
+    def append(self, build: Build) -> list[Any]:
+        """Lock the head, call ``build(size, last hash)`` and commit its rows and payloads with the new head."""
+        ...
+
+    def head(self) -> tuple[int, bytes]:
+        """``(size, hash of the last entry)``."""
+        ...
+
+    def rows(self, start: int, stop: int | None) -> Iterator[Any]:
+        """Entries ``start <= seq < stop`` (to the end when ``stop`` is None), in order."""
+        ...
+
+    def entry_hash(self, seq: int) -> bytes: ...
+
+    def payload(self, seq: int) -> bytes | None: ...
+
+    def drop_payloads(self, upto: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _in_chunks(lock: Any, conn: Any, sql: str, start: int, stop: int | None) -> Iterator[Any]:
@@ -222,7 +246,6 @@ class PostgresLogStore:
         self._append_apply = f"SELECT * FROM {p}append_apply(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[])"
 
     def append(self, build: Build) -> list[Any]:
-        p = self.prefix
         # (psycopg's pipeline mode was measured slower here than plain round trips)
         with self._lock, self._conn.transaction():
             cur = self._conn.cursor()
@@ -308,4 +331,4 @@ class PostgresLogStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
-                self._conn = None  # type: ignore[assignment]
+                self._conn = None

@@ -103,7 +103,7 @@ class Recovery:
         for e in ops:
             if e.seq not in aborted:
                 last[e.key] = e
-        for key, e in last.items():
+        for e in last.values():
             self._apply_entry(e)
             self.replayed += 1
         mine = f"intent {self.config.instance}"

@@ -57,7 +57,7 @@ class TrustLedger:
 
     def _decayed(self, rec: list[float], now: float) -> float:
         dt = max(0.0, now - rec[1])
-        return self.prior + (rec[0] - self.prior) * 2.0 ** (-dt / self.half_life_seconds)
+        return float(self.prior + (rec[0] - self.prior) * 2.0 ** (-dt / self.half_life_seconds))
 
     def update(self, actor: str, *, success: bool = True, error_rate: float | None = None) -> float:
         """Record one outcome of ``actor``; returns the new score."""

@@ -24,10 +24,12 @@ _unpack = _ENTRY.unpack
 
 def _key_bytes(key: Any) -> bytes:
     t = type(key)
-    if t is str:
-        return key.encode("utf-8")
+    if t is str:  # exact types first: the common case costs no isinstance
+        text: str = key
+        return text.encode("utf-8")
     if t is bytes:
-        return key
+        raw: bytes = key
+        return raw
     if isinstance(key, (str, bytes)):
         return key.encode("utf-8") if isinstance(key, str) else bytes(key)
     raise TypeError(f"key: expected str or bytes, got {t.__name__}")

@@ -7,11 +7,12 @@ inside a loop.
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["parallel_twin_source", "describe", "as_float_matrix", "check_out", "use_parallel", "raise_not_finite"]
+__all__ = ["as_float_matrix", "check_out", "describe", "parallel_twin_source", "raise_not_finite", "use_parallel"]
 
 
 def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:

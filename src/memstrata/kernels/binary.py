@@ -7,8 +7,6 @@ last byte are zero when ``d`` is not a multiple of 8.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numba import njit, prange
 

@@ -9,7 +9,7 @@ from numba import njit, prange
 
 from memstrata.kernels._common import check_out, describe, parallel_twin_source, use_parallel
 
-__all__ = ["CSR", "PARALLEL_MIN_ELEMENTS", "to_csr", "from_csr"]
+__all__ = ["CSR", "PARALLEL_MIN_ELEMENTS", "from_csr", "to_csr"]
 
 #: Matrices with at least this many elements use the ``parallel=True`` kernels
 #: when Numba has more than one thread.

@@ -34,8 +34,8 @@ from memstrata.kernels._common import (
 __all__ = [
     "PARALLEL_MIN_ELEMENTS",
     "Quantized",
-    "quantize_int8",
     "quantize_int4",
+    "quantize_int8",
 ]
 
 #: Inputs with at least this many elements (n * d) use the ``parallel=True``
@@ -375,8 +375,8 @@ def _quantize(
             kernel = _encode_vec_parallel if parallel else _encode_vec_serial
             n_bad = kernel(x, levels, codes, s, o)
         else:
-            kernel = _encode4_vec_parallel if parallel else _encode4_vec_serial
-            n_bad = kernel(x, codes, s, o, _n_chunks(parallel, n))
+            kernel4 = _encode4_vec_parallel if parallel else _encode4_vec_serial
+            n_bad = kernel4(x, codes, s, o, _n_chunks(parallel, n))
         if n_bad:
             raise_not_finite("vectors", x)
         if np.isinf(s).any():
@@ -398,11 +398,11 @@ def _quantize(
             raise ValueError("scales: expected non-negative steps, got a negative one")
     s, inv = _inverse_steps(s)
     if levels == 255:
-        kernel = _encode_dim_parallel if parallel else _encode_dim_serial
-        n_bad = kernel(x, o, inv, levels, codes)
+        kernel_dim = _encode_dim_parallel if parallel else _encode_dim_serial
+        n_bad = kernel_dim(x, o, inv, levels, codes)
     else:
-        kernel = _encode4_dim_parallel if parallel else _encode4_dim_serial
-        n_bad = kernel(x, o, inv, codes, _n_chunks(parallel, n))
+        kernel4_dim = _encode4_dim_parallel if parallel else _encode4_dim_serial
+        n_bad = kernel4_dim(x, o, inv, codes, _n_chunks(parallel, n))
     if n_bad:
         raise_not_finite("vectors", x)
     return Quantized(codes, s, o)

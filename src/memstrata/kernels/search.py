@@ -18,8 +18,9 @@ instruction path; the float score is ``a * dot + sum(q * bias)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

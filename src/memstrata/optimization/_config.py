@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from memstrata.store import StoreConfig, read_config_file
+from memstrata.types import Durability
 
 __all__ = [
+    "LEVEL_PRESETS",
     "AdaptiveConfig",
     "CompressionConfig",
     "DeduplicationConfig",
-    "LEVEL_PRESETS",
     "OptimizationConfig",
     "TieredStorageConfig",
     "get_optimization_level_preset",
@@ -120,7 +121,7 @@ class OptimizationConfig:
     enable_tiered_storage: bool = True
     enable_deduplication: bool = True
     storage_path: str | None = None
-    durability: str = "normal"
+    durability: Durability = "normal"
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     tiered_storage: TieredStorageConfig = field(default_factory=TieredStorageConfig)
     deduplication: DeduplicationConfig = field(default_factory=DeduplicationConfig)

@@ -188,7 +188,7 @@ def serialize(data: Any) -> tuple[int, bytes]:
         raw = json_encode(data)
         if _json_is_exact(data, raw):
             return ENC_JSON, raw
-    except Exception:  # noqa: BLE001 - anything JSON cannot carry goes to msgpack
+    except Exception:  # anything JSON cannot carry goes to msgpack
         pass
     from memstrata.codecs import serialize as to_msgpack
 

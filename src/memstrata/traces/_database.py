@@ -6,7 +6,6 @@ Also the one place where ``sqlite3`` errors become memstrata's: :func:`guarded`.
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from memstrata.errors import CorruptDataError, MemstrataError
 from memstrata.traces._config import STREAM, SYNCHRONOUS
 from memstrata.traces._integrity import Mark, check_against_mark, delta_check, trace_check
 from memstrata.traces._schema import APPLICATION_ID, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION
+from memstrata.traces._state import TraceState
 from memstrata.traces._types import TraceType
 
 __all__ = ["TraceDatabase", "guarded"]
@@ -58,17 +58,8 @@ def _check_path(path: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
 
 
-class TraceDatabase:
+class TraceDatabase(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the connection, its opening and the mark file."""
-
-    _conn: sqlite3.Connection
-    _path: str
-    _mark: Mark | None
-    _seq: int  # the latest sequence number given out (queued rows included)
-    _meta_seq: int  # the latest committed by a flush (every seq up to it is a row or a tombstone)
-    _high_seq: int  # the latest acknowledged (urgent traces are committed one by one)
-    _n_traces: int
-    config: dict[str, Any]
 
     def _connect(self, path: str) -> None:
         in_memory = path == ":memory:" or path.startswith("file::memory:")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from memstrata.errors import CorruptDataError
-from memstrata.traces._blob import ENC_JSON, BlobCodec
+from memstrata.traces._blob import ENC_JSON
 from memstrata.traces._config import STREAM, trace_type
-from memstrata.traces._database import guarded
+from memstrata.traces._database import guarded, scopes
 from memstrata.traces._integrity import trace_check
+from memstrata.traces._state import TraceState
 from memstrata.traces._types import TraceType
 
 __all__ = ["Dictionaries"]
@@ -27,14 +26,38 @@ def _train_one(samples: list[bytes], limit: int, level: int) -> bytes | None:
         return None
 
 
-class Dictionaries:
+class Dictionaries(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: dictionary training and adoption."""
 
-    config: dict[str, Any]
-    _clock: Callable[[], float]
-    _codec: BlobCodec
-    _state_lock: threading.RLock
-    _db_lock: threading.RLock
+    @guarded
+    def _load_dictionaries(self) -> None:
+        """Register the stored dictionaries; reload training samples for scopes still without one."""
+        conn = self._conn
+        for version, scope, dig, dictionary in conn.execute(
+            "SELECT version, scope, digest, dictionary FROM dictionaries ORDER BY version"
+        ):
+            self._codec.add_dictionary(version, dictionary, dig)
+            if self._codec.has_dictionary(version):
+                self._active[scope] = version
+            self._n_dictionaries = max(self._n_dictionaries, version)
+        for scope in scopes():
+            if scope in self._active:
+                continue
+            if scope == STREAM:
+                rows = conn.execute("SELECT compressed_data FROM traces ORDER BY seq DESC LIMIT ?",
+                                    (self.config["train_after"],)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT compressed_data FROM traces WHERE trace_type = ? ORDER BY seq DESC LIMIT ?",
+                    (scope, self.config["type_train_after"]),
+                ).fetchall()
+            samples = []
+            for (blob,) in rows:
+                try:
+                    samples.append(self._codec.decode(blob)[1])
+                except CorruptDataError:
+                    continue  # reported when that trace is read, not here
+            self._samples[scope] = samples
 
     def _due_training(self) -> list[str]:
         due = []
@@ -52,7 +75,7 @@ class Dictionaries:
         found = self._train_at.get(scope)
         if found is not None:
             return found
-        return self.config["train_after"] if scope == STREAM else self.config["type_train_after"]
+        return int(self.config["train_after"] if scope == STREAM else self.config["type_train_after"])
 
     def _adopt(self, scope: str, dictionary: bytes, n_samples: int) -> int:
         """Store a new dictionary version for ``scope`` and make it active (inside a transaction)."""

@@ -6,12 +6,13 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from memstrata.traces._config import check_int
+from memstrata.traces._state import TraceState
 from memstrata.traces._types import DEFAULT_PRIORITIES, CompressedTrace, PerformanceDelta, TraceType
 
 __all__ = ["Events"]
 
 
-class Events:
+class Events(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: one method (and its async twin) per documented event.
 
     The ids the methods give (``"benchmark:<id>"``, ``"breakthrough:<id>"``,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from memstrata.traces._blob import BlobCodec
 from memstrata.traces._config import (
     PRIORITY_WORDS,
     STREAM,
@@ -18,6 +16,7 @@ from memstrata.traces._config import (
 )
 from memstrata.traces._database import guarded
 from memstrata.traces._integrity import delta_check, trace_check
+from memstrata.traces._state import TraceState
 from memstrata.traces._types import CompressedTrace, PerformanceDelta, TraceType, _check_number, direction_rule
 
 __all__ = ["Ingest"]
@@ -44,14 +43,8 @@ _TOMBSTONE_REPLACED = (
 )
 
 
-class Ingest:
+class Ingest(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the write path."""
-
-    config: dict[str, Any]
-    _clock: Callable[[], float]
-    _codec: BlobCodec
-    _state_lock: threading.RLock
-    _db_lock: threading.RLock
 
     # ------------------------------------------------------------ one trace --
 

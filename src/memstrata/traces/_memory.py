@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from memstrata.errors import CorruptDataError, MemstrataError
 from memstrata.traces._blob import BlobCodec
-from memstrata.traces._config import DEFAULT_CONFIG, STREAM, check_config, check_int, no_gc
-from memstrata.traces._database import TraceDatabase, guarded, scopes
+from memstrata.traces._config import DEFAULT_CONFIG, check_config, check_int
+from memstrata.traces._database import TraceDatabase, guarded
 from memstrata.traces._dictionaries import Dictionaries
 from memstrata.traces._events import Events
 from memstrata.traces._ingest import Ingest
@@ -158,36 +157,6 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
             self._conn.close()
             raise
 
-    @guarded
-    def _load_dictionaries(self) -> None:
-        """Register the stored dictionaries; reload training samples for scopes still without one."""
-        conn = self._conn
-        for version, scope, dig, dictionary in conn.execute(
-            "SELECT version, scope, digest, dictionary FROM dictionaries ORDER BY version"
-        ):
-            self._codec.add_dictionary(version, dictionary, dig)
-            if self._codec.has_dictionary(version):
-                self._active[scope] = version
-            self._n_dictionaries = max(self._n_dictionaries, version)
-        for scope in scopes():
-            if scope in self._active:
-                continue
-            if scope == STREAM:
-                rows = conn.execute("SELECT compressed_data FROM traces ORDER BY seq DESC LIMIT ?",
-                                    (self.config["train_after"],)).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT compressed_data FROM traces WHERE trace_type = ? ORDER BY seq DESC LIMIT ?",
-                    (scope, self.config["type_train_after"]),
-                ).fetchall()
-            samples = []
-            for (blob,) in rows:
-                try:
-                    samples.append(self._codec.decode(blob)[1])
-                except CorruptDataError:
-                    continue  # reported when that trace is read, not here
-            self._samples[scope] = samples
-
     @property
     def schema_version(self) -> int:
         """The schema version of the database (:data:`memstrata.traces.SCHEMA_VERSION`)."""
@@ -197,11 +166,6 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
     def seq(self) -> int:
         """The sequence number of the latest mutation (trace, delta, dictionary or delete)."""
         return self._seq
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise MemstrataError("SymbolicTraceMemory: the memory is closed")
-
 
     @guarded
     def _close(self) -> None:
@@ -340,7 +304,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
 
     def traces_sync(
         self,
-        type: TraceType | str | None = None,  # noqa: A002 - the documented keyword
+        type: TraceType | str | None = None,  # the documented keyword
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
@@ -360,7 +324,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
 
     async def traces(
         self,
-        type: TraceType | str | None = None,  # noqa: A002
+        type: TraceType | str | None = None,  # the documented keyword
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,

@@ -6,17 +6,17 @@ anything from it is returned; a row that fails raises ``CorruptDataError``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import msgspec
 
 from memstrata.errors import CorruptDataError
-from memstrata.traces._blob import ENC_JSON, BlobCodec
+from memstrata.traces._blob import ENC_JSON
 from memstrata.traces._config import check_int, decode_json_object, json_decode, no_gc, trace_type
 from memstrata.traces._database import guarded
 from memstrata.traces._integrity import delta_check, trace_check
 from memstrata.traces._schema import SCHEMA_VERSION
+from memstrata.traces._state import TraceState
 from memstrata.traces._types import CompressedTrace, PerformanceDelta, TraceType, _check_number
 
 __all__ = ["Queries"]
@@ -29,12 +29,8 @@ _ROW = ("trace_id, trace_type, compressed_data, compression_ratio, original_size
 ID_PREFIXES = ("benchmark:", "breakthrough:", "collapse:", "fitness_evo:")
 
 
-class Queries:
+class Queries(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the read path."""
-
-    _codec: BlobCodec
-    _state_lock: threading.RLock
-    _db_lock: threading.RLock
 
     def _decode(self, blob: Any) -> Any:
         encoding, raw = self._codec.decode(blob)
@@ -83,7 +79,7 @@ class Queries:
     @guarded
     def _query_traces(
         self,
-        type: Any,  # noqa: A002 - the documented keyword
+        type: Any,  # the documented keyword
         since: float | None,
         until: float | None,
         limit: int | None,

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from memstrata._log import get_logger
 from memstrata.traces._config import DAY_SECONDS
 from memstrata.traces._database import guarded
+from memstrata.traces._state import TraceState
 
 __all__ = ["Retention"]
 
 log = get_logger("traces")
 
 
-class Retention:
+class Retention(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the RAM bound and age-based retention."""
-
-    config: dict[str, Any]
-    _clock: Callable[[], float]
-    _state_lock: threading.RLock
-    _db_lock: threading.RLock
 
     def _forget(self, trace_id: str) -> None:
         """Drop a trace from RAM (caller holds the state lock)."""

@@ -152,7 +152,7 @@ def _check_number(name: str, value: Any) -> float:
         value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return value
+    return float(value)
 
 
 def _direction(old: float, new: float, lower_is_better: bool) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from memstrata._log import get_logger
 from memstrata.errors import CorruptDataError
 from memstrata.traces._integrity import check_against_mark, delta_check, trace_check
+from memstrata.traces._state import TraceState
 
 __all__ = ["Verify"]
 
@@ -16,7 +17,7 @@ _TRACE_ROW = ("trace_id, trace_type, compressed_data, compression_ratio, origina
               " retention_priority, seq, dictionary_version, row_check")
 
 
-class Verify:
+class Verify(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the whole-database check."""
 
     def _verify(self) -> dict[str, Any]:
@@ -53,8 +54,8 @@ class Verify:
                     if row[10] != delta_check(row[:10]):
                         bad_deltas.append(row[11])
                         errors.append(f"performance_deltas: row {row[11]} (seq {row[8]}) fails its checksum")
-                for version, dig, dictionary, seq in conn.execute(
-                    "SELECT version, digest, dictionary, seq FROM dictionaries"
+                for version, dig, seq in conn.execute(
+                    "SELECT version, digest, seq FROM dictionaries"
                 ):
                     present.add(seq)
                     if not self._codec.has_dictionary(version) or self._codec.dictionary_digest(version) != dig:

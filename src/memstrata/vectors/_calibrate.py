@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata.types import Metric, VectorCodecName
 from memstrata.vectors._args import describe as _describe
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def fit_codec(
     target_recall: float = 0.99,
     k: int = 10,
     *,
-    metric: str = "cosine",
+    metric: Metric = "cosine",
     n_queries: int = 200,
     rescore_factors: tuple[int, ...] = (2, 4, 10, 20),
 ) -> CodecChoice:
@@ -77,7 +78,7 @@ def fit_codec(
     exact[np.arange(nq), np.arange(nq)] = -np.inf
     kth = -np.sort(-exact, axis=1)[:, k - 1]
 
-    def measure(codec: str, rescore: int | None) -> float:
+    def measure(codec: VectorCodecName, rescore: int | None) -> float:
         memory = cls(d, codec, metric, rescore)
         try:
             memory.add(x)
@@ -88,10 +89,11 @@ def fit_codec(
         for a in range(nq):
             got = [i for i in ids[a].tolist() if i != a and i >= 0][:k]
             hits += int((exact[a, got] >= kth[a] - 1e-6).sum())
-        return hits / (nq * k)
+        return float(hits / (nq * k))
 
-    configs: list[tuple[str, int | None]] = []
-    for codec in ("binary", "int4", "int8"):
+    configs: list[tuple[VectorCodecName, int | None]] = []
+    codecs: tuple[VectorCodecName, ...] = ("binary", "int4", "int8")
+    for codec in codecs:
         if not (codec == "binary" and metric == "l2"):
             configs.append((codec, None))
         configs.extend((codec, m) for m in rescore_factors)

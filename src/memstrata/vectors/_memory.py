@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
-from memstrata.errors import ClosedError
 from memstrata.types import Metric, VectorCodecName
 from memstrata.vectors import _persist, _search
 from memstrata.vectors._args import as_ids, check_k, describe, unique_sorted
 from memstrata.vectors._calibrate import CodecChoice, fit_codec
-from memstrata.vectors._state import IndexState
-from memstrata.vectors.filters import compile_filter
+from memstrata.vectors._state import FilterArg, IndexState, locked
 
 __all__ = ["CodecChoice", "VectorMemory"]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _locked(method: _F) -> _F:
-    """Run ``method`` under the instance's lock: one call at a time changes or reads the state."""
-
-    @functools.wraps(method)
-    def wrapper(self: VectorMemory, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-FilterArg = Mapping[str, Any] | Callable[[dict[str, Any] | None], bool] | None
-
 
 class VectorMemory(IndexState):
     """Ids and vectors held as compact codes, with metadata, searchable by cosine, inner product or L2.
@@ -118,7 +100,7 @@ class VectorMemory(IndexState):
         dim: int,
         codec: VectorCodecName = "int8",
         metric: Metric = "cosine",
-        rescore: int | str | None = None,
+        rescore: int | Literal["auto"] | None = None,
         *,
         shortlist: int | None = None,
         originals_path: str | os.PathLike[str] | None = None,
@@ -141,7 +123,7 @@ class VectorMemory(IndexState):
         dim: int | None = None,
         codec: VectorCodecName | None = None,
         metric: Metric | None = None,
-        rescore: int | None = None,
+        rescore: int | Literal["auto"] | None = None,
         *,
         shortlist: int | None = None,
         read_only: bool = False,
@@ -184,16 +166,7 @@ class VectorMemory(IndexState):
             read_only=read_only, durability=durability,
         )
 
-    def _rescore_depth(self) -> int:
-        """Candidates per result to re-rank: ``rescore``, or the calibrated depth for ``"auto"``."""
-        if self.rescore == "auto":
-            from memstrata.vectors._recall import current_depth
-
-            return current_depth(self)
-        assert isinstance(self.rescore, int)
-        return self.rescore
-
-    @_locked
+    @locked
     def stats(self) -> dict[str, Any]:
         """Size and search settings; with ``rescore="auto"`` the calibrated depth and measured recall.
 
@@ -223,7 +196,7 @@ class VectorMemory(IndexState):
             out["rescore_depth"] = self.rescore
         return out
 
-    @_locked
+    @locked
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a snapshot of the memory to one ``.msvm`` file, atomically (a new file renamed over ``path``)."""
         self._check_open()
@@ -244,21 +217,21 @@ class VectorMemory(IndexState):
         """
         return _persist.load_snapshot(cls, Path(path), originals_path)
 
-    @_locked
+    @locked
     def checkpoint(self) -> None:
         """Write the state of a durable memory to a new checkpoint and start a new, empty log."""
         self._check_writable()
         if self._durable is not None:
             _persist.checkpoint(self)
 
-    @_locked
+    @locked
     def compact(self) -> None:
         """Rewrite without deleted rows: RAM, and every file (after it no byte of a deleted vector remains)."""
         self._check_writable()
         self._compact_rows()
         _persist.compact_files(self)
 
-    @_locked
+    @locked
     def close(self) -> None:
         """Release the files and the writer lock; any later call raises ``ClosedError``. Idempotent."""
         if getattr(self, "_closed", True):
@@ -285,22 +258,9 @@ class VectorMemory(IndexState):
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
 
-    def _check_open(self) -> None:
-        if self._closed:
-            where = f" ({self.path})" if self.path is not None else ""
-            raise ClosedError(f"VectorMemory{where}: closed; open it again to use it")
-
-    def _check_writable(self) -> None:
-        self._check_open()
-        if self.read_only:
-            raise PermissionError(
-                f"VectorMemory: {self.path} was opened with read_only=True; open it with "
-                "VectorMemory.open(path) to write"
-            )
-
     # ------------------------------------------------------------- sizes
 
-    @_locked
+    @locked
     def __len__(self) -> int:
         self._check_open()
         return int(self._ids.shape[0] + sum(c["ids"].shape[0] for c in self._pending) - self._n_deleted)
@@ -319,7 +279,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------------ writes
 
-    @_locked
+    @locked
     def add(
         self,
         vectors: np.ndarray,
@@ -349,7 +309,7 @@ class VectorMemory(IndexState):
             self._commit(self._add_record(x, new_ids, meta, replace=False))
         return new_ids
 
-    @_locked
+    @locked
     def upsert(
         self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray, metadata: list[Mapping[str, Any] | None] | None = None
     ) -> np.ndarray:
@@ -362,7 +322,7 @@ class VectorMemory(IndexState):
             self._commit(self._add_record(x, new_ids, meta, replace=True))
         return new_ids
 
-    @_locked
+    @locked
     def update(
         self,
         ids: Iterable[int] | np.ndarray,
@@ -392,7 +352,7 @@ class VectorMemory(IndexState):
         if arr.size:
             self._commit(self._add_record(x, arr, meta, replace=True))
 
-    @_locked
+    @locked
     def delete(
         self,
         ids: Iterable[int] | np.ndarray | None = None,
@@ -429,7 +389,7 @@ class VectorMemory(IndexState):
 
     # ------------------------------------------------------- bookkeeping
     # ------------------------------------------------------------- reads
-    @_locked
+    @locked
     def get(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Vectors of ``ids`` (float32, (len(ids), dim)): the originals with ``rescore``, else decoded codes.
 
@@ -442,26 +402,27 @@ class VectorMemory(IndexState):
             return self._originals.take(self._orig_rows[rows])
         return np.array(_search.decode(self, self._codes[rows]), dtype=np.float32)
 
-    @_locked
+    @locked
     def metadata(self, id_: int) -> dict[str, Any] | None:
         """The metadata stored with ``id_`` (None if it has none); ``KeyError`` if ``id_`` is not in the memory."""
         self._check_open()
         self._find_rows(as_ids("id_", id_))
         return self._metadata.get(int(id_))
 
-    @_locked
+    @locked
     def ids(self, filter: FilterArg = None, *, strict: bool = True) -> np.ndarray:
         """Ids of the live rows (matching ``filter``), in insertion order (int64)."""
         self._check_open()
         rows = self._rows_for(filter, strict, all_rows=True)  # merges pending rows first
-        return self._ids[rows]
+        ids: np.ndarray = self._ids[rows]
+        return ids
 
     def items(self, filter: FilterArg = None, *, strict: bool = True) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(id, metadata)`` of the live rows (matching ``filter``), in insertion order."""
         for i in self.ids(filter, strict=strict).tolist():
             yield i, self._metadata.get(i)
 
-    @_locked
+    @locked
     def count(self, filter: FilterArg = None, *, strict: bool = True) -> int:
         """How many live rows (match ``filter``)."""
         self._check_open()
@@ -469,22 +430,7 @@ class VectorMemory(IndexState):
             return len(self)
         return int(self._rows_for(filter, strict, all_rows=True).size)
 
-    def _rows_for(self, filter: FilterArg, strict: bool, *, all_rows: bool = False) -> Any:
-        """Live rows matching ``filter``: a sorted int64 array (None for "all rows, none deleted" unless ``all_rows``)."""
-        self._merge()
-        if filter is None:
-            if self._n_deleted or all_rows:
-                return np.flatnonzero(self._alive)
-            return None
-        if isinstance(filter, Mapping):
-            mask = compile_filter(filter).mask(self._columns, strict=strict)
-            return np.flatnonzero(mask & self._alive)
-        if callable(filter):
-            meta, ids = self._metadata, self._ids.tolist()
-            return np.array([r for r in np.flatnonzero(self._alive).tolist() if filter(meta.get(ids[r]))], np.int64)
-        raise TypeError(f"filter: expected a dict filter (see memstrata.vectors.filters) or a callable, got {describe(filter)}")
-
-    @_locked
+    @locked
     def search(
         self, queries: np.ndarray, k: int = 10, filter: FilterArg = None, *, strict: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -528,7 +474,7 @@ class VectorMemory(IndexState):
             scores = np.where(valid, np.maximum(qn[:, None] - scores, 0), np.inf).astype(np.float32)
         return scores.astype(np.float32), out_ids.astype(np.int64)
 
-    @_locked
+    @locked
     def near_duplicates(self, threshold: float = 0.95, *, return_similarity: bool = False) -> Any:
         """Pairs of ids whose cosine similarity is at least ``threshold``.
 

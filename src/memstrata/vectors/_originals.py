@@ -71,7 +71,7 @@ class Originals:
         self._map: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self.base.shape[0] + self.n_tail
+        return int(self.base.shape[0]) + self.n_tail
 
     @property
     def nbytes_on_disk(self) -> int:

@@ -135,14 +135,21 @@ def save_snapshot(memory: VectorMemory, path: Path) -> None:
     write_state(path, header_of(memory), sections_of(memory), sync=True)
 
 
-def load_snapshot(cls: type[VectorMemory], path: Path, originals: Any) -> VectorMemory:
-    header, arrays = read_state(path)
+def _from_state(
+    cls: type[VectorMemory], header: dict[str, Any], arrays: dict[str, np.ndarray], path: Path
+) -> tuple[VectorMemory, np.ndarray | None]:
+    """A memory with the settings and rows of a snapshot or checkpoint; also the originals it maps, if any."""
     try:
         memory = _blank(cls, {name: header[name] for name in _SETTINGS})
         memory.target_recall = float(header.get("target_recall", 0.99))
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptDataError(f"{path}: malformed VectorMemory header ({exc})") from exc
-    base = _restore(memory, header, arrays, path)
+    return memory, _restore(memory, header, arrays, path)
+
+
+def load_snapshot(cls: type[VectorMemory], path: Path, originals: Any) -> VectorMemory:
+    header, arrays = read_state(path)
+    memory, base = _from_state(cls, header, arrays, path)
     if memory.rescore is not None:
         memory._originals = private_originals(memory, originals, base)
     return memory
@@ -238,12 +245,7 @@ def _open_generation(
         wanted = settings[name]
         if wanted is not None and header.get(name) != wanted:
             raise ValueError(f"{name}: the VectorMemory at {directory} has {name}={header.get(name)!r}, got {wanted!r}")
-    try:
-        memory = _blank(cls, {name: header[name] for name in _SETTINGS})
-        memory.target_recall = float(header.get("target_recall", 0.99))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptDataError(f"{path}: malformed VectorMemory header ({exc})") from exc
-    base = _restore(memory, header, arrays, path)
+    memory, base = _from_state(cls, header, arrays, path)
     log_file = log_path(directory, generation)
     records = list(read_log(log_file, generation))
     if memory.rescore is not None:

@@ -33,7 +33,7 @@ import numpy as np
 from memstrata.vectors._search import search_rows
 
 if TYPE_CHECKING:
-    from memstrata.vectors._memory import VectorMemory
+    from memstrata.vectors._state import IndexState
 
 __all__ = ["DEPTHS", "MIN_ROWS", "SAMPLE_QUERIES", "Calibration", "current_depth"]
 
@@ -80,7 +80,7 @@ def required(target: float) -> float:
     return target + UNSEEN_MARGIN * (1.0 - target)
 
 
-def current_depth(memory: VectorMemory) -> int:
+def current_depth(memory: IndexState) -> int:
     """The rescore depth to use now, calibrating first when none is current."""
     if memory._depth_override is not None:
         return memory._depth_override
@@ -94,7 +94,7 @@ def current_depth(memory: VectorMemory) -> int:
     return cal.depth
 
 
-def _exact_top(memory: VectorMemory, queries: np.ndarray, self_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _exact_top(memory: IndexState, queries: np.ndarray, self_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact float top-k over the live rows (query's own row excluded): rows and k-th best score per query."""
     originals = memory._originals
     assert memory._orig_rows is not None and originals is not None
@@ -117,15 +117,15 @@ def _exact_top(memory: VectorMemory, queries: np.ndarray, self_rows: np.ndarray,
     return best_r, best_s[:, -1]
 
 
-def calibrate(memory: VectorMemory) -> Calibration:
+def calibrate(memory: IndexState) -> Calibration:
     """Measure recall@k at increasing depths on a sample of stored rows; the smallest that meets the target."""
     target = required(memory.target_recall)
     live = np.flatnonzero(memory._alive)
     rng = np.random.default_rng(live.size)
     rows = np.sort(rng.choice(live, size=min(SAMPLE_QUERIES, live.size), replace=False))
     assert memory._orig_rows is not None and memory._originals is not None
-    originals = memory._originals
-    queries = np.ascontiguousarray(originals.take(memory._orig_rows[rows]), dtype=np.float32)
+    originals, orig_rows = memory._originals, memory._orig_rows
+    queries = np.ascontiguousarray(originals.take(orig_rows[rows]), dtype=np.float32)
     # Each sample query is stored, so its own row takes one of the k results and one of
     # the depth * k candidates: score the other k - 1 results against the exact top k - 1
     # (searching k + 1 instead would give the sample more candidates per result than a
@@ -145,7 +145,7 @@ def calibrate(memory: VectorMemory) -> Calibration:
             got = [r for r in found[a].tolist() if r != rows[a] and r >= 0][:kept]
             if not got:
                 continue
-            x = originals.take(memory._orig_rows[np.array(got)])
+            x = originals.take(orig_rows[np.array(got)])
             s = x @ queries[a]
             if memory.metric == "l2":
                 s = 2 * s - np.einsum("ij,ij->i", x, x)

@@ -36,7 +36,8 @@ def decode(memory: VectorMemory, codes: np.ndarray) -> np.ndarray:
         return dequantize(codes, memory._scales, memory._offsets)
     # binary: +-1 per bit, scaled to unit length
     bits = np.unpackbits(codes, axis=1, count=memory.dim).astype(np.float32)
-    return (2.0 * bits - 1.0) / np.float32(np.sqrt(memory.dim))
+    signs: np.ndarray = (2.0 * bits - 1.0) / np.float32(np.sqrt(memory.dim))
+    return signs
 
 
 def sign_bits(memory: VectorMemory, x: np.ndarray) -> np.ndarray:
@@ -47,7 +48,8 @@ def sign_bits(memory: VectorMemory, x: np.ndarray) -> np.ndarray:
         # centering at the mean of the first batch spreads the bits of embeddings
         # whose dimensions are not zero-mean
         memory._center = x.mean(axis=0).astype(np.float32)
-    return binarize(x - memory._center)
+    bits: np.ndarray = binarize(x - memory._center)
+    return bits
 
 
 def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

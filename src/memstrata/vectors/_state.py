@@ -7,15 +7,18 @@ live write and for a log record replayed on open alike.
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 import numpy as np
 
+from memstrata.errors import ClosedError
 from memstrata.vectors import _search
 from memstrata.vectors._args import describe, unique_sorted
-from memstrata.vectors.filters import MetadataColumns
+from memstrata.vectors.filters import MetadataColumns, compile_filter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,11 +26,28 @@ if TYPE_CHECKING:
     from memstrata._locks import WriterLock
     from memstrata.vectors._originals import Originals
     from memstrata.vectors._persist import Durable
+    from memstrata.vectors._recall import Calibration
 
 CODECS = ("int8", "int4", "binary", "float32")
+#: a metadata filter: a dict of :mod:`memstrata.vectors.filters`, or ``filter(metadata) -> bool`` per row
+FilterArg = Mapping[str, Any] | Callable[[dict[str, Any] | None], bool] | None
 #: rows appended since the id index was built that lookups compare directly before it is rebuilt
 _TAIL_ROWS = 1024
 METRICS = ("cosine", "ip", "l2")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def locked(method: _F) -> _F:
+    """Run ``method`` under the instance's lock: one call at a time changes or reads the state."""
+
+    @functools.wraps(method)
+    def wrapper(self: IndexState, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class IndexState:
@@ -36,7 +56,7 @@ class IndexState:
     dim: int
     codec: str
     metric: str
-    rescore: int | None
+    rescore: int | Literal["auto"] | None
     shortlist: int | None
     _lock: threading.RLock
 
@@ -61,9 +81,9 @@ class IndexState:
         self.dim = int(dim)
         self.codec = codec
         self.metric = metric
-        self.rescore: int | str | None = rescore if rescore in (None, "auto") else int(rescore)
+        self.rescore = rescore if rescore in (None, "auto") else int(rescore)
         self.target_recall = 0.99
-        self._calibration: Any = None  # vectors._recall.Calibration once measured (rescore="auto")
+        self._calibration: Calibration | None = None  # once measured (rescore="auto")
         self._depth_override: int | None = None  # set while a calibration measures a depth
         self.shortlist = None if shortlist is None else int(shortlist)
         self.seq = 0
@@ -174,7 +194,7 @@ class IndexState:
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         if self.codec == "float32":
-            return x.copy()
+            return np.array(x, np.float32)  # a copy: the caller's array stays theirs
         if self.codec == "binary":
             return _search.sign_bits(self, x)
         from memstrata.kernels import quantize_int4, quantize_int8
@@ -307,3 +327,40 @@ class IndexState:
             more = f" and {missing.size - 5} more" if missing.size > 5 else ""
             raise KeyError(f"ids: not in the memory: {missing[:5].tolist()}{more}")
         return rows.astype(np.int64)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            where = f" ({self.path})" if self.path is not None else ""
+            raise ClosedError(f"VectorMemory{where}: closed; open it again to use it")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise PermissionError(
+                f"VectorMemory: {self.path} was opened with read_only=True; open it with "
+                "VectorMemory.open(path) to write"
+            )
+
+    def _rescore_depth(self) -> int:
+        """Candidates per result to re-rank: ``rescore``, or the calibrated depth for ``"auto"``."""
+        if self.rescore == "auto":
+            from memstrata.vectors._recall import current_depth
+
+            return current_depth(self)
+        assert isinstance(self.rescore, int)
+        return self.rescore
+
+    def _rows_for(self, filter: FilterArg, strict: bool, *, all_rows: bool = False) -> Any:
+        """Live rows matching ``filter``: a sorted int64 array (None for "all rows, none deleted" unless ``all_rows``)."""
+        self._merge()
+        if filter is None:
+            if self._n_deleted or all_rows:
+                return np.flatnonzero(self._alive)
+            return None
+        if isinstance(filter, Mapping):
+            mask = compile_filter(filter).mask(self._columns, strict=strict)
+            return np.flatnonzero(mask & self._alive)
+        if callable(filter):
+            meta, ids = self._metadata, self._ids.tolist()
+            return np.array([r for r in np.flatnonzero(self._alive).tolist() if filter(meta.get(ids[r]))], np.int64)
+        raise TypeError(f"filter: expected a dict filter (see memstrata.vectors.filters) or a callable, got {describe(filter)}")

@@ -50,8 +50,9 @@ ValueError: filter: no stored metadata has the key 'kidn' (known keys: kind, sco
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def scalar_kind(value: Any) -> int:
 class _Column:
     """One metadata key over every row: the kind of each value, and its number or string code."""
 
-    __slots__ = ("kinds", "numbers", "strings", "codes", "size")
+    __slots__ = ("codes", "kinds", "numbers", "size", "strings")
 
     def __init__(self, capacity: int) -> None:
         self.kinds = np.zeros(capacity, np.int8)
@@ -313,7 +314,7 @@ def _cond_keys(node: Any) -> set[str]:
 class Filter:
     """A compiled filter: :meth:`mask` over columns, :meth:`matches` on one row."""
 
-    __slots__ = ("_root", "spec", "keys")
+    __slots__ = ("_root", "keys", "spec")
 
     def __init__(self, root: Any, spec: dict[str, Any]) -> None:
         self._root = root
@@ -381,7 +382,7 @@ def _cond_mask(cond: _Cond, columns: MetadataColumns, n: int) -> np.ndarray:
         else:
             kinds, numbers, codes, strings = column.kinds[:n], column.numbers[:n], column.codes[:n], column.strings
     if op == "$exists":
-        present = kinds != ABSENT
+        present: np.ndarray = kinds != ABSENT
         return present if value else ~present
     if op in ("$eq", "$ne"):
         eq = _equal(kinds, numbers, codes, strings, value)
@@ -392,6 +393,7 @@ def _cond_mask(cond: _Cond, columns: MetadataColumns, n: int) -> np.ndarray:
             hit |= _equal(kinds, numbers, codes, strings, v)
         return hit if op == "$in" else ~hit
     # ordering: numbers with numbers, strings with strings
+    same: np.ndarray  # (ndarray comparisons are typed Any by numpy)
     if scalar_kind(value) == NUMBER:
         x, y = numbers, float(value)
         same = kinds == NUMBER
@@ -402,13 +404,16 @@ def _cond_mask(cond: _Cond, columns: MetadataColumns, n: int) -> np.ndarray:
         rank = np.array([_cmp(s, value) for s in table], np.int8)
         same = kinds == STRING
         x, y = np.where(same, rank[np.maximum(codes, 0)], 0), 0
+    order: np.ndarray
     if op == "$gt":
-        return same & (x > y)
-    if op == "$gte":
-        return same & (x >= y)
-    if op == "$lt":
-        return same & (x < y)
-    return same & (x <= y)
+        order = x > y
+    elif op == "$gte":
+        order = x >= y
+    elif op == "$lt":
+        order = x < y
+    else:
+        order = x <= y
+    return same & order
 
 
 def _cmp(a: str, b: str) -> int:
@@ -417,14 +422,16 @@ def _cmp(a: str, b: str) -> int:
 
 def _equal(kinds: np.ndarray, numbers: np.ndarray, codes: np.ndarray | None, strings: dict[str, int], value: Any) -> np.ndarray:
     kind = scalar_kind(value)
+    equal: np.ndarray  # (ndarray comparisons are typed Any by numpy)
     if kind == NULL:
-        return kinds == NULL
-    if kind in (BOOL, NUMBER):
-        return (kinds == kind) & (numbers == float(value))
-    code = strings.get(value)
-    if code is None or codes is None:
-        return np.zeros(kinds.shape[0], bool)
-    return (kinds == STRING) & (codes == code)
+        equal = kinds == NULL
+    elif kind in (BOOL, NUMBER):
+        equal = (kinds == kind) & (numbers == float(value))
+    elif (code := strings.get(value)) is None or codes is None:
+        equal = np.zeros(kinds.shape[0], bool)
+    else:
+        equal = (kinds == STRING) & (codes == code)
+    return equal
 
 
 # --------------------------------------------------------------- one row
@@ -451,7 +458,7 @@ def _row_eval(node: Any, meta: Mapping[str, Any], id_: int | None) -> bool:
         present, stored = node.key in meta, meta.get(node.key)
     op, value = node.op, node.value
     if op == "$exists":
-        return present == value
+        return bool(present == value)
     if op == "$eq":
         return _row_equal(present, stored, value)
     if op == "$ne":
