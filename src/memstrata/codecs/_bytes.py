@@ -307,7 +307,7 @@ class Blosc2Codec(Codec):
     codec_id = "blosc2"
     frame_id = 4
 
-    def __init__(self, clevel: int = 5, codec: str = "zstd", filter: str = "auto") -> None:  # noqa: A002
+    def __init__(self, clevel: int = 5, codec: str = "zstd", filter: str = "auto") -> None:
         self.clevel = _check_int("clevel", clevel, 0, 9)
         if codec not in _BLOSC2_CODECS:
             raise ValueError(f"codec: expected one of {_BLOSC2_CODECS}, got {codec!r}")

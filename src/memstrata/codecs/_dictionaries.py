@@ -91,7 +91,7 @@ def train_dictionary(samples: Iterable[Any], size: int = 64 * 1024, *, level: in
     """
     import zstandard
 
-    items = [bytes(s) for s in samples]
+    items: list[Any] = [bytes(s) for s in samples]
     if size < 256:
         raise ValueError(f"size: expected at least 256 bytes, got {size}")
     if len(items) < 8:

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from memstrata.codecs import _values
+from memstrata.codecs._bytes import ZstdCodec
 from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary, train_dictionary
 from memstrata.codecs._frame import KIND_VALUE, parse_frame
 from memstrata.codecs._hash import digest
-from memstrata.codecs._registry import _build_frame as _build
 from memstrata.codecs._registry import Codec, decode, get_codec
+from memstrata.codecs._registry import _build_frame as _build
 from memstrata.codecs._values import _encoder, _prepare_other, serialize
 
 if _values._native_prepare is not None:
@@ -35,6 +36,13 @@ __all__ = ["CompressionEngine", "CompressionPolicy"]
 _KINDS = ("record", "bytes", "array", "sparse", "graph")
 ACTIVE_DICTIONARY_KEY = b"active"
 
+
+
+def _zstd_codec(config: dict[str, Any]) -> ZstdCodec:
+    """The zstd codec of ``config`` (the record path reads its compressor directly)."""
+    codec = get_codec(config)
+    assert isinstance(codec, ZstdCodec)
+    return codec
 
 @dataclass
 class CompressionPolicy:
@@ -140,8 +148,8 @@ class CompressionEngine:
         self._dictionaries = dictionaries
         self._lock = threading.Lock()
         self._raw = get_codec("raw")
-        self._zstd = get_codec({"id": "zstd", "level": policy.zstd_level})
-        self._record_codec: Codec = self._zstd
+        self._zstd = _zstd_codec({"id": "zstd", "level": policy.zstd_level})
+        self._record_codec: ZstdCodec = self._zstd
         self._array_codec = get_codec(policy.array_codec)
         self._lossy_codec = get_codec(policy.lossy_codec)
         self._graph_codec = get_codec(policy.graph_codec)
@@ -173,7 +181,7 @@ class CompressionEngine:
 
     def use_dictionary(self, dictionary_digest: bytes) -> None:
         """Use a registered dictionary for small records from now on."""
-        codec = get_codec({"id": "zstd", "level": self.policy.zstd_level, "dictionary": dictionary_digest.hex()})
+        codec = _zstd_codec({"id": "zstd", "level": self.policy.zstd_level, "dictionary": dictionary_digest.hex()})
         self._record_codec = codec
         self._dictionary = dictionary_digest
         self._samples = []
@@ -252,14 +260,14 @@ class CompressionEngine:
                 self._n_errors += 1
                 raise
             n_in = len(buf)
-            c = self._record_codec
-            dd = c.dictionary
+            zc = self._record_codec
+            dd = zc.dictionary
             if dd is not None and self._tiny_bytes < n_in <= self._record_bytes:
                 # the per-record hot path, inlined: each layer of calls it skips is measurable
                 # against the ~3 µs zstd takes on a 500-byte record (bench_codecs, traces)
-                comp = c._cctx.get(get_ident())
+                comp = zc._cctx.get(get_ident())
                 if comp is None:
-                    comp = c._compressor()
+                    comp = zc._compressor()
                 frame = _build(2, 1, comp.compress(buf), n_in, digest(buf), b"", dd, n_in < 1024)
                 stats = self._zstd_stats
                 stats[0] += 1
@@ -271,6 +279,7 @@ class CompressionEngine:
         if kind is not None and kind not in _KINDS:
             raise ValueError(f"kind: expected one of {_KINDS} or None, got {kind!r}")
         try:
+            c: Codec
             if codec is not None:
                 c = get_codec(codec)
                 if not c.lossless and not allow_loss:
@@ -281,7 +290,7 @@ class CompressionEngine:
                 t = type(value)
                 if t is bytes or t is bytearray or t is memoryview or kind == "bytes":
                     c, frame, n_in = self._compress_buffer(value)
-                elif kind is not None and kind != "record" or t is np.ndarray or (
+                elif (kind is not None and kind != "record") or t is np.ndarray or (
                     t is not list and t is not str and hasattr(value, "indptr")
                 ):
                     c = self.choose(value, kind, allow_loss)

@@ -32,18 +32,18 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from memstrata.codecs._hash import digest
 from memstrata._varint import decode_varint, encode_varint
+from memstrata.codecs._hash import digest
 from memstrata.errors import CorruptDataError
 
 __all__ = [
     "FORMAT_VERSION",
-    "MAGIC",
-    "FrameHeader",
-    "FrameVersionError",
     "KIND_ARRAY",
     "KIND_BYTES",
     "KIND_VALUE",
+    "MAGIC",
+    "FrameHeader",
+    "FrameVersionError",
     "build_frame",
     "parse_frame",
 ]
@@ -74,7 +74,7 @@ _MIN_SIZE = 2 + 1 + 1 + 1 + 1 + CHECKSUM_SIZE  # empty payload, implicit digest,
 try:  # compiled twins of build_frame / parse_frame (same bytes, same errors)
     from memstrata._native import frames as _native
 except ImportError:  # pragma: no cover - source checkout without compiled extensions
-    _native = None
+    _native = None  # type: ignore[assignment]  # the pure-Python path below serves then
 
 if _native is not None:
     FrameVersionError = _native.FrameVersionError

@@ -174,8 +174,7 @@ def register_codec(cls: type[Codec]) -> type[Codec]:
     name, fid = cls.codec_id, cls.frame_id
     if not 0 <= fid <= 255:
         raise ValueError(f"frame_id: expected 0..255, got {fid}")
-    for table, key in ((_BY_NAME, name), (_BY_FRAME_ID, fid)):
-        existing = table.get(key)  # type: ignore[call-overload]
+    for existing in (_BY_NAME.get(name), _BY_FRAME_ID.get(fid)):
         if existing is not None and existing is not cls:
             raise ValueError(f"codec {name!r} (frame id {fid}) clashes with registered {existing.__name__}")
     _BY_NAME[name] = cls
@@ -217,6 +216,7 @@ def get_codec(config: str | dict[str, Any] | Codec) -> Codec:
     """
     if isinstance(config, Codec):
         return config
+    name: Any
     if isinstance(config, str):
         name, params = config, {}
     elif isinstance(config, dict):
@@ -225,7 +225,7 @@ def get_codec(config: str | dict[str, Any] | Codec) -> Codec:
     else:
         raise TypeError(f"config: expected a codec name, a config dict or a Codec, got {type(config).__name__}")
     _load_all()
-    cls = _BY_NAME.get(name)  # type: ignore[arg-type]
+    cls = _BY_NAME.get(name)
     if cls is None:
         raise UnknownCodecError(f"unknown codec {name!r}; known codecs: {', '.join(sorted(_BY_NAME))}")
     return cls.from_config(params) if params else cls()
@@ -361,6 +361,6 @@ def _load_all() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        import memstrata.codecs._arrays  # noqa: F401
-        import memstrata.codecs._bytes  # noqa: F401
+        import memstrata.codecs._arrays
+        import memstrata.codecs._bytes
         import memstrata.codecs._graph  # noqa: F401

@@ -112,7 +112,7 @@ def _prepare_other(v: Any) -> Any:
 try:  # the compiled twin of _prepare (same behaviour, several times faster)
     from memstrata._native.frames import prepare as _native_prepare
 except ImportError:  # pragma: no cover - source checkout without compiled extensions
-    _native_prepare = None
+    _native_prepare = None  # type: ignore[assignment]  # the pure-Python path below serves then
 
 
 class _NotPlain(Exception):

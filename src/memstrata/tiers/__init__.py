@@ -22,11 +22,11 @@ from memstrata.tiers._backend import (
     SQLiteBackend,
     StorageFullError,
 )
+from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._log import SEED, LogBackend
 from memstrata.tiers._repair import finish_swap, repair_log, scan_log
 from memstrata.tiers._segments import fsync_dir
 from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
-from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._storage import TieredStorage, tier_number
 from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
 
@@ -34,6 +34,7 @@ __all__ = [
     "COLD",
     "DURABILITY_LEVELS",
     "HOT",
+    "SEED",
     "TIER_NAMES",
     "WARM",
     "Backend",
@@ -41,9 +42,8 @@ __all__ = [
     "HotFrame",
     "HotTier",
     "LocalLocation",
-    "LogBackend",
-    "SEED",
     "Location",
+    "LogBackend",
     "MappingBackend",
     "MemoryBackend",
     "MemoryLocation",
@@ -53,11 +53,11 @@ __all__ = [
     "StorageFullError",
     "TieredStorage",
     "WarmTier",
+    "connect_postgres",
+    "connect_redis",
     "finish_swap",
     "fsync_dir",
     "repair_log",
     "scan_log",
-    "connect_postgres",
-    "connect_redis",
     "tier_number",
 ]

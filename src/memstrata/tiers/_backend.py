@@ -50,6 +50,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+# SQLite's result codes (the sqlite3 module names them from Python 3.11 on)
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+
 def _prefix_end(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
     p = bytearray(prefix)
@@ -165,7 +168,7 @@ def _translate(exc: sqlite3.Error, where: str, write: bool = False) -> Exception
     """Map SQLite errors onto memstrata's: full disk, corruption, or as-is."""
     code = getattr(exc, "sqlite_errorcode", None)
     msg = str(exc)
-    if code == sqlite3.SQLITE_FULL or "full" in msg:
+    if code == _SQLITE_FULL or "full" in msg:
         return StorageFullError(
             errno.ENOSPC,
             f"memstrata: {where} is full ({msg}); the write was not applied and the store is still "
@@ -177,7 +180,7 @@ def _translate(exc: sqlite3.Error, where: str, write: bool = False) -> Exception
             f"memstrata: writing {where} failed ({msg}: the disk is full, a file size limit was reached, "
             "or the device failed); the write was not applied and the store is still readable",
         )
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in msg or "not a database" in msg:
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in msg or "not a database" in msg:
         return CorruptDataError(f"memstrata: {where} is damaged ({msg})")
     return exc
 

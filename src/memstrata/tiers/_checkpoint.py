@@ -25,7 +25,7 @@ import numpy as np
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._segments import fsync_dir
 
-__all__ = ["Checkpoint", "CHECKPOINT_NAME", "load_checkpoint", "write_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_NAME = "CHECKPOINT"
 MAGIC = b"MSCK"
@@ -105,7 +105,7 @@ def load_checkpoint(directory: Path) -> Checkpoint:
     locs = np.frombuffer(data, dtype="<i8", count=n, offset=pos)
     pos += 8 * n
     ends = np.cumsum(klens) + pos
-    if n and int(ends[-1]) != len(data) - 16 or not n and pos != len(data) - 16:
+    if (n and int(ends[-1]) != len(data) - 16) or (not n and pos != len(data) - 16):
         raise CorruptDataError(f"{bad} (its sizes do not add up); {_repair_hint(directory)}")
     starts = (ends - klens).tolist()
     keys = [data[a:b] for a, b in zip(starts, ends.tolist())]

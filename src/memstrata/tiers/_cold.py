@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import StorageFullError
 
-__all__ = ["ColdTier", "LocalLocation", "Location", "MemoryLocation", "PACK_MAGIC"]
+__all__ = ["PACK_MAGIC", "ColdTier", "LocalLocation", "Location", "MemoryLocation"]
 
 PACK_MAGIC = b"MSPK"
 # record header in a pack: magic, frame length, 16-byte content digest; the frame follows

@@ -28,12 +28,26 @@ from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
 from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
-from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, KIND_COMPACTED, KIND_LOG
-from memstrata.tiers._segments import HEAD_VALUE, HEADER, SEAL_VALUE
-from memstrata.tiers._segments import check_record, encode_record, fsync_dir, record_parts, segment_name
-from memstrata.tiers._segments import value_at, write_all
+from memstrata.tiers._segments import (
+    F_DEL,
+    F_END,
+    F_HEAD,
+    F_SEAL,
+    HEAD_VALUE,
+    HEADER,
+    KIND_COMPACTED,
+    KIND_LOG,
+    SEAL_VALUE,
+    check_record,
+    encode_record,
+    fsync_dir,
+    record_parts,
+    segment_name,
+    value_at,
+    write_all,
+)
 
-__all__ = ["LogBackend", "SEED"]
+__all__ = ["SEED", "LogBackend"]
 
 log = logging.getLogger("memstrata.store")
 

@@ -31,7 +31,7 @@ from memstrata.tiers._segments import (
     segment_id_of,
 )
 
-__all__ = ["LogOpening", "SEED", "HEAD_BYTES"]
+__all__ = ["HEAD_BYTES", "SEED", "LogOpening"]
 
 log = logging.getLogger("memstrata.store")
 

@@ -7,14 +7,15 @@ from typing import Any
 
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._cold import pack_name
+from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
-    A,
-    B,
     COLD,
     F_TOMBSTONE,
-    K,
     PACKREF,
     WARM,
+    A,
+    B,
+    K,
     cold_record,
     decode_key,
 )
@@ -24,14 +25,9 @@ log = logging.getLogger("memstrata.store")
 __all__ = ["MaintenanceMixin"]
 
 
-class MaintenanceMixin:
+class MaintenanceMixin(StorageState):
     """gc, compact, verify and statistics of :class:`~memstrata.tiers.TieredStorage` (mixed in; shares its state)."""
 
-    _lock: Any
-    warm: Any
-    cold: Any
-    hot: Any
-    backend: Any
 
     def gc(self) -> dict[str, int]:
         """Drop tombstones and unreferenced blobs (warm frames go; cold bytes wait for :meth:`compact`)."""

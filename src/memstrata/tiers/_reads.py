@@ -8,6 +8,7 @@ from typing import Any
 
 from memstrata.codecs import decode, deserialize
 from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
     COLD,
     F_TOMBSTONE,
@@ -24,13 +25,9 @@ log = logging.getLogger("memstrata.store")
 __all__ = ["ReadMixin"]
 
 
-class ReadMixin:
+class ReadMixin(StorageState):
     """The read side of :class:`~memstrata.tiers.TieredStorage` (mixed in; shares its state)."""
 
-    _lock: Any
-    warm: Any
-    cold: Any
-    hot: Any
 
     def decode_frame(self, frame: bytes) -> Any:
         """Decode a durable frame; a reader that meets a zstd dictionary newer than its view loads it and retries."""
@@ -132,9 +129,9 @@ class ReadMixin:
 
     @staticmethod
     def _hot_value(value: Any, frame: bytes) -> bytes:
-        from memstrata.codecs import serialize
-
         import numpy as np
+
+        from memstrata.codecs import serialize
 
         if isinstance(value, np.ndarray) or isinstance(value, (bytes, bytearray)):
             return HotFrame(frame)

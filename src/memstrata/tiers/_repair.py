@@ -10,7 +10,7 @@ from typing import Any
 from memstrata.tiers._counts import COUNTS_KEY
 from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, MAGIC, scan_records, segment_id_of, segment_name
 
-__all__ = ["scan_log", "repair_log"]
+__all__ = ["repair_log", "scan_log"]
 
 
 def _next_valid(data: bytes, start: int, seed: int) -> int | None:
@@ -44,7 +44,7 @@ def scan_log(directory: Path, seed: int) -> tuple[dict[bytes, tuple[int, int]], 
         except OSError:
             damaged.append((str(path), 0))
             continue
-        pos = 0
+        pos: int | None = 0
         pending: list[Any] = []
         while pos is not None and pos < len(data):
             nxt = None

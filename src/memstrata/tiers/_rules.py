@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
-    A,
-    B,
     BLOB,
     COLD,
     ENTRY,
     F_PINNED,
     F_TOMBSTONE,
     HOT,
-    K,
     PACKREF,
     WARM,
+    A,
+    B,
+    K,
     cold_record,
     encode_key,
     tier_number,
@@ -25,14 +24,9 @@ from memstrata.tiers._tiers import (
 __all__ = ["RulesMixin"]
 
 
-class RulesMixin:
+class RulesMixin(StorageState):
     """Tier movement of :class:`~memstrata.tiers.TieredStorage` (mixed in; shares its state)."""
 
-    _lock: Any
-    warm: Any
-    cold: Any
-    hot: Any
-    backend: Any
 
     def _move_blob(self, d: bytes, dest: int) -> None:
         """Write the blob at ``dest`` and commit the index; the old copy is unreferenced after."""
@@ -48,7 +42,7 @@ class RulesMixin:
         else:
             from memstrata.codecs import read_header
 
-            frame = self.cold.read(PACKREF.unpack(payload), d)  # type: ignore[union-attr]
+            frame = self.cold.read(PACKREF.unpack(payload), d)
             read_header(frame)
             new_payload = warm_record(frame)
         info[2] = dest

@@ -27,24 +27,24 @@ from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import StorageFullError
 
 __all__ = [
-    "HEADER",
-    "F_PUT",
     "F_DEL",
     "F_END",
     "F_HEAD",
+    "F_PUT",
     "F_SEAL",
-    "KIND_LOG",
+    "HEADER",
     "KIND_COMPACTED",
+    "KIND_LOG",
     "Record",
     "encode_record",
-    "record_parts",
-    "read_record",
-    "value_at",
-    "scan_records",
-    "segment_name",
-    "segment_id_of",
-    "write_all",
     "fsync_dir",
+    "read_record",
+    "record_parts",
+    "scan_records",
+    "segment_id_of",
+    "segment_name",
+    "value_at",
+    "write_all",
 ]
 
 MAGIC = b"MR"
@@ -57,7 +57,7 @@ SEAL_VALUE = struct.Struct("<IQ")  # next segment id, last sequence number
 MAX_KEY = 0xFFFF
 
 
-class Record(tuple):  # type: ignore[type-arg]
+class Record(tuple):
     """``(offset, total length, flags, seq, key, value)`` of one record as read from a segment."""
 
     __slots__ = ()

@@ -20,24 +20,24 @@ from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._reads import ReadMixin
 from memstrata.tiers._rules import RulesMixin
 from memstrata.tiers._tiers import (
-    A,
-    B,
     BLOB,
     COLD,
     ENTRY,
     F_PINNED,
     F_TOMBSTONE,
     HOT,
-    K,
     SEQ_KEY,
     WARM,
+    A,
+    B,
     HotFrame,
     HotTier,
+    K,
     WarmTier,
     cold_record,
-    warm_record,
     encode_key,
     tier_number,
+    warm_record,
 )
 
 __all__ = ["TieredStorage", "tier_number"]
@@ -312,7 +312,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_entry is None else old_entry
         old_live = not old[1] & F_TOMBSTONE
         info = self._blob_in(puts, d)
-        new_blob = info is None or info[0] == 0 and info[2] == WARM and self._get_in(puts, B + d) is None
+        new_blob = info is None or (info[0] == 0 and info[2] == WARM and self._get_in(puts, B + d) is None)
         old_info = None
         if old_live and old[2] != d:
             old_info = self._blob_in(puts, old[2])
@@ -323,7 +323,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 frame, make = make(), None
             loc = COLD if t == COLD and self.cold is not None else WARM
             if loc == COLD:
-                ref = self.cold.append(d, frame)  # type: ignore[union-attr]
+                ref = self.cold.append(d, frame)
                 puts[B + d] = cold_record(ref)
             else:
                 puts[B + d] = warm_record(frame)

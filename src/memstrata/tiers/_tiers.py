@@ -9,7 +9,7 @@ from typing import Any
 from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.tiers._backend import Backend
 
-__all__ = ["HotTier", "WarmTier", "HotFrame", "HOT", "WARM", "COLD", "TIER_NAMES", "tier_number"]
+__all__ = ["COLD", "HOT", "TIER_NAMES", "WARM", "HotFrame", "HotTier", "WarmTier", "tier_number"]
 
 HOT, WARM, COLD = 0, 1, 2
 TIER_NAMES = ("hot", "warm", "cold")
