@@ -1,7 +1,7 @@
 """Fault campaigns over Bloom filter files and VectorMemory files: build, damage, classify.
 
 Shared by ``test_file_faults.py`` (a seeded sample in CI) and
-``benchmarks/fault_campaign_files.py`` (the long run, issue 18's table). Each
+``benchmarks/fault_campaign.py`` (the long run, issue 18's table). Each
 injection copies a saved artefact, damages one of its files with every kind of
 damage in turn (``faults.damage``), loads it and reads everything back.
 

@@ -1,7 +1,7 @@
 """Damaged Bloom filter files and VectorMemory files: every load answers exactly as saved or raises.
 
 A seeded sample of ``faults.file_campaign`` (320 injections per artefact kind,
-every kind of damage in turn); ``benchmarks/fault_campaign_files.py`` runs the
+every kind of damage in turn); ``benchmarks/fault_campaign.py`` runs the
 long campaign. Any wrong answer, silent loss or foreign exception fails.
 """
 
