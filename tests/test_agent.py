@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memstrata.agent import AgentConfig, AgentMemory, PrecomputedEmbedder, StalePlanError
 from memstrata.agent.categories import GENERIC, TRADING, Category, CategoryTable
 from memstrata.agent.patterns import confidence
+from memstrata.agent.records import MemoryRecord, content_digest, from_stored, to_stored
 
 DAY = 86400.0
 
@@ -367,3 +370,25 @@ def test_metrics_shape(mem: AgentMemory) -> None:
     assert met["total_memories"] == 1 and met["category_distribution"] == {"episodic": 1}
     assert met["tier_distribution"] == {"hot": 1} and met["dedup_ratio"] == 0.5
     assert met["top_accessed"] == [(0, 2)] and met["ram_bytes_per_memory"] > 0
+
+
+_times = st.one_of(st.just(0.0), st.floats(0, 2e9, allow_nan=False))
+_text = st.text(min_size=1, max_size=20)
+
+
+@given(
+    created=_times, updated=_times, valid=_times, invalid=st.none() | _times, text=_text,
+    content=st.none() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    user=st.none() | _text, meta=st.dictionaries(st.text(max_size=5), st.integers() | st.none(), max_size=3),
+    links=st.lists(st.integers(0, 99), max_size=3), access=st.integers(0, 5), last=st.none() | _times,
+    expired=st.booleans(), pinned=st.booleans(), tier=st.sampled_from(["hot", "warm", "cold"]),
+    version=st.integers(1, 4), category=st.sampled_from(["episodic", "facts"]),
+)
+def test_stored_records_read_back_equal(created, updated, valid, invalid, text, content, user, meta, links, access,
+                                        last, expired, pinned, tier, version, category) -> None:
+    """The compact stored form leaves out only what it can derive: every field reads back equal."""
+    rec = MemoryRecord(id=7, content=text if content is None else content, text=text, category=category, user_id=user,
+                       metadata=meta, created_at=created, updated_at=updated, valid_at=valid, invalid_at=invalid,
+                       expired=expired, links=links, access_count=access, last_access=last, version=version,
+                       tier=tier, pinned=pinned, hash=content_digest((user, None, None), text))
+    assert from_stored(to_stored(rec)) == rec

@@ -95,6 +95,7 @@ _FIELDS = tuple(f.name for f in fields(MemoryRecord))
 # fields at these values are left out of the stored record
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MemoryRecord) if f.default is not MISSING}
 _DEFAULTS.update(metadata={}, links=[])
+del _DEFAULTS["created_at"]  # always stored: the times left out are read as equal to it
 _DERIVED = ("hash", "duplicate_of")
 _SAME_AS_CREATED = ("updated_at", "valid_at")
 
