@@ -5,7 +5,8 @@ from __future__ import annotations
 from memstrata.store._config import PRESETS, StoreConfig, read_config_file
 from memstrata.store._stats import Counter, Histogram, StatsRegistry
 from memstrata.errors import StoreLockedError
-from memstrata.store._layout import is_store
+from memstrata.store._layout import format_version, is_store
 from memstrata.store._store import MemoryStore
+from memstrata.store._snapshot import snapshot_store
 
-__all__ = ["PRESETS", "Counter", "Histogram", "MemoryStore", "StatsRegistry", "StoreConfig", "StoreLockedError", "is_store", "read_config_file"]
+__all__ = ["PRESETS", "Counter", "Histogram", "MemoryStore", "StatsRegistry", "StoreConfig", "StoreLockedError", "format_version", "is_store", "read_config_file", "snapshot_store"]
