@@ -79,7 +79,8 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
     >>> with MemoryStore(d + "/s") as s:
     ...     s["k"] = "v"
     ...     snap = snapshot_store(d + "/s", d + "/copy")
-    >>> snap["format"], MemoryStore(d + "/copy", read_only=True)["k"]
+    >>> with MemoryStore(d + "/copy", read_only=True) as copy:
+    ...     snap["format"], copy["k"]
     (2, 'v')
     """
     store, stage = Path(path), Path(staging)
