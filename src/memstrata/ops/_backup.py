@@ -49,15 +49,7 @@ def _stage(store: Path, staging: Path) -> int:
     and checked before anything is read from it; returns its sequence number."""
     from memstrata.store import snapshot_store
 
-    snapshot_store(store, staging)
-    return _store_seq(staging)
-
-
-def _store_seq(staging: Path) -> int:
-    from memstrata.store import MemoryStore
-
-    with MemoryStore(staging, read_only=True) as snap:
-        return int(snap.seq)
+    return int(snapshot_store(store, staging)["seq"])
 
 
 def _agent_records(staging: Path, agent: str) -> bytes:

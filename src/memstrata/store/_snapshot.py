@@ -51,27 +51,40 @@ def _link_packs(store: Path, staging: Path, names: list[str]) -> bool:
     return True
 
 
-def _copy_index(store: Path, staging: Path, fmt: int) -> dict[str, Any]:
+def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool) -> int:
+    """Copy the index and warm records; returns the copy's sequence number (read from the copy)."""
+    from memstrata.tiers import LogBackend, SQLiteBackend, WarmTier
+
     if fmt == 2:
         from memstrata.tiers import copy_log
 
-        return copy_log(store / LOG_DIR, staging / LOG_DIR)
-    src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
-    dst = sqlite3.connect(staging / DB_NAME)
+        copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check)
+        backend: Any = LogBackend(staging / LOG_DIR, read_only=True)
+    else:
+        src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
+        dst = sqlite3.connect(staging / DB_NAME)
+        try:
+            src.backup(dst)  # pages=-1: one step, one read transaction
+        finally:
+            dst.close()
+            src.close()
+        backend = SQLiteBackend(staging / DB_NAME, "normal", read_only=True)
     try:
-        src.backup(dst)  # pages=-1: one step, one read transaction
+        return WarmTier(backend).seq()
     finally:
-        dst.close()
-        src.close()
-    return {}
+        backend.close()
 
 
-def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]) -> dict[str, Any]:
+def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str], *, full_check: bool = False
+                   ) -> dict[str, Any]:
     """Copy the store at ``path`` into the new directory ``staging`` (see the module docstring).
 
     The copy is a complete store of the same format, as of one committed batch,
-    whatever another process writes or compacts meanwhile. Returns
-    ``{"format", "seq", "files"}`` (``files``: paths relative to ``staging``).
+    whatever another process writes or compacts meanwhile; the copied index is
+    opened and checked (``full_check``: every segment replayed, see
+    :func:`memstrata.tiers.copy_log`). Returns ``{"format", "seq", "files"}``
+    (``seq``: :attr:`MemoryStore.seq` of the copy; ``files``: paths relative
+    to ``staging``).
 
     >>> import tempfile, os
     >>> from memstrata.store import MemoryStore, snapshot_store
@@ -95,7 +108,7 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
         before = _pack_names(store)
         if not _link_packs(store, stage, before):
             continue
-        index = _copy_index(store, stage, fmt)
+        seq = _copy_index(store, stage, fmt, full_check)
         after = _pack_names(store)
         if not _link_packs(store, stage, [n for n in after if n not in before]):
             continue
@@ -113,6 +126,6 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
             if entry.is_file():
                 shutil.copy2(entry.path, stage / entry.name)
         files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
-        return {"format": fmt, "seq": index.get("seq"), "files": files}
+        return {"format": fmt, "seq": seq, "files": files}
     shutil.rmtree(stage, ignore_errors=True)
     raise MemstrataError(f"snapshot_store: {store} kept compacting during {ATTEMPTS} attempts; try again later")
