@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -48,19 +49,24 @@ def test_full_incremental_and_point_in_time_restores_are_byte_identical(tmp_path
     fill(store, 0, 600)
     with MemoryStore(store, CFG) as s:
         s.compact()  # the compacted segment is sealed: never written again
+    fill(store, 600, 400)  # the active segment grows past one chunk
     first = contents(store)
     m1 = create_backup(store, repo, clock=lambda: next(clock))
-    fill(store, 0, 60, agent="z")  # 30 of 600 values change (5 %)
+    fill(store, 0, 50, agent="z")  # 25 of 1000 values change
     second = contents(store)
     m2 = create_backup(store, repo, clock=lambda: next(clock))
     assert (m1["kind"], m2["kind"], m2["parent"]) == ("full", "incremental", m1["id"])
     assert m2["bytes_added"] < m1["bytes_added"]
-    # immutable files (sealed segments, full packs) are hard links of the store's files: taken from the parent
+    # segments and packs only grow: what the parent took from the same file is taken from the parent
     old = {f["path"]: f for f in m1["files"]}
-    reused = [f for f in m2["files"] if f["ident"] is not None and f["path"] in old
-              and old[f["path"]]["ident"] == f["ident"]]
-    assert any(f["path"].startswith("log/seg-") for f in reused) and any(f["path"].startswith("packs/") for f in reused)
-    assert m2["files_reused"] == len(reused) and all(f["chunks"] == old[f["path"]]["chunks"] for f in reused)
+    same = [f for f in m2["files"] if f["ident"] is not None and f["path"] in old and old[f["path"]]["ident"] == f["ident"]]
+    whole = [f for f in same if f["size"] == old[f["path"]]["size"]]
+    assert any(f["path"].startswith("log/seg-") for f in whole) and any(f["path"].startswith("packs/") for f in whole)
+    assert all(f["chunks"] == old[f["path"]]["chunks"] for f in whole)
+    grown = [f for f in same if f["size"] > old[f["path"]]["size"] and f["path"].startswith("log/seg-")]
+    assert grown and all(f["chunks"][:1] == old[f["path"]]["chunks"][:1] for f in grown)  # the active segment
+    assert m2["files_reused"] == len(same) and 0 < m2["bytes_reused"] < m2["bytes_total"]
+    assert not [f for f in m2["files"] if f["path"] == "log/CHECKPOINT" and f["ident"] is not None]
     restore_backup(repo, tmp_path / "latest")
     restore_backup(repo, tmp_path / "at", at=1500.0)
     restore_backup(repo, tmp_path / "seq", seq=m1["seq"])
@@ -213,3 +219,17 @@ def test_not_a_store_or_repository(tmp_path: Path) -> None:
         create_backup(tmp_path, tmp_path / "repo")
     with pytest.raises(BackupError, match="not a memstrata backup repository"):
         list_backups(tmp_path)
+
+
+def test_a_grown_file_reuses_its_prefix_only_when_the_bytes_match(tmp_path: Path) -> None:
+    from memstrata.ops._backup import _reusable_prefix
+
+    repo = Repository.init(tmp_path / "repo", chunk_bytes=4)
+    f = tmp_path / "seg"
+    f.write_bytes(b"aaaabbbbcc")
+    old = {"size": 6, "ident": 7, "chunks": [[hashlib.sha256(b"aaaa").hexdigest(), 4], [hashlib.sha256(b"bb").hexdigest(), 2]]}
+    assert _reusable_prefix(repo, f, 10, old, 7) == old["chunks"][:1]  # the partial last chunk is read again
+    assert _reusable_prefix(repo, f, 10, old, 8) == []  # another inode
+    assert _reusable_prefix(repo, f, 4, old, 7) == []  # shrank: not the same file
+    f.write_bytes(b"xaaabbbbcc")  # same inode, other bytes (a recycled inode number): caught by the digest
+    assert _reusable_prefix(repo, f, 10, old, 7) == []

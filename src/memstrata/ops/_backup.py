@@ -6,9 +6,9 @@ hard-linked (never written again), the active segment is copied up to its last
 committed batch, so the copy is the state after one committed batch however
 fast the writer writes or compacts. The staged directory is a complete store;
 it is opened and checked, then cut into chunks that go to the repository.
-A file whose link in the staging directory is the parent backup's file (same
-inode, size and modification time: an immutable sealed segment or pack) is not
-read again.
+Segments and packs only grow while their inode lives (sealed ones never
+change): the part of such a file that the parent backup took from the same
+inode is not read again, only the bytes appended since.
 """
 
 from __future__ import annotations
@@ -44,12 +44,39 @@ def _open_repo(repo: str | os.PathLike[str] | Repository, create: bool) -> Repos
 
 # ------------------------------------------------------------- snapshot --
 
-def _stage(store: Path, staging: Path) -> int:
+def _stage(store: Path, staging: Path) -> tuple[int, dict[str, int]]:
     """A consistent copy of ``store`` in ``staging`` (:func:`memstrata.store.snapshot_store`), opened read-only
-    and checked before anything is read from it; returns its sequence number."""
+    and checked before anything is read from it; returns its sequence number and its append-only files."""
     from memstrata.store import snapshot_store
 
-    return int(snapshot_store(store, staging)["seq"])
+    snap = snapshot_store(store, staging)
+    return int(snap["seq"]), dict(snap["append_only"])
+
+
+def _reusable_prefix(repo: Repository, path: Path, size: int, old: dict[str, Any] | None, ident: int | None
+                     ) -> list[list[Any]]:
+    """The parent's chunks that are still this file's first bytes.
+
+    Only for a file that only grows (a segment or pack) copied from the same
+    inode as the parent's: its old bytes are a prefix of the new ones. The
+    leading full-size chunks are taken (all of them when the size is unchanged),
+    after re-hashing the first and the last taken against their digests.
+    """
+    if ident is None or old is None or old.get("ident") != ident or old["size"] > size:
+        return []
+    chunks = old["chunks"]
+    k = len(chunks) if old["size"] == size else 0
+    if not k:
+        while k < len(chunks) and chunks[k][1] == repo.chunk_bytes:
+            k += 1
+    if not k:
+        return []
+    with open(path, "rb") as f:
+        for i in {0, k - 1}:
+            f.seek(i * repo.chunk_bytes)
+            if hashlib.sha256(f.read(chunks[i][1])).hexdigest() != chunks[i][0]:
+                return []
+    return [list(c) for c in chunks[:k]]
 
 
 def _agent_records(staging: Path, agent: str) -> bytes:
@@ -82,14 +109,15 @@ def _file_digest(chunks: list[list[Any]]) -> str:
 
 
 def _upload_file(repo: Repository, path: Path, size: int, pool: ThreadPoolExecutor, tick: Callable[[int], None],
-                 stats: dict[str, int], dry_run: bool) -> list[list[Any]]:
+                 stats: dict[str, int], dry_run: bool, start: int = 0) -> list[list[Any]]:
     """Chunks of the first ``size`` bytes of ``path`` (the active pack may grow meanwhile: later bytes are
     not referenced by the staged database)."""
     known = repo.known_chunks()
     chunks: list[list[Any]] = []
     pending = []
-    left = size
+    left = size - start
     with open(path, "rb") as f:
+        f.seek(start)
         while left > 0:
             data = f.read(min(repo.chunk_bytes, left))
             if not data:
@@ -129,9 +157,9 @@ def create_backup(
     """Back up the store directory ``store`` into ``repo``; returns the manifest.
 
     ``incremental`` links the backup to the newest earlier backup of the same
-    store and scope (its parent) and skips reading immutable files the parent
-    already holds (same inode, size and mtime); chunks the repository already
-    has are never written again.
+    store and scope (its parent) and reads only what was appended to segments
+    and packs since the parent (see :func:`_reusable_prefix`); chunks the
+    repository already has are never written again.
     ``agent`` backs up only that agent's records (mapping values whose ``agent``
     field matches). ``dry_run`` reads everything and reports what would be
     written, writing nothing.
@@ -154,19 +182,16 @@ def create_backup(
                 break
     created = clock()
     staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=store))
-    stats = {"chunks_new": 0, "bytes_added": 0, "files_reused": 0}
+    stats = {"chunks_new": 0, "bytes_added": 0, "files_reused": 0, "bytes_reused": 0}
     try:
-        seq = _stage(store, staging)
+        seq, append_only = _stage(store, staging)
         if agent is not None:
             (staging / RECORDS_FILE).write_bytes(_agent_records(staging, agent))
             paths = [RECORDS_FILE]
         else:
             paths = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        stat = {p: (staging / p).stat() for p in paths}
-        sizes = {p: st.st_size for p, st in stat.items()}
-        # a file hard-linked from the store (sealed segment, pack) keeps its inode and mtime: same identity,
-        # same bytes; a copied file (the active segment, the checkpoint) is a new inode every time
-        ident = {p: [st.st_ino, st.st_mtime_ns] if st.st_nlink > 1 else None for p, st in stat.items()}
+        sizes = {p: (staging / p).stat().st_size for p in paths}
+        ident = {p: append_only.get(p) if agent is None else None for p in paths}
         parent_files = {f["path"]: f for f in parent["files"]} if parent else {}
         total = sum(sizes.values())
         done = [0]
@@ -179,13 +204,15 @@ def create_backup(
         files = []
         with ThreadPoolExecutor(_WORKERS) as pool:
             for p in paths:
-                old = parent_files.get(p)
-                if ident[p] is not None and old is not None and old["size"] == sizes[p] and old.get("ident") == ident[p]:
-                    chunks = old["chunks"]  # an immutable file the parent already holds: not read again
+                # the part of a growing file the parent already holds is not read again
+                chunks = _reusable_prefix(repository, staging / p, sizes[p], parent_files.get(p), ident[p])
+                start = sum(n for _, n in chunks)
+                if chunks:
                     stats["files_reused"] += 1
-                    tick(sizes[p])
-                else:
-                    chunks = _upload_file(repository, staging / p, sizes[p], pool, tick, stats, dry_run)
+                    stats["bytes_reused"] += start
+                    tick(start)
+                if start < sizes[p]:
+                    chunks += _upload_file(repository, staging / p, sizes[p], pool, tick, stats, dry_run, start)
                 files.append({"path": p, "size": sizes[p], "ident": ident[p], "chunks": chunks,
                               "sha256": _file_digest(chunks)})
     finally:
@@ -207,6 +234,7 @@ def create_backup(
         "bytes_added": stats["bytes_added"],
         "chunks_new": stats["chunks_new"],
         "files_reused": stats["files_reused"],
+        "bytes_reused": stats["bytes_reused"],
         "dry_run": dry_run,
     }
     if not dry_run:

@@ -32,33 +32,38 @@ def _pack_names(store: Path) -> list[str]:
     return sorted(n for n in os.listdir(d) if not n.startswith(".")) if d.is_dir() else []
 
 
-def _link(src: Path, dst: Path) -> None:
+def _link(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` to ``dst``, else copy it; True when linked."""
     try:
         os.link(src, dst)
+        return True
     except FileNotFoundError:
         raise
-    except OSError:  # no hard links here: a copy holds the bytes as of now (checked again after the index)
+    except OSError:  # no hard links here: a copy holds the bytes as of now (copied again after the index)
         shutil.copyfile(src, dst)
+        return False
 
 
-def _link_packs(store: Path, staging: Path, names: list[str]) -> bool:
-    """Link ``names`` into ``staging/packs``; False when one vanished (compacted away)."""
+def _link_packs(store: Path, staging: Path, names: list[str], linked: set[str]) -> bool:
+    """Link ``names`` into ``staging/packs`` (``linked`` gets those linked); False when one vanished."""
     for name in names:
         try:
-            _link(store / PACKS_DIR / name, staging / PACKS_DIR / name)
+            if _link(store / PACKS_DIR / name, staging / PACKS_DIR / name):
+                linked.add(name)
         except FileNotFoundError:
             return False
     return True
 
 
-def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool) -> int:
+def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources: dict[str, int]) -> int:
     """Copy the index and warm records; returns the copy's sequence number (read from the copy)."""
     from memstrata.tiers import LogBackend, SQLiteBackend, WarmTier
 
     if fmt == 2:
         from memstrata.tiers import copy_log
 
-        copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check)
+        report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check)
+        sources.update({f"{LOG_DIR}/{name}": ino for name, ino in report["sources"].items()})
         backend: Any = LogBackend(staging / LOG_DIR, read_only=True)
     else:
         src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
@@ -82,9 +87,11 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
     The copy is a complete store of the same format, as of one committed batch,
     whatever another process writes or compacts meanwhile; the copied index is
     opened and checked (``full_check``: every segment replayed, see
-    :func:`memstrata.tiers.copy_log`). Returns ``{"format", "seq", "files"}``
-    (``seq``: :attr:`MemoryStore.seq` of the copy; ``files``: paths relative
-    to ``staging``).
+    :func:`memstrata.tiers.copy_log`). Returns ``{"format", "seq", "files",
+    "append_only"}`` (``seq``: :attr:`MemoryStore.seq` of the copy; ``files``:
+    paths relative to ``staging``; ``append_only``: the files that only grow
+    (segments, packs), each with the inode of its source in the store: while
+    that inode lives, an earlier copy of it is a prefix of this one).
 
     >>> import tempfile, os
     >>> from memstrata.store import MemoryStore, snapshot_store
@@ -106,11 +113,13 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
         shutil.rmtree(stage, ignore_errors=True)
         (stage / PACKS_DIR).mkdir(parents=True)
         before = _pack_names(store)
-        if not _link_packs(store, stage, before):
+        linked: set[str] = set()
+        if not _link_packs(store, stage, before, linked):
             continue
-        seq = _copy_index(store, stage, fmt, full_check)
+        sources: dict[str, int] = {}
+        seq = _copy_index(store, stage, fmt, full_check, sources)
         after = _pack_names(store)
-        if not _link_packs(store, stage, [n for n in after if n not in before]):
+        if not _link_packs(store, stage, [n for n in after if n not in before], linked):
             continue
         # a pack created and compacted away while the index was copied leaves a gap in the numbering
         new_ids = sorted(int(n[5:13]) for n in after if n.startswith("pack-") and n not in before)
@@ -118,7 +127,7 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
             continue
         for name in before:  # a pack copied (not linked) before the index: take the bytes appended since
             src, dst = store / PACKS_DIR / name, stage / PACKS_DIR / name
-            if name in after and not os.path.samefile(src, dst):
+            if name in after and name not in linked:
                 shutil.copyfile(src, dst)
         for entry in os.scandir(store):
             if entry.name in _SKIP or entry.name.startswith(".") or entry.name.startswith(LOG_DIR + "."):
@@ -126,6 +135,8 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
             if entry.is_file():
                 shutil.copy2(entry.path, stage / entry.name)
         files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
-        return {"format": fmt, "seq": seq, "files": files}
+        for name in linked:  # a linked pack is the store's inode
+            sources[f"{PACKS_DIR}/{name}"] = (stage / PACKS_DIR / name).stat().st_ino
+        return {"format": fmt, "seq": seq, "files": files, "append_only": sources}
     shutil.rmtree(stage, ignore_errors=True)
     raise MemstrataError(f"snapshot_store: {store} kept compacting during {ATTEMPTS} attempts; try again later")

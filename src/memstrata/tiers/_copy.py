@@ -47,22 +47,23 @@ def _link_or_copy(src: Path, dst: Path, size: int) -> bool:
     return linked
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and its inode number."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(), os.fstat(f.fileno()).st_ino
     except FileNotFoundError as exc:
         raise _Moved(str(path)) from exc
 
 
-def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int) -> tuple[int, int]:
+def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int, sources: dict[str, int]) -> tuple[int, int]:
     """Copy the tail segment ``seg`` and the segments its seals lead to, up to the last complete batch.
 
-    Returns ``(segments written, bytes written)``.
+    Returns ``(segments written, bytes written)``; ``sources`` gets each copied segment's inode.
     """
     written = nbytes = 0
     while True:
-        data = _read(src / segment_name(seg))
+        data, sources[segment_name(seg)] = _read(src / segment_name(seg))
         end, nxt = start, None
         for item in scan_records(data, start, seed):
             if isinstance(item, int):
@@ -85,10 +86,10 @@ def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int) -> tuple[
 
 def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
     dst.mkdir(parents=True)
-    ck_bytes = _read(src / CHECKPOINT_NAME)
-    (dst / CHECKPOINT_NAME).write_bytes(ck_bytes)
+    (dst / CHECKPOINT_NAME).write_bytes(_read(src / CHECKPOINT_NAME)[0])
     ck = load_checkpoint(dst)
     linked = copied = 0
+    sources: dict[str, int] = {}
     for seg, size in ck.segments:
         if seg == ck.tail_segment:
             break
@@ -96,8 +97,10 @@ def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
             linked += 1
         else:
             copied += 1
-    n, nbytes = _copy_chain(src, dst, ck.tail_segment, ck.tail_offset, seed)
-    return {"segments": linked + copied + n, "linked": linked, "copied": copied + n, "tail_bytes": nbytes}
+        sources[segment_name(seg)] = (src / segment_name(seg)).stat().st_ino
+    n, nbytes = _copy_chain(src, dst, ck.tail_segment, ck.tail_offset, seed, sources)
+    return {"segments": linked + copied + n, "linked": linked, "copied": copied + n, "tail_bytes": nbytes,
+            "sources": sources}
 
 
 def copy_log(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, full_check: bool = False) -> dict[str, Any]:
@@ -109,7 +112,10 @@ def copy_log(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, full_c
     segment's size and header and every record after the checkpoint are checked.
     ``full_check`` also replays every segment (``integrity_check``: reads every
     byte). Safe while another process writes and compacts ``src``. Returns
-    ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes"}``.
+    ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes", "sources"}``;
+    ``sources`` maps each segment file's name to the inode of the file it was
+    copied from: a segment only grows while its inode lives, so the bytes a
+    copy of the same inode held are a prefix of this copy's.
     """
     from memstrata.tiers._log import SEED, LogBackend
 
