@@ -57,23 +57,23 @@ def _link_packs(store: Path, staging: Path, names: list[str], linked: set[str]) 
 
 def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources: dict[str, int]) -> int:
     """Copy the index and warm records; returns the copy's sequence number (read from the copy)."""
-    from memstrata.tiers import LogBackend, SQLiteBackend, WarmTier
+    from memstrata.tiers import SQLiteBackend, WarmTier
 
     if fmt == 2:
         from memstrata.tiers import copy_log
 
-        report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check)
+        report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check,
+                          inspect=lambda backend: WarmTier(backend).seq())
         sources.update({f"{LOG_DIR}/{name}": ino for name, ino in report["sources"].items()})
-        backend: Any = LogBackend(staging / LOG_DIR, read_only=True)
-    else:
-        src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
-        dst = sqlite3.connect(staging / DB_NAME)
-        try:
-            src.backup(dst)  # pages=-1: one step, one read transaction
-        finally:
-            dst.close()
-            src.close()
-        backend = SQLiteBackend(staging / DB_NAME, "normal", read_only=True)
+        return int(report["inspect"])
+    src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
+    dst = sqlite3.connect(staging / DB_NAME)
+    try:
+        src.backup(dst)  # pages=-1: one step, one read transaction
+    finally:
+        dst.close()
+        src.close()
+    backend = SQLiteBackend(staging / DB_NAME, "normal", read_only=True)
     try:
         return WarmTier(backend).seq()
     finally:

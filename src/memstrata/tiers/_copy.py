@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int, sources: 
 def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
     dst.mkdir(parents=True)
     (dst / CHECKPOINT_NAME).write_bytes(_read(src / CHECKPOINT_NAME)[0])
-    ck = load_checkpoint(dst)
+    ck = load_checkpoint(dst, with_index=False)
     linked = copied = 0
     sources: dict[str, int] = {}
     for seg, size in ck.segments:
@@ -103,7 +104,13 @@ def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
             "sources": sources}
 
 
-def copy_log(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, full_check: bool = False) -> dict[str, Any]:
+def copy_log(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    full_check: bool = False,
+    inspect: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """Copy the log directory ``src`` to ``dst`` (which must not exist) as of one committed batch.
 
     Sealed segments are hard-linked where the file system allows (they are never
@@ -115,7 +122,9 @@ def copy_log(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, full_c
     ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes", "sources"}``;
     ``sources`` maps each segment file's name to the inode of the file it was
     copied from: a segment only grows while its inode lives, so the bytes a
-    copy of the same inode held are a prefix of this copy's.
+    copy of the same inode held are a prefix of this copy's. ``inspect(backend)``
+    runs on the opened copy (a read-only :class:`LogBackend`); its result is
+    ``report["inspect"]``.
     """
     from memstrata.tiers._log import SEED, LogBackend
 
@@ -131,7 +140,7 @@ def copy_log(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, full_c
             check = LogBackend(d, read_only=True)
             try:
                 problems = check.integrity_check() if full_check else []
-                report |= {"seq": check.seq, "keys": len(check)}
+                report |= {"seq": check.seq, "keys": len(check), "inspect": inspect(check) if inspect else None}
             finally:
                 check.close()
         except (_Moved, CorruptDataError) as exc:
