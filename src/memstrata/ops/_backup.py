@@ -259,7 +259,7 @@ def list_backups(repo: str | os.PathLike[str] | Repository) -> list[dict[str, An
     for sid in repository.snapshot_ids():
         m = repository.read_manifest(sid)
         out.append({k: v for k, v in m.items() if k != "files"} | {"n_files": len(m["files"])})
-    return out
+    return sorted(out, key=lambda m: m["created"])  # ids name the second only: two backups may share it
 
 
 def _parse_time(at: float | str | datetime) -> float:
