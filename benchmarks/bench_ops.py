@@ -26,8 +26,17 @@ import numpy as np
 import pytest
 
 from memstrata import MemoryStore
-from memstrata.ops import PruneConfig, PruneRecord, apply_plan, create_backup, plan_prune, records_from_store
-from memstrata.ops import restore_backup, save_plan, verify_backups
+from memstrata.ops import (
+    PruneConfig,
+    PruneRecord,
+    apply_plan,
+    create_backup,
+    plan_prune,
+    records_from_store,
+    restore_backup,
+    save_plan,
+    verify_backups,
+)
 
 SIZE_MB = int(os.environ.get("MEMSTRATA_BENCH_OPS_MB", "8"))
 N_RECORDS = int(os.environ.get("MEMSTRATA_BENCH_OPS_RECORDS", "10000"))

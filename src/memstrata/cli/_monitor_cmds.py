@@ -28,7 +28,6 @@ def _alert_config(config: str | None) -> Any:
 
 def _collect(store: str, repo: str | None) -> dict[str, Any]:
     from memstrata.ops import collect_metrics
-
     from memstrata.store import is_store
 
     if not is_store(store):

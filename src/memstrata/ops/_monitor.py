@@ -14,7 +14,7 @@ from typing import Any
 from memstrata.errors import MemstrataError
 from memstrata.ops._state import config_from_dict, ops_dir, read_json, write_json
 
-__all__ = ["AlertConfig", "SEVERITIES", "collect_metrics", "evaluate_alerts", "health_checks", "metric_history"]
+__all__ = ["SEVERITIES", "AlertConfig", "collect_metrics", "evaluate_alerts", "health_checks", "metric_history"]
 
 SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
 MiB = 2**20
@@ -42,7 +42,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
 def collect_metrics(

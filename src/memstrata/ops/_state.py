@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from pathlib import Path
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 C = TypeVar("C")

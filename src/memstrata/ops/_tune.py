@@ -82,7 +82,7 @@ def plan_tuning(store_config: Any, samples: list[dict[str, Any]], config: TuneCo
     out = {}
     for knob, (old, want, reason) in changes.items():
         new = _clamp(want, *bounds[knob])
-        new = int(round(new)) if knob != "hot_idle_seconds" else float(new)
+        new = round(new) if knob != "hot_idle_seconds" else float(new)
         if new != old:
             out[knob] = {"from": old, "to": new, "reason": reason, "bounds": list(bounds[knob])}
     return {"changes": out, "samples": len(samples), "config": asdict(cfg)}
