@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from memstrata import MemoryStore
+from memstrata.store import is_store
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,13 +55,13 @@ def test_demo_table_from_the_bundled_sample() -> None:
 
 def test_stats_reads_the_demo_store(demo_dir: tuple[Path, dict]) -> None:
     d, r = demo_dir
-    proc = run("stats", str(d / "store"), "--json", "--verify")
+    proc = run("stats", str(d), "--json", "--verify")
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(proc.stdout)
     assert stats["overall"]["keys"] == r["keys"]
     assert stats["verify"]["ok"] is True
     assert set(stats) >= {"middleware", "compression", "tiered_storage", "deduplication", "overall"}
-    text = run("stats", str(d / "store"))
+    text = run("stats", str(d))
     assert text.returncode == 0 and f"keys               {r['keys']:,}" in text.stdout
 
 
@@ -78,7 +79,7 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     proc = run("demo", "--data", str(tmp_path))
     assert proc.returncode == 1 and "expected texts.jsonl and embeddings.npy" in proc.stderr
     proc = run("frobnicate")
-    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    assert proc.returncode == 2 and "No such command" in proc.stderr
 
 
 def test_demo_with_the_shared_data_set(shared_data: Path, tmp_path: Path) -> None:
@@ -86,6 +87,30 @@ def test_demo_with_the_shared_data_set(shared_data: Path, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["rows"] == 2000 and r["recall_at_10"] >= 0.99 and r["verify_ok"]
+
+
+def test_demo_says_where_its_store_is(tmp_path: Path) -> None:
+    proc = run("demo", "--rows", "100", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "has been deleted; keep it with --dir DIR" in proc.stdout
+    assert "hot keys are copies" in proc.stdout and "embeddings live in the vector index" in proc.stdout
+    assert "the process itself" in proc.stdout
+    kept = tmp_path / "kept"
+    proc = run("demo", "--rows", "100", "--quiet", "--dir", str(kept))
+    assert proc.returncode == 0, proc.stderr
+    assert f"The store stays in {kept}" in proc.stdout and is_store(kept)
+    assert run("stats", str(kept)).returncode == 0
+
+
+def test_broken_pipe_exits_quietly(demo_dir: tuple[Path, dict]) -> None:
+    d, _ = demo_dir
+    exe = shutil.which("memstrata")
+    cmd = f"{exe or sys.executable + ' -m memstrata.cli'} stats --json {d} | head -c1"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(["bash", "-c", cmd + "; echo \" ${PIPESTATUS[0]}\""], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.stdout.startswith("{") and proc.stdout.split()[-1] in ("0", "141"), proc.stdout
+    assert proc.stderr == "", proc.stderr
 
 
 def test_upgrade_and_repair_commands_run_the_engine(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
 import tempfile
 import time
@@ -169,6 +170,9 @@ def run_demo(
     tmp = tempfile.TemporaryDirectory(prefix="memstrata-demo-") if directory is None else None
     root = Path(tmp.name if tmp is not None else directory)  # type: ignore[arg-type]
     root.mkdir(parents=True, exist_ok=True)
+    if progress and tmp is not None:
+        print(f"memstrata demo: store in the temporary directory {root} (deleted at the end; keep it with --dir DIR)",
+              file=sys.stderr)
     bar = _Progress(progress and sys.stderr.isatty(), total=5 * n + 2 * min(n, 2000))
     try:
         # the plain-dict baseline: every raw value in RAM
@@ -183,7 +187,7 @@ def run_demo(
         hot_bytes = max(64 << 10, min(base.hot_max_bytes, 200 * n))
         cfg = StoreConfig.from_dict({**base.to_dict(), "migration_interval_seconds": None, "hot_max_bytes": hot_bytes,
                                      "train_after": min(base.train_after or 500, max(n // 4, 50))})
-        store_dir = root / "store"
+        store_dir = root  # exactly the directory given: `memstrata stats DIR` opens it
         store_times: list[float] = []
         step = 3 * 3600.0 / n
         with MemoryStore(store_dir, cfg, clock=lambda: clock[0]) as store:
@@ -257,6 +261,9 @@ def run_demo(
             "dim": int(emb.shape[1]),
             "preset": preset,
             "store_dir": None if tmp is not None else str(store_dir),
+            "store_path": str(store_dir),
+            "store_kept": tmp is None,
+            "runtime_ram": _runtime_ram(),
             "bytes": {"raw": int(raw), "plain_dict_ram": int(dict_ram), "ram": int(ram), "disk": int(disk),
                       "hot_tier": int(ts["hot"]["bytes"]), "vector_codes": int(vec_ram)},
             "ram_reduction_vs_dict_percent": 100.0 * (1 - ram / dict_ram),
@@ -282,6 +289,15 @@ def run_demo(
             tmp.cleanup()
 
 
+def _runtime_ram() -> int | None:
+    """Resident bytes of this process (the interpreter, numpy, numba and memstrata's own code and data)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def format_report(r: dict[str, Any]) -> str:
     """The table ``memstrata demo`` prints."""
     b = r["bytes"]
@@ -289,18 +305,23 @@ def format_report(r: dict[str, Any]) -> str:
     def us(v: float | None) -> str:
         return "-" if v is None else f"{v:,.1f} µs"
 
+    rt = r.get("runtime_ram")
+    runtime = f"the process itself (interpreter, libraries) is {human_bytes(rt)} more" if rt else "runtime not included"
     rows = [
         ("data", f"{r['data']}: {r['rows']:,} texts + {r['vectors']:,} embeddings ({r['dim']}-d) + {r['rows']:,} traces"),
-        ("keys stored", f"{r['keys']:,} ({r['unique_blobs']:,} unique after dedup)"),
-        ("raw values", human_bytes(b["raw"])),
-        ("plain dict in RAM", human_bytes(b["plain_dict_ram"])),
-        ("memstrata in RAM", f"{human_bytes(b['ram'])}  (hot tier {human_bytes(b['hot_tier'])} + vector codes {human_bytes(b['vector_codes'])})"),
-        ("RAM reduction", f"{r['ram_reduction_vs_dict_percent']:.1f}% vs the plain dict"),
-        ("memstrata on disk", f"{human_bytes(b['disk'])}  ({r['disk_vs_raw']:.2f}x raw)"),
+        ("keys stored", f"{r['keys']:,} keys: texts + traces + session memories (embeddings live in the vector index, "
+                        f"not under keys); {r['unique_blobs']:,} unique values after dedup"),
+        ("raw values", f"{human_bytes(b['raw'])}  (serialized records + float32 embeddings)"),
+        ("plain dict in RAM", f"{human_bytes(b['plain_dict_ram'])}  (the same data as Python objects in one dict)"),
+        ("memstrata in RAM", f"{human_bytes(b['ram'])}  (hot tier {human_bytes(b['hot_tier'])} + vector codes "
+                             f"{human_bytes(b['vector_codes'])}; {runtime})"),
+        ("RAM reduction", f"{r['ram_reduction_vs_dict_percent']:.1f}% vs the plain dict (data only, both sides)"),
+        ("memstrata on disk", f"{human_bytes(b['disk'])}  ({r['disk_vs_raw']:.2f}x raw; store files + vector file)"),
         ("records", f"{human_bytes(r['records']['raw'])} raw -> {human_bytes(r['records']['stored'])} of frames ({r['records']['reduction_percent']:.1f}% smaller), "
                     f"{human_bytes(r['records']['store_files'])} of store files ({r['records']['store_files_vs_raw']:.2f}x raw)"),
-        ("dedup ratio", f"{r['dedup_ratio']:.2f}x"),
-        ("tiers (keys)", f"hot {r['tiers']['hot']:,} | warm {r['tiers']['warm']:,} | cold {r['tiers']['cold']:,}"),
+        ("dedup ratio", f"{r['dedup_ratio']:.2f}x  (bytes of all values / bytes of the unique ones)"),
+        ("tiers (keys)", f"hot {r['tiers']['hot']:,} | warm {r['tiers']['warm']:,} | cold {r['tiers']['cold']:,}  "
+                         f"(hot keys are copies: each also has its durable copy on warm, so the sum exceeds the keys)"),
         ("store p50 / p99", f"{us(r['store_us']['p50'])} / {us(r['store_us']['p99'])}"),
         ("retrieve p50 / p99", f"{us(r['retrieve_us']['p50'])} / {us(r['retrieve_us']['p99'])}"),
         ("retrieve p50 by tier", f"hot {us(r['retrieve_us']['hot_p50'])} | warm {us(r['retrieve_us']['warm_p50'])} | cold {us(r['retrieve_us']['cold_p50'])}"),
@@ -312,4 +333,6 @@ def format_report(r: dict[str, Any]) -> str:
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     if r.get("store_dir"):
         lines.append(f"\nThe store stays in {r['store_dir']}; inspect it with: memstrata stats {r['store_dir']}")
+    else:
+        lines.append(f"\nThe store was in {r.get('store_path')} and has been deleted; keep it with --dir DIR.")
     return "\n".join(lines)

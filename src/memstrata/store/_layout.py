@@ -24,7 +24,7 @@ from typing import Any
 from memstrata._locks import WriterLock
 from memstrata.errors import CorruptDataError, MemstrataError, StoreLockedError
 
-__all__ = ["check_store_path", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
+__all__ = ["check_store_path", "format_version", "is_store", "open_durable", "repair", "take_lock", "upgrade"]
 
 log = logging.getLogger("memstrata.store")
 
@@ -85,6 +85,34 @@ def is_store(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a memstrata store directory (format 1 or 2)."""
     p = Path(path)
     return p.is_dir() and store_format(p) is not None
+
+
+def format_version(path: str | os.PathLike[str]) -> int:
+    """The format of the store at ``path``: 2 (``log/``) or 1 (``store.sqlite``, from its ``meta`` row, or its
+    ``kv`` table for files that predate the row); ``FileNotFoundError`` or ``MemstrataError`` naming the path."""
+    p = check_store_path(path)
+    fmt = store_format(p) if p.is_dir() else None
+    if fmt is None:
+        raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
+    if fmt == 2:
+        return 2
+    db = p / DB_NAME
+    uri = db.resolve().as_uri() + "?mode=ro" + ("&immutable=1" if _immutable(db) else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone() \
+                if "meta" in tables else None
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CorruptDataError(f"{db} cannot be read as a memstrata store ({exc})") from exc
+    if row is not None and str(row[0]).isdigit():
+        return int(row[0])
+    if "kv" in tables:
+        return 1
+    raise MemstrataError(f"{db} has neither a format version nor the shape of a memstrata store")
 
 
 def _has_data(path: Path) -> bool:

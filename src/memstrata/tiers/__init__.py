@@ -24,6 +24,7 @@ from memstrata.tiers._backend import (
 )
 from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
 from memstrata.tiers._log import SEED, LogBackend
+from memstrata.tiers._copy import copy_log
 from memstrata.tiers._repair import finish_swap, repair_log, scan_log
 from memstrata.tiers._segments import fsync_dir
 from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
@@ -39,6 +40,7 @@ __all__ = [
     "WARM",
     "Backend",
     "ColdTier",
+    "copy_log",
     "HotFrame",
     "HotTier",
     "LocalLocation",

@@ -80,8 +80,11 @@ def write_checkpoint(directory: Path, ck: Checkpoint, sync: bool = True) -> int:
     return len(data)
 
 
-def load_checkpoint(directory: Path) -> Checkpoint:
-    """Read and check the checkpoint; ``CorruptDataError`` naming the file and the repair command."""
+def load_checkpoint(directory: Path, *, with_index: bool = True) -> Checkpoint:
+    """Read and check the checkpoint; ``CorruptDataError`` naming the file and the repair command.
+
+    ``with_index=False`` checks the digest and reads the segment list only (``index`` left empty).
+    """
     from memstrata._native.hashing import digest
 
     path = directory / CHECKPOINT_NAME
@@ -100,6 +103,8 @@ def load_checkpoint(directory: Path) -> Checkpoint:
     pos = HEAD.size
     segments = [SEGMENT.unpack_from(data, pos + i * SEGMENT.size) for i in range(n_segs)]
     pos += n_segs * SEGMENT.size
+    if not with_index:
+        return Checkpoint(seq, tail_seg, tail_off, [(int(s), int(z)) for s, z in segments], {})
     klens = np.frombuffer(data, dtype="<u2", count=n, offset=pos).astype(np.int64)
     pos += 2 * n
     locs = np.frombuffer(data, dtype="<i8", count=n, offset=pos)

@@ -1,0 +1,156 @@
+"""A consistent copy of a segment log while its writer keeps appending and compacting.
+
+The log is append-only: sealed segments never change, the tail only grows, and a
+compaction writes new segments and a new checkpoint before it deletes the old
+segments. So the checkpoint (replaced atomically) plus the sealed segments it
+lists plus the chain that follows its tail, cut after the last complete batch,
+is the log as it stood after one committed batch. A segment deleted under the
+copy (a compaction finished meanwhile) makes the copy start again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.tiers._checkpoint import CHECKPOINT_NAME, load_checkpoint
+from memstrata.tiers._segments import F_END, F_SEAL, HEAD_VALUE, HEADER, SEAL_VALUE, scan_records, segment_name
+
+__all__ = ["copy_log"]
+
+ATTEMPTS = 8
+
+
+class _Moved(Exception):
+    """A file of the log went away under the copy (a compaction): start again."""
+
+
+def _link_or_copy(src: Path, dst: Path, size: int) -> bool:
+    """Hard-link ``src`` (a sealed, immutable segment) to ``dst``, else copy it; True when linked."""
+    try:
+        os.link(src, dst)
+        linked = True
+    except FileNotFoundError as exc:
+        raise _Moved(str(src)) from exc
+    except OSError:
+        try:
+            shutil.copyfile(src, dst)
+        except FileNotFoundError as exc:
+            raise _Moved(str(src)) from exc
+        linked = False
+    if dst.stat().st_size != size:
+        raise CorruptDataError(f"segment file {src} is {dst.stat().st_size} bytes, its checkpoint recorded {size}")
+    return linked
+
+
+def _read(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and its inode number."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(), os.fstat(f.fileno()).st_ino
+    except FileNotFoundError as exc:
+        raise _Moved(str(path)) from exc
+
+
+def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int, sources: dict[str, int]) -> tuple[int, int]:
+    """Copy the tail segment ``seg`` and the segments its seals lead to, up to the last complete batch.
+
+    Returns ``(segments written, bytes written)``; ``sources`` gets each copied segment's inode.
+    """
+    written = nbytes = 0
+    while True:
+        data, sources[segment_name(seg)] = _read(src / segment_name(seg))
+        end, nxt = start, None
+        for item in scan_records(data, start, seed):
+            if isinstance(item, int):
+                break  # a batch being written (or a torn one): not committed, not copied
+            if item.flags & F_SEAL:
+                end = item.offset + item.length
+                nxt = SEAL_VALUE.unpack(item.value)[0]
+                break
+            if item.flags & F_END:
+                end = item.offset + item.length
+        if end < start:
+            raise CorruptDataError(f"segment file {src / segment_name(seg)} is shorter than its checkpoint records")
+        (dst / segment_name(seg)).write_bytes(data[:end])
+        written += 1
+        nbytes += end
+        if nxt is None:
+            return written, nbytes
+        seg, start = nxt, HEADER.size + HEAD_VALUE.size + 4
+
+
+def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
+    dst.mkdir(parents=True)
+    (dst / CHECKPOINT_NAME).write_bytes(_read(src / CHECKPOINT_NAME)[0])
+    ck = load_checkpoint(dst, with_index=False)
+    linked = copied = 0
+    sources: dict[str, int] = {}
+    for seg, size in ck.segments:
+        if seg == ck.tail_segment:
+            break
+        if _link_or_copy(src / segment_name(seg), dst / segment_name(seg), size):
+            linked += 1
+        else:
+            copied += 1
+        sources[segment_name(seg)] = (src / segment_name(seg)).stat().st_ino
+    n, nbytes = _copy_chain(src, dst, ck.tail_segment, ck.tail_offset, seed, sources)
+    return {"segments": linked + copied + n, "linked": linked, "copied": copied + n, "tail_bytes": nbytes,
+            "sources": sources}
+
+
+def copy_log(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    full_check: bool = False,
+    inspect: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Copy the log directory ``src`` to ``dst`` (which must not exist) as of one committed batch.
+
+    Sealed segments are hard-linked where the file system allows (they are never
+    written again), the tail chain is copied up to its last complete batch, and
+    the copy is opened before it is returned: the checkpoint's digest, every
+    segment's size and header and every record after the checkpoint are checked.
+    ``full_check`` also replays every segment (``integrity_check``: reads every
+    byte). Safe while another process writes and compacts ``src``. Returns
+    ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes", "sources"}``;
+    ``sources`` maps each segment file's name to the inode of the file it was
+    copied from: a segment only grows while its inode lives, so the bytes a
+    copy of the same inode held are a prefix of this copy's. ``inspect(backend)``
+    runs on the opened copy (a read-only :class:`LogBackend`); its result is
+    ``report["inspect"]``.
+    """
+    from memstrata.tiers._log import SEED, LogBackend
+
+    s, d = Path(src), Path(dst)
+    if not (s / CHECKPOINT_NAME).exists():
+        raise FileNotFoundError(errno.ENOENT, "no segment log here (no CHECKPOINT)", str(s))
+    if d.exists():
+        raise FileExistsError(errno.EEXIST, "copy_log: the destination exists", str(d))
+    last = ""
+    for _attempt in range(ATTEMPTS):
+        try:
+            report = _copy_once(s, d, SEED)
+            check = LogBackend(d, read_only=True)
+            try:
+                problems = check.integrity_check() if full_check else []
+                report |= {"seq": check.seq, "keys": len(check), "inspect": inspect(check) if inspect else None}
+            finally:
+                check.close()
+        except (_Moved, CorruptDataError) as exc:
+            # a compaction replaced files under the copy; damage that stays shows again on the next try
+            shutil.rmtree(d, ignore_errors=True)
+            last = f"{type(exc).__name__}: {exc}" if isinstance(exc, CorruptDataError) else f"{exc} vanished (compaction)"
+            continue
+        if problems:
+            shutil.rmtree(d, ignore_errors=True)
+            last = "; ".join(problems)
+            continue
+        return report
+    raise MemstrataError(f"copy_log: no consistent copy of {s} after {ATTEMPTS} attempts ({last})")
