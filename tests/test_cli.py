@@ -41,6 +41,9 @@ def test_demo_json_report(demo_dir: tuple[Path, dict]) -> None:
     assert r["ram_reduction_vs_dict_percent"] >= 85
     assert sum(r["tiers"].values()) >= r["keys"]
     assert r["store_us"]["p50"] > 0 and r["retrieve_us"]["p99"] >= r["retrieve_us"]["p50"]
+    agent = r["agent"]  # AgentMemory over the same texts: every text is a memory or merged into one
+    assert agent["texts"] == 400 and agent["memories"] + agent["duplicates_merged"] == 400
+    assert agent["add_p50_us"] > 0 and agent["search_p50_us"] > 0 and 0 < agent["disk_bytes_per_memory"] < 4000
 
 
 def test_demo_table_from_the_bundled_sample() -> None:
@@ -48,7 +51,8 @@ def test_demo_table_from_the_bundled_sample() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for label in ("raw values", "plain dict in RAM", "memstrata in RAM", "memstrata on disk", "RAM reduction",
-                  "dedup ratio", "tiers (keys)", "store p50 / p99", "retrieve p50 / p99", "recall@10", "verify()"):
+                  "dedup ratio", "tiers (keys)", "store p50 / p99", "retrieve p50 / p99", "recall@10", "verify()",
+                  "agent memory"):
         assert label in out, label
     assert "bundled sample: 200 texts" in out and "ok: every frame checked" in out
 

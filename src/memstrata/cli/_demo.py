@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from memstrata.cli._demo_agent import agent_figures, agent_line
+
 __all__ = ["deep_sizeof", "format_report", "human_bytes", "load_data", "run_demo"]
 
 SAMPLE = Path(__file__).with_name("_sample")
@@ -282,6 +284,7 @@ def run_demo(
             "recall_at_10": recall,
             "vector_codec": "binary codes + float re-ranking (rescore=20) from disk",
             "verify_ok": verify["ok"],
+            "agent": agent_figures(texts, emb),
         }
         return report
     finally:
@@ -327,6 +330,7 @@ def format_report(r: dict[str, Any]) -> str:
         ("retrieve p50 by tier", f"hot {us(r['retrieve_us']['hot_p50'])} | warm {us(r['retrieve_us']['warm_p50'])} | cold {us(r['retrieve_us']['cold_p50'])}"),
         ("recall@10", f"{r['recall_at_10']:.4f}  ({r['vector_codec']})"),
         ("verify()", "ok: every frame checked" if r["verify_ok"] else "PROBLEMS FOUND"),
+        *([("agent memory", agent_line(r["agent"]))] if r.get("agent") else []),
     ]
     width = max(len(k) for k, _ in rows)
     lines = ["memstrata demo", "=" * 14]
