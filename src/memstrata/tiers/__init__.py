@@ -23,8 +23,8 @@ from memstrata.tiers._backend import (
     StorageFullError,
 )
 from memstrata.tiers._cold import ColdTier, LocalLocation, Location, MemoryLocation
-from memstrata.tiers._log import SEED, LogBackend
 from memstrata.tiers._copy import copy_log
+from memstrata.tiers._log import SEED, LogBackend
 from memstrata.tiers._repair import finish_swap, repair_log, scan_log
 from memstrata.tiers._segments import fsync_dir
 from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
@@ -40,7 +40,6 @@ __all__ = [
     "WARM",
     "Backend",
     "ColdTier",
-    "copy_log",
     "HotFrame",
     "HotTier",
     "LocalLocation",
@@ -57,6 +56,7 @@ __all__ = [
     "WarmTier",
     "connect_postgres",
     "connect_redis",
+    "copy_log",
     "finish_swap",
     "fsync_dir",
     "repair_log",
