@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from memstrata._native.hashing import digest as _digest
+from memstrata.codecs import digest as _digest
 from memstrata.codecs import serialize as _serialize
 
 __all__ = ["DICTIONARY_BYTES", "DictionaryRecords", "Prepared", "RecordMaker", "load_new_dictionaries"]
