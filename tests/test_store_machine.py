@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -65,6 +66,20 @@ class StoreMachine(RuleBasedStateMachine):
             self.pinned.discard(key)
         else:
             assert key not in self.store
+
+    @rule(keys=st.lists(KEYS, max_size=5), missing_ok=st.booleans())
+    def delete_many(self, keys: list[Any], missing_ok: bool) -> None:
+        seq = self.store.seq
+        if not missing_ok and any(k not in self.model for k in keys):
+            with pytest.raises(KeyError):
+                self.store.delete_many(keys)
+            assert self.store.seq == seq  # nothing was deleted
+            return
+        gone = {k for k in keys if k in self.model}
+        assert self.store.delete_many(keys, missing_ok=missing_ok) == seq + len(gone)
+        for k in gone:
+            del self.model[k]
+            self.pinned.discard(k)
 
     @rule(key=KEYS)
     def retrieve(self, key: Any) -> None:

@@ -253,10 +253,10 @@ def apply_plan(
             report["backup"] = create_backup(store_path, backup_repo)["id"]
         atomic_write(ops_dir(store_path, "undo") / f"{plan_id}.msgpack", serialize(undo))
         _set_status(store_path, plan, status="applying", backup=report["backup"])
+        # every delete in one batch: a crash leaves all of them done or none (the undo point is already written)
+        store.delete_many([item["key"] for item in todo if item["action"] == "delete"])
         for item in todo:
-            if item["action"] == "delete":
-                store.delete(item["key"])
-            else:
+            if item["action"] != "delete":
                 store.migrate(item["key"], "cold")
         _set_status(store_path, plan, status="applied", applied_at=time.time(), applied=len(todo), skipped=skipped)
     return report

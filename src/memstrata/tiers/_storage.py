@@ -6,7 +6,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from memstrata._native.eviction import DEFAULT_POLICY
@@ -392,31 +392,59 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
 
     def delete(self, key: str | bytes) -> int:
         """Record a tombstone for ``key`` (space is reclaimed by :meth:`gc`); ``KeyError`` if absent."""
-        kb = encode_key(key)
+        return self.delete_many((key,))[0]
+
+    def delete_many(self, keys: Iterable[str | bytes], *, missing_ok: bool = False) -> tuple[int, int]:
+        """Record tombstones for ``keys`` in one batch: all of them are deleted, or (error, crash) none.
+
+        Each deleted key gets its own sequence number, in the order given;
+        returns ``(the last one, keys deleted)`` (the current one and 0 when
+        nothing was deleted). A key
+        listed twice is deleted once. An absent key raises ``KeyError`` before
+        anything is written, unless ``missing_ok`` (then it is skipped). The
+        batch is held in RAM (about 100 bytes per key) and written at once.
+        """
         with self._lock:
             self._check_writable()
-            old = self.warm.entry(kb)
-            if old is None or old[1] & F_TOMBSTONE:
-                raise KeyError(key)
             puts: dict[bytes, bytes] = {}
-            seq = self._next_seq(puts)
-            info = self.warm.blob(old[2])
-            puts[K + kb] = ENTRY.pack(seq, F_TOMBSTONE, old[2])
-            if info is not None:
-                info[0] = max(0, info[0] - 1)
-                if old[1] & F_PINNED:
-                    info[1] = max(0, info[1] - 1)
-                puts[A + old[2]] = BLOB.pack(*info)
+            seq = self._seq
+            infos: dict[bytes, list[Any] | None] = {}  # blob records as they will be after the batch
+            done: list[tuple[str | bytes, list[Any] | None]] = []  # each key with its blob as its delete left it
+            seen: set[bytes] = set()
+            for key in keys:
+                kb = encode_key(key)
+                if kb in seen:
+                    continue
+                old = self.warm.entry(kb)
+                if old is None or old[1] & F_TOMBSTONE:
+                    if missing_ok:
+                        continue
+                    raise KeyError(key)
+                seen.add(kb)
+                seq += 1
+                d = old[2]
+                info = infos[d] if d in infos else infos.setdefault(d, self.warm.blob(d))
+                puts[K + kb] = ENTRY.pack(seq, F_TOMBSTONE, d)
+                if info is not None:
+                    info[0] = max(0, info[0] - 1)
+                    if old[1] & F_PINNED:
+                        info[1] = max(0, info[1] - 1)
+                    puts[A + d] = BLOB.pack(*info)
+                done.append((key, None if info is None else list(info)))
+            if not done:
+                return self._seq, 0
+            puts[SEQ_KEY] = struct.pack("<Q", seq)
             self._apply_freeing(puts)
             self._seq = seq
-            self._n_keys -= 1
-            self._n_tombstones += 1
-            if info is not None:
-                self._release_counts(info)
-                self._logical -= info[4]
-            self.hot.pop(key)
-            self._hot_atime.pop(key, None)
-            return seq
+            self._n_keys -= len(done)
+            self._n_tombstones += len(done)
+            for key, after in done:
+                if after is not None:
+                    self._release_counts(after)
+                    self._logical -= after[4]
+                self.hot.pop(key)
+                self._hot_atime.pop(key, None)
+            return seq, len(done)
 
     def _apply_freeing(self, puts: dict[bytes, bytes]) -> None:
         """A batch that frees space (a delete): it may use the backend's reserve, so a full disk can be emptied."""
