@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -65,8 +64,10 @@ def test_full_incremental_and_point_in_time_restores_are_byte_identical(tmp_path
     assert all(f["chunks"] == old[f["path"]]["chunks"] for f in whole)
     grown = [f for f in same if f["size"] > old[f["path"]]["size"] and f["path"].startswith("log/seg-")]
     assert grown and all(f["chunks"][:1] == old[f["path"]]["chunks"][:1] for f in grown)  # the active segment
-    assert m2["files_reused"] == len(same) and 0 < m2["bytes_reused"] < m2["bytes_total"]
-    assert not [f for f in m2["files"] if f["path"] == "log/CHECKPOINT" and f["ident"] is not None]
+    # no compaction since the parent: the parent's checkpoint still opens the log and is kept, not sent again
+    ck1, ck2 = ([f for f in m["files"] if f["path"] == "log/CHECKPOINT"] for m in (m1, m2))
+    assert m2["checkpoint_kept"] and ck2[0]["chunks"] == ck1[0]["chunks"] and ck2[0]["ident"] is None
+    assert m2["files_reused"] == len(same) + 1 and 0 < m2["bytes_reused"] < m2["bytes_total"]
     restore_backup(repo, tmp_path / "latest")
     restore_backup(repo, tmp_path / "at", at=1500.0)
     restore_backup(repo, tmp_path / "seq", seq=m1["seq"])
@@ -227,9 +228,11 @@ def test_a_grown_file_reuses_its_prefix_only_when_the_bytes_match(tmp_path: Path
     repo = Repository.init(tmp_path / "repo", chunk_bytes=4)
     f = tmp_path / "seg"
     f.write_bytes(b"aaaabbbbcc")
-    old = {"size": 6, "ident": 7, "chunks": [[hashlib.sha256(b"aaaa").hexdigest(), 4], [hashlib.sha256(b"bb").hexdigest(), 2]]}
-    assert _reusable_prefix(repo, f, 10, old, 7) == old["chunks"][:1]  # the partial last chunk is read again
+    old = {"size": 6, "ident": 7, "chunks": [[repo.digest(b"aaaa"), 4], [repo.digest(b"bb"), 2]]}
+    assert _reusable_prefix(repo, f, 10, old, 7) == old["chunks"]  # the short last chunk too: only new bytes are read
     assert _reusable_prefix(repo, f, 10, old, 8) == []  # another inode
     assert _reusable_prefix(repo, f, 4, old, 7) == []  # shrank: not the same file
     f.write_bytes(b"xaaabbbbcc")  # same inode, other bytes (a recycled inode number): caught by the digest
+    assert _reusable_prefix(repo, f, 10, old, 7) == []
+    f.write_bytes(b"aaaabxbbcc")  # the last reused chunk differs: caught as well
     assert _reusable_prefix(repo, f, 10, old, 7) == []

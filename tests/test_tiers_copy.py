@@ -85,3 +85,64 @@ def test_snapshot_store_is_a_complete_store(tmp_path: Path) -> None:
         snapshot_store(store, tmp_path / "snap")
     with pytest.raises(FileNotFoundError):
         snapshot_store(tmp_path / "none", tmp_path / "snap2")
+
+
+def _contents(path: Path) -> tuple[int, dict[bytes, bytes]]:
+    c = LogBackend(path, read_only=True)
+    try:
+        assert c.integrity_check() == []
+        return c.seq, dict(c.scan())
+    finally:
+        c.close()
+
+
+def test_an_earlier_checkpoint_is_kept_while_it_still_opens_the_log(tmp_path: Path) -> None:
+    src = tmp_path / "log"
+    b = LogBackend(src, segment_max_bytes=4 << 10)  # batches seal segments between the copies
+    for i in range(10):
+        b.apply(batch(i))
+    b.flush()
+    first = copy_log(src, tmp_path / "c0")
+    base = (tmp_path / "c0" / "CHECKPOINT").read_bytes()
+    for i in range(10, 40):
+        b.apply(batch(i) | {f"new{i}".encode(): b"v"}, [b"new12"] if i == 30 else [])
+    b.flush()  # the source has a newer checkpoint now
+    assert (src / "CHECKPOINT").read_bytes() != base
+    kept = copy_log(src, tmp_path / "c1", base_checkpoint=base, base_sources=first["sources"])
+    assert kept["checkpoint"] == "base" and (tmp_path / "c1" / "CHECKPOINT").read_bytes() == base
+    assert kept["segments"] > first["segments"]  # the log replays across the segments sealed since
+    plain = copy_log(src, tmp_path / "c2")
+    assert plain["checkpoint"] == "current"
+    assert _contents(tmp_path / "c1") == _contents(tmp_path / "c2") == (b.seq, dict(b.scan()))
+    assert b"new12" not in dict(b.scan()) and kept["keys"] == plain["keys"] == len(b)
+
+    # a segment it lists replaced by another file of the same name and size: the current checkpoint is taken
+    moved = dict(first["sources"]) | {name: ino + 1 for name, ino in first["sources"].items()}
+    assert copy_log(src, tmp_path / "c3", base_checkpoint=base, base_sources=moved)["checkpoint"] == "current"
+    damaged = base[:-1] + bytes([base[-1] ^ 1])  # its digest fails: never used
+    assert copy_log(src, tmp_path / "c4", base_checkpoint=damaged)["checkpoint"] == "current"
+    b.vacuum()  # compaction: the segments the earlier checkpoint lists are gone
+    b.apply(batch(99))
+    after = copy_log(src, tmp_path / "c5", base_checkpoint=base, base_sources=first["sources"])
+    assert after["checkpoint"] == "current" and _contents(tmp_path / "c5") == (b.seq, dict(b.scan()))
+    b.close()
+
+
+def test_an_earlier_checkpoint_too_far_behind_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import memstrata.tiers._copy as copy_module
+
+    src = tmp_path / "log"
+    b = LogBackend(src)
+    b.apply(batch(0))
+    b.flush()
+    first = copy_log(src, tmp_path / "c0")
+    base = (tmp_path / "c0" / "CHECKPOINT").read_bytes()
+    for i in range(1, 30):
+        b.apply(batch(i))
+    b.flush()
+    monkeypatch.setattr(copy_module, "BASE_MAX_REPLAY", 1000)  # less than the log written since
+    assert copy_log(src, tmp_path / "c1", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "current"
+    monkeypatch.setattr(copy_module, "BASE_MAX_REPLAY", 1 << 20)
+    assert copy_log(src, tmp_path / "c2", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "base"
+    assert _contents(tmp_path / "c1") == _contents(tmp_path / "c2")
+    b.close()

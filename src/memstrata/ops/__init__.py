@@ -4,14 +4,7 @@ Every maintenance action is a plan first and an apply second; destructive
 applies take a backup and record an undo point first.
 """
 
-from memstrata.ops._backup import (
-    create_backup,
-    list_backups,
-    restore_backup,
-    rotate_backups,
-    select_snapshot,
-    verify_backups,
-)
+from memstrata.ops._backup import create_backup
 from memstrata.ops._migrate import (
     Migration,
     MigrationError,
@@ -39,8 +32,10 @@ from memstrata.ops._prune import (
     save_plan,
     undo_plan,
 )
-from memstrata.ops._repo import BackupError, Repository
+from memstrata.ops._repo import BackupError, Repository, list_backups
 from memstrata.ops._report import PLOT_COLORS, html_report, prometheus_text
+from memstrata.ops._restore import restore_backup, select_snapshot, verify_backups
+from memstrata.ops._rotate import rotate_backups
 from memstrata.ops._tune import TuneConfig, Tuner, plan_tuning
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Backups of a store: consistent snapshots under a live writer, full and incremental, verify, drill, restore, rotate.
+"""Backups of a store: consistent snapshots under a live writer, full, incremental and agent-scoped.
 
 A snapshot is taken in a staging directory next to the store by
 :func:`memstrata.store.snapshot_store`: sealed segments and pack files are
@@ -8,12 +8,17 @@ fast the writer writes or compacts. The staged directory is a complete store;
 it is opened and checked, then cut into chunks that go to the repository.
 Segments and packs only grow while their inode lives (sealed ones never
 change): the part of such a file that the parent backup took from the same
-inode is not read again, only the bytes appended since.
+inode is not read again, only the bytes appended since. The log's index
+checkpoint is not sent again either: the parent's checkpoint is handed to the
+snapshot, which keeps it while it still opens the copied log (no compaction
+since), so an incremental backup is the appended bytes plus its manifest.
+
+Restore, verify and drill are in :mod:`memstrata.ops._restore`, rotation in
+:mod:`memstrata.ops._rotate`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,59 +29,63 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from memstrata.errors import CorruptDataError
-from memstrata.ops._repo import BackupError, Repository
+from memstrata.ops._repo import BackupError, Progress, Repository, file_digest, list_backups, open_repo
 
-__all__ = [
-    "create_backup", "list_backups", "restore_backup", "rotate_backups", "select_snapshot", "verify_backups",
-]
+__all__ = ["create_backup"]
 
-Progress = Callable[[int, int], None]
 RECORDS_FILE = "records.msgpack"
+CHECKPOINT_FILE = "log/CHECKPOINT"
+MANIFEST_VERSION = 2  # 2: "digest" names the chunk digest; 1 (no "version"): SHA-256 chunks
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
-def _open_repo(repo: str | os.PathLike[str] | Repository, create: bool) -> Repository:
-    if isinstance(repo, Repository):
-        return repo
-    return Repository.init(repo) if create else Repository(repo)
 
 
 # ------------------------------------------------------------- snapshot --
 
-def _stage(store: Path, staging: Path) -> tuple[int, dict[str, int]]:
+def _stage(store: Path, staging: Path, base: tuple[bytes, dict[str, int]] | None) -> dict[str, Any]:
     """A consistent copy of ``store`` in ``staging`` (:func:`memstrata.store.snapshot_store`), opened read-only
-    and checked before anything is read from it; returns its sequence number and its append-only files."""
+    and checked before anything is read from it; ``base``: the parent's checkpoint and append-only files."""
     from memstrata.store import snapshot_store
 
-    snap = snapshot_store(store, staging)
-    return int(snap["seq"]), dict(snap["append_only"])
+    if base is None:
+        return snapshot_store(store, staging)
+    return snapshot_store(store, staging, base_checkpoint=base[0], base_sources=base[1])
+
+
+def _parent_checkpoint(repository: Repository, parent: dict[str, Any] | None) -> tuple[bytes, dict[str, int]] | None:
+    """The parent's log checkpoint (its chunks fetched and checked) and the source inodes of its growing files."""
+    if parent is None or parent.get("layout") != "files":
+        return None
+    entry = next((f for f in parent["files"] if f["path"] == CHECKPOINT_FILE), None)
+    if entry is None:
+        return None
+    data = b"".join(repository.get_chunk(d) for d, _ in entry["chunks"])
+    if len(data) != entry["size"]:
+        return None
+    return data, {f["path"]: f["ident"] for f in parent["files"] if f.get("ident") is not None}
 
 
 def _reusable_prefix(repo: Repository, path: Path, size: int, old: dict[str, Any] | None, ident: int | None
                      ) -> list[list[Any]]:
-    """The parent's chunks that are still this file's first bytes.
+    """The parent's chunks, when they are still this file's first bytes.
 
     Only for a file that only grows (a segment or pack) copied from the same
-    inode as the parent's: its old bytes are a prefix of the new ones. The
-    leading full-size chunks are taken (all of them when the size is unchanged),
-    after re-hashing the first and the last taken against their digests.
+    inode as the parent's: its old bytes are a prefix of the new ones. Every
+    chunk is taken (the last may be short: the bytes appended since follow it
+    in new chunks), after re-hashing the first and the last against their
+    digests (a guard against a recycled inode number).
     """
-    if ident is None or old is None or old.get("ident") != ident or old["size"] > size:
+    if ident is None or old is None or old.get("ident") != ident or old["size"] > size or not old["chunks"]:
         return []
     chunks = old["chunks"]
-    k = len(chunks) if old["size"] == size else 0
-    if not k:
-        while k < len(chunks) and chunks[k][1] == repo.chunk_bytes:
-            k += 1
-    if not k:
-        return []
+    offsets = [0]
+    for _d, n in chunks:
+        offsets.append(offsets[-1] + n)
     with open(path, "rb") as f:
-        for i in {0, k - 1}:
-            f.seek(i * repo.chunk_bytes)
-            if hashlib.sha256(f.read(chunks[i][1])).hexdigest() != chunks[i][0]:
+        for i in {0, len(chunks) - 1}:
+            f.seek(offsets[i])
+            if repo.digest(f.read(chunks[i][1])) != chunks[i][0]:
                 return []
-    return [list(c) for c in chunks[:k]]
+    return [list(c) for c in chunks]
 
 
 def _agent_records(staging: Path, agent: str) -> bytes:
@@ -95,17 +104,13 @@ def _agent_records(staging: Path, agent: str) -> bytes:
 
 # --------------------------------------------------------------- create --
 
-def _chunk_work(data: bytes, known: set[str], cctx_level: int = 1) -> tuple[str, int, bytes | None]:
+def _chunk_work(repo: Repository, data: bytes, known: set[str], cctx_level: int = 1) -> tuple[str, int, bytes | None]:
     import zstandard
 
-    digest = hashlib.sha256(data).hexdigest()
+    digest = repo.digest(data)
     if digest in known:
         return digest, len(data), None
     return digest, len(data), zstandard.ZstdCompressor(level=cctx_level).compress(data)
-
-
-def _file_digest(chunks: list[list[Any]]) -> str:
-    return hashlib.sha256("".join(d for d, _ in chunks).encode()).hexdigest()
 
 
 def _upload_file(repo: Repository, path: Path, size: int, pool: ThreadPoolExecutor, tick: Callable[[int], None],
@@ -123,7 +128,7 @@ def _upload_file(repo: Repository, path: Path, size: int, pool: ThreadPoolExecut
             if not data:
                 raise BackupError(f"store: {path.name} shrank while it was backed up")
             left -= len(data)
-            pending.append(pool.submit(_chunk_work, data, known))
+            pending.append(pool.submit(_chunk_work, repo, data, known))
             if len(pending) >= 2 * _WORKERS:
                 chunks.append(_finish(repo, pending.pop(0).result(), tick, stats, dry_run))
     chunks.extend(_finish(repo, fut.result(), tick, stats, dry_run) for fut in pending)
@@ -157,8 +162,9 @@ def create_backup(
     """Back up the store directory ``store`` into ``repo``; returns the manifest.
 
     ``incremental`` links the backup to the newest earlier backup of the same
-    store and scope (its parent) and reads only what was appended to segments
-    and packs since the parent (see :func:`_reusable_prefix`); chunks the
+    store and scope (its parent), reads only what was appended to segments
+    and packs since the parent (see :func:`_reusable_prefix`) and keeps the
+    parent's log checkpoint while no compaction happened since; chunks the
     repository already has are never written again.
     ``agent`` backs up only that agent's records (mapping values whose ``agent``
     field matches). ``dry_run`` reads everything and reports what would be
@@ -172,7 +178,7 @@ def create_backup(
     scratch = dry_run and not isinstance(repo, Repository) and not _exists_repo(repo)
     # a dry run into a repository that does not exist yet plans against an empty one in RAM
     repository = Repository.init(f"memory://dry-run-{os.getpid()}-{time.monotonic_ns()}") if scratch \
-        else _open_repo(repo, create=not dry_run)
+        else open_repo(repo, create=not dry_run)
     source = str(store.resolve())
     parent = None
     if incremental:
@@ -183,8 +189,11 @@ def create_backup(
     created = clock()
     staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=store))
     stats = {"chunks_new": 0, "bytes_added": 0, "files_reused": 0, "bytes_reused": 0}
+    base = _parent_checkpoint(repository, parent) if agent is None else None
     try:
-        seq, append_only = _stage(store, staging)
+        snap = _stage(store, staging, base)
+        seq, append_only = int(snap["seq"]), dict(snap["append_only"])
+        same_checkpoint = base is not None and snap["checkpoint"] == "base"
         if agent is not None:
             (staging / RECORDS_FILE).write_bytes(_agent_records(staging, agent))
             paths = [RECORDS_FILE]
@@ -204,8 +213,11 @@ def create_backup(
         files = []
         with ThreadPoolExecutor(_WORKERS) as pool:
             for p in paths:
-                # the part of a growing file the parent already holds is not read again
-                chunks = _reusable_prefix(repository, staging / p, sizes[p], parent_files.get(p), ident[p])
+                # the part of a growing file the parent already holds is not read again, nor its kept checkpoint
+                if p == CHECKPOINT_FILE and same_checkpoint and parent_files[p]["size"] == sizes[p]:
+                    chunks = [list(c) for c in parent_files[p]["chunks"]]
+                else:
+                    chunks = _reusable_prefix(repository, staging / p, sizes[p], parent_files.get(p), ident[p])
                 start = sum(n for _, n in chunks)
                 if chunks:
                     stats["files_reused"] += 1
@@ -214,12 +226,14 @@ def create_backup(
                 if start < sizes[p]:
                     chunks += _upload_file(repository, staging / p, sizes[p], pool, tick, stats, dry_run, start)
                 files.append({"path": p, "size": sizes[p], "ident": ident[p], "chunks": chunks,
-                              "sha256": _file_digest(chunks)})
+                              "sha256": file_digest(chunks)})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if scratch:
             repository.fs.rm(repository.root, recursive=True)
     manifest = {
+        "version": MANIFEST_VERSION,
+        "digest": repository.digest_name,
         "id": Repository.new_snapshot_id(created),
         "created": created,
         "created_iso": datetime.fromtimestamp(created, timezone.utc).isoformat(),
@@ -235,6 +249,7 @@ def create_backup(
         "chunks_new": stats["chunks_new"],
         "files_reused": stats["files_reused"],
         "bytes_reused": stats["bytes_reused"],
+        "checkpoint_kept": same_checkpoint,
         "dry_run": dry_run,
     }
     if not dry_run:
@@ -248,270 +263,3 @@ def _exists_repo(repo: str | os.PathLike[str]) -> bool:
     except BackupError:
         return False
     return True
-
-
-# ---------------------------------------------------------------- list --
-
-def list_backups(repo: str | os.PathLike[str] | Repository) -> list[dict[str, Any]]:
-    """A summary of every backup, oldest first (``files`` left out)."""
-    repository = _open_repo(repo, create=False)
-    out = []
-    for sid in repository.snapshot_ids():
-        m = repository.read_manifest(sid)
-        out.append({k: v for k, v in m.items() if k != "files"} | {"n_files": len(m["files"])})
-    return sorted(out, key=lambda m: m["created"])  # ids name the second only: two backups may share it
-
-
-def _parse_time(at: float | str | datetime) -> float:
-    if isinstance(at, datetime):
-        return at.timestamp()
-    if isinstance(at, (int, float)):
-        return float(at)
-    try:
-        return float(at)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise ValueError(f"at: expected a Unix time or an ISO 8601 date/time, got {at!r}") from exc
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def select_snapshot(
-    repo: str | os.PathLike[str] | Repository,
-    *,
-    snapshot: str | None = None,
-    at: float | str | datetime | None = None,
-    seq: int | None = None,
-    source: str | None = None,
-) -> dict[str, Any]:
-    """The manifest to restore: ``snapshot`` by id, else the newest taken at or before ``at``, else the
-    newest whose sequence number is at most ``seq``, else the newest."""
-    repository = _open_repo(repo, create=False)
-    if snapshot is not None:
-        return repository.read_manifest(snapshot)
-    candidates = [m for m in list_backups(repository) if source is None or m["source"] == source]
-    if at is not None:
-        t = _parse_time(at)
-        candidates = [m for m in candidates if m["created"] <= t]
-    if seq is not None:
-        candidates = [m for m in candidates if m["seq"] <= int(seq)]
-    if not candidates:
-        raise BackupError(f"repository {repository.url}: no backup matches (at={at!r}, seq={seq!r})")
-    best = max(candidates, key=lambda m: (m["created"], m["seq"])) if seq is None else \
-        max(candidates, key=lambda m: (m["seq"], m["created"]))
-    return repository.read_manifest(best["id"])
-
-
-# ------------------------------------------------------------- restore --
-
-def restore_backup(
-    repo: str | os.PathLike[str] | Repository,
-    target: str | os.PathLike[str],
-    *,
-    snapshot: str | None = None,
-    at: float | str | datetime | None = None,
-    seq: int | None = None,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Restore a backup (see :func:`select_snapshot`) into ``target``.
-
-    A file backup is written to a temporary sibling of ``target``, every chunk
-    checked against its digest, and renamed to ``target`` only when complete, so
-    an interrupted restore leaves ``target`` as it was; ``target`` must not
-    exist or be an empty directory. An agent backup stores its records into
-    the store at ``target`` (created if missing).
-    """
-    repository = _open_repo(repo, create=False)
-    m = select_snapshot(repository, snapshot=snapshot, at=at, seq=seq)
-    target = Path(target)
-    total = sum(f["size"] for f in m["files"])
-    report = {"snapshot": m["id"], "created": m["created"], "seq": m["seq"], "target": str(target),
-              "files": len(m["files"]), "bytes": total, "layout": m["layout"], "dry_run": dry_run}
-    if m["layout"] == "records":
-        return report | _restore_records(repository, m, target, dry_run)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise BackupError(f"target: {target} exists and is not empty; restore into a new directory")
-    if dry_run:
-        missing = sorted({d for f in m["files"] for d, _ in f["chunks"]} - repository.known_chunks())
-        return report | {"missing_chunks": missing, "ok": not missing}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
-    done = 0
-    try:
-        for f in m["files"]:
-            dest = tmp / f["path"]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(dest, "wb") as out:
-                with ThreadPoolExecutor(_WORKERS) as pool:
-                    for data in pool.map(repository.get_chunk, [d for d, _ in f["chunks"]]):
-                        out.write(data)
-                        done += len(data)
-                        if progress is not None:
-                            progress(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-            if dest.stat().st_size != f["size"]:
-                raise CorruptDataError(f"snapshot {m['id']}: {f['path']} restored to {dest.stat().st_size} bytes, "
-                                       f"the manifest says {f['size']}")
-        (tmp / "packs").mkdir(exist_ok=True)
-        if target.exists():
-            target.rmdir()
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return report | {"ok": True}
-
-
-def _restore_records(repository: Repository, m: dict[str, Any], target: Path, dry_run: bool) -> dict[str, Any]:
-    from memstrata.codecs import deserialize
-    from memstrata.store import MemoryStore
-
-    raw = b"".join(repository.get_chunk(d) for f in m["files"] for d, _ in f["chunks"])
-    records = deserialize(raw)
-    if dry_run:
-        return {"records": len(records), "ok": True}
-    with MemoryStore(target) as store:
-        store.store_many((key, deserialize(value)) for key, value in records)
-    return {"records": len(records), "ok": True}
-
-
-# -------------------------------------------------------------- verify --
-
-def verify_backups(
-    repo: str | os.PathLike[str] | Repository,
-    snapshot: str | None = None,
-    *,
-    drill: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Check every chunk of every backup (or of ``snapshot``) against its digest.
-
-    ``drill`` also restores each backup into a temporary directory, opens it
-    and runs :meth:`MemoryStore.verify` on it. Returns ``ok``, per-snapshot
-    results and every error found (never raises for damage it can describe).
-    """
-    repository = _open_repo(repo, create=False)
-    ids = [snapshot] if snapshot is not None else repository.snapshot_ids()
-    checked: dict[str, str | None] = {}
-    results: list[dict[str, Any]] = []
-    manifests = []
-    for sid in ids:
-        try:
-            manifests.append(repository.read_manifest(sid))
-        except (CorruptDataError, BackupError) as exc:
-            results.append({"id": sid, "ok": False, "errors": [str(exc)]})
-    total = sum(f["size"] for m in manifests for f in m["files"])
-    done = 0
-
-    def check(digest: str) -> str | None:
-        try:
-            repository.get_chunk(digest)
-        except CorruptDataError as exc:
-            return str(exc)
-        return None
-
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        for m in manifests:
-            todo = sorted({d for f in m["files"] for d, _ in f["chunks"]} - checked.keys())
-            for digest, err in zip(todo, pool.map(check, todo)):
-                checked[digest] = err
-            errors: list[str] = sorted({e for f in m["files"] for d, _ in f["chunks"] if (e := checked[d]) is not None})
-            for f in m["files"]:
-                if _file_digest(f["chunks"]) != f["sha256"] or sum(s for _, s in f["chunks"]) != f["size"]:
-                    errors.append(f"snapshot {m['id']}: {f['path']} does not match its manifest entry")
-            entry: dict[str, Any] = {"id": m["id"], "ok": not errors, "errors": errors}
-            if drill and not errors:
-                entry["drill"] = _drill(repository, m)
-                entry["ok"] = entry["drill"]["ok"]
-                entry["errors"] = entry["drill"]["errors"]
-            results.append(entry)
-            done += sum(f["size"] for f in m["files"])
-            if progress is not None:
-                progress(done, total)
-    all_errors = [e for r in results for e in r["errors"]]
-    return {"ok": not all_errors, "snapshots": results, "chunks_checked": len(checked), "errors": all_errors, "drill": drill}
-
-
-def _drill(repository: Repository, m: dict[str, Any]) -> dict[str, Any]:
-    """Restore ``m`` into a temporary directory, open it and verify every frame."""
-    from memstrata.store import MemoryStore
-
-    with tempfile.TemporaryDirectory(prefix="memstrata-drill-") as tmp:
-        target = Path(tmp) / "store"
-        try:
-            report = restore_backup(repository, target, snapshot=m["id"])
-            with MemoryStore(target, read_only=True) as store:
-                v = store.verify()
-                seq = int(store.seq)
-        except (CorruptDataError, BackupError, OSError) as exc:
-            return {"ok": False, "errors": [f"snapshot {m['id']}: drill failed: {exc}"]}
-        errors = [f"snapshot {m['id']}: restored store: {e}" for e in v["errors"]]
-        if m["layout"] == "records" and v["keys"] != report.get("records"):
-            errors.append(f"snapshot {m['id']}: {v['keys']} keys restored, the backup holds {report.get('records')}")
-        if m["layout"] == "files" and seq != m["seq"]:
-            errors.append(f"snapshot {m['id']}: restored store is at seq {seq}, the manifest says {m['seq']}")
-        return {"ok": not errors and v["ok"], "errors": errors, "keys": v["keys"], "seq": seq,
-                "records": report.get("records")}
-
-
-# -------------------------------------------------------------- rotate --
-
-def rotate_backups(
-    repo: str | os.PathLike[str] | Repository,
-    *,
-    keep_last: int = 0,
-    keep_daily: int = 0,
-    keep_weekly: int = 0,
-    keep_monthly: int = 0,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Forget backups no policy keeps and delete the chunks no remaining backup uses.
-
-    The policies are restic's ``forget`` ones: the ``keep_last`` newest; for
-    each of the newest ``keep_daily`` days (weeks, months) that have backups,
-    the newest backup of that day. Each backup holds all its chunks, so a kept
-    incremental never needs its parent.
-    """
-    for name, v in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly),
-                    ("keep_monthly", keep_monthly)):
-        if int(v) < 0:
-            raise ValueError(f"{name}: expected a count >= 0, got {v}")
-    if not (keep_last or keep_daily or keep_weekly or keep_monthly):
-        raise ValueError("rotate: give at least one of keep_last, keep_daily, keep_weekly, keep_monthly")
-    repository = _open_repo(repo, create=False)
-    snaps = sorted(list_backups(repository), key=lambda m: m["created"], reverse=True)
-    keep: dict[str, list[str]] = {}
-
-    def bucket(policy: str, n: int, key: Callable[[datetime], Any]) -> None:
-        seen: list[Any] = []
-        for m in snaps:
-            k = key(datetime.fromtimestamp(m["created"], timezone.utc))
-            if k in seen:
-                continue
-            if len(seen) >= n:
-                break
-            seen.append(k)
-            keep.setdefault(m["id"], []).append(policy)
-
-    for m in snaps[:keep_last]:
-        keep.setdefault(m["id"], []).append("last")
-    bucket("daily", keep_daily, lambda d: d.date())
-    bucket("weekly", keep_weekly, lambda d: d.isocalendar()[:2])
-    bucket("monthly", keep_monthly, lambda d: (d.year, d.month))
-    forget = [m["id"] for m in snaps if m["id"] not in keep]
-    used: set[str] = set()
-    for sid in keep:
-        used |= {d for f in repository.read_manifest(sid)["files"] for d, _ in f["chunks"]}
-    garbage = repository.known_chunks() - used
-    freed = repository.chunk_bytes_stored(garbage)
-    if not dry_run:
-        for sid in forget:  # manifests first: a crash now leaves only unreferenced chunks
-            repository.remove_manifest(sid)
-        for d in garbage:
-            repository.remove_chunk(d)
-    return {"keep": {sid: keep[sid] for sid in sorted(keep)}, "forget": sorted(forget),
-            "chunks_removed": len(garbage), "bytes_freed": freed, "dry_run": dry_run}

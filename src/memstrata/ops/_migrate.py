@@ -116,7 +116,8 @@ def migrate_store(
     ``verify()`` it when this memstrata reads that version); raising there
     abandons the migration with the original untouched.
     """
-    from memstrata.ops._backup import create_backup, restore_backup
+    from memstrata.ops._backup import create_backup
+    from memstrata.ops._restore import restore_backup
     from memstrata.store import MemoryStore
 
     p = Path(path)

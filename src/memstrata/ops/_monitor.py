@@ -118,8 +118,7 @@ def collect_metrics(
 
 
 def _backup_age(path: Path | None, repo: str | os.PathLike[str] | None, now: float) -> float | None:
-    from memstrata.ops._backup import list_backups
-    from memstrata.ops._repo import BackupError
+    from memstrata.ops._repo import BackupError, list_backups
 
     if path is None:
         return None

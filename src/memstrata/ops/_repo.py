@@ -2,9 +2,13 @@
 
 Layout under the repository root::
 
-    memstrata-backup.json        format marker and chunk size
-    chunks/ab/abcd...            zstd-compressed chunk, named by the SHA-256 of its raw bytes
+    memstrata-backup.json        format marker, chunk size and chunk digest
+    chunks/ab/abcd...            zstd-compressed chunk, named by the digest of its raw bytes
     snapshots/<id>.json          one manifest per backup, written last (tmp name, then move)
+
+Chunks are named by their content digest: XXH3-128 (the digest memstrata's
+frames and deduplication use, :func:`memstrata.codecs.digest`) in repositories
+of version 2, SHA-256 in those of version 1, which stay readable and writable.
 
 A backup is valid once its manifest exists; a process killed earlier leaves
 only unreferenced chunks, which never affect other backups. Chunks are
@@ -19,17 +23,33 @@ import json
 import os
 import posixpath
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import zstandard
 
 from memstrata.errors import CorruptDataError, MemstrataError
 
-__all__ = ["BackupError", "Repository"]
+__all__ = ["BackupError", "Progress", "Repository", "file_digest", "list_backups", "open_repo"]
 
 FORMAT = "memstrata-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHUNK_BYTES = 1 << 20
+DIGESTS = ("xxh3-128", "sha256")  # chunk digests by preference; version 1 repositories have no field: sha256
+
+
+def _xxh3(data: bytes) -> str:
+    from memstrata.codecs import digest
+
+    return digest(data).hex()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+CHUNK_DIGEST = {"xxh3-128": _xxh3, "sha256": _sha256}
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
 class BackupError(MemstrataError):
@@ -66,6 +86,11 @@ class Repository:
             raise BackupError(f"repository: {self.url} has format {meta.get('format')} v{meta.get('version')}; "
                               f"this memstrata reads {FORMAT} up to v{FORMAT_VERSION}")
         self.chunk_bytes = int(meta["chunk_bytes"])
+        self.digest_name = str(meta.get("digest", "sha256"))
+        if self.digest_name not in CHUNK_DIGEST:
+            raise BackupError(f"repository: {self.url} names its chunks by {self.digest_name!r}; this memstrata knows "
+                              f"{', '.join(DIGESTS)}")
+        self.digest = CHUNK_DIGEST[self.digest_name]
         self._known: set[str] | None = None
 
     @classmethod
@@ -78,7 +103,7 @@ class Repository:
                 raise BackupError(f"repository: {url} exists, is not empty and is not a backup repository")
             fs.makedirs(posixpath.join(root, "snapshots"), exist_ok=True)
             fs.makedirs(posixpath.join(root, "chunks"), exist_ok=True)
-            body = {"format": FORMAT, "version": FORMAT_VERSION, "chunk_bytes": int(chunk_bytes)}
+            body = {"format": FORMAT, "version": FORMAT_VERSION, "chunk_bytes": int(chunk_bytes), "digest": DIGESTS[0]}
             fs.pipe_file(marker, json.dumps(body).encode())
         return cls(url)
 
@@ -98,8 +123,8 @@ class Repository:
         return self._known
 
     def put_chunk(self, data: bytes, digest: str | None = None) -> str:
-        """Store ``data`` (if new) and return its hex SHA-256."""
-        digest = digest or hashlib.sha256(data).hexdigest()
+        """Store ``data`` (if new) and return its hex digest (:attr:`digest_name`)."""
+        digest = digest or self.digest(data)
         if digest in self.known_chunks():
             return digest
         self.write_compressed(digest, zstandard.ZstdCompressor(level=1).compress(data))
@@ -124,11 +149,12 @@ class Repository:
         return self.decode_chunk(digest, blob)
 
     def decode_chunk(self, digest: str, blob: bytes) -> bytes:
+        """The raw bytes of the compressed chunk ``blob``, checked against ``digest``."""
         try:
             data = zstandard.ZstdDecompressor().decompress(blob)  # one per call: not shareable between threads
         except zstandard.ZstdError as exc:
             raise CorruptDataError(f"backup chunk {digest} in {self.url} is damaged: {exc}") from exc
-        if hashlib.sha256(data).hexdigest() != digest:
+        if self.digest(data) != digest:
             raise CorruptDataError(f"backup chunk {digest} in {self.url} does not match its digest")
         return data
 
@@ -192,3 +218,25 @@ class Repository:
 
     def remove_manifest(self, snapshot_id: str) -> None:
         self.fs.rm_file(self._path("snapshots", f"{snapshot_id}.json"))
+
+
+def open_repo(repo: str | os.PathLike[str] | Repository, create: bool = False) -> Repository:
+    """``repo`` itself, or the repository at that URL (created first when ``create``)."""
+    if isinstance(repo, Repository):
+        return repo
+    return Repository.init(repo) if create else Repository(repo)
+
+
+def list_backups(repo: str | os.PathLike[str] | Repository) -> list[dict[str, Any]]:
+    """A summary of every backup, oldest first (``files`` left out)."""
+    repository = open_repo(repo)
+    out = []
+    for sid in repository.snapshot_ids():
+        m = repository.read_manifest(sid)
+        out.append({k: v for k, v in m.items() if k != "files"} | {"n_files": len(m["files"])})
+    return sorted(out, key=lambda m: m["created"])  # ids name the second only: two backups may share it
+
+
+def file_digest(chunks: list[list[Any]]) -> str:
+    """A file's digest in its manifest entry: SHA-256 over its chunks' digests, in order."""
+    return hashlib.sha256("".join(d for d, _ in chunks).encode()).hexdigest()

@@ -14,6 +14,7 @@ import errno
 import os
 import shutil
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,23 @@ def _link_packs(store: Path, staging: Path, names: list[str], linked: set[str]) 
     return True
 
 
-def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources: dict[str, int]) -> int:
-    """Copy the index and warm records; returns the copy's sequence number (read from the copy)."""
+def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources: dict[str, int],
+                base: tuple[bytes, Mapping[str, int] | None] | None) -> tuple[int, str]:
+    """Copy the index and warm records; returns the copy's sequence number (read from the copy) and which
+    checkpoint it kept (``"base"`` or ``"current"``)."""
     from memstrata.tiers import SQLiteBackend, WarmTier
 
     if fmt == 2:
         from memstrata.tiers import copy_log
 
+        prefix = LOG_DIR + "/"
         report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check,
-                          inspect=lambda backend: WarmTier(backend).seq())
-        sources.update({f"{LOG_DIR}/{name}": ino for name, ino in report["sources"].items()})
-        return int(report["inspect"])
+                          inspect=lambda backend: WarmTier(backend).seq(),
+                          base_checkpoint=base[0] if base else None,
+                          base_sources={k[len(prefix):]: v for k, v in base[1].items() if k.startswith(prefix)}
+                          if base and base[1] is not None else None)
+        sources.update({prefix + name: ino for name, ino in report["sources"].items()})
+        return int(report["inspect"]), str(report["checkpoint"])
     src = sqlite3.connect(Path(store / DB_NAME).resolve().as_uri() + "?mode=ro", uri=True)
     dst = sqlite3.connect(staging / DB_NAME)
     try:
@@ -75,12 +82,13 @@ def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources:
         src.close()
     backend = SQLiteBackend(staging / DB_NAME, "normal", read_only=True)
     try:
-        return WarmTier(backend).seq()
+        return WarmTier(backend).seq(), "current"
     finally:
         backend.close()
 
 
-def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str], *, full_check: bool = False
+def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str], *, full_check: bool = False,
+                   base_checkpoint: bytes | None = None, base_sources: Mapping[str, int] | None = None
                    ) -> dict[str, Any]:
     """Copy the store at ``path`` into the new directory ``staging`` (see the module docstring).
 
@@ -88,10 +96,16 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
     whatever another process writes or compacts meanwhile; the copied index is
     opened and checked (``full_check``: every segment replayed, see
     :func:`memstrata.tiers.copy_log`). Returns ``{"format", "seq", "files",
-    "append_only"}`` (``seq``: :attr:`MemoryStore.seq` of the copy; ``files``:
+    "append_only", "checkpoint"}`` (``seq``: :attr:`MemoryStore.seq` of the copy; ``files``:
     paths relative to ``staging``; ``append_only``: the files that only grow
     (segments, packs), each with the inode of its source in the store: while
     that inode lives, an earlier copy of it is a prefix of this one).
+
+    ``base_checkpoint`` / ``base_sources``: the ``log/CHECKPOINT`` bytes and
+    the ``append_only`` map of an earlier snapshot of this store; the copy
+    keeps that checkpoint while it is still valid (format 2, see
+    :func:`memstrata.tiers.copy_log`), so it differs from the earlier snapshot
+    only by appended bytes. ``checkpoint`` in the result says which was kept.
 
     >>> import tempfile, os
     >>> from memstrata.store import MemoryStore, snapshot_store
@@ -117,7 +131,8 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
         if not _link_packs(store, stage, before, linked):
             continue
         sources: dict[str, int] = {}
-        seq = _copy_index(store, stage, fmt, full_check, sources)
+        base = (base_checkpoint, base_sources) if base_checkpoint is not None else None
+        seq, kept = _copy_index(store, stage, fmt, full_check, sources, base)
         after = _pack_names(store)
         if not _link_packs(store, stage, [n for n in after if n not in before], linked):
             continue
@@ -137,6 +152,6 @@ def snapshot_store(path: str | os.PathLike[str], staging: str | os.PathLike[str]
         files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
         for name in linked:  # a linked pack is the store's inode
             sources[f"{PACKS_DIR}/{name}"] = (stage / PACKS_DIR / name).stat().st_ino
-        return {"format": fmt, "seq": seq, "files": files, "append_only": sources}
+        return {"format": fmt, "seq": seq, "files": files, "append_only": sources, "checkpoint": kept}
     shutil.rmtree(stage, ignore_errors=True)
     raise MemstrataError(f"snapshot_store: {store} kept compacting during {ATTEMPTS} attempts; try again later")

@@ -6,6 +6,12 @@ segments. So the checkpoint (replaced atomically) plus the sealed segments it
 lists plus the chain that follows its tail, cut after the last complete batch,
 is the log as it stood after one committed batch. A segment deleted under the
 copy (a compaction finished meanwhile) makes the copy start again.
+
+An older checkpoint of the same log (an earlier copy's) opens the copy just as
+well while no compaction has happened since: every segment it lists is still
+there, sealed ones unchanged, and the log replays forward from its tail. A
+copy may keep that older checkpoint instead of the current one, so a series
+of copies shares one checkpoint file and differs only by appended bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,8 @@ from memstrata.tiers._segments import F_END, F_SEAL, HEAD_VALUE, HEADER, SEAL_VA
 __all__ = ["copy_log"]
 
 ATTEMPTS = 8
+# an older checkpoint is kept only while opening from it replays at most this many more bytes of log
+BASE_MAX_REPLAY = 64 << 20
 
 
 class _Moved(Exception):
@@ -85,9 +93,41 @@ def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int, sources: 
         seg, start = nxt, HEADER.size + HEAD_VALUE.size + 4
 
 
-def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
+def _base_usable(dst: Path, current: bytes, base: bytes, base_sources: Mapping[str, int] | None,
+                 sources: dict[str, int]) -> bool:
+    """True when the earlier checkpoint ``base`` opens the copy in ``dst`` (made from ``current``).
+
+    Every segment ``base`` lists must be in the current list (none compacted
+    away), sealed ones at the same size, its tail at least as long, copied from
+    the inode ``base_sources`` names (when given), and the log from its tail
+    to the current one at most ``BASE_MAX_REPLAY`` bytes.
+    """
+    (dst / CHECKPOINT_NAME).write_bytes(base)
+    try:
+        old = load_checkpoint(dst, with_index=False)  # its digest checked: a damaged base is not used
+    except CorruptDataError:
+        return False
+    finally:
+        (dst / CHECKPOINT_NAME).write_bytes(current)
+    ck = load_checkpoint(dst, with_index=False)
+    now = dict(ck.segments)
+    if old.seq > ck.seq or old.tail_segment not in now:
+        return False
+    for seg, size in old.segments:
+        if seg not in now or (now[seg] != size if seg != old.tail_segment else now[seg] < size):
+            return False
+        if base_sources is not None and base_sources.get(segment_name(seg)) != sources.get(segment_name(seg)):
+            return False
+    after = [s for s, _ in ck.segments if s > old.tail_segment]
+    replay = now[old.tail_segment] - old.tail_offset + sum(now[s] for s in after)
+    return replay <= BASE_MAX_REPLAY
+
+
+def _copy_once(src: Path, dst: Path, seed: int, base: bytes | None, base_sources: Mapping[str, int] | None
+               ) -> dict[str, Any]:
     dst.mkdir(parents=True)
-    (dst / CHECKPOINT_NAME).write_bytes(_read(src / CHECKPOINT_NAME)[0])
+    current = _read(src / CHECKPOINT_NAME)[0]
+    (dst / CHECKPOINT_NAME).write_bytes(current)
     ck = load_checkpoint(dst, with_index=False)
     linked = copied = 0
     sources: dict[str, int] = {}
@@ -100,8 +140,11 @@ def _copy_once(src: Path, dst: Path, seed: int) -> dict[str, Any]:
             copied += 1
         sources[segment_name(seg)] = (src / segment_name(seg)).stat().st_ino
     n, nbytes = _copy_chain(src, dst, ck.tail_segment, ck.tail_offset, seed, sources)
+    kept = base is not None and base != current and _base_usable(dst, current, base, base_sources, sources)
+    if kept and base is not None:
+        (dst / CHECKPOINT_NAME).write_bytes(base)
     return {"segments": linked + copied + n, "linked": linked, "copied": copied + n, "tail_bytes": nbytes,
-            "sources": sources}
+            "sources": sources, "checkpoint": "base" if kept or base == current else "current"}
 
 
 def copy_log(
@@ -110,6 +153,8 @@ def copy_log(
     *,
     full_check: bool = False,
     inspect: Callable[[Any], Any] | None = None,
+    base_checkpoint: bytes | None = None,
+    base_sources: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Copy the log directory ``src`` to ``dst`` (which must not exist) as of one committed batch.
 
@@ -119,12 +164,21 @@ def copy_log(
     segment's size and header and every record after the checkpoint are checked.
     ``full_check`` also replays every segment (``integrity_check``: reads every
     byte). Safe while another process writes and compacts ``src``. Returns
-    ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes", "sources"}``;
+    ``{"seq", "keys", "segments", "linked", "copied", "tail_bytes", "sources", "checkpoint"}``;
     ``sources`` maps each segment file's name to the inode of the file it was
     copied from: a segment only grows while its inode lives, so the bytes a
     copy of the same inode held are a prefix of this copy's. ``inspect(backend)``
     runs on the opened copy (a read-only :class:`LogBackend`); its result is
     ``report["inspect"]``.
+
+    ``base_checkpoint`` is the ``CHECKPOINT`` file of an earlier copy of this
+    log (``base_sources``: that copy's ``sources``, so a segment file replaced
+    by another with the same name is noticed). The copy keeps it instead of the
+    current checkpoint when it is still valid (see the module docstring; the
+    log then replays at most ``BASE_MAX_REPLAY`` more bytes at open), so the
+    copy's ``CHECKPOINT`` is byte-identical to the earlier one and only the
+    segments' appended bytes differ; ``report["checkpoint"]`` says which was
+    kept (``"base"`` or ``"current"``). The copy is opened and checked either way.
     """
     from memstrata.tiers._log import SEED, LogBackend
 
@@ -134,9 +188,11 @@ def copy_log(
     if d.exists():
         raise FileExistsError(errno.EEXIST, "copy_log: the destination exists", str(d))
     last = ""
+    base = base_checkpoint
     for _attempt in range(ATTEMPTS):
+        report: dict[str, Any] = {}
         try:
-            report = _copy_once(s, d, SEED)
+            report = _copy_once(s, d, SEED, base, base_sources)
             check = LogBackend(d, read_only=True)
             try:
                 problems = check.integrity_check() if full_check else []
@@ -147,10 +203,14 @@ def copy_log(
             # a compaction replaced files under the copy; damage that stays shows again on the next try
             shutil.rmtree(d, ignore_errors=True)
             last = f"{type(exc).__name__}: {exc}" if isinstance(exc, CorruptDataError) else f"{exc} vanished (compaction)"
+            if report.get("checkpoint") == "base":
+                base = None  # the earlier checkpoint did not open this copy: the next try takes the current one
             continue
         if problems:
             shutil.rmtree(d, ignore_errors=True)
             last = "; ".join(problems)
+            if report.get("checkpoint") == "base":
+                base = None
             continue
         return report
     raise MemstrataError(f"copy_log: no consistent copy of {s} after {ATTEMPTS} attempts ({last})")
