@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from memstrata import MemoryStore
+from memstrata import CorruptDataError, MemoryStore
 from memstrata.store import snapshot_store
-from memstrata.tiers import LogBackend, copy_log
+from memstrata.tiers import SEED, LogBackend, copy_log
 
 
 def batch(i: int) -> dict[bytes, bytes]:
@@ -146,3 +146,48 @@ def test_an_earlier_checkpoint_too_far_behind_is_not_kept(tmp_path: Path, monkey
     assert copy_log(src, tmp_path / "c2", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "base"
     assert _contents(tmp_path / "c1") == _contents(tmp_path / "c2")
     b.close()
+
+
+def test_a_light_check_sees_what_an_open_sees(tmp_path: Path) -> None:
+    src = tmp_path / "log"
+    b = LogBackend(src, segment_max_bytes=4 << 10)
+    for i in range(12):
+        b.apply(batch(i) | {f"only{i}".encode(): b"x" * i})
+    b.flush()  # these are in the checkpoint ...
+    for i in range(12, 20):  # ... these after it, across seals, with deletes
+        b.apply(batch(i), [f"only{i - 10}".encode()])
+    full = copy_log(src, tmp_path / "full")
+    seen: dict[str, object] = {}
+    light = copy_log(src, tmp_path / "light", light=True, inspect=lambda view: seen.setdefault("view", view))
+    assert light["keys"] is None and light["seq"] == full["seq"] == b.seq
+    view = seen["view"]
+    keys = [f"k{j}".encode() for j in range(20)] + [f"only{i}".encode() for i in range(12)] + [b"absent", b"k"]
+    assert {k: view.get(k) for k in keys} == {k: b.get(k) for k in keys}  # type: ignore[attr-defined]
+    assert _contents(tmp_path / "light") == _contents(tmp_path / "full")
+    b.close()
+
+
+def test_a_light_check_catches_damage(tmp_path: Path) -> None:
+    from memstrata.tiers._copy_check import CopyView
+
+    src = tmp_path / "log"
+    b = LogBackend(src)
+    for i in range(6):
+        b.apply(batch(i))
+    b.flush()
+    b.apply(batch(6))
+    copy_log(src, tmp_path / "c", light=True)
+    b.close()  # (its checkpoint at close does not reach the copy)
+    ck = (tmp_path / "c" / "CHECKPOINT").read_bytes()
+    assert CopyView(tmp_path / "c", ck, SEED).get(b"k3") == batch(6)[b"k3"]
+    seg = max(p for p in (tmp_path / "c").iterdir() if p.name.startswith("seg-"))
+    data = bytearray(seg.read_bytes())
+    data[-10] ^= 1  # the batch after the checkpoint
+    seg.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match="damaged or partial record"):
+        CopyView(tmp_path / "c", ck, SEED)
+    with pytest.raises(CorruptDataError, match="checkpoint"):
+        CopyView(tmp_path / "c", ck[:-1] + bytes([ck[-1] ^ 1]), SEED)
+    seg.write_bytes(bytes(data[: len(data) // 2]))  # shorter than the checkpoint recorded
+    with pytest.raises(CorruptDataError, match="the checkpoint recorded"):
+        CopyView(tmp_path / "c", ck, SEED)

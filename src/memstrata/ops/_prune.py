@@ -275,8 +275,11 @@ def undo_plan(store_path: str | os.PathLike[str], plan_id: str, *, dry_run: bool
     if dry_run:
         return {"plan": plan_id, "restored": len(entries), "dry_run": True}
     with MemoryStore(store_path, {"migration_interval_seconds": None}) as store:
+        by_tier: dict[Any, list[tuple[Any, Any]]] = defaultdict(list)  # tier names as the undo point recorded them
         for key, data, tier, _action in entries:
-            store.store(key, deserialize(data), tier=tier)
+            by_tier[tier].append((key, deserialize(data)))
+        for tier, items in by_tier.items():  # one commit per thousand values, not one per value
+            store.store_many(items, tier=tier)
         bad = [k for k, data, _t, _a in entries if serialize(store.retrieve(k)) != data]
     if bad:
         raise MemstrataError(f"undo {plan_id}: {len(bad)} values did not read back byte-identical, first {bad[0]!r}")

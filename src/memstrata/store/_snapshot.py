@@ -66,7 +66,7 @@ def _copy_index(store: Path, staging: Path, fmt: int, full_check: bool, sources:
         from memstrata.tiers import copy_log
 
         prefix = LOG_DIR + "/"
-        report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check,
+        report = copy_log(store / LOG_DIR, staging / LOG_DIR, full_check=full_check, light=True,
                           inspect=lambda backend: WarmTier(backend).seq(),
                           base_checkpoint=base[0] if base else None,
                           base_sources={k[len(prefix):]: v for k, v in base[1].items() if k.startswith(prefix)}

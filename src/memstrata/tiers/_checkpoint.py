@@ -25,7 +25,7 @@ import numpy as np
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._segments import fsync_dir
 
-__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load_checkpoint", "write_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load_checkpoint", "parse_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_NAME = "CHECKPOINT"
 MAGIC = b"MSCK"
@@ -85,13 +85,19 @@ def load_checkpoint(directory: Path, *, with_index: bool = True) -> Checkpoint:
 
     ``with_index=False`` checks the digest and reads the segment list only (``index`` left empty).
     """
-    from memstrata._native.hashing import digest
-
     path = directory / CHECKPOINT_NAME
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CorruptDataError(f"the index checkpoint {path} cannot be read ({exc.strerror}); {_repair_hint(directory)}") from exc
+    return parse_checkpoint(data, path, with_index=with_index)
+
+
+def parse_checkpoint(data: bytes, path: Path, *, with_index: bool = True) -> Checkpoint:
+    """The checkpoint held by ``data`` (the bytes of the file ``path``, named in errors); see :func:`load_checkpoint`."""
+    from memstrata._native.hashing import digest
+
+    directory = path.parent
     bad = f"the index checkpoint {path} is damaged"
     if len(data) < HEAD.size + 16 or digest(data[:-16]) != data[-16:]:
         raise CorruptDataError(f"{bad} (checksum mismatch or truncated); {_repair_hint(directory)}")

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from memstrata.errors import CorruptDataError, MemstrataError
-from memstrata.tiers._checkpoint import CHECKPOINT_NAME, load_checkpoint
+from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, parse_checkpoint
+from memstrata.tiers._copy_check import CopyView
 from memstrata.tiers._segments import F_END, F_SEAL, HEAD_VALUE, HEADER, SEAL_VALUE, scan_records, segment_name
 
 __all__ = ["copy_log"]
@@ -56,60 +57,90 @@ def _link_or_copy(src: Path, dst: Path, size: int) -> bool:
     return linked
 
 
-def _read(path: Path) -> tuple[bytes, int]:
-    """The file's bytes and its inode number."""
+def _read(path: Path) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read(), os.fstat(f.fileno()).st_ino
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise _Moved(str(path)) from exc
+
+
+def _copy_prefix(fd_in: int, fd_out: int, count: int) -> None:
+    """The first ``count`` bytes of ``fd_in`` to ``fd_out`` (in the kernel where it can)."""
+    done = 0
+    try:
+        while done < count:
+            n = os.copy_file_range(fd_in, fd_out, count - done, done, done)
+            if n == 0:
+                raise CorruptDataError("a segment file shrank while it was copied")
+            done += n
+    except (AttributeError, OSError):  # no copy_file_range here (or across these file systems)
+        while done < count:
+            data = os.pread(fd_in, min(count - done, 8 << 20), done)
+            if not data:
+                raise CorruptDataError("a segment file shrank while it was copied") from None
+            done += os.pwrite(fd_out, data, done)
 
 
 def _copy_chain(src: Path, dst: Path, seg: int, start: int, seed: int, sources: dict[str, int]) -> tuple[int, int]:
     """Copy the tail segment ``seg`` and the segments its seals lead to, up to the last complete batch.
 
+    Only the bytes after ``start`` (the checkpoint's tail offset) are read and
+    scanned; the ones before it are committed already and copied as they are.
     Returns ``(segments written, bytes written)``; ``sources`` gets each copied segment's inode.
     """
     written = nbytes = 0
     while True:
-        data, sources[segment_name(seg)] = _read(src / segment_name(seg))
-        end, nxt = start, None
-        for item in scan_records(data, start, seed):
-            if isinstance(item, int):
-                break  # a batch being written (or a torn one): not committed, not copied
-            if item.flags & F_SEAL:
-                end = item.offset + item.length
-                nxt = SEAL_VALUE.unpack(item.value)[0]
-                break
-            if item.flags & F_END:
-                end = item.offset + item.length
-        if end < start:
-            raise CorruptDataError(f"segment file {src / segment_name(seg)} is shorter than its checkpoint records")
-        (dst / segment_name(seg)).write_bytes(data[:end])
+        path = src / segment_name(seg)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise _Moved(str(path)) from exc
+        try:
+            st = os.fstat(fd)
+            sources[segment_name(seg)] = st.st_ino
+            if st.st_size < start:
+                raise CorruptDataError(f"segment file {path} is shorter than its checkpoint records")
+            data = os.pread(fd, st.st_size - start, start)
+            end, nxt = 0, None
+            for item in scan_records(data, 0, seed):
+                if isinstance(item, int):
+                    break  # a batch being written (or a torn one): not committed, not copied
+                if item.flags & F_SEAL:
+                    end = item.offset + item.length
+                    nxt = SEAL_VALUE.unpack(item.value)[0]
+                    break
+                if item.flags & F_END:
+                    end = item.offset + item.length
+            out = os.open(dst / segment_name(seg), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _copy_prefix(fd, out, start)
+                os.pwrite(out, data[:end], start)
+                if os.fstat(out).st_size != start + end:
+                    raise CorruptDataError(f"segment file {path}: its copy is short")
+            finally:
+                os.close(out)
+        finally:
+            os.close(fd)
         written += 1
-        nbytes += end
+        nbytes += start + end
         if nxt is None:
             return written, nbytes
         seg, start = nxt, HEADER.size + HEAD_VALUE.size + 4
 
 
-def _base_usable(dst: Path, current: bytes, base: bytes, base_sources: Mapping[str, int] | None,
+def _base_usable(ck: Checkpoint, base: bytes, path: Path, base_sources: Mapping[str, int] | None,
                  sources: dict[str, int]) -> bool:
-    """True when the earlier checkpoint ``base`` opens the copy in ``dst`` (made from ``current``).
+    """True when the earlier checkpoint ``base`` opens the copy whose current checkpoint is ``ck``.
 
     Every segment ``base`` lists must be in the current list (none compacted
     away), sealed ones at the same size, its tail at least as long, copied from
     the inode ``base_sources`` names (when given), and the log from its tail
     to the current one at most ``BASE_MAX_REPLAY`` bytes.
     """
-    (dst / CHECKPOINT_NAME).write_bytes(base)
     try:
-        old = load_checkpoint(dst, with_index=False)  # its digest checked: a damaged base is not used
+        old = parse_checkpoint(base, path, with_index=False)  # its digest checked: a damaged base is not used
     except CorruptDataError:
         return False
-    finally:
-        (dst / CHECKPOINT_NAME).write_bytes(current)
-    ck = load_checkpoint(dst, with_index=False)
     now = dict(ck.segments)
     if old.seq > ck.seq or old.tail_segment not in now:
         return False
@@ -126,9 +157,8 @@ def _base_usable(dst: Path, current: bytes, base: bytes, base_sources: Mapping[s
 def _copy_once(src: Path, dst: Path, seed: int, base: bytes | None, base_sources: Mapping[str, int] | None
                ) -> dict[str, Any]:
     dst.mkdir(parents=True)
-    current = _read(src / CHECKPOINT_NAME)[0]
-    (dst / CHECKPOINT_NAME).write_bytes(current)
-    ck = load_checkpoint(dst, with_index=False)
+    current = _read(src / CHECKPOINT_NAME)
+    ck = parse_checkpoint(current, dst / CHECKPOINT_NAME, with_index=False)
     linked = copied = 0
     sources: dict[str, int] = {}
     for seg, size in ck.segments:
@@ -140,11 +170,10 @@ def _copy_once(src: Path, dst: Path, seed: int, base: bytes | None, base_sources
             copied += 1
         sources[segment_name(seg)] = (src / segment_name(seg)).stat().st_ino
     n, nbytes = _copy_chain(src, dst, ck.tail_segment, ck.tail_offset, seed, sources)
-    kept = base is not None and base != current and _base_usable(dst, current, base, base_sources, sources)
-    if kept and base is not None:
-        (dst / CHECKPOINT_NAME).write_bytes(base)
+    kept = base is not None and (base == current or _base_usable(ck, base, dst / CHECKPOINT_NAME, base_sources, sources))
+    (dst / CHECKPOINT_NAME).write_bytes(base if kept and base is not None else current)
     return {"segments": linked + copied + n, "linked": linked, "copied": copied + n, "tail_bytes": nbytes,
-            "sources": sources, "checkpoint": "base" if kept or base == current else "current"}
+            "sources": sources, "checkpoint": "base" if kept else "current", "current": current}
 
 
 def copy_log(
@@ -155,6 +184,7 @@ def copy_log(
     inspect: Callable[[Any], Any] | None = None,
     base_checkpoint: bytes | None = None,
     base_sources: Mapping[str, int] | None = None,
+    light: bool = False,
 ) -> dict[str, Any]:
     """Copy the log directory ``src`` to ``dst`` (which must not exist) as of one committed batch.
 
@@ -179,6 +209,14 @@ def copy_log(
     copy's ``CHECKPOINT`` is byte-identical to the earlier one and only the
     segments' appended bytes differ; ``report["checkpoint"]`` says which was
     kept (``"base"`` or ``"current"``). The copy is opened and checked either way.
+
+    ``light`` checks the copy without loading its index into RAM (which costs
+    about a second per million keys): the same checks as an open, made by
+    :class:`~memstrata.tiers._copy_check.CopyView` as of the current
+    checkpoint (a kept earlier one is checked for its digest, segment list,
+    sizes and inodes); ``inspect`` then gets that view, whose ``get(key)``
+    reads one key, proven by its record, and ``report["keys"]`` is None.
+    ``full_check`` always opens the copy.
     """
     from memstrata.tiers._log import SEED, LogBackend
 
@@ -193,12 +231,18 @@ def copy_log(
         report: dict[str, Any] = {}
         try:
             report = _copy_once(s, d, SEED, base, base_sources)
-            check = LogBackend(d, read_only=True)
-            try:
-                problems = check.integrity_check() if full_check else []
-                report |= {"seq": check.seq, "keys": len(check), "inspect": inspect(check) if inspect else None}
-            finally:
-                check.close()
+            current = report.pop("current")
+            problems = []
+            if light and not full_check:
+                view = CopyView(d, current, SEED)
+                report |= {"seq": view.seq, "keys": None, "inspect": inspect(view) if inspect else None}
+            else:
+                check = LogBackend(d, read_only=True)
+                try:
+                    problems = check.integrity_check() if full_check else []
+                    report |= {"seq": check.seq, "keys": len(check), "inspect": inspect(check) if inspect else None}
+                finally:
+                    check.close()
         except (_Moved, CorruptDataError) as exc:
             # a compaction replaced files under the copy; damage that stays shows again on the next try
             shutil.rmtree(d, ignore_errors=True)
