@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,8 @@ def restore_backup(
     exist or be an empty directory. An agent backup stores its records into
     the store at ``target`` (created if missing).
     """
+    from memstrata.tiers import fsync_dir
+
     repository = open_repo(repo)
     m = select_snapshot(repository, snapshot=snapshot, at=at, seq=seq)
     target = Path(target)
@@ -105,11 +108,12 @@ def restore_backup(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
     try:
+        (tmp / "packs").mkdir()  # a store directory has one, even when empty
         _restore_files(repository, m, tmp, progress, total)
-        (tmp / "packs").mkdir(exist_ok=True)
         if target.exists():
             target.rmdir()
         os.rename(tmp, target)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -118,9 +122,17 @@ def restore_backup(
 
 def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progress: Progress | None,
                    total: int) -> None:
-    """Every file of ``m`` under ``root``: created at full size, chunks written in place by worker threads."""
+    """Every file of ``m`` under ``root``: created at full size, chunks written in place by worker threads.
+
+    A file is fsynced by the worker that writes its last chunk, while the
+    others go on with the next files; the directories are fsynced at the end.
+    """
+    from memstrata.tiers import fsync_dir
+
     fds: list[int] = []
+    left: dict[int, int] = {}  # fd -> chunks still to write
     jobs: list[tuple[int, int, str, int, str]] = []  # (fd, offset, digest, size, path)
+    lock = threading.Lock()
     try:
         for f in m["files"]:
             dest = root / f["path"]
@@ -135,6 +147,9 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
                 raise CorruptDataError(f"snapshot {m['id']}: {f['path']}: its chunks add up to {offset} bytes, "
                                        f"the manifest says {f['size']}")
             os.ftruncate(fd, offset)  # full size now: chunks land in place, in any order
+            left[fd] = len(f["chunks"])
+            if not f["chunks"]:
+                os.fsync(fd)
 
         def write(job: tuple[int, int, str, int, str]) -> int:
             fd, offset, digest, size, path = job
@@ -145,6 +160,11 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
             pos = 0
             while pos < size:  # pwrite may write less than asked
                 pos += os.pwrite(fd, data[pos:], offset + pos)
+            with lock:
+                left[fd] -= 1
+                last = left[fd] == 0
+            if last:
+                os.fsync(fd)
             return size
 
         pool = ThreadPoolExecutor(_RESTORE_WORKERS)
@@ -154,12 +174,13 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
                 done += n
                 if progress is not None:
                     progress(done, total)
-            list(pool.map(os.fsync, fds))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # after an error: no more chunks fetched
     finally:
         for fd in fds:
             os.close(fd)
+    for d in sorted({(root / f["path"]).parent for f in m["files"]} | {root}, reverse=True):
+        fsync_dir(d)
 
 
 def _restore_records(repository: Repository, m: dict[str, Any], target: Path, dry_run: bool) -> dict[str, Any]:
