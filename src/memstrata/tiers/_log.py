@@ -46,6 +46,7 @@ from memstrata.tiers._segments import (
     value_at,
     write_all,
 )
+from memstrata.tiers._tail import TailMarker
 
 __all__ = ["SEED", "LogBackend"]
 
@@ -130,8 +131,12 @@ class LogBackend(LogOpening):
             except BaseException:
                 self._close_fds()
                 raise
+        self._marker: TailMarker | None = None
         if not read_only:
             ensure_reserve(self.directory)
+            seen = self._tail_seen
+            synced = seen.synced if seen is not None else 0
+            self._marker = TailMarker(self.directory, self._seq, synced, sync=durability != "none")
 
     def _reset(self) -> None:
         self._index, self._kinds, self._sizes, self._segments, self._seq = {}, {}, {}, [], 0
@@ -230,6 +235,8 @@ class LogBackend(LogOpening):
                 write_all(fd, data, self._pos, self._seg_path(self._tail))
             if self.durability == "full":
                 os.fdatasync(fd)
+            if self._marker is not None:
+                self._marker.record(seq, synced=self.durability == "full")
             base = (self._tail << 32) + self._pos
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
@@ -342,9 +349,9 @@ class LogBackend(LogOpening):
         seg, pos = self._ck_pos
         return sum(n for s, n in self._sizes.items() if s < seg) + pos
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, index: dict[bytes, int] | None = None) -> None:
         sizes = [(s, self._sizes[s]) for s in self._segments if s != self._tail] + [(self._tail, self._pos)]
-        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index)
+        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index if index is None else index)
         write_checkpoint(self.directory, ck, self.durability != "none")
         self._ck_pos = (self._tail, self._pos)
 
@@ -355,46 +362,82 @@ class LogBackend(LogOpening):
                 return
             if self.durability != "none":
                 os.fsync(self._fds[self._tail])
+                if self._marker is not None:
+                    self._marker.record(self._seq, synced=True)
             if self._ck_pos != (self._tail, self._pos):
                 self._checkpoint()
 
     def vacuum(self) -> None:
-        """Compaction: copy live records into new segments, checkpoint them, then delete the old segments."""
+        """Compaction: copy live records into new segments, checkpoint them, then delete the old segments.
+
+        A failure before the checkpoint (a full disk) undoes everything: the new
+        segments are removed and the old tail loses its seal, so the log goes on
+        as if no compaction had started.
+        """
         with self._lock:
             self._check_writable()
             old = list(self._segments)
-            live = sorted(self._index.items(), key=lambda kv: kv[1])
-            self._roll(KIND_COMPACTED)
-            new_index: dict[bytes, int] = {}
-            fd = self._fds[self._tail]
-            buf: list[bytes] = []
-            for key, loc in live:
-                rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
-                if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEAD_BYTES:
-                    write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
-                    buf = []
-                    self._roll(KIND_COMPACTED)
-                    fd = self._fds[self._tail]
-                new_index[key] = (self._tail << 32) + self._pos
-                buf.append(rec)
-                self._pos += len(rec)
-            write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
-            self._roll(KIND_LOG)
-            if self.durability != "none":
-                for seg in self._segments:
-                    if seg not in old:
-                        os.fsync(self._fds[seg])
+            before = (self._tail, self._pos, dict(self._sizes))
+            try:
+                new_index = self._copy_live()
+                self._checkpoint(new_index)  # commit ...
+            except StorageFullError as exc:
+                self._undo_vacuum(old, before)
+                raise StorageFullError(
+                    exc.errno,
+                    f"memstrata: compacting {self.path} needs free space for a copy of its live records (at most "
+                    f"{self.disk_bytes()} bytes, the log's size) and found none ({os.strerror(exc.errno or errno.ENOSPC)}); nothing was changed "
+                    "and the store is readable and writable; free space on the disk and compact again",
+                ) from exc
+            except BaseException:
+                self._undo_vacuum(old, before)
+                raise
             self._index = new_index
-            self._segments = [s for s in self._segments if s not in old]
-            for seg in old:
-                self._sizes.pop(seg, None)
-            self._checkpoint()  # commit ...
             for seg in old:  # ... then delete
+                self._sizes.pop(seg, None)
                 os.close(self._fds.pop(seg))
                 self._kinds.pop(seg, None)
                 self._seg_path(seg).unlink(missing_ok=True)
             fsync_dir(self.directory)
             ensure_reserve(self.directory)
+
+    def _copy_live(self) -> dict[bytes, int]:
+        """Write the live records into new compacted segments and roll to a new log segment; the new index."""
+        old = set(self._segments)
+        live = sorted(self._index.items(), key=lambda kv: kv[1])
+        self._roll(KIND_COMPACTED)
+        new_index: dict[bytes, int] = {}
+        fd = self._fds[self._tail]
+        buf: list[bytes] = []
+        for key, loc in live:
+            rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
+            if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEAD_BYTES:
+                write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
+                buf = []
+                self._roll(KIND_COMPACTED)
+                fd = self._fds[self._tail]
+            new_index[key] = (self._tail << 32) + self._pos
+            buf.append(rec)
+            self._pos += len(rec)
+        write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
+        self._roll(KIND_LOG)
+        if self.durability != "none":
+            for seg in self._segments:
+                if seg not in old:
+                    os.fsync(self._fds[seg])
+        self._segments = [s for s in self._segments if s not in old]
+        return new_index
+
+    def _undo_vacuum(self, old: list[int], before: tuple[int, int, dict[int, int]]) -> None:
+        """Remove what a failed compaction wrote and cut the seal off the old tail (truncating needs no space)."""
+        tail, pos, sizes = before
+        for seg in [s for s in self._fds if s not in old]:
+            os.close(self._fds.pop(seg))
+            self._kinds.pop(seg, None)
+            self._seg_path(seg).unlink(missing_ok=True)
+        os.ftruncate(self._fds[tail], pos)
+        self._segments, self._tail, self._pos, self._sizes = old, tail, pos, sizes
+        log.warning("memstrata: compaction of %s failed and was undone; the log is as it was", self.path)
 
     def integrity_check(self) -> list[str]:
         """Replay every segment from scratch and compare with the index; returns the problems found."""
@@ -446,5 +489,7 @@ class LogBackend(LogOpening):
             finally:
                 self._closed = True
                 self._close_fds()
+                if self._marker is not None:
+                    self._marker.close()
                 if not self.read_only:
                     ensure_reserve(self.directory)
