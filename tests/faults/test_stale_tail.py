@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-import memstrata.tiers._tail as tail_module
+import memstrata._tail as tail_module
 from memstrata import CorruptDataError, MemoryStore
-from memstrata.tiers._tail import TAIL_NAME, read_tail
+from memstrata._tail import TAIL_NAME, read_tail
 
 CFG = {"migration_interval_seconds": None}
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
@@ -46,7 +47,6 @@ from memstrata.tiers._segments import (
     value_at,
     write_all,
 )
-from memstrata.tiers._tail import TailMarker
 
 __all__ = ["SEED", "LogBackend"]
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memstrata._tail import TAIL_NAME, Tail, read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, write_checkpoint
 from memstrata.tiers._segments import (
@@ -30,7 +31,6 @@ from memstrata.tiers._segments import (
     scan_records,
     segment_id_of,
 )
-from memstrata.tiers._tail import TAIL_NAME, Tail, read_tail
 
 __all__ = ["HEAD_BYTES", "SEED", "LogOpening"]
 

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from memstrata._tail import read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._counts import COUNTS_KEY
 from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, MAGIC, scan_records, segment_id_of, segment_name
-from memstrata.tiers._tail import read_tail
 
 __all__ = ["repair_log", "scan_log"]
 

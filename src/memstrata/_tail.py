@@ -1,10 +1,11 @@
-"""The tail marker: where the log last ended, kept apart from the log, so a shortened log is caught.
+"""The tail marker: where an append log last ended, kept apart from it, so a shortened log is caught.
 
-A checkpoint records the log's end only when it is written (at a flush, a
-compaction, every 32 MiB and at close). A writer that dies between two
-checkpoints leaves records that only the tail segment knows of; if that
-segment is then cut at a record boundary or replaced by an older copy of
-itself, the log looks complete and the lost batches would go unnoticed.
+Used by the store's segment log and by a durable VectorMemory's log. A
+checkpoint records a log's end only when it is written (at a flush, a
+compaction and at close). A writer that dies between two checkpoints leaves
+records that only the log's last file knows of; if that file is then cut at a
+record boundary or replaced by an older copy of itself, the log looks
+complete and the lost batches would go unnoticed.
 
 So after every batch the writer also records its sequence number in
 ``.tail`` (two 40-byte slots written in turn through a shared mapping, each with its own checksum, so a
