@@ -148,10 +148,10 @@ class TailMarker:
         except OSError:
             pass
 
-    def record(self, written: int, *, synced: bool = False) -> None:
-        """Note that batch ``written`` is in the OS's hands (``synced``: and on stable storage)."""
-        if synced:
-            self._synced = written
+    def record(self, written: int, *, synced: bool = False, synced_through: int = 0) -> None:
+        """Note that batch ``written`` is in the OS's hands (``synced``: and on stable storage; or up to
+        ``synced_through``)."""
+        self._synced = max(self._synced, written if synced else 0, synced_through)
         m = self._map
         if m is None:
             return

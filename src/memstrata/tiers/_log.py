@@ -102,6 +102,8 @@ class LogBackend(LogOpening):
         self.segment_max_bytes = int(segment_max_bytes)
         self.reserve_bytes = 256 * 1024
         self._lock = threading.RLock()
+        self._sync = threading.Condition(threading.Lock())  # group commit: one fdatasync for every waiting writer
+        self._syncing = False
         self._index: dict[bytes, int] = {}
         self._fds: dict[int, int] = {}
         self._paths: dict[int, Path] = {}
@@ -132,6 +134,7 @@ class LogBackend(LogOpening):
                 self._close_fds()
                 raise
         self._marker: TailMarker | None = None
+        self._synced_seq = self._seq
         if not read_only:
             ensure_reserve(self.directory)
             seen = self._tail_seen
@@ -193,8 +196,17 @@ class LogBackend(LogOpening):
     def disk_bytes(self) -> int:
         return sum(self._sizes.values()) + self._pos
 
-    def apply(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *, freeing: bool = False) -> None:
-        """Commit ``puts`` and ``deletes`` as one batch. ``freeing``: may use the reserve above ``max_disk_bytes``."""
+    def apply(
+        self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *, freeing: bool = False, wait: bool = True
+    ) -> int:
+        """Commit ``puts`` and ``deletes`` as one batch; returns its sequence number.
+
+        ``freeing``: may use the reserve above ``max_disk_bytes``. ``wait=False``
+        (``durability="full"``): return once the batch is written, before it is
+        synced; the caller then calls :meth:`sync_through` with the returned
+        number (after releasing its own locks, so concurrent writers share one
+        fdatasync: group commit).
+        """
         with self._lock:
             self._check_writable()
             seq = self._seq + 1
@@ -202,7 +214,7 @@ class LogBackend(LogOpening):
             ops = [(F_DEL, k, b"") for k in deletes if k in index]
             ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
             if not ops:
-                return
+                return self._seq
             parts: list[bytes] = []
             offsets = []
             total = 0
@@ -233,10 +245,12 @@ class LogBackend(LogOpening):
                     raise
                 log.warning("memstrata: %s: the disk is full; its reserved space was given up for this delete", self.path)
                 write_all(fd, data, self._pos, self._seg_path(self._tail))
-            if self.durability == "full":
+            synced = self.durability == "full" and wait
+            if synced:
                 os.fdatasync(fd)
+                self._synced_seq = seq
             if self._marker is not None:
-                self._marker.record(seq, synced=self.durability == "full")
+                self._marker.record(seq, synced=synced)
             base = (self._tail << 32) + self._pos
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
@@ -245,6 +259,40 @@ class LogBackend(LogOpening):
                     index[k] = base + off
             self._seq = seq
             self._pos += total
+            return seq
+
+    def sync_through(self, seq: int) -> None:
+        """Return once batch ``seq`` is on stable storage (``durability="full"``; otherwise at once).
+
+        One writer at a time runs fdatasync on the tail segment, covering every
+        batch written before it started (sealed segments were synced when
+        sealed); the others wait for it and return when it covered theirs.
+        """
+        if self.durability != "full":
+            return
+        with self._sync:
+            while self._synced_seq < seq:
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing = True
+                try:
+                    with self._lock:
+                        target = self._seq
+                        fd = os.dup(self._fds[self._tail])  # a compaction may close the tail's own descriptor
+                    self._sync.release()
+                    try:
+                        os.fdatasync(fd)
+                    finally:
+                        os.close(fd)
+                        self._sync.acquire()
+                    self._synced_seq = max(self._synced_seq, target)
+                    with self._lock:
+                        if self._marker is not None:
+                            self._marker.record(self._seq, synced_through=target)
+                finally:
+                    self._syncing = False
+                    self._sync.notify_all()
 
     def put(self, key: bytes, value: bytes) -> None:
         self.apply({key: value})
@@ -362,6 +410,7 @@ class LogBackend(LogOpening):
                 return
             if self.durability != "none":
                 os.fsync(self._fds[self._tail])
+                self._synced_seq = self._seq
                 if self._marker is not None:
                     self._marker.record(self._seq, synced=True)
             if self._ck_pos != (self._tail, self._pos):
