@@ -5,6 +5,7 @@ Layout under the repository root::
     memstrata-backup.json        format marker, chunk size and chunk digest
     chunks/ab/abcd...            zstd-compressed chunk, named by the digest of its raw bytes
     snapshots/<id>.json          one manifest per backup, written last (tmp name, then move)
+    catalog.json                 every snapshot id with its manifest's digest (see ``_catalog``)
 
 Chunks are named by their content digest: XXH3-128 (the digest memstrata's
 frames and deduplication use, :func:`memstrata.codecs.digest`) in repositories
@@ -29,6 +30,7 @@ from typing import Any
 import zstandard
 
 from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.ops._catalog import forget_snapshot, record_snapshot
 
 __all__ = ["BackupError", "Progress", "Repository", "file_digest", "list_backups", "open_repo"]
 
@@ -80,12 +82,12 @@ class Repository:
             raise BackupError(f"repository: {self.url} is not a memstrata backup repository (no memstrata-backup.json)")
         try:
             meta = json.loads(self.fs.cat_file(marker))
-        except ValueError as exc:
-            raise CorruptDataError(f"repository: {marker} is not valid JSON") from exc
-        if meta.get("format") != FORMAT or int(meta.get("version", 0)) > FORMAT_VERSION:
-            raise BackupError(f"repository: {self.url} has format {meta.get('format')} v{meta.get('version')}; "
+            fmt, version, self.chunk_bytes = meta.get("format"), int(meta.get("version", 0)), int(meta["chunk_bytes"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptDataError(f"repository: {marker} is damaged (not the repository marker's JSON)") from exc
+        if fmt != FORMAT or version > FORMAT_VERSION:
+            raise BackupError(f"repository: {self.url} has format {fmt} v{version}; "
                               f"this memstrata reads {FORMAT} up to v{FORMAT_VERSION}")
-        self.chunk_bytes = int(meta["chunk_bytes"])
         self.digest_name = str(meta.get("digest", "sha256"))
         if self.digest_name not in CHUNK_DIGEST:
             raise BackupError(f"repository: {self.url} names its chunks by {self.digest_name!r}; this memstrata knows "
@@ -109,6 +111,10 @@ class Repository:
 
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
+
+    def path_of(self, name: str) -> str:
+        """The full path of ``name`` at the repository's root."""
+        return self._path(name)
 
     def _chunk_path(self, digest: str) -> str:
         return self._path("chunks", digest[:2], digest)
@@ -183,12 +189,14 @@ class Repository:
         """Publish a snapshot: the manifest (with its own digest) under a temporary name, then moved."""
         body = dict(manifest)
         body.pop("manifest_sha256", None)
+        body["catalogued"] = True  # a missing catalog is damage from now on (see ``_catalog``)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         body["manifest_sha256"] = hashlib.sha256(canonical).hexdigest()
         path = self._path("snapshots", f"{manifest['id']}.json")
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
         self.fs.pipe_file(tmp, json.dumps(body, sort_keys=True).encode())
         self.fs.mv(tmp, path)
+        record_snapshot(self, manifest["id"], body["manifest_sha256"])
 
     def read_manifest(self, snapshot_id: str) -> dict[str, Any]:
         """The manifest of ``snapshot_id``, its own digest checked."""
@@ -217,6 +225,7 @@ class Repository:
         return sorted(n[:-5] for n in names if n.endswith(".json"))
 
     def remove_manifest(self, snapshot_id: str) -> None:
+        forget_snapshot(self, snapshot_id)  # first: a crash in between leaves an unlisted manifest, never a hole
         self.fs.rm_file(self._path("snapshots", f"{snapshot_id}.json"))
 
 
