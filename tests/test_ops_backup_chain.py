@@ -69,6 +69,8 @@ def test_incrementals_keep_the_first_checkpoint_until_a_compaction(tmp_path: Pat
         with MemoryStore(tmp_path / f"r{n}", CFG) as s:  # opens for writing: replays from the kept checkpoint
             assert s.seq == m["seq"]
             s.store("after-restore", 1)
+    restore_backup(repo, tmp_path / "quick", durable=False)  # no fsync: the same bytes
+    assert contents(tmp_path / "quick") == states[-1]
     report = verify_backups(repo, drill=True)
     assert report["ok"] and len(report["snapshots"]) == len(manifests)
     assert Repository(repo).digest_name == "xxh3-128" and all(m["version"] == 2 for m in manifests)

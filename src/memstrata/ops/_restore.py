@@ -82,6 +82,7 @@ def restore_backup(
     seq: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    durable: bool = True,
 ) -> dict[str, Any]:
     """Restore a backup (see :func:`select_snapshot`) into ``target``.
 
@@ -89,7 +90,9 @@ def restore_backup(
     checked against its digest, and renamed to ``target`` only when complete, so
     an interrupted restore leaves ``target`` as it was; ``target`` must not
     exist or be an empty directory. An agent backup stores its records into
-    the store at ``target`` (created if missing).
+    the store at ``target`` (created if missing). ``durable`` fsyncs every file
+    and directory before the rename, so the restored store survives a power
+    loss; ``False`` is for throwaway restores (the drill's).
     """
     from memstrata.tiers import fsync_dir
 
@@ -110,11 +113,12 @@ def restore_backup(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
     try:
         (tmp / "packs").mkdir()  # a store directory has one, even when empty
-        _restore_files(repository, m, tmp, progress, total)
+        _restore_files(repository, m, tmp, progress, total, durable)
         if target.exists():
             target.rmdir()
         os.rename(tmp, target)
-        fsync_dir(target.parent)
+        if durable:
+            fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,7 +126,7 @@ def restore_backup(
 
 
 def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progress: Progress | None,
-                   total: int) -> None:
+                   total: int, durable: bool) -> None:
     """Every file of ``m`` under ``root``: created at full size, chunks written in place by worker threads.
 
     A file is fsynced by the worker that writes its last chunk, while the
@@ -149,7 +153,7 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
                                        f"the manifest says {f['size']}")
             os.ftruncate(fd, offset)  # full size now: chunks land in place, in any order
             left[fd] = len(f["chunks"])
-            if not f["chunks"]:
+            if not f["chunks"] and durable:
                 os.fsync(fd)
 
         def write(job: tuple[int, int, str, int, str]) -> int:
@@ -164,7 +168,7 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
             with lock:
                 left[fd] -= 1
                 last = left[fd] == 0
-            if last:
+            if last and durable:
                 os.fsync(fd)
             return size
 
@@ -180,7 +184,7 @@ def _restore_files(repository: Repository, m: dict[str, Any], root: Path, progre
     finally:
         for fd in fds:
             os.close(fd)
-    for d in sorted({(root / f["path"]).parent for f in m["files"]} | {root}, reverse=True):
+    for d in sorted({(root / f["path"]).parent for f in m["files"]} | {root}, reverse=True) if durable else ():
         fsync_dir(d)
 
 
@@ -268,7 +272,7 @@ def _drill(repository: Repository, m: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="memstrata-drill-") as tmp:
         target = Path(tmp) / "store"
         try:
-            report = restore_backup(repository, target, snapshot=m["id"])
+            report = restore_backup(repository, target, snapshot=m["id"], durable=False)  # deleted right after
             with MemoryStore(target, read_only=True) as store:
                 v = store.verify()
                 seq = int(store.seq)
