@@ -19,7 +19,9 @@ from memstrata.codecs._compact import decode_compact, encode_compact
 from memstrata.codecs._hash import digest
 from memstrata.codecs._policy import CompressionPolicy
 from memstrata.codecs._trainer import DictionaryTrainer
-from memstrata.codecs._values import deserialize, serialize
+from memstrata.codecs._values import _encoder, _native_prepare, _prepare_other, deserialize, serialize
+
+_encode = _encoder.encode
 
 __all__ = ["KIND_DICTIONARY_PREFIX", "TAG_BYTES", "TAG_VALUE", "ShapeDictionaries"]
 
@@ -42,6 +44,8 @@ class ShapeDictionaries:
     _dictionary: bytes | None
     _lock: threading.Lock
     _per_codec: dict[str, list[int]]
+    _record_bytes: int
+    _tiny_bytes: int
     _n_errors: int
     _n_decompress: int
     _t_compress: float
@@ -55,6 +59,9 @@ class ShapeDictionaries:
         self._shape_fields = tuple(self.policy.shape_fields)
         self._sampled_shapes: set[str] = set()
         self._compact_stats = self._per_codec["compact"] = [0, 0, 0]
+        self._level = self.policy.zstd_level
+        self._learning_shapes = self.policy.kind_train_after > 0
+        self._learning = self.policy.train_after > 0
 
     def _load_shapes(self, dictionaries: MutableMapping[bytes, bytes]) -> None:
         for key, value in list(dictionaries.items()):
@@ -156,28 +163,28 @@ class ShapeDictionaries:
         """
         t0 = perf_counter()
         try:
-            if isinstance(value, (bytes, bytearray, memoryview)):
+            tag = TAG_VALUE
+            if type(value) is dict and _native_prepare is not None:  # the common case, as compress() takes it
+                data = _encode(_native_prepare(value, _prepare_other))
+            elif isinstance(value, (bytes, bytearray, memoryview)):
                 data = bytes(value)
                 tag = TAG_BYTES
                 shape = "" if shape is None else shape
             else:
                 data = serialize(value)
-                tag = TAG_VALUE
-                if shape is None:
-                    shape = self.shape_of(value)
-            if not isinstance(context, bytes):
+            if shape is None:
+                shape = self.shape_of(value)
+            if type(context) is not bytes:
                 raise TypeError(f"context: expected bytes, got {type(context).__name__}")
             n = len(data)
-            policy = self.policy
             d = None
-            if n <= policy.record_bytes:
-                if shape and policy.kind_train_after:
+            if n <= self._record_bytes:
+                if self._learning_shapes and shape:
                     self._offer_shape(data, shape)
-                self.learn(data)
+                if self._learning:
+                    self.learn(data)
                 d = self._shapes.get(shape) or self._dictionary
-            frame, used = encode_compact(
-                data, tag, d, level=policy.zstd_level, context=context, threshold=policy.tiny_bytes + 1
-            )
+            frame, used = encode_compact(data, tag, d, level=self._level, context=context, threshold=self._tiny_bytes + 1)
         except BaseException:
             self._n_errors += 1
             raise
