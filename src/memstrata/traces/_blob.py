@@ -45,6 +45,15 @@ _CHECKSUM = 8
 _MIN_SIZE = 2 + _CHECKSUM
 
 
+def _blob_bytes(blob: Any) -> bytes:
+    """``blob`` as bytes, if it is bytes-like and long enough to be a blob of any version."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise CorruptDataError(f"trace blob: expected bytes, got {type(blob).__name__}")
+    if len(blob) < _MIN_SIZE:
+        raise CorruptDataError(f"trace blob: {len(blob)} bytes is shorter than the smallest blob ({_MIN_SIZE})")
+    return bytes(blob)
+
+
 class BlobCodec:
     """Encodes serialized traces into blobs and back, with versioned dictionaries.
 
@@ -146,12 +155,8 @@ class BlobCodec:
         CorruptDataError
             Any damage: bad version, flags, checksum, length or dictionary.
         """
-        if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise CorruptDataError(f"trace blob: expected bytes, got {type(blob).__name__}")
-        buf = bytes(blob)
+        buf = _blob_bytes(blob)
         end = len(buf)
-        if end < _MIN_SIZE:
-            raise CorruptDataError(f"trace blob: {end} bytes is shorter than the smallest blob ({_MIN_SIZE})")
         flags = buf[0]
         if flags >> 4 == BLOB_VERSION:
             if type(version) is not int or version not in self._dicts:
