@@ -44,6 +44,7 @@ COMPACT_CODEC_RAW = 0
 COMPACT_CODEC_ZSTD = 1
 CHECK_SIZE = 8
 _MIN_SIZE = 2 + CHECK_SIZE  # head, a one-byte length, no payload, the check
+SMALL_RECORD = 1024  # the record size zstd's parameters are chosen for (larger ones work, a little slower)
 
 # zstd contexts are not thread-safe: one per (thread, dictionary digest, level)
 _CCTX: dict[tuple[int, bytes | None, int], Any] = {}
@@ -56,8 +57,13 @@ def _compressor(dictionary: bytes | None, level: int) -> Any:
     if c is None:
         import zstandard
 
+        raw = b"" if dictionary is None else get_dictionary(dictionary)
+        # tables sized for small records and this dictionary, not for unknown sizes: the
+        # dictionary's tables stay smaller and warmer when one engine switches between shapes
         params = zstandard.ZstdCompressionParameters.from_level(
             level,
+            source_size=SMALL_RECORD,
+            dict_size=len(raw),
             format=zstandard.FORMAT_ZSTD1_MAGICLESS,
             write_content_size=False,
             write_checksum=False,
@@ -66,7 +72,7 @@ def _compressor(dictionary: bytes | None, level: int) -> Any:
         if dictionary is None:
             c = zstandard.ZstdCompressor(compression_params=params)
         else:
-            zd = zstandard.ZstdCompressionDict(get_dictionary(dictionary))
+            zd = zstandard.ZstdCompressionDict(raw)
             zd.precompute_compress(compression_params=params)
             c = zstandard.ZstdCompressor(dict_data=zd, compression_params=params)
         _CCTX[key] = c
