@@ -58,6 +58,7 @@ class ShapeDictionaries:
         self._shapes: dict[str, bytes] = {}
         self._shape_fields = tuple(self.policy.shape_fields)
         self._sampled_shapes: set[str] = set()
+        self._settled: set[str] = set()  # shapes whose training is over: no sampling call at all (hot path)
         self._compact_stats = self._per_codec["compact"] = [0, 0, 0]
         self._level = self.policy.zstd_level
         self._learning_shapes = self.policy.kind_train_after > 0
@@ -70,7 +71,7 @@ class ShapeDictionaries:
                 shape = value[16:].decode("utf-8", "replace")
                 if _shape_key(shape) == key:  # else a damaged entry: that shape uses the general dictionary
                     self._shapes[shape] = value[:16]
-                    self.trainer.stop(shape)
+                    self._stop_shape(shape)
 
     def shape_of(self, value: Any) -> str:
         """The shape a record belongs to, for its dictionary.
@@ -103,29 +104,34 @@ class ShapeDictionaries:
             self._dictionaries[_shape_key(shape)] = d + shape.encode()
         self._shapes[shape] = d
 
+    def _stop_shape(self, shape: str) -> None:
+        """``shape`` is trained for good (or cannot be): no more samples of it."""
+        if not self.policy.retrain_factor:
+            self.trainer.stop(shape)
+            self._settled.add(shape)
+
     def _offer_shape(self, data: bytes, shape: str) -> None:
         """Sample a record of ``shape``; train, measure and maybe adopt its dictionary when due."""
         if shape not in self._sampled_shapes:
             if len(self._sampled_shapes) >= self.policy.max_kinds:
+                if len(self._settled) < 4 * self.policy.max_kinds:  # bounded: past that, the cheap check above serves
+                    self._settled.add(shape)
                 return
             self._sampled_shapes.add(shape)
         if not self.trainer.offer(data, shape):
             return
         with self._lock:
             samples = self.trainer.samples(shape)
-            once = not self.policy.retrain_factor
             try:
                 d, raw = self.trainer.fit(samples)
             except ValueError:  # too few or too uniform samples: the general dictionary serves
-                if once:
-                    self.trainer.stop(shape)
+                self._stop_shape(shape)
                 return
             # adopt it only if it beats the dictionary the shape uses now on the shape's own records
             current = self._shapes.get(shape) or self._dictionary
             if current is None or _size(samples, d) < _size(samples, current):
                 self._set_shape_dictionary(shape, d, raw)
-            if once:
-                self.trainer.stop(shape)
+            self._stop_shape(shape)
 
     def compress_compact(self, value: Any, *, shape: str | None = None, context: bytes = b"") -> tuple[bytes, bytes | None]:
         """Encode ``value`` into a compact frame, for a container that records the dictionary.
@@ -179,9 +185,9 @@ class ShapeDictionaries:
             n = len(data)
             d = None
             if n <= self._record_bytes:
-                if self._learning_shapes and shape:
+                if self._learning_shapes and shape and shape not in self._settled:
                     self._offer_shape(data, shape)
-                if self._learning:
+                if self._learning and (self._dictionary is None or self.policy.retrain_factor):
                     self.learn(data)
                 d = self._shapes.get(shape) or self._dictionary
             frame, used = encode_compact(data, tag, d, level=self._level, context=context, threshold=self._tiny_bytes + 1)
