@@ -46,7 +46,9 @@ CHECK_SIZE = 8
 _MIN_SIZE = 2 + CHECK_SIZE  # head, a one-byte length, no payload, the check
 SMALL_RECORD = 1024  # the record size zstd's parameters are chosen for (larger ones work, a little slower)
 
-# zstd contexts are not thread-safe: one per (thread, dictionary digest, level)
+# zstd contexts are not thread-safe: one per (thread, dictionary digest, level); bounded, as
+# threads and dictionaries come and go in a long-running process
+_MAX_CONTEXTS = 256
 _CCTX: dict[tuple[int, bytes | None, int], Any] = {}
 _DCTX: dict[tuple[int, bytes | None], Any] = {}
 
@@ -75,6 +77,8 @@ def _compressor(dictionary: bytes | None, level: int) -> Any:
             zd = zstandard.ZstdCompressionDict(raw)
             zd.precompute_compress(compression_params=params)
             c = zstandard.ZstdCompressor(dict_data=zd, compression_params=params)
+        if len(_CCTX) >= _MAX_CONTEXTS:
+            _CCTX.clear()
         _CCTX[key] = c
     return c
 
@@ -90,6 +94,8 @@ def _decompressor(dictionary: bytes | None) -> Any:
         else:
             zd = zstandard.ZstdCompressionDict(get_dictionary(dictionary))
             d = zstandard.ZstdDecompressor(dict_data=zd, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+        if len(_DCTX) >= _MAX_CONTEXTS:
+            _DCTX.clear()
         _DCTX[key] = d
     return d
 
