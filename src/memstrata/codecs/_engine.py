@@ -111,15 +111,7 @@ class CompressionEngine(ShapeDictionaries):
         self._lossy_codec = get_codec(policy.lossy_codec)
         self._graph_codec = get_codec(policy.graph_codec)
         self._csr = get_codec("csr")
-        self.trainer = DictionaryTrainer(
-            policy.train_after,
-            shape_train_after=policy.kind_train_after,
-            retrain_factor=policy.retrain_factor,
-            reservoir=policy.sample_reservoir,
-            max_sample_bytes=policy.record_bytes,
-            dictionary_bytes=policy.dictionary_bytes,
-            level=policy.zstd_level,
-        )
+        self.trainer = DictionaryTrainer.from_policy(policy)
         self._retraining = policy.retrain_factor > 0 and policy.train_after > 0
         self._dictionary: bytes | None = None
         # statistics: codec name -> [count, bytes in, bytes out]

@@ -88,6 +88,14 @@ class DictionaryTrainer:
         self._seen: dict[str, int] = {}
         self._due_at: dict[str, int] = {}  # shape -> count at which training is due; 0: never again
 
+    @classmethod
+    def from_policy(cls, policy: Any) -> DictionaryTrainer:
+        """The trainer a :class:`~memstrata.codecs.CompressionPolicy` describes."""
+        p = policy
+        return cls(p.train_after, shape_train_after=p.kind_train_after, retrain_factor=p.retrain_factor,
+                   reservoir=p.sample_reservoir, max_sample_bytes=p.record_bytes,
+                   dictionary_bytes=p.dictionary_bytes, level=p.zstd_level)
+
     def offer(self, sample: bytes, shape: str = "") -> bool:
         """Take ``sample`` (a serialized record of ``shape``) into the sample; True when training is now due."""
         due_at = self._due_at.get(shape)
