@@ -133,6 +133,19 @@ def test_shapes_get_their_own_dictionaries_and_reopen() -> None:
     assert engine.shape_of({"b": 1, "a": 2}) == "keys:a,b" and engine.shape_of([1]) == ""
 
 
+def test_damaged_or_dangling_shape_entries_fall_back_to_the_general_dictionary() -> None:
+    from memstrata.codecs import digest
+
+    store = {
+        b"kind:" + digest(b"ghost")[:12]: bytes(16) + b"ghost",  # names a dictionary nobody has
+        b"kind:" + digest(b"other")[:12]: bytes(16) + b"renamed",  # its key is not its shape's
+    }
+    engine = CompressionEngine({"train_after": 0}, dictionaries=store)
+    assert engine.shape_dictionaries() == {}
+    frame, d = engine.compress_compact({"type": "ghost", "text": "boo " * 30})
+    assert d is None and engine.decompress_compact(frame, d) == {"type": "ghost", "text": "boo " * 30}
+
+
 def test_shape_dictionaries_are_bounded() -> None:
     engine = CompressionEngine({"train_after": 0, "kind_train_after": 20, "max_kinds": 2})
     for i in range(200):

@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import Any
 
 from memstrata.codecs._compact import decode_compact, encode_compact
+from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._hash import digest
 from memstrata.codecs._policy import CompressionPolicy
 from memstrata.codecs._trainer import DictionaryTrainer
@@ -69,7 +70,9 @@ class ShapeDictionaries:
             if len(key) == len(KIND_DICTIONARY_PREFIX) + 12 and key.startswith(KIND_DICTIONARY_PREFIX):
                 value = bytes(value)
                 shape = value[16:].decode("utf-8", "replace")
-                if _shape_key(shape) == key:  # else a damaged entry: that shape uses the general dictionary
+                # a damaged entry, or one whose dictionary is missing: that shape uses the general dictionary
+                found = lookup_dictionary(value[:4])
+                if _shape_key(shape) == key and found is not None and found[0] == value[:16]:
                     self._shapes[shape] = value[:16]
                     self._stop_shape(shape)
 
