@@ -136,16 +136,25 @@ def encode_compact(
     """
     if not 0 <= tag <= 3:
         raise ValueError(f"tag: expected 0-3, got {tag}")
+    return build_compact(data, tag, dictionary, level, context, threshold)
+
+
+_ZSTD_HEADS = [bytes((COMPACT_VERSION << 4 | tag << 2 | COMPACT_CODEC_ZSTD,)) for tag in range(4)]
+
+
+def build_compact(
+    data: Any, tag: int, dictionary: bytes | None, level: int, context: bytes, threshold: int
+) -> tuple[bytes, bytes | None]:
+    """:func:`encode_compact` without its argument checks, all positional: the per-record hot path."""
     n = len(data)
     if n >= threshold:
-        payload = _compressor(dictionary, level).compress(data)
+        c = _CCTX.get((get_ident(), dictionary, level)) or _compressor(dictionary, level)
+        payload = c.compress(data)
         if len(payload) < n:
-            head = bytes((COMPACT_VERSION << 4 | tag << 2 | COMPACT_CODEC_ZSTD,))
             size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else encode_varint(n)
-            body = b"".join((head, size, payload))
-            tail = context if dictionary is None else dictionary + context
-            return body + digest(body + tail)[:CHECK_SIZE], dictionary
-    body = bytes((COMPACT_VERSION << 4 | tag << 2 | COMPACT_CODEC_RAW,)) + encode_varint(n) + bytes(data)
+            body = _ZSTD_HEADS[tag] + size + payload
+            return body + digest(body + (context if dictionary is None else dictionary + context))[:CHECK_SIZE], dictionary
+    body = bytes((COMPACT_VERSION << 4 | tag << 2 | COMPACT_CODEC_RAW,)) + encode_varint(n) + data
     return body + digest(body + context)[:CHECK_SIZE], None
 
 

@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 from time import perf_counter
 from typing import Any
 
-from memstrata.codecs._compact import decode_compact, encode_compact
+from memstrata.codecs._compact import build_compact, decode_compact, encode_compact
 from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._hash import digest
 from memstrata.codecs._policy import CompressionPolicy
@@ -193,7 +193,7 @@ class ShapeDictionaries:
                 if self._learning and (self._dictionary is None or self.policy.retrain_factor):
                     self.learn(data)
                 d = self._shapes.get(shape) or self._dictionary
-            frame, used = encode_compact(data, tag, d, level=self._level, context=context, threshold=self._tiny_bytes + 1)
+            frame, used = build_compact(data, tag, d, self._level, context, self._tiny_bytes + 1)
         except BaseException:
             self._n_errors += 1
             raise
