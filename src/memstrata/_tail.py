@@ -8,8 +8,8 @@ record boundary or replaced by an older copy of itself, the log looks
 complete and the lost batches would go unnoticed.
 
 So after every batch the writer also records its sequence number in
-``.tail`` (two 40-byte slots written in turn through a shared mapping, each with its own checksum, so a
-write torn by a crash leaves the other slot whole):
+``.tail`` (two 40-byte slots written in turn, each with its own checksum, so
+a write torn by a crash leaves the other slot whole):
 
 - ``written``: the last batch handed to the OS, with the id of the kernel boot
   that took it. While the machine has not restarted since, the page cache
@@ -21,14 +21,13 @@ write torn by a crash leaves the other slot whole):
 A log ending before the marker raises :class:`CorruptDataError` at open,
 before anything is truncated. The marker is advisory in the other direction:
 a missing, damaged, older or foreign marker only weakens the check (a
-repaired or restored log starts without one). Its name starts with a dot, so copies of
-the log skip it.
+repaired or restored log starts without one). Its name starts with a dot,
+so copies of the log skip it.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import struct
 import zlib
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from memstrata.errors import CorruptDataError
 
-__all__ = ["TAIL_NAME", "Tail", "TailMarker", "boot_id"]
+__all__ = ["TAIL_NAME", "Tail", "TailMarker", "read_tail"]
 
 TAIL_NAME = ".tail"
 log = logging.getLogger("memstrata.store")
@@ -58,12 +57,7 @@ def _read_boot_id() -> bytes:
         return bytes(16)
 
 
-_BOOT_ID = _read_boot_id()
-
-
-def boot_id() -> bytes:
-    """The id of this kernel boot (all zero bytes where unknown: then only ``synced`` is trusted)."""
-    return _BOOT_ID
+_BOOT_ID = _read_boot_id()  # all zero where unknown: then only ``synced`` is trusted
 
 
 @dataclass(frozen=True)
@@ -115,24 +109,22 @@ def read_tail(directory: Path) -> Tail | None:
 class TailMarker:
     """The writer's handle on ``.tail``: :meth:`record` after every batch.
 
-    The file is mapped: a record is a store into the page cache (no system
-    call), which a killed process leaves behind like its last ``write``.
+    A record is one ``pwrite`` of 40 bytes into space allocated when the
+    marker was made (a mapped file would be a store instruction, but a copy-on-
+    write file system that runs out of space answers a mapped store with
+    SIGBUS, where ``pwrite`` returns ENOSPC).
     """
 
     def __init__(self, directory: Path, written: int, synced: int, *, sync: bool = True) -> None:
         self.path = directory / TAIL_NAME
         self._synced = synced
         self._slot = 0
-        self._map: mmap.mmap | None = None
+        self._fd = -1
         try:  # both slots at once, so later records never need a new disk block
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                os.pwrite(fd, self._slot_bytes(written).ljust(_STRIDE, b"\0") * 2, 0)
-                if sync:  # later records overwrite these bytes in place, so a power cut leaves old or new slots
-                    os.fsync(fd)
-                self._map = mmap.mmap(fd, 2 * _STRIDE)
-            finally:
-                os.close(fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            os.pwrite(self._fd, self._slot_bytes(written).ljust(_STRIDE, b"\0") * 2, 0)
+            if sync:  # later records overwrite these bytes in place, so a power cut leaves old or new slots
+                os.fsync(self._fd)
         except OSError as exc:  # a full disk: the log is still whole, only this check is off until the next open
             self._give_up(exc)
 
@@ -152,14 +144,16 @@ class TailMarker:
         """Note that batch ``written`` is in the OS's hands (``synced``: and on stable storage; or up to
         ``synced_through``)."""
         self._synced = max(self._synced, written if synced else 0, synced_through)
-        m = self._map
-        if m is None:
+        if self._fd < 0:
             return
-        off = self._slot * _STRIDE
-        m[off : off + _SLOT_BYTES] = self._slot_bytes(written)
+        try:
+            os.pwrite(self._fd, self._slot_bytes(written), self._slot * _STRIDE)
+        except OSError as exc:  # the batch is committed; the marker is advisory, so say so and go on
+            self._give_up(exc)
+            return
         self._slot ^= 1
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -21,14 +21,13 @@ key against what the store held when that backup was taken. Outcomes as in
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.damage import DAMAGES, damage_tree
+from faults.damage import inject_each
 
 from memstrata import MemoryStore, MemstrataError
 from memstrata.ops import Repository, create_backup, restore_backup, verify_backups
@@ -130,17 +129,4 @@ def classify(repo: Path, snapshots: list[Snapshot], work: Path) -> tuple[str, st
 def campaign(work: Path, artefact: str, n: int, seed: int) -> tuple[Counter[str], list[str]]:
     """``n`` injections into repository files of ``artefact`` kind, every damage kind in turn."""
     base, stale, snapshots = build(work / "base")
-    rng = random.Random(seed)
-    kinds = sorted(DAMAGES)
-    outcomes: Counter[str] = Counter()
-    defects: list[str] = []
-    for i in range(n):
-        target = work / f"case-{i}"
-        shutil.copytree(base, target)
-        what = damage_tree(target, rng, kind=kinds[i % len(kinds)], stale_root=stale, only=ARTEFACTS[artefact])
-        outcome, detail = classify(target, snapshots, work)
-        outcomes[outcome] += 1
-        if outcome in ("wrong value", "silent loss", "foreign exception"):
-            defects.append(f"{what}: {outcome}: {detail}")
-        shutil.rmtree(target)
-    return outcomes, defects
+    return inject_each(work, base, stale, n, seed, ARTEFACTS[artefact], lambda t: classify(t, snapshots, work))

@@ -127,19 +127,31 @@ class VectorSnapshot(VectorArtefact):
 
 
 class VectorDirectory(VectorArtefact):
+    """A closed durable directory (``unclosed``: as a writer killed after its last acknowledged add leaves it)."""
+
     kinds = sorted(DAMAGES)
+    unclosed = False
 
     def build(self, root: Path) -> tuple[Path, Path]:
         x = _vectors()
         path = root / "v"
         memory = VectorMemory.open(path, dim=DIM, codec="int8")
         memory.add(x[:150], ids=np.arange(150), metadata=[{"i": i} for i in range(150)])
-        memory.close()
+        if self.unclosed:
+            memory.checkpoint()
+        else:
+            memory.close()
         stale = root / "stale"
         shutil.copytree(path, stale)
-        memory = VectorMemory.open(path)
+        if not self.unclosed:
+            memory = VectorMemory.open(path)
         memory.add(x[150:260], ids=np.arange(150, 260), metadata=[{"i": i} for i in range(150, 260)])
         memory.delete([7, 8, 151])
+        if self.unclosed:  # copied while open: every acknowledged record is in the files by then
+            killed = root / "killed"
+            shutil.copytree(path, killed)
+            (killed / "LOCK").unlink(missing_ok=True)
+            path = killed
         memory.close()
         return path, stale
 
@@ -148,23 +160,7 @@ class VectorDirectory(VectorArtefact):
 
 
 class UnclosedVectorDirectory(VectorDirectory):
-    """The files as a writer killed after its last acknowledged add leaves them (copied while it is open)."""
-
-    def build(self, root: Path) -> tuple[Path, Path]:
-        x = _vectors()
-        path = root / "v"
-        memory = VectorMemory.open(path, dim=DIM, codec="int8")
-        memory.add(x[:150], ids=np.arange(150), metadata=[{"i": i} for i in range(150)])
-        memory.checkpoint()
-        stale = root / "stale"
-        shutil.copytree(path, stale)
-        memory.add(x[150:260], ids=np.arange(150, 260), metadata=[{"i": i} for i in range(150, 260)])
-        memory.delete([7, 8, 151])
-        killed = root / "killed"
-        shutil.copytree(path, killed)
-        (killed / "LOCK").unlink(missing_ok=True)
-        memory.close()
-        return killed, stale
+    unclosed = True
 
 
 ARTEFACTS: dict[str, Callable[[], Artefact]] = {

@@ -16,14 +16,13 @@ it and reads every key. Outcomes:
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.damage import DAMAGES, damage_tree
+from faults.damage import inject_each
 
 from memstrata import MemoryStore, MemstrataError
 
@@ -144,19 +143,4 @@ def classify(path: Path, expected: dict[str, Any], deleted: set[str]) -> tuple[s
 def campaign(work: Path, artefact: str, n: int, seed: int, *, unclosed: bool = False) -> tuple[Counter[str], list[str]]:
     """``n`` injections into files of ``artefact`` kind, every damage kind in turn; returns outcomes and defects."""
     base, stale, expected, deleted = build(work / "base", unclosed=unclosed)
-    rng = random.Random(seed)
-    kinds = sorted(DAMAGES)
-    outcomes: Counter[str] = Counter()
-    defects: list[str] = []
-    for i in range(n):
-        target = work / f"case-{i}"
-        shutil.copytree(base, target)
-        (target / "LOCK").unlink(missing_ok=True)
-        kind = kinds[i % len(kinds)]
-        what = damage_tree(target, rng, kind=kind, stale_root=stale, only=ARTEFACTS[artefact])
-        outcome, detail = classify(target, expected, deleted)
-        outcomes[outcome] += 1
-        if outcome in ("wrong value", "silent loss", "foreign exception"):
-            defects.append(f"{what}: {outcome}: {detail}")
-        shutil.rmtree(target)
-    return outcomes, defects
+    return inject_each(work, base, stale, n, seed, ARTEFACTS[artefact], lambda t: classify(t, expected, deleted))
