@@ -158,3 +158,15 @@ def int4_topk_ref(queries, packed, scales, offsets, k):
     idx = topk_ref(scores, k)
     s = np.where(idx >= 0, np.take_along_axis(scores, np.maximum(idx, 0), axis=1) if scores.size else 0, -np.inf)
     return np.where(idx >= 0, s + const[:, None], -np.inf).astype(F32), idx
+
+
+def fitted_codes(quantize, db, fit_on):
+    """``(codes, scales, offsets)``: ``db`` quantized with the parameters fitted on ``fit_on``."""
+    fitted = quantize(fit_on)
+    return quantize(db, scales=fitted.scales, offsets=fitted.offsets).codes, fitted.scales, fitted.offsets
+
+
+def assert_same_topk(got, want):
+    """Two ``(scores, indices)`` answers agree exactly (indices first: the clearer failure)."""
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])

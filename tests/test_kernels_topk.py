@@ -52,27 +52,21 @@ def int8_case(draw):
 @given(int8_case())
 def test_int8_topk_matches_reference(case):
     db, fit_on, queries, k = case
-    quantized = quantize_int8(fit_on)
-    codes = quantize_int8(db, scales=quantized.scales, offsets=quantized.offsets).codes
-    scores, idx = int8_topk(queries, codes, quantized.scales, quantized.offsets, k)
-    ref_scores, ref_idx = ref.int8_topk_ref(queries, codes, quantized.scales, quantized.offsets, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(scores, ref_scores)
+    codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
+    args = (queries, codes, scales, offsets, k)
+    ref.assert_same_topk(int8_topk(*args), ref.int8_topk_ref(*args))
 
 
 @given(int8_case(), st.booleans())
 def test_int4_search_matches_reference(case, use_candidates):
 
     db, fit_on, queries, k = case
-    quantized = quantize_int4(fit_on)
-    packed = quantize_int4(db, scales=quantized.scales, offsets=quantized.offsets).codes
+    packed, scales, offsets = ref.fitted_codes(quantize_int4, db, fit_on)
     cand = None
     if use_candidates and db.shape[0]:
         cand = np.tile(np.arange(-1, db.shape[0]), (queries.shape[0], 1))
-    scores, idx = smod.int4_search(queries, packed, quantized.scales, quantized.offsets, k, candidates=cand)
-    ref_scores, ref_idx = ref.int4_topk_ref(queries, packed, quantized.scales, quantized.offsets, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(scores, ref_scores)
+    args = (queries, packed, scales, offsets, k)
+    ref.assert_same_topk(smod.int4_search(*args, candidates=cand), ref.int4_topk_ref(*args))
 
 
 def test_int8_scores_approximate_dequantized_dot_products():
