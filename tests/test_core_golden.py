@@ -13,6 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from golden.make_core_golden import entry_json
 
 from memstrata.core import AuditChainError, MemoryCore
 
@@ -32,19 +33,7 @@ def test_golden_core_reads_every_value_and_entry(golden_core: Path) -> None:
         for key, value in EXPECTED["values"].items():
             assert core.read_sync(key) == value
         assert core.read_sync("k") is None  # deleted
-        got = [
-            {
-                "seq": e.seq,
-                "time": e.time,
-                "actor": e.actor,
-                "operation": e.operation,
-                "key": e.key,
-                "digest": e.digest.hex(),
-                "result": e.result,
-                "hash": e.hash.hex(),
-            }
-            for e in core.audit.entries()
-        ]
+        got = [entry_json(e) for e in core.audit.entries()]
         assert got[: EXPECTED["size"]] == EXPECTED["entries"]  # reads may append their own entries after
 
 

@@ -15,6 +15,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent / "core-v1"
 
@@ -26,6 +27,20 @@ WRITES = [
     ("delete", "k", None, "agent-b"),
     ("write", "note", "the user prefers imperial units after all", "agent-a"),
 ]
+
+
+def entry_json(e: Any) -> dict[str, Any]:
+    """An audit entry as the expected file records it (bytes as hex)."""
+    return {
+        "seq": e.seq,
+        "time": e.time,
+        "actor": e.actor,
+        "operation": e.operation,
+        "key": e.key,
+        "digest": e.digest.hex(),
+        "result": e.result,
+        "hash": e.hash.hex(),
+    }
 
 
 def main() -> None:
@@ -44,19 +59,7 @@ def main() -> None:
             core.delete_sync(key, actor=actor)
             values.pop(key)
     checkpoint = core.audit.checkpoint()
-    entries = [
-        {
-            "seq": e.seq,
-            "time": e.time,
-            "actor": e.actor,
-            "operation": e.operation,
-            "key": e.key,
-            "digest": e.digest.hex(),
-            "result": e.result,
-            "hash": e.hash.hex(),
-        }
-        for e in core.audit.entries()
-    ]
+    entries = [entry_json(e) for e in core.audit.entries()]
     core.close()
     for scratch in (HERE / "mem" / "store" / "LOCK", HERE / "mem" / "store" / "log" / ".reserve"):
         scratch.unlink(missing_ok=True)  # made again on open
