@@ -38,6 +38,8 @@ cdef class _OneList(EvictionOrder):
         return self._list.head
 
 
+# Every order's docstring repeats the n_slots parameter and an example of the same
+# shape: each class's help() stands alone.
 cdef class LRUOrder(_OneList):
     """Least recently used: the victim is the slot whose last access is oldest.
 

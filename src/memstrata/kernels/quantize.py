@@ -413,6 +413,8 @@ def _quantize(
     return Quantized(codes, s, o)
 
 
+# quantize_int8 and quantize_int4 are deliberate twins in signature and checks: two
+# public functions with their own docs; the work is shared in _quantize above.
 def quantize_int8(
     vectors: np.ndarray,
     per: str = "dimension",

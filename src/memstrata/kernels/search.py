@@ -186,6 +186,8 @@ def int8_search(
     return out_s, out_i
 
 
+# int8_search and int4_search: public twins in signature (each documents its codes);
+# what they share is in _outputs, _numba_kernel, _run_scan and _add_const.
 def int4_search(
     queries: np.ndarray,
     packed: np.ndarray,
