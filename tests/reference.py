@@ -170,3 +170,9 @@ def assert_same_topk(got, want):
     """Two ``(scores, indices)`` answers agree exactly (indices first: the clearer failure)."""
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[0], want[0])
+
+
+def assert_same_quantized(got, want):
+    """A :class:`memstrata.kernels.Quantized` equals the reference's ``(codes, scales, offsets)`` exactly."""
+    for name, a, b in zip(("codes", "scales", "offsets"), got, want):
+        np.testing.assert_array_equal(a, b, err_msg=name)

@@ -69,11 +69,15 @@ def test_int4_search_matches_reference(case, use_candidates):
     ref.assert_same_topk(smod.int4_search(*args, candidates=cand), ref.int4_topk_ref(*args))
 
 
+def _random_int8(seed: int, n: int, d: int, nq: int):  # type: ignore[no-untyped-def]
+    """``(rows, queries, quantized rows)``: standard-normal data of a fixed seed."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(F32)
+    return x, rng.standard_normal((nq, d)).astype(F32), quantize_int8(x)
+
+
 def test_int8_scores_approximate_dequantized_dot_products():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 64)).astype(F32)
-    q = rng.standard_normal((5, 64)).astype(F32)
-    quantized = quantize_int8(x)
+    _x, q, quantized = _random_int8(0, 300, 64, 5)
     scores, idx = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 300)
     from memstrata.kernels import dequantize_int8
 
@@ -84,10 +88,7 @@ def test_int8_scores_approximate_dequantized_dot_products():
 
 
 def test_int8_candidates_and_parallel_twins():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((200, 16)).astype(F32)
-    q = rng.standard_normal((7, 16)).astype(F32)
-    quantized = quantize_int8(x)
+    x, q, quantized = _random_int8(1, 200, 16, 7)
     full_s, full_i = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 5)
     cand = np.tile(np.arange(-1, 200), (7, 1))
     s, i = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 5, candidates=cand)
