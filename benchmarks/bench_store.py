@@ -401,6 +401,49 @@ def test_v2_store_single(benchmark, engine: str, dev_records: dict[str, Any], tm
     benchmark.extra_info["writes"] = len(items)
 
 
+@pytest.mark.parametrize("engine", ["memstrata-full", "sqlite3-FULL"])
+def test_v2_store_full_threads(benchmark, engine: str, dev_records: dict[str, Any], tmp_path_factory) -> None:
+    """Four threads writing at once, each write on stable storage before it returns (memstrata: group commit)."""
+    import json
+    import threading
+
+    import numpy as np
+
+    benchmark.group = "v2-store-full-4-threads"
+    items = list(dev_records.items())[::60][:400]
+    parts = [items[t::4] for t in range(4)]
+    path = tmp_path_factory.mktemp(engine)
+    if engine.startswith("memstrata"):
+        store = MemoryStore(path, {**NO_THREAD, "hot_max_bytes": V2_HOT, "durability": "full"})
+
+        def writer(part: list[tuple[str, Any]]) -> None:
+            for k, v in part:
+                store.store(k, v, tier="warm")
+    else:
+        setup = sqlite3.connect(path / "kv.sqlite", isolation_level=None)
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
+        setup.close()
+
+        def writer(part: list[tuple[str, Any]]) -> None:
+            conn = sqlite3.connect(path / "kv.sqlite", isolation_level=None, timeout=60)
+            conn.execute("PRAGMA synchronous=FULL")
+            for k, v in part:
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                             (k, json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)))
+            conn.close()
+
+    def run() -> None:
+        threads = [threading.Thread(target=writer, args=(part,)) for part in parts]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["writes"] = len(items)
+
+
 @pytest.mark.parametrize("engine", ["memstrata-store_many", "sqlite3-one-transaction"])
 def test_v2_store_many(benchmark, engine: str, dev_records: dict[str, Any], tmp_path_factory) -> None:
     benchmark.group = "v2-store-many"

@@ -309,6 +309,7 @@ SEARCH_IMPLS = [
     "memstrata-int4",
     "memstrata-binary-rescore-auto",
     "memstrata-int8-shortlist",
+    "memstrata-int8-shortlist-auto",
     "memstrata-binary-rescore",
     "memstrata-binary-rescore12",
     "memstrata-int4-rescore",
@@ -326,6 +327,7 @@ MEMORY_CONFIGS = {
     "memstrata-int4": dict(codec="int4"),
     "memstrata-binary-rescore-auto": dict(codec="binary", rescore="auto"),  # target_recall=0.99
     "memstrata-int8-shortlist": dict(codec="int8", shortlist=400),
+    "memstrata-int8-shortlist-auto": dict(codec="int8", shortlist="auto"),  # target_recall=0.99 of the full scan
     "memstrata-binary-rescore": dict(codec="binary", rescore=20),
     "memstrata-binary-rescore12": dict(codec="binary", rescore=12),
     "memstrata-int4-rescore": dict(codec="int4", rescore=2),
@@ -399,6 +401,8 @@ def test_search_real(benchmark, impl):
             stats = memory.stats()
             benchmark.extra_info["rescore_depth"] = stats["rescore_depth"]
             benchmark.extra_info["calibrated_recall"] = round(stats["measured_recall"], 4)
+        if memory.shortlist == "auto":
+            benchmark.extra_info["shortlist_size"] = memory.stats()["shortlist_size"]
         ratio_info(benchmark, fn, _optional_flat(x, q))
         simd_info(benchmark)
         memory.close()
@@ -443,6 +447,7 @@ def test_search_real(benchmark, impl):
         "memstrata-int8",
         "memstrata-int4",
         "memstrata-int8-shortlist",
+        "memstrata-int8-shortlist-auto",
         "memstrata-binary-rescore",
         "memstrata-binary-rescore12",
         "memstrata-binary-rescore-auto",
@@ -482,13 +487,17 @@ def _memory_or_flat(
     benchmark.extra_info["bytes_per_vector"] = round(memory.nbytes / len(memory), 1)
     if memory.rescore == "auto":
         benchmark.extra_info["rescore_depth"] = memory.stats()["rescore_depth"]
+    if memory.shortlist == "auto":
+        benchmark.extra_info["shortlist_size"] = memory.stats()["shortlist_size"]
     ratio_info(benchmark, fn, peers, rounds=rounds)
     simd_info(benchmark)
     memory.close()
     return ids
 
 
-@pytest.mark.parametrize("impl", ["memstrata-binary-rescore-auto", "memstrata-int8", "faiss-flat"])
+@pytest.mark.parametrize(
+    "impl", ["memstrata-binary-rescore-auto", "memstrata-int8", "memstrata-int8-shortlist-auto", "faiss-flat"]
+)
 def test_search_held_apart(benchmark, impl):
     """Store a random half of the real set, query with 1000 rows of the other half (never stored).
 

@@ -110,3 +110,66 @@ def test_wilson_lower_bound_and_bad_targets():
             VectorMemory(8, "binary", "cosine", rescore="auto", target_recall=bad)
     with pytest.raises(ValueError, match="rescore: expected a positive integer or None"):
         VectorMemory(8, "binary", "cosine", rescore="always")
+
+
+# ---------------------------------------------------------------- shortlist="auto"
+
+
+def _agreement(full: np.ndarray, full_scores: np.ndarray, got_scores: np.ndarray) -> float:
+    """Share of the full scan's top 10 the shortlist found (a score tied with the 10th counts)."""
+    kth = full_scores[:, 9]
+    return float((got_scores[:, :10] >= kth[:, None] - 1e-6).mean())
+
+
+@pytest.mark.parametrize("rescore", [None, "auto"])
+def test_auto_shortlist_keeps_the_target_of_the_full_scan_on_the_held_apart_half(shared_data, rescore):
+    stored, unseen = _held_apart(shared_data)
+    auto = VectorMemory(stored.shape[1], "int8", "cosine", rescore=rescore, shortlist="auto", target_recall=0.99)
+    full = VectorMemory(stored.shape[1], "int8", "cosine", rescore=rescore, target_recall=0.99)
+    try:
+        auto.add(stored)
+        full.add(stored)
+        got_s, _ = auto.search(unseen[:1000], 10)
+        full_s, full_i = full.search(unseen[:1000], 10)
+        stats = auto.stats()
+        assert stats["shortlist_size"] is not None and stats["shortlist_size"] < len(stored)  # it did shorten
+        assert stats["shortlist_agreement"] >= 0.99 and stats["shortlist_calibrated_rows"] == len(stored)
+        assert _agreement(full_i, full_s, got_s) >= 0.99
+        if rescore == "auto":
+            assert _recall_at_10(stored, unseen[:1000], auto.search(unseen[:1000], 10)[1]) >= 0.985
+    finally:
+        auto.close()
+        full.close()
+
+
+def test_auto_shortlist_scans_every_row_of_a_small_memory():
+    x = np.random.default_rng(3).standard_normal((300, 32)).astype(F32)
+    memory = VectorMemory(32, "int8", shortlist="auto")
+    memory.add(x)
+    assert memory.stats()["shortlist_size"] is None  # fewer rows than the smallest shortlist is worth
+    s, i = memory.search(x[:5], 3)
+    assert i[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_auto_shortlist_recalibrates_as_the_memory_grows_and_survives_save(tmp_path):
+    rng = np.random.default_rng(4)
+    centers = rng.standard_normal((40, 32)).astype(F32)
+    x = (centers[rng.integers(0, 40, 8000)] + 0.4 * rng.standard_normal((8000, 32))).astype(F32)
+    memory = VectorMemory(32, "int8", shortlist="auto", target_recall=0.95)
+    memory.add(x[:1500])
+    first = memory.stats()["shortlist_calibrated_rows"]
+    memory.add(x[1500:])
+    memory.search(x[:3], 5)
+    assert first == 1500 and memory.stats()["shortlist_calibrated_rows"] == 8000
+    memory.save(tmp_path / "m.msvm")
+    loaded = VectorMemory.load(tmp_path / "m.msvm")
+    assert loaded.shortlist == "auto" and loaded.stats()["shortlist_size"] is not None
+    np.testing.assert_array_equal(loaded.search(x[:20], 5)[1], memory.search(x[:20], 5)[1])
+    memory.close()
+    loaded.close()
+
+
+@pytest.mark.parametrize("kwargs", [{"codec": "int4", "shortlist": "auto"}, {"codec": "int8", "shortlist": "some"}])
+def test_auto_shortlist_arguments_are_checked(kwargs):
+    with pytest.raises(ValueError, match="shortlist"):
+        VectorMemory(16, **kwargs)

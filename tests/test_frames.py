@@ -1,12 +1,13 @@
-"""Frames: format, corruption detection, version and codec errors, golden frames."""
+"""Frames: format, corruption detection, version and codec errors.
+
+Golden frames of every codec are checked by the codec contract (``tests/conformance/test_codecs.py``).
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,6 @@ from memstrata.codecs import (
     FrameVersionError,
     _frame,
     decode,
-    deserialize,
     get_codec,
     read_header,
     register_dictionary,
@@ -28,16 +28,6 @@ from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._hash import digest
 from memstrata.codecs._samples import trace_records
 from memstrata.errors import CorruptDataError, UnknownCodecError
-
-GOLDEN = Path(__file__).resolve().parent / "golden"
-
-
-def _load_make_golden():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
 
 # ------------------------------------------------------------------ layout --
 
@@ -257,51 +247,3 @@ def test_missing_dictionary_is_reported() -> None:
     frame[ref_at : ref_at + 4] = b"\xde\xad\xbe\xef"
     with pytest.raises(CorruptDataError, match="names zstd dictionary deadbeef…, which is not registered here"):
         decode(bytes(frame))
-
-
-# ------------------------------------------------------------------ golden --
-
-
-@pytest.fixture(scope="module")
-def golden():  # type: ignore[no-untyped-def]
-    module = _load_make_golden()
-    register_dictionary(module.dictionary_bytes())
-    return module
-
-
-@pytest.mark.parametrize("name", sorted(_load_make_golden().CASES))
-def test_golden_frames_still_decode(golden, name: str) -> None:  # type: ignore[no-untyped-def]
-    config, value = golden.CASES[name]
-    frame = (GOLDEN / "v1" / f"{name}.frame").read_bytes()
-    header = read_header(frame)
-    assert header.version == 1
-    assert header.codec_id == type(get_codec(config["id"])).frame_id
-    out = decode(frame)
-    if name in golden.LOSSY:
-        expected_npy = GOLDEN / "v1" / f"{name}.expected.npy"
-        if expected_npy.exists():
-            expected = np.load(expected_npy, allow_pickle=False)
-            assert out.dtype == expected.dtype and out.shape == expected.shape
-            np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
-        else:
-            expected = deserialize((GOLDEN / "v1" / f"{name}.expected.msgpack").read_bytes())
-            assert out == expected
-    elif isinstance(value, np.ndarray):
-        assert out.dtype == value.dtype and out.tobytes() == value.tobytes()
-    else:
-        assert out == value
-    # a golden frame is re-encoded to the same bytes by today's code (lossless, deterministic codecs)
-    if name not in golden.LOSSY and config["id"] not in ("blosc2",):
-        cfg = {k: (golden.dictionary_bytes() and _dict_hex(golden) if v == "@dict" else v) for k, v in config.items()}
-        assert get_codec(cfg).encode(value) == frame
-
-
-def _dict_hex(golden) -> str:  # type: ignore[no-untyped-def]
-    return digest(golden.dictionary_bytes()).hex()
-
-
-def test_every_codec_has_a_golden_frame(golden) -> None:  # type: ignore[no-untyped-def]
-    from memstrata.codecs import available_codecs
-
-    covered = {config["id"] for config, _ in golden.CASES.values()}
-    assert covered == set(available_codecs())

@@ -309,6 +309,28 @@ def test_fit_codec_reports_measured_recall():
     assert impossible.codec in ("float32", "int8", "int4") and impossible.recall <= 1.0
 
 
+def test_fit_codec_reports_the_depth_rescore_auto_calibrated():
+    from memstrata.vectors._recall import DEPTHS
+
+    rng = np.random.default_rng(7)
+    centers = _unit(rng.standard_normal((30, 48)))
+    sample = _unit(centers[rng.integers(0, 30, 900)] + 0.35 * rng.standard_normal((900, 48)))
+    choice = VectorMemory.fit_codec(sample, target_recall=0.97, k=5, n_queries=60, rescore_factors=(2,))
+    autos = [m for m in choice.measured if m["rescore"] == "auto"]
+    assert {m["codec"] for m in autos} == {"binary", "int4", "int8"}
+    assert all(m["depth"] in DEPTHS for m in autos)  # each memory calibrated on the 900 stored rows
+    assert all(m["depth"] is None for m in choice.measured if m["rescore"] is None)
+    assert all(m["depth"] == 2 for m in choice.measured if m["rescore"] == 2)
+    best = next(m for m in choice.measured if (m["codec"], m["rescore"]) == (choice.codec, choice.rescore))
+    assert choice.depth == best["depth"]
+    if choice.rescore == "auto":
+        assert choice.kwargs == {"codec": choice.codec, "rescore": "auto", "target_recall": 0.97}
+    memory = VectorMemory(48, **choice.kwargs)  # the choice builds a memory as it was measured
+    memory.add(sample)
+    assert memory.stats()["rescore_depth"] == choice.depth or choice.rescore != "auto"
+    memory.close()
+
+
 def test_real_embeddings_recall(shared_data):
     path = shared_data / "dev" / "embeddings.npy"
     if not path.exists():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,3 +172,34 @@ def damage_tree(
     name = kind if kind is not None else rng.choice(sorted(DAMAGES))
     stale = stale_root / target.relative_to(root) if stale_root is not None else None
     return DAMAGES[name](target, rng, stale=stale)
+
+
+DEFECTS = ("wrong value", "silent loss", "foreign exception")
+
+
+def inject_each(
+    work: Path,
+    base: Path,
+    stale: Path | None,
+    n: int,
+    seed: int,
+    only: Callable[[Path], bool],
+    classify: Callable[[Path], tuple[str, str]],
+) -> tuple[Counter[str], list[str]]:
+    """``n`` damaged copies of the tree ``base`` (every kind of damage in turn, to files ``only`` keeps), each
+    classified by ``classify(copy) -> (outcome, detail)``; returns the outcome counts and the defects described."""
+    rng = random.Random(seed)
+    kinds = sorted(DAMAGES)
+    outcomes: Counter[str] = Counter()
+    defects: list[str] = []
+    for i in range(n):
+        target = work / f"case-{i}"
+        shutil.copytree(base, target)
+        (target / "LOCK").unlink(missing_ok=True)  # a copy of a writer's lock file holds no lock
+        what = damage_tree(target, rng, kind=kinds[i % len(kinds)], stale_root=stale, only=only)
+        outcome, detail = classify(target)
+        outcomes[outcome] += 1
+        if outcome in DEFECTS:
+            defects.append(f"{what}: {outcome}: {detail}")
+        shutil.rmtree(target)
+    return outcomes, defects

@@ -15,8 +15,10 @@ Outcomes, as for the store (``faults.store_campaign``):
 - ``foreign exception`` (a defect): anything else.
 
 Artefacts: ``bloom`` (a ``BloomFilter.save`` file), ``vector-snapshot`` (a
-``VectorMemory.save`` file) and ``vector-directory`` (a closed
-``VectorMemory.open`` directory: ``CURRENT``, the state file and the log). A
+``VectorMemory.save`` file), ``vector-directory`` (a closed
+``VectorMemory.open`` directory: ``CURRENT``, the state file, the log and the
+tail marker) and ``vector-directory-unclosed`` (the same as a killed writer
+leaves it, with acknowledged records after the last checkpoint). A
 ``stale_copy`` of a single-file artefact is a valid artefact of its own (only a
 container that records which file it expects can tell), so those two take
 every other damage; the directory takes all of them.
@@ -125,19 +127,31 @@ class VectorSnapshot(VectorArtefact):
 
 
 class VectorDirectory(VectorArtefact):
+    """A closed durable directory (``unclosed``: as a writer killed after its last acknowledged add leaves it)."""
+
     kinds = sorted(DAMAGES)
+    unclosed = False
 
     def build(self, root: Path) -> tuple[Path, Path]:
         x = _vectors()
         path = root / "v"
         memory = VectorMemory.open(path, dim=DIM, codec="int8")
         memory.add(x[:150], ids=np.arange(150), metadata=[{"i": i} for i in range(150)])
-        memory.close()
+        if self.unclosed:
+            memory.checkpoint()
+        else:
+            memory.close()
         stale = root / "stale"
         shutil.copytree(path, stale)
-        memory = VectorMemory.open(path)
+        if not self.unclosed:
+            memory = VectorMemory.open(path)
         memory.add(x[150:260], ids=np.arange(150, 260), metadata=[{"i": i} for i in range(150, 260)])
         memory.delete([7, 8, 151])
+        if self.unclosed:  # copied while open: every acknowledged record is in the files by then
+            killed = root / "killed"
+            shutil.copytree(path, killed)
+            (killed / "LOCK").unlink(missing_ok=True)
+            path = killed
         memory.close()
         return path, stale
 
@@ -145,10 +159,15 @@ class VectorDirectory(VectorArtefact):
         return VectorMemory.open(path)
 
 
+class UnclosedVectorDirectory(VectorDirectory):
+    unclosed = True
+
+
 ARTEFACTS: dict[str, Callable[[], Artefact]] = {
     "bloom": BloomFile,
     "vector-snapshot": VectorSnapshot,
     "vector-directory": VectorDirectory,
+    "vector-directory-unclosed": UnclosedVectorDirectory,
 }
 
 
@@ -171,13 +190,20 @@ def classify(artefact: Artefact, path: Path, want: Any) -> tuple[str, str]:
     return "wrong value", "answers differ from the saved artefact"
 
 
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    target = dst / src.name
+    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, target)
+    return target
+
+
 def campaign(work: Path, name: str, n: int, seed: int) -> tuple[Counter[str], list[str]]:
     """``n`` injections into artefacts of kind ``name``; returns outcomes and the defects' descriptions."""
     artefact = ARTEFACTS[name]()
     base_root = work / "base"
     base_root.mkdir(parents=True)
     base, stale = artefact.build(base_root)
-    want = artefact.read(base)
+    want = artefact.read(_copy(base, work / "answers"))  # a copy: reading may change it (a close writes CURRENT)
     rng = random.Random(seed)
     outcomes: Counter[str] = Counter()
     defects: list[str] = []

@@ -1,8 +1,10 @@
-"""A fault campaign over closed ``MemoryStore`` directories: build, damage, classify.
+"""A fault campaign over ``MemoryStore`` directories: build, damage, classify.
 
 Shared by ``test_store_faults.py`` (a seeded sample in CI) and
-``benchmarks/fault_campaign.py`` (the long run). Each injection copies a closed
-store, damages one of its files, opens it and reads every key. Outcomes:
+``benchmarks/fault_campaign.py`` (the long run). Each injection copies a store,
+closed or left as a killed writer leaves it (``unclosed``: acknowledged
+batches after the last checkpoint, no close), damages one of its files, opens
+it and reads every key. Outcomes:
 
 - ``read right``: every key reads back its value (the damage had no effect);
 - ``detected``: open, a read or ``verify()`` raised or reported it;
@@ -14,14 +16,13 @@ store, damages one of its files, opens it and reads every key. Outcomes:
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.damage import DAMAGES, damage_tree
+from faults.damage import inject_each
 
 from memstrata import MemoryStore, MemstrataError
 
@@ -31,6 +32,7 @@ ARTEFACTS: dict[str, Callable[[Path], bool]] = {
     "segment": lambda p: p.name.startswith("seg-"),
     "checkpoint": lambda p: p.name == "CHECKPOINT",
     "pack": lambda p: p.suffix == ".msp",
+    "tail marker": lambda p: p.name == ".tail",
 }
 
 
@@ -38,33 +40,48 @@ def _value(i: int) -> Any:
     return {"id": i, "text": f"observation {i}: the user asked about item {i * 7 % 13}", "score": i / 10}
 
 
-def build(root: Path) -> tuple[Path, Path, dict[str, Any], set[str]]:
-    """A closed store with warm, cold, deleted and compacted content, and an older copy of it (for stale damage)."""
+def build(root: Path, *, unclosed: bool = False) -> tuple[Path, Path, dict[str, Any], set[str]]:
+    """A store with warm, cold, deleted and compacted content, and an older copy of it (for stale damage).
+
+    ``unclosed``: the files as a writer killed after its last acknowledged
+    write leaves them (copied while it is open: every write is in the files by
+    then); the older copy is taken the same way, after the last checkpoint.
+    """
     path = root / "store"
+    stale = root / "stale"
     expected: dict[str, Any] = {}
     deleted: set[str] = set()
-    with MemoryStore(path, CFG) as store:
-        for i in range(90):
-            k = f"k{i}"
-            expected[k] = _value(i)
-            store.store(k, expected[k], tier=("hot", "warm", "cold")[i % 3])
-        for i in range(0, 90, 11):
+
+    def write(store: MemoryStore, keys: range, tiers: tuple[str, ...]) -> None:
+        for i in keys:
+            expected[f"k{i}"] = _value(i)
+            store.store(f"k{i}", expected[f"k{i}"], tier=tiers[i % len(tiers)])
+
+    def forget(store: MemoryStore, keys: range) -> None:
+        for i in keys:
             store.delete(f"k{i}")
             deleted.add(f"k{i}")
             expected.pop(f"k{i}")
-        store.compact()
-    stale = root / "stale"
+
+    store = MemoryStore(path, CFG)
+    write(store, range(90), ("hot", "warm", "cold"))
+    forget(store, range(0, 90, 11))
+    store.compact()
+    if not unclosed:
+        store.close()
     shutil.copytree(path, stale)
-    with MemoryStore(path, CFG) as store:
-        for i in range(90, 130):
-            k = f"k{i}"
-            expected[k] = _value(i)
-            store.store(k, expected[k], tier=("warm", "cold")[i % 2])
-        store.store("k1", {"rewritten": True})
-        expected["k1"] = {"rewritten": True}
-        store.delete("k2")
-        deleted.add("k2")
-        expected.pop("k2")
+    if not unclosed:
+        store = MemoryStore(path, CFG)
+    write(store, range(90, 130), ("warm", "cold"))
+    store.store("k1", {"rewritten": True})
+    expected["k1"] = {"rewritten": True}
+    forget(store, range(2, 3))
+    if unclosed:
+        killed = root / "killed"
+        shutil.copytree(path, killed)
+        store.close()
+        return killed, stale, expected, deleted
+    store.close()
     return path, stale, expected, deleted
 
 
@@ -123,22 +140,7 @@ def classify(path: Path, expected: dict[str, Any], deleted: set[str]) -> tuple[s
             pass
 
 
-def campaign(work: Path, artefact: str, n: int, seed: int) -> tuple[Counter[str], list[str]]:
+def campaign(work: Path, artefact: str, n: int, seed: int, *, unclosed: bool = False) -> tuple[Counter[str], list[str]]:
     """``n`` injections into files of ``artefact`` kind, every damage kind in turn; returns outcomes and defects."""
-    base, stale, expected, deleted = build(work / "base")
-    rng = random.Random(seed)
-    kinds = sorted(DAMAGES)
-    outcomes: Counter[str] = Counter()
-    defects: list[str] = []
-    for i in range(n):
-        target = work / f"case-{i}"
-        shutil.copytree(base, target)
-        (target / "LOCK").unlink(missing_ok=True)
-        kind = kinds[i % len(kinds)]
-        what = damage_tree(target, rng, kind=kind, stale_root=stale, only=ARTEFACTS[artefact])
-        outcome, detail = classify(target, expected, deleted)
-        outcomes[outcome] += 1
-        if outcome in ("wrong value", "silent loss", "foreign exception"):
-            defects.append(f"{what}: {outcome}: {detail}")
-        shutil.rmtree(target)
-    return outcomes, defects
+    base, stale, expected, deleted = build(work / "base", unclosed=unclosed)
+    return inject_each(work, base, stale, n, seed, ARTEFACTS[artefact], lambda t: classify(t, expected, deleted))

@@ -7,6 +7,7 @@ long campaign. Any wrong answer, silent loss or foreign exception fails.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from faults.file_campaign import ARTEFACTS, campaign
 
+import memstrata._tail as tail_module
 from memstrata import CorruptDataError, VectorMemory
 
 N_INJECTIONS = 320
@@ -62,9 +64,8 @@ def test_vector_log_cut_short_after_close_is_detected(tmp_path: Path, cut: str) 
             VectorMemory.open(tmp_path / "v")
 
 
-def test_a_crash_before_close_still_drops_only_the_torn_tail(tmp_path: Path) -> None:
-    """Records appended after the last close and cut by a crash are dropped; everything before them opens."""
-    _closed_memory(tmp_path / "v")
+def _crash_after_one_add(path: Path) -> Path:
+    """Reopen the closed memory at ``path``, add id 99, die without close; the log file."""
     crash = (
         "import os, sys, numpy as np\n"
         "from memstrata import VectorMemory\n"
@@ -72,11 +73,29 @@ def test_a_crash_before_close_still_drops_only_the_torn_tail(tmp_path: Path) -> 
         "m.add(np.ones((1, 8), np.float32), ids=[99])\n"
         "os._exit(0)  # dies without close: CURRENT keeps the floor of the last close\n"
     )
-    subprocess.run([sys.executable, "-c", crash, str(tmp_path / "v")], check=True)
-    log = tmp_path / "v" / "log-0.mslog"
-    size = log.stat().st_size
-    with open(log, "r+b") as f:
-        f.truncate(size - 5)  # the unacknowledged-looking tail of the last write
+    subprocess.run([sys.executable, "-c", crash, str(path)], check=True)
+    return path / "log-0.mslog"
+
+
+def test_a_crash_before_close_still_drops_only_the_torn_tail(tmp_path: Path) -> None:
+    """A write the crash cut short is dropped; every acknowledged record before it opens."""
+    _closed_memory(tmp_path / "v")
+    log = _crash_after_one_add(tmp_path / "v")
+    with open(log, "ab") as f:
+        f.write(b"\x40\x00\x00\x00\x05")  # the first bytes of a record whose write the kill interrupted
+    reopened = VectorMemory.open(tmp_path / "v")
+    assert 99 in reopened.ids().tolist() and len(reopened) == 40
+    reopened.close()
+
+
+def test_an_acknowledged_record_cut_after_a_crash_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the same boot the tail marker proves the cut record was written; after a restart it may be a power cut."""
+    _closed_memory(tmp_path / "v")
+    log = _crash_after_one_add(tmp_path / "v")
+    os.truncate(log, log.stat().st_size - 5)
+    with pytest.raises(CorruptDataError, match="was committed .*tail marker"):
+        VectorMemory.open(tmp_path / "v")
+    monkeypatch.setattr(tail_module, "_BOOT_ID", bytes(range(16)))  # another boot: the record was never fsynced
     reopened = VectorMemory.open(tmp_path / "v")
     assert 99 not in reopened.ids().tolist() and len(reopened) == 39
     reopened.close()

@@ -44,3 +44,44 @@ def test_deletes_and_close_work_on_a_really_full_disk(tmp_path: Path) -> None:
             assert all(k not in store for k in gone)
             assert all(store.retrieve(k) == v for k, v in stored.items() if k not in gone)
             assert store.verify()["ok"]
+
+
+def test_compaction_on_a_full_disk_is_undone_and_works_once_there_is_room(tmp_path: Path) -> None:
+    """Compaction copies the live records before it drops the old segments, so it needs room for them.
+
+    On a full disk it raises ``StorageFullError`` saying so, and leaves the log as
+    it was: every value reads, writes and deletes go on, a reopen needs no
+    repair. Once the disk has room it compacts and the log shrinks.
+    """
+    with tmpfs(tmp_path / "small", "6m") as root:
+        ballast = root / "ballast"
+        ballast.write_bytes(os.urandom(3 << 20))  # someone else's file, removed later to make room
+        path = root / "s"
+        stored: dict[str, bytes] = {}
+        store = MemoryStore(path, CFG)
+        with pytest.raises(StorageFullError):
+            for i in range(10_000):
+                value = os.urandom(2000)
+                store.store(f"k{i}", value, tier="warm")
+                stored[f"k{i}"] = value
+        for k in sorted(stored)[:200]:  # within what the reserve holds, as above
+            store.delete(k)
+            del stored[k]
+        log_dir = path / "log"
+        files_before = sorted(p.name for p in log_dir.iterdir())
+        with pytest.raises(StorageFullError, match="compacting .* needs free space .* nothing was changed"):
+            store.compact()
+        assert sorted(p.name for p in log_dir.iterdir()) == files_before
+        assert all(store.retrieve(k) == v for k, v in stored.items())
+        store.delete(next(iter(stored)))  # the log still takes records where it left off
+        stored.pop(next(iter(stored)))
+        store.close()
+        segments = sum(p.stat().st_size for p in log_dir.glob("seg-*.log"))
+        with MemoryStore(path, CFG) as store:  # no repair needed
+            assert all(store.retrieve(k) == v for k, v in stored.items())
+            ballast.unlink()
+            store.compact()
+            assert all(store.retrieve(k) == v for k, v in stored.items())
+            assert store.verify()["ok"]
+        compacted = sum(p.stat().st_size for p in log_dir.glob("seg-*.log"))
+        assert compacted < segments - 200 * 2000, (segments, compacted)  # the deleted values are gone

@@ -1,7 +1,8 @@
-"""Damage campaign over closed trace databases: the shared part of the test and the long benchmark run.
+"""Damage campaign over trace databases: the shared part of the test and the long benchmark run.
 
 A trace database is written (traces of every type, deltas, dictionaries,
-replaced ids, a retention run), closed, copied, damaged once (any file of it:
+replaced ids, a retention run), closed (or, ``unclosed``, left as a killed
+writer leaves it, WAL and all), copied, damaged once (any file of it:
 the database or its mark file; any kind of ``faults.damage``), then opened and
 read in full. Each injection is classified:
 
@@ -31,8 +32,12 @@ T0 = 1_763_700_000.0
 OUTCOMES = ("read right", "detected", "wrong value", "lost, verify() ok", "foreign exception")
 
 
-def build(root: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """Write the database (and an older copy of it, for ``stale_copy``); returns ``(db, stale, expected)``."""
+def build(root: Path, *, unclosed: bool = False) -> tuple[Path, Path, dict[str, Any]]:
+    """Write the database (and an older copy of it, for ``stale_copy``); returns ``(db, stale, expected)``.
+
+    ``unclosed``: the files as a writer killed after its last acknowledged
+    flush leaves them (the database, its WAL and mark file, copied while open).
+    """
     root.mkdir(parents=True, exist_ok=True)
     db, stale_dir = root / "traces.db", root / "stale"
     now = [T0]
@@ -68,6 +73,15 @@ def build(root: Path) -> tuple[Path, Path, dict[str, Any]]:
             expected[t.trace_id] = mem.decompress_trace(t)
         history = [(d.old_value, d.new_value, d.delta_direction) for d in mem.performance_history_sync("latency_ms")]
         assert mem.verify_sync()["ok"]
+        if unclosed:
+            mem.store_compressed_trace_sync("after-close", {"op": "late"}, TraceType.SYMBOLIC_OPERATION)
+            expected["after-close"] = {"op": "late"}
+            mem.flush_sync()
+            killed = root / "killed"
+            killed.mkdir()
+            for f in root.glob("traces.db*"):
+                shutil.copyfile(f, killed / f.name)
+            db = killed / db.name
     return db, stale_dir, {"traces": expected, "history": history}
 
 
@@ -135,9 +149,9 @@ def _read_all(path: Path, expected: dict[str, Any]) -> str:
     return "detected" if detected else "read right"
 
 
-def campaign(root: Path, n: int, seed: int) -> tuple[Counter[str], list[str]]:
+def campaign(root: Path, n: int, seed: int, *, unclosed: bool = False) -> tuple[Counter[str], list[str]]:
     """``n`` seeded injections; the outcome counts and the description of every bad one."""
-    db, stale, expected = build(root / "source")
+    db, stale, expected = build(root / "source", unclosed=unclosed)
     rng = random.Random(seed)
     kinds = sorted(DAMAGES)
     counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})

@@ -1,21 +1,24 @@
-"""Write the golden trace database of schema version 1 (run once; the files are committed).
+"""Write a golden trace database (run once per format; the files are committed).
 
-    python tests/golden/make_trace_golden.py
+    python tests/golden/make_trace_golden.py traces_v2
 
-``traces_v1/traces.db`` was written by the schema-1 trace memory; ``expected.json``
-holds what it must keep answering. ``test_traces_golden.py`` opens a copy with
-today's code (which migrates it) and checks every trace, delta and dictionary
-still reads back exactly. Never regenerate the files of a released version.
+``traces_v1/traces.db`` was written by the schema-1 trace memory (version-1
+blobs); ``traces_v2/traces.db`` by the memory whose blobs are compact frames
+(blob version 2). ``expected.json`` holds what each must keep answering;
+``test_traces_integrity.py`` and ``test_traces_blob.py`` open a copy with
+today's code and check every trace, delta and dictionary still reads back
+exactly. Never regenerate the files of a released version.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from memstrata.traces import SymbolicTraceMemory, TraceType
 
-HERE = Path(__file__).resolve().parent / "traces_v1"
+HERE = Path(__file__).resolve().parent / (sys.argv[1] if len(sys.argv) > 1 else "traces_v2")
 T0 = 1_763_700_000.0
 
 
@@ -56,7 +59,8 @@ def build(path: Path) -> dict[str, object]:
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     db = HERE / "traces.db"
-    db.unlink(missing_ok=True)
+    if db.exists():
+        raise SystemExit(f"{db} exists: golden files are written once")
     exp = build(db)
     (HERE / "expected.json").write_text(json.dumps(exp, indent=1, sort_keys=True) + "\n")
     print(db, db.stat().st_size, "bytes;", len(exp["traces"]), "traces")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import MutableMapping
-from dataclasses import asdict, dataclass, field, fields
 from threading import get_ident
 from time import perf_counter as _perf_counter
 from typing import Any
@@ -14,11 +13,14 @@ import numpy as np
 
 from memstrata.codecs import _values
 from memstrata.codecs._bytes import ZstdCodec
-from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary, train_dictionary
+from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary
 from memstrata.codecs._frame import KIND_VALUE, parse_frame
 from memstrata.codecs._hash import digest
+from memstrata.codecs._policy import CompressionPolicy
 from memstrata.codecs._registry import Codec, decode, get_codec
 from memstrata.codecs._registry import _build_frame as _build
+from memstrata.codecs._shapes import ShapeDictionaries
+from memstrata.codecs._trainer import DictionaryTrainer
 from memstrata.codecs._values import _encoder, _prepare_other, serialize
 
 if _values._native_prepare is not None:
@@ -37,65 +39,14 @@ _KINDS = ("record", "bytes", "array", "sparse", "graph")
 ACTIVE_DICTIONARY_KEY = b"active"
 
 
-
 def _zstd_codec(config: dict[str, Any]) -> ZstdCodec:
     """The zstd codec of ``config`` (the record path reads its compressor directly)."""
     codec = get_codec(config)
     assert isinstance(codec, ZstdCodec)
     return codec
 
-@dataclass
-class CompressionPolicy:
-    """How :class:`CompressionEngine` chooses codecs.
 
-    Attributes
-    ----------
-    tiny_bytes : int
-        Values whose serialized size is at most this are stored raw (compression
-        cannot win against its own overhead there).
-    record_bytes : int
-        Records up to this size are "small": zstd with the trained dictionary.
-    zstd_level : int
-        zstd level for records and bytes.
-    train_after : int
-        Train a dictionary once this many small records have been seen (0: never).
-        Training runs once, inside the ``compress`` call that reaches this count
-        (about 0.1 s for 1,000 trace records and a 64 KiB dictionary); call
-        :meth:`CompressionEngine.train` ahead of time to keep it off a hot path.
-    dictionary_bytes : int
-        Size of trained dictionaries.
-    array_codec : dict
-        Codec config for numeric arrays when no loss is allowed.
-    lossy_codec : dict
-        Codec config for float vectors when the caller allows loss.
-    graph_codec : dict
-        Codec config for graphs (``kind="graph"``) when the caller allows loss.
-    """
-
-    tiny_bytes: int = 40
-    record_bytes: int = 16 * 1024
-    zstd_level: int = 3
-    train_after: int = 1000
-    dictionary_bytes: int = 64 * 1024
-    array_codec: dict[str, Any] = field(default_factory=lambda: {"id": "blosc2", "clevel": 5, "codec": "zstd"})
-    lossy_codec: dict[str, Any] = field(default_factory=lambda: {"id": "int8", "per": "dimension"})
-    graph_codec: dict[str, Any] = field(default_factory=lambda: {"id": "graph_prune", "min_confidence": 0.1})
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> CompressionPolicy:
-        """Build a policy from a dict; unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"policy: unknown keys {unknown}; known keys: {sorted(known)}")
-        return cls(**config)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (round-trips through :meth:`from_dict`)."""
-        return asdict(self)
-
-
-class CompressionEngine:
+class CompressionEngine(ShapeDictionaries):
     """Compress values into frames, choosing the codec by kind, size and loss policy.
 
     Parameters
@@ -103,9 +54,10 @@ class CompressionEngine:
     policy : CompressionPolicy or dict, optional
     dictionaries : mutable mapping of bytes to bytes, optional
         Where trained zstd dictionaries are kept (``{digest: dictionary bytes}``,
-        plus ``b"active"`` -> the digest in use). Dictionaries found there are
-        registered, and the active one is used, so an engine reopened on the same
-        mapping decodes and encodes as before.
+        plus ``b"active"`` -> the digest in use, and one entry per record shape
+        with a dictionary of its own). Dictionaries found there are registered,
+        and the active ones are used, so an engine reopened on the same mapping
+        decodes and encodes as before.
 
     Choice of codec (``compress(value, kind=None, allow_loss=False)``):
 
@@ -115,6 +67,11 @@ class CompressionEngine:
     * ``kind="graph"`` with ``allow_loss``: ``policy.graph_codec``;
     * records (any other value) and bytes: raw when tiny, zstd otherwise; small
       records use the trained dictionary once ``train_after`` have been seen.
+
+    Dictionaries are trained by one :class:`~memstrata.codecs.DictionaryTrainer`
+    (:attr:`trainer`): the general one from the small records :meth:`compress`,
+    :meth:`compress_serialized` and :meth:`learn` see, and with
+    :meth:`compress_compact` one per record shape (:meth:`shape_of`).
 
     ``codec=`` overrides the choice for one call. Safe to call from several
     threads (each thread gets its own zstd contexts); the statistics counters are
@@ -154,8 +111,8 @@ class CompressionEngine:
         self._lossy_codec = get_codec(policy.lossy_codec)
         self._graph_codec = get_codec(policy.graph_codec)
         self._csr = get_codec("csr")
-        self._samples: list[bytes] = []
-        self._train_after = policy.train_after
+        self.trainer = DictionaryTrainer.from_policy(policy)
+        self._retraining = policy.retrain_factor > 0 and policy.train_after > 0
         self._dictionary: bytes | None = None
         # statistics: codec name -> [count, bytes in, bytes out]
         self._per_codec: dict[str, list[int]] = {}
@@ -164,6 +121,7 @@ class CompressionEngine:
         self._record_bytes = policy.record_bytes
         self._n_decompress = self._n_errors = 0
         self._t_compress = self._t_decompress = 0.0
+        self._init_shapes()
         if dictionaries is not None:
             for key, raw in list(dictionaries.items()):
                 if len(key) == 16:
@@ -171,6 +129,7 @@ class CompressionEngine:
             active = dictionaries.get(ACTIVE_DICTIONARY_KEY)
             if active is not None:
                 self.use_dictionary(bytes(active))
+            self._load_shapes(dictionaries)
 
     # ------------------------------------------------------------ choosing --
 
@@ -184,34 +143,48 @@ class CompressionEngine:
         codec = _zstd_codec({"id": "zstd", "level": self.policy.zstd_level, "dictionary": dictionary_digest.hex()})
         self._record_codec = codec
         self._dictionary = dictionary_digest
-        self._samples = []
+        if not self.policy.retrain_factor:
+            self.trainer.stop()  # trained for good: no more samples
 
-    def train(self, samples: list[Any] | None = None) -> bytes:
-        """Train a dictionary on ``samples`` (records; default: those collected) and use it.
+    def train(self, samples: list[Any] | None = None, *, shape: str = "") -> bytes:
+        """Train a dictionary on ``samples`` (records or serialized records; default: the trainer's) and use it.
 
-        Returns the new dictionary's digest; it is also stored in ``dictionaries``.
+        With ``shape`` (see :meth:`shape_of`), the dictionary is that shape's own,
+        used by :meth:`compress_compact` for records of the shape. Returns the new
+        dictionary's digest; it is also stored in ``dictionaries``. Raises
+        ``ValueError`` when zstd cannot train on the samples.
         """
-        items = [s if isinstance(s, (bytes, bytearray, memoryview)) else serialize(s) for s in samples] if samples is not None else self._samples
-        d = train_dictionary(items, self.policy.dictionary_bytes, level=self.policy.zstd_level)
+        items: list[Any] = self.trainer.samples(shape) if samples is None else [
+            s if isinstance(s, (bytes, bytearray, memoryview)) else serialize(s) for s in samples
+        ]
+        d, raw = self.trainer.fit(items, self.policy.dictionary_bytes)
+        if shape:
+            self._set_shape_dictionary(shape, d, raw)
+            return d
         if self._dictionaries is not None:
-            from memstrata.codecs._dictionaries import get_dictionary
-
-            self._dictionaries[d] = get_dictionary(d)
+            self._dictionaries[d] = raw
             self._dictionaries[ACTIVE_DICTIONARY_KEY] = d
         self.use_dictionary(d)
         return d
 
-    def _collect(self, buf: bytes) -> None:
-        samples = self._samples
-        samples.append(buf)
-        if len(samples) >= self._train_after:
-            with self._lock:
-                if self._dictionary is None and len(self._samples) >= self._train_after:
-                    try:
-                        self.train()
-                    except ValueError:  # samples zstd cannot train on: keep plain zstd
-                        self._samples = []
-                        self._train_after = 0
+    def learn(self, sample: bytes) -> bytes | None:
+        """Offer a serialized small record to the general dictionary's trainer.
+
+        Trains and adopts a new dictionary when one is due (``policy.train_after``
+        records, then every ``policy.retrain_factor`` times as many); returns its
+        digest then, else ``None``. :meth:`compress` and
+        :meth:`compress_serialized` call this themselves; a caller that frames
+        records some other way (or only some of them) offers them here.
+        """
+        if not self.trainer.offer(sample):
+            return None
+        with self._lock:
+            try:
+                return self.train()
+            except ValueError:  # samples zstd cannot train on: keep the current dictionary
+                if not self.policy.retrain_factor:
+                    self.trainer.stop()
+                return None
 
     def choose(self, value: Any, kind: str | None = None, allow_loss: bool = False) -> Codec:
         """The codec :meth:`compress` would use for ``value`` (records: by size)."""
@@ -269,6 +242,8 @@ class CompressionEngine:
                 if comp is None:
                     comp = zc._compressor()
                 frame = _build(2, 1, comp.compress(buf), n_in, digest(buf), b"", dd, n_in < 1024)
+                if self._retraining:
+                    self.learn(buf)
                 stats = self._zstd_stats
                 stats[0] += 1
                 stats[1] += n_in
@@ -335,8 +310,7 @@ class CompressionEngine:
                 c = self._zstd
             else:
                 c = self._record_codec
-                if self._dictionary is None and self._train_after:
-                    self._collect(buf)
+                self.learn(buf)
             frame = c._frame_plain(buf, KIND_VALUE, content_digest)
         except BaseException:
             self._n_errors += 1
@@ -386,7 +360,9 @@ class CompressionEngine:
             serialized bytes), ``bytes_out`` (frame bytes), ``ratio`` (out/in),
             ``codecs`` (per codec: ``count``, ``bytes_in``, ``bytes_out``,
             ``ratio``), ``compress_seconds``, ``decompress_seconds``, ``errors``,
-            ``dictionary`` (hex digest or ``None``) and ``samples_collected``.
+            ``dictionary`` (hex digest or ``None``), ``samples_collected`` and
+            ``shapes`` (``{shape: hex digest}`` of the per-shape dictionaries;
+            compact frames are counted under ``codecs["compact"]``).
         """
         codecs = {
             name: {"count": c, "bytes_in": i, "bytes_out": o, "ratio": (o / i) if i else 0.0}
@@ -407,7 +383,8 @@ class CompressionEngine:
             "decompress_seconds": self._t_decompress,
             "errors": self._n_errors,
             "dictionary": None if self._dictionary is None else self._dictionary.hex(),
-            "samples_collected": len(self._samples),
+            "samples_collected": self.trainer.collected(),
+            "shapes": self.shape_dictionaries(),
         }
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from memstrata.errors import CorruptDataError
+from memstrata.ops._catalog import check_catalog
 from memstrata.ops._repo import BackupError, Repository
 
 __all__ = [
@@ -391,8 +392,10 @@ def verify_backups(
     """Check every chunk of every backup (or of ``snapshot``) against its digest.
 
     ``drill`` also restores each backup into a temporary directory, opens it
-    and runs :meth:`MemoryStore.verify` on it. Returns ``ok``, per-snapshot
-    results and every error found (never raises for damage it can describe).
+    and runs :meth:`MemoryStore.verify` on it. Checking the whole repository
+    also compares the snapshots present with its catalog (a deleted backup is
+    an error). Returns ``ok``, per-snapshot results, every error found and
+    ``warnings`` (never raises for damage it can describe).
     """
     repository = _open_repo(repo, create=False)
     ids = [snapshot] if snapshot is not None else repository.snapshot_ids()
@@ -433,7 +436,12 @@ def verify_backups(
             if progress is not None:
                 progress(done, total)
     all_errors = [e for r in results for e in r["errors"]]
-    return {"ok": not all_errors, "snapshots": results, "chunks_checked": len(checked), "errors": all_errors, "drill": drill}
+    warnings: list[str] = []
+    if snapshot is None:  # the whole repository: is every backup the catalog lists still there?
+        catalog_errors, warnings = check_catalog(repository, {m["id"]: m for m in manifests})
+        all_errors += catalog_errors
+    return {"ok": not all_errors, "snapshots": results, "chunks_checked": len(checked), "errors": all_errors,
+            "warnings": warnings, "drill": drill}
 
 
 def _drill(repository: Repository, m: dict[str, Any]) -> dict[str, Any]:

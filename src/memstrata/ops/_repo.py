@@ -5,6 +5,7 @@ Layout under the repository root::
     memstrata-backup.json        format marker and chunk size
     chunks/ab/abcd...            zstd-compressed chunk, named by the SHA-256 of its raw bytes
     snapshots/<id>.json          one manifest per backup, written last (tmp name, then move)
+    catalog.json                 every snapshot id with its manifest's digest (see ``_catalog``)
 
 A backup is valid once its manifest exists; a process killed earlier leaves
 only unreferenced chunks, which never affect other backups. Chunks are
@@ -24,6 +25,7 @@ from typing import Any
 import zstandard
 
 from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.ops._catalog import forget_snapshot, record_snapshot
 
 __all__ = ["BackupError", "Repository"]
 
@@ -60,12 +62,12 @@ class Repository:
             raise BackupError(f"repository: {self.url} is not a memstrata backup repository (no memstrata-backup.json)")
         try:
             meta = json.loads(self.fs.cat_file(marker))
-        except ValueError as exc:
-            raise CorruptDataError(f"repository: {marker} is not valid JSON") from exc
-        if meta.get("format") != FORMAT or int(meta.get("version", 0)) > FORMAT_VERSION:
-            raise BackupError(f"repository: {self.url} has format {meta.get('format')} v{meta.get('version')}; "
+            fmt, version, self.chunk_bytes = meta.get("format"), int(meta.get("version", 0)), int(meta["chunk_bytes"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptDataError(f"repository: {marker} is damaged (not the repository marker's JSON)") from exc
+        if fmt != FORMAT or version > FORMAT_VERSION:
+            raise BackupError(f"repository: {self.url} has format {fmt} v{version}; "
                               f"this memstrata reads {FORMAT} up to v{FORMAT_VERSION}")
-        self.chunk_bytes = int(meta["chunk_bytes"])
         self._known: set[str] | None = None
 
     @classmethod
@@ -84,6 +86,10 @@ class Repository:
 
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
+
+    def path_of(self, name: str) -> str:
+        """The full path of ``name`` at the repository's root."""
+        return self._path(name)
 
     def _chunk_path(self, digest: str) -> str:
         return self._path("chunks", digest[:2], digest)
@@ -157,12 +163,14 @@ class Repository:
         """Publish a snapshot: the manifest (with its own digest) under a temporary name, then moved."""
         body = dict(manifest)
         body.pop("manifest_sha256", None)
+        body["catalogued"] = True  # a missing catalog is damage from now on (see ``_catalog``)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         body["manifest_sha256"] = hashlib.sha256(canonical).hexdigest()
         path = self._path("snapshots", f"{manifest['id']}.json")
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
         self.fs.pipe_file(tmp, json.dumps(body, sort_keys=True).encode())
         self.fs.mv(tmp, path)
+        record_snapshot(self, manifest["id"], body["manifest_sha256"])
 
     def read_manifest(self, snapshot_id: str) -> dict[str, Any]:
         """The manifest of ``snapshot_id``, its own digest checked."""
@@ -191,4 +199,5 @@ class Repository:
         return sorted(n[:-5] for n in names if n.endswith(".json"))
 
     def remove_manifest(self, snapshot_id: str) -> None:
+        forget_snapshot(self, snapshot_id)  # first: a crash in between leaves an unlisted manifest, never a hole
         self.fs.rm_file(self._path("snapshots", f"{snapshot_id}.json"))

@@ -47,7 +47,9 @@ class StoreDirectoryMethods:
             keys after repair), ``damaged_records`` (file and offset of each
             record that failed its checksum), ``unrecoverable_keys`` (keys whose
             value did not survive), ``verify_ok``, ``errors``,
-            ``highest_seq_seen`` and ``segments_rewritten``.
+            ``highest_seq_seen``, ``batches_missing`` (batches the log's tail
+            marker proves were committed after the last one found: their
+            writes are lost) and ``segments_rewritten``.
         """
         from memstrata.store._layout import repair
 

@@ -2,15 +2,16 @@
 
 A value is serialized and digested on every write (the digest is what dedup
 looks up); the frame is made later, by the tiers, only when the content is
-new. Small records feed a uniform sample from which the zstd dictionary is
-retrained at 1x, 4x, 16x ... ``train_after`` records; the dictionaries are
-kept in the store's backend (``d`` records) so every frame naming one can be
-read back, by this process and by read-only followers.
+new. Small new records feed the engine's dictionary trainer
+(:class:`~memstrata.codecs.DictionaryTrainer`, configured by :func:`engine_policy`):
+a uniform sample from which the zstd dictionary is retrained at 1x, 4x, 16x
+... ``train_after`` records. The dictionaries are kept in the store's backend
+(``d`` records) so every frame naming one can be read back, by this process
+and by read-only followers.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -19,11 +20,29 @@ import numpy as np
 from memstrata.codecs import digest as _digest
 from memstrata.codecs import serialize as _serialize
 
-__all__ = ["DICTIONARY_BYTES", "DictionaryRecords", "Prepared", "RecordMaker", "load_new_dictionaries"]
+__all__ = ["DICTIONARY_BYTES", "DictionaryRecords", "Prepared", "RecordMaker", "engine_policy", "load_new_dictionaries"]
 
 DICTIONARY_BYTES = 16 * 1024
 SAMPLE_RESERVOIR = 2000
 LEARN_MAX_BYTES = 16 * 1024  # records above this teach a dictionary nothing it needs
+RETRAIN_FACTOR = 4  # one dictionary trained on the first records fits later kinds of records badly
+
+
+def engine_policy(zstd_level: int, train_after: int) -> dict[str, Any]:
+    """The :class:`~memstrata.codecs.CompressionEngine` policy of a store.
+
+    Its trainer samples the new small records (uniformly, up to
+    ``SAMPLE_RESERVOIR``) and retrains at 1x, 4x, 16x ... ``train_after``;
+    old frames name their dictionary, which stays stored.
+    """
+    return {
+        "zstd_level": zstd_level,
+        "train_after": train_after,
+        "dictionary_bytes": DICTIONARY_BYTES,
+        "record_bytes": LEARN_MAX_BYTES,
+        "retrain_factor": RETRAIN_FACTOR,
+        "sample_reservoir": SAMPLE_RESERVOIR,
+    }
 
 # (key, frame maker, content digest, serialized length, serialized bytes for the hot tier or None)
 Prepared = tuple[Any, Callable[[], bytes], bytes, int, "bytes | None"]
@@ -70,11 +89,8 @@ def load_new_dictionaries(backend: Any, known: set[bytes]) -> bool:
 class RecordMaker:
     """Prepares each written value: its digest now, its frame on demand (see the module docstring)."""
 
-    def __init__(self, engine: Any, train_after: int) -> None:
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self._samples: list[bytes] = []
-        self._n_new_records = 0
-        self._train_at = train_after
 
     def prepare(self, key: Any, value: Any, allow_loss: bool) -> Prepared:
         """Serialize and digest ``value``; the frame is made later, only if the content is new."""
@@ -99,33 +115,7 @@ class RecordMaker:
 
             return key, make_array, d, len(data), None
 
-        def make_record() -> bytes:  # compressed only when the content is new (dedup first)
-            self._learn(data)
+        def make_record() -> bytes:  # compressed (and sampled for the dictionary) only when the content is new
             return engine.compress_serialized(data, d)
 
         return key, make_record, d, len(data), data
-
-    def _learn(self, data: bytes) -> None:
-        """Keep a sample of new small records; (re)train the zstd dictionary at 1x, 4x, 16x ... ``train_after``.
-
-        One dictionary trained on the first records fits later kinds of
-        records badly; retraining on a uniform sample of everything seen keeps
-        the ratio up. Old frames name their dictionary, which stays stored.
-        """
-        if not self._train_at or len(data) > LEARN_MAX_BYTES:
-            return
-        self._n_new_records += 1
-        n = self._n_new_records
-        samples = self._samples
-        if len(samples) < SAMPLE_RESERVOIR:
-            samples.append(data)
-        else:  # reservoir sampling: every record seen so far is equally likely to be kept
-            j = int.from_bytes(os.urandom(4), "little") % n
-            if j < SAMPLE_RESERVOIR:
-                samples[j] = data
-        if n >= self._train_at:
-            self._train_at *= 4
-            try:
-                self.engine.train(list(samples))
-            except ValueError:  # too few or too uniform samples: keep the current dictionary
-                pass

@@ -16,7 +16,7 @@ from memstrata.store._async import AsyncStoreMethods
 from memstrata.store._config import StoreConfig, resolve_config
 from memstrata.store._directory import StoreDirectoryMethods
 from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
-from memstrata.store._records import DICTIONARY_BYTES, DictionaryRecords, RecordMaker, load_new_dictionaries
+from memstrata.store._records import DictionaryRecords, RecordMaker, engine_policy, load_new_dictionaries
 from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
 from memstrata.types import TierLike
@@ -128,7 +128,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
         self._backend = backend
         try:
             self.engine = CompressionEngine(
-                {"zstd_level": cfg.zstd_level, "train_after": 0, "dictionary_bytes": DICTIONARY_BYTES},
+                engine_policy(cfg.zstd_level, 0 if read_only else cfg.train_after),
                 dictionaries=None if read_only else DictionaryRecords(backend),
             )
             self._known_dictionaries: set[bytes] = set()
@@ -158,7 +158,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
         self._closed = False
         self._hot_get = self.tiers.hot.get
         self._hot_atime = self.tiers._hot_atime
-        self._prepare = RecordMaker(self.engine, cfg.train_after).prepare
+        self._prepare = RecordMaker(self.engine).prepare
         self._hits = self._misses = self._writes = self._deletes = 0
         self._store_seconds = self.registry.histogram("store_seconds")
         reg = self.registry

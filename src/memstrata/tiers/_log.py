@@ -23,10 +23,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
-from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
+from memstrata.tiers._log_compact import LogCompaction
+from memstrata.tiers._log_open import HEAD_BYTES, SEED
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import (
     F_DEL,
@@ -35,7 +37,6 @@ from memstrata.tiers._segments import (
     F_SEAL,
     HEAD_VALUE,
     HEADER,
-    KIND_COMPACTED,
     KIND_LOG,
     SEAL_VALUE,
     check_record,
@@ -55,7 +56,7 @@ READ_AHEAD = 4096
 CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
 
 
-class LogBackend(LogOpening):
+class LogBackend(LogCompaction):
     """Bytes by key on segment files in ``directory`` (see the module docstring).
 
     Parameters
@@ -101,6 +102,8 @@ class LogBackend(LogOpening):
         self.segment_max_bytes = int(segment_max_bytes)
         self.reserve_bytes = 256 * 1024
         self._lock = threading.RLock()
+        self._sync = threading.Condition(threading.Lock())  # group commit: one fdatasync for every waiting writer
+        self._syncing = False
         self._index: dict[bytes, int] = {}
         self._fds: dict[int, int] = {}
         self._paths: dict[int, Path] = {}
@@ -130,8 +133,13 @@ class LogBackend(LogOpening):
             except BaseException:
                 self._close_fds()
                 raise
+        self._marker: TailMarker | None = None
+        self._synced_seq = self._seq
         if not read_only:
             ensure_reserve(self.directory)
+            seen = self._tail_seen
+            synced = seen.synced if seen is not None else 0
+            self._marker = TailMarker(self.directory, self._seq, synced, sync=durability != "none")
 
     def _reset(self) -> None:
         self._index, self._kinds, self._sizes, self._segments, self._seq = {}, {}, {}, [], 0
@@ -188,8 +196,17 @@ class LogBackend(LogOpening):
     def disk_bytes(self) -> int:
         return sum(self._sizes.values()) + self._pos
 
-    def apply(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *, freeing: bool = False) -> None:
-        """Commit ``puts`` and ``deletes`` as one batch. ``freeing``: may use the reserve above ``max_disk_bytes``."""
+    def apply(
+        self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *, freeing: bool = False, wait: bool = True
+    ) -> int:
+        """Commit ``puts`` and ``deletes`` as one batch; returns its sequence number.
+
+        ``freeing``: may use the reserve above ``max_disk_bytes``. ``wait=False``
+        (``durability="full"``): return once the batch is written, before it is
+        synced; the caller then calls :meth:`sync_through` with the returned
+        number (after releasing its own locks, so concurrent writers share one
+        fdatasync: group commit).
+        """
         with self._lock:
             self._check_writable()
             seq = self._seq + 1
@@ -197,7 +214,7 @@ class LogBackend(LogOpening):
             ops = [(F_DEL, k, b"") for k in deletes if k in index]
             ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
             if not ops:
-                return
+                return self._seq
             parts: list[bytes] = []
             offsets = []
             total = 0
@@ -228,8 +245,12 @@ class LogBackend(LogOpening):
                     raise
                 log.warning("memstrata: %s: the disk is full; its reserved space was given up for this delete", self.path)
                 write_all(fd, data, self._pos, self._seg_path(self._tail))
-            if self.durability == "full":
+            synced = self.durability == "full" and wait
+            if synced:
                 os.fdatasync(fd)
+                self._synced_seq = seq
+            if self._marker is not None:
+                self._marker.record(seq, synced=synced)
             base = (self._tail << 32) + self._pos
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
@@ -238,6 +259,40 @@ class LogBackend(LogOpening):
                     index[k] = base + off
             self._seq = seq
             self._pos += total
+            return seq
+
+    def sync_through(self, seq: int) -> None:
+        """Return once batch ``seq`` is on stable storage (``durability="full"``; otherwise at once).
+
+        One writer at a time runs fdatasync on the tail segment, covering every
+        batch written before it started (sealed segments were synced when
+        sealed); the others wait for it and return when it covered theirs.
+        """
+        if self.durability != "full":
+            return
+        with self._sync:
+            while self._synced_seq < seq:
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing = True
+                try:
+                    with self._lock:
+                        target = self._seq
+                        fd = os.dup(self._fds[self._tail])  # a compaction may close the tail's own descriptor
+                    self._sync.release()
+                    try:
+                        os.fdatasync(fd)
+                    finally:
+                        os.close(fd)
+                        self._sync.acquire()
+                    self._synced_seq = max(self._synced_seq, target)
+                    with self._lock:
+                        if self._marker is not None:
+                            self._marker.record(self._seq, synced_through=target)
+                finally:
+                    self._syncing = False
+                    self._sync.notify_all()
 
     def put(self, key: bytes, value: bytes) -> None:
         self.apply({key: value})
@@ -342,9 +397,9 @@ class LogBackend(LogOpening):
         seg, pos = self._ck_pos
         return sum(n for s, n in self._sizes.items() if s < seg) + pos
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, index: dict[bytes, int] | None = None) -> None:
         sizes = [(s, self._sizes[s]) for s in self._segments if s != self._tail] + [(self._tail, self._pos)]
-        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index)
+        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index if index is None else index)
         write_checkpoint(self.directory, ck, self.durability != "none")
         self._ck_pos = (self._tail, self._pos)
 
@@ -355,64 +410,11 @@ class LogBackend(LogOpening):
                 return
             if self.durability != "none":
                 os.fsync(self._fds[self._tail])
+                self._synced_seq = self._seq
+                if self._marker is not None:
+                    self._marker.record(self._seq, synced=True)
             if self._ck_pos != (self._tail, self._pos):
                 self._checkpoint()
-
-    def vacuum(self) -> None:
-        """Compaction: copy live records into new segments, checkpoint them, then delete the old segments."""
-        with self._lock:
-            self._check_writable()
-            old = list(self._segments)
-            live = sorted(self._index.items(), key=lambda kv: kv[1])
-            self._roll(KIND_COMPACTED)
-            new_index: dict[bytes, int] = {}
-            fd = self._fds[self._tail]
-            buf: list[bytes] = []
-            for key, loc in live:
-                rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
-                if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEAD_BYTES:
-                    write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
-                    buf = []
-                    self._roll(KIND_COMPACTED)
-                    fd = self._fds[self._tail]
-                new_index[key] = (self._tail << 32) + self._pos
-                buf.append(rec)
-                self._pos += len(rec)
-            write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
-            self._roll(KIND_LOG)
-            if self.durability != "none":
-                for seg in self._segments:
-                    if seg not in old:
-                        os.fsync(self._fds[seg])
-            self._index = new_index
-            self._segments = [s for s in self._segments if s not in old]
-            for seg in old:
-                self._sizes.pop(seg, None)
-            self._checkpoint()  # commit ...
-            for seg in old:  # ... then delete
-                os.close(self._fds.pop(seg))
-                self._kinds.pop(seg, None)
-                self._seg_path(seg).unlink(missing_ok=True)
-            fsync_dir(self.directory)
-            ensure_reserve(self.directory)
-
-    def integrity_check(self) -> list[str]:
-        """Replay every segment from scratch and compare with the index; returns the problems found."""
-        from memstrata.tiers._repair import scan_log
-
-        with self._lock:
-            problems: list[str] = []
-            rebuilt, seq, damaged = scan_log(self.directory, SEED)
-            problems += [f"segment file {p}: damaged record at offset {o}" for p, o in damaged]
-            if seq != self._seq:
-                problems.append(f"{self.path}: the log's highest sequence number is {seq}, the index's {self._seq}")
-            missing = [k for k in self._index if k not in rebuilt]
-            extra = [k for k in rebuilt if k not in self._index]
-            if missing:
-                problems.append(f"{self.path}: {len(missing)} keys of the index have no record in the segments")
-            if extra:
-                problems.append(f"{self.path}: {len(extra)} keys have records in the segments but not in the index")
-            return problems
 
     def size_bytes(self) -> int:
         """Bytes of the segment files and the checkpoint."""
@@ -446,5 +448,7 @@ class LogBackend(LogOpening):
             finally:
                 self._closed = True
                 self._close_fds()
+                if self._marker is not None:
+                    self._marker.close()
                 if not self.read_only:
                     ensure_reserve(self.directory)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memstrata._tail import TAIL_NAME, Tail, read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, write_checkpoint
 from memstrata.tiers._segments import (
@@ -58,6 +59,7 @@ class LogOpening:
     _segments: list[int]
     _seq: int
     _tail: int
+    _tail_seen: Tail | None
     _pos: int
     _ck_pos: tuple[int, int]
 
@@ -81,6 +83,7 @@ class LogOpening:
     def _open(self) -> None:
         d = self.directory
         ck_path = d / CHECKPOINT_NAME
+        self._tail_seen = read_tail(d)  # before the log: a writer appends to the log first, then to the marker
         if not ck_path.exists():
             found = self._existing()
             if found and not self.read_only and self._only_heads(found):
@@ -94,6 +97,7 @@ class LogOpening:
             if self.read_only:
                 raise CorruptDataError(f"{d} holds no memstrata log (no {CHECKPOINT_NAME})")
             d.mkdir(parents=True, exist_ok=True)
+            self._tail_seen = None  # a new log: no marker of an earlier one applies
             head = self._create_segment(1, KIND_LOG)
             write_checkpoint(d, Checkpoint(0, 1, head, [(1, head)], {}), self.durability != "none")
             self._close_fds()
@@ -183,6 +187,8 @@ class LogOpening:
                     f"after it; {_hint(d)}"
                 )
             end = self._pos + batch_start
+            if final:
+                self._check_tail()  # before a torn write is cut away: it may be the damage the marker proves
             if end < size and final:  # a torn final write (never acknowledged)
                 self.torn_records_dropped += 1
                 log.warning("memstrata: dropped a torn final write of %d bytes at the end of %s", size - end, self._seg_path(seg))
@@ -190,6 +196,16 @@ class LogOpening:
                     os.ftruncate(fd, end)
             self._pos = end
             return
+
+    def _check_tail(self) -> None:
+        """Raise when the log ends before the last batch the tail marker proves was written."""
+        floor = self._tail_seen.floor() if self._tail_seen is not None else 0
+        if self._seq < floor:
+            raise CorruptDataError(
+                f"the log {self.directory} ends at batch {self._seq}, but batch {floor} was committed (its tail marker "
+                f"{self.directory / TAIL_NAME} says so): a segment file was cut short, removed or replaced by an older "
+                f"copy; {_hint(self.directory)}"
+            )
 
     def _follow(self, nxt: int) -> None:
         path = self._seg_path(nxt)

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from memstrata._tail import read_tail
+from memstrata.errors import CorruptDataError
 from memstrata.tiers._counts import COUNTS_KEY
 from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, MAGIC, scan_records, segment_id_of, segment_name
 
@@ -93,6 +95,10 @@ def repair_log(directory: Path, seed: int, durability: str = "normal") -> dict[s
     from memstrata.tiers._log import LogBackend
 
     index, seq, damaged = scan_log(directory, seed)
+    try:
+        tail = read_tail(directory)
+    except CorruptDataError:
+        tail = None
     staging = directory.with_name(directory.name + ".repair")
     retired = directory.with_name(directory.name + ".old")
     for leftover in (staging, retired):
@@ -129,6 +135,8 @@ def repair_log(directory: Path, seed: int, durability: str = "normal") -> dict[s
     return {
         "keys_recovered": recovered,
         "highest_seq_seen": seq,
+        # batches the tail marker proves were committed after the log's end: their writes are lost
+        "batches_missing": max(0, tail.floor() - seq) if tail is not None else 0,
         "damaged_records": [f"{f} at offset {o}" for f, o in damaged],
         "segments_rewritten": n_old,
     }

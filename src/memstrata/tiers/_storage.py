@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata._native.hashing import digest
@@ -16,6 +16,7 @@ from memstrata.errors import MemstrataError
 from memstrata.tiers._backend import Backend, MemoryBackend
 from memstrata.tiers._cold import ColdTier
 from memstrata.tiers._counts import load_counts, save_counts
+from memstrata.tiers._log import LogBackend
 from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._reads import ReadMixin
 from memstrata.tiers._rules import RulesMixin
@@ -250,9 +251,31 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
             seq = self._seq + 1
             commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
             puts[SEQ_KEY] = struct.pack("<Q", seq)
-            self.backend.apply(puts)
+            ticket = self._apply_batch(puts)
             commit()
-            return seq
+        self._wait_durable(ticket)
+        return seq
+
+    def _apply_batch(self, puts: dict[bytes, bytes], *, freeing: bool = False) -> int | None:
+        """Apply a batch (under ``self._lock``); a ticket for :meth:`_wait_durable` when its sync is deferred.
+
+        On a segment log with ``durability="full"`` the batch is written now and
+        synced after the caller releases the lock, so writers in other threads
+        share one fdatasync (group commit); a write still returns only once it
+        is on stable storage. Until then other threads may already read it.
+        """
+        backend = self.backend
+        if isinstance(backend, LogBackend):
+            return backend.apply(puts, (), freeing=freeing, wait=backend.durability != "full")
+        if freeing:
+            self._apply_freeing(puts)
+        else:
+            backend.apply(puts)
+        return None
+
+    def _wait_durable(self, ticket: int | None) -> None:
+        if ticket is not None:
+            cast(LogBackend, self.backend).sync_through(ticket)
 
     def write_many(
         self, items: list[tuple[str | bytes, Callable[[], bytes], bytes, int, bytes | None]], tier: int | str = HOT,
@@ -274,10 +297,11 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                     self._plan_write(puts, seq, key, encode_key(key), b"", make, t, pin, bytes(d), raw_length, hot_value)
                 )
             puts[SEQ_KEY] = struct.pack("<Q", seq)
-            self.backend.apply(puts)
+            ticket = self._apply_batch(puts)
             for commit in commits:
                 commit()
-            return seq
+        self._wait_durable(ticket)
+        return seq
 
     def _get_in(self, puts: dict[bytes, bytes], k: bytes) -> bytes | None:
         """A record as it will be once ``puts`` are applied."""
@@ -407,7 +431,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 if old[1] & F_PINNED:
                     info[1] = max(0, info[1] - 1)
                 puts[A + old[2]] = BLOB.pack(*info)
-            self._apply_freeing(puts)
+            ticket = self._apply_batch(puts, freeing=True)
             self._seq = seq
             self._n_keys -= 1
             self._n_tombstones += 1
@@ -416,7 +440,8 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 self._logical -= info[4]
             self.hot.pop(key)
             self._hot_atime.pop(key, None)
-            return seq
+        self._wait_durable(ticket)
+        return seq
 
     def _apply_freeing(self, puts: dict[bytes, bytes]) -> None:
         """A batch that frees space (a delete): it may use the backend's reserve, so a full disk can be emptied."""

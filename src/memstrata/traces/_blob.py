@@ -1,11 +1,16 @@
 """The compact, self-verifying blob a trace is stored as.
 
-Small traces are the common case, so the envelope is 12 bytes or less, not the
-27 of a general codec frame (``memstrata.codecs``): the dictionary is named by
-its version in the trace database rather than by digest, and there is no
-separate content digest because the checksum already covers the payload.
+Small traces are the common case, so the envelope is 11 bytes or less, not the
+19-27 of a full codec frame. Since version 2 a blob is a compact frame of
+``memstrata.codecs`` (:func:`~memstrata.codecs.encode_compact`, documented in
+``docs/format.md``) whose tag is the encoding: head, length, payload, 8-byte
+check. The dictionary is named by the row's ``dictionary_version`` column, not
+in the blob, and the check binds the blob to that dictionary's digest, so a
+blob read with another row's version fails verification. :meth:`BlobCodec.decode`
+therefore takes the row's version.
 
-Layout (version 1; integers little-endian, varints LEB128)::
+Version 1 blobs (written before) still decode; their layout (integers
+little-endian, varints LEB128)::
 
     head         1   bits 0-1 encoding (0 JSON text, 1 msgpack via memstrata.serialize),
                      bits 2-3 compression (0 none, 1 zstd), bits 4-7 format version (1)
@@ -22,16 +27,16 @@ another row's dictionary or a damaged dictionary raise ``CorruptDataError``.
 from __future__ import annotations
 
 import threading
-from threading import get_ident
 from typing import Any
 
-from memstrata._native.hashing import digest
-from memstrata._varint import decode_varint, encode_varint
+from memstrata._varint import decode_varint
+from memstrata.codecs import COMPACT_VERSION, decode_compact, digest, encode_compact, register_dictionary
 from memstrata.errors import CorruptDataError
 
 __all__ = ["BLOB_VERSION", "ENC_JSON", "ENC_MSGPACK", "BlobCodec"]
 
-BLOB_VERSION = 1
+BLOB_VERSION = COMPACT_VERSION  # what encode writes; 1 is still read
+_V1 = 1
 ENC_JSON = 0
 ENC_MSGPACK = 1
 _COMP_NONE = 0
@@ -40,16 +45,13 @@ _CHECKSUM = 8
 _MIN_SIZE = 2 + _CHECKSUM
 
 
-def _params(level: int) -> Any:
-    import zstandard
-
-    return zstandard.ZstdCompressionParameters.from_level(
-        level,
-        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
-        write_content_size=False,
-        write_checksum=False,
-        write_dict_id=False,
-    )
+def _blob_bytes(blob: Any) -> bytes:
+    """``blob`` as bytes, if it is bytes-like and long enough to be a blob of any version."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise CorruptDataError(f"trace blob: expected bytes, got {type(blob).__name__}")
+    if len(blob) < _MIN_SIZE:
+        raise CorruptDataError(f"trace blob: {len(blob)} bytes is shorter than the smallest blob ({_MIN_SIZE})")
+    return bytes(blob)
 
 
 class BlobCodec:
@@ -65,8 +67,6 @@ class BlobCodec:
         self._dicts: dict[int, tuple[bytes, bytes]] = {0: (b"", b"")}
         self._corrupt: dict[int, str] = {}
         self._local = threading.local()
-        self._cctx: dict[tuple[int, int], Any] = {}  # (thread id, version) -> compressor
-        self._fixed: dict[int, tuple[bytes, bytes]] = {}  # version * 4 + encoding -> (head, dictionary digest)
 
     # ---------------------------------------------------------- dictionaries --
 
@@ -83,6 +83,11 @@ class BlobCodec:
         if expected_digest is not None and (not isinstance(expected_digest, bytes) or expected_digest != d):
             self._corrupt[version] = "its bytes do not match their recorded digest"
             return d
+        try:
+            register_dictionary(dictionary)  # compact frames find dictionaries by digest
+        except ValueError as exc:  # a 4-byte digest prefix shared with another registered dictionary
+            self._corrupt[version] = f"it cannot be registered ({exc})"
+            return d
         self._dicts[version] = (d, bytes(dictionary))
         return d
 
@@ -90,8 +95,10 @@ class BlobCodec:
         """Forget a dictionary version (one tried and not adopted)."""
         self._dicts.pop(version, None)
         self._local = threading.local()  # drop cached contexts of every thread
-        self._cctx = {k: c for k, c in self._cctx.items() if k[1] != version}
-        self._fixed = {k: v for k, v in self._fixed.items() if k // 4 != version}
+
+    def versions(self) -> list[int]:
+        """The usable dictionary versions, 0 (none) first."""
+        return sorted(self._dicts)
 
     def has_dictionary(self, version: int) -> bool:
         return version in self._dicts
@@ -99,22 +106,6 @@ class BlobCodec:
     def dictionary_digest(self, version: int) -> bytes:
         """The digest of a usable dictionary version."""
         return self._dicts[version][0]
-
-    def _compressor(self, version: int) -> Any:
-        key = (get_ident(), version)  # zstd contexts are not thread-safe: one per thread
-        c = self._cctx.get(key)
-        if c is None:
-            import zstandard
-
-            params = _params(self.level)
-            if version == 0:
-                c = zstandard.ZstdCompressor(compression_params=params)
-            else:
-                zd = zstandard.ZstdCompressionDict(self._dicts[version][1])
-                zd.precompute_compress(compression_params=params)
-                c = zstandard.ZstdCompressor(dict_data=zd, compression_params=params)
-            self._cctx[key] = c
-        return c
 
     def _decompressor(self, version: int) -> Any:
         cache = getattr(self._local, "d", None)
@@ -139,49 +130,45 @@ class BlobCodec:
     def encode(self, data: bytes, encoding: int, version: int) -> tuple[bytes, int]:
         """Blob for serialized ``data``; returns ``(blob, dictionary version used)``.
 
-        Data shorter than ``threshold`` bytes, or whose compressed blob (envelope
-        included) would not be smaller than the data, is stored as is (version 0).
+        The row keeps the version used (0: none) and passes it to :meth:`decode`.
+        Data shorter than ``threshold`` bytes, or that zstd would not shrink, is
+        stored as is (version 0).
         """
-        n = len(data)
-        if n >= self.threshold:
-            key = (get_ident(), version)
-            c = self._cctx.get(key)
-            payload = (c if c is not None else self._compressor(version)).compress(data)
-            if len(payload) + _CHECKSUM < n:
-                fixed = self._fixed.get(version * 4 + encoding)
-                if fixed is None:
-                    head = bytes((BLOB_VERSION << 4 | _COMP_ZSTD << 2 | encoding,)) + encode_varint(version)
-                    fixed = self._fixed[version * 4 + encoding] = (head, self._dicts[version][0])
-                size = bytes(((n & 0x7F) | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else encode_varint(n)
-                body = b"".join((fixed[0], size, payload))
-                if len(body) + _CHECKSUM < n:  # the whole blob is smaller than the data, else store it as is
-                    return body + digest(body + fixed[1])[:_CHECKSUM], version
-        body = bytes((BLOB_VERSION << 4 | encoding,)) + encode_varint(n) + data
-        return body + digest(body)[:_CHECKSUM], 0
+        d = self._dicts[version][0] if version else None
+        blob, used = encode_compact(data, encoding, d, level=self.level, threshold=self.threshold)
+        return blob, version if used is not None else 0
 
     @staticmethod
     def compressed(blob: bytes) -> bool:
         """Whether a blob holds zstd output (else the data as is)."""
-        return bool(blob) and (blob[0] >> 2) & 0x03 == _COMP_ZSTD
+        if not blob:
+            return False
+        if blob[0] >> 4 == _V1:
+            return (blob[0] >> 2) & 0x03 == _COMP_ZSTD
+        return blob[0] & 0x03 == 1
 
-    def decode(self, blob: Any) -> tuple[int, bytes]:
-        """``(encoding, serialized data)`` of a blob, verified.
+    def decode(self, blob: Any, version: int) -> tuple[int, bytes]:
+        """``(encoding, serialized data)`` of a blob, verified; ``version`` is the row's dictionary version.
 
         Raises
         ------
         CorruptDataError
             Any damage: bad version, flags, checksum, length or dictionary.
         """
-        if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise CorruptDataError(f"trace blob: expected bytes, got {type(blob).__name__}")
-        buf = bytes(blob)
+        buf = _blob_bytes(blob)
         end = len(buf)
-        if end < _MIN_SIZE:
-            raise CorruptDataError(f"trace blob: {end} bytes is shorter than the smallest blob ({_MIN_SIZE})")
         flags = buf[0]
-        if flags >> 4 != BLOB_VERSION:
+        if flags >> 4 == BLOB_VERSION:
+            if type(version) is not int or version not in self._dicts:
+                why = self._corrupt.get(version, "it is not in this database")
+                raise CorruptDataError(f"trace blob: uses zstd dictionary version {version!r}, but {why}")
+            try:
+                return decode_compact(buf, self._dicts[version][0] or None)
+            except CorruptDataError as exc:
+                raise CorruptDataError(f"trace blob: {exc}") from None
+        if flags >> 4 != _V1:
             raise CorruptDataError(
-                f"trace blob: unknown format version {flags >> 4} (this memstrata reads {BLOB_VERSION})"
+                f"trace blob: unknown format version {flags >> 4} (this memstrata reads {_V1} and {BLOB_VERSION})"
             )
         if flags & 0x03 > ENC_MSGPACK or (flags >> 2) & 0x03 > _COMP_ZSTD:
             raise CorruptDataError(f"trace blob: bad flags {flags:#04x}")

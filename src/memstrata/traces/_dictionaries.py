@@ -1,4 +1,9 @@
-"""zstd dictionaries trained on the trace stream: when to train, adoption, re-encoding, retraining."""
+"""zstd dictionaries trained on the trace stream: when to train, adoption, re-encoding, retraining.
+
+The training itself is the codecs' one trainer (:class:`~memstrata.codecs.DictionaryTrainer`:
+its size rule, zstd's trainer, registration); this module decides which samples
+(kept in the database, so a reopened memory resumes) and adopts the result.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,10 @@ __all__ = ["Dictionaries"]
 
 def _train_one(samples: list[bytes], limit: int, level: int) -> bytes | None:
     """A zstd dictionary of at most ``limit`` bytes trained on ``samples``, or ``None`` if zstd cannot."""
-    from memstrata.codecs import get_dictionary, train_dictionary
+    from memstrata.codecs import DictionaryTrainer
 
-    size = min(limit, max(1024, sum(map(len, samples)) // 8))
     try:
-        return bytes(get_dictionary(train_dictionary(samples, size, level=level)))
+        return bytes(DictionaryTrainer(0, dictionary_bytes=limit, level=level).fit(samples)[1])
     except ValueError:
         return None
 
@@ -41,23 +45,28 @@ class Dictionaries(TraceState):
                 self._active[scope] = version
             self._n_dictionaries = max(self._n_dictionaries, version)
         for scope in scopes():
-            if scope in self._active:
-                continue
-            if scope == STREAM:
-                rows = conn.execute("SELECT compressed_data FROM traces ORDER BY seq DESC LIMIT ?",
-                                    (self.config["train_after"],)).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT compressed_data FROM traces WHERE trace_type = ? ORDER BY seq DESC LIMIT ?",
-                    (scope, self.config["type_train_after"]),
-                ).fetchall()
-            samples = []
-            for (blob,) in rows:
-                try:
-                    samples.append(self._codec.decode(blob)[1])
-                except CorruptDataError:
-                    continue  # reported when that trace is read, not here
-            self._samples[scope] = samples
+            if scope not in self._active:
+                limit = self.config["train_after" if scope == STREAM else "type_train_after"]
+                self._samples[scope] = self._stored_samples(scope, limit)
+
+    def _stored_samples(self, scope: str, limit: int) -> list[bytes]:
+        """The serialized data of ``scope``'s latest ``limit`` stored traces (damaged ones skipped)."""
+        if scope == STREAM:
+            rows = self._conn.execute(
+                "SELECT compressed_data, dictionary_version FROM traces ORDER BY seq DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._conn.execute(
+                "SELECT compressed_data, dictionary_version FROM traces WHERE trace_type = ? ORDER BY seq DESC LIMIT ?",
+                (scope, limit),
+            )
+        samples = []
+        for blob, version in rows.fetchall():
+            try:
+                samples.append(self._codec.decode(blob, version)[1])
+            except CorruptDataError:
+                continue  # reported when that trace is read, not here
+        return samples
 
     def _due_training(self) -> list[str]:
         due = []
@@ -151,7 +160,7 @@ class Dictionaries(TraceState):
             if row[10] != trace_check(row):
                 continue  # leave damaged rows as they are: reads and verify() report them
             try:
-                encoding, raw = self._codec.decode(row[2])
+                encoding, raw = self._codec.decode(row[2], row[9])
             except CorruptDataError:
                 continue
             new_blob, used = self._codec.encode(raw, encoding, version)
@@ -182,19 +191,7 @@ class Dictionaries(TraceState):
         with self._db_lock:
             conn = self._conn
             for scope in wanted:
-                if scope == STREAM:
-                    rows = conn.execute("SELECT compressed_data FROM traces ORDER BY seq DESC LIMIT ?", (n_samples,))
-                else:
-                    rows = conn.execute(
-                        "SELECT compressed_data FROM traces WHERE trace_type = ? ORDER BY seq DESC LIMIT ?",
-                        (scope, n_samples),
-                    )
-                samples = []
-                for (blob,) in rows.fetchall():
-                    try:
-                        samples.append(self._codec.decode(blob)[1])
-                    except CorruptDataError:
-                        continue
+                samples = self._stored_samples(scope, n_samples)
                 dictionary = _train_one(samples, self.config["dictionary_bytes"], self.config["zstd_level"])
                 if dictionary is None:
                     continue

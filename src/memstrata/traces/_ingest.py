@@ -93,7 +93,7 @@ class Ingest(TraceState):
         trace.__dict__ = {
             "trace_id": trace_id, "trace_type": ttype, "compressed_data": blob, "compression_ratio": ratio,
             "original_size": n, "metadata": {} if metadata is None else metadata, "timestamp": ts,
-            "retention_priority": priority,
+            "retention_priority": priority, "_dictionary_version": version,
         }
         return trace, [trace_id, tvalue, blob, ratio, n, meta_text, ts, priority, 0, version], now
 

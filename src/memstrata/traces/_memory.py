@@ -293,14 +293,14 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         with self._state_lock:
             row = self._memory.get(trace_id) if type(trace_id) is str else None
         if row is not None:
-            return self._decode(row[2])
+            return self._decode(row[2], row[9])
         return await asyncio.to_thread(self._get, trace_id)
 
     def decompress_trace(self, trace: CompressedTrace) -> Any:
         """The data of a :class:`CompressedTrace` from this memory (e.g. from :meth:`traces_sync`)."""
         if not isinstance(trace, CompressedTrace):
             raise TypeError(f"trace: expected a CompressedTrace, got {type(trace).__name__}")
-        return self._decode(trace.compressed_data)
+        return self._decode_trace(trace)
 
     def traces_sync(
         self,

@@ -32,8 +32,8 @@ ID_PREFIXES = ("benchmark:", "breakthrough:", "collapse:", "fitness_evo:")
 class Queries(TraceState):
     """Mixin of :class:`SymbolicTraceMemory`: the read path."""
 
-    def _decode(self, blob: Any) -> Any:
-        encoding, raw = self._codec.decode(blob)
+    def _decode(self, blob: Any, version: int) -> Any:
+        encoding, raw = self._codec.decode(blob, version)
         try:
             if encoding == ENC_JSON:
                 return json_decode(raw)
@@ -42,6 +42,26 @@ class Queries(TraceState):
         from memstrata.codecs import deserialize
 
         return deserialize(raw)
+
+    def _decode_trace(self, trace: Any) -> Any:
+        """The data of a :class:`CompressedTrace` (whose blob does not name its dictionary version).
+
+        Traces this memory made carry the version of their row (a private
+        attribute, not a field); for any other, each version this database
+        has is tried: the blob's checksum binds its dictionary, so only the
+        right one verifies.
+        """
+        version = trace.__dict__.get("_dictionary_version")
+        if version is not None:
+            return self._decode(trace.compressed_data, version)
+        blob = trace.compressed_data
+        versions = self._codec.versions()
+        for v in versions[:-1]:
+            try:
+                return self._decode(blob, v)
+            except CorruptDataError:
+                continue
+        return self._decode(blob, versions[-1])
 
     def _checked(self, row: Any) -> Any:
         """``row`` if its checksum holds, else ``CorruptDataError`` naming the file and the row."""
@@ -60,7 +80,7 @@ class Queries(TraceState):
                 found = [self._memory[p + trace_id] for p in ID_PREFIXES if p + trace_id in self._memory]
                 row = found[0] if len(found) == 1 else None
         if row is not None:
-            return self._decode(row[2])
+            return self._decode(row[2], row[9])
         ids = [trace_id] if ":" in trace_id else [trace_id, *(p + trace_id for p in ID_PREFIXES)]
         with self._db_lock:
             self._check_open()
@@ -71,10 +91,13 @@ class Queries(TraceState):
         if set(by_id) - set(ids):
             raise CorruptDataError(f"{self._path}: the lookup of {trace_id!r} found another trace (damaged index)")
         if trace_id in by_id:
-            return self._decode(by_id[trace_id][2])
+            return self._decode(by_id[trace_id][2], by_id[trace_id][9])
         if len(by_id) > 1:
             raise ValueError(f"trace_id: {trace_id!r} names several traces ({sorted(by_id)}); pass the full id")
-        return self._decode(next(iter(by_id.values()))[2]) if by_id else None
+        if not by_id:
+            return None
+        only = next(iter(by_id.values()))
+        return self._decode(only[2], only[9])
 
     @guarded
     def _query_traces(
@@ -119,6 +142,7 @@ class Queries(TraceState):
         out = []
         for row in rows:
             trace_id, ttype, blob, ratio, n, meta, ts, priority = self._checked(row)[:8]
+            version = row[9]
             if (tvalue is not None and ttype != tvalue) or not lo <= ts <= hi:
                 raise CorruptDataError(f"{self._path}: the query index returned trace {trace_id!r}, which does "
                                        "not match the query (damaged index)")
@@ -129,7 +153,7 @@ class Queries(TraceState):
             trace.__dict__.update(
                 trace_id=trace_id, trace_type=trace_type(ttype), compressed_data=blob, compression_ratio=ratio,
                 original_size=n, metadata=meta_dict, timestamp=ts,
-                retention_priority=1.0 if priority is None else priority,
+                retention_priority=1.0 if priority is None else priority, _dictionary_version=version,
             )
             out.append(trace)
             if limit is not None and len(out) >= limit:
@@ -181,7 +205,7 @@ class Queries(TraceState):
     def _fitness(self) -> list[dict[str, Any]]:
         points = []
         for trace in self._query_traces(TraceType.FITNESS_EVOLUTION, None, None, None, False):
-            data = self._decode(trace.compressed_data)
+            data = self._decode_trace(trace)
             if isinstance(data, dict) and "generation" in data:
                 points.append({"generation": data["generation"], "timestamp": trace.timestamp,
                                "fitness": data.get("fitness")})

@@ -67,7 +67,9 @@ class TraceState:
 
         def _write_mark(self) -> None: ...  # _database
 
-        def _decode(self, blob: Any) -> Any: ...  # _queries
+        def _decode(self, blob: Any, version: int) -> Any: ...  # _queries
+
+        def _decode_trace(self, trace: Any) -> Any: ...  # _queries
 
         def _forget(self, trace_id: str) -> None: ...  # _retention
 

@@ -41,7 +41,7 @@ class Verify(TraceState):
                         try:
                             if row[10] != trace_check(row):
                                 raise CorruptDataError("row checksum mismatch")
-                            self._decode(row[2])
+                            self._decode(row[2], row[9])
                         except (CorruptDataError, TypeError, IndexError) as exc:
                             bad_traces.append(str(row[0]))
                             errors.append(f"{table}: trace {row[0]!r} (seq {row[8]}): {exc}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -20,23 +20,28 @@ class CodecChoice:
 
     ``codec``/``rescore`` is the smallest configuration (bytes held in RAM per
     vector) whose measured recall@k reached the target, or the most accurate
-    one measured when none did (``met`` is then False). ``measured`` lists
-    every configuration tried with its recall and size.
+    one measured when none did (``met`` is then False). ``rescore`` is a fixed
+    depth or ``"auto"`` (the memory calibrates its depth on the stored data,
+    see ``VectorMemory(rescore="auto")``); ``depth`` is the rescore depth
+    that ran (the calibrated one for ``"auto"``; None without rescoring).
+    ``measured`` lists every configuration tried with its recall, depth and size.
     """
 
     codec: str
-    rescore: int | None
+    rescore: int | str | None
     recall: float
     bytes_per_vector: float
     met: bool
     target_recall: float
     k: int
     measured: list[dict[str, Any]] = field(default_factory=list)
+    depth: int | None = None
 
     @property
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`VectorMemory` (``VectorMemory(dim, **choice.kwargs)``)."""
-        return {"codec": self.codec, "rescore": self.rescore}
+        extra = {"target_recall": self.target_recall} if self.rescore == "auto" else {}
+        return {"codec": self.codec, "rescore": self.rescore, **extra}
 
 
 def fit_codec(
@@ -53,7 +58,9 @@ def fit_codec(
 
     The first ``n_queries`` rows of ``sample`` are searched against the
     whole sample (their own row excluded) with every configuration
-    (binary/int4/int8, each without and with rescoring, and float32), and
+    (binary/int4/int8, each without rescoring, with each of
+    ``rescore_factors`` and, unless that is empty, with ``rescore="auto"``
+    calibrated for ``target_recall``; and float32), and
     recall@k is measured against the exact neighbours (a result counts when
     its exact similarity reaches that of the true k-th neighbour, so ties
     are not penalised). Size is bytes per vector held in RAM.
@@ -78,34 +85,40 @@ def fit_codec(
     exact[np.arange(nq), np.arange(nq)] = -np.inf
     kth = -np.sort(-exact, axis=1)[:, k - 1]
 
-    def measure(codec: VectorCodecName, rescore: int | None) -> float:
-        memory = cls(d, codec, metric, rescore)
+    def measure(codec: VectorCodecName, rescore: int | Literal["auto"] | None) -> tuple[float, int | None]:
+        memory = cls(d, codec, metric, rescore, target_recall=target_recall)
         try:
             memory.add(x)
             _, ids = memory.search(queries, k + 1)
+            depth = memory.stats()["rescore_depth"]
         finally:
             memory.close()
         hits = 0
         for a in range(nq):
             got = [i for i in ids[a].tolist() if i != a and i >= 0][:k]
             hits += int((exact[a, got] >= kth[a] - 1e-6).sum())
-        return float(hits / (nq * k))
+        return float(hits / (nq * k)), depth
 
-    configs: list[tuple[VectorCodecName, int | None]] = []
+    configs: list[tuple[VectorCodecName, int | Literal["auto"] | None]] = []
     codecs: tuple[VectorCodecName, ...] = ("binary", "int4", "int8")
     for codec in codecs:
         if not (codec == "binary" and metric == "l2"):
             configs.append((codec, None))
         configs.extend((codec, m) for m in rescore_factors)
+        if rescore_factors:  # an empty tuple asks for no rescoring at all
+            configs.append((codec, "auto"))
     configs.append(("float32", None))
     width = {"binary": (d + 7) // 8, "int4": (d + 1) // 2, "int8": d, "float32": 4 * d}
     measured = []
     for codec, rescore in configs:
         ram = width[codec] + 8 + (8 if rescore else 0) + (4 if metric == "l2" and codec != "binary" else 0)
+        recall, depth = measure(codec, rescore)
         measured.append(
-            {"codec": codec, "rescore": rescore, "recall": measure(codec, rescore), "bytes_per_vector": ram}
+            {"codec": codec, "rescore": rescore, "depth": depth, "recall": recall, "bytes_per_vector": ram}
         )
-    measured.sort(key=lambda m: (m["bytes_per_vector"], m["rescore"] or 0))
+    # smallest first; at equal size the shallower search, and "auto" before a fixed depth as deep (it keeps
+    # its target as the data grows)
+    measured.sort(key=lambda m: (m["bytes_per_vector"], m["depth"] or 0, m["rescore"] != "auto"))
     meeting = [m for m in measured if m["recall"] >= target_recall]
     best = meeting[0] if meeting else max(measured, key=lambda m: (m["recall"], -m["bytes_per_vector"]))
     return CodecChoice(
@@ -117,4 +130,5 @@ def fit_codec(
         target_recall=float(target_recall),
         k=int(k),
         measured=measured,
+        depth=best["depth"],
     )

@@ -43,10 +43,14 @@ class VectorMemory(IndexState):
         recall@10 reaches ``target_recall`` with a 95 % confidence margin;
         :meth:`stats` reports the depth and the measured recall.
     target_recall : float, default 0.99
-        The recall@10 ``rescore="auto"`` calibrates for; kept in snapshots and checkpoints.
-    shortlist : int, optional
+        The recall@10 ``rescore="auto"`` and ``shortlist="auto"`` calibrate for; kept in snapshots and checkpoints.
+    shortlist : int or "auto", optional
         For ``int8``: also hold sign bits (d/8 bytes per vector) and score only
         the ``shortlist`` nearest rows by Hamming distance instead of every row.
+        ``"auto"`` chooses the size from a calibration on the stored data (the
+        smallest whose results keep ``target_recall`` of the full scan's, with
+        the same margins as ``rescore="auto"``; every row below 512);
+        :meth:`stats` reports it.
     originals_path : str or Path, optional
         Where the float originals go when ``rescore`` is set (default: a
         temporary file removed on close). One instance at a time may write a
@@ -102,7 +106,7 @@ class VectorMemory(IndexState):
         metric: Metric = "cosine",
         rescore: int | Literal["auto"] | None = None,
         *,
-        shortlist: int | None = None,
+        shortlist: int | Literal["auto"] | None = None,
         originals_path: str | os.PathLike[str] | None = None,
         target_recall: float = 0.99,
     ) -> None:
@@ -125,7 +129,7 @@ class VectorMemory(IndexState):
         metric: Metric | None = None,
         rescore: int | Literal["auto"] | None = None,
         *,
-        shortlist: int | None = None,
+        shortlist: int | Literal["auto"] | None = None,
         read_only: bool = False,
         durability: str = "normal",
     ) -> VectorMemory:
@@ -180,7 +184,7 @@ class VectorMemory(IndexState):
         out: dict[str, Any] = {
             "count": len(self), "codec": self.codec, "metric": self.metric, "nbytes": self.nbytes,
             "rescore": self.rescore, "shortlist": self.shortlist,
-            "target_recall": self.target_recall if self.rescore == "auto" else None,
+            "target_recall": self.target_recall if "auto" in (self.rescore, self.shortlist) else None,
         }
         if self.rescore == "auto":
             depth = self._rescore_depth() if len(self) else None
@@ -194,6 +198,18 @@ class VectorMemory(IndexState):
             )
         else:
             out["rescore_depth"] = self.rescore
+        if self.shortlist == "auto":
+            from memstrata.vectors._shortlist import shortlist_size
+
+            size = shortlist_size(self) if len(self) else None
+            sc = self._shortlist_calibration
+            out.update(
+                shortlist_size=size,
+                shortlist_agreement=None if sc is None else sc.agreement,
+                shortlist_calibrated_rows=None if sc is None else sc.n_rows,
+            )
+        else:
+            out["shortlist_size"] = self.shortlist
         return out
 
     @locked

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memstrata._locks import WriterLock
+from memstrata._tail import TAIL_NAME, Tail, TailMarker, read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.vectors._directory import (
     CURRENT,
@@ -38,15 +39,20 @@ _SETTINGS = ("dim", "codec", "metric", "rescore", "shortlist")
 class Durable:
     """The log side of a durable memory: its directory, generation and log writer (None for a reader)."""
 
-    def __init__(self, generation: int, durability: str, log: LogWriter | None, state_bytes: int) -> None:
+    def __init__(
+        self, generation: int, durability: str, log: LogWriter | None, state_bytes: int, marker: TailMarker | None = None
+    ) -> None:
         self.generation = generation
         self.durability = durability
         self.log = log
         self.state_bytes = state_bytes
+        self.marker = marker  # the writer's tail marker (see ``memstrata._tail``)
 
     def append(self, seq: int, record: dict[str, Any]) -> None:
         assert self.log is not None
         self.log.append(seq, record, sync=self.durability == "full")
+        if self.marker is not None:
+            self.marker.record(seq, synced=self.durability == "full")
 
     def wants_checkpoint(self, memory: VectorMemory) -> bool:
         tail = memory._originals.n_tail * 4 * memory.dim if memory._originals is not None else 0
@@ -231,7 +237,7 @@ def _create(cls: type[VectorMemory], directory: Path, settings: dict[str, Any], 
     log = LogWriter(log_path(directory, 0), 0, create=True)
     write_current(directory, 0, memory.seq, log.size, sync=sync)
     memory.path = directory
-    memory._durable = Durable(0, durability, log, size)
+    memory._durable = Durable(0, durability, log, size, TailMarker(directory, memory.seq, memory.seq, sync=sync))
     return memory
 
 
@@ -247,6 +253,7 @@ def _open_generation(
             raise ValueError(f"{name}: the VectorMemory at {directory} has {name}={header.get(name)!r}, got {wanted!r}")
     memory, base = _from_state(cls, header, arrays, path)
     log_file = log_path(directory, generation)
+    tail = read_tail(directory)  # before the log: the writer appends to the log first, then to the marker
     records = list(read_log(log_file, generation))
     if memory.rescore is not None:
         n_base = 0 if base is None else base.shape[0]
@@ -263,7 +270,7 @@ def _open_generation(
                 assert memory._originals is not None
                 memory._originals.verify(*record["orig"])
             memory._apply(record)
-        _check_floor(log_file, current, records, memory.seq)
+        _check_floor(log_file, current, records, memory.seq, tail)
     except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
         memory.close()
         raise CorruptDataError(f"{log_file}: a log record does not fit the memory ({exc!r})") from exc
@@ -272,28 +279,36 @@ def _open_generation(
         raise
     memory.path = directory
     memory.read_only = lock is None
-    log = None
+    log = marker = None
     if lock is not None:
         log = LogWriter(log_file, generation, create=False, valid_bytes=records[-1][2] if records else None)
         remove_other_generations(directory, generation)
-    memory._durable = Durable(generation, durability, log, path.stat().st_size)
+        synced = max(current.seq or 0, tail.synced if tail is not None else 0)
+        marker = TailMarker(directory, memory.seq, synced, sync=durability != "none")
+    memory._durable = Durable(generation, durability, log, path.stat().st_size, marker)
     return memory
 
 
-def _check_floor(log_file: Path, current: Current, records: list[tuple[int, Any, int]], last_seq: int) -> None:
-    """The log reaches the floor ``CURRENT`` recorded, and its record there ends where ``CURRENT`` says."""
-    if current.seq is None or current.log_bytes is None:
-        return  # a format-1 CURRENT records no floor
-    if last_seq < current.seq:
+def _check_floor(
+    log_file: Path, current: Current, records: list[tuple[int, Any, int]], last_seq: int, tail: Tail | None
+) -> None:
+    """The log reaches the floors ``CURRENT`` and the tail marker record, and ends where ``CURRENT`` says."""
+    if current.seq is not None and current.log_bytes is not None:  # a format-1 CURRENT records no floor
+        if last_seq < current.seq:
+            raise CorruptDataError(
+                f"{log_file}: ends at sequence number {last_seq}, but {CURRENT} records {current.seq} as committed: "
+                "the log was cut short or replaced by an older copy"
+            )
+        end = next((e for s, _, e in records if s == current.seq), None)
+        if end is not None and end != current.log_bytes:
+            raise CorruptDataError(
+                f"{log_file}: record {current.seq} ends at byte {end}, but {CURRENT} records {current.log_bytes}: "
+                "the log is not the one CURRENT was written with"
+            )
+    if tail is not None and last_seq < tail.floor():
         raise CorruptDataError(
-            f"{log_file}: ends at sequence number {last_seq}, but {CURRENT} records {current.seq} as committed: "
-            "the log was cut short or replaced by an older copy"
-        )
-    end = next((e for s, _, e in records if s == current.seq), None)
-    if end is not None and end != current.log_bytes:
-        raise CorruptDataError(
-            f"{log_file}: record {current.seq} ends at byte {end}, but {CURRENT} records {current.log_bytes}: "
-            "the log is not the one CURRENT was written with"
+            f"{log_file}: ends at sequence number {last_seq}, but {tail.floor()} was committed (the tail marker "
+            f"{log_file.parent / TAIL_NAME} says so): the log was cut short or replaced by an older copy"
         )
 
 
@@ -330,7 +345,11 @@ def close_durable(memory: VectorMemory) -> None:
         if memory._originals is not None:
             memory._originals.sync()
         durable.log.sync()
+        if durable.marker is not None:
+            durable.marker.record(memory.seq, synced=True)
     assert memory.path is not None
     # the floor: a log found shorter than this on a later open was damaged, not cut by a crash
     write_current(memory.path, durable.generation, memory.seq, durable.log.size, sync=durable.durability != "none")
     durable.log.close()
+    if durable.marker is not None:
+        durable.marker.close()

@@ -135,11 +135,11 @@ def calibrate(memory: IndexState) -> Calibration:
     _, kth = _exact_top(memory, queries, rows, kept)
 
     def measure(depth: int) -> tuple[int, int]:
-        memory._depth_override = depth
+        memory._depth_override, memory._shortlist_override = depth, 0  # the codes' quality, on a full scan
         try:
             _, found = search_rows(memory, queries, k, None)
         finally:
-            memory._depth_override = None
+            memory._depth_override = memory._shortlist_override = None
         hits = 0
         for a in range(rows.size):
             got = [r for r in found[a].tolist() if r != rows[a] and r >= 0][:kept]

@@ -63,10 +63,13 @@ def search_rows(memory: VectorMemory, q: np.ndarray, k: int, rows: np.ndarray | 
         from memstrata.kernels import hamming_search, int8_search
 
         assert memory._scales is not None and memory._offsets is not None
+        from memstrata.vectors._shortlist import shortlist_size
+
         cand = None
-        if memory._bits is not None and memory.shortlist is not None and n > memory.shortlist:
+        size = shortlist_size(memory)
+        if memory._bits is not None and size is not None and n > size:
             bits = memory._bits if rows is None else memory._bits[rows]
-            _, cand = hamming_search(sign_bits(memory, q), bits, max(memory.shortlist, want))
+            _, cand = hamming_search(sign_bits(memory, q), bits, max(size, want))
         scores, found = int8_search(
             q, codes, memory._scales, memory._offsets, want, factor_scale=factor, row_bias=bias, candidates=cand
         )

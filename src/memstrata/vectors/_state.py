@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from memstrata.vectors._originals import Originals
     from memstrata.vectors._persist import Durable
     from memstrata.vectors._recall import Calibration
+    from memstrata.vectors._shortlist import ShortlistCalibration
 
 CODECS = ("int8", "int4", "binary", "float32")
 #: a metadata filter: a dict of :mod:`memstrata.vectors.filters`, or ``filter(metadata) -> bool`` per row
@@ -57,7 +58,7 @@ class IndexState:
     codec: str
     metric: str
     rescore: int | Literal["auto"] | None
-    shortlist: int | None
+    shortlist: int | Literal["auto"] | None
     _lock: threading.RLock
 
     def _init(self, dim: Any, codec: Any, metric: Any, rescore: Any, shortlist: Any) -> None:
@@ -70,10 +71,10 @@ class IndexState:
         if metric not in METRICS:
             raise ValueError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
         for name, value in (("rescore", rescore), ("shortlist", shortlist)):
-            if name == "rescore" and value == "auto":
+            if value == "auto":
                 continue
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
+                raise ValueError(f"{name}: expected a positive integer or None (or \"auto\"), got {value!r}")
         if shortlist is not None and codec != "int8":
             raise ValueError(f"shortlist: only used with codec='int8', got codec={codec!r}; pass shortlist=None")
         if codec == "binary" and metric == "l2" and rescore is None:
@@ -85,7 +86,9 @@ class IndexState:
         self.target_recall = 0.99
         self._calibration: Calibration | None = None  # once measured (rescore="auto")
         self._depth_override: int | None = None  # set while a calibration measures a depth
-        self.shortlist = None if shortlist is None else int(shortlist)
+        self.shortlist = shortlist if shortlist in (None, "auto") else int(shortlist)
+        self._shortlist_calibration: ShortlistCalibration | None = None  # once measured (shortlist="auto")
+        self._shortlist_override: int | None = None  # set while a calibration measures (0: every row)
         self.seq = 0
         self.path: Path | None = None  # the directory of a durable memory
         self.read_only = False
