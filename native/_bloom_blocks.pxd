@@ -136,14 +136,20 @@ cdef inline uint64_t next_field_source(uint64_t x) noexcept nogil:
     return x ^ (x >> 29)
 
 
+cdef inline uint32_t bit_position(uint64_t* x, uint64_t hi, uint32_t i) noexcept nogil:
+    """The ``i``-th bit of a key's block: 9-bit fields of ``x``, refilled from ``hi`` every word."""
+    if i and i % FIELDS_PER_WORD == 0:
+        x[0] = next_field_source(hi + i)
+    cdef uint32_t pos = x[0] & (BLOCK_BITS - 1)
+    x[0] >>= 9
+    return pos
+
+
 cdef inline void set_bits(uint64_t* block, uint32_t k, ms_u128 h) noexcept nogil:
     cdef uint64_t x = h.hi
     cdef uint32_t pos, i
     for i in range(k):
-        if i and i % FIELDS_PER_WORD == 0:
-            x = next_field_source(h.hi + i)
-        pos = x & (BLOCK_BITS - 1)
-        x >>= 9
+        pos = bit_position(&x, h.hi, i)
         block[pos >> 6] |= (<uint64_t>1) << (pos & 63)
 
 
@@ -151,10 +157,7 @@ cdef inline bint test_bits(const uint64_t* block, uint32_t k, ms_u128 h) noexcep
     cdef uint64_t x = h.hi
     cdef uint32_t pos, i
     for i in range(k):
-        if i and i % FIELDS_PER_WORD == 0:
-            x = next_field_source(h.hi + i)
-        pos = x & (BLOCK_BITS - 1)
-        x >>= 9
+        pos = bit_position(&x, h.hi, i)
         if not (block[pos >> 6] >> (pos & 63)) & 1:
             return False
     return True

@@ -11,7 +11,36 @@ from memstrata._native.order cimport (
 __all__ = ["FIFOOrder", "LRUOrder"]
 
 
-cdef class LRUOrder(EvictionOrder):
+cdef class _OneList(EvictionOrder):
+    """One list of the unpinned resident slots, oldest at the head (the victim).
+
+    Entering and unpinning append at the tail; pinning and leaving unlink. FIFO
+    is exactly this; LRU also moves a hit slot to the tail.
+    """
+
+    def __cinit__(self, n_slots, *args, **kwargs):
+        _list_init(&self._list)
+
+    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _leave(self, Py_ssize_t slot) noexcept:
+        if not (self._flags[slot] & PINNED):
+            _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _hold(self, Py_ssize_t slot) noexcept:
+        _unlink(self._prev, self._next, &self._list, slot, 0)
+
+    cdef void _release(self, Py_ssize_t slot) noexcept:
+        _push(self._prev, self._next, &self._list, slot, 0)
+
+    cdef Py_ssize_t c_victim(self) noexcept:
+        return self._list.head
+
+
+# Every order's docstring repeats the n_slots parameter and an example of the same
+# shape: each class's help() stands alone.
+cdef class LRUOrder(_OneList):
     """Least recently used: the victim is the slot whose last access is oldest.
 
     Parameters
@@ -35,32 +64,13 @@ cdef class LRUOrder(EvictionOrder):
     order_id = "lru"
     _parameters = ()
 
-    def __cinit__(self, n_slots, *args, **kwargs):
-        _list_init(&self._list)
-
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
-        _push(self._prev, self._next, &self._list, slot, 0)
-
-    cdef void _leave(self, Py_ssize_t slot) noexcept:
-        if not (self._flags[slot] & PINNED):
-            _unlink(self._prev, self._next, &self._list, slot, 0)
-
     cdef void _hit(self, Py_ssize_t slot) noexcept:
         if not (self._flags[slot] & PINNED) and self._list.tail != slot:
             _unlink(self._prev, self._next, &self._list, slot, 0)
             _push(self._prev, self._next, &self._list, slot, 0)
 
-    cdef void _hold(self, Py_ssize_t slot) noexcept:
-        _unlink(self._prev, self._next, &self._list, slot, 0)
 
-    cdef void _release(self, Py_ssize_t slot) noexcept:
-        _push(self._prev, self._next, &self._list, slot, 0)
-
-    cdef Py_ssize_t c_victim(self) noexcept:
-        return self._list.head
-
-
-cdef class FIFOOrder(EvictionOrder):
+cdef class FIFOOrder(_OneList):
     """First in, first out: the victim is the slot inserted (or unpinned) earliest.
 
     Parameters
@@ -80,22 +90,3 @@ cdef class FIFOOrder(EvictionOrder):
 
     order_id = "fifo"
     _parameters = ()
-
-    def __cinit__(self, n_slots, *args, **kwargs):
-        _list_init(&self._list)
-
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
-        _push(self._prev, self._next, &self._list, slot, 0)
-
-    cdef void _leave(self, Py_ssize_t slot) noexcept:
-        if not (self._flags[slot] & PINNED):
-            _unlink(self._prev, self._next, &self._list, slot, 0)
-
-    cdef void _hold(self, Py_ssize_t slot) noexcept:
-        _unlink(self._prev, self._next, &self._list, slot, 0)
-
-    cdef void _release(self, Py_ssize_t slot) noexcept:
-        _push(self._prev, self._next, &self._list, slot, 0)
-
-    cdef Py_ssize_t c_victim(self) noexcept:
-        return self._list.head

@@ -57,44 +57,42 @@ cdef inline int _path(str path) except -1:
     return p
 
 
+cdef int _quantized_scan(ms_tile_fn tile, ms_row_fn row, int widen, const int16_t[:, ::1] weights,
+                         const float[::1] factor, const uint8_t *codes, int64_t n, int64_t d, int64_t cstride,
+                         const float[::1] bias, int64_t k, float[:, ::1] out_s, int64_t[:, ::1] out_i) except -1:
+    """The int8 and int4 scans: one blocked top-k loop, told how to take dot products of a tile (and a row)."""
+    cdef int64_t nq = weights.shape[0]
+    if nq == 0:
+        return 0
+    heap_s = np.empty((nq, k), np.float32)
+    heap_i = np.empty((nq, k), np.int64)
+    cdef float[:, ::1] hs = heap_s
+    cdef int64_t[:, ::1] hi = heap_i
+    cdef int status
+    with nogil:
+        status = ms_scan(tile, row, widen, &weights[0, 0], weights.shape[1], &factor[0], codes, n, d, cstride,
+                         &bias[0] if n > 0 else NULL, nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
+    if status != 0:
+        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
+    return 0
+
+
 def int8_scan(const int16_t[:, ::1] weights, const float[::1] factor, const int8_t[:, ::1] codes,
               const float[::1] bias, int64_t k, float[:, ::1] out_s, int64_t[:, ::1] out_i, str path) -> None:
     """Top-k of ``factor[a] * (weights[a] . codes[i]) + bias[i]`` over every row, best first."""
     cdef int p = _path(path)
-    cdef int64_t nq = weights.shape[0], n = codes.shape[0], d = codes.shape[1]
-    heap_s = np.empty((max(nq, 1), k), np.float32)
-    heap_i = np.empty((max(nq, 1), k), np.int64)
-    cdef float[:, ::1] hs = heap_s
-    cdef int64_t[:, ::1] hi = heap_i
-    if nq == 0:
-        return
-    cdef int status
-    with nogil:
-        status = ms_scan(ms_i8_tile(p), ms_i8_row(p), 1, &weights[0, 0], weights.shape[1], &factor[0],
-                <const uint8_t *>(&codes[0, 0]) if n > 0 else NULL, n, d, d, &bias[0] if n > 0 else NULL,
-                nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
-    if status != 0:
-        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
+    cdef int64_t n = codes.shape[0], d = codes.shape[1]
+    _quantized_scan(ms_i8_tile(p), ms_i8_row(p), 1, weights, factor,
+                    <const uint8_t *>(&codes[0, 0]) if n > 0 else NULL, n, d, d, bias, k, out_s, out_i)
 
 
 def int4_scan(const int16_t[:, ::1] weights, const float[::1] factor, const uint8_t[:, ::1] packed, int64_t d,
               const float[::1] bias, int64_t k, float[:, ::1] out_s, int64_t[:, ::1] out_i, str path) -> None:
     """As :func:`int8_scan` for nibble codes; ``weights`` hold the even dimensions, then the odd ones."""
     cdef int p = _path(path)
-    cdef int64_t nq = weights.shape[0], n = packed.shape[0]
-    heap_s = np.empty((max(nq, 1), k), np.float32)
-    heap_i = np.empty((max(nq, 1), k), np.int64)
-    cdef float[:, ::1] hs = heap_s
-    cdef int64_t[:, ::1] hi = heap_i
-    if nq == 0:
-        return
-    cdef int status
-    with nogil:
-        status = ms_scan(ms_i4_tile(p), NULL, 0, &weights[0, 0], weights.shape[1], &factor[0],
-                &packed[0, 0] if n > 0 else NULL, n, d, packed.shape[1], &bias[0] if n > 0 else NULL,
-                nq, k, &out_s[0, 0], &out_i[0, 0], &hs[0, 0], &hi[0, 0])
-    if status != 0:
-        raise MemoryError("scan: no memory for the per-query heaps and block buffer")
+    cdef int64_t n = packed.shape[0]
+    _quantized_scan(ms_i4_tile(p), NULL, 0, weights, factor, &packed[0, 0] if n > 0 else NULL, n, d,
+                    packed.shape[1], bias, k, out_s, out_i)
 
 
 def hamming_scan(const uint8_t[:, ::1] queries, const uint8_t[:, ::1] codes, int64_t k,

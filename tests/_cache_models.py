@@ -141,6 +141,8 @@ class LFUModel(_OrderModel):
         return min(candidates, key=lambda s: (self.freq[s], self.since[s]))
 
 
+# The models' constructors repeat the orders' signatures (and the .pyi stubs) on
+# purpose: a model is an independent statement of the documented behaviour.
 class S3FIFOModel(_OrderModel):
     """S3-FIFO as documented in ``memstrata.S3FIFOOrder``."""
 

@@ -115,14 +115,27 @@ def hamming_topk_ref(query_codes, codes, k):
     return d.astype(np.int32), idx
 
 
-def int8_weights_ref(queries, scales, offsets):
-    """The int16 query weights, factors and constants int8 search is defined by."""
+def _query_weights_ref(queries, scales, code_max):  # the numpy twin of kernels/search.py _weights
+    """int16 weights and float64 factors: the largest |q * scale| maps to the largest weight whose
+    dot product with ``d`` codes up to ``code_max`` still fits int32."""
     d = queries.shape[1]
     qs = queries.astype(np.float64) * scales.astype(np.float64)
     peak = np.abs(qs).max(axis=1)
-    w_max = float(min(32767, (2**31 - 1) // (128 * d)))
+    w_max = float(min(32767, (2**31 - 1) // (code_max * d)))
     factor = np.where(peak > 0, peak / w_max, 1.0)
-    weights = np.rint(qs / factor[:, None]).astype(np.int64)
+    return np.rint(qs / factor[:, None]).astype(np.int64), factor
+
+
+def _topk_plus_const(scores, const, k):
+    """Top-k of ``scores``, then ``const`` added to each kept score (-inf where no row)."""
+    idx = topk_ref(scores, k)
+    s = np.where(idx >= 0, np.take_along_axis(scores, np.maximum(idx, 0), axis=1) if scores.size else 0, -np.inf)
+    return np.where(idx >= 0, s + const[:, None], -np.inf).astype(F32), idx
+
+
+def int8_weights_ref(queries, scales, offsets):
+    """The int16 query weights, factors and constants int8 search is defined by."""
+    weights, factor = _query_weights_ref(queries, scales, 128)
     const = queries.astype(np.float64) @ (offsets.astype(np.float64) + 128.0 * scales.astype(np.float64))
     return weights, factor.astype(F32), const.astype(F32)
 
@@ -130,11 +143,7 @@ def int8_weights_ref(queries, scales, offsets):
 def int8_topk_ref(queries, codes, scales, offsets, k):
     weights, factor, const = int8_weights_ref(queries, scales, offsets)
     dots = weights @ codes.astype(np.int64).T
-    scores = dots.astype(F32) * factor[:, None]
-    idx = topk_ref(scores, k)
-    s = np.where(idx >= 0, np.take_along_axis(scores, np.maximum(idx, 0), axis=1) if scores.size else 0, -np.inf)
-    s = np.where(idx >= 0, s + const[:, None], -np.inf)
-    return s.astype(F32), idx
+    return _topk_plus_const(dots.astype(F32) * factor[:, None], const, k)
 
 
 def to_csr_ref(dense, threshold=0.0):
@@ -146,15 +155,25 @@ def to_csr_ref(dense, threshold=0.0):
 
 def int4_topk_ref(queries, packed, scales, offsets, k):
     """Top-k of the int4 search as defined: int16 query weights, exact integer dots."""
-    d = queries.shape[1]
-    qs = queries.astype(np.float64) * scales.astype(np.float64)
-    peak = np.abs(qs).max(axis=1)
-    w_max = float(min(32767, (2**31 - 1) // (15 * d)))
-    factor = np.where(peak > 0, peak / w_max, 1.0)
-    weights = np.rint(qs / factor[:, None]).astype(np.int64)
+    weights, factor = _query_weights_ref(queries, scales, 15)
     const = (queries.astype(np.float64) @ offsets.astype(np.float64)).astype(F32)
-    dots = weights @ unpack_nibbles(packed, d).astype(np.int64).T
-    scores = dots.astype(F32) * factor.astype(F32)[:, None]
-    idx = topk_ref(scores, k)
-    s = np.where(idx >= 0, np.take_along_axis(scores, np.maximum(idx, 0), axis=1) if scores.size else 0, -np.inf)
-    return np.where(idx >= 0, s + const[:, None], -np.inf).astype(F32), idx
+    dots = weights @ unpack_nibbles(packed, queries.shape[1]).astype(np.int64).T
+    return _topk_plus_const(dots.astype(F32) * factor.astype(F32)[:, None], const, k)
+
+
+def fitted_codes(quantize, db, fit_on):
+    """``(codes, scales, offsets)``: ``db`` quantized with the parameters fitted on ``fit_on``."""
+    fitted = quantize(fit_on)
+    return quantize(db, scales=fitted.scales, offsets=fitted.offsets).codes, fitted.scales, fitted.offsets
+
+
+def assert_same_topk(got, want):
+    """Two ``(scores, indices)`` answers agree exactly (indices first: the clearer failure)."""
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def assert_same_quantized(got, want):
+    """A :class:`memstrata.kernels.Quantized` equals the reference's ``(codes, scales, offsets)`` exactly."""
+    for name, a, b in zip(("codes", "scales", "offsets"), got, want):
+        np.testing.assert_array_equal(a, b, err_msg=name)

@@ -72,6 +72,13 @@ def _tree(leaves: list[bytes]) -> MerkleLevels:
     return t
 
 
+def assert_broken_at(log: AuditLog, seq: int, checkpoints: tuple[Checkpoint, ...] | list[Checkpoint] = (), match: str | None = None) -> None:
+    """``verify`` fails, naming entry ``seq`` as the first one it cannot vouch for."""
+    with pytest.raises(AuditChainError, match=match) as info:
+        log.verify(checkpoints)
+    assert info.value.sequence == seq
+
+
 @pytest.fixture
 def log(tmp_path):
     with AuditLog(tmp_path / "audit.sqlite", key=b"secret") as log:
@@ -234,17 +241,13 @@ def test_flipped_byte_names_its_entry(tmp_path_factory, seq, column, bit):
         b[0] ^= 1 << bit if isinstance(value, bytes) else 1 << min(bit, 5)
         new = b.decode() if isinstance(value, str) else bytes(b)
     conn.execute(f"UPDATE entries SET {column}=? WHERE seq=?", (new, seq))
-    with pytest.raises(AuditChainError) as info:
-        log.verify()
-    assert info.value.sequence == seq
+    assert_broken_at(log, seq)
     log.close()
 
 
 def test_deleted_entry(log):
     _raw(log).execute("DELETE FROM entries WHERE seq=7")
-    with pytest.raises(AuditChainError, match="entry 7: missing") as info:
-        log.verify()
-    assert info.value.sequence == 7
+    assert_broken_at(log, 7, match="entry 7: missing")
 
 
 def test_reordered_entries(log):
@@ -253,16 +256,12 @@ def test_reordered_entries(log):
     conn.execute("DELETE FROM entries WHERE seq IN (4, 5)")
     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", (4, *rows[5][1:]))
     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", (5, *rows[4][1:]))
-    with pytest.raises(AuditChainError) as info:
-        log.verify()
-    assert info.value.sequence == 4
+    assert_broken_at(log, 4)
 
 
 def test_truncated_tail(log):
     _raw(log).execute("DELETE FROM entries WHERE seq>=15")
-    with pytest.raises(AuditChainError, match="tail was cut off") as info:
-        log.verify()
-    assert info.value.sequence == 15
+    assert_broken_at(log, 15, match="tail was cut off")
 
 
 def test_truncation_with_a_forged_head_is_caught_by_a_checkpoint(log):
@@ -272,9 +271,7 @@ def test_truncation_with_a_forged_head_is_caught_by_a_checkpoint(log):
     h = conn.execute("SELECT hash FROM entries WHERE seq=14").fetchone()[0]
     conn.execute("UPDATE head SET size=15, hash=?", (h,))
     assert log.verify() == 15  # the chain alone cannot know
-    with pytest.raises(AuditChainError, match="checkpoint of 20") as info:
-        log.verify([cp])
-    assert info.value.sequence == 15
+    assert_broken_at(log, 15, checkpoints=[cp], match="checkpoint of 20")
 
 
 def test_appended_behind_its_back(log):
@@ -283,9 +280,7 @@ def test_appended_behind_its_back(log):
     fields = (20, last[1], "mallory", "write", "k", bytes(32), "ok")
     h = hashlib.sha256(last[7] + encode_entry(*fields)).digest()  # a correctly chained extra entry
     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", (*fields, h))
-    with pytest.raises(AuditChainError, match="added behind its back") as info:
-        log.verify()
-    assert info.value.sequence == 20
+    assert_broken_at(log, 20, match="added behind its back")
 
 
 def test_spliced_history_recomputed_is_caught_by_checkpoints(log, tmp_path):
@@ -307,9 +302,7 @@ def test_spliced_history_recomputed_is_caught_by_checkpoints(log, tmp_path):
     conn.execute("UPDATE head SET size=20, hash=?", (other.head()[1],))
     other.close()
     assert log.verify() == 20
-    with pytest.raises(AuditChainError, match="no longer matches") as info:
-        log.verify([early, late])
-    assert info.value.sequence == 8
+    assert_broken_at(log, 8, checkpoints=[early, late], match="no longer matches")
 
 
 def test_spliced_foreign_entry(log, tmp_path):
@@ -320,9 +313,7 @@ def test_spliced_foreign_entry(log, tmp_path):
     conn = _raw(log)
     conn.execute("DELETE FROM entries WHERE seq=9")
     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", foreign)
-    with pytest.raises(AuditChainError) as info:
-        log.verify()
-    assert info.value.sequence == 9
+    assert_broken_at(log, 9)
     other.close()
 
 

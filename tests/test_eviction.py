@@ -18,7 +18,7 @@ from _cache_models import (
 from conformance.eviction import MACHINE_SETTINGS, OrderMachine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from memstrata import AdaptiveOrder, EvictionOrder, LFUOrder, LRUOrder, S3FIFOOrder, WTinyLFUOrder
 
@@ -27,12 +27,9 @@ class LFUMachine(OrderMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         return LFUOrder(n_slots), LFUModel(n_slots)  # type: ignore[return-value]
 
-    @invariant()
-    def same_frequencies(self) -> None:
-        if not hasattr(self, "order"):
-            return
-        for slot in self.model.resident:
-            assert self.order.frequency(slot) == self.model.freq[slot]  # type: ignore[attr-defined]
+    def compare(self, order: LFUOrder, model: LFUModel) -> None:  # type: ignore[override]
+        for slot in model.resident:
+            assert order.frequency(slot) == model.freq[slot]
 
 
 class S3FIFOMachine(OrderMachine):
@@ -48,12 +45,7 @@ class S3FIFOMachine(OrderMachine):
         }
         return S3FIFOOrder(n_slots, **kwargs), S3FIFOModel(n_slots, **kwargs)  # type: ignore[return-value]
 
-    @invariant()
-    def same_queues(self) -> None:
-        if not hasattr(self, "order"):
-            return
-        order: S3FIFOOrder = self.order  # type: ignore[assignment]
-        model: S3FIFOModel = self.model  # type: ignore[assignment]
+    def compare(self, order: S3FIFOOrder, model: S3FIFOModel) -> None:  # type: ignore[override]
         for slot in model.resident:
             assert order.queue_of(slot) == model.queue_of[slot]
             assert order.frequency(slot) == model.freq[slot]
@@ -63,7 +55,20 @@ class S3FIFOMachine(OrderMachine):
         assert order.small_capacity == model.small_capacity
 
 
-class WTinyLFUMachine(OrderMachine):
+class HitRunsMachine(OrderMachine):
+    """Orders that count hits: runs of them saturate counters, trigger aging and
+    move the adaptive parts (WTinyLFU's window, the adaptive order's choice)."""
+
+    @precondition(lambda self: len(self.model) > 0)
+    @rule(data=st.data(), times=st.integers(min_value=1, max_value=12))
+    def touch_often(self, data: st.DataObject, times: int) -> None:
+        slot = self._resident(data)
+        for _ in range(times):
+            self.order.touch(slot)
+            self.model.touch(slot)
+
+
+class WTinyLFUMachine(HitRunsMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         kwargs = {
             "window_ratio": data.draw(st.sampled_from([0.01, 0.2, 0.5, 0.99]), label="window_ratio"),
@@ -73,21 +78,7 @@ class WTinyLFUMachine(OrderMachine):
         }
         return WTinyLFUOrder(n_slots, **kwargs), WTinyLFUModel(n_slots, **kwargs)  # type: ignore[return-value]
 
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data(), times=st.integers(min_value=1, max_value=12))
-    def touch_often(self, data: st.DataObject, times: int) -> None:
-        # runs of hits: counters saturate, aging halves them, the climber moves the window
-        slot = self._resident(data)
-        for _ in range(times):
-            self.order.touch(slot)
-            self.model.touch(slot)
-
-    @invariant()
-    def same_segments(self) -> None:
-        if not hasattr(self, "order"):
-            return
-        order: WTinyLFUOrder = self.order  # type: ignore[assignment]
-        model: WTinyLFUModel = self.model  # type: ignore[assignment]
+    def compare(self, order: WTinyLFUOrder, model: WTinyLFUModel) -> None:  # type: ignore[override]
         for slot in model.resident:
             assert order.segment_of(slot) == model.segment[slot]
         for key_hash in [*range(-3, 7), *self.hash_of.values()]:
@@ -96,7 +87,7 @@ class WTinyLFUMachine(OrderMachine):
         assert order.protected_capacity == model.protected_capacity
 
 
-class AdaptiveMachine(OrderMachine):
+class AdaptiveMachine(HitRunsMachine):
     """Small orders: the miniature caches see every key and decide every few accesses,
     so runs switch families (with pinned slots) many times."""
 
@@ -104,25 +95,12 @@ class AdaptiveMachine(OrderMachine):
         capacity = data.draw(st.integers(min_value=1, max_value=3 * n_slots), label="capacity")
         return AdaptiveOrder(n_slots, capacity=capacity), AdaptiveModel(n_slots, capacity=capacity)  # type: ignore[return-value]
 
-    @precondition(lambda self: len(self.model) > 0)
-    @rule(data=st.data(), times=st.integers(min_value=1, max_value=12))
-    def touch_often(self, data: st.DataObject, times: int) -> None:
-        slot = self._resident(data)
-        for _ in range(times):
-            self.order.touch(slot)
-            self.model.touch(slot)
-
     @rule()
     def switch(self) -> None:
         self.order.switch()  # type: ignore[attr-defined]
         self.model.switch()  # type: ignore[attr-defined]
 
-    @invariant()
-    def same_family(self) -> None:
-        if not hasattr(self, "order"):
-            return
-        order: AdaptiveOrder = self.order  # type: ignore[assignment]
-        model: AdaptiveModel = self.model  # type: ignore[assignment]
+    def compare(self, order: AdaptiveOrder, model: AdaptiveModel) -> None:  # type: ignore[override]
         assert (order.family, order.switches) == (model.family, model.switches)
 
 

@@ -89,12 +89,9 @@ def dense_case(draw):
 def test_int8_scan_matches_reference(path, case):
     with forced(path):
         db, fit_on, queries, k = case
-        quantized = quantize_int8(fit_on)
-        codes = quantize_int8(db, scales=quantized.scales, offsets=quantized.offsets).codes
-        scores, idx = int8_topk(queries, codes, quantized.scales, quantized.offsets, k)
-        ref_scores, ref_idx = ref.int8_topk_ref(queries, codes, quantized.scales, quantized.offsets, k)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(scores, ref_scores)
+        codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
+        args = (queries, codes, scales, offsets, k)
+        ref.assert_same_topk(int8_topk(*args), ref.int8_topk_ref(*args))
 
 
 @on_every_path
@@ -103,13 +100,12 @@ def test_int8_scan_with_row_bias_ranks_like_reference(path, case):
     """The L2 form: ``2 * (q . x_hat) - |x_hat|^2``, float32 operations in the kernel's order."""
     with forced(path):
         db, fit_on, queries, k = case
-        quantized = quantize_int8(fit_on)
-        codes = quantize_int8(db, scales=quantized.scales, offsets=quantized.offsets).codes
+        codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
         bias = -np.linspace(0, 3, codes.shape[0], dtype=F32)[::-1].copy()
         scores, idx = smod.int8_search(
-            queries, codes, quantized.scales, quantized.offsets, k, factor_scale=2.0, row_bias=bias
+            queries, codes, scales, offsets, k, factor_scale=2.0, row_bias=bias
         )
-        weights, factor, const = ref.int8_weights_ref(queries, quantized.scales, quantized.offsets)
+        weights, factor, const = ref.int8_weights_ref(queries, scales, offsets)
         f = (factor * F32(2.0)).astype(F32)
         raw = (weights @ codes.astype(np.int64).T).astype(F32) * f[:, None] + bias[None, :]
         ref_idx = ref.topk_ref(raw, k)
@@ -126,12 +122,9 @@ def test_int8_scan_with_row_bias_ranks_like_reference(path, case):
 def test_int4_scan_matches_reference(path, case):
     with forced(path):
         db, fit_on, queries, k = case
-        quantized = quantize_int4(fit_on)
-        packed = quantize_int4(db, scales=quantized.scales, offsets=quantized.offsets).codes
-        scores, idx = smod.int4_search(queries, packed, quantized.scales, quantized.offsets, k)
-        ref_scores, ref_idx = ref.int4_topk_ref(queries, packed, quantized.scales, quantized.offsets, k)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(scores, ref_scores)
+        packed, scales, offsets = ref.fitted_codes(quantize_int4, db, fit_on)
+        args = (queries, packed, scales, offsets, k)
+        ref.assert_same_topk(smod.int4_search(*args), ref.int4_topk_ref(*args))
 
 
 @st.composite
@@ -152,10 +145,7 @@ def bit_case(draw):
 def test_hamming_scan_matches_reference(path, case):
     with forced(path):
         queries, codes, k = case
-        dist, idx = hamming_topk(queries, codes, k)
-        ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(dist, ref_dist)
+        ref.assert_same_topk(hamming_topk(queries, codes, k), ref.hamming_topk_ref(queries, codes, k))
 
 
 @on_every_path
@@ -169,10 +159,7 @@ def test_hamming_large_k_counts_like_the_reference(path, seed, n, width, k, nq, 
     codes = rng.choice(values, size=(n, width))
     queries = rng.choice(values, size=(nq, width))
     with forced(path):
-        dist, idx = hamming_topk(queries, codes, k)
-    ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(dist, ref_dist)
+        ref.assert_same_topk(hamming_topk(queries, codes, k), ref.hamming_topk_ref(queries, codes, k))
 
 
 @on_every_path
@@ -200,10 +187,8 @@ def test_extreme_weights_stay_exact(path):
         x = rng.choice(np.array([-1.0, 1.0], F32), size=(50, d))
         q = np.where(rng.random((3, d)) < 0.5, F32(-1.0), F32(1.0))
         quantized = quantize_int8(x)
-        scores, idx = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 50)
-        ref_scores, ref_idx = ref.int8_topk_ref(q, quantized.codes, quantized.scales, quantized.offsets, 50)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(scores, ref_scores)
+        args = (q, quantized.codes, quantized.scales, quantized.offsets, 50)
+        ref.assert_same_topk(int8_topk(*args), ref.int8_topk_ref(*args))
 
 
 @on_every_path
@@ -218,19 +203,16 @@ def test_batches_and_row_blocks(path, k):
         quantized = quantize_int8(x)
         got = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, k)
         want = ref.int8_topk_ref(q, quantized.codes, quantized.scales, quantized.offsets, k)
-        np.testing.assert_array_equal(got[1], want[1])
-        np.testing.assert_array_equal(got[0], want[0])
+        ref.assert_same_topk(got, want)
         q4 = quantize_int4(x)
         got = smod.int4_search(q, q4.codes, q4.scales, q4.offsets, k)
         want = ref.int4_topk_ref(q, q4.codes, q4.scales, q4.offsets, k)
-        np.testing.assert_array_equal(got[1], want[1])
-        np.testing.assert_array_equal(got[0], want[0])
+        ref.assert_same_topk(got, want)
         bits = np.packbits(x > 0, axis=1)
         qb = np.packbits(q > 0, axis=1)
         got = hamming_topk(qb, bits, k)
         want = ref.hamming_topk_ref(qb, bits, k)
-        np.testing.assert_array_equal(got[1], want[1])
-        np.testing.assert_array_equal(got[0], want[0])
+        ref.assert_same_topk(got, want)
 
 
 def test_threads_split_queries_without_changing_results(monkeypatch):

@@ -32,10 +32,7 @@ def bit_codes(draw):
 @given(bit_codes())
 def test_hamming_topk_matches_reference(case):
     queries, codes, k = case
-    dist, idx = hamming_topk(queries, codes, k)
-    ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(dist, ref_dist)
+    ref.assert_same_topk(hamming_topk(queries, codes, k), ref.hamming_topk_ref(queries, codes, k))
 
 
 @st.composite
@@ -52,34 +49,32 @@ def int8_case(draw):
 @given(int8_case())
 def test_int8_topk_matches_reference(case):
     db, fit_on, queries, k = case
-    quantized = quantize_int8(fit_on)
-    codes = quantize_int8(db, scales=quantized.scales, offsets=quantized.offsets).codes
-    scores, idx = int8_topk(queries, codes, quantized.scales, quantized.offsets, k)
-    ref_scores, ref_idx = ref.int8_topk_ref(queries, codes, quantized.scales, quantized.offsets, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(scores, ref_scores)
+    codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
+    args = (queries, codes, scales, offsets, k)
+    ref.assert_same_topk(int8_topk(*args), ref.int8_topk_ref(*args))
 
 
 @given(int8_case(), st.booleans())
 def test_int4_search_matches_reference(case, use_candidates):
 
     db, fit_on, queries, k = case
-    quantized = quantize_int4(fit_on)
-    packed = quantize_int4(db, scales=quantized.scales, offsets=quantized.offsets).codes
+    packed, scales, offsets = ref.fitted_codes(quantize_int4, db, fit_on)
     cand = None
     if use_candidates and db.shape[0]:
         cand = np.tile(np.arange(-1, db.shape[0]), (queries.shape[0], 1))
-    scores, idx = smod.int4_search(queries, packed, quantized.scales, quantized.offsets, k, candidates=cand)
-    ref_scores, ref_idx = ref.int4_topk_ref(queries, packed, quantized.scales, quantized.offsets, k)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(scores, ref_scores)
+    args = (queries, packed, scales, offsets, k)
+    ref.assert_same_topk(smod.int4_search(*args, candidates=cand), ref.int4_topk_ref(*args))
+
+
+def _random_int8(seed: int, n: int, d: int, nq: int):  # type: ignore[no-untyped-def]
+    """``(rows, queries, quantized rows)``: standard-normal data of a fixed seed."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(F32)
+    return x, rng.standard_normal((nq, d)).astype(F32), quantize_int8(x)
 
 
 def test_int8_scores_approximate_dequantized_dot_products():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 64)).astype(F32)
-    q = rng.standard_normal((5, 64)).astype(F32)
-    quantized = quantize_int8(x)
+    _x, q, quantized = _random_int8(0, 300, 64, 5)
     scores, idx = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 300)
     from memstrata.kernels import dequantize_int8
 
@@ -90,10 +85,7 @@ def test_int8_scores_approximate_dequantized_dot_products():
 
 
 def test_int8_candidates_and_parallel_twins():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((200, 16)).astype(F32)
-    q = rng.standard_normal((7, 16)).astype(F32)
-    quantized = quantize_int8(x)
+    x, q, quantized = _random_int8(1, 200, 16, 7)
     full_s, full_i = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 5)
     cand = np.tile(np.arange(-1, 200), (7, 1))
     s, i = int8_topk(q, quantized.codes, quantized.scales, quantized.offsets, 5, candidates=cand)
@@ -177,7 +169,4 @@ def test_hamming_batches_with_heavy_ties(distinct):
     codes = rng.integers(0, distinct, size=(3000, 16)).astype(np.uint8)
     queries = rng.integers(0, distinct, size=(9, 16)).astype(np.uint8)
     for k in (1, 10, 150):
-        dist, idx = hamming_topk(queries, codes, k)
-        ref_dist, ref_idx = ref.hamming_topk_ref(queries, codes, k)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(dist, ref_dist)
+        ref.assert_same_topk(hamming_topk(queries, codes, k), ref.hamming_topk_ref(queries, codes, k))

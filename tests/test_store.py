@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _threads import run_in_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,7 +163,6 @@ def test_capacity_bounds_hold() -> None:
 
 def test_concurrent_store_retrieve_delete_with_checker(tmp_path: Path) -> None:
     cfg = {"migration_interval_seconds": 0.01, "hot_max_bytes": 16384, "hot_idle_seconds": 0.0, "warm_idle_seconds": 0.05}
-    errors: list[BaseException] = []
     n_threads, n_ops = 4, 300
 
     def value(t: int, k: int, version: int) -> dict[str, int]:
@@ -172,34 +171,26 @@ def test_concurrent_store_retrieve_delete_with_checker(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "s", cfg) as store:
 
         def worker(t: int) -> None:
-            try:
-                rng = np.random.default_rng(t)
-                latest: dict[int, int | None] = {}
-                for op in range(n_ops):
-                    k = int(rng.integers(0, 20))
-                    key = f"t{t}:k{k}"
-                    r = rng.random()
-                    if r < 0.5:
-                        store.store(key, value(t, k, op), tier=("hot", "warm", "cold")[op % 3])
-                        latest[k] = op
-                    elif r < 0.85:
-                        got = store.retrieve(key, None)
-                        want = latest.get(k)
-                        assert got == (None if want is None else value(t, k, want)), (key, got, want)
-                    elif latest.get(k) is not None:
-                        store.delete(key)
-                        latest[k] = None
-                for k, v in latest.items():
-                    assert store.retrieve(f"t{t}:k{k}", None) == (None if v is None else value(t, k, v))
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            rng = np.random.default_rng(t)
+            latest: dict[int, int | None] = {}
+            for op in range(n_ops):
+                k = int(rng.integers(0, 20))
+                key = f"t{t}:k{k}"
+                r = rng.random()
+                if r < 0.5:
+                    store.store(key, value(t, k, op), tier=("hot", "warm", "cold")[op % 3])
+                    latest[k] = op
+                elif r < 0.85:
+                    got = store.retrieve(key, None)
+                    want = latest.get(k)
+                    assert got == (None if want is None else value(t, k, want)), (key, got, want)
+                elif latest.get(k) is not None:
+                    store.delete(key)
+                    latest[k] = None
+            for k, v in latest.items():
+                assert store.retrieve(f"t{t}:k{k}", None) == (None if v is None else value(t, k, v))
 
-        threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        assert not errors, errors[0]
+        run_in_threads(worker, n_threads)
         assert store.verify()["ok"]
         assert store.get_statistics()["tiered_storage"]["migration_errors"] == 0
 

@@ -85,6 +85,14 @@ class OrderMachine(RuleBasedStateMachine):
             assert self.order.pop_victim() == expected
             self.evicted_hashes.append(self.hash_of[expected])
 
+    def compare(self, order: EvictionOrder, model: LRUModel) -> None:
+        """The family's own state to compare after every step (a subclass overrides it)."""
+
+    @invariant()
+    def same_family_state(self) -> None:
+        if hasattr(self, "order"):
+            self.compare(self.order, self.model)
+
     @invariant()
     def same_membership(self) -> None:
         if not hasattr(self, "order"):

@@ -6,6 +6,7 @@ PATHS: tuple[str, ...]
 
 def supported(path: str) -> bool: ...
 def has_vpopcntdq() -> bool: ...
+# the three scans' stubs repeat their shared arguments: they mirror simd.pyx exactly (stubtest)
 def int8_scan(
     weights: npt.NDArray[np.int16],
     factor: npt.NDArray[np.float32],

@@ -107,6 +107,9 @@ class ConsistencyProof:
     path: tuple[bytes, ...]
 
 
+# verify_inclusion and verify_consistency walk the tree the same way (RFC 9162
+# §2.1.3.2 and §2.1.4.2 spell the two loops out separately); kept as the RFC writes
+# them, so each can be checked line by line against it.
 def verify_inclusion(proof: InclusionProof, checkpoint: Checkpoint | None = None) -> bool:
     """Check an inclusion proof (RFC 9162 §2.1.3.2); needs nothing but the proof.
 

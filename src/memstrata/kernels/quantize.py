@@ -123,6 +123,16 @@ def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
     return lo, hi, bad_c.sum()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _level(v, lo, inv, top):  # pragma: no cover - compiled
+    """The level of ``v`` on the grid ``lo + k / inv``: rounded half up, clamped to ``[0, top]``.
+
+    Inlined into each encoder's loop (Numba IR inlining), so the loops still vectorize.
+    """
+    t = np.floor((v - lo) * inv + np.float32(0.5))
+    return np.int32(min(max(t, np.float32(0.0)), top))
+
+
 def _encode_dim(x, lo, inv, levels, codes):  # pragma: no cover - compiled
     """Per-dimension int8 codes (``levels`` 255) into ``codes``; returns rows with NaN/inf."""
     n, d = x.shape
@@ -133,9 +143,7 @@ def _encode_dim(x, lo, inv, levels, codes):  # pragma: no cover - compiled
         for j in range(d):
             v = x[i, j]
             rb |= v - v != 0
-            t = np.floor((v - lo[j]) * inv[j] + np.float32(0.5))
-            t = min(max(t, np.float32(0.0)), top)
-            codes[i, j] = np.int8(np.int32(t) - 128)
+            codes[i, j] = np.int8(_level(v, lo[j], inv[j], top) - 128)
         n_bad += rb
     return n_bad
 
@@ -174,24 +182,32 @@ def _vector_step(lo, hi, top):  # pragma: no cover - compiled
     return s, np.float32(0.0)
 
 
+@njit(cache=True, nogil=True)
+def _fit_row(row, top, scales, offsets, i):  # pragma: no cover - compiled
+    """Fit row ``i``'s range (``scales[i]``, ``offsets[i]``); returns ``(has NaN/inf, lo, inverse step)``.
+
+    The NaN/inf check is its own exact loop: ``_row_minmax`` is compiled without NaN semantics.
+    """
+    rb = False
+    for j in range(row.shape[0]):
+        v = row[j]
+        rb |= v - v != 0
+    lo, hi = _row_minmax(row)
+    s, inv = _vector_step(lo, hi, top)
+    scales[i] = s
+    offsets[i] = lo
+    return rb, lo, inv
+
+
 def _encode_vec(x, levels, codes, scales, offsets):  # pragma: no cover - compiled
     """Per-vector int8 codes; a row whose range overflows float32 gets scale inf."""
     n, d = x.shape
     top = np.float32(levels)
     n_bad = 0
     for i in prange(n):
-        rb = False
+        rb, lo, inv = _fit_row(x[i], top, scales, offsets, i)
         for j in range(d):
-            v = x[i, j]
-            rb |= v - v != 0
-        lo, hi = _row_minmax(x[i])
-        s, inv = _vector_step(lo, hi, top)
-        scales[i] = s
-        offsets[i] = lo
-        for j in range(d):
-            t = np.floor((x[i, j] - lo) * inv + np.float32(0.5))
-            t = min(max(t, np.float32(0.0)), top)
-            codes[i, j] = np.int8(np.int32(t) - 128)
+            codes[i, j] = np.int8(_level(x[i, j], lo, inv, top) - 128)
         n_bad += rb
     return n_bad
 
@@ -227,9 +243,7 @@ def _encode4_dim(x, lo, inv, packed, n_chunks):  # pragma: no cover - compiled
             for j in range(d):
                 v = x[i, j]
                 rb |= v - v != 0
-                t = np.floor((v - lo[j]) * inv[j] + np.float32(0.5))
-                t = min(max(t, np.float32(0.0)), top)
-                nib[j] = np.uint8(np.int32(t))
+                nib[j] = np.uint8(_level(v, lo[j], inv[j], top))
             _pack_nibbles(nib, pairs, packed[i])
             nb += rb
         bad_c[c] = nb
@@ -247,18 +261,9 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
         pairs = nib.view(np.uint16)
         nb = 0
         for i in range(c * rows, min(n, (c + 1) * rows)):
-            rb = False
+            rb, lo, inv = _fit_row(x[i], top, scales, offsets, i)
             for j in range(d):
-                v = x[i, j]
-                rb |= v - v != 0
-            lo, hi = _row_minmax(x[i])
-            s, inv = _vector_step(lo, hi, top)
-            scales[i] = s
-            offsets[i] = lo
-            for j in range(d):
-                t = np.floor((x[i, j] - lo) * inv + np.float32(0.5))
-                t = min(max(t, np.float32(0.0)), top)
-                nib[j] = np.uint8(np.int32(t))
+                nib[j] = np.uint8(_level(x[i, j], lo, inv, top))
             _pack_nibbles(nib, pairs, packed[i])
             nb += rb
         bad_c[c] = nb
@@ -408,6 +413,8 @@ def _quantize(
     return Quantized(codes, s, o)
 
 
+# quantize_int8 and quantize_int4 are deliberate twins in signature and checks: two
+# public functions with their own docs; the work is shared in _quantize above.
 def quantize_int8(
     vectors: np.ndarray,
     per: str = "dimension",

@@ -129,6 +129,18 @@ def int4_weights(
     return weights, factor, const
 
 
+def _outputs(nq: int, n: int, k: int, row_bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row bias (float32, zeros when none) and the empty ``(scores, indices)`` outputs."""
+    bias = np.zeros(n, np.float32) if row_bias is None else np.ascontiguousarray(row_bias, np.float32)
+    return bias, np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+
+
+def _numba_kernel(work: int, nq: int, serial: Any, parallel: Any) -> tuple[Any, int]:
+    """The serial or the ``parallel=True`` twin for this much work, and its number of chunks."""
+    use = use_parallel(work, PARALLEL_MIN_WORK)
+    return (parallel if use else serial), _n_chunks(use, nq)
+
+
 def _add_const(out_s: np.ndarray, out_i: np.ndarray, const: np.ndarray) -> None:
     out_s += np.where(out_i >= 0, const[:, None], np.float32(0.0))
 
@@ -156,9 +168,7 @@ def int8_search(
     n = codes.shape[0]
     weights, factor, const = query_weights(queries, scales, offsets)
     factor = (factor * np.float32(factor_scale)).astype(np.float32)
-    bias = np.zeros(n, np.float32) if row_bias is None else np.ascontiguousarray(row_bias, np.float32)
-    out_s = np.empty((nq, k), np.float32)
-    out_i = np.empty((nq, k), np.int64)
+    bias, out_s, out_i = _outputs(nq, n, k, row_bias)
     if nq == 0:
         return out_s, out_i
     if candidates is None:
@@ -169,13 +179,15 @@ def int8_search(
 
         _run_scan(nq, _scan_threads(nq, nq * n * codes.shape[1]), scan)
     else:
-        parallel = use_parallel(nq * candidates.shape[1] * codes.shape[1], PARALLEL_MIN_WORK)
-        kernel = _cand._int8_topk_candidates_parallel if parallel else _cand._int8_topk_candidates_serial
-        kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, _n_chunks(parallel, nq))
+        work = nq * candidates.shape[1] * codes.shape[1]
+        kernel, chunks = _numba_kernel(work, nq, _cand._int8_topk_candidates_serial, _cand._int8_topk_candidates_parallel)
+        kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, chunks)
     _add_const(out_s, out_i, const * np.float32(factor_scale))
     return out_s, out_i
 
 
+# int8_search and int4_search: public twins in signature (each documents its codes);
+# what they share is in _outputs, _numba_kernel, _run_scan and _add_const.
 def int4_search(
     queries: np.ndarray,
     packed: np.ndarray,
@@ -194,9 +206,7 @@ def int4_search(
     n = packed.shape[0]
     weights, factor, const = int4_weights(queries, scales, offsets)
     factor32 = (factor * factor_scale).astype(np.float32)
-    bias = np.zeros(n, np.float32) if row_bias is None else np.ascontiguousarray(row_bias, np.float32)
-    out_s = np.empty((nq, k), np.float32)
-    out_i = np.empty((nq, k), np.int64)
+    bias, out_s, out_i = _outputs(nq, n, k, row_bias)
     if nq == 0:
         return out_s, out_i
     if candidates is None:
@@ -214,10 +224,8 @@ def int4_search(
 
         _run_scan(nq, _scan_threads(nq, nq * n * d), scan)
     else:
-        work = nq * candidates.shape[1] * d
-        parallel = use_parallel(work, PARALLEL_MIN_WORK)
-        kernel = _cand._int4_topk_parallel if parallel else _cand._int4_topk_serial
-        kernel(weights, factor32, packed, bias, k, candidates, out_s, out_i, _n_chunks(parallel, nq))
+        kernel, chunks = _numba_kernel(nq * candidates.shape[1] * d, nq, _cand._int4_topk_serial, _cand._int4_topk_parallel)
+        kernel(weights, factor32, packed, bias, k, candidates, out_s, out_i, chunks)
     _add_const(out_s, out_i, const * np.float32(factor_scale))
     return out_s, out_i
 

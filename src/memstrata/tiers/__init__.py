@@ -29,11 +29,25 @@ from memstrata.tiers._repair import finish_swap, repair_log, scan_log
 from memstrata.tiers._segments import fsync_dir
 from memstrata.tiers._servers import PostgresBackend, RedisBackend, connect_postgres, connect_redis
 from memstrata.tiers._storage import TieredStorage, tier_number
-from memstrata.tiers._tiers import COLD, HOT, TIER_NAMES, WARM, HotFrame, HotTier, WarmTier
+from memstrata.tiers._tiers import (
+    COLD,
+    ENTRY,
+    F_TOMBSTONE,
+    HOT,
+    TIER_NAMES,
+    WARM,
+    HotFrame,
+    HotTier,
+    WarmTier,
+    decode_key,
+    encode_key,
+)
 
 __all__ = [
     "COLD",
     "DURABILITY_LEVELS",
+    "ENTRY",
+    "F_TOMBSTONE",
     "HOT",
     "SEED",
     "TIER_NAMES",
@@ -57,6 +71,8 @@ __all__ = [
     "connect_postgres",
     "connect_redis",
     "copy_log",
+    "decode_key",
+    "encode_key",
     "finish_swap",
     "fsync_dir",
     "repair_log",

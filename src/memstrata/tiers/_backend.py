@@ -1,10 +1,11 @@
 """The tier backend protocol (bytes by key) and its embedded implementations.
 
 A backend is the smallest thing a durable tier needs: ``get`` / ``put`` /
-``delete`` / ``scan`` of bytes by bytes key, the batch variant ``apply`` (puts
-and deletes committed together, atomically) and ``flush`` (a commit point).
-Redis or PostgreSQL backends implement the same six methods and pass the same
-conformance tests (``tests/test_tiers_backends.py``).
+``delete`` / ``scan`` of bytes by bytes key, the batch variant ``apply`` (its
+deletes, then its puts, committed together, atomically: a key in both ends up
+put) and ``flush`` (a commit point). Redis or PostgreSQL backends implement the
+same six methods and pass the same conformance tests
+(``tests/conformance/test_tier_backends.py``).
 """
 
 from __future__ import annotations
@@ -151,10 +152,10 @@ class MappingBackend:
                 yield k, bytes(v)
 
     def apply(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = ()) -> None:
+        for k in deletes:  # deletes first, like every backend: a key in both ends up put
+            self.delete(k)
         for k, v in puts.items():
             self.engine[k] = v
-        for k in deletes:
-            self.delete(k)
 
     def flush(self) -> None:
         if self._flush is not None:

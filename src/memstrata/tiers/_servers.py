@@ -2,7 +2,7 @@
 
 Install with ``pip install 'memstrata[redis]'`` / ``'memstrata[postgres]'``.
 Both pass the same conformance tests as the embedded backends
-(``tests/test_tiers_backends.py``).
+(``tests/conformance/test_tier_backends.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,20 @@ from typing import Any
 from memstrata._native.eviction import DEFAULT_POLICY
 from memstrata.tiers._backend import Backend
 
-__all__ = ["COLD", "HOT", "TIER_NAMES", "WARM", "HotFrame", "HotTier", "WarmTier", "tier_number"]
+__all__ = [
+    "COLD",
+    "ENTRY",
+    "F_TOMBSTONE",
+    "HOT",
+    "TIER_NAMES",
+    "WARM",
+    "HotFrame",
+    "HotTier",
+    "WarmTier",
+    "decode_key",
+    "encode_key",
+    "tier_number",
+]
 
 HOT, WARM, COLD = 0, 1, 2
 TIER_NAMES = ("hot", "warm", "cold")
@@ -127,7 +140,9 @@ def _weigh(value: bytes) -> int:
 
 
 # ------------------------------------------------------------------ records --
-# entry  b"k" + key    -> seq, flags, content digest
+# The index records, shared with memstrata.dedup (public as memstrata.tiers.ENTRY,
+# F_TOMBSTONE, encode_key, decode_key: one content-addressed index format).
+# entry  b"k" + key    -> seq, flags, content digest (a delete leaves F_TOMBSTONE with a new seq)
 # blob   b"a" + digest -> refs, pins, location, stored length, raw length, access time
 # data   b"b" + digest -> b"W" + the frame (warm) or b"C" + pack id, offset, length (cold)
 # meta   b"m" + name   -> value
@@ -163,6 +178,7 @@ def encode_key(key: Any) -> bytes:
 
 
 def decode_key(kb: bytes) -> str | bytes:
+    """The key :func:`encode_key` encoded."""
     return kb[1:].decode("utf-8") if kb[:1] == b"s" else bytes(kb[1:])
 
 

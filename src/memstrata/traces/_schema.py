@@ -17,6 +17,8 @@ APPLICATION_ID = 0x6D537472
 # versions, row checksums, provable deletes (``old_seq``: the removed row's
 # sequence number, so every number stays accounted for) and the cheap commit of urgent
 # traces (``trace_log``, moved into ``traces`` on flush).
+# ``traces`` and ``trace_log`` share their columns on purpose (a logged row moves
+# into ``traces`` unchanged); the text is the persisted schema, so it stays literal.
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
