@@ -77,7 +77,9 @@ class LogBackend(LogCompaction):
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
     >>> b = LogBackend(d + "/log")
-    >>> b.apply({b"k1": b"v1", b"k2": b"v2"}); b.get(b"k1")
+    >>> b.apply({b"k1": b"v1", b"k2": b"v2"})  # the batch's sequence number
+    1
+    >>> b.get(b"k1")
     b'v1'
     >>> b.close(); LogBackend(d + "/log").get(b"k2")
     b'v2'
