@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import MutableMapping
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memstrata.codecs._compact import build_compact, decode_compact, encode_compact
 from memstrata.codecs._dictionaries import lookup_dictionary
@@ -52,8 +52,9 @@ class ShapeDictionaries:
     _t_compress: float
     _t_decompress: float
 
-    def learn(self, sample: bytes) -> bytes | None:  # pragma: no cover - CompressionEngine's
-        raise NotImplementedError
+    if TYPE_CHECKING:  # defined by CompressionEngine
+
+        def learn(self, sample: bytes) -> bytes | None: ...
 
     def _init_shapes(self) -> None:
         self._shapes: dict[str, bytes] = {}
