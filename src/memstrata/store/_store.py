@@ -60,7 +60,9 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
       acknowledged write (tested with SIGKILL); after power loss the store is
       consistent but the last writes before the loss may be missing.
     * ``"full"``: fdatasync of the segment before acknowledging: also survives
-      power loss and OS crashes with every acknowledged write.
+      power loss and OS crashes with every acknowledged write. Writes from
+      several threads share one fdatasync (group commit); another thread may
+      read a write a moment before its writer is told it is synced.
 
     **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index,
     about 100 bytes per record key (a key has an entry record, and each unique
