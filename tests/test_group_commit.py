@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from _threads import run_in_threads
 
 import memstrata.tiers._log as log_module
 from memstrata import MemoryStore
@@ -38,23 +39,14 @@ def test_concurrent_full_durability_writers_share_fdatasyncs(tmp_path: Path, mon
     calls = _counting_fdatasync(monkeypatch)
     store = MemoryStore(tmp_path / "s", CFG)
     n_threads, n_writes = 6, 40
-    errors: list[BaseException] = []
 
     def writer(t: int) -> None:
-        try:
-            for i in range(n_writes):
-                store.store(f"t{t}-{i}", {"t": t, "i": i}, tier="warm")
-                if i % 10 == 9:
-                    store.delete(f"t{t}-{i - 1}")
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(n_writes):
+            store.store(f"t{t}-{i}", {"t": t, "i": i}, tier="warm")
+            if i % 10 == 9:
+                store.delete(f"t{t}-{i - 1}")
 
-    threads = [threading.Thread(target=writer, args=(t,)) for t in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_in_threads(writer, n_threads)
     batches = n_threads * (n_writes + n_writes // 10)
     assert len(calls) < batches * 0.8, (len(calls), batches)  # one fdatasync covered several writers' batches
     store.close()
