@@ -392,3 +392,21 @@ def test_stored_records_read_back_equal(created, updated, valid, invalid, text, 
                        expired=expired, links=links, access_count=access, last_access=last, version=version,
                        tier=tier, pinned=pinned, hash=content_digest((user, None, None), text))
     assert from_stored(to_stored(rec)) == rec
+
+
+def test_vector_index_near_finds_copies_and_forgets_removed_rows() -> None:
+    from memstrata.agent.vectorindex import VectorIndex, sketch_radius, unit_rows
+
+    rng = np.random.default_rng(7)
+    x = unit_rows(rng.standard_normal((300, 32)).astype(np.float32), "x", None)
+    index = VectorIndex(32, buffer_rows=64)  # rows in the buffer and in the quantized memory
+    index.add_many(list(range(300)), x)
+    found = index.near(x[[5, 250]], 0.99)
+    assert [ids.tolist()[:1] for ids, _ in found] == [[5], [250]]
+    index.remove(5)
+    index.remove(299)  # the last row moves into no hole
+    (ids, _), = index.near(x[[5]], 0.99)
+    assert 5 not in ids.tolist()
+    (ids, _), = index.near(x[[298]], 0.99)
+    assert ids.tolist()[:1] == [298]
+    assert sketch_radius(1.0) == 0 and sketch_radius(-1.0) == 64 and sketch_radius(0.95, 64) == 13

@@ -116,3 +116,25 @@ def _every_byte(path: Path) -> bytes:
                             except Exception:
                                 pass
     return b"".join(parts)
+
+
+def test_sketch_lookup_finds_the_pairs_an_exact_scan_finds(dev: tuple[list[str], np.ndarray]) -> None:
+    """VectorIndex.near (sketch screen + exact scores) against a brute-force scan of the same stored vectors."""
+    from memstrata.agent.vectorindex import VectorIndex, unit_rows
+
+    _, vecs = dev
+    index = VectorIndex(vecs.shape[1])
+    stored = unit_rows(vecs[:9000], "x", None)
+    index.add_many(list(range(9000)), stored)
+    queries = unit_rows(vecs[9000:], "q", None)
+    exact = queries @ index.get(list(range(9000))).T
+    for threshold in (0.95, 0.9, 0.8):
+        found = index.near(queries, threshold)
+        want = {(q, int(i)) for q in range(queries.shape[0]) for i in np.flatnonzero(exact[q] >= threshold)}
+        got = {(q, int(i)) for q, (ids, _) in enumerate(found) for i in ids.tolist()}
+        for q, (ids, sims) in enumerate(found):  # exact scores, best first
+            np.testing.assert_allclose(sims, exact[q, ids], atol=1e-5)
+            assert list(sims) == sorted(sims, reverse=True)
+        recall = len(got & want) / len(want)
+        print(f"\nnear() at cosine >= {threshold}: {len(want)} pairs, recall {recall:.4f}")
+        assert got <= want and recall >= 0.99

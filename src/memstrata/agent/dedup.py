@@ -12,33 +12,22 @@ if TYPE_CHECKING:
 __all__ = ["NearMatcher", "find_near"]
 
 _BLOCK = 1024
-_CANDIDATES = 8  # nearest stored rows examined per new memory; the first one of the same scope wins
 
 
 class NearMatcher:
     """For each row of a batch: the id of a stored (or earlier-in-batch) memory at cosine ≥ threshold, or None.
 
-    Stored memories are searched once for the whole batch (top ``_CANDIDATES``,
-    then the first of the same scope that is not hidden); rows of the batch are
-    compared with the rows added before them exactly.
+    Stored memories are looked up through :meth:`VectorIndex.near` when a row
+    is matched (so an exact duplicate, found first by its hash, costs no
+    lookup): every stored row at the threshold or above, best first; the first
+    of the same scope that is not hidden wins. Rows of the batch are compared
+    with the rows added before them exactly.
     """
 
-    def __init__(self, memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...]) -> None:
+    def __init__(self, memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...],
+                 sketches: np.ndarray | None = None) -> None:
         self.threshold = float(memory.config.near_duplicate_threshold)
-        self._stored: list[int | None] = [None] * x.shape[0]
-        self._stored_sim = np.full(x.shape[0], -np.inf, np.float32)
-        vectors = memory._vectors
-        if vectors is not None and len(vectors):
-            records = memory._records
-            all_ids, all_sims = vectors.search_many(x, _CANDIDATES)
-            for i in range(x.shape[0]):
-                for id_, sim in zip(all_ids[i].tolist(), all_sims[i].tolist()):
-                    if sim < self.threshold:
-                        break
-                    rec = records.get(id_)
-                    if rec is not None and (rec.user_id, rec.agent_id, rec.run_id) == scope and not memory._restricted(rec):
-                        self._stored[i], self._stored_sim[i] = id_, sim
-                        break
+        self._memory, self._x, self._scope, self._sketches = memory, x, scope, sketches
         # earlier rows of the batch at cosine >= threshold, best first, found block by block with one matrix product
         self._earlier: dict[int, list[tuple[float, int]]] = {}
         n = x.shape[0]
@@ -53,9 +42,23 @@ class NearMatcher:
             pairs.sort(key=lambda p: (-p[0], p[1]))
         self._row_id: dict[int, int] = {}  # batch row -> id it was stored under
 
+    def _stored_match(self, i: int) -> tuple[int | None, float]:
+        """The most similar stored memory of the scope that no read hides, at the threshold or above, and its cosine."""
+        memory, vectors = self._memory, self._memory._vectors
+        if vectors is None or not len(vectors):
+            return None, -np.inf
+        sketches = None if self._sketches is None else self._sketches[i : i + 1]
+        ((ids, sims),) = vectors.near(self._x[i : i + 1], self.threshold, sketches)
+        records = memory._records
+        for id_, sim in zip(ids.tolist(), sims.tolist()):
+            rec = records.get(id_)
+            if rec is not None and (rec.user_id, rec.agent_id, rec.run_id) == self._scope and not memory._restricted(rec):
+                return id_, sim
+        return None, -np.inf
+
     def match(self, i: int) -> int | None:
         """The memory row ``i`` duplicates: the more similar of the stored match and the earlier stored batch rows."""
-        best, best_sim = self._stored[i], float(self._stored_sim[i])
+        best, best_sim = self._stored_match(i)
         for sim, j in self._earlier.get(i, ()):
             if j in self._row_id:
                 if sim > best_sim:
@@ -67,5 +70,6 @@ class NearMatcher:
         self._row_id[row] = id_
 
 
-def find_near(memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...]) -> NearMatcher:
-    return NearMatcher(memory, x, scope)
+def find_near(memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...],
+              sketches: np.ndarray | None = None) -> NearMatcher:
+    return NearMatcher(memory, x, scope, sketches)

@@ -3,6 +3,12 @@
 The index is derived state (the store holds every text), so it never needs a
 file of its own: nothing forgotten can linger in one.
 
+Inserts wait in a small pending map and reach FTS5 in one transaction, when
+:data:`PENDING_ROWS` have gathered or before anything reads the index: one
+FTS5 insert statement costs about as much as the rest of an agent's ``add``,
+and a batch of them costs a fraction per row. Removing a pending row drops it
+from the map, so a forgotten text never reaches the index at all.
+
 Examples
 --------
 >>> index = KeywordIndex()
@@ -17,9 +23,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 
-__all__ = ["KeywordIndex", "fts_query"]
+__all__ = ["PENDING_ROWS", "KeywordIndex", "fts_query"]
+
+PENDING_ROWS = 256  # inserts gathered before one transaction writes them
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -37,34 +46,57 @@ class KeywordIndex:
 
     def __init__(self) -> None:
         self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._pending: dict[int, str] = {}
+        self._lock = threading.Lock()
         try:
             self._conn.execute("CREATE VIRTUAL TABLE fts USING fts5(text, tokenize='unicode61')")
         except sqlite3.OperationalError as exc:  # pragma: no cover - every CPython build has FTS5 today
             raise RuntimeError("keyword search needs SQLite with FTS5 compiled in") from exc
 
     def add(self, id_: int, text: str) -> None:
-        self._conn.execute("INSERT INTO fts(rowid, text) VALUES (?, ?)", (int(id_), text))
+        with self._lock:
+            self._pending[int(id_)] = text
+            if len(self._pending) >= PENDING_ROWS:
+                self._flush()
 
     def add_many(self, rows: list[tuple[int, str]]) -> None:
-        self._conn.execute("BEGIN")
-        self._conn.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", rows)
-        self._conn.execute("COMMIT")
+        with self._lock:
+            self._pending.update((int(i), t) for i, t in rows)
+            self._flush()
 
     def replace(self, id_: int, text: str) -> None:
         self.remove(id_)
         self.add(id_, text)
 
     def remove(self, id_: int) -> None:
-        self._conn.execute("DELETE FROM fts WHERE rowid = ?", (int(id_),))
+        with self._lock:
+            if self._pending.pop(int(id_), None) is None:
+                self._conn.execute("DELETE FROM fts WHERE rowid = ?", (int(id_),))
 
     def clear(self) -> None:
-        self._conn.execute("DELETE FROM fts")
+        with self._lock:
+            self._pending.clear()
+            self._conn.execute("DELETE FROM fts")
+
+    def _flush(self) -> None:
+        """Write the pending rows in one transaction (the caller holds the lock)."""
+        if self._pending:
+            rows, self._pending = list(self._pending.items()), {}
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", rows)
+            self._conn.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Make every added row searchable now (reads do this themselves)."""
+        with self._lock:
+            self._flush()
 
     def search(self, text: str) -> Iterator[tuple[int, float]]:
         """``(id, score)`` best first (score = -bm25, so higher is better), lazily: stop reading when you have enough."""
         query = fts_query(text)
         if query is None:
             return
+        self.flush()
         cur = self._conn.execute("SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ? ORDER BY rank", (query,))
         while True:
             rows = cur.fetchmany(256)
@@ -74,10 +106,12 @@ class KeywordIndex:
                 yield int(rowid), -float(score)
 
     def __len__(self) -> int:
+        self.flush()
         return int(self._conn.execute("SELECT count(*) FROM fts").fetchone()[0])
 
     def nbytes(self) -> int:
-        """Pages the index occupies in RAM."""
+        """Pages the index occupies in RAM (pending rows written first)."""
+        self.flush()
         page = self._conn.execute("PRAGMA page_size").fetchone()[0]
         return int(page * self._conn.execute("PRAGMA page_count").fetchone()[0])
 

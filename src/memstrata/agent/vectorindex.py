@@ -12,18 +12,43 @@ holds at most a quarter of the rows, those rows are scored directly
 asked for more candidates, doubling until ``k`` allowed ones are found or
 every row was seen. Either way ``k`` results come back whenever ``k`` allowed
 rows exist.
+
+Near-duplicate checks on write (:meth:`VectorIndex.near`) read a sketch of
+every vector (the signs of 128 fixed random projections, 16 bytes a memory)
+instead of scanning the codes: two unit vectors at angle θ differ in each
+sketch bit with probability θ/π, so a row is a candidate when its sketch lies
+within twice the bits expected at the threshold's angle, first on the first 64
+bits (one pass over 8 bytes a memory), then on all 128 (for the few that pass),
+and only the candidates are scored exactly. A pair exactly at the threshold
+is missed with the binomial tail probability beyond twice its mean (about
+0.4 % at cosine 0.95, from the first stage); a pair more similar than the
+threshold far less often.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
-__all__ = ["VectorIndex", "decode_vector", "encode_vector"]
+__all__ = ["SKETCH_BITS", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
 
 _DIRECT_FRACTION = 0.25
+SKETCH_BITS = 128  # two 64-bit words: the first screens every row, both decide
+_SKETCH_SEED = 0x6D656D73  # fixed: sketches are rebuilt from the vectors at open, so only consistency matters
+_NEAR_MAX_CANDIDATES = 256  # beyond this many sketch candidates a top-k search is cheaper than exact scoring
+
+
+def sketch_radius(threshold: float, bits: int = SKETCH_BITS) -> int:
+    """Of ``bits`` sketch bits, how many two vectors at cosine ``threshold`` may differ in and still be candidates.
+
+    Twice the mean at the threshold's angle, at most half the bits.
+    """
+    angle = math.acos(min(1.0, max(-1.0, float(threshold))))
+    return math.ceil(min(0.5, 2.0 * angle / math.pi) * bits)
 
 
 def encode_vector(x: np.ndarray) -> tuple[bytes, float]:
@@ -64,6 +89,11 @@ class VectorIndex:
         self._main_ids: set[int] = set()
         self._buf_ids: list[int] = []
         self._buf = np.empty((self.buffer_rows, self.dim), np.float32)
+        rng = np.random.default_rng(_SKETCH_SEED)
+        self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
+        self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
+        self._sketches = np.empty((2, 0), np.uint64)  # word-major: the screening word of every row is contiguous
+        self._sketch_n = 0
 
     def __len__(self) -> int:
         return len(self._main_ids) + len(self._buf_ids)
@@ -73,12 +103,71 @@ class VectorIndex:
 
     @property
     def nbytes(self) -> int:
-        return int(self._main.nbytes + self._buf.nbytes + 80 * len(self._main_ids))
+        return int(self._main.nbytes + self._buf.nbytes + 80 * len(self._main_ids)
+                   + self._sketch_ids.nbytes + self._sketches.nbytes + self._planes.nbytes)
 
-    def add_many(self, ids: list[int], vectors: np.ndarray) -> None:
-        """Add unit rows (see :func:`unit_rows`); a batch at least as large as the buffer goes straight in."""
+    def sketch(self, x: np.ndarray) -> np.ndarray:
+        """The sketches (uint64 (n, 2)) of unit rows ``x`` (n, d): one bit per random projection's sign."""
+        return np.packbits(x @ self._planes > 0, axis=1).view(np.uint64)
+
+    def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
+        n, need = self._sketch_n, self._sketch_n + len(ids)
+        if need > self._sketch_ids.size:
+            cap = max(need, 2 * self._sketch_ids.size, 64)
+            self._sketch_ids = np.concatenate([self._sketch_ids[:n], np.full(cap - n, -1, np.int64)])
+            self._sketches = np.concatenate([self._sketches[:, :n], np.zeros((2, cap - n), np.uint64)], axis=1)
+        self._sketch_ids[n:need] = ids
+        self._sketches[:, n:need] = sketches.T
+        self._sketch_n = need
+
+    def _remove_sketch(self, id_: int) -> None:
+        n = self._sketch_n
+        at = np.flatnonzero(self._sketch_ids[:n] == id_)
+        if at.size:  # the last row moves into the hole, so the live rows stay packed
+            last = n - 1
+            self._sketch_ids[at[0]] = self._sketch_ids[last]
+            self._sketches[:, at[0]] = self._sketches[:, last]
+            self._sketch_ids[last] = -1
+            self._sketch_n = last
+
+    def near(self, x: np.ndarray, threshold: float, sketches: np.ndarray | None = None
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each unit row of ``x`` (n, d): ids and exact cosines of the stored rows at ``threshold`` or above.
+
+        ``sketches``: :meth:`sketch` of ``x`` when the caller has it already.
+
+        Each row's pairs come best first (ties by id). Candidates come from the
+        sketches (see the module's docstring); a row with more than a few
+        hundred candidates is answered by a top-k search instead.
+        """
+        n = self._sketch_n
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        if n == 0:
+            return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(x.shape[0])]
+        first, both = sketch_radius(threshold, 64), sketch_radius(threshold)
+        live, screen, second = self._sketch_ids[:n], self._sketches[0, :n], self._sketches[1, :n]
+        for row, code in zip(x, self.sketch(x) if sketches is None else sketches):
+            cand = np.flatnonzero(np.bitwise_count(screen ^ code[0]) <= first)
+            if cand.size:
+                distance = np.bitwise_count(screen[cand] ^ code[0]) + np.bitwise_count(second[cand] ^ code[1])
+                cand = cand[distance <= both]
+            if cand.size > _NEAR_MAX_CANDIDATES:
+                ids, sims = self.search(row, _NEAR_MAX_CANDIDATES)
+            else:
+                ids = live[cand]
+                sims = (self.get(ids.tolist()) @ row).astype(np.float32) if ids.size else np.empty(0, np.float32)
+            keep = sims >= threshold
+            out.append(_best(ids[keep], sims[keep], int(keep.sum())))
+        return out
+
+    def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
+        """Add unit rows (see :func:`unit_rows`); a batch at least as large as the buffer goes straight in.
+
+        ``sketches``: :meth:`sketch` of ``vectors`` when the caller has it already.
+        """
         if not ids:
             return
+        self._add_sketches(ids, self.sketch(vectors) if sketches is None else sketches)
         if len(ids) >= self.buffer_rows:
             self.flush()
             self._main.add(vectors, ids=np.asarray(ids, np.int64))
@@ -99,6 +188,7 @@ class VectorIndex:
             self._buf_ids = []
 
     def remove(self, id_: int) -> None:
+        self._remove_sketch(id_)
         if id_ in self._main_ids:
             self._main.delete([id_])
             self._main_ids.discard(id_)
@@ -114,10 +204,11 @@ class VectorIndex:
         in_main = [i for i, id_ in enumerate(ids) if id_ in self._main_ids]
         if in_main:
             out[in_main] = self._main.get(np.asarray([ids[i] for i in in_main], np.int64))
-        pos = {id_: p for p, id_ in enumerate(self._buf_ids)}
-        for i, id_ in enumerate(ids):
-            if id_ not in self._main_ids:
-                out[i] = self._buf[pos[id_]]
+        if len(in_main) < len(ids):
+            pos = {id_: p for p, id_ in enumerate(self._buf_ids)}
+            for i, id_ in enumerate(ids):
+                if id_ not in self._main_ids:
+                    out[i] = self._buf[pos[id_]]
         return out
 
     def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

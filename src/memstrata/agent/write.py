@@ -40,8 +40,12 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
         out: list[MemoryRecord] = []
         new: list[MemoryRecord] = []
         new_vecs: dict[int, np.ndarray] = {}
+        new_rows: list[int] = []  # rows of x stored as new memories
         changed: dict[int, MemoryRecord] = {}
-        near = find_near(memory, x, scope) if x is not None and memory.config.near_duplicates != "keep" else None
+        sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
+        near = None
+        if x is not None and memory.config.near_duplicates != "keep":
+            near = find_near(memory, x, scope, sketches)
         for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
             digest = content_digest(scope, text)
             mode = "exact"
@@ -51,10 +55,11 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 mode = memory.config.near_duplicates
             if target is not None and mode in ("exact", "merge"):
                 rec = memory._records[target]
-                rec.metadata.update(meta)
                 memory._touch(rec, now)
-                memory._refresh(rec, memory._restricted(rec))
-                changed[rec.id] = rec
+                if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
+                    rec.metadata.update(meta)  # only a change is written: access counts have their own log
+                    memory._refresh(rec, memory._restricted(rec))
+                    changed[rec.id] = rec
                 memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
                 if supersedes is not None and supersedes != rec.id:  # the new fact was already known
                     memory._supersede(memory._records[supersedes], rec.id, now, changed)
@@ -82,6 +87,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
             if x is not None:
                 new_vecs[rec.id] = x[i]
+                new_rows.append(i)
             memory._install(rec, index_text=False)
             if near is not None:
                 near.added(i, rec.id)
@@ -94,8 +100,8 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
             memory._keywords.add_many([(r.id, r.text) for r in new])
         if new_vecs:
             assert memory._vectors is not None
-            ids = list(new_vecs)
-            memory._vectors.add_many(ids, np.stack([new_vecs[i] for i in ids]))
+            assert x is not None and sketches is not None
+            memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
         memory.counters["added"] += len(new)
         return [r.copy() if r.duplicate_of is None else r for r in out]
 
