@@ -74,8 +74,9 @@ class AgentMemory(MemoryState):
             raise TypeError(f"config: expected an AgentConfig, got {type(config).__name__}")
         config = config or AgentConfig()
         path = None if path is None else Path(path)
-        # no trained zstd dictionary: one would keep samples of forgotten texts in the store
-        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 4 << 20}
+        # no trained zstd dictionary: one would keep samples of forgotten texts in the store; a small hot tier:
+        # every live record is in RAM here already, the store's reads are for history versions and reopening
+        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 256 << 10}
         store_cfg.update(config.store_config)
         store = MemoryStore(path, store_cfg, clock=clock)
         super().__init__(path, store, config, None if embedder is None else check_embedder(embedder), clock)

@@ -77,10 +77,11 @@ class MemoryRecord:
 
     def copy(self) -> MemoryRecord:
         """An independent copy (what every read hands back, so callers cannot change the stored record)."""
-        twin = copy.copy(self)  # the immutable fields are shared; the mutable ones are copied below
+        twin = object.__new__(MemoryRecord)  # the immutable fields are shared; the mutable ones are copied below
+        twin.__dict__.update(self.__dict__)
         if not isinstance(self.content, str):
             twin.content = copy.deepcopy(self.content)
-        twin.metadata = copy.deepcopy(self.metadata) if self.metadata else {}
+        twin.metadata = _copy_metadata(self.metadata)
         twin.links = list(self.links)
         return twin
 
@@ -90,6 +91,14 @@ class MemoryRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(MemoryRecord))
+_FLAT = (str, int, float, bool, type(None))
+
+
+def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """An independent copy: a shallow one when every value is immutable (the usual case), else a deep one."""
+    if all(type(v) in _FLAT for v in metadata.values()):
+        return dict(metadata)
+    return copy.deepcopy(metadata)
 
 
 # fields at these values are left out of the stored record
