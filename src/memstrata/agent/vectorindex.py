@@ -69,12 +69,14 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
     x = np.atleast_2d(np.asarray(x, np.float32))
     if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
         raise ValueError(f"{name}: expected shape (n, {dim if dim is not None else 'd'}), got {x.shape}")
-    if not np.isfinite(x).all():
+    # squared norms in float64: finite exactly when every value is (no float32 square overflows there), and
+    # zero exactly for an all-zero row (no float32 square underflows there)
+    squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if not np.isfinite(squares).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
+    if not squares.all():
         raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
-    return np.ascontiguousarray(x / norms, np.float32)
+    return np.ascontiguousarray(x / np.sqrt(squares)[:, None], np.float32)
 
 
 class VectorIndex:
