@@ -28,6 +28,7 @@ class NearMatcher:
                  sketches: np.ndarray | None = None) -> None:
         self.threshold = float(memory.config.near_duplicate_threshold)
         self._memory, self._x, self._scope, self._sketches = memory, x, scope, sketches
+        self._near: list[tuple[np.ndarray, np.ndarray]] | None = None
         # earlier rows of the batch at cosine >= threshold, best first, found block by block with one matrix product
         self._earlier: dict[int, list[tuple[float, int]]] = {}
         n = x.shape[0]
@@ -43,12 +44,17 @@ class NearMatcher:
         self._row_id: dict[int, int] = {}  # batch row -> id it was stored under
 
     def _stored_match(self, i: int) -> tuple[int | None, float]:
-        """The most similar stored memory of the scope that no read hides, at the threshold or above, and its cosine."""
+        """The most similar stored memory of the scope that no read hides, at the threshold or above, and its cosine.
+
+        The first call looks up every row of the batch at once (one read of the
+        candidates' vectors); a batch whose rows are all exact duplicates makes none.
+        """
         memory, vectors = self._memory, self._memory._vectors
         if vectors is None or not len(vectors):
             return None, -np.inf
-        sketches = None if self._sketches is None else self._sketches[i : i + 1]
-        ((ids, sims),) = vectors.near(self._x[i : i + 1], self.threshold, sketches)
+        if self._near is None:
+            self._near = vectors.near(self._x, self.threshold, self._sketches)
+        ids, sims = self._near[i]
         records = memory._records
         for id_, sim in zip(ids.tolist(), sims.tolist()):
             rec = records.get(id_)

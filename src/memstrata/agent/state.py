@@ -169,11 +169,16 @@ class MemoryState:
     def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None) -> None:
         self._generation += 1
         items = []
+        stored: dict[int, np.ndarray] = {}  # vectors of rewritten records, read in one call
+        if self._vectors is not None:
+            ids = [r.id for r in recs if not (vectors and r.id in vectors) and r.id in self._vectors]
+            if ids:
+                stored = dict(zip(ids, self._vectors.get(ids)))
         for rec in recs:
             raw = to_stored(rec)
             vec = vectors.get(rec.id) if vectors else None
-            if vec is None and self._vectors is not None and rec.id in self._vectors:
-                vec = self._vectors.get([rec.id])[0]
+            if vec is None:
+                vec = stored.get(rec.id)
             if vec is not None:
                 raw["vec"], raw["vscale"] = encode_vector(vec)
             items.append((f"m/{rec.id}", raw))

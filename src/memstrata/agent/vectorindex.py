@@ -148,16 +148,22 @@ class VectorIndex:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(x.shape[0])]
         first, both = sketch_radius(threshold, 64), sketch_radius(threshold)
         live, screen, second = self._sketch_ids[:n], self._sketches[0, :n], self._sketches[1, :n]
-        for row, code in zip(x, self.sketch(x) if sketches is None else sketches):
+        codes = self.sketch(x) if sketches is None else sketches
+        found: list[np.ndarray | None] = []  # candidate ids of each row; None: too many, ask the top-k search
+        for code in codes:
             cand = np.flatnonzero(np.bitwise_count(screen ^ code[0]) <= first)
             if cand.size:
                 distance = np.bitwise_count(screen[cand] ^ code[0]) + np.bitwise_count(second[cand] ^ code[1])
                 cand = cand[distance <= both]
-            if cand.size > _NEAR_MAX_CANDIDATES:
+            found.append(live[cand] if cand.size <= _NEAR_MAX_CANDIDATES else None)
+        # one read of every candidate's vector for the whole batch
+        union = np.unique(np.concatenate([c for c in found if c is not None] or [np.empty(0, np.int64)]))
+        vectors = self.get(union.tolist()) if union.size else np.empty((0, self.dim), np.float32)
+        for row, ids in zip(x, found):
+            if ids is None:
                 ids, sims = self.search(row, _NEAR_MAX_CANDIDATES)
             else:
-                ids = live[cand]
-                sims = (self.get(ids.tolist()) @ row).astype(np.float32) if ids.size else np.empty(0, np.float32)
+                sims = (vectors[np.searchsorted(union, ids)] @ row).astype(np.float32)
             keep = sims >= threshold
             out.append(_best(ids[keep], sims[keep], int(keep.sum())))
         return out
