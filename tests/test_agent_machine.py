@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 import hypothesis.strategies as st
+import numpy as np
 from hypothesis import settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -117,3 +118,67 @@ AgentMachine.TestCase.settings = settings(
     settings.default, max_examples=min(settings.default.max_examples, 40), stateful_step_count=30
 )
 TestAgentMachine = AgentMachine.TestCase
+
+
+class VectorIndexMachine(RuleBasedStateMachine):
+    """The agent's VectorIndex (buffer, quantized memory, sketches) against a dict of the vectors it holds.
+
+    ``near`` may miss a pair the sketches put too far apart (a bounded,
+    measured chance on real data), but never returns one below the threshold,
+    never a removed id, and always finds an exact copy of a stored vector
+    whose stored codes score at the threshold or above.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from memstrata.agent.vectorindex import VectorIndex
+
+        self.index = VectorIndex(16, buffer_rows=8)
+        self.model: dict[int, np.ndarray] = {}
+        self.next_id = 0
+
+    def _unit(self, seed: int) -> np.ndarray:
+        v = np.random.default_rng(seed).standard_normal(16).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    @rule(seeds=st.lists(st.integers(0, 50), min_size=1, max_size=12))
+    def add(self, seeds: list[int]) -> None:
+        ids = list(range(self.next_id, self.next_id + len(seeds)))
+        self.next_id += len(seeds)
+        x = np.stack([self._unit(s) for s in seeds])
+        self.index.add_many(ids, x)
+        self.model.update(zip(ids, x))
+
+    @precondition(lambda self: self.model)
+    @rule(pick=st.integers(0, 10**6))
+    def remove(self, pick: int) -> None:
+        id_ = sorted(self.model)[pick % len(self.model)]
+        self.index.remove(id_)
+        del self.model[id_]
+
+    @rule()
+    def flush(self) -> None:
+        self.index.flush()
+
+    @rule(seed=st.integers(0, 50), threshold=st.sampled_from([0.5, 0.9, 0.99]))
+    def near(self, seed: int, threshold: float) -> None:
+        q = self._unit(seed)
+        ((ids, sims),) = self.index.near(q[None, :], threshold)
+        stored = self.index.get(sorted(self.model)) if self.model else np.empty((0, 16), np.float32)
+        exact = dict(zip(sorted(self.model), (stored @ q).tolist()))
+        assert set(ids.tolist()) <= set(self.model)
+        for id_, sim in zip(ids.tolist(), sims.tolist()):
+            assert sim >= threshold and abs(sim - exact[id_]) < 1e-5
+        # a copy has the query's sketch, so it is always a candidate; its score is that of its stored codes
+        copies = {i for i, v in self.model.items() if np.array_equal(v, q) and exact[i] >= threshold}
+        assert copies <= set(ids.tolist())
+
+    @invariant()
+    def sizes_agree(self) -> None:
+        assert len(self.index) == len(self.model)
+
+
+VectorIndexMachine.TestCase.settings = settings(
+    settings.default, max_examples=min(settings.default.max_examples, 40), stateful_step_count=30, deadline=None
+)
+TestVectorIndexMachine = VectorIndexMachine.TestCase

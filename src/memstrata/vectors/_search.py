@@ -40,14 +40,23 @@ def decode(memory: VectorMemory, codes: np.ndarray) -> np.ndarray:
     return signs
 
 
+#: A first batch smaller than this is too small to fit the codes' parameters on alone: the quantization
+#: ranges are widened (:func:`memstrata.vectors._state.fitting_rows`) and the sign bits keep the origin.
+SMALL_FIT_ROWS = 256
+
+
 def sign_bits(memory: VectorMemory, x: np.ndarray) -> np.ndarray:
     """Sign bits of ``x`` around the memory's centre (fitted on the first batch)."""
     from memstrata.kernels import binarize
 
     if memory._center is None:
-        # centering at the mean of the first batch spreads the bits of embeddings
-        # whose dimensions are not zero-mean
-        memory._center = x.mean(axis=0).astype(np.float32)
+        # centering at the mean of the first batch spreads the bits of embeddings whose dimensions are not
+        # zero-mean; the mean of a few rows is mostly those rows (one row would centre every later vector on
+        # itself), so a small first batch keeps the origin
+        if x.shape[0] >= SMALL_FIT_ROWS:
+            memory._center = x.mean(axis=0).astype(np.float32)
+        else:
+            memory._center = np.zeros(x.shape[1], np.float32)
     bits: np.ndarray = binarize(x - memory._center)
     return bits
 

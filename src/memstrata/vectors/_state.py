@@ -204,9 +204,9 @@ class IndexState:
 
         quantize = quantize_int8 if self.codec == "int8" else quantize_int4
         if self._scales is None:
-            fitted = quantize(x)
+            fitted = quantize(fitting_rows(x))
             self._scales, self._offsets = fitted.scales, fitted.offsets
-            return fitted.codes
+            return fitted.codes[: x.shape[0]]
         assert self._offsets is not None
         return quantize(x, scales=self._scales, offsets=self._offsets).codes
 
@@ -367,3 +367,21 @@ class IndexState:
             meta, ids = self._metadata, self._ids.tolist()
             return np.array([r for r in np.flatnonzero(self._alive).tolist() if filter(meta.get(ids[r]))], np.int64)
         raise TypeError(f"filter: expected a dict filter (see memstrata.vectors.filters) or a callable, got {describe(filter)}")
+
+
+def fitting_rows(x: np.ndarray) -> np.ndarray:
+    """The rows the per-dimension quantization ranges are fitted on: ``x``, widened when it is a small batch.
+
+    The ranges are fitted once, on the first batch, and later values outside
+    them are clamped. A batch of a few rows says little about a dimension's
+    spread (one row gives every range zero width, and every later vector
+    decodes to that row), so a small first batch is fitted together with two
+    rows at plus and minus its largest magnitude: no range is narrower than
+    that. The caller keeps only the first ``len(x)`` codes.
+    """
+    if x.shape[0] >= _search.SMALL_FIT_ROWS:
+        return x
+    peak = float(np.abs(x).max()) if x.size else 1.0
+    bounds = np.full((2, x.shape[1]), peak or 1.0, np.float32)
+    bounds[1] *= -1
+    return np.vstack([np.asarray(x, np.float32), bounds])
