@@ -16,6 +16,7 @@ from memstrata.core._audit import AuditChainError, AuditEntry, AuditLog, encode_
 from memstrata.core._config import CoreConfig
 from memstrata.core._core import MemoryCore
 from memstrata.core._events import Event, EventBus
+from memstrata.core._filelog import FileLogStore
 from memstrata.core._layers import TextEmbedder
 from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
 from memstrata.core._merkle import (
@@ -39,6 +40,7 @@ __all__ = [
     "CoreConfig",
     "Event",
     "EventBus",
+    "FileLogStore",
     "InclusionProof",
     "MemoryCore",
     "PostgresLogStore",
