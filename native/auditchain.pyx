@@ -12,6 +12,8 @@ extensions when CPUID reports them, else on portable C (:func:`sha256_paths`).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
@@ -113,9 +115,10 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
     """Chain ``items`` after ``prev`` as binary records numbered from ``seq0``.
 
     ``items`` are ``(actor, operation, key, digest, result, ...)`` tuples and
-    ``times`` their entry times. Returns ``(records, hashes, starts)``: the
-    records' bytes, each entry's chain hash, and where each record starts in
-    ``records`` (native-endian u64, as ``numpy.uint64``).
+    ``times`` their entry times. Returns ``(records, rows, starts, hashes)``:
+    the records' bytes; each entry as ``(seq, time, actor, operation, key,
+    digest, result, hash)``; where each record starts in ``records``
+    (native-endian u64, as ``numpy.uint64``); the hashes end to end.
     """
     cdef Py_ssize_t n = len(items), i, j, total = 0, size
     cdef Py_ssize_t lens[5]
@@ -147,7 +150,9 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
         total += HEAD_ + size + TAIL_
     records = PyBytes_FromStringAndSize(NULL, total)
     starts = PyBytes_FromStringAndSize(NULL, 8 * n)
-    hashes = [None] * n
+    rows = PyList_New(n)
+    all_hashes = PyBytes_FromStringAndSize(NULL, 32 * n)
+    cdef uint8_t* hs = <uint8_t*>PyBytes_AS_STRING(all_hashes)
     p = <uint8_t*>PyBytes_AS_STRING(records)
     st = <uint64_t*>PyBytes_AS_STRING(starts)
     cdef const uint8_t* last = <const uint8_t*>PyBytes_AS_STRING(prev)
@@ -182,10 +187,13 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
             memcpy(c + 4, ptrs[j], lens[j])
             c += 4 + lens[j]
         ms_sha256(path, rec + 4, <size_t>(32 + size), c)
-        hashes[i] = PyBytes_FromStringAndSize(<char*>c, 32)
+        memcpy(hs + 32 * i, c, 32)
+        row = (seq0 + i, when, item[0], item[1], item[2], item[3], item[4], PyBytes_FromStringAndSize(<char*>c, 32))
+        Py_INCREF(row)
+        PyList_SET_ITEM(rows, i, row)
         last = c
         off += HEAD_ + size + TAIL_
-    return records, hashes, starts
+    return records, rows, starts, all_hashes
 
 
 cdef inline bint _well_formed(const uint8_t* c, uint32_t n) noexcept nogil:

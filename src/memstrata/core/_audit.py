@@ -10,6 +10,7 @@ hashed in C (:mod:`memstrata._native.auditchain`) for every log store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -98,17 +99,19 @@ def chain_hash(
 
 
 Row = tuple[int, float, str, str, str, bytes, str, bytes]  # an AuditEntry as stored
+_entry = functools.partial(tuple.__new__, AuditEntry)  # a row as an AuditEntry, without _make's Python frame
 Item = tuple[str, str, str, bytes, str, bytes | None]  # actor, operation, key, digest, result, payload
 
 
 class Batch(NamedTuple):
     """Entries chained onto a log's head, ready for its store to commit."""
 
-    rows: list[Row]
+    rows: list[AuditEntry]
     payloads: list[tuple[int, bytes]]
-    #: the rows as binary log records, and where each starts in ``records`` (native u64)
+    #: the rows as binary log records, where each starts in ``records`` (native u64), their hashes end to end
     records: bytes
     starts: bytes
+    hashes: bytes
 
 
 #: why a binary log's record failed (``auditchain`` scan statuses)
@@ -194,15 +197,11 @@ class AuditLog:
 
         def build(size: int, prev: bytes) -> Batch:
             times = [clock() for _ in items]
-            records, hashes, starts = auditchain.encode_records(items, size, prev, times)
-            rows: list[Row] = [
-                (seq, when, it[0], it[1], it[2], it[3], it[4], h) for seq, when, it, h in zip(range(size, size + len(items)), times, items, hashes)
-            ]
+            records, rows, starts, hashes = auditchain.encode_records(items, size, prev, times)
             payloads = [(seq, it[5]) for seq, it in enumerate(items, size) if it[5] is not None]
-            return Batch(rows, payloads, records, starts)
+            return Batch(list(map(_entry, rows)), payloads, records, starts, hashes)
 
-        rows = self.store.append(build)
-        return list(map(AuditEntry._make, rows))
+        return self.store.append(build)
 
     # ------------------------------------------------------------- reads --
 

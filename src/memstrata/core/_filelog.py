@@ -37,6 +37,7 @@ sequence, and appends are refused.
 from __future__ import annotations
 
 import fcntl
+from array import array
 import json
 import mmap
 import os
@@ -46,8 +47,6 @@ import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from memstrata._native import auditchain
 from memstrata.errors import CorruptDataError, MemstrataError
@@ -95,7 +94,7 @@ class FileLogStore:
         self.path = None if path is None else Path(path)
         self.durability = durability
         self._lock = threading.RLock()
-        self._starts = np.zeros(1024, np.uint64)
+        self._starts = array("Q")  # each entry's record offset
         self._hashes = bytearray()
         self._size, self._hash = 0, GENESIS
         self._end = len(HEADER)
@@ -178,7 +177,8 @@ class FileLogStore:
             os.ftruncate(self._fd, end)
             self.torn_bytes = len(tail)
             status, size = auditchain.OK, end
-        self._append_index(0, np.frombuffer(starts, np.uint64), hashes)
+        self._starts.frombytes(starts)
+        self._hashes += hashes
         self._size, self._hash, self._end = count, last, end
         sealed, sealed_hash = int(seal["size"]), bytes.fromhex(seal["hash"])
         if status != auditchain.OK:
@@ -218,16 +218,6 @@ class FileLogStore:
 
     # ------------------------------------------------------------- append --
 
-    def _append_index(self, size: int, starts: Any, hashes: bytes) -> None:
-        k = len(starts)
-        if size + k > len(self._starts):
-            grown = np.zeros(max(2 * len(self._starts), size + k), np.uint64)
-            grown[:size] = self._starts[:size]
-            self._starts = grown
-        self._starts[size : size + k] = starts
-        del self._hashes[32 * size :]
-        self._hashes += hashes
-
     def append(self, build: Any) -> list[Any]:
         with self._lock:
             if self._refused is not None:
@@ -241,12 +231,16 @@ class FileLogStore:
             if batch.payloads:
                 self._write_intents(batch.payloads)
             self._write_log(batch.records)
-            starts = np.frombuffer(batch.starts, np.uint64) + np.uint64(self._end)
-            self._append_index(self._size, starts, b"".join(r[7] for r in batch.rows))
+            end = self._end
+            if len(batch.rows) == 1:
+                self._starts.append(end)
+            else:
+                self._starts.extend([end + s for s in memoryview(batch.starts).cast("Q")])
+            self._hashes += batch.hashes
             self._end += len(batch.records)
             self._size += len(batch.rows)
             self._hash = batch.rows[-1][7]
-        return list(batch.rows)
+        return batch.rows
 
     def _write_log(self, records: bytes) -> None:
         if self._fd < 0:
@@ -272,10 +266,10 @@ class FileLogStore:
         where: list[tuple[int, tuple[int, int]]] = []
         off = self._intents_end
         for seq, payload in payloads:
-            body = _INTENT.pack(len(payload), seq) + payload
-            parts += (body, zlib.crc32(body[4:]).to_bytes(4, "little"))
+            head = _INTENT.pack(len(payload), seq)
+            parts += (head, payload, zlib.crc32(payload, zlib.crc32(head[4:])).to_bytes(4, "little"))
             where.append((seq, (off + _INTENT.size, len(payload))))
-            off += len(body) + 4
+            off += _INTENT.size + len(payload) + 4
         try:
             _write_all(self._ifd, b"".join(parts))
         except OSError as exc:
@@ -303,12 +297,12 @@ class FileLogStore:
                 hi = min(n, lo + _CHUNK) if stop is None else min(n, stop, lo + _CHUNK)
                 if lo >= hi:
                     return
-                base = int(self._starts[lo])
-                stop_off = self._end if hi == n else int(self._starts[hi])
-                starts = self._starts[lo:hi] - np.uint64(base)
+                base = self._starts[lo]
+                stop_off = self._end if hi == n else self._starts[hi]
+                starts = self._starts[lo:hi]
                 buf = self._read(base, stop_off)
-            for off in starts.tolist():
-                yield parse_record(buf, off)
+            for off in starts:
+                yield parse_record(buf, off - base)
             lo = hi
 
     def entry_hash(self, seq: int) -> bytes:
