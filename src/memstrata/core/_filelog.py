@@ -37,13 +37,13 @@ sequence, and appends are refused.
 from __future__ import annotations
 
 import fcntl
-from array import array
 import json
 import mmap
 import os
 import struct
 import threading
 import zlib
+from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,8 @@ class FileLogStore:
             self._end += len(batch.records)
             self._size += len(batch.rows)
             self._hash = batch.rows[-1][7]
-        return batch.rows
+        rows: list[Any] = batch.rows
+        return rows
 
     def _write_log(self, records: bytes) -> None:
         if self._fd < 0:
