@@ -30,6 +30,7 @@ from memstrata.core._merkle import (
 )
 from memstrata.core._results import WriteFailedError, WriteResult
 from memstrata.core._trust import TrustLedger
+from memstrata.core._upgrade import upgrade_audit_log
 
 __all__ = [
     "AuditChainError",
@@ -52,6 +53,7 @@ __all__ = [
     "encode_entry",
     "leaf_hash",
     "node_hash",
+    "upgrade_audit_log",
     "verify_consistency",
     "verify_inclusion",
 ]
