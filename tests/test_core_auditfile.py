@@ -237,10 +237,12 @@ def test_appended_behind_its_back_while_open_and_after_a_clean_close(log):
         f.write(extra)
     assert_broken_at(log, N, match="added behind its back")
     log.close()
-    with AuditLog(path) as again:
-        assert_broken_at(again, N, match="added behind its back")
-        with pytest.raises(AuditChainError, match="appends are refused"):
-            again.append("write", "late")
+    for _ in range(2):  # saving state on a refused log keeps its seal: the evidence survives reopening
+        with AuditLog(path) as again:
+            assert_broken_at(again, N, match="added behind its back")
+            with pytest.raises(AuditChainError, match="appends are refused"):
+                again.append("write", "late")
+            again.store.set_state({"replay:x": b"1"})
 
 
 def test_spliced_foreign_record(log, tmp_path):
@@ -358,6 +360,22 @@ def test_an_existing_sqlite_file_stays_sqlite_whatever_its_name(tmp_path):
         assert isinstance(log.store, SQLiteLogStore)
     with AuditLog() as log:
         assert isinstance(log.store, FileLogStore) and log.store.path is None
+
+
+def test_a_failed_append_leaves_no_entry_and_no_intent(tmp_path, monkeypatch):
+    with AuditLog(tmp_path / "audit.log") as log:
+        _fill(log, 3)
+
+        def full(fd, data):
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr("memstrata.core._filelog._write_all", lambda fd, data: full(fd, data) if fd == log.store._fd else os.write(fd, data))
+            with pytest.raises(MemstrataError, match="append failed .*nothing was logged"):
+                log.append("write", "big", b"d", payload=b"value")
+        assert log.payload(3) is None and log.verify() == 3
+        log.append("delete", "big")
+        assert log.payload(3) is None and log.verify() == 4
 
 
 def test_full_durability_and_ram_logs(tmp_path):

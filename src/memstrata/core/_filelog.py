@@ -102,6 +102,7 @@ class FileLogStore:
         self._intents: dict[int, tuple[int, int] | bytes] = {}
         self._intents_end = 0
         self._refused: tuple[int, str] | None = None
+        self._seal: dict[str, Any] = {}
         self.torn_bytes = 0
         self._fd = self._ifd = -1
         if self.path is None:
@@ -134,7 +135,7 @@ class FileLogStore:
         version = struct.unpack_from("<I", head, 8)[0] if len(head) >= 12 else -1
         if version != FORMAT:
             raise CorruptDataError(f"audit log {path}: format {version} is not one this memstrata reads (it reads {FORMAT})")
-        seal = self._read_state()
+        seal = self._seal = self._read_state()
         self._scan_at_open(size, seal)
         self._open_intents()
         if self._refused is None:
@@ -230,7 +231,12 @@ class FileLogStore:
                 return []
             if batch.payloads:
                 self._write_intents(batch.payloads)
-            self._write_log(batch.records)
+            try:
+                self._write_log(batch.records)
+            except BaseException:
+                for seq, _ in batch.payloads:  # their entries were never logged
+                    self._intents.pop(seq, None)
+                raise
             end = self._end
             if len(batch.rows) == 1:
                 self._starts.append(end)
@@ -381,9 +387,12 @@ class FileLogStore:
         sync = self.durability != "none"
         if sync:
             os.fdatasync(self._fd)  # the seal never claims bytes that are not on disk
+        seal = {"size": self._size, "end": self._end, "hash": self._hash.hex(), "closed": closed}
+        if self._refused is not None:  # a log that failed its checks keeps the seal it was opened with
+            seal = self._seal
         doc = {
             "format": FORMAT,
-            "seal": {"size": self._size, "end": self._end, "hash": self._hash.hex(), "closed": closed},
+            "seal": seal,
             "state": {k: v.hex() for k, v in (self._values if values is None else values).items()},
         }
         target = self._sidecar("state")
