@@ -75,7 +75,16 @@ cdef int _path_index(object path) except -1:
 
 
 def sha256(const uint8_t[::1] data, path=None):
-    """SHA-256 of ``data`` on ``path`` (default: the best this CPU runs); equals ``hashlib.sha256(data).digest()``."""
+    """SHA-256 of ``data`` on ``path`` (default: the best this CPU runs); equals ``hashlib.sha256(data).digest()``.
+
+    Examples
+    --------
+    >>> import hashlib
+    >>> sha256(b"abc") == hashlib.sha256(b"abc").digest()
+    True
+    >>> all(sha256(b"x" * 100, p) == hashlib.sha256(b"x" * 100).digest() for p in sha256_paths())
+    True
+    """
     cdef int p = _path_index(path)
     out = PyBytes_FromStringAndSize(NULL, 32)
     cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
@@ -119,6 +128,12 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
     the records' bytes; each entry as ``(seq, time, actor, operation, key,
     digest, result, hash)``; where each record starts in ``records``
     (native-endian u64, as ``numpy.uint64``); the hashes end to end.
+
+    Examples
+    --------
+    >>> records, rows, starts, hashes = encode_records([("agent", "write", "k", b"", "ok")], 0, bytes(32), [1.5])
+    >>> rows[0][:7], len(records), hashes == rows[0][7]
+    ((0, 1.5, 'agent', 'write', 'k', b'', 'ok'), 117, True)
     """
     cdef Py_ssize_t n = len(items), i, j, total = 0, size
     cdef Py_ssize_t lens[5]
@@ -218,6 +233,16 @@ def scan_records(const uint8_t[::1] buf, Py_ssize_t start, int64_t seq0, bytes p
     ``FORM``), the seq found in the failing record (``SEQ``), the hash of the
     last good record (``prev`` when none) and, with ``want_index``, the good
     records' offsets (native-endian u64) and their hashes (32 bytes each).
+
+    Examples
+    --------
+    >>> records, rows, _, _ = encode_records([("a", "write", "k", b"", "")] * 3, 0, bytes(32), [0.0] * 3)
+    >>> count, end, status, found, last, _, _ = scan_records(records, 0, 0, bytes(32), True, False)
+    >>> count, end == len(records), status == OK, last == rows[-1][7]
+    (3, True, True, True)
+    >>> damaged = records[:50] + b"?" + records[51:]
+    >>> scan_records(damaged, 0, 0, bytes(32), True, False)[:3] == (0, 0, HASH)
+    True
     """
     cdef Py_ssize_t end = buf.shape[0], off = start, count = 0, cap = 0
     cdef int status = OK_
