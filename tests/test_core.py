@@ -11,7 +11,16 @@ import time
 import pytest
 
 from memstrata.codecs import serialize
-from memstrata.core import AuditLog, CoreConfig, Event, EventBus, MemoryCore, TrustLedger, WriteFailedError
+from memstrata.core import (
+    AuditLog,
+    CoreConfig,
+    Event,
+    EventBus,
+    MemoryCore,
+    SQLiteLogStore,
+    TrustLedger,
+    WriteFailedError,
+)
 from memstrata.core._layers import HotCache, decode_record
 from memstrata.errors import CorruptDataError
 
@@ -304,12 +313,22 @@ def test_audited_reads_and_a_shared_audit_object(tmp_path):
         assert core.audit.verify() == 3
 
 
-def test_intent_payloads_are_pruned_once_applied(tmp_path):
+def _held_payloads(core: MemoryCore) -> list[int]:
+    return [seq for seq in range(len(core.audit)) if core.audit.payload(seq) is not None]
+
+
+@pytest.mark.parametrize("log_kind", ["binary", "sqlite"])
+def test_intent_payloads_are_pruned_once_applied(tmp_path, log_kind):
+    if log_kind == "sqlite":  # a directory made before the binary log keeps its SQLite log
+        SQLiteLogStore(tmp_path / "audit.sqlite").close()
     with MemoryCore(tmp_path, checkpoint_every=5) as core:
         for i in range(12):
             core.write_sync(f"k{i}", i)
-        assert core.audit.store.execute("SELECT count(*) FROM payloads")[0][0] == 2  # written after the last save
-        assert core.audit.payload(11) is not None and core.audit.payload(3) is None
+        assert _held_payloads(core) == [10, 11]  # written after the last save
     with MemoryCore(tmp_path) as core:
-        assert core.audit.store.execute("SELECT count(*) FROM payloads")[0][0] == 0
+        assert _held_payloads(core) == []
+        if log_kind == "sqlite":
+            assert core.audit.store.execute("SELECT count(*) FROM payloads")[0][0] == 0
+        else:
+            assert (tmp_path / "audit.log.intents").stat().st_size == 0  # the space is given back
         assert [core.read_sync(f"k{i}") for i in range(12)] == list(range(12))

@@ -108,11 +108,18 @@ def test_proofs_match_rfc_reference_and_verify(n, data):
     assert verify_consistency(ConsistencyProof(m, n, ref_mth(leaves[:m]), ref_mth(leaves), cpath))
 
 
-@settings(deadline=None)
-@given(st.integers(2, 60), st.data())
-def test_forged_inclusion_proofs_are_rejected(n, data):
+@st.composite
+def trees(draw, min_size: int) -> tuple[int, list[bytes], MerkleLevels]:
+    """A tree of ``min_size``..60 leaves: ``(n, leaves, tree)``."""
+    n = draw(st.integers(min_size, 60))
     leaves = _leaves(n)
-    tree = _tree(leaves)
+    return n, leaves, _tree(leaves)
+
+
+@settings(deadline=None)
+@given(trees(2), st.data())
+def test_forged_inclusion_proofs_are_rejected(grown, data):
+    n, leaves, tree = grown
     i = data.draw(st.integers(0, n - 1))
     good = InclusionProof(i, n, leaves[i], tree.inclusion_path(i, n), tree.root())
     forgery = data.draw(st.sampled_from(["leaf", "path-byte", "index", "size", "root", "drop", "extra"]))
@@ -142,10 +149,9 @@ def test_forged_inclusion_proofs_are_rejected(n, data):
 
 
 @settings(deadline=None)
-@given(st.integers(3, 60), st.data())
-def test_forged_consistency_proofs_are_rejected(n, data):
-    leaves = _leaves(n)
-    tree = _tree(leaves)
+@given(trees(3), st.data())
+def test_forged_consistency_proofs_are_rejected(grown, data):
+    n, leaves, tree = grown
     m = data.draw(st.integers(1, n - 1))
     good = ConsistencyProof(m, n, tree.root(m), tree.root(n), tree.consistency_path(m, n))
     assert verify_consistency(good)

@@ -1,12 +1,14 @@
-"""Write the golden MemoryCore directory of format 1 (run once; the files are committed).
+"""Write the golden MemoryCore directory of the current format (run once; the files are committed).
 
     python tests/golden/make_core_golden.py
 
-``core-v1/mem`` is a core's directory after the writes below (its audit
-SQLite file with the hash chain, and the durable layer's store);
-``core-v1.expected.json`` lists what ``test_core_golden.py`` reads back from it
-forever: the values, every audit entry, and the Merkle root of the chain.
-Never regenerate the files of a released format: add ``core-v2`` instead.
+``core-v<N>/mem`` is a core's directory after the writes below (its audit log
+with the hash chain, and the durable layer's store); ``core-v<N>.expected.json``
+lists what ``test_core_golden.py`` reads back from it forever: the values,
+every audit entry, and the Merkle root of the chain. Format 1 (``core-v1``)
+has an SQLite audit log (``audit.sqlite``); format 2 (``core-v2``) the binary
+log (``audit.log``). Never regenerate the files of a released format: add
+``core-v<N+1>`` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent / "core-v1"
+FORMAT = 2
+HERE = Path(__file__).resolve().parent / f"core-v{FORMAT}"
 
 #: the writes, in order: (operation, key, value, actor)
 WRITES = [
@@ -64,7 +67,7 @@ def main() -> None:
     for scratch in (HERE / "mem" / "store" / "LOCK", HERE / "mem" / "store" / "log" / ".reserve"):
         scratch.unlink(missing_ok=True)  # made again on open
     expected = {"values": values, "entries": entries, "size": checkpoint.size, "root": checkpoint.root.hex()}
-    (HERE.parent / "core-v1.expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+    (HERE.parent / f"core-v{FORMAT}.expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

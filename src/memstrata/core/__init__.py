@@ -16,6 +16,7 @@ from memstrata.core._audit import AuditChainError, AuditEntry, AuditLog, encode_
 from memstrata.core._config import CoreConfig
 from memstrata.core._core import MemoryCore
 from memstrata.core._events import Event, EventBus
+from memstrata.core._filelog import FileLogStore
 from memstrata.core._layers import TextEmbedder
 from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
 from memstrata.core._merkle import (
@@ -29,6 +30,7 @@ from memstrata.core._merkle import (
 )
 from memstrata.core._results import WriteFailedError, WriteResult
 from memstrata.core._trust import TrustLedger
+from memstrata.core._upgrade import upgrade_audit_log
 
 __all__ = [
     "AuditChainError",
@@ -39,6 +41,7 @@ __all__ = [
     "CoreConfig",
     "Event",
     "EventBus",
+    "FileLogStore",
     "InclusionProof",
     "MemoryCore",
     "PostgresLogStore",
@@ -50,6 +53,7 @@ __all__ = [
     "encode_entry",
     "leaf_hash",
     "node_hash",
+    "upgrade_audit_log",
     "verify_consistency",
     "verify_inclusion",
 ]

@@ -32,7 +32,7 @@ class LayerAssembly:
     _one_database: bool
 
     def _open_layers(self, cfg: CoreConfig, cache: Any, durable: Any, vector: Any, audit: Any, events: Any, trust: Any, embedder: Any) -> None:
-        from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
+        from memstrata.core._logstore import PostgresLogStore
 
         key = bytes.fromhex(cfg.audit_key_hex) if cfg.audit_key_hex else None
         if isinstance(audit, AuditLog):
@@ -40,8 +40,7 @@ class LayerAssembly:
         elif cfg.database_url:
             self.audit = AuditLog(PostgresLogStore(cfg.database_url, prefix=cfg.table_prefix + "audit_"), key=key, clock=self.clock)
         else:
-            where = ":memory:" if self.path is None else self.path / "audit.sqlite"
-            self.audit = AuditLog(SQLiteLogStore(where, cfg.durability), key=key, clock=self.clock)
+            self.audit = AuditLog(self._local_log(cfg.durability), key=key, clock=self.clock)
         self._closing.append(self.audit)
 
         self.durable: Any = None
@@ -107,6 +106,18 @@ class LayerAssembly:
             and type(self.pattern_store) is PostgresBackend
             and self.audit.store.url == cfg.database_url
         )
+
+    def _local_log(self, durability: str) -> Any:
+        """The embedded log: ``audit.log`` (binary), or ``audit.sqlite`` where a directory already has one."""
+        from memstrata.core._filelog import FileLogStore
+        from memstrata.core._logstore import SQLiteLogStore
+
+        if self.path is None:
+            return FileLogStore(None, durability)
+        legacy = self.path / "audit.sqlite"
+        if legacy.exists():  # directories made before the binary log keep their SQLite log
+            return SQLiteLogStore(legacy, durability)
+        return FileLogStore(self.path / "audit.log", durability)
 
     def _close_layers(self) -> None:
         for layer in reversed(self._closing):

@@ -2,13 +2,15 @@
 
 Entry ``i`` has ``hash_i = SHA256(hash_{i-1} || encode(entry_i))`` (``hash_-1``
 is 32 zero bytes); the Merkle tree's leaves are these hashes. The log also
-records its head (size and last hash) in the same transaction as each append,
-so a deleted or added tail is caught without any outside help; a rewrite that
-recomputes every hash and the head is caught by a checkpoint kept elsewhere.
+records its head (size and last hash) with its appends, so a deleted or added
+tail is caught without any outside help; a rewrite that recomputes every hash
+and the head is caught by a checkpoint kept elsewhere. Entries are encoded and
+hashed in C (:mod:`memstrata._native.auditchain`) for every log store.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -17,13 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from memstrata._native import auditchain
 from memstrata.core._merkle import Checkpoint, ConsistencyProof, InclusionProof, MerkleLevels
 from memstrata.errors import CorruptDataError
 
 if TYPE_CHECKING:
     from memstrata.core._logstore import LogStore
 
-__all__ = ["AuditChainError", "AuditEntry", "AuditLog", "encode_entry"]
+__all__ = ["AuditChainError", "AuditEntry", "AuditLog", "Batch", "encode_entry"]
 
 GENESIS = b"\x00" * 32
 _HEAD = struct.Struct(">Qd")
@@ -96,7 +99,29 @@ def chain_hash(
 
 
 Row = tuple[int, float, str, str, str, bytes, str, bytes]  # an AuditEntry as stored
+_entry = functools.partial(tuple.__new__, AuditEntry)  # a row as an AuditEntry, without _make's Python frame
 Item = tuple[str, str, str, bytes, str, bytes | None]  # actor, operation, key, digest, result, payload
+
+
+class Batch(NamedTuple):
+    """Entries chained onto a log's head, ready for its store to commit."""
+
+    rows: list[AuditEntry]
+    payloads: list[tuple[int, bytes]]
+    #: the rows as binary log records, where each starts in ``records`` (native u64), their hashes end to end
+    records: bytes
+    starts: bytes
+    hashes: bytes
+
+
+#: why a binary log's record failed (``auditchain`` scan statuses)
+_SCAN_REASONS = {
+    auditchain.SEQ: "missing or out of order (found entry {found} in its place)",
+    auditchain.PREV: "it does not follow the entry before it (its previous hash differs)",
+    auditchain.HASH: "its hash does not match its content and the previous hash",
+    auditchain.FORM: "its record is malformed (its field lengths do not add up)",
+    auditchain.TORN: "its record is cut short",
+}
 
 
 class AuditLog:
@@ -105,9 +130,12 @@ class AuditLog:
     Parameters
     ----------
     store : str, Path or log store, optional
-        An SQLite file (``":memory:"`` by default) or a log store object such
-        as :class:`memstrata.core.PostgresLogStore` (many processes may append
-        to one PostgreSQL log; appends are serialized in the database).
+        A file: the binary log (one writing process; see
+        ``memstrata.core._filelog``), or an SQLite log when the path ends in
+        ``.sqlite``/``.sqlite3``/``.db`` or is an existing SQLite file. Or a
+        log store object such as :class:`memstrata.core.PostgresLogStore`
+        (many processes may append to one PostgreSQL log; appends are
+        serialized in the database). Default: a binary log in RAM.
     key : bytes, optional
         Key for signing checkpoints (HMAC-SHA256).
     clock : callable
@@ -130,9 +158,9 @@ class AuditLog:
 
     def __init__(self, store: Any = None, *, key: bytes | None = None, clock: Callable[[], float] = time.time) -> None:
         if store is None or isinstance(store, (str, bytes)) or hasattr(store, "__fspath__"):
-            from memstrata.core._logstore import SQLiteLogStore
+            from memstrata.core._logstore import open_log_file
 
-            store = SQLiteLogStore(":memory:" if store is None else store)
+            store = open_log_file(store)
         self.store: LogStore = store
         self.key = key
         self.clock = clock
@@ -161,25 +189,19 @@ class AuditLog:
 
     def append_many(self, items: Sequence[Item]) -> list[AuditEntry]:
         """Append ``(actor, operation, key, digest, result, payload)`` items in one transaction."""
+        items = list(items)
         for it in items:
             if not isinstance(it[3], bytes):
                 raise TypeError(f"digest: expected bytes, got {type(it[3]).__name__}")
         clock = self.clock
 
-        def build(size: int, prev: bytes) -> tuple[list[Row], list[tuple[int, bytes]]]:
-            rows: list[Row] = []
-            payloads: list[tuple[int, bytes]] = []
-            for seq, (actor, op, key, digest, result, payload) in enumerate(items, size):
-                when = clock()
-                h = chain_hash(prev, seq, when, actor, op, key, digest, result)
-                rows.append((seq, when, actor, op, key, digest, result, h))
-                if payload is not None:
-                    payloads.append((seq, payload))
-                prev = h
-            return rows, payloads
+        def build(size: int, prev: bytes) -> Batch:
+            times = [clock() for _ in items]
+            records, rows, starts, hashes = auditchain.encode_records(items, size, prev, times)
+            payloads = [(seq, it[5]) for seq, it in enumerate(items, size) if it[5] is not None]
+            return Batch(list(map(_entry, rows)), payloads, records, starts, hashes)
 
-        rows = self.store.append(build)
-        return [AuditEntry(*r) for r in rows]
+        return self.store.append(build)
 
     # ------------------------------------------------------------- reads --
 
@@ -222,34 +244,61 @@ class AuditLog:
             checkpoint that still matches (every entry before it is proven).
         """
         size, head_hash = self.store.head()
-        prev = GENESIS
-        expected = 0
         cps = sorted(checkpoints, key=lambda c: c.size)
-        tree = MerkleLevels() if cps else None
-        for seq, when, actor, op, key, digest, result, h in self.store.rows(0, None):
-            if seq != expected:
-                raise AuditChainError(expected, f"missing or out of order (found entry {seq} in its place)")
-            if chain_hash(prev, seq, when, actor, op, key, digest, result) != h:
-                raise AuditChainError(seq, "its hash does not match its content and the previous hash")
-            if tree is not None:
-                tree.append(h)
-            prev = h
-            expected += 1
+        scan = getattr(self.store, "scan_chain", None)
+        if scan is not None:  # a binary log: every record checked in C
+            expected, prev, leaves = self._scan(scan, size, bool(cps))
+        else:
+            expected, prev, leaves = self._walk_rows(bool(cps))
         if expected > size:
             raise AuditChainError(size, f"the log records {size} entries but holds {expected}: entries were added behind its back")
         if expected < size:
             raise AuditChainError(expected, f"the log records {size} entries but holds {expected}: the tail was cut off")
         if size and prev != head_hash:
             raise AuditChainError(size - 1, "the recorded head hash does not match the last entry")
+        tree = MerkleLevels()
+        for h in leaves:
+            tree.append(h)
         good = 0
         for cp in cps:
-            assert tree is not None
             if cp.size > expected:
                 raise AuditChainError(expected, f"a checkpoint of {cp.size} entries exists but the log holds {expected}")
             if not hmac.compare_digest(tree.root(cp.size), cp.root):
                 raise AuditChainError(good, f"the checkpoint of {cp.size} entries no longer matches: entries were rewritten")
             good = cp.size
         return expected
+
+    @staticmethod
+    def _scan(scan: Callable[[bool], tuple[int, int, int, bytes, bytes]], size: int, leaves: bool) -> tuple[int, bytes, list[bytes]]:
+        """Check a binary log's records as they are on disk; ``(count, last hash, hashes if leaves)``."""
+        expected, status, found, prev, blob = scan(leaves)
+        if status != auditchain.OK:
+            if expected < size:
+                raise AuditChainError(expected, _SCAN_REASONS[status].format(found=found))
+            raise AuditChainError(size, f"the log records {size} entries but holds more bytes: entries were added behind its back")
+        return expected, prev, [blob[i : i + 32] for i in range(0, len(blob), 32)]
+
+    def _walk_rows(self, leaves: bool) -> tuple[int, bytes, list[bytes]]:
+        """Check the rows of a database log one by one; ``(count, last hash, hashes if leaves)``."""
+        prev = GENESIS
+        expected = 0
+        hashes: list[bytes] = []
+        for seq, when, actor, op, key, digest, result, h in self.store.rows(0, None):
+            if seq != expected:
+                raise AuditChainError(expected, f"missing or out of order (found entry {seq} in its place)")
+            if chain_hash(prev, seq, when, actor, op, key, digest, result) != h:
+                raise AuditChainError(seq, "its hash does not match its content and the previous hash")
+            if leaves:
+                hashes.append(h)
+            prev = h
+            expected += 1
+        return expected, prev, hashes
+
+    def _hashes(self, start: int, stop: int) -> Iterable[bytes]:
+        hashes = getattr(self.store, "hashes", None)
+        if hashes is not None:
+            return hashes(start, stop)  # type: ignore[no-any-return]
+        return (row[7] for row in self.store.rows(start, stop))
 
     # ------------------------------------------------------ checkpoints --
 
@@ -261,8 +310,8 @@ class AuditLog:
             tree = self._tree
             size = self.store.head()[0]
             if len(tree) < size:
-                for row in self.store.rows(len(tree), size):
-                    tree.append(row[7])
+                for h in self._hashes(len(tree), size):
+                    tree.append(h)
             return tree
 
     def root(self, size: int | None = None) -> bytes:

@@ -38,7 +38,8 @@ class MemoryCore(LayerAssembly, Recovery):
     ----------
     path : str or Path, optional
         Directory of the embedded default (``store/`` a :class:`memstrata.MemoryStore`,
-        ``audit.sqlite`` the audit log). ``None``: everything in RAM.
+        ``audit.log`` the binary audit log; a directory made with an SQLite log,
+        ``audit.sqlite``, keeps it). ``None``: everything in RAM.
     cache, durable, vector, audit, events, trust : bool or object, optional
         ``False`` turns a layer off, ``True`` forces it on; an object replaces
         it (a :class:`memstrata.tiers.RedisBackend` for ``cache``, a backend

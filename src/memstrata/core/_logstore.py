@@ -9,6 +9,7 @@ UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from memstrata.errors import MemstrataError
 
-__all__ = ["LogStore", "PostgresLogStore", "SQLiteLogStore"]
+__all__ = ["LogStore", "PostgresLogStore", "SQLiteLogStore", "open_log_file"]
 
 GENESIS = b"\x00" * 32
 _CHUNK = 50_000
@@ -35,14 +36,43 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 INSERT OR IGNORE INTO head VALUES (1, 0, zeroblob(32));
 """
 
-Build = Callable[[int, bytes], tuple[list[Any], list[tuple[int, bytes]]]]
+Build = Callable[[int, bytes], Any]  # (size, last hash) -> memstrata.core._audit.Batch
+
+#: path endings that name an SQLite log (any other path is a binary log)
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+def open_log_file(path: str | bytes | os.PathLike[str] | None, durability: str = "normal") -> Any:
+    """The log store of a file: SQLite for ``":memory:"``, an existing SQLite file or an SQLite suffix; else the binary log.
+
+    ``None``: a binary log in RAM.
+    """
+    from memstrata.core._filelog import FileLogStore
+
+    if path is None:
+        return FileLogStore(None, durability)
+    name = os.fsdecode(path)
+    if name == ":memory:" or name.endswith(SQLITE_SUFFIXES):
+        return SQLiteLogStore(name, durability)
+    try:
+        with open(name, "rb") as f:
+            if f.read(16) == b"SQLite format 3\x00":
+                return SQLiteLogStore(name, durability)
+    except FileNotFoundError:
+        pass
+    return FileLogStore(name, durability)
 
 
 class LogStore(Protocol):
-    """What :class:`memstrata.core.AuditLog` needs of the place its entries live."""
+    """What :class:`memstrata.core.AuditLog` needs of the place its entries live.
+
+    Optional, used when present: ``scan_chain(with_hashes)`` (check every
+    record where it is stored, see ``FileLogStore``) and ``hashes(start, stop)``
+    (the chain hashes without parsing entries).
+    """
 
     def append(self, build: Build) -> list[Any]:
-        """Lock the head, call ``build(size, last hash)`` and commit its rows and payloads with the new head."""
+        """Lock the head, call ``build(size, last hash)`` and commit its batch (rows, payloads) with the new head."""
         ...
 
     def head(self) -> tuple[int, bytes]:
@@ -101,7 +131,9 @@ class SQLiteLogStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 size, prev = conn.execute("SELECT size, hash FROM head").fetchone()
-                rows, payloads = build(size, GENESIS if size == 0 else prev)
+                batch = build(size, GENESIS if size == 0 else prev)
+                rows: list[Any] = batch.rows
+                payloads: list[tuple[int, bytes]] = batch.payloads
                 if len(rows) == 1:  # the common case, without executemany's overhead
                     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)", rows[0])
                 else:
@@ -250,7 +282,9 @@ class PostgresLogStore:
         with self._lock, self._conn.transaction():
             cur = self._conn.cursor()
             size, prev = cur.execute(self._lock_head, prepare=True).fetchone()
-            rows, payloads = build(int(size), GENESIS if size == 0 else bytes(prev))
+            batch = build(int(size), GENESIS if size == 0 else bytes(prev))
+            rows: list[Any] = batch.rows
+            payloads: list[tuple[int, bytes]] = batch.payloads
             for row in rows:
                 cur.execute(self._insert_entry, row, prepare=True)
             for item in payloads:

@@ -107,9 +107,29 @@ class ConsistencyProof:
     path: tuple[bytes, ...]
 
 
-# verify_inclusion and verify_consistency walk the tree the same way (RFC 9162
-# §2.1.3.2 and §2.1.4.2 spell the two loops out separately); kept as the RFC writes
-# them, so each can be checked line by line against it.
+def _sides(fn: int, sn: int, n_hashes: int) -> list[bool] | None:
+    """RFC 9162's walk from node ``fn`` of a tree whose last node is ``sn`` up to its root.
+
+    For each of ``n_hashes`` proof hashes: True when it is a left sibling (it
+    goes before the running hash), False when a right one. None when the
+    proof has more or fewer hashes than the walk needs (§2.1.3.2 and §2.1.4.2
+    share this loop; only what they hash differs).
+    """
+    sides = []
+    for _ in range(n_hashes):
+        if sn == 0:
+            return None
+        left = bool(fn & 1) or fn == sn
+        sides.append(left)
+        if left and not fn & 1:
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    return sides if sn == 0 else None
+
+
 def verify_inclusion(proof: InclusionProof, checkpoint: Checkpoint | None = None) -> bool:
     """Check an inclusion proof (RFC 9162 §2.1.3.2); needs nothing but the proof.
 
@@ -128,24 +148,15 @@ def verify_inclusion(proof: InclusionProof, checkpoint: Checkpoint | None = None
         raise TypeError(f"proof: expected an InclusionProof, got {type(proof).__name__}")
     if checkpoint is not None and (checkpoint.size != proof.size or checkpoint.root != proof.root):
         return False
-    fn, sn = proof.index, proof.size - 1
-    if fn < 0 or fn > sn:
+    if not 0 <= proof.index < proof.size:
+        return False
+    sides = _sides(proof.index, proof.size - 1, len(proof.path))
+    if sides is None:
         return False
     r = leaf_hash(proof.entry_hash)
-    for p in proof.path:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = _sha256(b"\x01" + p + r).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = _sha256(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and hmac.compare_digest(r, proof.root)
+    for p, left in zip(proof.path, sides):
+        r = _sha256(b"\x01" + p + r).digest() if left else _sha256(b"\x01" + r + p).digest()
+    return hmac.compare_digest(r, proof.root)
 
 
 def verify_consistency(proof: ConsistencyProof, first: Checkpoint | None = None, second: Checkpoint | None = None) -> bool:
@@ -174,22 +185,17 @@ def verify_consistency(proof: ConsistencyProof, first: Checkpoint | None = None,
     while fn & 1:
         fn >>= 1
         sn >>= 1
+    sides = _sides(fn, sn, len(path) - 1)
+    if sides is None:
+        return False
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
+    for c, left in zip(path[1:], sides):
+        if left:
             fr = _sha256(b"\x01" + c + fr).digest()
             sr = _sha256(b"\x01" + c + sr).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = _sha256(b"\x01" + sr + c).digest()
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and hmac.compare_digest(fr, proof.first_root) and hmac.compare_digest(sr, proof.second_root)
+    return hmac.compare_digest(fr, proof.first_root) and hmac.compare_digest(sr, proof.second_root)
 
 
 class MerkleLevels:
