@@ -176,8 +176,11 @@ class Chroma(Adapter):
         self.col.add(ids=[str(i)], embeddings=[self.x[i].tolist()], documents=[self.texts[i]])
 
     def add_many(self, rows: range) -> None:
-        self.col.add(ids=[str(i) for i in rows], embeddings=self.x[rows.start : rows.stop].tolist(),
-                     documents=[self.texts[i] for i in rows])
+        step = self.client.get_max_batch_size()  # one add call takes at most this many rows
+        for start in range(rows.start, rows.stop, step):
+            part = range(start, min(start + step, rows.stop))
+            self.col.add(ids=[str(i) for i in part], embeddings=self.x[part.start : part.stop].tolist(),
+                         documents=[self.texts[i] for i in part])
 
     def search(self, q: np.ndarray, k: int) -> list[int]:
         return [int(i) for i in self.col.query(query_embeddings=[q.tolist()], n_results=k)["ids"][0]]
