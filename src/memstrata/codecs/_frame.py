@@ -119,7 +119,10 @@ def _py_build_frame(
     dictionary_digest: bytes | None = None,
     implicit: bool = False,
 ) -> bytes:
-    """The readable reference of :func:`build_frame`."""
+    """Assemble a frame; ``content_digest`` is 8 or 16 bytes (16 when ``implicit``), ``meta_bytes`` msgpack.
+
+    The readable reference of the compiled ``build`` (:data:`build_frame`): same bytes, same errors.
+    """
     flags = kind
     tail = b""
     if implicit:
@@ -147,6 +150,10 @@ def _py_build_frame(
     parts += [stored, meta_bytes, bytes(payload)]
     body = b"".join(parts)
     return body + digest(body + tail)[:CHECKSUM_SIZE]
+
+
+#: Assemble a frame (see :func:`_py_build_frame`): the compiled twin when built, else the reference.
+build_frame = _native.build if _native is not None else _py_build_frame
 
 
 def _py_checksum_matches(frame: Any, tail: bytes) -> bool:
@@ -268,24 +275,6 @@ def _decode_meta(buf: Any) -> dict[str, Any]:
         return _meta_decoder.decode(buf)
     except Exception as exc:  # verified bytes that do not parse: a writer bug, still never wrong data
         raise CorruptDataError(f"frame: unreadable meta block ({exc})") from None
-
-
-def build_frame(
-    codec_id: int,
-    kind: int,
-    payload: Any,
-    original_length: int,
-    content_digest: bytes,
-    meta_bytes: bytes = b"",
-    dictionary_digest: bytes | None = None,
-    implicit: bool = False,
-) -> bytes:
-    """Assemble a frame; ``content_digest`` is 8 or 16 bytes (16 when ``implicit``), ``meta_bytes`` msgpack."""
-    if _native is None:  # pragma: no cover
-        return _py_build_frame(
-            codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit
-        )
-    return _native.build(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit)
 
 
 def checksum_matches(frame: Any, tail: bytes) -> bool:
