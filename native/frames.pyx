@@ -229,6 +229,8 @@ def parse(frame, lookup, bint verify=True):
     dict_digest = None
     PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
     try:
+        # deliberate twin of codecs/_frame.py _py_parse_frame: the same checks and messages in C
+        # speed; that one is the format's readable reference, and test_frames.py holds them equal
         p = <const uint8_t*>view.buf
         end = view.len
         if end < MIN_SIZE:

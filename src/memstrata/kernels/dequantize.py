@@ -63,6 +63,8 @@ def _decode4_vec(packed, scale, offset, out):  # pragma: no cover - compiled
             out[i, d - 1] = np.float32(packed[i, half] & 15) * s + o
 
 
+# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
+# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
 _decode_dim_serial = njit(cache=True, nogil=True)(_decode_dim)
 _decode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_dim))
 _decode_vec_serial = njit(cache=True, nogil=True)(_decode_vec)

@@ -45,8 +45,8 @@ def heap_push(hs, hi, size, k, s, i):  # pragma: no cover - compiled
         pos = size
         hs[pos] = s
         hi[pos] = i
-        # deliberate twin of heap_sift_down's compare-and-swap: shared as helper functions
-        # (even inline="always") the heap ran 2.7-4.4x slower (measured), so both stay written out
+        # deliberate twin of heap_sift_down's compare-and-swap: as shared helper functions (even
+        # inline="always") the heap ran 2.7-4.4x slower (measured), so both stay written out
         while pos > 0:
             parent = (pos - 1) // 2
             if hs[pos] < hs[parent] or (hs[pos] == hs[parent] and hi[pos] > hi[parent]):
