@@ -55,6 +55,13 @@ def _need(tool: str) -> None:
         pytest.skip(f"{exe} not installed (Debian package; .ci/chromium.sh installs it)")
 
 
+def _need_earlier(tool: str, step: str, what: str) -> None:
+    """Skip unless ``tool`` is installed and its earlier ``step`` (``what``, in the reason) was timed."""
+    _need(tool)
+    if tool not in TIMES.get(step, {}):
+        pytest.skip(f"{what} of this tool did not run")
+
+
 def _sh(*cmd: str, cwd: Path | None = None, warnings_ok: bool = False) -> None:
     """Run a peer; ``warnings_ok`` accepts exit status 1 (borg's "file changed while we backed it up")."""
     proc = subprocess.run(cmd, capture_output=True, env=ENV, cwd=cwd)
@@ -205,9 +212,7 @@ def changed(store: Path) -> Path:
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_backup_incremental_after_5pc(benchmark: object, tool: str, changed: Path, peers: dict[str, Peer]) -> None:
-    _need(tool)
-    if tool not in TIMES.get("full", {}):
-        pytest.skip("the full backup of this tool did not run")
+    _need_earlier(tool, "full", "the full backup")
     benchmark.group = f"backup-incremental-5pc-{SIZE_MB}MB"  # type: ignore[attr-defined]
     before = _dir_bytes(peers[tool].repo)
     benchmark.pedantic(_timed, args=("incremental", tool, lambda: peers[tool].incremental(changed)), rounds=1,  # type: ignore[attr-defined]
@@ -222,9 +227,7 @@ def test_backup_incremental_after_5pc(benchmark: object, tool: str, changed: Pat
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_restore(benchmark: object, tool: str, work: Path, peers: dict[str, Peer]) -> None:
-    _need(tool)
-    if tool not in TIMES.get("incremental", {}):
-        pytest.skip("the incremental backup of this tool did not run")
+    _need_earlier(tool, "incremental", "the incremental backup")
     benchmark.group = f"restore-{SIZE_MB}MB"  # type: ignore[attr-defined]
     target = work / f"restored-{tool}"
     benchmark.pedantic(_timed, args=("restore", tool, lambda: peers[tool].restore(target)), rounds=1, iterations=1)  # type: ignore[attr-defined]
@@ -234,9 +237,7 @@ def test_restore(benchmark: object, tool: str, work: Path, peers: dict[str, Peer
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_verify(benchmark: object, tool: str, peers: dict[str, Peer]) -> None:
-    _need(tool)
-    if tool not in TIMES.get("incremental", {}):
-        pytest.skip("the backups of this tool did not run")
+    _need_earlier(tool, "incremental", "the backups")
     benchmark.group = f"verify-read-data-{SIZE_MB}MB"  # type: ignore[attr-defined]
     benchmark.pedantic(_timed, args=("verify", tool, peers[tool].verify), rounds=1, iterations=1)  # type: ignore[attr-defined]
     _ratios(benchmark, "verify", tool)

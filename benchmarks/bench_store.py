@@ -17,6 +17,7 @@ records, about a third of them repeated, as ``memstrata demo`` builds them.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 
 from memstrata import MemoryStore
@@ -47,6 +49,25 @@ def get_keys(records: dict[str, Any]) -> list[str]:
     rng = random.Random(0)
     keys = list(records)
     return [rng.choice(keys) for _ in range(N_GETS)]
+
+
+def _sqlite_kv(db: Path, value_type: str = "TEXT") -> sqlite3.Connection:
+    """The peer: a new SQLite key-value table ``kv`` (WAL) at ``db``; an autocommit connection."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"CREATE TABLE kv (k TEXT PRIMARY KEY, v {value_type})")
+    return conn
+
+
+def _json_text(value: Any) -> str:
+    """The SQLite peer's value: JSON text (arrays as lists)."""
+    return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _time_writes(benchmark: Any, run: Any, n_writes: int) -> None:
+    """Three rounds of ``run``, recording how many writes a round makes."""
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["writes"] = n_writes
 
 
 def _raw_bytes(records: dict[str, Any]) -> int:
@@ -289,10 +310,6 @@ V2_HOT = 1 << 20
 
 @pytest.fixture(scope="module")
 def dev_records(shared_data: Path) -> dict[str, Any]:
-    import json
-
-    import numpy as np
-
     dev = shared_data / "dev"
     texts = [json.loads(line) for line in (dev / "texts.jsonl").read_text().splitlines()[:10_000]]
     emb = np.load(dev / "embeddings.npy")[:10_000]
@@ -321,9 +338,7 @@ def v2_loaded(dev_records: dict[str, Any], tmp_path_factory) -> dict[str, Any]:
     store.store_many(dev_records, tier="warm")
     store.compact()
     frames = {k: store.tiers.read_frame(k)[0] for k in dev_records}
-    conn = sqlite3.connect(root / "kv.sqlite", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB)")
+    conn = _sqlite_kv(root / "kv.sqlite", "BLOB")
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO kv VALUES (?, ?)", frames.items())
     conn.execute("COMMIT")
@@ -383,31 +398,21 @@ def test_v2_store_single(benchmark, engine: str, dev_records: dict[str, Any], tm
             for k, v in items:
                 store.store(k, v, tier="warm")
     else:
-        import json
-
-        import numpy as np
-
-        conn = sqlite3.connect(path / "kv.sqlite", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = _sqlite_kv(path / "kv.sqlite")
         conn.execute(f"PRAGMA synchronous={engine.split('-')[1]}")
-        conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
-        texts = [(k, json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)) for k, v in items]
+        texts = [(k, _json_text(v)) for k, v in items]
 
         def run() -> None:
             for k, v in texts:
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, v))
 
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    benchmark.extra_info["writes"] = len(items)
+    _time_writes(benchmark, run, len(items))
 
 
 @pytest.mark.parametrize("engine", ["memstrata-full", "sqlite3-FULL"])
 def test_v2_store_full_threads(benchmark, engine: str, dev_records: dict[str, Any], tmp_path_factory) -> None:
     """Four threads writing at once, each write on stable storage before it returns (memstrata: group commit)."""
-    import json
     import threading
-
-    import numpy as np
 
     benchmark.group = "v2-store-full-4-threads"
     items = list(dev_records.items())[::60][:400]
@@ -420,17 +425,13 @@ def test_v2_store_full_threads(benchmark, engine: str, dev_records: dict[str, An
             for k, v in part:
                 store.store(k, v, tier="warm")
     else:
-        setup = sqlite3.connect(path / "kv.sqlite", isolation_level=None)
-        setup.execute("PRAGMA journal_mode=WAL")
-        setup.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
-        setup.close()
+        _sqlite_kv(path / "kv.sqlite").close()
 
         def writer(part: list[tuple[str, Any]]) -> None:
             conn = sqlite3.connect(path / "kv.sqlite", isolation_level=None, timeout=60)
             conn.execute("PRAGMA synchronous=FULL")
             for k, v in part:
-                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                             (k, json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)))
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, _json_text(v)))
             conn.close()
 
     def run() -> None:
@@ -440,8 +441,7 @@ def test_v2_store_full_threads(benchmark, engine: str, dev_records: dict[str, An
         for th in threads:
             th.join()
 
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    benchmark.extra_info["writes"] = len(items)
+    _time_writes(benchmark, run, len(items))
 
 
 @pytest.mark.parametrize("engine", ["memstrata-store_many", "sqlite3-one-transaction"])
@@ -455,26 +455,17 @@ def test_v2_store_many(benchmark, engine: str, dev_records: dict[str, Any], tmp_
         def run() -> None:
             store.store_many(items, tier="warm")
     else:
-        import json
-
-        import numpy as np
-
-        conn = sqlite3.connect(path / "kv.sqlite", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)")
+        conn = _sqlite_kv(path / "kv.sqlite")
 
         def run() -> None:
             conn.execute("BEGIN")
-            conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                             [(k, json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)) for k, v in items])
+            conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", [(k, _json_text(v)) for k, v in items])
             conn.execute("COMMIT")
 
     benchmark.pedantic(run, rounds=3, iterations=1)
 
 
 def test_v2_bytes_after_compact(benchmark, v2_loaded: dict[str, Any], dev_records: dict[str, Any]) -> None:
-    import numpy as np
-
     benchmark.group = "v2-bytes-after-compact"
     sizes = dict(v2_loaded["sizes"])
     raw = sum(v.nbytes * 4 if isinstance(v, np.ndarray) else len(msgspec.json.encode(v)) for v in dev_records.values())

@@ -50,6 +50,28 @@ _PEER_SCHEMA = (
 _medians: dict[str, float] = {}  # peer medians, for same-run ratios
 
 
+class _Opened:
+    """What a benchmark's rounds open: each round's setup closes the previous round's, on numbered paths."""
+
+    def __init__(self) -> None:
+        self.things: list[Any] = []
+        self._counter = iter(range(10**6))
+
+    def fresh_path(self, workdir: Path, stem: str) -> Path:
+        self.close()
+        self.things.clear()
+        return workdir / f"{stem}-{next(self._counter)}.db"
+
+    def keep(self, thing: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Keep ``thing`` open until the next round; the setup's answer (``(thing,)``, no kwargs)."""
+        self.things.append(thing)
+        return (thing,), {}
+
+    def close(self) -> None:
+        for thing in self.things:
+            thing.close()
+
+
 def _median(benchmark: Any) -> float | None:
     return benchmark.stats.stats.median if benchmark.stats else None
 
@@ -128,27 +150,20 @@ def test_ingest(benchmark: Any, impl: str, durability: str, stream: list[dict[st
     if durability == "full" and impl in ("memstrata-sync", "memstrata-async"):
         pytest.skip("per-call ingest is measured at durability='normal' only (the batched path is the goal)")
     benchmark.group = f"traces-ingest-20k-mixed-{durability}"
-    opened: list[Any] = []
-    counter = iter(range(10**6))
+    opened = _Opened()
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        for thing in opened:
-            thing.close()
-        opened.clear()
-        path = workdir / f"ingest-{impl}-{durability}-{next(counter)}.db"
+        path = opened.fresh_path(workdir, f"ingest-{impl}-{durability}")
         if impl == "sqlite3-json":
             shutil.copy(templates["sqlite3"], path)
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={durability.upper()}")
-            opened.append(conn)
-            return (conn,), {}
+            return opened.keep(conn)
         shutil.copy(templates["memstrata"], path)
         # a trace database is its file and its mark file (the acknowledged sequence it must reach)
         shutil.copy(f"{templates['memstrata']}-mark", f"{path}-mark")
-        mem = SymbolicTraceMemory({"db_path": str(path), "durability": durability})
-        opened.append(mem)
-        return (mem,), {}
+        return opened.keep(SymbolicTraceMemory({"db_path": str(path), "durability": durability}))
 
     if impl == "sqlite3-json":
         def run(conn: sqlite3.Connection) -> None:
@@ -162,11 +177,10 @@ def test_ingest(benchmark: Any, impl: str, durability: str, stream: list[dict[st
     try:
         benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=0)
         if impl != "sqlite3-json":
-            stats = opened[0].get_compression_stats_sync()
+            stats = opened.things[0].get_compression_stats_sync()
             assert stats["total_compressions"] == N_WARM + N_INGEST
     finally:
-        for thing in opened:
-            thing.close()
+        opened.close()
     median = _median(benchmark)
     if median:
         benchmark.extra_info["traces_per_s"] = N_INGEST / median
@@ -213,24 +227,17 @@ def _interleaved_speedup(
 @pytest.mark.benchmark(group="traces-ingest-cold-20k-mixed")
 def test_ingest_cold_with_training(benchmark: Any, stream: list[dict[str, Any]], workdir: Path) -> None:
     """A fresh database: the first traces train the dictionaries, then get re-encoded."""
-    opened: list[SymbolicTraceMemory] = []
-    counter = iter(range(10**6))
+    opened = _Opened()
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        for mem in opened:
-            mem.close()
-        opened.clear()
-        mem = SymbolicTraceMemory({"db_path": str(workdir / f"cold-{next(counter)}.db")})
-        opened.append(mem)
-        return (mem,), {}
+        return opened.keep(SymbolicTraceMemory({"db_path": str(opened.fresh_path(workdir, "cold"))}))
 
     try:
         benchmark.pedantic(_ingest_batch, args=None, setup=lambda: (setup()[0] + (stream,), {}), rounds=2,
                            iterations=1)
-        stats = opened[0].get_compression_stats_sync()
+        stats = opened.things[0].get_compression_stats_sync()
     finally:
-        for mem in opened:
-            mem.close()
+        opened.close()
     benchmark.extra_info["ratio"] = stats["avg_compression_ratio"]
     if benchmark.stats:
         benchmark.extra_info["traces_per_s"] = N_INGEST / benchmark.stats.stats.median

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _numba_threads import numba_threads
 
 from memstrata import VectorMemory
 from memstrata.kernels import (
@@ -52,10 +53,6 @@ def _need_data() -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def single_thread():
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
     faiss = None
     try:
         import faiss
@@ -69,8 +66,8 @@ def single_thread():
         faiss.cvar.distance_compute_blas_threshold = 20
     except ImportError:
         pass
-    yield
-    numba.set_num_threads(before)
+    with numba_threads(1):
+        yield
     if faiss is not None:
         faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
@@ -168,12 +165,27 @@ def _numpy_quantize(x, scales, offsets, levels):
     return np.clip(np.floor((x - offsets) * inv + np.float32(0.5)), 0, levels).astype(np.int32)
 
 
-@pytest.mark.parametrize("impl", ["memstrata", "memstrata-fit+encode", "numpy-ref", "faiss", "np.copyto"])
-def test_int8_encode(benchmark, impl):
+def _encode_case(benchmark, group: str, quantize):
+    """The 100k real vectors of an encode group, and their ranges fitted by ``quantize``."""
     _need_data()
     x = big()
-    benchmark.group = "int8-encode-100k-384d"
-    fitted = quantize_int8(x)
+    benchmark.group = group
+    return x, quantize(x)
+
+
+def _memstrata_encode(benchmark, impl, quantize, x, fitted, out, peers) -> None:
+    """Time ``quantize`` into ``out``: with the fitted ranges (``memstrata``) or fitting them too."""
+    if impl == "memstrata":
+        ours = lambda: quantize(x, scales=fitted.scales, offsets=fitted.offsets, out=out)
+    else:
+        ours = lambda: quantize(x, out=out)
+    run(benchmark, ours)
+    ratio_info(benchmark, ours, peers, x.nbytes)
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "memstrata-fit+encode", "numpy-ref", "faiss", "np.copyto"])
+def test_int8_encode(benchmark, impl):
+    x, fitted = _encode_case(benchmark, "int8-encode-100k-384d", quantize_int8)
     out = np.empty(x.shape, np.int8)
     faiss_fn = None
     try:
@@ -185,14 +197,8 @@ def test_int8_encode(benchmark, impl):
     peers = {"np.copyto": _copyto_peer(x)}
     if faiss_fn is not None:
         peers["faiss"] = faiss_fn
-    if impl == "memstrata":
-        ours = lambda: quantize_int8(x, scales=fitted.scales, offsets=fitted.offsets, out=out)
-        run(benchmark, ours)
-        ratio_info(benchmark, ours, peers, x.nbytes)
-    elif impl == "memstrata-fit+encode":
-        ours = lambda: quantize_int8(x, out=out)
-        run(benchmark, ours)
-        ratio_info(benchmark, ours, peers, x.nbytes)
+    if impl.startswith("memstrata"):
+        _memstrata_encode(benchmark, impl, quantize_int8, x, fitted, out, peers)
     elif impl == "numpy-ref":
         run(benchmark, lambda: (_numpy_quantize(x, fitted.scales, fitted.offsets, 255) - 128).astype(np.int8), 3)
     elif impl == "faiss":
@@ -228,23 +234,14 @@ def test_int8_decode(benchmark, impl):
 
 @pytest.mark.parametrize("impl", ["memstrata", "memstrata-fit+encode", "numpy-ref", "faiss", "np.copyto"])
 def test_int4_encode(benchmark, impl):
-    _need_data()
-    x = big()
-    benchmark.group = "int4-encode-100k-384d"
-    fitted = quantize_int4(x)
+    x, fitted = _encode_case(benchmark, "int4-encode-100k-384d", quantize_int4)
     out = np.empty((x.shape[0], 192), np.uint8)
     peers: dict[str, Callable[[], Any]] = {"np.copyto": _copyto_peer(x)}
     if impl in ("memstrata", "memstrata-fit+encode", "faiss"):
         sq = _faiss_sq("QT_4bit", x)
         peers["faiss"] = lambda: sq.compute_codes(x)
-    if impl == "memstrata":
-        ours = lambda: quantize_int4(x, scales=fitted.scales, offsets=fitted.offsets, out=out)
-        run(benchmark, ours)
-        ratio_info(benchmark, ours, peers, x.nbytes)
-    elif impl == "memstrata-fit+encode":
-        ours = lambda: quantize_int4(x, out=out)
-        run(benchmark, ours)
-        ratio_info(benchmark, ours, peers, x.nbytes)
+    if impl.startswith("memstrata"):
+        _memstrata_encode(benchmark, impl, quantize_int4, x, fitted, out, peers)
     elif impl == "numpy-ref":
 
         def numpy_int4():

@@ -15,14 +15,9 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy
 
-from memstrata.errors import CorruptDataError
+from _xxh3 cimport ms_u128, ms_u128_to_canonical, ms_xxh3_128
 
-cdef extern from "ms_xxh3.h" nogil:
-    ctypedef struct ms_u128:
-        uint64_t lo
-        uint64_t hi
-    ms_u128 ms_xxh3_128(const void* data, size_t length, uint64_t seed)
-    void ms_u128_to_canonical(ms_u128 h, uint8_t* out)
+from memstrata.errors import CorruptDataError
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
@@ -104,7 +99,7 @@ cdef inline Py_ssize_t get_varint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t e
 
 def build(int codec_id, int kind, payload, uint64_t original_length, bytes content_digest,
           bytes meta=b"", dictionary_digest=None, bint implicit=False) -> bytes:
-    """Assemble a frame (see ``memstrata.codecs._frame.build_frame``).
+    """Assemble a frame (see ``memstrata.codecs._frame._py_build_frame``, its readable reference).
 
     Examples
     --------
@@ -234,6 +229,8 @@ def parse(frame, lookup, bint verify=True):
     dict_digest = None
     PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
     try:
+        # deliberate twin of codecs/_frame.py _py_parse_frame: the same checks and messages in C
+        # speed; that one is the format's readable reference, and test_frames.py holds them equal
         p = <const uint8_t*>view.buf
         end = view.len
         if end < MIN_SIZE:

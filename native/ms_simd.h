@@ -420,6 +420,8 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD
 
 #endif /* MS_X86 */
 
+/* deliberate twins: ms_i8_tile, ms_i8_row and ms_i4_tile pick one family's build per path; the
+ * #if guards of the optional builds cannot stand inside a macro, so each picker is written out. */
 static ms_tile_fn ms_i8_tile(int path) {
 #if MS_X86
     if (path == MS_AVX2) return ms_i8_tile_avx2;

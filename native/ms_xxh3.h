@@ -313,6 +313,8 @@ static inline void ms_xxh3_accumulate_512_sse2(uint64_t *acc, const uint8_t *p, 
     }
 }
 
+/* deliberate twin of the AVX2 accumulate/scramble below: one function per instruction set,
+ * picked at run time; the intrinsics differ in width and name, so no source is shared. */
 static inline void ms_xxh3_scramble_sse2(uint64_t *acc, const uint8_t *s) {
     __m128i *a = (__m128i *)acc;
     const __m128i prime = _mm_set1_epi32((int)MS_P32_1);

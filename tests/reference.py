@@ -115,7 +115,8 @@ def hamming_topk_ref(query_codes, codes, k):
     return d.astype(np.int32), idx
 
 
-def _query_weights_ref(queries, scales, code_max):  # the numpy twin of kernels/search.py _weights
+# deliberate twin of kernels/search.py _weights: a reference shares no code with what it checks
+def _query_weights_ref(queries, scales, code_max):
     """int16 weights and float64 factors: the largest |q * scale| maps to the largest weight whose
     dot product with ``d`` codes up to ``code_max`` still fits int32."""
     d = queries.shape[1]

@@ -84,23 +84,29 @@ def dense_case(draw):
     return x[:n], x, q, draw(st.integers(1, n + 5))
 
 
-@on_every_path
-@given(case=dense_case())
+def on_every_path_given_dense_cases(test):
+    """``test(path, case)`` as a property: on every path, over generated dense cases."""
+    return on_every_path(given(case=dense_case())(test))
+
+
+def scan_args(quantize, case):
+    """A dense case as a scan's arguments ``(queries, codes, scales, offsets, k)``, codes fitted on its fit rows."""
+    db, fit_on, queries, k = case
+    return (queries, *ref.fitted_codes(quantize, db, fit_on), k)
+
+
+@on_every_path_given_dense_cases
 def test_int8_scan_matches_reference(path, case):
     with forced(path):
-        db, fit_on, queries, k = case
-        codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
-        args = (queries, codes, scales, offsets, k)
+        args = scan_args(quantize_int8, case)
         ref.assert_same_topk(int8_topk(*args), ref.int8_topk_ref(*args))
 
 
-@on_every_path
-@given(case=dense_case())
+@on_every_path_given_dense_cases
 def test_int8_scan_with_row_bias_ranks_like_reference(path, case):
     """The L2 form: ``2 * (q . x_hat) - |x_hat|^2``, float32 operations in the kernel's order."""
     with forced(path):
-        db, fit_on, queries, k = case
-        codes, scales, offsets = ref.fitted_codes(quantize_int8, db, fit_on)
+        queries, codes, scales, offsets, k = scan_args(quantize_int8, case)
         bias = -np.linspace(0, 3, codes.shape[0], dtype=F32)[::-1].copy()
         scores, idx = smod.int8_search(
             queries, codes, scales, offsets, k, factor_scale=2.0, row_bias=bias
@@ -117,13 +123,10 @@ def test_int8_scan_with_row_bias_ranks_like_reference(path, case):
         np.testing.assert_array_equal(scores, np.where(ref_idx >= 0, kept, -np.inf).astype(F32))
 
 
-@on_every_path
-@given(case=dense_case())
+@on_every_path_given_dense_cases
 def test_int4_scan_matches_reference(path, case):
     with forced(path):
-        db, fit_on, queries, k = case
-        packed, scales, offsets = ref.fitted_codes(quantize_int4, db, fit_on)
-        args = (queries, packed, scales, offsets, k)
+        args = scan_args(quantize_int4, case)
         ref.assert_same_topk(smod.int4_search(*args), ref.int4_topk_ref(*args))
 
 

@@ -52,6 +52,11 @@ def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- schema --
 
 
+def store_records(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> None:
+    for r in recs:
+        mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+
+
 def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     with open_memory(db) as mem:
@@ -386,8 +391,7 @@ def test_performance_deltas_and_history(tmp_path: Path) -> None:
 def test_compression_stats_and_dictionaries(tmp_path: Path) -> None:
     recs = records(600, seed=2)
     with open_memory(tmp_path / "t.db", **SMALL) as mem:
-        for r in recs:
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        store_records(mem, recs)
         stats = mem.get_compression_stats_sync()
         traces = mem.traces_sync()
         assert stats["total_compressions"] == len(traces) == 600
@@ -417,8 +421,7 @@ def test_retrain_makes_a_new_version(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     recs = records(300, seed=4)
     with open_memory(db, **SMALL) as mem:
-        for r in recs:
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        store_records(mem, recs)
         before = {d["scope"]: d["version"] for d in mem.get_compression_stats_sync()["dictionaries"]}
         report = mem.retrain_dictionaries_sync(["perf_delta", TraceType.MUTATION_PATTERN], n_samples=100)
         assert set(report) == {"perf_delta", "mutation"}
@@ -470,8 +473,7 @@ def test_corrupted_blob_is_detected_on_read(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     recs = records(200, seed=8)
     with open_memory(db, **SMALL) as mem:
-        for r in recs:
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        store_records(mem, recs)
     victim = recs[50]["trace_id"]
     with closing(sqlite3.connect(db)) as conn:
         (blob,) = conn.execute("SELECT compressed_data FROM traces WHERE trace_id = ?", (victim,)).fetchone()
@@ -494,8 +496,7 @@ def test_corrupted_dictionary_is_detected_on_read(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     recs = records(200, seed=9)
     with open_memory(db, **SMALL) as mem:
-        for r in recs:
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
+        store_records(mem, recs)
         mem.flush_sync()
         version = mem._conn.execute("SELECT dictionary_version FROM traces WHERE trace_id = ?",
                                     (recs[0]["trace_id"],)).fetchone()[0]

@@ -78,25 +78,26 @@ def _read_page(path: Path, page: int) -> bytes:
 
 def swap_pages(path: Path, rng: random.Random, *, stale: Path | None = None) -> str:
     """Exchange two distinct 4 KiB pages (falls back to a bit flip in a one-page file)."""
-    n = _pages(path)
-    if n < 2:
-        return bit_flip(path, rng)
-    a, b = rng.sample(range(n), 2)
-    pa, pb = _read_page(path, a), _read_page(path, b)
-    # Pages keep the file's size: a short last page is padded or cut to fit its slot.
-    _rewrite(path, a * PAGE, pb[: len(pa)].ljust(len(pa), b"\0"))
-    _rewrite(path, b * PAGE, pa[: len(pb)].ljust(len(pb), b"\0"))
-    return f"swap_pages {path.name} pages={a},{b}"
+    return _copy_page(path, rng, both_ways=True)
 
 
 def duplicate_page(path: Path, rng: random.Random, *, stale: Path | None = None) -> str:
     """Write one page's bytes over another page (a misdirected write)."""
+    return _copy_page(path, rng, both_ways=False)
+
+
+def _copy_page(path: Path, rng: random.Random, *, both_ways: bool) -> str:
+    """Copy a random page over another (``both_ways``: and that one over it); a bit flip in a one-page file."""
     n = _pages(path)
     if n < 2:
         return bit_flip(path, rng)
     src, dst = rng.sample(range(n), 2)
     data, old = _read_page(path, src), _read_page(path, dst)
+    # Pages keep the file's size: a short last page is padded or cut to fit its slot.
     _rewrite(path, dst * PAGE, data[: len(old)].ljust(len(old), b"\0"))
+    if both_ways:
+        _rewrite(path, src * PAGE, old[: len(data)].ljust(len(data), b"\0"))
+        return f"swap_pages {path.name} pages={src},{dst}"
     return f"duplicate_page {path.name} {src}->{dst}"
 
 

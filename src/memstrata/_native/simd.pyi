@@ -6,7 +6,8 @@ PATHS: tuple[str, ...]
 
 def supported(path: str) -> bool: ...
 def has_vpopcntdq() -> bool: ...
-# the three scans' stubs repeat their shared arguments: they mirror simd.pyx exactly (stubtest)
+# deliberate twin of int8_scan's stub in int4_scan's: each stub mirrors its compiled function in
+# simd.pyx argument for argument (stubtest checks it), so shared arguments are written out twice
 def int8_scan(
     weights: npt.NDArray[np.int16],
     factor: npt.NDArray[np.float32],

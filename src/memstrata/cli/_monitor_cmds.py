@@ -16,6 +16,16 @@ def _repo_option(f: Any) -> Any:
     return click.option("--repo", help="Backup repository whose newest backup counts (default STORE/ops/backups).")(f)
 
 
+def _threshold_check_arguments(f: Any) -> Any:
+    """STORE, --repo, --config and --json: the arguments of the commands that check a store against thresholds."""
+    config = click.option(
+        "--config", type=click.Path(dir_okay=False), help="JSON file of thresholds (AlertConfig fields)."
+    )
+    for decorate in (json_option, config, _repo_option, store_argument):  # bottom-up, as stacked decorators
+        f = decorate(f)
+    return f
+
+
 def _alert_config(config: str | None) -> Any:
     from memstrata.ops import AlertConfig
 
@@ -58,10 +68,7 @@ def monitor_metrics(store: str, repo: str | None, prometheus: bool, as_json: boo
 
 
 @monitor.command("health", epilog="\b\nExamples:\n  memstrata monitor health STORE\n  memstrata monitor health STORE --json")
-@store_argument
-@_repo_option
-@click.option("--config", type=click.Path(dir_okay=False), help="JSON file of thresholds (AlertConfig fields).")
-@json_option
+@_threshold_check_arguments
 def monitor_health(store: str, repo: str | None, config: str | None, as_json: bool) -> None:
     """Run the health checks; exit 3 if any fails."""
     from memstrata.ops import health_checks
@@ -75,10 +82,7 @@ def monitor_health(store: str, repo: str | None, config: str | None, as_json: bo
 
 
 @monitor.command("alerts", epilog="\b\nExamples:\n  memstrata monitor alerts STORE --json")
-@store_argument
-@_repo_option
-@click.option("--config", type=click.Path(dir_okay=False), help="JSON file of thresholds (AlertConfig fields).")
-@json_option
+@_threshold_check_arguments
 def monitor_alerts(store: str, repo: str | None, config: str | None, as_json: bool) -> None:
     """Evaluate thresholds, open and resolve alerts; exit 3 while an ERROR or CRITICAL alert is active."""
     from memstrata.ops import evaluate_alerts, health_checks

@@ -102,6 +102,7 @@ class Int8Codec(_LossyVectorCodec):
 
     codec_id = "int8"
     frame_id = 7
+    _bits = 8  # Int4Codec: 4 (the same codec but for the kernels and the code width)
 
     def __init__(self, per: str = "dimension") -> None:
         if per not in _PER:
@@ -112,28 +113,28 @@ class Int8Codec(_LossyVectorCodec):
         return {"per": self.per}
 
     def _encode_vectors(self, x: np.ndarray) -> tuple[bytes, dict[str, Any]]:
-        from memstrata.kernels import quantize_int8
+        from memstrata import kernels
 
         if x.shape[0] == 0 or x.shape[1] == 0:
             return b"", {"per": self.per}
-        q = quantize_int8(x, per=self.per)
+        quantize = kernels.quantize_int8 if self._bits == 8 else kernels.quantize_int4
+        q = quantize(x, per=self.per)
         return q.codes.tobytes() + q.scales.tobytes() + q.offsets.tobytes(), {"per": self.per}
 
     @classmethod
     def _decode_vectors(cls, payload: memoryview, n: int, d: int, meta: dict[str, Any]) -> np.ndarray:
-        from memstrata.kernels import dequantize_int8
+        from memstrata import kernels
 
         if n == 0 or d == 0:
             return np.empty((n, d), np.float32)
         per = meta["per"]
         k = d if per == "dimension" else n
-        codes, scales, offsets = _parts(payload, [n * d, 4 * k, 4 * k])
-        return dequantize_int8(
-            np.frombuffer(codes, np.int8).reshape(n, d),
-            np.frombuffer(scales, np.float32),
-            np.frombuffer(offsets, np.float32),
-            per,
-        )
+        w = d if cls._bits == 8 else (d + 1) // 2  # int4: two codes a byte
+        codes, scales, offsets = _parts(payload, [n * w, 4 * k, 4 * k])
+        s, o = np.frombuffer(scales, np.float32), np.frombuffer(offsets, np.float32)
+        if cls._bits == 8:
+            return kernels.dequantize_int8(np.frombuffer(codes, np.int8).reshape(n, d), s, o, per)
+        return kernels.dequantize_int4(np.frombuffer(codes, np.uint8).reshape(n, w), s, o, per, dim=d)
 
 
 @register_codec
@@ -145,32 +146,7 @@ class Int4Codec(Int8Codec):
 
     codec_id = "int4"
     frame_id = 8
-
-    def _encode_vectors(self, x: np.ndarray) -> tuple[bytes, dict[str, Any]]:
-        from memstrata.kernels import quantize_int4
-
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            return b"", {"per": self.per}
-        q = quantize_int4(x, per=self.per)
-        return q.codes.tobytes() + q.scales.tobytes() + q.offsets.tobytes(), {"per": self.per}
-
-    @classmethod
-    def _decode_vectors(cls, payload: memoryview, n: int, d: int, meta: dict[str, Any]) -> np.ndarray:
-        from memstrata.kernels import dequantize_int4
-
-        if n == 0 or d == 0:
-            return np.empty((n, d), np.float32)
-        per = meta["per"]
-        k = d if per == "dimension" else n
-        w = (d + 1) // 2
-        codes, scales, offsets = _parts(payload, [n * w, 4 * k, 4 * k])
-        return dequantize_int4(
-            np.frombuffer(codes, np.uint8).reshape(n, w),
-            np.frombuffer(scales, np.float32),
-            np.frombuffer(offsets, np.float32),
-            per,
-            dim=d,
-        )
+    _bits = 4
 
 
 @register_codec

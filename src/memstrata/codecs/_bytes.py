@@ -99,8 +99,21 @@ class RawCodec(Codec):
         return payload
 
 
+class _LevelCodec(Codec):
+    """A byte codec whose one parameter is ``level``, an int in ``_levels`` (lz4, zlib)."""
+
+    implicit_digest_ok = True
+    _levels: tuple[int, int]
+
+    def __init__(self, level: int) -> None:
+        self.level = _check_int("level", level, *self._levels)
+
+    def _params(self) -> dict[str, Any]:
+        return {"level": self.level}
+
+
 @register_codec
-class LZ4Codec(Codec):
+class LZ4Codec(_LevelCodec):
     """lz4 block compression: the fastest codec; ``level`` > 0 selects lz4-HC.
 
     Parameters
@@ -112,13 +125,10 @@ class LZ4Codec(Codec):
 
     codec_id = "lz4"
     frame_id = 1
-    implicit_digest_ok = True
+    _levels = (0, 12)
 
     def __init__(self, level: int = 0) -> None:
-        self.level = _check_int("level", level, 0, 12)
-
-    def _params(self) -> dict[str, Any]:
-        return {"level": self.level}
+        super().__init__(level)
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, None]:
         import lz4.block
@@ -259,18 +269,15 @@ class ZstdCodec(Codec):
 
 
 @register_codec
-class ZlibCodec(Codec):
+class ZlibCodec(_LevelCodec):
     """zlib's deflate (raw stream, no zlib header), levels 0-9."""
 
     codec_id = "zlib"
     frame_id = 3
-    implicit_digest_ok = True
+    _levels = (0, 9)
 
     def __init__(self, level: int = 6) -> None:
-        self.level = _check_int("level", level, 0, 9)
-
-    def _params(self) -> dict[str, Any]:
-        return {"level": self.level}
+        super().__init__(level)
 
     def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, None, None]:
         c = zlib.compressobj(self.level, zlib.DEFLATED, -15)

@@ -119,7 +119,10 @@ def _py_build_frame(
     dictionary_digest: bytes | None = None,
     implicit: bool = False,
 ) -> bytes:
-    """The readable reference of :func:`build_frame`."""
+    """Assemble a frame; ``content_digest`` is 8 or 16 bytes (16 when ``implicit``), ``meta_bytes`` msgpack.
+
+    The readable reference of the compiled ``build`` (:data:`build_frame`): same bytes, same errors.
+    """
     flags = kind
     tail = b""
     if implicit:
@@ -149,6 +152,10 @@ def _py_build_frame(
     return body + digest(body + tail)[:CHECKSUM_SIZE]
 
 
+#: Assemble a frame (see :func:`_py_build_frame`): the compiled twin when built, else the reference.
+build_frame = _native.build if _native is not None else _py_build_frame
+
+
 def _py_checksum_matches(frame: Any, tail: bytes) -> bool:
     mv = memoryview(frame).cast("B")
     if len(mv) < CHECKSUM_SIZE:
@@ -168,6 +175,8 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     mv = memoryview(frame)
     if mv.ndim != 1 or mv.itemsize != 1:
         mv = mv.cast("B")
+    # deliberate twin of native/frames.pyx parse: this is the format's readable reference,
+    # that one the compiled hot path; test_frames.py holds their bytes and errors equal
     end = len(mv)
     if end < _MIN_SIZE:
         raise CorruptDataError(f"frame: {end} bytes is shorter than the smallest frame ({_MIN_SIZE} bytes)")
@@ -268,24 +277,6 @@ def _decode_meta(buf: Any) -> dict[str, Any]:
         return _meta_decoder.decode(buf)
     except Exception as exc:  # verified bytes that do not parse: a writer bug, still never wrong data
         raise CorruptDataError(f"frame: unreadable meta block ({exc})") from None
-
-
-def build_frame(
-    codec_id: int,
-    kind: int,
-    payload: Any,
-    original_length: int,
-    content_digest: bytes,
-    meta_bytes: bytes = b"",
-    dictionary_digest: bytes | None = None,
-    implicit: bool = False,
-) -> bytes:
-    """Assemble a frame; ``content_digest`` is 8 or 16 bytes (16 when ``implicit``), ``meta_bytes`` msgpack."""
-    if _native is None:  # pragma: no cover
-        return _py_build_frame(
-            codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit
-        )
-    return _native.build(codec_id, kind, payload, original_length, content_digest, meta_bytes, dictionary_digest, implicit)
 
 
 def checksum_matches(frame: Any, tail: bytes) -> bool:

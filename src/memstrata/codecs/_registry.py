@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 _NO_META: dict[str, Any] = {}
-_build_frame = _frame._native.build if _frame._native is not None else _frame._py_build_frame
+_build_frame = _frame.build_frame
 
 # frames of at least this many original bytes carry the full 16-byte content digest
 LONG_DIGEST_MIN_BYTES = 1024

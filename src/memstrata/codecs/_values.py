@@ -53,6 +53,29 @@ def _bigint(v: int) -> Any:
     return _Ext(EXT_BIGINT, v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True))
 
 
+def _checked_items(d: dict[Any, Any]) -> Any:
+    """``d.items()``, raising at the first key msgpack cannot carry (in order, as the compiled twin)."""
+    for k, x in d.items():
+        if type(k) not in _KEY_TYPES:
+            raise TypeError(f"value: dict keys of type {type(k).__name__} are not serializable "
+                            "(use str, int, bytes, float, bool or None)")
+        if type(k) is int and not _INT_MIN <= k <= _INT_MAX:
+            raise TypeError("value: dict keys must be ints within 64 bits")
+        yield k, x
+
+
+def _prepare_items(container: Any, items: Any) -> Any:
+    """Prepare each ``(key or index, item)`` of a dict or list, copying it at the first change."""
+    out = None
+    for k, x in items:
+        y = _prepare(x)
+        if y is not x and out is None:
+            out = container.copy()
+        if out is not None:
+            out[k] = y
+    return container if out is None else out
+
+
 def _prepare(v: Any) -> Any:
     """Return ``v`` with every non-msgpack-native part replaced by an ``Ext``.
 
@@ -65,28 +88,9 @@ def _prepare(v: Any) -> Any:
     if t is int:
         return v if _INT_MIN <= v <= _INT_MAX else _bigint(v)
     if t is dict:
-        out = None
-        for k, x in v.items():
-            if type(k) not in _KEY_TYPES:
-                raise TypeError(f"value: dict keys of type {type(k).__name__} are not serializable "
-                                "(use str, int, bytes, float, bool or None)")
-            if type(k) is int and not _INT_MIN <= k <= _INT_MAX:
-                raise TypeError("value: dict keys must be ints within 64 bits")
-            y = _prepare(x)
-            if y is not x and out is None:
-                out = dict(v)
-            if out is not None:
-                out[k] = y
-        return v if out is None else out
+        return _prepare_items(v, _checked_items(v))
     if t is list:
-        out_list = None
-        for i, x in enumerate(v):
-            y = _prepare(x)
-            if y is not x and out_list is None:
-                out_list = list(v)
-            if out_list is not None:
-                out_list[i] = y
-        return v if out_list is None else out_list
+        return _prepare_items(v, enumerate(v))
     if t is tuple:
         return _Ext(EXT_TUPLE, _encoder.encode(_prepare(list(v))))
     if t is np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from memstrata.kernels._common import parallel_twin_source
-from memstrata.kernels.heap import heap_drain, heap_push
+from memstrata.kernels.heap import heap_drain, heap_new, heap_push
 
 __all__: list[str] = []
 
@@ -73,8 +73,7 @@ def _int8_topk_candidates(qw, factor, codes, row_bias, cand, k, out_s, out_i, n_
     n_cand = cand.shape[1]
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        hs = np.empty(k, np.float32)
-        hi = np.empty(k, np.int64)
+        hs, hi = heap_new(k)
         for a in range(c * per, min(nq, (c + 1) * per)):
             q = qw[a]
             f = factor[a]
@@ -104,8 +103,7 @@ def _float_topk_candidates(queries, vectors, rows, cand, k, factor, row_bias, ou
     n_cand = cand.shape[1]
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        hs = np.empty(k, np.float32)
-        hi = np.empty(k, np.int64)
+        hs, hi = heap_new(k)
         idx = np.empty(4, np.int64)
         sc = np.empty(4, np.float32)
         for a in range(c * per, min(nq, (c + 1) * per)):

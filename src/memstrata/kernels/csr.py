@@ -73,6 +73,8 @@ def _scatter(data, indices, indptr, out):  # pragma: no cover - compiled
             row[indices[p]] += data[p]  # scipy sums duplicate entries too
 
 
+# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
+# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
 _count_rows_serial = njit(cache=True, nogil=True)(_count_rows)
 _count_rows_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_count_rows))
 _fill_serial = njit(cache=True, nogil=True)(_fill)

@@ -63,6 +63,8 @@ def _decode4_vec(packed, scale, offset, out):  # pragma: no cover - compiled
             out[i, d - 1] = np.float32(packed[i, half] & 15) * s + o
 
 
+# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
+# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
 _decode_dim_serial = njit(cache=True, nogil=True)(_decode_dim)
 _decode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_dim))
 _decode_vec_serial = njit(cache=True, nogil=True)(_decode_vec)
@@ -99,6 +101,16 @@ def _dequantize_args(
     return s, o
 
 
+def _decode(twins: tuple[Any, Any], codes: np.ndarray, s: np.ndarray, o: np.ndarray, d: int, out: Any) -> np.ndarray:
+    """Decode into ``out`` (checked) or a new float32 (n, d) array with the (serial, parallel) kernel pair:
+    the parallel one from PARALLEL_MIN_ELEMENTS values."""
+    n = codes.shape[0]
+    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
+    serial, parallel = twins
+    (parallel if use_parallel(n * d, PARALLEL_MIN_ELEMENTS) else serial)(codes, s, o, result)
+    return result
+
+
 def dequantize_int8(
     codes: np.ndarray,
     scales: np.ndarray,
@@ -133,15 +145,10 @@ def dequantize_int8(
     """
     per = _check_per(per)
     codes = _check_codes(codes, np.int8, "d")
-    n, d = codes.shape
+    d = codes.shape[1]
     s, bias = _dequantize_args(codes, scales, offsets, per, d, 255)
-    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
-    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
-    if per == "dimension":
-        (_decode_dim_parallel if parallel else _decode_dim_serial)(codes, s, bias, result)
-    else:
-        (_decode_vec_parallel if parallel else _decode_vec_serial)(codes, s, bias, result)
-    return result
+    twins = (_decode_dim_serial, _decode_dim_parallel) if per == "dimension" else (_decode_vec_serial, _decode_vec_parallel)
+    return _decode(twins, codes, s, bias, d, out)
 
 
 def dequantize_int4(
@@ -180,7 +187,7 @@ def dequantize_int4(
     """
     per = _check_per(per)
     codes = _check_codes(codes, np.uint8, "(d + 1) // 2")
-    n, width = codes.shape
+    width = codes.shape[1]
     if per == "dimension":
         if not isinstance(scales, np.ndarray) or scales.ndim != 1:
             raise TypeError(f"scales: expected float32 array of shape (d,), got {describe(scales)}")
@@ -196,10 +203,5 @@ def dequantize_int4(
         )
     d = int(d)
     s, o = _dequantize_args(codes, scales, offsets, per, d, 15)
-    result = np.empty((n, d), np.float32) if out is None else check_out("out", out, (n, d), np.float32)
-    parallel = use_parallel(n * d, PARALLEL_MIN_ELEMENTS)
-    if per == "dimension":
-        (_decode4_dim_parallel if parallel else _decode4_dim_serial)(codes, s, o, result)
-    else:
-        (_decode4_vec_parallel if parallel else _decode4_vec_serial)(codes, s, o, result)
-    return result
+    twins = (_decode4_dim_serial, _decode4_dim_parallel) if per == "dimension" else (_decode4_vec_serial, _decode4_vec_parallel)
+    return _decode(twins, codes, s, o, d, out)

@@ -229,6 +229,8 @@ def _encode4_dim(x, lo, inv, packed, n_chunks):  # pragma: no cover - compiled
     Codes go to a row of bytes first (the same SIMD loop as int8), then pairs
     of bytes are packed through a uint16 view, so no loop reads with stride 2.
     """
+    # deliberate twin of binary.py's _binarize chunked row loop (and _encode4_vec's): each kernel
+    # keeps its own loop so that its inner loop compiles to its own SIMD code
     n, d = x.shape
     width = packed.shape[1]
     top = np.float32(15.0)
@@ -270,6 +272,8 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
     return bad_c.sum()
 
 
+# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
+# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
 _minmax_columns_serial = njit(cache=True, nogil=True)(_minmax_columns)
 _minmax_columns_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_minmax_columns))
 _encode_dim_serial = njit(cache=True, nogil=True)(_encode_dim)
@@ -413,8 +417,8 @@ def _quantize(
     return Quantized(codes, s, o)
 
 
-# quantize_int8 and quantize_int4 are deliberate twins in signature and checks: two
-# public functions with their own docs; the work is shared in _quantize above.
+# deliberate twin of quantize_int8 in quantize_int4: two public functions, each with its own
+# signature in help() and its own docs; all their work is shared in _quantize above.
 def quantize_int8(
     vectors: np.ndarray,
     per: str = "dimension",

@@ -100,6 +100,7 @@ def _run_scan(nq: int, threads: int, scan: Callable[[slice], None]) -> None:
         list(pool.map(scan, parts))
 
 
+# deliberate twin of tests/reference.py _query_weights_ref: a reference shares no code with what it checks
 def _weights(queries: np.ndarray, scales: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """int16 weights and per-query factors; the largest weight keeps ``d * max|w| * top`` within int32."""
     d = queries.shape[1]
@@ -186,8 +187,8 @@ def int8_search(
     return out_s, out_i
 
 
-# int8_search and int4_search: public twins in signature (each documents its codes);
-# what they share is in _outputs, _numba_kernel, _run_scan and _add_const.
+# deliberate twin of int8_search in int4_search: public twins in signature (each documents its
+# codes); what they share is in _outputs, _numba_kernel, _run_scan and _add_const.
 def int4_search(
     queries: np.ndarray,
     packed: np.ndarray,

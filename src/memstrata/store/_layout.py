@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +198,24 @@ def _remove_v1(path: Path) -> list[str]:
     return removed
 
 
-def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
-    """Convert a format-1 store to format 2 in place (see :meth:`MemoryStore.upgrade`)."""
-    from memstrata.tiers import SEED, LogBackend, SQLiteBackend, fsync_dir
-
+@contextmanager
+def _existing_store_locked(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The checked path of an existing store, its writer lock held (the offline upgrade and repair)."""
     p = check_store_path(path)
     if not p.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
     lock = take_lock(p)
     try:
+        yield p
+    finally:
+        lock.release()
+
+
+def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
+    """Convert a format-1 store to format 2 in place (see :meth:`MemoryStore.upgrade`)."""
+    from memstrata.tiers import SEED, LogBackend, SQLiteBackend, fsync_dir
+
+    with _existing_store_locked(path) as p:
         report: dict[str, Any] = {"path": str(p), "from_version": 1, "to_version": FORMAT_VERSION, "records": 0,
                                   "removed": []}
         if (p / LOG_DIR).is_dir():
@@ -252,19 +262,13 @@ def upgrade(path: str | os.PathLike[str], durability: str = "normal") -> dict[st
         report["seed"] = SEED
         _after_step("remove")
         return report
-    finally:
-        lock.release()
 
 
 def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str, Any]:
     """Rebuild a store's index from its records (see :meth:`MemoryStore.repair`)."""
     from memstrata.tiers import SEED, finish_swap, repair_log
 
-    p = check_store_path(path)
-    if not p.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no memstrata store here", str(p))
-    lock = take_lock(p)
-    try:
+    with _existing_store_locked(path) as p:
         logdir = p / LOG_DIR
         finish_swap(logdir)
         if not logdir.is_dir():
@@ -275,8 +279,6 @@ def repair(path: str | os.PathLike[str], durability: str = "normal") -> dict[str
                 f"({PACKS_DIR}/) hold frames without keys and are left untouched"
             )
         report = repair_log(logdir, SEED, durability)
-    finally:
-        lock.release()
     from memstrata.store._store import MemoryStore
 
     with MemoryStore(p, {"migration_interval_seconds": None, "durability": durability}) as store:

@@ -55,7 +55,8 @@ class Events(TraceState):
             self._flush()
         return delta
 
-    # a deliberate twin of the signature above: the async face of the same call
+    # deliberate twin of log_performance_delta_sync's signature: the async face of the same call
+    # (the full signature for help() and type checkers; the work is shared in ``_delta``)
     async def log_performance_delta(
         self,
         metric_name: str,

@@ -185,6 +185,8 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
 
     # ========================================================= public API ==
     # Each operation: an ``async def`` and a ``*_sync`` twin with the same result.
+    # deliberate twin of each ``*_sync`` signature in its ``async def``: the two faces of one call
+    # keep the full signature for help() and type checkers; the work is shared in ``_store`` etc.
 
     def store_compressed_trace_sync(
         self,

@@ -17,21 +17,24 @@ APPLICATION_ID = 0x6D537472
 # versions, row checksums, provable deletes (``old_seq``: the removed row's
 # sequence number, so every number stays accounted for) and the cheap commit of urgent
 # traces (``trace_log``, moved into ``traces`` on flush).
-# ``traces`` and ``trace_log`` share their columns on purpose (a logged row moves
-# into ``traces`` unchanged); the text is the persisted schema, so it stays literal.
-SCHEMA_SQL = """
+# ``traces`` and ``trace_log`` share their columns on purpose: a logged row moves
+# into ``traces`` unchanged. (The text SQLite keeps is the formatted string: the
+# same bytes as when it was written out twice.)
+_TRACE_COLUMNS = """\
+    trace_type TEXT NOT NULL,
+    compressed_data BLOB NOT NULL,
+    compression_ratio REAL NOT NULL,
+    original_size INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    timestamp REAL NOT NULL,"""
+SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value NOT NULL
 );
 CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY,
-    trace_type TEXT NOT NULL,
-    compressed_data BLOB NOT NULL,
-    compression_ratio REAL NOT NULL,
-    original_size INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    timestamp REAL NOT NULL,
+{_TRACE_COLUMNS}
     retention_priority REAL DEFAULT 1.0,
     seq INTEGER NOT NULL DEFAULT 0,
     dictionary_version INTEGER NOT NULL DEFAULT 0,
@@ -41,12 +44,7 @@ CREATE INDEX IF NOT EXISTS idx_traces_type_time ON traces(trace_type, timestamp)
 CREATE TABLE IF NOT EXISTS trace_log (
     seq INTEGER PRIMARY KEY,
     trace_id TEXT NOT NULL,
-    trace_type TEXT NOT NULL,
-    compressed_data BLOB NOT NULL,
-    compression_ratio REAL NOT NULL,
-    original_size INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    timestamp REAL NOT NULL,
+{_TRACE_COLUMNS}
     retention_priority REAL,
     dictionary_version INTEGER NOT NULL,
     row_check BLOB

@@ -313,29 +313,37 @@ class VectorMemory(IndexState):
         metadata : list of dict, optional
             One JSON-serializable mapping (or None) per vector, for filters.
         """
-        self._check_writable()
-        x = self._prepare("vectors", vectors)
-        new_ids = self._new_ids(ids, x.shape[0])
-        found = self._find_rows(new_ids, missing_ok=True) if ids is not None else new_ids[:0]
-        if (found >= 0).any():
-            present = new_ids[found >= 0][:5].tolist()
-            raise ValueError(f"ids: expected new ids, got some already in the memory ({present}); use upsert() to replace")
-        meta = self._check_metadata(metadata, x.shape[0])
-        if x.shape[0]:
-            self._commit(self._add_record(x, new_ids, meta, replace=False))
-        return new_ids
+        return self._write(vectors, ids, metadata, replace=False)
 
     @locked
     def upsert(
         self, ids: Iterable[int] | np.ndarray, vectors: np.ndarray, metadata: list[Mapping[str, Any] | None] | None = None
     ) -> np.ndarray:
         """Add ``ids``, replacing (vector and metadata) those already present; returns the ids."""
+        return self._write(vectors, ids, metadata, replace=True)
+
+    def _write(
+        self,
+        vectors: np.ndarray,
+        ids: Iterable[int] | np.ndarray | None,
+        metadata: list[Mapping[str, Any] | None] | None,
+        *,
+        replace: bool,
+    ) -> np.ndarray:
+        """:meth:`add` (``replace=False``: ids given must be new) or :meth:`upsert`, under the lock."""
         self._check_writable()
         x = self._prepare("vectors", vectors)
         new_ids = self._new_ids(ids, x.shape[0])
+        if not replace and ids is not None:
+            found = self._find_rows(new_ids, missing_ok=True)
+            if (found >= 0).any():
+                present = new_ids[found >= 0][:5].tolist()
+                raise ValueError(
+                    f"ids: expected new ids, got some already in the memory ({present}); use upsert() to replace"
+                )
         meta = self._check_metadata(metadata, x.shape[0])
         if x.shape[0]:
-            self._commit(self._add_record(x, new_ids, meta, replace=True))
+            self._commit(self._add_record(x, new_ids, meta, replace=replace))
         return new_ids
 
     @locked
