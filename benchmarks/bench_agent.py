@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _numba_threads import numba_threads
 
 from memstrata.agent import AgentConfig, AgentMemory
 
@@ -50,12 +51,8 @@ def _need_data() -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def single_thread():
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+    with numba_threads(1):
+        yield
 
 
 @cache
