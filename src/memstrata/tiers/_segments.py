@@ -35,10 +35,12 @@ __all__ = [
     "HEADER",
     "KIND_COMPACTED",
     "KIND_LOG",
+    "OtherKeyError",
     "Record",
     "encode_record",
     "fsync_dir",
     "read_record",
+    "record_at",
     "record_parts",
     "scan_records",
     "segment_id_of",
@@ -140,12 +142,23 @@ def check_record(buf: bytes, key: bytes | None, seed: int, where: str, offset: i
     return buf[hs + klen : n - 4]
 
 
-def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
-    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+class OtherKeyError(CorruptDataError):
+    """An intact record of another key where ``key``'s was expected; ``other`` is the record's key.
 
-    The read path's twin of :func:`check_record`: it reads the rest of a
-    record longer than ``buf`` and checks the same things without copying
-    the record. Messages start with ``:`` (the caller prefixes the file).
+    The segment log's index keeps key fingerprints, not keys: a record of a key
+    sharing the fingerprint is probed past, any other is damage.
+    """
+
+    def __init__(self, message: str, other: bytes) -> None:
+        super().__init__(message)
+        self.other = other
+
+
+def record_at(fd: int, buf: bytes, offset: int, seed: int) -> tuple[bytes, bytes]:
+    """``(key, value)`` of the intact record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``).
+
+    Reads the rest of a record longer than ``buf``; the record is not
+    copied. Messages start with ``:`` (the caller prefixes the file).
     """
     hs = HEADER.size
     have = len(buf)
@@ -159,12 +172,21 @@ def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
         buf += os.pread(fd, end + CRC.size - have, offset + have)
         if end + CRC.size != len(buf):
             raise CorruptDataError(f": record at offset {offset} is truncated")
-    view = memoryview(buf)
-    if zlib.crc32(view[:end], seed) != CRC.unpack_from(buf, end)[0]:
+    if zlib.crc32(memoryview(buf)[:end], seed) != CRC.unpack_from(buf, end)[0]:
         raise CorruptDataError(f": record at offset {offset} fails its checksum")
-    if view[hs : hs + klen] != key:
-        raise CorruptDataError(f": record at offset {offset} belongs to another key")
-    return buf[hs + klen : end]
+    return buf[hs : hs + klen], buf[hs + klen : end]
+
+
+def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
+    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+
+    The read path's twin of :func:`check_record` (see :func:`record_at`); an
+    intact record of another key raises :class:`OtherKeyError`.
+    """
+    found, value = record_at(fd, buf, offset, seed)
+    if found != key:
+        raise OtherKeyError(f": record at offset {offset} belongs to another key", found)
+    return value
 
 
 def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
