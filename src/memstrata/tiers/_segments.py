@@ -22,6 +22,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import StorageFullError
@@ -39,6 +40,7 @@ __all__ = [
     "Record",
     "encode_record",
     "fsync_dir",
+    "next_valid_record",
     "read_record",
     "record_at",
     "record_parts",
@@ -59,34 +61,18 @@ SEAL_VALUE = struct.Struct("<IQ")  # next segment id, last sequence number
 MAX_KEY = 0xFFFF
 
 
-class Record(tuple):
-    """``(offset, total length, flags, seq, key, value)`` of one record as read from a segment."""
+class Record(NamedTuple):
+    """One record as read from a segment."""
 
-    __slots__ = ()
+    offset: int
+    length: int  # of the whole record
+    flags: int
+    seq: int
+    key: bytes
+    value: bytes
 
-    @property
-    def offset(self) -> int:
-        return int(self[0])
 
-    @property
-    def length(self) -> int:
-        return int(self[1])
-
-    @property
-    def flags(self) -> int:
-        return int(self[2])
-
-    @property
-    def seq(self) -> int:
-        return int(self[3])
-
-    @property
-    def key(self) -> bytes:
-        return bytes(self[4])
-
-    @property
-    def value(self) -> bytes:
-        return bytes(self[5])
+_new_record = tuple.__new__  # Record's own __new__ is Python code: this skips it on the replay path
 
 
 def segment_name(seg: int) -> str:
@@ -208,20 +194,25 @@ def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
         if zlib.crc32(mv[pos : end - 4], seed) != crc:
             yield pos
             return
-        yield Record((pos, end - pos, flags, seq, data[pos + hs : pos + hs + klen], data[pos + hs + klen : end - 4]))
+        yield _new_record(Record, (pos, end - pos, flags, seq, data[pos + hs : pos + hs + klen], data[pos + hs + klen : end - 4]))
         pos = end
 
 
-def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
-    """True when a well-formed record starts anywhere after ``start`` (damage, not a torn tail)."""
+def next_valid_record(data: bytes, start: int, seed: int) -> int | None:
+    """The offset of the first well-formed record that starts after ``start``, or None."""
     pos = data.find(MAGIC, start + 1)
     while pos >= 0:
         for item in scan_records(data, pos, seed):
             if not isinstance(item, int):
-                return True
+                return pos
             break
         pos = data.find(MAGIC, pos + 1)
-    return False
+    return None
+
+
+def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
+    """True when a well-formed record starts anywhere after ``start`` (damage, not a torn tail)."""
+    return next_valid_record(data, start, seed) is not None
 
 
 def write_all(fd: int, data: bytes, offset: int, where: str | Path) -> None:
