@@ -113,7 +113,7 @@ def write_checkpoint(directory: Path, ck: Checkpoint, sync: bool = True) -> int:
 def load_checkpoint(directory: Path, *, with_index: bool = True) -> Checkpoint:
     """Read and check the checkpoint; ``CorruptDataError`` naming the file and the repair command.
 
-    ``with_index=False`` checks the digest and reads the segment list only (``index`` left empty).
+    ``with_index=False`` checks the digest and reads the segment list only (no key or location).
     """
     path = directory / CHECKPOINT_NAME
     try:

@@ -5,7 +5,10 @@ in one ``write``: the batch is committed when that record is in the OS's page
 cache (``durability="normal"``), on stable storage (``"full"``: fdatasync
 before returning) or later (``"none"``: never fsynced). Reads look the key's
 location up in RAM and read one record, whose checksum binds the key: a read
-returns the bytes written under that key or raises ``CorruptDataError``.
+returns the bytes written under that key or raises ``CorruptDataError``. The
+index in RAM holds 32-bit key fingerprints and locations, not keys (12-byte
+slots, see :mod:`memstrata.tiers._log_index`): a key whose fingerprint another
+key shares is told apart by the key stored in each record.
 
 On open the index comes from the checkpoint (``CHECKPOINT``) plus the records
 appended after it (the log tail). Full segments are sealed and never written
