@@ -110,6 +110,7 @@ class LogBackend(LogCompaction):
         self._syncing = False
         self._table = new_table()
         self._named: dict[bytes, int] = {}
+        self._proven: dict[bytes, int] = {}
         self._fds: dict[int, int] = {}
         self._paths: dict[int, Path] = {}
         self._kinds: dict[int, int] = {}
@@ -147,7 +148,7 @@ class LogBackend(LogCompaction):
             self._marker = TailMarker(self.directory, self._seq, synced, sync=durability != "none")
 
     def _reset(self) -> None:
-        self._table, self._named = new_table(), {}
+        self._table, self._named, self._proven = new_table(), {}, {}
         self._kinds, self._sizes, self._segments, self._seq = {}, {}, [], 0
 
     # ------------------------------------------------------------- opening --

@@ -18,7 +18,7 @@ import numpy as np
 
 from memstrata._native.keyindex import KeyIndex
 from memstrata.tiers._backend import StorageFullError
-from memstrata.tiers._log_index import NAMED, SEED
+from memstrata.tiers._log_index import NAMED_FIRST, SEED
 from memstrata.tiers._log_open import HEAD_BYTES, LogOpening
 from memstrata.tiers._reserve import ensure_reserve
 from memstrata.tiers._segments import F_END, KIND_COMPACTED, KIND_LOG, encode_record, fsync_dir, write_all
@@ -68,6 +68,7 @@ class LogCompaction(LogOpening):
                 self._undo_vacuum(old, before)
                 raise
             self._table, self._named = new_index
+            self._proven.clear()  # the old locations are gone with their segments
             for seg in old:  # ... then delete
                 self._sizes.pop(seg, None)
                 os.close(self._fds.pop(seg))
@@ -95,7 +96,7 @@ class LogCompaction(LogOpening):
                 self._roll(KIND_COMPACTED)
                 fd = self._fds[self._tail]
             loc = (self._tail << 32) + self._pos
-            if key[:1] in NAMED and key:
+            if key and key[0] in NAMED_FIRST:
                 named[key] = loc
             else:
                 keys_fps.append(fingerprint(key))
@@ -139,7 +140,7 @@ class LogCompaction(LogOpening):
             extra = 0
             for key, (seg, off) in rebuilt.items():
                 loc = (seg << 32) + off
-                if not (named.get(key) == loc if key[:1] in NAMED and key else loc in table.find(table.fingerprint(key))):
+                if not (named.get(key) == loc if key and key[0] in NAMED_FIRST else loc in table.find(table.fingerprint(key))):
                     extra += 1
             missing = len(self) - (len(rebuilt) - extra)  # index entries no record of the segments matched
             if missing:

@@ -27,17 +27,22 @@ from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import Checkpoint
 from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, record_at, value_at
 
-__all__ = ["FP_MASK", "NAMED", "SEED", "LogIndex", "new_table"]
+__all__ = ["FP_MASK", "NAMED", "NAMED_FIRST", "SEED", "LogIndex", "new_table"]
 
 SEED = 0x4D535432  # checksum seed of every record ("MST2")
 READ_AHEAD = 4096
 #: First bytes of the keys kept by name (see the module docstring).
 NAMED = b"md"
+NAMED_FIRST = frozenset(NAMED)  # ``key[0] in`` a set of ints: ``key[:1] in NAMED`` costs ~10x more
 #: Fingerprint bits a new log keeps (all); tests narrow it to force shared fingerprints. A log
 #: keeps the mask its checkpoint records.
 FP_MASK = 0xFFFFFFFF
 #: RAM of one named key beyond its bytes: the dict slot and the bytes and int objects.
 NAMED_ENTRY_BYTES = 33 + 32 + 28
+#: Keys whose record location a read or write just proved, kept so that the write after a read
+#: (a store's entry and refcount records) replaces its record without reading it again. A record
+#: never changes at its location, so an entry stays true; the map is emptied when it reaches this size.
+PROVEN_MAX = 1024
 
 
 def new_table() -> KeyIndex:
@@ -53,6 +58,7 @@ class LogIndex:
     _fds: dict[int, int]
     _table: KeyIndex
     _named: dict[bytes, int]
+    _proven: dict[bytes, int]
 
     if TYPE_CHECKING:  # defined by LogBackend
 
@@ -64,7 +70,7 @@ class LogIndex:
         fps, locs, mask = ck.fingerprints, ck.locations, ck.mask
         if ck.version < 3:
             mask = FP_MASK
-            others = [k for k in named if k[:1] not in NAMED or not k]
+            others = [k for k in named if not k or k[0] not in NAMED_FIRST]
             fps = fingerprints(others, mask)
             locs = np.fromiter((named.pop(k) for k in others), dtype=np.int64, count=len(others))
             order = np.argsort(fps, kind="stable")  # ascending fingerprints load in one pass
@@ -74,6 +80,7 @@ class LogIndex:
         except ValueError as exc:
             raise CorruptDataError(f"the index checkpoint in {self.directory} is damaged ({exc})") from None
         self._named = named
+        self._proven = {}
 
     def _checkpoint_of(self, seq: int, tail: int, pos: int, sizes: list[tuple[int, int]],
                        index: tuple[KeyIndex, dict[bytes, int]] | None = None) -> Checkpoint:
@@ -113,7 +120,7 @@ class LogIndex:
 
     def _value(self, key: bytes) -> bytes | None:
         """The value of ``key``, proven by its record; None when absent."""
-        if key[:1] in NAMED and key:
+        if key and key[0] in NAMED_FIRST:
             loc = self._named.get(key)
             return None if loc is None else self._read_at(loc, key)
         locs = self._table.lookup(key)
@@ -122,7 +129,9 @@ class LogIndex:
         error: CorruptDataError | None = None
         for loc in locs:
             try:
-                return self._read_at(loc, key)
+                value = self._read_at(loc, key)
+                self._prove(key, loc)
+                return value
             except OtherKeyError as exc:
                 if self._table.fingerprint(exc.other) != self._table.fingerprint(key):
                     error = error or exc  # a record no fingerprint of this key leads to: misdirected
@@ -132,8 +141,16 @@ class LogIndex:
             raise error
         return None
 
+    def _prove(self, key: bytes, loc: int) -> None:
+        proven = self._proven
+        if len(proven) >= PROVEN_MAX:
+            proven.clear()
+        proven[key] = loc
+
     def _holds(self, loc: int, key: bytes) -> bool:
         """True when the record at ``loc`` is ``key``'s (its header and key are read, not its value)."""
+        if self._proven.get(key) == loc:
+            return True
         seg, off = loc >> 32, loc & 0xFFFFFFFF
         fd = self._fds.get(seg)
         if fd is None:
@@ -148,7 +165,7 @@ class LogIndex:
 
     def _locate(self, key: bytes) -> int | None:
         """The location of ``key``'s record, or None."""
-        if key[:1] in NAMED and key:
+        if key and key[0] in NAMED_FIRST:
             return self._named.get(key)
         for loc in self._table.lookup(key):
             if self._holds(loc, key):
@@ -156,7 +173,7 @@ class LogIndex:
         return None
 
     def _index_set(self, key: bytes, loc: int) -> None:
-        if key[:1] in NAMED and key:
+        if key and key[0] in NAMED_FIRST:
             self._named[key] = loc
             return
         table = self._table
@@ -164,11 +181,13 @@ class LogIndex:
         for old in table.find(fp):
             if self._holds(old, key):
                 table.replace(fp, old, loc)
-                return
-        table.insert(fp, loc)
+                break
+        else:
+            table.insert(fp, loc)
+        self._prove(key, loc)
 
     def _index_pop(self, key: bytes) -> None:
-        if key[:1] in NAMED and key:
+        if key and key[0] in NAMED_FIRST:
             self._named.pop(key, None)
             return
         table = self._table
@@ -176,6 +195,7 @@ class LogIndex:
         for old in table.find(fp):
             if self._holds(old, key):
                 table.remove(fp, old)
+                self._proven.pop(key, None)
                 return
 
     # ---------------------------------------------------------- whole index --
@@ -222,7 +242,7 @@ class LogIndex:
 
     def _scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """``(key, value)`` of the live keys starting with ``prefix``, in key order."""
-        if prefix[:1] in NAMED and prefix:  # named keys only: no segment is read in full
+        if prefix and prefix[0] in NAMED_FIRST:  # named keys only: no segment is read in full
             keys = sorted(k for k in self._named if k.startswith(prefix))
             return [(k, self._read_at(self._named[k], k)) for k in keys]
         found = [(k, v) for k, _loc, v in self._live(prefix)]
@@ -233,6 +253,7 @@ class LogIndex:
         return len(self._table) + len(self._named)
 
     def ram_bytes(self) -> int:
-        """RAM held by the index: the table's slots plus each named key (its bytes, the dict slot, the objects)."""
-        named = self._named
-        return self._table.nbytes + sys.getsizeof(named) + sum(map(len, named)) + len(named) * NAMED_ENTRY_BYTES
+        """RAM held by the index: the table's slots plus each named and recently proven key (bytes, dict slot, objects)."""
+        named, proven = self._named, self._proven
+        keys = sum(map(len, named)) + sum(map(len, proven)) + (len(named) + len(proven)) * NAMED_ENTRY_BYTES
+        return self._table.nbytes + sys.getsizeof(named) + sys.getsizeof(proven) + keys
