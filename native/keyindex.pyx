@@ -87,6 +87,11 @@ def fingerprints(keys, mask=0xFFFFFFFF):
 cdef class KeyIndex:
     """Locations (``int64``) by key fingerprint (``uint32``): a multimap, see the module docstring.
 
+    Every method runs holding the GIL (only ``from_arrays`` releases it, on a
+    table no other thread can see yet), so threads never see a half-done change;
+    callers that must pair a lookup with a change (replace the location a read
+    proved) hold their own lock around both, as the segment log does.
+
     Parameters
     ----------
     mask : int
@@ -176,10 +181,9 @@ cdef class KeyIndex:
         cdef int64_t* locs = self._locs
         cdef Py_ssize_t i, old = self._cap
         self._alloc(cap)
-        with nogil:
-            for i in range(old):
-                if fps[i]:
-                    self._place(fps[i], locs[i])
+        for i in range(old):  # the GIL stays held: no other thread sees a half-filled table
+            if fps[i]:
+                self._place(fps[i], locs[i])
         PyMem_RawFree(fps)
         PyMem_RawFree(locs)
         return 0
@@ -271,16 +275,15 @@ cdef class KeyIndex:
         cdef Py_ssize_t i = self._slot_of(self._checked_fp(fp), loc), j
         if i < 0:
             return False
-        with nogil:
-            j = i + 1 if i + 1 < self._cap else 0
-            while self._fps[j] and self._dist(j, self._fps[j]) > 0:  # shift the run back: no tombstones
-                self._fps[i] = self._fps[j]
-                self._locs[i] = self._locs[j]
-                i = j
-                j = j + 1 if j + 1 < self._cap else 0
-            self._fps[i] = 0
-            self._locs[i] = 0
-            self._n -= 1
+        j = i + 1 if i + 1 < self._cap else 0
+        while self._fps[j] and self._dist(j, self._fps[j]) > 0:  # shift the run back: no tombstones
+            self._fps[i] = self._fps[j]
+            self._locs[i] = self._locs[j]
+            i = j
+            j = j + 1 if j + 1 < self._cap else 0
+        self._fps[i] = 0
+        self._locs[i] = 0
+        self._n -= 1
         if self._cap > 4 * MIN_CAPACITY and self._n * 4 < self._cap:
             self._resize(max(<Py_ssize_t>MIN_CAPACITY, self._n * 4 // 3 + 1))
         return True
@@ -305,12 +308,11 @@ cdef class KeyIndex:
         cdef uint32_t[::1] fo = fps
         cdef int64_t[::1] lo = locs
         cdef Py_ssize_t i, k = 0
-        with nogil:
-            for i in range(self._cap):
-                if self._fps[i]:
-                    fo[k] = self._fps[i]
-                    lo[k] = self._locs[i]
-                    k += 1
+        for i in range(self._cap):
+            if self._fps[i]:
+                fo[k] = self._fps[i]
+                lo[k] = self._locs[i]
+                k += 1
         return fps, locs
 
     @staticmethod
