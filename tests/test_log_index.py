@@ -20,7 +20,7 @@ import memstrata.tiers._log_index as log_index
 from memstrata import MemoryStore
 from memstrata.errors import CorruptDataError
 from memstrata.tiers import LogBackend
-from memstrata.tiers._checkpoint import CHECKPOINT_NAME, load_checkpoint
+from memstrata.tiers._checkpoint import load_checkpoint
 
 KEYS = st.sampled_from([b"k%d" % i for i in range(12)] + [b"a1", b"b2", b"mseq", b"dx", b"", b"m", b"d"])
 VALUES = st.binary(max_size=40)
@@ -180,13 +180,18 @@ def test_checkpoint_is_format_3_and_converted_once(tmp_path: Path) -> None:
 
 def test_index_ram_is_slots_not_keys(tmp_path: Path) -> None:
     log = LogBackend(tmp_path / "log", "none")
-    keys = {b"k" + b"%032d" % i: b"v" for i in range(20_000)}
-    log.apply(keys)
-    ram = log.ram_bytes()
-    assert ram == log._table.nbytes + log.ram_bytes() - log._table.nbytes
-    assert log._table.nbytes <= 20_000 * 12 / 0.5  # 12-byte slots at least half full, whatever the key length
-    assert ram < 20_000 * 33  # the keys themselves (33 bytes each) are not in RAM
+    log.apply({b"k" + b"%032d" % i: b"v" for i in range(20_000)})
+    for i in range(5_000):  # reads fill the bounded map of proven locations
+        log.get(b"k" + b"%032d" % i)
+    table = log._table
+    assert table.nbytes == table.capacity * 12 and len(table) / table.capacity >= 0.5
+    beyond = log.ram_bytes() - table.nbytes  # named keys (none here) and at most PROVEN_MAX proven ones
+    assert 0 < beyond <= log_index.PROVEN_MAX * (33 + 33 + log_index.NAMED_ENTRY_BYTES) + 80_000
     log.close()
+    reopened = LogBackend(tmp_path / "log", "none")
+    assert reopened.ram_bytes() < 20_000 * 33  # after open: slots only, 75% full; the keys alone are 33 bytes each
+    assert reopened._table.nbytes == pytest.approx(20_000 * 12 / 0.75, rel=0.01)
+    reopened.close()
 
 
 def test_scan_of_named_keys_reads_no_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,15 +206,20 @@ def test_scan_of_named_keys_reads_no_segment(tmp_path: Path, monkeypatch: pytest
     log.close()
 
 
-def test_damage_in_an_unscanned_record_of_another_family_does_not_fail_the_scan(tmp_path: Path) -> None:
-    log = LogBackend(tmp_path / "log", "none")
-    log.apply({b"k1": b"entry", b"bdata": b"DAMAGEME" * 4})
+def _damaged_log(path: Path, items: dict[bytes, bytes], marker: bytes, at: int) -> LogBackend:
+    """A closed log of ``items`` with one bit flipped ``at`` bytes into ``marker``, reopened."""
+    log = LogBackend(path, "none")
+    log.apply(items)
     log.close()
-    seg = next((tmp_path / "log").glob("seg-*.log"))
+    seg = next(path.glob("seg-*.log"))
     data = bytearray(seg.read_bytes())
-    data[data.find(b"DAMAGEME") + 3] ^= 0xFF
+    data[data.find(marker) + at] ^= 0x01
     seg.write_bytes(bytes(data))
-    log = LogBackend(tmp_path / "log", "none")
+    return LogBackend(path, "none")
+
+
+def test_damage_in_an_unscanned_record_of_another_family_does_not_fail_the_scan(tmp_path: Path) -> None:
+    log = _damaged_log(tmp_path / "log", {b"k1": b"entry", b"bdata": b"DAMAGEME" * 4}, b"DAMAGEME", 3)
     assert list(log.scan(b"k")) == [(b"k1", b"entry")]
     with pytest.raises(CorruptDataError, match="checksum"):
         log.get(b"bdata")
@@ -219,15 +229,8 @@ def test_damage_in_an_unscanned_record_of_another_family_does_not_fail_the_scan(
 
 
 def test_damaged_key_bytes_fail_the_scan(tmp_path: Path) -> None:
-    log = LogBackend(tmp_path / "log", "none")
-    log.apply({b"kVICTIM": b"entry", b"k2": b"x"})
-    log.close()
-    seg = next((tmp_path / "log").glob("seg-*.log"))
-    data = bytearray(seg.read_bytes())
-    data[data.find(b"kVICTIM") + 2] ^= 0x01
-    seg.write_bytes(bytes(data))
-    log = LogBackend(tmp_path / "log", "none")
-    with pytest.raises(CorruptDataError):
+    log = _damaged_log(tmp_path / "log", {b"kVICTIM": b"entry", b"k2": b"x"}, b"kVICTIM", 2)
+    with pytest.raises(CorruptDataError, match="checksum"):
         list(log.scan(b"k"))
+    assert log.get(b"k2") == b"x"
     log.close()
-    assert (tmp_path / "log" / CHECKPOINT_NAME).exists()
