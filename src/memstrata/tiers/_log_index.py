@@ -25,7 +25,7 @@ import numpy as np
 from memstrata._native.keyindex import KeyIndex, fingerprints
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import Checkpoint
-from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, record_at, value_at
+from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, value_at
 
 __all__ = ["FP_MASK", "NAMED", "NAMED_FIRST", "SEED", "LogIndex", "new_table"]
 
@@ -103,19 +103,6 @@ class LogIndex:
         except OtherKeyError as exc:
             raise OtherKeyError(f"segment file {self._seg_path(seg)}{exc}", exc.other) from None
         except CorruptDataError as exc:  # name the file only on this slow path
-            raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
-
-    def _record_at(self, loc: int) -> tuple[bytes, bytes]:
-        """``(key, value)`` of the intact record at ``loc``."""
-        seg, off = loc >> 32, loc & 0xFFFFFFFF
-        fd = self._fds.get(seg)
-        try:
-            if fd is None:
-                raise CorruptDataError(": the index names a segment that is not part of the log")
-            return record_at(fd, os.pread(fd, READ_AHEAD, off), off, SEED)
-        except OSError as exc:
-            raise CorruptDataError(f"segment file {self._seg_path(seg)}: cannot read at offset {off} ({exc.strerror})") from exc
-        except CorruptDataError as exc:
             raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
 
     def _value(self, key: bytes) -> bytes | None:
