@@ -82,6 +82,32 @@ def fingerprints(keys, mask=0xFFFFFFFF):
     return out
 
 
+def fingerprints_at(const unsigned char[::1] data, const int64_t[::1] starts, const int64_t[::1] lengths,
+                    mask=0xFFFFFFFF):
+    """Fingerprints (``uint32``) of the slices ``data[starts[i]:starts[i] + lengths[i]]``; 0 for a slice
+    outside ``data``.
+
+    One call checks every key of a segment buffer against the index.
+
+    >>> import numpy as np
+    >>> f = fingerprints_at(b"xxk1k2", np.array([2, 4, 5], dtype=np.int64), np.array([2, 2, 2], dtype=np.int64))
+    >>> f.tolist() == [fingerprint(b"k1"), fingerprint(b"k2"), 0]
+    True
+    """
+    cdef uint32_t m = _mask_of(mask)
+    cdef Py_ssize_t i, n = starts.shape[0], size = data.shape[0]
+    if lengths.shape[0] != n:
+        raise ValueError(f"lengths: expected {n} entries like starts, got {lengths.shape[0]}")
+    out = np.zeros(n, dtype=np.uint32)
+    cdef uint32_t[::1] o = out
+    cdef const unsigned char* base = &data[0] if size else NULL
+    with nogil:
+        for i in range(n):
+            if 0 <= starts[i] and 0 <= lengths[i] and starts[i] + lengths[i] <= size:
+                o[i] = _fp_of(<const char*>base + starts[i], <size_t>lengths[i], m)
+    return out
+
+
 @cython.final
 @cython.auto_pickle(False)
 cdef class KeyIndex:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from reference import KeyIndexModel
 
-from memstrata._native.keyindex import MAX_LOAD, SLOT_BYTES, KeyIndex, fingerprint, fingerprints
+from memstrata._native.keyindex import MAX_LOAD, SLOT_BYTES, KeyIndex, fingerprint, fingerprints, fingerprints_at
 
 # few distinct fingerprints: runs, shared fingerprints and wrap-around at the table's end are the common case
 FPS = st.one_of(st.integers(1, 6), st.integers(0xFFFFFFF0, 0xFFFFFFFF), st.integers(1, 0xFFFFFFFF))
@@ -156,3 +156,16 @@ def test_load_of_a_million_entries_is_one_pass() -> None:
         assert locs[i] in table.find(int(fps[i]))
     fps2, locs2 = table.dump()
     assert sorted(zip(fps2.tolist(), locs2.tolist())) == sorted(zip(fps.tolist(), locs.tolist()))
+
+
+@given(st.binary(max_size=64), st.lists(st.tuples(st.integers(-3, 70), st.integers(-2, 70)), max_size=20))
+def test_fingerprints_at_match_the_slices(data: bytes, slices: list[tuple[int, int]]) -> None:
+    starts = np.array([a for a, _ in slices], dtype=np.int64)
+    lengths = np.array([n for _, n in slices], dtype=np.int64)
+    expected = [fingerprint(data[a : a + n], 0xF) if a >= 0 and n >= 0 and a + n <= len(data) else 0 for a, n in slices]
+    assert fingerprints_at(data, starts, lengths, 0xF).tolist() == expected
+
+
+def test_fingerprints_at_checks_its_lengths() -> None:
+    with pytest.raises(ValueError, match="lengths: expected 2 entries"):
+        fingerprints_at(b"abc", np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memstrata._native.keyindex import KeyIndex, fingerprints
+from memstrata._native.keyindex import KeyIndex, fingerprints, fingerprints_at
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import Checkpoint
 from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, value_at
@@ -210,6 +210,7 @@ class LogIndex:
             if fd is None:
                 raise CorruptDataError(f"segment file {self._seg_path(seg)} is not part of the log, yet the index names it")
             data = os.pread(fd, os.fstat(fd).st_size, 0)
+            part = part[self._to_read(data, all_locs[part], all_fps[part], prefix)]
             for loc, fp in zip(all_locs[part].tolist(), all_fps[part].tolist()):
                 off = loc & 0xFFFFFFFF
                 try:
@@ -226,6 +227,28 @@ class LogIndex:
                 except CorruptDataError as exc:
                     raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
                 yield key, loc, value
+
+    def _to_read(self, data: bytes, locs: np.ndarray, fps: np.ndarray, prefix: bytes) -> np.ndarray:
+        """Positions of the records of one segment (``data``) that ``_live`` must look at one by one.
+
+        Those whose key starts with ``prefix``, whose key does not have the
+        fingerprint the index holds (damage), or that are named; the others are
+        skipped, with their keys checked in one vectorised pass.
+        """
+        hs = HEADER.size
+        size = len(data)
+        if size < hs + len(prefix):
+            return np.arange(len(locs))  # every record is past the end: the slow path names the damage
+        raw = np.frombuffer(data, dtype=np.uint8)
+        offs = locs & 0xFFFFFFFF
+        inside = offs + hs + len(prefix) <= size
+        o = np.where(inside, offs, 0)  # the others are suspects: their bytes are never used
+        klens = raw[o + 4].astype(np.int64) | (raw[o + 5].astype(np.int64) << 8)
+        wanted = inside & (klens >= len(prefix))
+        for j, byte in enumerate(prefix):
+            wanted &= raw[o + hs + j] == byte
+        suspect = ~inside | (fps == 0) | (fingerprints_at(data, o + hs, klens, self._table.mask) != fps)
+        return np.flatnonzero(wanted | suspect)
 
     def _scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """``(key, value)`` of the live keys starting with ``prefix``, in key order."""
