@@ -178,3 +178,42 @@ def assert_same_quantized(got, want):
     """A :class:`memstrata.kernels.Quantized` equals the reference's ``(codes, scales, offsets)`` exactly."""
     for name, a, b in zip(("codes", "scales", "offsets"), got, want):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+class KeyIndexModel:
+    """The plain-Python twin of ``memstrata._native.keyindex.KeyIndex``: fingerprint -> list of locations.
+
+    A multimap with no layout at all: ``find`` is every location stored under a
+    fingerprint (the table returns the same, in its probe order).
+    """
+
+    def __init__(self) -> None:
+        self.by_fp: dict[int, list[int]] = {}
+
+    def insert(self, fp: int, loc: int) -> None:
+        self.by_fp.setdefault(fp, []).append(loc)
+
+    def find(self, fp: int) -> list[int]:
+        return sorted(self.by_fp.get(fp, []))
+
+    def replace(self, fp: int, old: int, new: int) -> bool:
+        locs = self.by_fp.get(fp, [])
+        if old not in locs:
+            return False
+        locs[locs.index(old)] = new
+        return True
+
+    def remove(self, fp: int, loc: int) -> bool:
+        locs = self.by_fp.get(fp, [])
+        if loc not in locs:
+            return False
+        locs.remove(loc)
+        if not locs:
+            del self.by_fp[fp]
+        return True
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return sorted((fp, loc) for fp, locs in self.by_fp.items() for loc in locs)
+
+    def __len__(self) -> int:
+        return sum(map(len, self.by_fp.values()))

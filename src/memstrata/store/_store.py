@@ -64,10 +64,13 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
       several threads share one fdatasync (group commit); another thread may
       read a write a moment before its writer is told it is synced.
 
-    **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index,
-    about 100 bytes per record key (a key has an entry record, and each unique
-    value a blob and a data record: ~300 bytes per unique key);
-    ``get_statistics()["overall"]["ram_bytes"]`` reports both.
+    **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index:
+    one 12-byte slot per record (a 32-bit key fingerprint and the record's
+    location, no key bytes), the table 53-80% full (75% right after open), so
+    about 16 bytes per record. A key has an entry record and each unique value a
+    blob and a data record: ~48 bytes per unique key (``v2-open`` in
+    ``benchmarks/bench_store.py``: 50 bytes per key by tracemalloc for 10^5
+    keys); ``get_statistics()["overall"]["ram_bytes"]`` reports both.
 
     **Threads**: every method is safe to call from many threads at once.
     **asyncio**: ``astore``, ``aretrieve``, ``adelete``, ``astore_many``,

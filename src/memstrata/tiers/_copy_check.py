@@ -1,14 +1,14 @@
 """A light check of a copied log: what opening it checks, without building its index in RAM.
 
 Opening a log (:class:`~memstrata.tiers.LogBackend`) turns the checkpoint into
-a dict of every key, which costs about a second per million keys; a copy only
-needs to be proven complete and intact. :class:`CopyView` checks the same
+its index in RAM (and replays into it); a copy only needs to be proven complete
+and intact. :class:`CopyView` checks the same
 things an open does (the checkpoint's digest and sizes, every listed segment's
 size and header, every record after the checkpoint: checksums, seals, one
 sequence number per batch without gaps) and answers ``get(key)`` for a few
 keys: from the records after the checkpoint, else by a vectorised search of
-the checkpoint's key table. Every value it returns is read from its record,
-which proves its key.
+the checkpoint's fingerprints (format 3) or key table (format 2). Every value
+it returns is read from its record, which proves its key.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memstrata._native.keyindex import fingerprint
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import HEAD, SEGMENT, Checkpoint, parse_checkpoint
 from memstrata.tiers._log_open import HEAD_BYTES
@@ -29,6 +30,7 @@ from memstrata.tiers._segments import (
     HEAD_VALUE,
     KIND_LOG,
     SEAL_VALUE,
+    OtherKeyError,
     Record,
     check_record,
     scan_records,
@@ -53,7 +55,11 @@ class CopyView:
         self._seed = seed
         self._data = checkpoint
         ck = parse_checkpoint(checkpoint, directory / "CHECKPOINT", with_index=False)
-        self._n, self._keys_at = self._check_sizes(ck)
+        self._hashed: Checkpoint | None = None  # format 3: fingerprint arrays (views of ``checkpoint``)
+        if ck.version >= 3:
+            self._hashed = parse_checkpoint(checkpoint, directory / "CHECKPOINT")
+        else:
+            self._n, self._keys_at = self._check_sizes(ck)
         self.seq = ck.seq
         self._kinds: dict[int, int] = {}
         self._after: dict[bytes, int | None] = {}  # key -> location of its record after the checkpoint (None: deleted)
@@ -139,8 +145,18 @@ class CopyView:
         for r in records:
             after[r.key] = None if r.flags & F_DEL else base + r.offset
 
+    def _candidates(self, key: bytes) -> list[int]:
+        """The checkpoint's locations that may hold ``key``'s record (format 3: those of its fingerprint)."""
+        ck = self._hashed
+        if ck is None:
+            loc = self._lookup(key)
+            return [] if loc is None else [loc]
+        if key in ck.named:
+            return [ck.named[key]]
+        return ck.locations[ck.fingerprints == fingerprint(key, ck.mask)].tolist()
+
     def _lookup(self, key: bytes) -> int | None:
-        """The checkpoint's location of ``key`` (a vectorised search of its key table), None when absent."""
+        """The format-2 checkpoint's location of ``key`` (a vectorised search of its key table), None when absent."""
         if self._table is None:
             n, pos = self._n, self._keys_at
             klens = np.frombuffer(self._data, dtype="<u2", count=n, offset=pos).astype(np.int64)
@@ -159,9 +175,19 @@ class CopyView:
         return None
 
     def get(self, key: bytes) -> bytes | None:
-        loc = self._after[key] if key in self._after else self._lookup(key)
-        if loc is None:
-            return None
+        if key in self._after:
+            loc = self._after[key]
+            return None if loc is None else self._value(loc, key)
+        mask = self._hashed.mask if self._hashed is not None else 0
+        for loc in self._candidates(key):
+            try:
+                return self._value(loc, key)
+            except OtherKeyError as exc:  # another key with the same fingerprint, or damage
+                if self._hashed is None or fingerprint(exc.other, mask) != fingerprint(key, mask):
+                    raise
+        return None
+
+    def _value(self, loc: int, key: bytes) -> bytes:
         seg, off = loc >> 32, loc & 0xFFFFFFFF
         path = self._path(seg)
         try:
@@ -170,6 +196,8 @@ class CopyView:
             raise CorruptDataError(f"segment file {path} is missing, yet the index names it") from exc
         try:
             return value_at(fd, os.pread(fd, READ_AHEAD, off), off, key, self._seed)
+        except OtherKeyError as exc:
+            raise OtherKeyError(f"segment file {path}{exc}", exc.other) from None
         except CorruptDataError as exc:
             raise CorruptDataError(f"segment file {path}{exc}") from None
         finally:

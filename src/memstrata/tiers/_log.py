@@ -5,7 +5,10 @@ in one ``write``: the batch is committed when that record is in the OS's page
 cache (``durability="normal"``), on stable storage (``"full"``: fdatasync
 before returning) or later (``"none"``: never fsynced). Reads look the key's
 location up in RAM and read one record, whose checksum binds the key: a read
-returns the bytes written under that key or raises ``CorruptDataError``.
+returns the bytes written under that key or raises ``CorruptDataError``. The
+index in RAM holds 32-bit key fingerprints and locations, not keys (12-byte
+slots, see :mod:`memstrata.tiers._log_index`): a key whose fingerprint another
+key shares is told apart by the key stored in each record.
 
 On open the index comes from the checkpoint (``CHECKPOINT``) plus the records
 appended after it (the log tail). Full segments are sealed and never written
@@ -23,12 +26,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from memstrata._native.keyindex import KeyIndex
 from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
-from memstrata.tiers._checkpoint import Checkpoint, write_checkpoint
+from memstrata.tiers._checkpoint import write_checkpoint
 from memstrata.tiers._log_compact import LogCompaction
-from memstrata.tiers._log_open import HEAD_BYTES, SEED
+from memstrata.tiers._log_index import SEED, new_table
+from memstrata.tiers._log_open import HEAD_BYTES
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import (
     F_DEL,
@@ -39,12 +44,10 @@ from memstrata.tiers._segments import (
     HEADER,
     KIND_LOG,
     SEAL_VALUE,
-    check_record,
     encode_record,
     fsync_dir,
     record_parts,
     segment_name,
-    value_at,
     write_all,
 )
 
@@ -52,7 +55,6 @@ __all__ = ["SEED", "LogBackend"]
 
 log = logging.getLogger("memstrata.store")
 
-READ_AHEAD = 4096
 CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
 
 
@@ -106,7 +108,9 @@ class LogBackend(LogCompaction):
         self._lock = threading.RLock()
         self._sync = threading.Condition(threading.Lock())  # group commit: one fdatasync for every waiting writer
         self._syncing = False
-        self._index: dict[bytes, int] = {}
+        self._table = new_table()
+        self._named: dict[bytes, int] = {}
+        self._proven: dict[bytes, int] = {}
         self._fds: dict[int, int] = {}
         self._paths: dict[int, Path] = {}
         self._kinds: dict[int, int] = {}
@@ -144,7 +148,8 @@ class LogBackend(LogCompaction):
             self._marker = TailMarker(self.directory, self._seq, synced, sync=durability != "none")
 
     def _reset(self) -> None:
-        self._index, self._kinds, self._sizes, self._segments, self._seq = {}, {}, {}, [], 0
+        self._table, self._named, self._proven = new_table(), {}, {}
+        self._kinds, self._sizes, self._segments, self._seq = {}, {}, [], 0
 
     # ------------------------------------------------------------- opening --
 
@@ -212,8 +217,7 @@ class LogBackend(LogCompaction):
         with self._lock:
             self._check_writable()
             seq = self._seq + 1
-            index = self._index
-            ops = [(F_DEL, k, b"") for k in deletes if k in index]
+            ops = [(F_DEL, k, b"") for k in deletes if self._locate(k) is not None]
             ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
             if not ops:
                 return self._seq
@@ -256,9 +260,9 @@ class LogBackend(LogCompaction):
             base = (self._tail << 32) + self._pos
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
-                    index.pop(k, None)
+                    self._index_pop(k)
                 else:
-                    index[k] = base + off
+                    self._index_set(k, base + off)
             self._seq = seq
             self._pos += total
             return seq
@@ -310,49 +314,13 @@ class LogBackend(LogCompaction):
         if os.fstat(fd).st_size > self._pos:
             self._replay(final=False)
 
-    def _read_at(self, loc: int, key: bytes) -> bytes:
-        seg, off = loc >> 32, loc & 0xFFFFFFFF
-        fd = self._fds.get(seg)
-        try:
-            if fd is None:
-                raise CorruptDataError(": the index names a segment that is not part of the log")
-            return value_at(fd, os.pread(fd, READ_AHEAD, off), off, key, SEED)
-        except OSError as exc:
-            raise CorruptDataError(f"segment file {self._seg_path(seg)}: cannot read at offset {off} ({exc.strerror})") from exc
-        except CorruptDataError as exc:  # name the file only on this slow path
-            raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
-
-    def _read_many(self, items: list[tuple[bytes, int]]) -> list[tuple[bytes, bytes]]:
-        """Values of many ``(key, location)`` pairs: each segment is read once, each record still proves its key."""
-        by_seg: dict[int, list[tuple[int, bytes]]] = {}
-        for k, loc in items:
-            by_seg.setdefault(loc >> 32, []).append((loc & 0xFFFFFFFF, k))
-        values: dict[bytes, bytes] = {}
-        for seg, recs in by_seg.items():
-            fd = self._fds.get(seg)
-            if fd is None:
-                raise CorruptDataError(f"segment file {self._seg_path(seg)} is not part of the log, yet the index names it")
-            data = os.pread(fd, os.fstat(fd).st_size, 0)
-            for off, k in recs:
-                try:
-                    if len(data) < off + HEADER.size:
-                        raise CorruptDataError(f": record at offset {off} is past the end of the file")
-                    _m, _f, _r, klen, vlen, _s = HEADER.unpack_from(data, off)
-                    values[k] = check_record(data[off : off + HEADER.size + klen + vlen + 4], k, SEED, "", off)
-                except CorruptDataError as exc:
-                    raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
-        return [(k, values[k]) for k, _loc in items]
-
     def get(self, key: bytes) -> bytes | None:
         with self._lock:
             if self._closed:
                 raise ValueError(f"LogBackend: {self.path} is closed")
             if self.read_only:
                 self._refresh()
-            loc = self._index.get(key)
-            if loc is None:
-                return None
-            return self._read_at(loc, key)
+            return self._value(key)
 
     def get_pair(self, key: bytes, prefix: bytes, start: int, length: int) -> tuple[bytes | None, bytes | None]:
         """``(value of key, value of prefix + value[start:start + length])`` under one lock (see ``Backend``)."""
@@ -361,32 +329,16 @@ class LogBackend(LogCompaction):
                 raise ValueError(f"LogBackend: {self.path} is closed")
             if self.read_only:
                 self._refresh()
-            index = self._index
-            loc = index.get(key)
-            if loc is None:
+            first = self._value(key)
+            if first is None:
                 return None, None
-            first = self._read_at(loc, key)
-            other = prefix + first[start : start + length]
-            loc = index.get(other)
-            return first, (None if loc is None else self._read_at(loc, other))
+            return first, self._value(prefix + first[start : start + length])
 
     def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         with self._lock:
             if self.read_only:
                 self._refresh()
-            index = self._index
-            keys = sorted(k for k in index if k.startswith(prefix))
-            return iter(self._read_many([(k, index[k]) for k in keys]))
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def ram_bytes(self) -> int:
-        """RAM held by the index: the table plus each key object and its location."""
-        import sys
-
-        index = self._index
-        return sys.getsizeof(index) + sum(map(len, index)) + len(index) * (33 + 32)
+            return iter(self._scan(prefix))
 
     @property
     def seq(self) -> int:
@@ -399,9 +351,9 @@ class LogBackend(LogCompaction):
         seg, pos = self._ck_pos
         return sum(n for s, n in self._sizes.items() if s < seg) + pos
 
-    def _checkpoint(self, index: dict[bytes, int] | None = None) -> None:
+    def _checkpoint(self, index: tuple[KeyIndex, dict[bytes, int]] | None = None) -> None:
         sizes = [(s, self._sizes[s]) for s in self._segments if s != self._tail] + [(self._tail, self._pos)]
-        ck = Checkpoint(self._seq, self._tail, self._pos, sizes, self._index if index is None else index)
+        ck = self._checkpoint_of(self._seq, self._tail, self._pos, sizes, index)
         write_checkpoint(self.directory, ck, self.durability != "none")
         self._ck_pos = (self._tail, self._pos)
 

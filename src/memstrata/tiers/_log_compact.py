@@ -14,8 +14,12 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from memstrata._native.keyindex import KeyIndex
 from memstrata.tiers._backend import StorageFullError
-from memstrata.tiers._log_open import HEAD_BYTES, SEED, LogOpening
+from memstrata.tiers._log_index import NAMED_FIRST, SEED
+from memstrata.tiers._log_open import HEAD_BYTES, LogOpening
 from memstrata.tiers._reserve import ensure_reserve
 from memstrata.tiers._segments import F_END, KIND_COMPACTED, KIND_LOG, encode_record, fsync_dir, write_all
 
@@ -34,9 +38,7 @@ class LogCompaction(LogOpening):
 
         def _check_writable(self) -> None: ...
 
-        def _read_at(self, loc: int, key: bytes) -> bytes: ...
-
-        def _checkpoint(self, index: dict[bytes, int] | None = None) -> None: ...
+        def _checkpoint(self, index: tuple[KeyIndex, dict[bytes, int]] | None = None) -> None: ...
 
         def disk_bytes(self) -> int: ...
 
@@ -65,7 +67,8 @@ class LogCompaction(LogOpening):
             except BaseException:
                 self._undo_vacuum(old, before)
                 raise
-            self._index = new_index
+            self._table, self._named = new_index
+            self._proven.clear()  # the old locations are gone with their segments
             for seg in old:  # ... then delete
                 self._sizes.pop(seg, None)
                 os.close(self._fds.pop(seg))
@@ -74,22 +77,30 @@ class LogCompaction(LogOpening):
             fsync_dir(self.directory)
             ensure_reserve(self.directory)
 
-    def _copy_live(self) -> dict[bytes, int]:
+    def _copy_live(self) -> tuple[KeyIndex, dict[bytes, int]]:
         """Write the live records into new compacted segments and roll to a new log segment; the new index."""
         old = set(self._segments)
-        live = sorted(self._index.items(), key=lambda kv: kv[1])
+        live = self._live()  # location order: each old segment is read once
         self._roll(KIND_COMPACTED)
-        new_index: dict[bytes, int] = {}
+        named: dict[bytes, int] = {}
+        keys_fps: list[int] = []
+        keys_locs: list[int] = []
+        fingerprint = self._table.fingerprint
         fd = self._fds[self._tail]
         buf: list[bytes] = []
-        for key, loc in live:
-            rec = encode_record(F_END, self._seq, key, self._read_at(loc, key), SEED)
+        for key, _loc, value in live:
+            rec = encode_record(F_END, self._seq, key, value, SEED)
             if self._pos + len(rec) > self.segment_max_bytes and self._pos > HEAD_BYTES:
                 write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
                 buf = []
                 self._roll(KIND_COMPACTED)
                 fd = self._fds[self._tail]
-            new_index[key] = (self._tail << 32) + self._pos
+            loc = (self._tail << 32) + self._pos
+            if key and key[0] in NAMED_FIRST:
+                named[key] = loc
+            else:
+                keys_fps.append(fingerprint(key))
+                keys_locs.append(loc)
             buf.append(rec)
             self._pos += len(rec)
         write_all(fd, b"".join(buf), self._pos - sum(map(len, buf)), self._seg_path(self._tail))
@@ -99,7 +110,10 @@ class LogCompaction(LogOpening):
                 if seg not in old:
                     os.fsync(self._fds[seg])
         self._segments = [s for s in self._segments if s not in old]
-        return new_index
+        fps = np.array(keys_fps, dtype=np.uint32)
+        order = np.argsort(fps, kind="stable")  # ascending fingerprints load in one pass
+        table = KeyIndex.from_arrays(fps[order], np.array(keys_locs, dtype=np.int64)[order], self._table.mask)
+        return table, named
 
     def _undo_vacuum(self, old: list[int], before: tuple[int, int, dict[int, int]]) -> None:
         """Remove what a failed compaction wrote and cut the seal off the old tail (truncating needs no space)."""
@@ -122,10 +136,15 @@ class LogCompaction(LogOpening):
             problems += [f"segment file {p}: damaged record at offset {o}" for p, o in damaged]
             if seq != self._seq:
                 problems.append(f"{self.path}: the log's highest sequence number is {seq}, the index's {self._seq}")
-            missing = [k for k in self._index if k not in rebuilt]
-            extra = [k for k in rebuilt if k not in self._index]
+            table, named = self._table, self._named
+            extra = 0
+            for key, (seg, off) in rebuilt.items():
+                loc = (seg << 32) + off
+                if not (named.get(key) == loc if key and key[0] in NAMED_FIRST else loc in table.find(table.fingerprint(key))):
+                    extra += 1
+            missing = len(self) - (len(rebuilt) - extra)  # index entries no record of the segments matched
             if missing:
-                problems.append(f"{self.path}: {len(missing)} keys of the index have no record in the segments")
+                problems.append(f"{self.path}: {missing} keys of the index have no record in the segments")
             if extra:
-                problems.append(f"{self.path}: {len(extra)} keys have records in the segments but not in the index")
+                problems.append(f"{self.path}: {extra} keys have records in the segments but not in the index")
             return problems

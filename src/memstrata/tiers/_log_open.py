@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from memstrata._tail import TAIL_NAME, Tail, read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, write_checkpoint
+from memstrata.tiers._log_index import SEED, LogIndex, new_table
 from memstrata.tiers._segments import (
     F_DEL,
     F_END,
@@ -36,7 +37,6 @@ __all__ = ["HEAD_BYTES", "SEED", "LogOpening"]
 
 log = logging.getLogger("memstrata.store")
 
-SEED = 0x4D535432  # checksum seed of every record ("MST2")
 HEAD_BYTES = HEADER.size + HEAD_VALUE.size + 4  # a segment's header record
 
 
@@ -44,7 +44,7 @@ def _hint(directory: Path) -> str:
     return f"run `memstrata repair {directory.parent}` (or MemoryStore.repair({str(directory.parent)!r}))"
 
 
-class LogOpening:
+class LogOpening(LogIndex):
     """Builds and follows the index of a :class:`LogBackend` from its files."""
 
     directory: Path
@@ -52,7 +52,6 @@ class LogOpening:
     durability: str
     torn_records_dropped: int
     _lock: threading.RLock
-    _index: dict[bytes, int]
     _fds: dict[int, int]
     _kinds: dict[int, int]
     _sizes: dict[int, int]
@@ -99,11 +98,11 @@ class LogOpening:
             d.mkdir(parents=True, exist_ok=True)
             self._tail_seen = None  # a new log: no marker of an earlier one applies
             head = self._create_segment(1, KIND_LOG)
-            write_checkpoint(d, Checkpoint(0, 1, head, [(1, head)], {}), self.durability != "none")
+            write_checkpoint(d, Checkpoint(0, 1, head, [(1, head)], mask=new_table().mask), self.durability != "none")
             self._close_fds()
             self._sizes.clear()
         ck = load_checkpoint(d)
-        self._index = ck.index
+        self._index_from(ck)
         self._seq = ck.seq
         listed = [s for s, _ in ck.segments]
         if ck.tail_segment not in listed:
@@ -126,7 +125,8 @@ class LogOpening:
                 self._sizes[seg] = size
         self._segments = listed[: listed.index(ck.tail_segment) + 1]
         self._tail, self._pos = ck.tail_segment, ck.tail_offset
-        self._ck_pos = (self._tail, self._pos)
+        # an older checkpoint format is rewritten at the next flush: its conversion is paid once
+        self._ck_pos = (self._tail, self._pos) if ck.version >= 3 else (0, 0)
         self._replay(final=True)
         if not self.read_only:
             self._tidy(min(listed))
@@ -232,13 +232,12 @@ class LogOpening:
             self._seq = seq
         else:
             self._seq = max(self._seq, seq)
-        index = self._index
         base = (seg << 32) + self._pos
         for r in records:
             if r.flags & F_DEL:
-                index.pop(r.key, None)
+                self._index_pop(r.key)
             else:
-                index[r.key] = base + r.offset
+                self._index_set(r.key, base + r.offset)
 
     def _tidy(self, first_listed: int) -> None:
         """Remove what a crash left: segments compacted away, and empty segments after the tail."""

@@ -10,20 +10,18 @@ from typing import Any
 from memstrata._tail import read_tail
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._counts import COUNTS_KEY
-from memstrata.tiers._segments import F_DEL, F_END, F_HEAD, F_SEAL, MAGIC, scan_records, segment_id_of, segment_name
+from memstrata.tiers._segments import (
+    F_DEL,
+    F_END,
+    F_HEAD,
+    F_SEAL,
+    next_valid_record,
+    scan_records,
+    segment_id_of,
+    segment_name,
+)
 
 __all__ = ["repair_log", "scan_log"]
-
-
-def _next_valid(data: bytes, start: int, seed: int) -> int | None:
-    pos = data.find(MAGIC, start + 1)
-    while pos >= 0:
-        for item in scan_records(data, pos, seed):
-            if not isinstance(item, int):
-                return pos
-            break
-        pos = data.find(MAGIC, pos + 1)
-    return None
 
 
 def scan_log(directory: Path, seed: int) -> tuple[dict[bytes, tuple[int, int]], int, list[tuple[str, int]]]:
@@ -54,7 +52,7 @@ def scan_log(directory: Path, seed: int) -> tuple[dict[bytes, tuple[int, int]], 
                 if isinstance(item, int):
                     damaged.append((str(path), item))
                     pending = []
-                    nxt = _next_valid(data, item, seed)
+                    nxt = next_valid_record(data, item, seed)
                     break
                 if item.flags & (F_HEAD | F_SEAL):
                     continue

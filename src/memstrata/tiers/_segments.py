@@ -22,6 +22,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import StorageFullError
@@ -35,10 +36,13 @@ __all__ = [
     "HEADER",
     "KIND_COMPACTED",
     "KIND_LOG",
+    "OtherKeyError",
     "Record",
     "encode_record",
     "fsync_dir",
+    "next_valid_record",
     "read_record",
+    "record_at",
     "record_parts",
     "scan_records",
     "segment_id_of",
@@ -57,34 +61,18 @@ SEAL_VALUE = struct.Struct("<IQ")  # next segment id, last sequence number
 MAX_KEY = 0xFFFF
 
 
-class Record(tuple):
-    """``(offset, total length, flags, seq, key, value)`` of one record as read from a segment."""
+class Record(NamedTuple):
+    """One record as read from a segment."""
 
-    __slots__ = ()
+    offset: int
+    length: int  # of the whole record
+    flags: int
+    seq: int
+    key: bytes
+    value: bytes
 
-    @property
-    def offset(self) -> int:
-        return int(self[0])
 
-    @property
-    def length(self) -> int:
-        return int(self[1])
-
-    @property
-    def flags(self) -> int:
-        return int(self[2])
-
-    @property
-    def seq(self) -> int:
-        return int(self[3])
-
-    @property
-    def key(self) -> bytes:
-        return bytes(self[4])
-
-    @property
-    def value(self) -> bytes:
-        return bytes(self[5])
+_new_record = tuple.__new__  # Record's own __new__ is Python code: this skips it on the replay path
 
 
 def segment_name(seg: int) -> str:
@@ -140,12 +128,23 @@ def check_record(buf: bytes, key: bytes | None, seed: int, where: str, offset: i
     return buf[hs + klen : n - 4]
 
 
-def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
-    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+class OtherKeyError(CorruptDataError):
+    """An intact record of another key where ``key``'s was expected; ``other`` is the record's key.
 
-    The read path's twin of :func:`check_record`: it reads the rest of a
-    record longer than ``buf`` and checks the same things without copying
-    the record. Messages start with ``:`` (the caller prefixes the file).
+    The segment log's index keeps key fingerprints, not keys: a record of a key
+    sharing the fingerprint is probed past, any other is damage.
+    """
+
+    def __init__(self, message: str, other: bytes) -> None:
+        super().__init__(message)
+        self.other = other
+
+
+def record_at(fd: int, buf: bytes, offset: int, seed: int) -> tuple[bytes, bytes]:
+    """``(key, value)`` of the intact record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``).
+
+    Reads the rest of a record longer than ``buf``; the record is not
+    copied. Messages start with ``:`` (the caller prefixes the file).
     """
     hs = HEADER.size
     have = len(buf)
@@ -159,12 +158,21 @@ def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
         buf += os.pread(fd, end + CRC.size - have, offset + have)
         if end + CRC.size != len(buf):
             raise CorruptDataError(f": record at offset {offset} is truncated")
-    view = memoryview(buf)
-    if zlib.crc32(view[:end], seed) != CRC.unpack_from(buf, end)[0]:
+    if zlib.crc32(memoryview(buf)[:end], seed) != CRC.unpack_from(buf, end)[0]:
         raise CorruptDataError(f": record at offset {offset} fails its checksum")
-    if view[hs : hs + klen] != key:
-        raise CorruptDataError(f": record at offset {offset} belongs to another key")
-    return buf[hs + klen : end]
+    return buf[hs : hs + klen], buf[hs + klen : end]
+
+
+def value_at(fd: int, buf: bytes, offset: int, key: bytes, seed: int) -> bytes:
+    """The value of the record whose first bytes ``buf`` holds (read at ``offset`` of ``fd``), proven to be ``key``'s.
+
+    The read path's twin of :func:`check_record` (see :func:`record_at`); an
+    intact record of another key raises :class:`OtherKeyError`.
+    """
+    found, value = record_at(fd, buf, offset, seed)
+    if found != key:
+        raise OtherKeyError(f": record at offset {offset} belongs to another key", found)
+    return value
 
 
 def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
@@ -186,20 +194,25 @@ def scan_records(data: bytes, start: int, seed: int) -> Iterator[Record | int]:
         if zlib.crc32(mv[pos : end - 4], seed) != crc:
             yield pos
             return
-        yield Record((pos, end - pos, flags, seq, data[pos + hs : pos + hs + klen], data[pos + hs + klen : end - 4]))
+        yield _new_record(Record, (pos, end - pos, flags, seq, data[pos + hs : pos + hs + klen], data[pos + hs + klen : end - 4]))
         pos = end
 
 
-def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
-    """True when a well-formed record starts anywhere after ``start`` (damage, not a torn tail)."""
+def next_valid_record(data: bytes, start: int, seed: int) -> int | None:
+    """The offset of the first well-formed record that starts after ``start``, or None."""
     pos = data.find(MAGIC, start + 1)
     while pos >= 0:
         for item in scan_records(data, pos, seed):
             if not isinstance(item, int):
-                return True
+                return pos
             break
         pos = data.find(MAGIC, pos + 1)
-    return False
+    return None
+
+
+def any_valid_record_after(data: bytes, start: int, seed: int) -> bool:
+    """True when a well-formed record starts anywhere after ``start`` (damage, not a torn tail)."""
+    return next_valid_record(data, start, seed) is not None
 
 
 def write_all(fd: int, data: bytes, offset: int, where: str | Path) -> None:
