@@ -1,12 +1,12 @@
 """W-TinyLFU: a window LRU in front of a segmented main LRU, admission by frequency."""
 
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.math cimport fabs
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from memstrata._native.order cimport (
-    PINNED, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push, _resident_slot,
-    _unlink,
+    INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _grow_array, _list_init, _mix64,
+    _pow2_at_least, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["WTinyLFUOrder"]
@@ -26,34 +26,67 @@ cdef double _STEP_DECAY = 0.98          # each step in the same regime is this m
 # A count-min sketch of 4 rows of 4-bit counters (TinyLFU): row r of key hash h
 # uses counter (h + r * (h >> 32 | 1)) mod width. Every `sample_size` counted
 # accesses all counters are halved (aging), so old popularity fades; an access
-# counts if it set doorkeeper bits or raised a counter. 20 * n_slots (Caffeine
-# uses 10 * n_slots, counting the same way) measured better on Zipf 0.99 here:
+# counts if it set doorkeeper bits or raised a counter. 20 * n (Caffeine
+# uses 10 * n, counting the same way) measured better on Zipf 0.99 here:
 # 72.0 vs 71.1 % at 5 %, 77.6 vs 76.7 % at 10 % (benchmarks/bench_cache.py). In front of
 # it a doorkeeper Bloom filter (2 bits per key, cleared at each halving) absorbs
 # the first access of each key, so one-hit wonders never reach the counters.
+#
+# n is the order's allocated slots, not n_slots: a sketch sized from n_slots must
+# keep up to 4 counters for every distinct key seen within 20 * n_slots accesses,
+# so its memory follows n_slots (or the stream), not the entries held, and no
+# sparse layout can avoid that. So the sketch grows with the slots: each doubling
+# widens the rows and the doorkeeper by unfolding them (the new counter j starts
+# as old counter j mod width, the new bit j as old bit j mod bits: no key's
+# estimate drops, collisions made at the smaller width remain until aging halves
+# them away) and the aging period becomes 20 * the new slot count. Once every
+# slot is allocated the sketch has the size and aging period of n_slots slots.
+
+cdef void _sketch_free(Sketch* s) noexcept:
+    PyMem_RawFree(s.counters)
+    PyMem_RawFree(s.door)
+    s.counters = NULL
+    s.door = NULL
+
 
 cdef int _sketch_init(Sketch* s, Py_ssize_t n_slots, bint doorkeeper) except -1:
+    s.slots = n_slots
     s.width = _pow2_at_least(<uint64_t>(4 * n_slots if n_slots >= 4 else 16))
     s.sample_size = 20 * <int64_t>n_slots
     s.additions = 0
-    s.counters = <uint8_t*>calloc(2 * s.width, sizeof(uint8_t))   # 4 rows * width / 2
+    s.counters = <uint8_t*>PyMem_RawCalloc(2 * s.width, sizeof(uint8_t))   # 4 rows * width / 2
     s.door = NULL
     s.door_bits = 0
     if doorkeeper:
         s.door_bits = _pow2_at_least(<uint64_t>(16 * n_slots if n_slots >= 4 else 64))
-        s.door = <uint64_t*>calloc(s.door_bits // 64, sizeof(uint64_t))
-        if s.door == NULL:
-            raise MemoryError()
-    if s.counters == NULL:
+        s.door = <uint64_t*>PyMem_RawCalloc(s.door_bits // 64, sizeof(uint64_t))
+    if s.counters == NULL or (doorkeeper and s.door == NULL):
+        _sketch_free(s)
         raise MemoryError()
     return 0
 
 
-cdef void _sketch_free(Sketch* s) noexcept:
-    free(s.counters)
-    free(s.door)
-    s.counters = NULL
-    s.door = NULL
+cdef int _sketch_grow(Sketch* s, Py_ssize_t n_slots) except -1:
+    # resize for n_slots slots, unfolding the counters and doorkeeper bits (see above)
+    cdef Sketch grown
+    cdef uint64_t row, j, half = s.width // 2
+    if n_slots <= s.slots:
+        return 0
+    _sketch_init(&grown, n_slots, s.door != NULL)
+    for row in range(4):            # width / 2 bytes per row; widths are powers of two
+        for j in range(grown.width // 2):
+            grown.counters[row * (grown.width // 2) + j] = s.counters[row * half + (j & (half - 1))]
+    if s.door != NULL:
+        for j in range(grown.door_bits // 64):
+            grown.door[j] = s.door[j & (s.door_bits // 64 - 1)]
+    grown.additions = s.additions
+    _sketch_free(s)
+    s[0] = grown
+    return 0
+
+
+cdef inline Py_ssize_t _sketch_nbytes(Sketch* s) noexcept:
+    return <Py_ssize_t>(2 * s.width + (s.door_bits // 8 if s.door != NULL else 0))
 
 
 cdef inline uint64_t _counter_index(Sketch* s, uint64_t h, int row) noexcept nogil:
@@ -137,9 +170,11 @@ cdef class WTinyLFUOrder(EvictionOrder):
 
     Every insert (a miss) and touch (a hit) is recorded in a count-min sketch of
     4-bit counters (4 rows, 4 counters per slot per row, halved every
-    ``20 * n_slots`` counted accesses: those that raised a counter or set a
+    ``20 * n`` counted accesses: those that raised a counter or set a
     doorkeeper bit), behind a doorkeeper Bloom filter that absorbs each key's
-    first access since the last halving. With ``adaptive=True`` the
+    first access since the last halving. ``n`` is the slots allocated so far
+    (``allocated_slots``, which doubles on demand up to ``n_slots``): the sketch
+    grows with the entries held, unfolding its counters at each doubling. With ``adaptive=True`` the
     window's share is tuned by hill climbing: every ``10 * n_slots`` accesses the
     hit rate of the period is compared with the last one's; the window keeps
     moving in the direction that helped (by 6.25 % of the slots after a change
@@ -186,10 +221,6 @@ cdef class WTinyLFUOrder(EvictionOrder):
     _parameters = ("window_ratio", "protected_ratio", "adaptive", "doorkeeper")
 
     def __cinit__(self, n_slots, *args, **kwargs):
-        self._segment = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
-        self._hash = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
-        if self._segment == NULL or self._hash == NULL:
-            raise MemoryError()
         _list_init(&self._window)
         _list_init(&self._probation)
         _list_init(&self._protected)
@@ -211,7 +242,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self.adaptive = bool(adaptive)
         self.doorkeeper = bool(doorkeeper)
         _sketch_free(&self._sketch)
-        _sketch_init(&self._sketch, self.n_slots, self.doorkeeper)
+        _sketch_init(&self._sketch, min(self.n_slots, INITIAL_SLOTS), self.doorkeeper)
         self._climb_period = 10 * <int64_t>self.n_slots
         self._sample_hits = 0
         self._sample_misses = 0
@@ -220,9 +251,18 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self._set_window(window_ratio * self.n_slots)
 
     def __dealloc__(self):
-        free(self._segment)
-        free(self._hash)
+        PyMem_RawFree(self._segment)
+        PyMem_RawFree(self._hash)
         _sketch_free(&self._sketch)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        _grow_array(<void**>&self._segment, self._cap, cap, sizeof(uint8_t))
+        _grow_array(<void**>&self._hash, self._cap, cap, sizeof(uint64_t))
+        _sketch_grow(&self._sketch, cap)
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        return self._cap * (sizeof(uint8_t) + sizeof(uint64_t)) + _sketch_nbytes(&self._sketch)
 
     # -- internals -------------------------------------------------------------------
 
@@ -232,8 +272,9 @@ cdef class WTinyLFUOrder(EvictionOrder):
             return &self._window
         return &self._probation if seg == PROBATION else &self._protected
 
-    cdef void _record(self, uint64_t h) noexcept:
+    cdef int _record(self, uint64_t h) except -1:
         _sketch_add(&self._sketch, h)
+        return 0
 
     cdef int _estimate(self, uint64_t h) noexcept:
         return _sketch_estimate(&self._sketch, h)
@@ -281,7 +322,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
 
     # -- hooks -------------------------------------------------------------------------
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         cdef uint64_t h = _mix64(key_hash)
         self._hash[slot] = h
         self._record(h)
@@ -291,12 +332,13 @@ cdef class WTinyLFUOrder(EvictionOrder):
         if self.adaptive:
             self._sample_misses += 1
             self._climb()
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         if not (self._flags[slot] & PINNED):
             _unlink(self._prev, self._next, self._list_of(slot), slot, 0)
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         self._record(self._hash[slot])
         if not (self._flags[slot] & PINNED):
             if self._segment[slot] == PROBATION:
@@ -307,6 +349,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         if self.adaptive:
             self._sample_hits += 1
             self._climb()
+        return 0
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, self._list_of(slot), slot, 0)

@@ -7,11 +7,13 @@ from memstrata._native.order cimport EvictionOrder, SlotList
 
 cdef struct Ghost:
     uint64_t* ring
-    Py_ssize_t ring_size
+    Py_ssize_t ring_size                # length of the FIFO (a share of n_slots)
+    Py_ssize_t ring_alloc               # ring entries allocated so far (grows to ring_size)
     Py_ssize_t ring_pos
-    uint64_t* keys                      # open addressing, 0 = empty
+    uint64_t* keys                      # open addressing, 0 = empty (NULL until first use)
     int32_t* where                      # ring position of the live entry
     uint64_t mask
+    Py_ssize_t count                    # live entries in the table
 
 
 cdef class S3FIFOOrder(EvictionOrder):
