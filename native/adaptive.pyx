@@ -1,9 +1,11 @@
 """Adaptive eviction: S3-FIFO or W-TinyLFU, whichever miniature simulations say hits more."""
 
-from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
+from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
-from memstrata._native.order cimport PINNED, EvictionOrder, _grow_array, _mix64, _pow2_at_least
+from _hash_slots cimport HashSlots, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
+
+from memstrata._native.order cimport PINNED, EvictionOrder, _grow_array, _mix64
 
 from memstrata._native.s3fifo import S3FIFOOrder
 from memstrata._native.wtinylfu import WTinyLFUOrder
@@ -37,126 +39,58 @@ cdef class _Shadow:
     """A miniature cache of unit-size entries over sampled key hashes, counting its hits.
 
     Like ``Cache``, it hands out fresh slots in ascending order until all
-    ``order.n_slots`` are used, then reuses each victim's slot, and its arrays and
+    ``order.n_slots`` are used, then reuses each victim's slot; its arrays and
     table grow with the slots the order has allocated.
     """
 
     cdef EvictionOrder order
     cdef uint64_t* slot_hash            # slot -> key hash
-    cdef int32_t* free_slots
-    cdef Py_ssize_t n_free
     cdef Py_ssize_t n_used              # slots handed out so far (the next fresh one)
-    cdef Py_ssize_t cap                 # slots of slot_hash / free_slots
-    cdef uint64_t* keys                 # open addressing: key hash (0 = empty) ...
-    cdef int32_t* values                # ... -> slot
-    cdef uint64_t mask
+    cdef Py_ssize_t cap                 # slots of slot_hash
+    cdef HashSlots table                # key hash -> slot
     cdef int64_t hits
 
     def __cinit__(self, EvictionOrder order):
         self.order = order
-        self.n_free = 0
+        self.slot_hash = NULL
         self.n_used = 0
         self.cap = 0
         self.hits = 0
+        hs_init(&self.table)
         self._grow(1)
 
     def __dealloc__(self):
         PyMem_RawFree(self.slot_hash)
-        PyMem_RawFree(self.free_slots)
-        PyMem_RawFree(self.keys)
-        PyMem_RawFree(self.values)
+        hs_free(&self.table)
 
     cdef int _grow(self, Py_ssize_t needed) except -1:
-        # room for slots [0, needed): the order's arrays, ours, and a table of load <= 1/2
-        cdef Py_ssize_t cap, i
-        cdef uint64_t size, old_size = self.mask + 1 if self.keys != NULL else 0
-        cdef uint64_t* keys
-        cdef int32_t* values
-        cdef uint64_t* old_keys = self.keys
-        cdef int32_t* old_values = self.values
+        # room for slots [0, needed): the order's arrays, ours and the table's
         self.order.c_reserve(needed)
-        cap = self.order._cap
-        _grow_array(<void**>&self.slot_hash, self.cap, cap, sizeof(uint64_t))
-        _grow_array(<void**>&self.free_slots, self.cap, cap, sizeof(int32_t))
-        size = _pow2_at_least(<uint64_t>(2 * cap + 2))
-        if size > old_size:
-            keys = <uint64_t*>PyMem_RawCalloc(size, sizeof(uint64_t))
-            values = <int32_t*>PyMem_RawCalloc(size, sizeof(int32_t))
-            if keys == NULL or values == NULL:
-                PyMem_RawFree(keys)
-                PyMem_RawFree(values)
-                raise MemoryError()
-            self.keys, self.values, self.mask = keys, values, size - 1
-            for i in range(<Py_ssize_t>old_size):
-                if old_keys[i] != 0:
-                    self._place(old_keys[i], old_values[i])
-            PyMem_RawFree(old_keys)
-            PyMem_RawFree(old_values)
-        self.cap = cap
+        _grow_array(<void**>&self.slot_hash, self.cap, self.order._cap, sizeof(uint64_t))
+        hs_reserve(&self.table, self.order._cap)
+        self.cap = self.order._cap
         return 0
 
     cdef Py_ssize_t nbytes(self) noexcept:
-        return (self.order.c_nbytes() + self.cap * (sizeof(uint64_t) + sizeof(int32_t))
-                + <Py_ssize_t>(self.mask + 1) * (sizeof(uint64_t) + sizeof(int32_t)))
-
-    cdef inline void _place(self, uint64_t h, int32_t slot) noexcept:
-        cdef Py_ssize_t i = self._home(h)
-        while self.keys[i] != 0:
-            i = (i + 1) & self.mask
-        self.keys[i] = h
-        self.values[i] = slot
-
-    cdef inline Py_ssize_t _home(self, uint64_t h) noexcept:
-        return <Py_ssize_t>((h ^ (h >> 29)) & self.mask)
-
-    cdef Py_ssize_t _find(self, uint64_t h) noexcept:
-        cdef Py_ssize_t i = self._home(h)
-        while self.keys[i] != 0:
-            if self.keys[i] == h:
-                return i
-            i = (i + 1) & self.mask
-        return -1
-
-    cdef void _delete_at(self, Py_ssize_t i) noexcept:
-        # backward-shift deletion keeps every probe sequence unbroken (the same table
-        # as s3fifo.pyx's ghost index; a deliberate twin: that one maps to ring
-        # positions, this one to slots, and both stay inlined in their hot paths)
-        cdef Py_ssize_t j = i
-        cdef Py_ssize_t k
-        while True:
-            j = (j + 1) & self.mask
-            if self.keys[j] == 0:
-                break
-            k = self._home(self.keys[j])
-            if (i <= j and i < k <= j) or (i > j and (i < k or k <= j)):
-                continue
-            self.keys[i] = self.keys[j]
-            self.values[i] = self.values[j]
-            i = j
-        self.keys[i] = 0
+        return self.order.c_nbytes() + self.cap * sizeof(uint64_t) + hs_nbytes(&self.table)
 
     cdef int access(self, uint64_t h) except -1:
-        cdef Py_ssize_t i = self._find(h)
-        cdef Py_ssize_t v, slot
+        cdef Py_ssize_t i = hs_find(&self.table, h)
+        cdef Py_ssize_t slot
         if i >= 0:
             self.hits += 1
-            return self.order.c_touch(self.values[i])
-        if self.n_free == 0 and self.n_used < self.order.n_slots:
+            return self.order.c_touch(self.table.values[i])
+        if self.n_used < self.order.n_slots:
             slot = self.n_used
             if slot >= self.cap:
                 self._grow(slot + 1)        # before any change: a MemoryError changes nothing
             self.n_used += 1
-        else:
-            if self.n_free == 0:
-                v = self.order.c_pop_victim()      # never -1: a shadow pins nothing
-                self._delete_at(self._find(self.slot_hash[v]))
-                self.free_slots[self.n_free] = <int32_t>v
-                self.n_free += 1
-            self.n_free -= 1
-            slot = self.free_slots[self.n_free]
+        else:                               # full: the victim's slot is reused at once
+            slot = self.order.c_pop_victim()      # never -1: a shadow pins nothing
+            hs_delete_at(&self.table, hs_find(&self.table, self.slot_hash[slot]))
         self.slot_hash[slot] = h
         self.order.c_insert(slot, h, 1)
-        self._place(h, <int32_t>slot)
+        hs_put(&self.table, h, <int32_t>slot)
         return 0
 
 
@@ -367,10 +301,6 @@ cdef class AdaptiveOrder(EvictionOrder):
         return v
 
     # -- Python interface -----------------------------------------------------------------
-
-    def get_config(self):
-        """The order's ``id`` and parameters as a JSON-safe dict."""
-        return {"id": self.order_id, "n_slots": self.n_slots, "capacity": self.capacity}
 
     @property
     def family(self):

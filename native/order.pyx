@@ -303,7 +303,10 @@ cdef class EvictionOrder:
         ``EvictionOrder.from_config(order.get_config())`` builds an empty order of
         the same kind; resident slots are state, not configuration.
         """
-        return {"id": self.order_id, "n_slots": self.n_slots}
+        config = {"id": self.order_id, "n_slots": self.n_slots}
+        for name in self._parameters:     # each order's parameters are attributes of the same name
+            config[name] = getattr(self, name)
+        return config
 
     @staticmethod
     def from_config(config):

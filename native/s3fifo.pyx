@@ -1,22 +1,24 @@
 """S3-FIFO: a small FIFO, a main FIFO with CLOCK and ghost FIFOs of evicted keys."""
 
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
-from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
+from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+from _hash_slots cimport hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
 from memstrata._native.order cimport (
     INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _grow_array, _grown_capacity, _list_init,
-    _mix64, _pow2_at_least, _push, _resident_slot, _unlink,
+    _mix64, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["S3FIFOOrder"]
 
 
 # ---------------------------------------------------------------- ghost FIFO
-# A FIFO of the hashes of recently evicted keys: a ring of hashes plus a linear
-# probing table hash -> ring position, so membership and removal are O(1). A ring
-# entry whose hash was taken out (or re-added later) is stale; it is recognised
-# because the table no longer points back at its position.
+# A FIFO of the hashes of recently evicted keys: a ring of hashes plus a table
+# hash -> ring position (_hash_slots.pxd), so membership and removal are O(1). A
+# ring entry whose hash was taken out (or re-added later) is stale; it is
+# recognised because the table no longer points back at its position.
 #
 # The ring and the table grow on demand. Only an eviction adds to a ghost, and
 # only a resident slot can be evicted, so each insert reserves room for every
@@ -25,106 +27,34 @@ __all__ = ["S3FIFOOrder"]
 
 cdef void _ghost_init(Ghost* g, Py_ssize_t ring_size) noexcept:
     g.ring = NULL
-    g.keys = NULL
-    g.where = NULL
     g.ring_size = ring_size if ring_size > 0 else 0
     g.ring_alloc = 0
     g.ring_pos = 0
-    g.mask = 0
-    g.count = 0
+    hs_init(&g.table)
 
 
 cdef void _ghost_free(Ghost* g) noexcept:
     PyMem_RawFree(g.ring)
-    PyMem_RawFree(g.keys)
-    PyMem_RawFree(g.where)
+    hs_free(&g.table)
     _ghost_init(g, 0)
 
 
 cdef inline Py_ssize_t _ghost_nbytes(Ghost* g) noexcept:
-    cdef Py_ssize_t table = <Py_ssize_t>(g.mask + 1) if g.keys != NULL else 0
-    return g.ring_alloc * sizeof(uint64_t) + table * (sizeof(uint64_t) + sizeof(int32_t))
-
-
-cdef inline Py_ssize_t _ghost_home(Ghost* g, uint64_t h) noexcept nogil:
-    return <Py_ssize_t>((h ^ (h >> 29)) & g.mask)
-
-
-cdef inline Py_ssize_t _ghost_find(Ghost* g, uint64_t h) noexcept nogil:
-    cdef Py_ssize_t i
-    if g.keys == NULL:
-        return -1
-    i = _ghost_home(g, h)
-    while g.keys[i] != 0:
-        if g.keys[i] == h:
-            return i
-        i = (i + 1) & g.mask
-    return -1
-
-
-cdef inline void _ghost_place(Ghost* g, uint64_t h, int32_t pos) noexcept nogil:
-    # h goes to its slot in the table (a new entry, or h's existing one)
-    cdef Py_ssize_t i = _ghost_home(g, h)
-    while g.keys[i] != 0 and g.keys[i] != h:
-        i = (i + 1) & g.mask
-    if g.keys[i] == 0:
-        g.count += 1
-    g.keys[i] = h
-    g.where[i] = pos
+    return g.ring_alloc * sizeof(uint64_t) + hs_nbytes(&g.table)
 
 
 cdef int _ghost_reserve(Ghost* g, Py_ssize_t extra) except -1:
     # room for `extra` more additions without allocating: ring positions up to
     # ring_pos + extra, table entries up to count + extra (both at most ring_size)
     cdef Py_ssize_t ring = g.ring_pos + extra
-    cdef Py_ssize_t live = g.count + extra
-    cdef uint64_t size, old_size, i
-    cdef uint64_t* keys
-    cdef int32_t* where
-    cdef uint64_t* old_keys
-    cdef int32_t* old_where
+    cdef Py_ssize_t live = g.table.count + extra
     if g.ring_size == 0:
         return 0
     if ring > g.ring_alloc:
         ring = _grown_capacity(g.ring_alloc if g.ring_alloc else INITIAL_SLOTS, ring, g.ring_size)
         _grow_array(<void**>&g.ring, g.ring_alloc, ring, sizeof(uint64_t))
         g.ring_alloc = ring
-    size = _pow2_at_least(<uint64_t>(2 * (live if live < g.ring_size else g.ring_size) + 2))
-    old_size = g.mask + 1 if g.keys != NULL else 0
-    if size <= old_size:
-        return 0
-    keys = <uint64_t*>PyMem_RawCalloc(size, sizeof(uint64_t))
-    where = <int32_t*>PyMem_RawCalloc(size, sizeof(int32_t))
-    if keys == NULL or where == NULL:
-        PyMem_RawFree(keys)
-        PyMem_RawFree(where)
-        raise MemoryError()
-    old_keys, old_where = g.keys, g.where
-    g.keys, g.where, g.mask, g.count = keys, where, size - 1, 0
-    for i in range(old_size):       # rehash: the table's layout changes, its contents do not
-        if old_keys[i] != 0:
-            _ghost_place(g, old_keys[i], old_where[i])
-    PyMem_RawFree(old_keys)
-    PyMem_RawFree(old_where)
-    return 0
-
-
-cdef void _ghost_delete_at(Ghost* g, Py_ssize_t i) noexcept nogil:
-    # backward-shift deletion keeps every probe sequence unbroken
-    cdef Py_ssize_t j = i
-    cdef Py_ssize_t k
-    while True:
-        j = (j + 1) & g.mask
-        if g.keys[j] == 0:
-            break
-        k = _ghost_home(g, g.keys[j])
-        if (i <= j and i < k <= j) or (i > j and (i < k or k <= j)):
-            continue
-        g.keys[i] = g.keys[j]
-        g.where[i] = g.where[j]
-        i = j
-    g.keys[i] = 0
-    g.count -= 1
+    return hs_reserve(&g.table, live if live < g.ring_size else g.ring_size)
 
 
 cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
@@ -136,23 +66,20 @@ cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
     pos = g.ring_pos
     old = g.ring[pos]
     if old != 0:
-        i = _ghost_find(g, old)
-        if i >= 0 and g.where[i] == pos:
-            _ghost_delete_at(g, i)
+        i = hs_find(&g.table, old)
+        if i >= 0 and g.table.values[i] == pos:
+            hs_delete_at(&g.table, i)
     g.ring[pos] = h
-    _ghost_place(g, h, <int32_t>pos)
+    hs_put(&g.table, h, <int32_t>pos)
     pos += 1
     g.ring_pos = 0 if pos == g.ring_size else pos
 
 
 cdef bint _ghost_take(Ghost* g, uint64_t h) noexcept nogil:
-    cdef Py_ssize_t i
-    if g.ring_size == 0:
-        return False
-    i = _ghost_find(g, h)
+    cdef Py_ssize_t i = hs_find(&g.table, h)
     if i < 0:
         return False
-    _ghost_delete_at(g, i)
+    hs_delete_at(&g.table, i)
     return True
 
 
@@ -381,19 +308,6 @@ cdef class S3FIFOOrder(EvictionOrder):
                 continue
             return t
 
-    def get_config(self):
-        """The order's ``id`` and parameters as a JSON-safe dict."""
-        return {
-            "id": self.order_id,
-            "n_slots": self.n_slots,
-            "capacity": self.capacity,
-            "small_ratio": self.small_ratio,
-            "ghost_ratio": self.ghost_ratio,
-            "move_threshold": self.move_threshold,
-            "max_freq": self.max_freq,
-            "adaptive": bool(self.adaptive),
-        }
-
     @property
     def small_capacity(self):
         """The small queue's current share of ``capacity`` (fixed unless ``adaptive``)."""
@@ -419,6 +333,4 @@ cdef class S3FIFOOrder(EvictionOrder):
 cdef bint _ghost_contains(Ghost* g, object key_hash) except -1:
     if isinstance(key_hash, bool) or not isinstance(key_hash, int):
         raise TypeError(f"key_hash: expected an int, got {type(key_hash).__name__}")
-    if g.ring_size == 0:
-        return False
-    return _ghost_find(g, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0
+    return hs_find(&g.table, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0

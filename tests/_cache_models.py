@@ -303,7 +303,7 @@ def _pow2_at_least(n: int) -> int:
 class SketchModel:
     """TinyLFU's count-min sketch (4 rows of 4-bit counters, halved every
     ``20 * n`` counted accesses) behind a doorkeeper Bloom filter, sized for
-    ``n`` slots: the order's allocated slots, so it grows with them."""
+    ``n`` slots: the order's allocated slots, so it is rebuilt as they grow."""
 
     def __init__(self, n_slots: int, doorkeeper: bool) -> None:
         self.slots = n_slots
@@ -315,18 +315,14 @@ class SketchModel:
         self.door_bits = _pow2_at_least(16 * n_slots if n_slots >= 4 else 64)
         self.door: set[int] = set()
 
-    def grow(self, n_slots: int) -> None:
-        """Resize for ``n_slots`` slots: new counter ``j`` of a row starts as old counter
-        ``j mod width``, new doorkeeper bit ``j`` as old bit ``j mod bits``."""
-        if n_slots <= self.slots:
-            return
-        old_width, old_bits = self.width, self.door_bits
-        self.slots = n_slots
-        self.width = _pow2_at_least(4 * n_slots if n_slots >= 4 else 16)
-        self.sample_size = 20 * n_slots
-        self.door_bits = _pow2_at_least(16 * n_slots if n_slots >= 4 else 64)
-        self.counters = [self.counters[row * old_width + j % old_width] for row in range(4) for j in range(self.width)]
-        self.door = {b + k * old_bits for b in self.door for k in range(self.door_bits // old_bits)}
+    def carry(self, old: SketchModel, h: int) -> None:
+        """Raise ``h``'s counters to its estimate in ``old`` (a smaller sketch), and set
+        its doorkeeper bits if ``old`` has them: how a growing order keeps a resident key."""
+        estimate = min(old.counters[i] for i in old._indices(h))
+        for i in self._indices(h):
+            self.counters[i] = max(self.counters[i], estimate)
+        if old._door_has(h):
+            self.door.update(self._door_bits(h))
 
     def _indices(self, h: int) -> list[int]:
         step = (h >> 32) | 1
@@ -386,7 +382,12 @@ class WTinyLFUModel(_OrderModel):
         self._set_window(window_ratio * n_slots)
 
     def _grow(self, cap: int) -> None:
-        self.sketch.grow(cap)
+        # a sketch for `cap` slots; the resident keys carry their estimates over
+        if cap > self.sketch.slots:
+            old, self.sketch = self.sketch, SketchModel(cap, self.sketch.doorkeeper)
+            for slot in self.resident:
+                self.sketch.carry(old, self.hash[slot])
+            self.sketch.additions = old.additions
 
     def _move(self, slot: int, segment: str) -> None:
         del self.segments[self.segment[slot]][slot]

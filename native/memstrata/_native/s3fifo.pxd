@@ -2,6 +2,8 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
+from _hash_slots cimport HashSlots
+
 from memstrata._native.order cimport EvictionOrder, SlotList
 
 
@@ -10,10 +12,7 @@ cdef struct Ghost:
     Py_ssize_t ring_size                # length of the FIFO (a share of n_slots)
     Py_ssize_t ring_alloc               # ring entries allocated so far (grows to ring_size)
     Py_ssize_t ring_pos
-    uint64_t* keys                      # open addressing, 0 = empty (NULL until first use)
-    int32_t* where                      # ring position of the live entry
-    uint64_t mask
-    Py_ssize_t count                    # live entries in the table
+    HashSlots table                     # hash -> ring position of its live entry
 
 
 cdef class S3FIFOOrder(EvictionOrder):
