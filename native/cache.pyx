@@ -38,6 +38,7 @@ __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
 
 cdef object _MISSING = object()
+cdef Py_ssize_t _SLOT_INT_BYTES = sys.getsizeof(2**20)    # a slot number's int object in the key table
 
 
 cdef inline object _unhashable(object key):
@@ -663,8 +664,9 @@ cdef class Cache:
     @property
     def nbytes(self):
         """Bytes of the cache's own structures: the slot arrays (keys, values, free
-        list, weights, access times), the key -> slot table and the eviction order.
-        The keys' and values' objects are not included."""
+        list, weights, access times), the key -> slot table with its slot numbers
+        (an int object each) and the eviction order. The keys' and values'
+        objects are not included."""
         cdef Py_ssize_t per_slot = sizeof(int32_t)
         self._acquire()
         try:
@@ -673,7 +675,8 @@ cdef class Cache:
             if self._atime != NULL:
                 per_slot += sizeof(double)
             return (self._cap * per_slot + sys.getsizeof(self._slots) + sys.getsizeof(self._keys)
-                    + sys.getsizeof(self._values) + self._order.c_nbytes())
+                    + sys.getsizeof(self._values) + len(self._slots) * _SLOT_INT_BYTES
+                    + self._order.c_nbytes())
         finally:
             self._release()
 
