@@ -5,7 +5,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 
 from _hash_slots cimport HashSlots, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
-from memstrata._native.order cimport PINNED, EvictionOrder, _grow_array, _mix64
+from memstrata._native.order cimport PINNED, EvictionOrder, _capacity_arg, _grow_array, _mix64
 
 from memstrata._native.s3fifo import S3FIFOOrder
 from memstrata._native.wtinylfu import WTinyLFUOrder
@@ -165,12 +165,7 @@ cdef class AdaptiveOrder(EvictionOrder):
 
     def __init__(self, n_slots, *, capacity=None):
         cdef Py_ssize_t m = n_slots if n_slots < SHADOW_SLOTS else SHADOW_SLOTS
-        if capacity is None:
-            capacity = n_slots
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
-        if capacity <= 0 or capacity >= 2**62:
-            raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+        capacity = _capacity_arg(capacity, n_slots)
         if self._n_resident:
             raise ValueError("AdaptiveOrder: __init__ called on an order that is in use")
         self.capacity = capacity

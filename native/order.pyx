@@ -73,6 +73,17 @@ cdef Py_ssize_t _resident_slot(EvictionOrder order, object slot) except -1:
     return s
 
 
+cdef object _capacity_arg(object capacity, Py_ssize_t n_slots):
+    # the `capacity` parameter of the orders that weigh entries (default: n_slots)
+    if capacity is None:
+        return n_slots
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
+    if capacity <= 0 or capacity >= 2**62:
+        raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+    return capacity
+
+
 # ---------------------------------------------------------------- the base class
 
 cdef class EvictionOrder:

@@ -7,8 +7,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from _hash_slots cimport hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
 from memstrata._native.order cimport (
-    INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _grow_array, _grown_capacity, _list_init,
-    _mix64, _push, _resident_slot, _unlink,
+    INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _capacity_arg, _grow_array, _grown_capacity,
+    _list_init, _mix64, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["S3FIFOOrder"]
@@ -155,12 +155,7 @@ cdef class S3FIFOOrder(EvictionOrder):
     def __init__(self, n_slots, *, capacity=None, small_ratio=0.1, ghost_ratio=0.9,
                  move_threshold=2, max_freq=3, adaptive=False):
         cdef Py_ssize_t ghost_size
-        if capacity is None:
-            capacity = n_slots
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
-        if capacity <= 0 or capacity >= 2**62:
-            raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+        capacity = _capacity_arg(capacity, n_slots)
         small_ratio = float(small_ratio)
         ghost_ratio = float(ghost_ratio)
         if not 0.0 <= small_ratio < 1.0:

@@ -64,6 +64,7 @@ cdef class EvictionOrder:
 # argument checks of the Python methods (defined in order.pyx)
 cdef Py_ssize_t _as_slot(EvictionOrder order, object slot) except -1
 cdef Py_ssize_t _resident_slot(EvictionOrder order, object slot) except -1
+cdef object _capacity_arg(object capacity, Py_ssize_t n_slots)
 
 
 # ---------------------------------------------------------------- growth
