@@ -201,6 +201,14 @@ cdef class WTinyLFUOrder(EvictionOrder):
         Tune the window's share by hill climbing (default ``True``).
     doorkeeper : bool
         Put a doorkeeper Bloom filter in front of the sketch (default ``True``).
+    sketch_slots : int
+        Slots the frequency sketch is sized for at first, at most ``n_slots``
+        (default 4096, about 40 KiB with the doorkeeper). Past that it grows with
+        the slots allocated, the resident keys carrying their estimates over: a
+        sketch sized from ``n_slots`` would cost memory for entries never held,
+        and one sized from a few slots would mix the frequencies of a small
+        cache's first keys. An order of at most ``sketch_slots`` slots counts
+        exactly as a sketch sized from ``n_slots``.
 
     Examples
     --------
@@ -223,7 +231,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
     """
 
     order_id = "wtinylfu"
-    _parameters = ("window_ratio", "protected_ratio", "adaptive", "doorkeeper")
+    _parameters = ("window_ratio", "protected_ratio", "adaptive", "doorkeeper", "sketch_slots")
 
     def __cinit__(self, n_slots, *args, **kwargs):
         _list_init(&self._window)
@@ -233,21 +241,24 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self._sketch.door = NULL
 
     def __init__(self, n_slots, *, window_ratio=0.01, protected_ratio=0.9, adaptive=True,
-                 doorkeeper=True):
+                 doorkeeper=True, sketch_slots=4096):
         window_ratio = float(window_ratio)
         protected_ratio = float(protected_ratio)
         if not 0.0 < window_ratio < 1.0:
             raise ValueError(f"window_ratio: expected a float in (0, 1), got {window_ratio}")
         if not 0.0 <= protected_ratio <= 1.0:
             raise ValueError(f"protected_ratio: expected a float in [0, 1], got {protected_ratio}")
+        if isinstance(sketch_slots, bool) or not isinstance(sketch_slots, int) or sketch_slots < 1:
+            raise ValueError(f"sketch_slots: expected a positive int, got {sketch_slots!r}")
         if self._n_resident:
             raise ValueError("WTinyLFUOrder: __init__ called on an order that is in use")
         self.window_ratio = window_ratio
         self.protected_ratio = protected_ratio
         self.adaptive = bool(adaptive)
         self.doorkeeper = bool(doorkeeper)
+        self.sketch_slots = sketch_slots
         _sketch_free(&self._sketch)
-        _sketch_init(&self._sketch, min(self.n_slots, INITIAL_SLOTS), self.doorkeeper)
+        _sketch_init(&self._sketch, min(self.n_slots, sketch_slots), self.doorkeeper)
         self._climb_period = 10 * <int64_t>self.n_slots
         self._sample_hits = 0
         self._sample_misses = 0

@@ -365,11 +365,12 @@ class WTinyLFUModel(_OrderModel):
         protected_ratio: float = 0.9,
         adaptive: bool = True,
         doorkeeper: bool = True,
+        sketch_slots: int = 4096,
     ) -> None:
         super().__init__(n_slots)
         self.protected_ratio = protected_ratio
         self.adaptive = adaptive
-        self.sketch = SketchModel(min(n_slots, INITIAL_SLOTS), doorkeeper)
+        self.sketch = SketchModel(min(n_slots, sketch_slots), doorkeeper)
         self.segments: dict[str, OrderedDict[int, None]] = {
             "window": OrderedDict(), "probation": OrderedDict(), "protected": OrderedDict()}
         self.segment: dict[int, str] = {}

@@ -18,9 +18,12 @@ from memstrata import Cache
 from memstrata._native.eviction import POLICIES, make_order
 
 HUGE = 2**31 - 2
-#: Bytes a new cache of any policy may allocate, whatever its maxsize (today's
-#: figure is ~1-3 KiB: the adaptive policy's two miniature caches are the most).
-CONSTRUCTION_BOUND = 16 << 10
+#: Bytes a new cache of any policy may allocate, whatever its maxsize: a constant. The most is
+#: W-TinyLFU's frequency sketch for its first 4,096 slots (``sketch_slots``, ~40 KiB, so a
+#: cache of up to 4,096 entries counts exactly as one sized from its maxsize), held by the
+#: "wtinylfu" policy and twice by the adaptive one (its live order and a miniature); the
+#: other policies allocate ~1-3 KiB.
+CONSTRUCTION_BOUND = 128 << 10
 FILL = 5_000
 
 

@@ -204,7 +204,8 @@ def test_hot_tier_ram_grows_with_entries_and_is_reported() -> None:
         built = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert built < 16 << 10 and hot.ram_bytes() < 16 << 10
+    # a constant, whatever the budget: the default policy's frequency sketches for their first 4,096 slots
+    assert built < 128 << 10 and hot.ram_bytes() < 128 << 10
     values = {f"k{i}": bytes(100 + i % 7) for i in range(2000)}
     for key, value in values.items():
         hot.put(key, value)

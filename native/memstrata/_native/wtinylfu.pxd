@@ -20,6 +20,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
     cdef readonly double protected_ratio
     cdef readonly bint adaptive
     cdef readonly bint doorkeeper
+    cdef readonly Py_ssize_t sketch_slots
     cdef int64_t _window_cap
     cdef int64_t _protected_cap
     cdef double _window_target          # hill climbing works in fractions of a slot
