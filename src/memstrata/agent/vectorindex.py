@@ -249,24 +249,6 @@ class VectorIndex:
                 return _best(ids, sims, k)
             want *= 4
 
-    def search_many(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Unfiltered top ``k`` of many unit queries (nq, d): ids (nq, k) int64 padded with -1, cosines float32."""
-        nq = q.shape[0]
-        parts_i, parts_s = [], []
-        if self._main_ids:
-            s, i = self._main.search(q, k=min(k, len(self._main_ids)))
-            parts_i.append(i)
-            parts_s.append(np.where(i >= 0, s, -np.inf).astype(np.float32))
-        nb = len(self._buf_ids)
-        if nb:
-            parts_i.append(np.broadcast_to(np.asarray(self._buf_ids, np.int64), (nq, nb)))
-            parts_s.append((q @ self._buf[:nb].T).astype(np.float32))
-        if not parts_i:
-            return np.full((nq, 0), -1, np.int64), np.empty((nq, 0), np.float32)
-        ids, sims = np.concatenate(parts_i, axis=1), np.concatenate(parts_s, axis=1)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(ids, order, 1), np.take_along_axis(sims, order, 1)
-
     def near_duplicates(self, threshold: float) -> np.ndarray:
         """Pairs of ids (int64 (n, 2)) at cosine ≥ ``threshold`` (the vector memory's blocked scan)."""
         self.flush()
