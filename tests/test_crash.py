@@ -28,8 +28,11 @@ def run_and_kill(path: Path, start: int, delay: float, *, after_first_write: boo
     with the machine's load; a kill during the start has runs of its own).
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # unbuffered: a buffered readline would take more than the first line, and communicate() reads the
+    # pipe's descriptor, never that buffer, so the acknowledgements after the first would be lost
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(path), str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, str(WRITER), str(path), str(start)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0,
     )
     first = b""
     try:
