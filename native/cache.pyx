@@ -1,12 +1,13 @@
 """``Cache``: a bounded, thread-safe mapping built on the eviction orders."""
 
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError, PyDict_SetItem
+from cpython.list cimport PyList_GET_SIZE
 from cpython.long cimport PyLong_AsSsize_t
+from cpython.mem cimport PyMem_RawFree
 from cpython.object cimport PyObject, PyObject_Hash
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free
 
-from memstrata._native.order cimport EvictionOrder
+from memstrata._native.order cimport INITIAL_SLOTS, EvictionOrder, _grow_array, _grown_capacity
 
 
 cdef extern from *:
@@ -28,6 +29,7 @@ cdef extern from *:
     void ms_unlock(int* flag) noexcept nogil
     void ms_yield() noexcept nogil
 
+import sys
 from collections.abc import Mapping, MutableMapping
 
 from memstrata._native.eviction import DEFAULT_POLICY, POLICIES, check_policy, make_order
@@ -36,6 +38,7 @@ __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
 
 cdef object _MISSING = object()
+cdef Py_ssize_t _SLOT_INT_BYTES = sys.getsizeof(2**20)    # a slot number's int object in the key table
 
 
 cdef inline object _unhashable(object key):
@@ -61,7 +64,18 @@ cdef class Cache:
     pinned entry that grows can leave the cache over ``max_bytes``; it shrinks
     back when keys are unpinned.
 
-    All operations are O(1) (amortized for S3-FIFO and the adaptive policy) and serialized by one lock
+    Memory follows the entries held, not ``maxsize``: the slot arrays (here and
+    in the eviction order) start at a few slots and double when full, up to
+    ``maxsize``; ``allocated_slots`` and ``nbytes`` report them. A large
+    ``maxsize`` costs nothing until it is used.
+
+    With ``clock`` (a callable returning a float, such as ``time.time``), the
+    cache also keeps each entry's last access time in an array by slot: ``set``
+    and every hit of ``get`` / ``cache[key]`` store ``clock()``; ``access_time``
+    reads it and ``idle(before)`` lists the keys last accessed at or before a
+    time (the hot tier demotes idle entries with it, with no dict per key).
+
+    All operations are O(1) (amortized for growth, S3-FIFO and the adaptive policy) and serialized by one lock
     (a test-and-set lock: about 20 ns per call uncontended, ``test_lock_cost`` in
     ``benchmarks/bench_cache.py``); ``thread_safe=False`` drops it for
     single-threaded use. The lock is not re-entrant: a key's ``__hash__`` /
@@ -71,7 +85,7 @@ cdef class Cache:
     Parameters
     ----------
     maxsize : int
-        Maximum number of entries, ``> 0``. Slots are allocated up front.
+        Maximum number of entries, ``> 0``. Slots are allocated as entries arrive.
     policy : str
         Eviction policy, one of ``memstrata._native.eviction.POLICIES`` (see
         ``memstrata.AdaptiveOrder``, ``WTinyLFUOrder``, ``S3FIFOOrder``, ...):
@@ -96,6 +110,9 @@ cdef class Cache:
         ``>= 0``. Called once per ``set``, outside the lock.
     on_evict : callable, optional
         ``on_evict(key, value)``, called for every evicted entry, outside the lock.
+    clock : callable, optional
+        ``clock() -> float``: keep each entry's last access time (see above).
+        Called before the lock is taken, once per ``get`` / ``set``.
     thread_safe : bool
         Guard the structure with a lock (default ``True``).
 
@@ -124,9 +141,13 @@ cdef class Cache:
     cdef list _keys                 # slot -> key
     cdef list _values               # slot -> value
     cdef EvictionOrder _order
-    cdef int32_t* _free
+    cdef Py_ssize_t _cap            # slots allocated in the arrays below (and _keys, _values)
+    cdef Py_ssize_t _n_used         # slots handed out so far: the next fresh slot
+    cdef int32_t* _free             # slots given back, reused last-in first-out
     cdef Py_ssize_t _n_free
-    cdef int64_t* _weights
+    cdef int64_t* _weights          # slot -> weight (with a weigher)
+    cdef double* _atime             # slot -> last access time (with a clock)
+    cdef object _clock
     cdef readonly Py_ssize_t maxsize
     cdef int64_t _max_bytes         # -1: unbounded
     cdef int64_t _bytes
@@ -142,11 +163,12 @@ cdef class Cache:
     def __cinit__(self):
         self._free = NULL
         self._weights = NULL
+        self._atime = NULL
+        self._cap = 0
         self._lock = 0
 
     def __init__(self, maxsize, policy=DEFAULT_POLICY, max_bytes=None, weigher=None,
-                 on_evict=None, *, thread_safe=True):
-        cdef Py_ssize_t i
+                 on_evict=None, *, clock=None, thread_safe=True):
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
         if maxsize <= 0 or maxsize >= 2**31 - 1:
@@ -163,7 +185,9 @@ cdef class Cache:
             raise TypeError(f"weigher: expected a callable or None, got {type(weigher).__name__}")
         if on_evict is not None and not callable(on_evict):
             raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
-        if self._free != NULL:
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock: expected a callable or None, got {type(clock).__name__}")
+        if self._cap:
             raise TypeError("Cache: __init__ called twice")
 
         self.maxsize = maxsize
@@ -171,25 +195,37 @@ cdef class Cache:
         self._max_bytes = -1 if max_bytes is None else max_bytes
         self._weigher = weigher
         self._on_evict = on_evict
+        self._clock = clock
         self._order = make_order(policy, maxsize, maxsize if max_bytes is None else max_bytes)
         self._slots = {}
-        self._keys = [None] * maxsize
-        self._values = [None] * maxsize
-        self._free = <int32_t*>calloc(maxsize, sizeof(int32_t))
-        if self._free == NULL:
-            raise MemoryError()
-        for i in range(maxsize):
-            self._free[i] = <int32_t>(maxsize - 1 - i)
-        self._n_free = maxsize
-        if weigher is not None:
-            self._weights = <int64_t*>calloc(maxsize, sizeof(int64_t))
-            if self._weights == NULL:
-                raise MemoryError()
+        self._keys = []
+        self._values = []
+        self._n_used = 0
+        self._n_free = 0
         self._thread_safe = bool(thread_safe)
+        self._grow(1)
 
     def __dealloc__(self):
-        free(self._free)
-        free(self._weights)
+        PyMem_RawFree(self._free)
+        PyMem_RawFree(self._weights)
+        PyMem_RawFree(self._atime)
+
+    cdef int _grow(self, Py_ssize_t needed) except -1:
+        # room for slots [0, needed) here and in the order; nothing else changes, so a
+        # MemoryError leaves the cache as it was
+        cdef Py_ssize_t cap = _grown_capacity(self._cap if self._cap else INITIAL_SLOTS, needed, self.maxsize)
+        cdef Py_ssize_t more = cap - PyList_GET_SIZE(self._keys)
+        self._order.c_reserve(cap)
+        _grow_array(<void**>&self._free, self._cap, cap, sizeof(int32_t))
+        if self._weigher is not None:
+            _grow_array(<void**>&self._weights, self._cap, cap, sizeof(int64_t))
+        if self._clock is not None:
+            _grow_array(<void**>&self._atime, self._cap, cap, sizeof(double))
+        if more > 0:
+            self._keys.extend([None] * more)
+            self._values.extend([None] * more)
+        self._cap = cap
+        return 0
 
     # -- locking ------------------------------------------------------------------
 
@@ -236,7 +272,7 @@ cdef class Cache:
 
     cdef inline bint _over(self, int64_t incoming) noexcept:
         # would one more entry of weight `incoming` overflow? (incoming < 0: no new entry)
-        return (incoming >= 0 and self._n_free == 0) or (
+        return (incoming >= 0 and self._n_free == 0 and self._n_used == self.maxsize) or (
             self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes)
 
     cdef bint _shrink(self, int64_t incoming, list evicted) except -1:
@@ -271,6 +307,7 @@ cdef class Cache:
     cdef object _lookup(self, object key, object missing):
         """The value for ``key`` (a hit: the order is touched) or ``missing`` (a miss)."""
         cdef Py_ssize_t slot
+        cdef double now = self._clock() if self._clock is not None else 0.0
         self._acquire()
         try:
             slot = self._find(key)
@@ -279,6 +316,8 @@ cdef class Cache:
                 return missing
             self._order.c_touch(slot)
             self._hits += 1
+            if self._atime != NULL:
+                self._atime[slot] = now
             return self._values[slot]
         finally:
             self._release()
@@ -326,11 +365,13 @@ cdef class Cache:
         cdef int64_t w
         cdef list evicted = None
         cdef object old = None
+        cdef double now
         try:
             h = PyObject_Hash(key)
         except TypeError:
             raise _unhashable(key) from None
         w = self._weigh(value)
+        now = self._clock() if self._clock is not None else 0.0
         self._acquire()
         try:
             slot = self._find(key)
@@ -341,6 +382,8 @@ cdef class Cache:
                     self._bytes += w - self._weights[slot]
                     self._weights[slot] = w
                     self._order.c_reweigh(slot, w)
+                if self._atime != NULL:
+                    self._atime[slot] = now
                 self._order.c_touch(slot)
                 if self._over(-1):
                     evicted = []
@@ -356,15 +399,31 @@ cdef class Cache:
                         evicted.append((key, value))
                         self._evictions += 1
                         return
-                self._n_free -= 1
-                slot = self._free[self._n_free]
-                PyDict_SetItem(self._slots, key, slot)
+                # a freed slot (last in, first out), else the next fresh one; growth
+                # and the order's insert come first, so a MemoryError stores nothing
+                if self._n_free:
+                    slot = self._free[self._n_free - 1]
+                else:
+                    slot = self._n_used
+                    if slot >= self._cap:
+                        self._grow(slot + 1)
+                self._order.c_insert(slot, <uint64_t>h, w)
+                try:
+                    PyDict_SetItem(self._slots, key, slot)
+                except BaseException:
+                    self._order.c_remove(slot)
+                    raise
+                if self._n_free:
+                    self._n_free -= 1
+                else:
+                    self._n_used += 1
                 self._keys[slot] = key
                 self._values[slot] = value
                 if self._weights != NULL:
                     self._weights[slot] = w
                     self._bytes += w
-                self._order.c_insert(slot, <uint64_t>h, w)
+                if self._atime != NULL:
+                    self._atime[slot] = now
         finally:
             self._release()
             if evicted:
@@ -485,6 +544,41 @@ cdef class Cache:
         if evicted:
             self._notify(evicted)
 
+    def access_time(self, key):
+        """The ``clock()`` of ``key``'s last ``set`` or hit; ``KeyError`` if absent.
+
+        ``TypeError`` if the cache was built without a ``clock``.
+        """
+        cdef Py_ssize_t slot
+        if self._clock is None:
+            raise TypeError("access_time: the cache keeps no access times (built without a clock)")
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                return self._atime[slot]
+        finally:
+            self._release()
+        raise KeyError(key)
+
+    def idle(self, before):
+        """The keys whose last access time is ``<= before`` (a snapshot list; pinned keys too).
+
+        ``TypeError`` if the cache was built without a ``clock``.
+        """
+        cdef double limit = before
+        cdef list out = []
+        if self._clock is None:
+            raise TypeError("idle: the cache keeps no access times (built without a clock)")
+        self._acquire()
+        try:
+            for key, slot in self._slots.items():
+                if self._atime[<Py_ssize_t>slot] <= limit:
+                    out.append(key)
+        finally:
+            self._release()
+        return out
+
     def is_pinned(self, key):
         """Whether ``key`` is pinned; ``KeyError`` if absent."""
         cdef Py_ssize_t slot
@@ -559,6 +653,30 @@ cdef class Cache:
                 "pinned": self._order.n_pinned,
                 "policy": self.policy,
             }
+        finally:
+            self._release()
+
+    @property
+    def allocated_slots(self):
+        """Slots allocated so far: they double on demand, up to ``maxsize``."""
+        return self._cap
+
+    @property
+    def nbytes(self):
+        """Bytes of the cache's own structures: the slot arrays (keys, values, free
+        list, weights, access times), the key -> slot table with its slot numbers
+        (an int object each) and the eviction order. The keys' and values'
+        objects are not included."""
+        cdef Py_ssize_t per_slot = sizeof(int32_t)
+        self._acquire()
+        try:
+            if self._weights != NULL:
+                per_slot += sizeof(int64_t)
+            if self._atime != NULL:
+                per_slot += sizeof(double)
+            return (self._cap * per_slot + sys.getsizeof(self._slots) + sys.getsizeof(self._keys)
+                    + sys.getsizeof(self._values) + len(self._slots) * _SLOT_INT_BYTES
+                    + self._order.c_nbytes())
         finally:
             self._release()
 
