@@ -1,52 +1,23 @@
 """``Cache``: a bounded, thread-safe mapping built on the eviction orders."""
 
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError, PyDict_SetItem
-from cpython.list cimport PyList_GET_SIZE
-from cpython.long cimport PyLong_AsSsize_t
-from cpython.mem cimport PyMem_RawFree
-from cpython.object cimport PyObject, PyObject_Hash
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from cpython.dict cimport PyDict_SetItem
+from cpython.object cimport PyObject_Hash
+from libc.stdint cimport int64_t, uint64_t
 
-from memstrata._native.order cimport INITIAL_SLOTS, EvictionOrder, _grow_array, _grown_capacity
+from memstrata._native._cache_slots cimport CacheSlots
 
-
-cdef extern from *:
-    """
-    #include <sched.h>
-    /* A test-and-set lock. Uncontended, acquire + release is two atomic
-       instructions; a thread that finds it taken gives up the GIL and yields
-       until it is free, so a holder that needs the GIL (a key's __eq__, a
-       value's __del__) can always finish its critical section. */
-    static inline int ms_try_lock(int *flag) {
-        return __atomic_exchange_n(flag, 1, __ATOMIC_ACQUIRE) == 0;
-    }
-    static inline void ms_unlock(int *flag) {
-        __atomic_store_n(flag, 0, __ATOMIC_RELEASE);
-    }
-    static inline void ms_yield(void) { sched_yield(); }
-    """
-    bint ms_try_lock(int* flag) noexcept nogil
-    void ms_unlock(int* flag) noexcept nogil
-    void ms_yield() noexcept nogil
-
-import sys
 from collections.abc import Mapping, MutableMapping
 
-from memstrata._native.eviction import DEFAULT_POLICY, POLICIES, check_policy, make_order
+from memstrata._native._cache_slots import unhashable
+from memstrata._native.eviction import DEFAULT_POLICY, POLICIES
 
 __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
 
 cdef object _MISSING = object()
-cdef Py_ssize_t _SLOT_INT_BYTES = sys.getsizeof(2**20)    # a slot number's int object in the key table
 
 
-cdef inline object _unhashable(object key):
-    # the TypeError for an unhashable key, naming the argument
-    return TypeError(f"key: expected a hashable key, got unhashable {type(key).__name__}")
-
-
-cdef class Cache:
+cdef class Cache(CacheSlots):
     """A bounded mapping that evicts by policy: the engine of the hot tier.
 
     ``Cache`` is a :class:`collections.abc.MutableMapping` holding at most
@@ -137,170 +108,9 @@ cdef class Cache:
     (1, 1)
     """
 
-    cdef dict _slots                # key -> slot
-    cdef list _keys                 # slot -> key
-    cdef list _values               # slot -> value
-    cdef EvictionOrder _order
-    cdef Py_ssize_t _cap            # slots allocated in the arrays below (and _keys, _values)
-    cdef Py_ssize_t _n_used         # slots handed out so far: the next fresh slot
-    cdef int32_t* _free             # slots given back, reused last-in first-out
-    cdef Py_ssize_t _n_free
-    cdef int64_t* _weights          # slot -> weight (with a weigher)
-    cdef double* _atime             # slot -> last access time (with a clock)
-    cdef object _clock
-    cdef readonly Py_ssize_t maxsize
-    cdef int64_t _max_bytes         # -1: unbounded
-    cdef int64_t _bytes
-    cdef object _weigher
-    cdef object _on_evict
-    cdef readonly str policy
-    cdef int64_t _hits
-    cdef int64_t _misses
-    cdef int64_t _evictions
-    cdef bint _thread_safe
-    cdef int _lock                  # 0 free, 1 held (see ms_try_lock)
-
-    def __cinit__(self):
-        self._free = NULL
-        self._weights = NULL
-        self._atime = NULL
-        self._cap = 0
-        self._lock = 0
-
     def __init__(self, maxsize, policy=DEFAULT_POLICY, max_bytes=None, weigher=None,
                  on_evict=None, *, clock=None, thread_safe=True):
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
-        if maxsize <= 0 or maxsize >= 2**31 - 1:
-            raise ValueError(f"maxsize: expected an int in [1, 2**31 - 1), got {maxsize}")
-        check_policy(policy)
-        if max_bytes is not None:
-            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-                raise TypeError(f"max_bytes: expected a positive int or None, got {type(max_bytes).__name__}")
-            if max_bytes <= 0 or max_bytes >= 2**62:
-                raise ValueError(f"max_bytes: expected a positive int below 2**62, got {max_bytes}")
-            if weigher is None:
-                raise ValueError("max_bytes: needs a weigher(value) -> int to measure values")
-        if weigher is not None and not callable(weigher):
-            raise TypeError(f"weigher: expected a callable or None, got {type(weigher).__name__}")
-        if on_evict is not None and not callable(on_evict):
-            raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock: expected a callable or None, got {type(clock).__name__}")
-        if self._cap:
-            raise TypeError("Cache: __init__ called twice")
-
-        self.maxsize = maxsize
-        self.policy = policy
-        self._max_bytes = -1 if max_bytes is None else max_bytes
-        self._weigher = weigher
-        self._on_evict = on_evict
-        self._clock = clock
-        self._order = make_order(policy, maxsize, maxsize if max_bytes is None else max_bytes)
-        self._slots = {}
-        self._keys = []
-        self._values = []
-        self._n_used = 0
-        self._n_free = 0
-        self._thread_safe = bool(thread_safe)
-        self._grow(1)
-
-    def __dealloc__(self):
-        PyMem_RawFree(self._free)
-        PyMem_RawFree(self._weights)
-        PyMem_RawFree(self._atime)
-
-    cdef int _grow(self, Py_ssize_t needed) except -1:
-        # room for slots [0, needed) here and in the order; nothing else changes, so a
-        # MemoryError leaves the cache as it was
-        cdef Py_ssize_t cap = _grown_capacity(self._cap if self._cap else INITIAL_SLOTS, needed, self.maxsize)
-        cdef Py_ssize_t more = cap - PyList_GET_SIZE(self._keys)
-        self._order.c_reserve(cap)
-        _grow_array(<void**>&self._free, self._cap, cap, sizeof(int32_t))
-        if self._weigher is not None:
-            _grow_array(<void**>&self._weights, self._cap, cap, sizeof(int64_t))
-        if self._clock is not None:
-            _grow_array(<void**>&self._atime, self._cap, cap, sizeof(double))
-        if more > 0:
-            self._keys.extend([None] * more)
-            self._values.extend([None] * more)
-        self._cap = cap
-        return 0
-
-    # -- locking ------------------------------------------------------------------
-
-    cdef inline void _acquire(self) noexcept:
-        if self._thread_safe and not ms_try_lock(&self._lock):
-            with nogil:
-                while not ms_try_lock(&self._lock):
-                    ms_yield()
-
-    cdef inline void _release(self) noexcept:
-        if self._thread_safe:
-            ms_unlock(&self._lock)
-
-    # -- internals (called with the lock held) -------------------------------------
-
-    cdef inline Py_ssize_t _find(self, object key) except -2:
-        cdef PyObject* p
-        try:
-            p = PyDict_GetItemWithError(self._slots, key)
-        except TypeError:
-            try:
-                hash(key)
-            except TypeError:
-                raise _unhashable(key) from None
-            raise
-        if p == NULL:
-            return -1
-        return PyLong_AsSsize_t(<object>p)
-
-    cdef object _drop(self, Py_ssize_t slot):
-        # unlink `slot` from the mapping (the order is updated by the caller);
-        # returns (key, value) so that callbacks and decrefs happen after unlocking
-        cdef object key = self._keys[slot]
-        cdef object value = self._values[slot]
-        PyDict_DelItem(self._slots, key)
-        self._keys[slot] = None
-        self._values[slot] = None
-        if self._weights != NULL:
-            self._bytes -= self._weights[slot]
-            self._weights[slot] = 0
-        self._free[self._n_free] = <int32_t>slot
-        self._n_free += 1
-        return (key, value)
-
-    cdef inline bint _over(self, int64_t incoming) noexcept:
-        # would one more entry of weight `incoming` overflow? (incoming < 0: no new entry)
-        return (incoming >= 0 and self._n_free == 0 and self._n_used == self.maxsize) or (
-            self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes)
-
-    cdef bint _shrink(self, int64_t incoming, list evicted) except -1:
-        # evict victims into `evicted` until the entry fits; False if only pinned keys are left
-        cdef Py_ssize_t v
-        while self._over(incoming):
-            v = self._order.c_pop_victim()
-            if v < 0:
-                return False
-            evicted.append(self._drop(v))
-            self._evictions += 1
-        return True
-
-    cdef int64_t _weigh(self, object value) except -1:
-        cdef object w
-        if self._weigher is None:
-            return 1
-        w = self._weigher(value)
-        if isinstance(w, bool) or not isinstance(w, int):
-            raise TypeError(f"weigher: expected it to return an int, got {type(w).__name__}")
-        if w < 0 or w >= 2**62:
-            raise ValueError(f"weigher: expected a non-negative weight below 2**62, got {w}")
-        return w
-
-    cdef _notify(self, list evicted):
-        if evicted and self._on_evict is not None:
-            for key, value in evicted:
-                self._on_evict(key, value)
+        self._configure(maxsize, policy, max_bytes, weigher, on_evict, clock, thread_safe)
 
     # -- lookups --------------------------------------------------------------------
 
@@ -369,7 +179,7 @@ cdef class Cache:
         try:
             h = PyObject_Hash(key)
         except TypeError:
-            raise _unhashable(key) from None
+            raise unhashable(key) from None
         w = self._weigh(value)
         now = self._clock() if self._clock is not None else 0.0
         self._acquire()
@@ -653,30 +463,6 @@ cdef class Cache:
                 "pinned": self._order.n_pinned,
                 "policy": self.policy,
             }
-        finally:
-            self._release()
-
-    @property
-    def allocated_slots(self):
-        """Slots allocated so far: they double on demand, up to ``maxsize``."""
-        return self._cap
-
-    @property
-    def nbytes(self):
-        """Bytes of the cache's own structures: the slot arrays (keys, values, free
-        list, weights, access times), the key -> slot table with its slot numbers
-        (an int object each) and the eviction order. The keys' and values'
-        objects are not included."""
-        cdef Py_ssize_t per_slot = sizeof(int32_t)
-        self._acquire()
-        try:
-            if self._weights != NULL:
-                per_slot += sizeof(int64_t)
-            if self._atime != NULL:
-                per_slot += sizeof(double)
-            return (self._cap * per_slot + sys.getsizeof(self._slots) + sys.getsizeof(self._keys)
-                    + sys.getsizeof(self._values) + len(self._slots) * _SLOT_INT_BYTES
-                    + self._order.c_nbytes())
         finally:
             self._release()
 

@@ -3,7 +3,7 @@
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, ClassVar, TypeVar, overload
 
-from typing_extensions import disjoint_base
+from memstrata._native._cache_slots import CacheSlots
 
 __all__ = ["DEFAULT_POLICY", "POLICIES", "Cache"]
 
@@ -12,18 +12,9 @@ DEFAULT_POLICY: str
 
 _T = TypeVar("_T")
 
-@disjoint_base
-class Cache(MutableMapping[Any, Any]):
-    @property
-    def maxsize(self) -> int: ...
-    @property
-    def policy(self) -> str: ...
+class Cache(CacheSlots, MutableMapping[Any, Any]):
     @property
     def max_bytes(self) -> int | None: ...
-    @property
-    def allocated_slots(self) -> int: ...
-    @property
-    def nbytes(self) -> int: ...
     def __init__(
         self,
         maxsize: int,
