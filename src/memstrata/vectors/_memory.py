@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memstrata._closing import ClosesOnExit
 from memstrata.types import Metric, VectorCodecName
 from memstrata.vectors import _persist, _search
 from memstrata.vectors._args import as_ids, check_k
@@ -23,7 +24,7 @@ from memstrata.vectors._writes import Writes
 
 __all__ = ["CodecChoice", "VectorMemory"]
 
-class VectorMemory(Writes):
+class VectorMemory(Writes, ClosesOnExit):
     """Ids and vectors held as compact codes, with metadata, searchable by cosine, inner product or L2.
 
     Parameters
@@ -269,9 +270,6 @@ class VectorMemory(Writes):
     def __enter__(self) -> VectorMemory:
         self._check_open()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         try:
