@@ -135,7 +135,7 @@ def _fit_row(row, top, scales, offsets, i):  # pragma: no cover - compiled
     return rb, lo, inv
 
 
-# ------------------------------------------------------------ the wrappers' side
+# ------------------------------------------- called from Python by the quantize wrappers
 
 
 def _inverse_steps(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
