@@ -35,18 +35,11 @@ cdef class _OneList(EvictionOrder):
         return self._list.head
 
 
-# Every order's docstring repeats the n_slots parameter and an example of the same
-# shape: each class's help() stands alone.
 cdef class LRUOrder(_OneList):
-    """Least recently used: the victim is the slot whose last access is oldest.
+    """``LRUOrder(n_slots)``: least recently used, over ``n_slots > 0`` slots.
 
-    Parameters
-    ----------
-    n_slots : int
-        Number of slots, ``> 0``.
+    The victim is the slot whose last access (insert or ``touch``) is oldest.
 
-    Examples
-    --------
     >>> order = LRUOrder(4)
     >>> for slot in (0, 1, 2):
     ...     order.insert(slot)
@@ -69,15 +62,10 @@ cdef class LRUOrder(_OneList):
 
 
 cdef class FIFOOrder(_OneList):
-    """First in, first out: the victim is the slot inserted (or unpinned) earliest.
+    """``FIFOOrder(n_slots)``: first in, first out, over ``n_slots > 0`` slots.
 
-    Parameters
-    ----------
-    n_slots : int
-        Number of slots, ``> 0``.
+    The victim is the slot inserted (or unpinned) earliest; ``touch`` changes nothing.
 
-    Examples
-    --------
     >>> order = FIFOOrder(4)
     >>> for slot in (3, 1, 2):
     ...     order.insert(slot)
