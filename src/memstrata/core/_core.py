@@ -127,15 +127,12 @@ class MemoryCore(LayerAssembly, Recovery):
             if self._has_patterns and self.pattern_store is not self.durable:
                 self.pattern_store.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
 
-    def _targets(self, kind: int) -> list[tuple[str, int]]:
-        """``(table, record kind)`` pairs a write of ``kind`` puts into PostgreSQL (see :meth:`_put_durable`)."""
-        values, patterns = self.durable.table, self.pattern_store.table
+    def _targets(self, kind: int) -> tuple[int | None, int | None]:
+        """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables (see :meth:`_put_durable`)."""
         if kind == PATTERN:
-            return [(patterns, PATTERN), (values, TOMBSTONE)]
-        out = [(values, kind)]
-        if self._has_patterns:
-            out.append((patterns, TOMBSTONE))
-        return out
+            return TOMBSTONE, PATTERN
+        # always: another process may have written a pattern under this key (the tombstone only updates a row)
+        return kind, TOMBSTONE
 
     def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -143,7 +140,9 @@ class MemoryCore(LayerAssembly, Recovery):
         seq = int.from_bytes(rec[:8], "big")
         if self.cache is not None:
             try:
-                self.cache.put_newer(kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds)
+                self.cache.put_newer(
+                    kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
+                )
                 out["cache"] = "ok"
             except Exception as exc:
                 out["cache"] = self._best_effortfailed("cache", seq, key, exc)
@@ -204,14 +203,18 @@ class MemoryCore(LayerAssembly, Recovery):
                 raise ValueError(f"metadata['confidence']: expected a number in [0, 1], got {confidence!r}")
             value = {"value": value, "pattern_type": str(metadata.get("pattern_type", "")), "confidence": confidence}
         payload = serialize(value)
-        return self._mutate(key, "write.pattern" if pattern else "write", payload, actor, ttl_seconds, trust_attestation)
+        return self._mutate(
+            key, "write.pattern" if pattern else "write", payload, actor, ttl_seconds, trust_attestation
+        )
 
     def delete_sync(self, key: str, *, actor: str | None = None) -> WriteResult:
         """Delete ``key`` from every layer (logged like a write); ``result.existed`` says whether it was there."""
         _check_key(key)
         return self._mutate(key, "delete", None, actor, None, True)
 
-    def _mutate(self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool) -> WriteResult:
+    def _mutate(
+        self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool
+    ) -> WriteResult:
         kb = key.encode()
         digest = b"" if payload is None else hashlib.sha256(payload).digest()
         who = actor or ""
@@ -225,12 +228,16 @@ class MemoryCore(LayerAssembly, Recovery):
             intent = f"intent {self.config.instance}"
             if self._one_database:  # PostgreSQL: the entry and the durable upsert in one transaction, one round trip
                 try:
-                    seq, _ = self.audit.store.append_apply(self.clock(), who, op, key, digest, intent, payload, self._targets(kind))
+                    seq, _ = self.audit.store.append_apply(
+                        self.clock(), who, op, key, digest, intent, payload, self._pg_tables, self._targets(kind)
+                    )
                 except Exception as exc:
                     self.writes_failed += 1
                     self.failures["audit"] += 1
                     result.layers["audit"] = result.layers["durable"] = failed(exc)
-                    raise WriteFailedError(f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result
+                    ) from exc
                 result.seq = seq
                 result.layers["audit"] = result.layers["durable"] = "ok"
                 self._has_patterns = self._has_patterns or kind == PATTERN
@@ -241,7 +248,9 @@ class MemoryCore(LayerAssembly, Recovery):
                     self.writes_failed += 1
                     self.failures["audit"] += 1
                     result.layers["audit"] = failed(exc)
-                    raise WriteFailedError(f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result
+                    ) from exc
                 seq = result.seq = entry.seq
                 result.layers["audit"] = "ok"
             rec = encode_record(kb, seq, kind, payload or b"")
@@ -255,7 +264,9 @@ class MemoryCore(LayerAssembly, Recovery):
                     result.layers["durable"] = failed(exc)
                     self.audit.append_many([(who, "abort", key, b"", f"abort {seq}: {type(exc).__name__}", None)])
                     self._attest(who, attest, False, seq, key, result)
-                    raise WriteFailedError(f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result
+                    ) from exc
             result.layers.update(self._apply_best_effort(key, rec, payload or b"", ttl))
             self._attest(who, attest, True, seq, key, result)
             if self.events is not None:
@@ -285,12 +296,19 @@ class MemoryCore(LayerAssembly, Recovery):
     # ------------------------------------------------------------------ read --
 
     def _read_record(self, kb: bytes) -> bytes | None:
-        """The durable record of a key (values, then patterns), or None when absent or deleted."""
-        for ns in (self.durable, self.pattern_store) if self._has_patterns else (self.durable,):
-            rec: bytes | None = ns.get(kb)  # a durable layer maps bytes keys to bytes records
-            if rec is not None and rec[8] != TOMBSTONE:
-                return rec
-        return None
+        """The durable record of a key (values, then patterns), or None when absent or deleted.
+
+        A pattern write leaves a tombstone in the values table, so a key whose
+        value is a tombstone is looked up in the patterns table even by a
+        process that has not seen any pattern written.
+        """
+        rec: bytes | None = self.durable.get(kb)  # a durable layer maps bytes keys to bytes records
+        if rec is not None and rec[8] != TOMBSTONE:
+            return rec
+        if self.pattern_store is self.durable or (rec is None and not self._has_patterns):
+            return None
+        rec = self.pattern_store.get(kb)
+        return rec if rec is not None and rec[8] != TOMBSTONE else None
 
     def read_sync(self, key: str, *, actor: str | None = None, use_cache: bool = True, default: Any = None) -> Any:
         """The value of ``key``: cache, then durable store (refilling the cache), then the semantic fallback.
