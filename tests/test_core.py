@@ -177,7 +177,7 @@ def test_durable_failure_aborts_the_write(tmp_path):
         assert core.audit.verify() == 3
 
 
-@pytest.mark.parametrize("layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "emit")])
+@pytest.mark.parametrize("layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "post")])
 def test_best_effort_failures_are_counted_and_retried(tmp_path, layer, method):
     with MemoryCore(tmp_path) as core:
         setattr(core, layer, Failing(getattr(core, layer), method))

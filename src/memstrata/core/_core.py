@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import threading
 import time
@@ -11,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memstrata._native.auditchain import sha256
+from memstrata.codecs import deserialize, serialize
 from memstrata.core._assembly import LayerAssembly
 from memstrata.core._config import CoreConfig
-from memstrata.core._events import Event
 from memstrata.core._layers import (
     PATTERN,
     TOMBSTONE,
@@ -151,8 +151,6 @@ class MemoryCore(LayerAssembly, Recovery):
                 if rec[8] == TOMBSTONE:
                     self.vector.delete(key)
                 else:
-                    from memstrata.codecs import deserialize
-
                     value = unwrap_value(rec[8], deserialize(payload))
                     if isinstance(value, str):
                         self.vector.put(key, value)
@@ -188,8 +186,6 @@ class MemoryCore(LayerAssembly, Recovery):
         WriteFailedError
             The audit log or the durable store failed; nothing was applied.
         """
-        from memstrata.codecs import serialize
-
         _check_key(key)
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata: expected a dict or None, got {type(metadata).__name__}")
@@ -216,7 +212,7 @@ class MemoryCore(LayerAssembly, Recovery):
         self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool
     ) -> WriteResult:
         kb = key.encode()
-        digest = b"" if payload is None else hashlib.sha256(payload).digest()
+        digest = b"" if payload is None else sha256(payload)
         who = actor or ""
         with self._lock:
             self.writes_total += 1
@@ -272,7 +268,7 @@ class MemoryCore(LayerAssembly, Recovery):
             if self.events is not None:
                 kind_name = "memory.delete" if op == "delete" else "memory.write"
                 try:
-                    if not self.events.emit(Event(kind_name, key, seq, dict(result.layers), who, self.clock())):
+                    if not self.events.post(kind_name, key, seq, dict(result.layers), who, self.clock()):
                         raise MemstrataError("the event queue is full")
                     result.layers["events"] = "ok"
                 except Exception as exc:
@@ -318,8 +314,6 @@ class MemoryCore(LayerAssembly, Recovery):
         CorruptDataError
             The durable record is not the bytes written under ``key``.
         """
-        from memstrata.codecs import deserialize
-
         _check_key(key)
         kb = key.encode()
         self.reads_total += 1
@@ -363,8 +357,6 @@ class MemoryCore(LayerAssembly, Recovery):
 
     def patterns(self, pattern_type: str | None = None, min_confidence: float = 0.0) -> list[dict[str, Any]]:
         """Stored patterns (``key``, ``value``, ``pattern_type``, ``confidence``), highest confidence first."""
-        from memstrata.codecs import deserialize
-
         if self.pattern_store is None:
             return []
         out = []
