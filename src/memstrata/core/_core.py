@@ -60,7 +60,8 @@ class MemoryCore(LayerAssembly, Recovery):
     and :class:`WriteFailedError` raised. Cache, vector, trust and events are
     best-effort: failures are counted and retried (:meth:`retry`, and on open).
     On PostgreSQL (``database_url``) the entry and the durable record are
-    committed together by one server-side function (one round trip).
+    committed together by one statement (one round trip; see
+    :meth:`PostgresLogStore.append_apply`).
     Every layer keeps the log sequence with each record and keeps the newest,
     so applying a step twice, or late, changes nothing: on open, entries past
     the saved replay position are applied again to every layer.

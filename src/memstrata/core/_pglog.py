@@ -31,7 +31,6 @@ def _check_name(what: str, name: str) -> None:
 
 def _pg_schema(p: str) -> str:
     return f"""
-DROP FUNCTION IF EXISTS {p}append_apply(float8, text, text, text, bytea, text, bytea, text[], int[]);
 CREATE TABLE IF NOT EXISTS {p}entries (seq BIGINT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
     operation TEXT NOT NULL, key TEXT NOT NULL, digest BYTEA NOT NULL, result TEXT NOT NULL, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS {p}head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hash BYTEA NOT NULL);
