@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import operator
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +33,7 @@ def to_seconds(value: Any, name: str) -> float | None:
     raise TypeError(f"{name}: expected a datetime or epoch seconds, got {type(value).__name__}")
 
 
-@dataclass
+@dataclass(slots=True)
 class MemoryRecord:
     """One memory as it stands now. Times are epoch seconds (float) from the memory's clock.
 
@@ -77,8 +78,7 @@ class MemoryRecord:
 
     def copy(self) -> MemoryRecord:
         """An independent copy (what every read hands back, so callers cannot change the stored record)."""
-        twin = object.__new__(MemoryRecord)  # the immutable fields are shared; the mutable ones are copied below
-        twin.__dict__.update(self.__dict__)
+        twin = MemoryRecord(*_field_values(self))  # the immutable fields are shared; the mutable ones are copied below
         if not isinstance(self.content, str):
             twin.content = copy.deepcopy(self.content)
         twin.metadata = _copy_metadata(self.metadata)
@@ -91,6 +91,7 @@ class MemoryRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(MemoryRecord))
+_field_values = operator.attrgetter(*_FIELDS)
 _FLAT = (str, int, float, bool, type(None))
 
 

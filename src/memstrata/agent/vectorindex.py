@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from memstrata._growth import grown_capacity
 from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
@@ -115,7 +116,7 @@ class VectorIndex:
     def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
         n, need = self._sketch_n, self._sketch_n + len(ids)
         if need > self._sketch_ids.size:
-            cap = max(need, 2 * self._sketch_ids.size, 64)
+            cap = grown_capacity(need, self._sketch_ids.size)
             self._sketch_ids = np.concatenate([self._sketch_ids[:n], np.full(cap - n, -1, np.int64)])
             self._sketches = np.concatenate([self._sketches[:, :n], np.zeros((2, cap - n), np.uint64)], axis=1)
         self._sketch_ids[n:need] = ids

@@ -49,7 +49,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
         for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
             digest = content_digest(scope, text)
             mode = "exact"
-            target = next((j for j in memory._by_hash.get(digest, ()) if not memory._restricted(memory._records[j])), None)
+            target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
             if target is None and near is not None:
                 target = near.match(i)
                 mode = memory.config.near_duplicates

@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from memstrata._growth import grown_capacity
+
 __all__ = ["ID_KEY", "Filter", "MetadataColumns", "compile_filter", "scalar_kind"]
 
 #: The pseudo-field that names a row's id in a filter.
@@ -142,7 +144,7 @@ class MetadataColumns:
     def _reserve(self, n: int) -> None:
         if n <= self._ids.shape[0]:
             return
-        capacity = max(n, 2 * self._ids.shape[0], 64)
+        capacity = grown_capacity(n, self._ids.shape[0])
         ids = np.zeros(capacity, np.int64)
         ids[: self._n] = self._ids[: self._n]
         self._ids = ids
