@@ -35,7 +35,7 @@ from memstrata._growth import grown_capacity
 from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
-__all__ = ["SKETCH_BITS", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
+__all__ = ["SKETCH_BITS", "IdSet", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
 
 _DIRECT_FRACTION = 0.25
 SKETCH_BITS = 128  # two 64-bit words: the first screens every row, both decide
@@ -80,6 +80,51 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
     return np.ascontiguousarray(x / np.sqrt(squares)[:, None], np.float32)
 
 
+class IdSet:
+    """A set of non-negative int ids, one byte an id up to the largest (ids here are dense: handed out in order).
+
+    A Python ``set`` of ints costs about 50 bytes a member; this costs one.
+    """
+
+    __slots__ = ("_n", "_present")
+
+    def __init__(self) -> None:
+        self._present = np.zeros(0, bool)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def __contains__(self, id_: object) -> bool:
+        return isinstance(id_, (int, np.integer)) and 0 <= id_ < self._present.shape[0] and bool(self._present[id_])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._present.nbytes)
+
+    def update(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        at = np.asarray(ids, np.int64)
+        if at.min() < 0:
+            raise ValueError(f"ids: expected non-negative ids, got {int(at.min())}")
+        top = int(at.max()) + 1
+        if top > self._present.shape[0]:
+            grown = np.zeros(grown_capacity(top, self._present.shape[0]), bool)
+            grown[: self._present.shape[0]] = self._present
+            self._present = grown
+        self._n += int(np.unique(at[~self._present[at]]).size)
+        self._present[at] = True
+
+    def discard(self, id_: int) -> None:
+        if id_ in self:
+            self._present[id_] = False
+            self._n -= 1
+
+
 class VectorIndex:
     """Unit vectors by id; cosine top-k, optionally restricted to allowed ids."""
 
@@ -89,9 +134,9 @@ class VectorIndex:
         self.codec = codec
         self.buffer_rows = int(buffer_rows)
         self._main = VectorMemory(self.dim, codec=codec, shortlist=shortlist if codec == "int8" else None)
-        self._main_ids: set[int] = set()
+        self._main_ids = IdSet()
         self._buf_ids: list[int] = []
-        self._buf = np.empty((self.buffer_rows, self.dim), np.float32)
+        self._buf = np.empty((0, self.dim), np.float32)  # grows to buffer_rows as single rows arrive
         rng = np.random.default_rng(_SKETCH_SEED)
         self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
         self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
@@ -106,7 +151,7 @@ class VectorIndex:
 
     @property
     def nbytes(self) -> int:
-        return int(self._main.nbytes + self._buf.nbytes + 80 * len(self._main_ids)
+        return int(self._main.nbytes + self._buf.nbytes + self._main_ids.nbytes
                    + self._sketch_ids.nbytes + self._sketches.nbytes + self._planes.nbytes)
 
     def sketch(self, x: np.ndarray) -> np.ndarray:
@@ -185,6 +230,11 @@ class VectorIndex:
         for id_, row in zip(ids, vectors):
             if len(self._buf_ids) == self.buffer_rows:
                 self.flush()
+            if len(self._buf_ids) == self._buf.shape[0]:
+                grown = np.empty((min(grown_capacity(len(self._buf_ids) + 1, self._buf.shape[0]), self.buffer_rows),
+                                  self.dim), np.float32)
+                grown[: len(self._buf_ids)] = self._buf[: len(self._buf_ids)]
+                self._buf = grown
             self._buf[len(self._buf_ids)] = row
             self._buf_ids.append(id_)
 
