@@ -274,7 +274,7 @@ class AgentMemory(MemoryState):
                 rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), text)
                 self._hash_add(rec.hash, id_)
                 self._keywords.replace(id_, text)
-            rec.metadata.update(meta)
+            rec.metadata = {**rec.metadata, **meta}
             rec.version += 1
             rec.updated_at = now
             self._refresh(rec, was)

@@ -21,7 +21,7 @@ from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder
 from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, from_stored, to_stored
+from memstrata.agent.records import MemoryRecord, from_stored, shared_empties, to_stored
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns
@@ -137,7 +137,7 @@ class MemoryState:
 
     def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
         """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
-        self._records[rec.id] = rec
+        self._records[rec.id] = shared_empties(rec)
         self._hash_add(rec.hash, rec.id)
         while len(self._columns) < rec.id:
             self._columns.append([None], [len(self._columns)])

@@ -57,7 +57,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 rec = memory._records[target]
                 memory._touch(rec, now)
                 if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
-                    rec.metadata.update(meta)  # only a change is written: access counts have their own log
+                    rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
                     memory._refresh(rec, memory._restricted(rec))
                     changed[rec.id] = rec
                 memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
@@ -77,9 +77,9 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 pinned=bool(pinned), hash=digest,
             )
             if target is not None:  # a near duplicate, linked both ways
-                rec.links.append(target)
+                rec.links = [target]
                 other = memory._records.get(target) or next(r for r in new if r.id == target)
-                other.links.append(rec.id)
+                other.links = [*other.links, rec.id]
                 if other.id in memory._records:
                     changed[other.id] = other
                 memory.counters["near_links"] += 1
