@@ -203,9 +203,15 @@ class VectorIndex:
                 cand = cand[distance <= both]
             found.append(live[cand] if cand.size <= _NEAR_MAX_CANDIDATES else None)
         # one read of every candidate's vector for the whole batch
-        union = np.unique(np.concatenate([c for c in found if c is not None] or [np.empty(0, np.int64)]))
+        listed = [c for c in found if c is not None and c.size]
+        if not listed and all(c is not None for c in found):
+            return [(_NO_IDS, _NO_SIMS)] * len(found)  # the usual single add: no candidate at all
+        union = np.unique(np.concatenate(listed)) if listed else np.empty(0, np.int64)
         vectors = self.get(union.tolist()) if union.size else np.empty((0, self.dim), np.float32)
         for row, ids in zip(x, found):
+            if ids is not None and not ids.size:
+                out.append((_NO_IDS, _NO_SIMS))
+                continue
             if ids is None:
                 ids, sims = self.search(row, _NEAR_MAX_CANDIDATES)
             else:
@@ -309,6 +315,11 @@ class VectorIndex:
 
     def close(self) -> None:
         self._main.close()
+
+
+_NO_IDS = np.empty(0, np.int64)
+_NO_SIMS = np.empty(0, np.float32)
+_NO_IDS.flags.writeable = _NO_SIMS.flags.writeable = False  # shared by every empty answer
 
 
 def _best(ids: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
