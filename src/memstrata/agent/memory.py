@@ -273,7 +273,7 @@ class AgentMemory(MemoryState):
                 self._unhash(rec)
                 rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), text)
                 self._hash_add(rec.hash, id_)
-                self._keywords.replace(id_, text)
+                self._keywords.replace(id_, old["text"], text)
             rec.metadata = {**rec.metadata, **meta}
             rec.version += 1
             rec.updated_at = now

@@ -123,7 +123,7 @@ def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
             memory._unhash(rec)
             memory._n_restricted -= memory._restricted(rec)
             memory._columns.set(id_, None)
-            memory._keywords.remove(id_)
+            memory._keywords.remove(id_, rec.text)
             if memory._vectors is not None:
                 memory._vectors.remove(id_)
             memory._access.forget(id_)
