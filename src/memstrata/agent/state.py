@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from memstrata._heap import release_free_heap
 from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder
@@ -102,6 +103,7 @@ class MemoryState:
             assert self._vectors is not None
             self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
             self._vectors.flush()
+        release_free_heap()  # the decoded records and vectors were temporaries of this size
 
     def _save_meta(self) -> None:
         self.store.store(

@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata._heap import release_free_heap
 from memstrata.agent.dedup import find_near
 from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
-__all__ = ["add_batch", "forget_many"]
+__all__ = ["TRIM_ROWS", "add_batch", "forget_many"]
+
+#: a batch of at least this many rows hands its freed temporaries back to the OS (memstrata._heap)
+TRIM_ROWS = 256
 
 
 def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None,
@@ -103,7 +107,10 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
             assert x is not None and sketches is not None
             memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
         memory.counters["added"] += len(new)
-        return [r.copy() if r.duplicate_of is None else r for r in out]
+        out = [r.copy() if r.duplicate_of is None else r for r in out]
+    if len(texts) >= TRIM_ROWS:
+        release_free_heap()
+    return out
 
 
 def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
