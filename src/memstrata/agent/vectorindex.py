@@ -99,7 +99,9 @@ class IdSet:
         return self._n > 0
 
     def __contains__(self, id_: object) -> bool:
-        return isinstance(id_, (int, np.integer)) and 0 <= id_ < self._present.shape[0] and bool(self._present[id_])
+        if not isinstance(id_, (int, np.integer)) or not 0 <= id_ < self._present.shape[0]:
+            return False
+        return bool(self._present[id_])
 
     @property
     def nbytes(self) -> int:
