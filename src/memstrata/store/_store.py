@@ -16,6 +16,7 @@ from memstrata.store._async import AsyncStoreMethods
 from memstrata.store._config import StoreConfig, resolve_config
 from memstrata.store._directory import StoreDirectoryMethods
 from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
+from memstrata.store._maintenance import StoreMaintenanceMethods
 from memstrata.store._records import DictionaryRecords, RecordMaker, engine_policy, load_new_dictionaries
 from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
@@ -26,7 +27,7 @@ __all__ = ["MemoryStore", "StoreLockedError"]
 _MISSING: Any = object()
 
 
-class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
+class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMethods):
     """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
 
     Parameters
@@ -135,6 +136,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
             self.engine = CompressionEngine(
                 engine_policy(cfg.zstd_level, 0 if read_only else cfg.train_after),
                 dictionaries=None if read_only else DictionaryRecords(backend),
+                train_in_background=True,  # a store() that makes a dictionary due does not wait for its training
             )
             self._known_dictionaries: set[bytes] = set()
             if read_only:
@@ -375,49 +377,6 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
         self._check_open()
         return self.tiers.keys()
 
-    # ------------------------------------------------------------ movement --
-
-    def migrate(self, key: str | bytes, tier: TierLike) -> None:
-        """Move ``key`` to ``tier`` now."""
-        self._check_writable()
-        self.tiers.migrate(key, tier)
-
-    def pin(self, key: str | bytes) -> None:
-        """Keep ``key`` where it is (the rules never move it; hot never evicts it)."""
-        self._check_writable()
-        self.tiers.set_pinned(key, True)
-
-    def unpin(self, key: str | bytes) -> None:
-        self._check_writable()
-        self.tiers.set_pinned(key, False)
-
-    def run_migrations(self) -> dict[str, int]:
-        """Apply the idle and capacity rules now (the background thread does this periodically)."""
-        self._check_open()
-        return self.tiers.run_migrations()
-
-    def compact(self) -> dict[str, int]:
-        """Drop tombstones and unreferenced blobs, rewrite packs with dead space, rewrite the log's live records.
-
-        After ``delete`` + ``compact()`` no byte of a deleted value remains in
-        the store's files (a zstd dictionary trained on it before the delete
-        may keep fragments of it: dictionaries stay for the frames that name them).
-        """
-        self._check_writable()
-        return self.tiers.compact()
-
-    def verify(self) -> dict[str, Any]:
-        """Read and check every frame on every tier.
-
-        Returns
-        -------
-        dict
-            ``ok``, ``keys``, ``blobs``, ``frames_checked`` (per tier),
-            ``bad_keys``, ``bad_blobs``, ``bad_files`` and ``errors``.
-        """
-        self._check_open()
-        return self.tiers.verify()
-
     @property
     def seq(self) -> int:
         """Sequence number of the last mutation."""
@@ -491,6 +450,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
             return
         self._closed = True
         try:
+            self.engine.close()  # a running dictionary training still writes its record
             self.tiers.close()
         finally:
             self._release_lock()
