@@ -50,10 +50,11 @@ class MaintenanceMixin(StorageState):
             return {"tombstones_removed": n_tomb, "blobs_removed": n_blobs}
 
     def compact(self) -> dict[str, int]:
-        """:meth:`gc`, then rewrite sealed packs with dead space into new packs and remove them."""
+        """:meth:`gc`, fold blobs held by one key into its entry, rewrite sealed packs with dead space, vacuum the log."""
         with self._lock:
             result = self.gc()
             result.update(packs_rewritten=0, packs_removed=0, bytes_reclaimed=0)
+            result["blobs_inlined"] = self._own_single_blobs()
             cold = self.cold
             if cold is None:
                 self._vacuum()

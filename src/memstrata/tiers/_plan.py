@@ -50,15 +50,18 @@ class WritePlanMixin(StorageState):
         raw = self._get_in(puts, A + d)
         return None if raw is None else unpack_blob(raw)
 
-    def _payload_in(self, puts: dict[bytes, bytes], d: bytes, info: list[Any]) -> bytes | None:
-        """Blob ``d``'s tagged data record as it will be once ``puts`` are applied (None: no data)."""
-        raw = self._get_in(puts, B + d)
-        if raw is not None:
-            return raw
-        if not info[OWNER]:
-            return None
-        frame = inline_frame(self._get_in(puts, K + info[OWNER]), d)
-        return None if frame is None else warm_record(frame)
+    def _payload_in(
+        self, puts: dict[bytes, bytes], d: bytes, info: list[Any], kb: bytes = b"", entry: bytes | None = None
+    ) -> bytes | None:
+        """Blob ``d``'s tagged data record as it will be once ``puts`` are applied (None: no data).
+
+        ``entry``: key ``kb``'s entry record as it will be, when the caller has it read already.
+        """
+        owner = info[OWNER]
+        if owner:  # an owned blob has no data record: its frame is in the owner's entry, or gone
+            frame = inline_frame(entry if owner == kb else self._get_in(puts, K + owner), d)
+            return None if frame is None else warm_record(frame)
+        return self._get_in(puts, B + d)
 
     def _share(self, puts: dict[bytes, bytes], d: bytes, info: list[Any], payload: bytes) -> None:
         """Move owned blob ``d``'s frame out of its owner's entry into a data record holding ``payload``.
@@ -73,6 +76,40 @@ class WritePlanMixin(StorageState):
                 puts[K + owner] = raw[: ENTRY.size]
             info[OWNER] = b""
         puts[B + d] = payload
+
+    def _own_single_blobs(self, batch: int = 256) -> int:
+        """Move each warm blob held by one key from its data record into that key's entry (layout 2 -> 3).
+
+        Stores written before layout 3, and blobs whose other keys went, keep
+        a shared data record for one key; compaction folds it into the entry,
+        so a warm read of that key is one record read. One batch per ``batch``
+        blobs: a crash leaves each blob in one layout or the other, both valid.
+        Returns how many blobs moved. Called by ``compact()`` (under the lock).
+        """
+        single: dict[bytes, bytes | None] = {}  # digest -> its one live key (None: more than one)
+        for kb, (_seq, flags, d) in self.warm.entries():
+            if not flags & F_TOMBSTONE:
+                single[d] = kb if d not in single else None
+        todo = [(d, info) for d, info in self.warm.blobs()
+                if info[0] == 1 and info[2] == WARM and not info[OWNER] and single.get(d)]
+        moved = 0
+        for i in range(0, len(todo), batch):
+            puts: dict[bytes, bytes] = {}
+            deletes: list[bytes] = []
+            for d, info in todo[i : i + batch]:
+                kb = single[d]
+                assert kb is not None
+                entry, data = self.backend.get(K + kb), self.backend.get(B + d)
+                if entry is None or len(entry) != ENTRY.size or entry[9:25] != d or data is None or data[:1] != b"W":
+                    continue
+                puts[K + kb] = entry + data
+                info[OWNER] = kb
+                puts[A + d] = pack_blob(info)
+                deletes.append(B + d)
+            if puts:
+                self.backend.apply(puts, deletes)
+                moved += len(deletes)
+        return moved
 
     def _plan_write(
         self,
@@ -94,7 +131,7 @@ class WritePlanMixin(StorageState):
         old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_raw is None else unpack_entry(old_raw)
         old_live = not old[1] & F_TOMBSTONE
         info = self._blob_in(puts, d)
-        payload = None if info is None else self._payload_in(puts, d, info)
+        payload = None if info is None else self._payload_in(puts, d, info, kb, old_raw)
         new_blob = info is None or (info[0] == 0 and info[2] == WARM and payload is None)
         revived = info is not None and info[0] == 0  # counted as garbage until now
         old_info = None

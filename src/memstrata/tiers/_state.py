@@ -73,4 +73,6 @@ class StorageState:
 
         def _move_blob(self, d: bytes, dest: int) -> None: ...  # _rules
 
+        def _own_single_blobs(self, batch: int = 256) -> int: ...  # _plan
+
         def _share(self, puts: dict[bytes, bytes], d: bytes, info: list[Any], payload: bytes) -> None: ...  # _plan
