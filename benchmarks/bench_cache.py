@@ -25,6 +25,8 @@ published parameters, checked step by step against a plain-Python model in
 tests/test_eviction.py). ``memstrata-wtinylfu`` is our W-TinyLFU
 (``WTinyLFUOrder``) beside theine's.
 ``memstrata-nolock`` (``thread_safe=False``) measures the cost of the lock.
+``test_ram`` records what ``Cache(2**31 - 2)`` allocates at construction and per
+entry (tracemalloc) beside cachetools.LRUCache: the slot arrays grow on demand.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 import pytest
 
 from memstrata import Cache
-from memstrata._native.cache import DEFAULT_POLICY
+from memstrata._native.cache import DEFAULT_POLICY, POLICIES
 
 ZIPF_KEYS = 100_000
 ZIPF_REQUESTS = 1_000_000
@@ -341,4 +343,60 @@ def test_lock_cost(benchmark: Any) -> None:
         locked_ns_per_get=round(locked, 1),
         unlocked_ns_per_get=round(unlocked, 1),
         lock_ns_per_get=round(locked - unlocked, 1),
+    )
+
+
+# ----------------------------------------------------------------- RAM
+# A cache's slot arrays grow with its entries: a huge maxsize costs nothing up
+# front. Measured with tracemalloc (the native arrays are allocated through
+# Python's raw allocator, so it sees them): the bytes a new Cache(2**31 - 2)
+# holds, and the bytes per entry once RAM_FILL entries are in, beside
+# cachetools.LRUCache of the same maxsize holding the same entries (keys and
+# values are built before measuring: only the caches' own structures count).
+# The timed part is the construction.
+
+RAM_MAXSIZE = 2**31 - 2
+RAM_FILL = 100_000
+
+
+def _traced_bytes(action: Callable[[], Any]) -> tuple[Any, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = action()
+        return result, tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_ram(benchmark: Any, peer: Any, policy: str) -> None:
+    cachetools = peer("cachetools")
+    benchmark.group = "cache-ram"
+    fill = RAM_FILL // 10 if getattr(benchmark, "disabled", False) else RAM_FILL
+    keys = [f"key-{i}" for i in range(fill)]
+
+    def put_all(cache: Any) -> Any:
+        for key in keys:
+            cache[key] = key
+        return cache
+
+    cache, construction = _traced_bytes(lambda: Cache(RAM_MAXSIZE, policy))
+    _, filled = _traced_bytes(lambda: put_all(cache))
+    lru, lru_construction = _traced_bytes(lambda: cachetools.LRUCache(RAM_MAXSIZE))
+    _, lru_filled = _traced_bytes(lambda: put_all(lru))
+    assert len(cache) == len(lru) == fill
+    benchmark.pedantic(lambda: Cache(RAM_MAXSIZE, policy), rounds=20, iterations=1)
+    benchmark.extra_info.update(
+        policy=policy,
+        maxsize=RAM_MAXSIZE,
+        entries=fill,
+        construction_bytes=construction,
+        bytes_per_entry=round(filled / fill, 1),
+        nbytes_per_entry=round(cache.nbytes / fill, 1),
+        cachetools_lru_construction_bytes=lru_construction,
+        cachetools_lru_bytes_per_entry=round(lru_filled / fill, 1),
+        ratio_per_entry_vs_cachetools_lru=round(filled / lru_filled, 3),
     )

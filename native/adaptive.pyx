@@ -1,9 +1,11 @@
 """Adaptive eviction: S3-FIFO or W-TinyLFU, whichever miniature simulations say hits more."""
 
+from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free
 
-from memstrata._native.order cimport PINNED, RESIDENT, EvictionOrder, _mix64, _pow2_at_least
+from _hash_slots cimport HashSlots, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
+
+from memstrata._native.order cimport PINNED, EvictionOrder, _capacity_arg, _grow_array, _mix64
 
 from memstrata._native.s3fifo import S3FIFOOrder
 from memstrata._native.wtinylfu import WTinyLFUOrder
@@ -34,90 +36,62 @@ def _new_order(int family, n_slots, capacity):
 
 
 cdef class _Shadow:
-    """A miniature cache of unit-size entries over sampled key hashes, counting its hits."""
+    """A miniature cache of unit-size entries over sampled key hashes, counting its hits.
+
+    Like ``Cache``, it hands out fresh slots in ascending order until all
+    ``order.n_slots`` are used, then reuses each victim's slot; its arrays and
+    table grow with the slots the order has allocated.
+    """
 
     cdef EvictionOrder order
     cdef uint64_t* slot_hash            # slot -> key hash
-    cdef int32_t* free_slots
-    cdef Py_ssize_t n_free
-    cdef uint64_t* keys                 # open addressing: key hash (0 = empty) ...
-    cdef int32_t* values                # ... -> slot
-    cdef uint64_t mask
+    cdef Py_ssize_t n_used              # slots handed out so far (the next fresh one)
+    cdef Py_ssize_t cap                 # slots of slot_hash
+    cdef HashSlots table                # key hash -> slot
     cdef int64_t hits
 
     def __cinit__(self, EvictionOrder order):
-        cdef Py_ssize_t n = order.n_slots
-        cdef Py_ssize_t i
-        cdef uint64_t size = _pow2_at_least(<uint64_t>(2 * n + 2))
         self.order = order
-        self.slot_hash = <uint64_t*>calloc(n, sizeof(uint64_t))
-        self.free_slots = <int32_t*>calloc(n, sizeof(int32_t))
-        self.keys = <uint64_t*>calloc(size, sizeof(uint64_t))
-        self.values = <int32_t*>calloc(size, sizeof(int32_t))
-        if self.slot_hash == NULL or self.free_slots == NULL or self.keys == NULL or self.values == NULL:
-            raise MemoryError()
-        for i in range(n):
-            self.free_slots[i] = <int32_t>(n - 1 - i)
-        self.n_free = n
-        self.mask = size - 1
+        self.slot_hash = NULL
+        self.n_used = 0
+        self.cap = 0
         self.hits = 0
+        hs_init(&self.table)
+        self._grow(1)
 
     def __dealloc__(self):
-        free(self.slot_hash)
-        free(self.free_slots)
-        free(self.keys)
-        free(self.values)
+        PyMem_RawFree(self.slot_hash)
+        hs_free(&self.table)
 
-    cdef inline Py_ssize_t _home(self, uint64_t h) noexcept:
-        return <Py_ssize_t>((h ^ (h >> 29)) & self.mask)
+    cdef int _grow(self, Py_ssize_t needed) except -1:
+        # room for slots [0, needed): the order's arrays, ours and the table's
+        self.order.c_reserve(needed)
+        _grow_array(<void**>&self.slot_hash, self.cap, self.order._cap, sizeof(uint64_t))
+        hs_reserve(&self.table, self.order._cap)
+        self.cap = self.order._cap
+        return 0
 
-    cdef Py_ssize_t _find(self, uint64_t h) noexcept:
-        cdef Py_ssize_t i = self._home(h)
-        while self.keys[i] != 0:
-            if self.keys[i] == h:
-                return i
-            i = (i + 1) & self.mask
-        return -1
+    cdef Py_ssize_t nbytes(self) noexcept:
+        return self.order.c_nbytes() + self.cap * sizeof(uint64_t) + hs_nbytes(&self.table)
 
-    cdef void _delete_at(self, Py_ssize_t i) noexcept:
-        # backward-shift deletion keeps every probe sequence unbroken (the same table
-        # as s3fifo.pyx's ghost index; a deliberate twin: that one maps to ring
-        # positions, this one to slots, and both stay inlined in their hot paths)
-        cdef Py_ssize_t j = i
-        cdef Py_ssize_t k
-        while True:
-            j = (j + 1) & self.mask
-            if self.keys[j] == 0:
-                break
-            k = self._home(self.keys[j])
-            if (i <= j and i < k <= j) or (i > j and (i < k or k <= j)):
-                continue
-            self.keys[i] = self.keys[j]
-            self.values[i] = self.values[j]
-            i = j
-        self.keys[i] = 0
-
-    cdef void access(self, uint64_t h) noexcept:
-        cdef Py_ssize_t i = self._find(h)
-        cdef Py_ssize_t v, slot
+    cdef int access(self, uint64_t h) except -1:
+        cdef Py_ssize_t i = hs_find(&self.table, h)
+        cdef Py_ssize_t slot
         if i >= 0:
             self.hits += 1
-            self.order.c_touch(self.values[i])
-            return
-        if self.n_free == 0:
-            v = self.order.c_pop_victim()      # never -1: a shadow pins nothing
-            self._delete_at(self._find(self.slot_hash[v]))
-            self.free_slots[self.n_free] = <int32_t>v
-            self.n_free += 1
-        self.n_free -= 1
-        slot = self.free_slots[self.n_free]
+            return self.order.c_touch(self.table.values[i])
+        if self.n_used < self.order.n_slots:
+            slot = self.n_used
+            if slot >= self.cap:
+                self._grow(slot + 1)        # before any change: a MemoryError changes nothing
+            self.n_used += 1
+        else:                               # full: the victim's slot is reused at once
+            slot = self.order.c_pop_victim()      # never -1: a shadow pins nothing
+            hs_delete_at(&self.table, hs_find(&self.table, self.slot_hash[slot]))
         self.slot_hash[slot] = h
         self.order.c_insert(slot, h, 1)
-        i = self._home(h)
-        while self.keys[i] != 0:
-            i = (i + 1) & self.mask
-        self.keys[i] = h
-        self.values[i] = <int32_t>slot
+        hs_put(&self.table, h, <int32_t>slot)
+        return 0
 
 
 cdef class AdaptiveOrder(EvictionOrder):
@@ -186,19 +160,12 @@ cdef class AdaptiveOrder(EvictionOrder):
     cdef int64_t* _weight
 
     def __cinit__(self, n_slots, *args, **kwargs):
-        self._key_hash = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
-        self._weight = <int64_t*>calloc(n_slots, sizeof(int64_t))
-        if self._key_hash == NULL or self._weight == NULL:
-            raise MemoryError()
+        self._key_hash = NULL
+        self._weight = NULL
 
     def __init__(self, n_slots, *, capacity=None):
         cdef Py_ssize_t m = n_slots if n_slots < SHADOW_SLOTS else SHADOW_SLOTS
-        if capacity is None:
-            capacity = n_slots
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
-        if capacity <= 0 or capacity >= 2**62:
-            raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+        capacity = _capacity_arg(capacity, n_slots)
         if self._n_resident:
             raise ValueError("AdaptiveOrder: __init__ called on an order that is in use")
         self.capacity = capacity
@@ -215,22 +182,34 @@ cdef class AdaptiveOrder(EvictionOrder):
         self.switches = 0
 
     def __dealloc__(self):
-        free(self._key_hash)
-        free(self._weight)
+        PyMem_RawFree(self._key_hash)
+        PyMem_RawFree(self._weight)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        # the live order grows with us, so inserting into it never allocates
+        self._live.c_reserve(cap)
+        _grow_array(<void**>&self._key_hash, self._cap, cap, sizeof(uint64_t))
+        _grow_array(<void**>&self._weight, self._cap, cap, sizeof(int64_t))
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        return (self._cap * (sizeof(uint64_t) + sizeof(int64_t)) + self._live.c_nbytes()
+                + self._shadow_s3fifo.nbytes() + self._shadow_wtinylfu.nbytes())
 
     # -- the choice ------------------------------------------------------------------
 
-    cdef inline void _sample(self, uint64_t key_hash) noexcept:
+    cdef inline int _sample(self, uint64_t key_hash) except -1:
         cdef uint64_t h = _mix64(key_hash)
         if (h >> 32) >= self._sample_below:
-            return
+            return 0
         self._shadow_s3fifo.access(h)
         self._shadow_wtinylfu.access(h)
         self._epoch_accesses += 1
         if self._epoch_accesses >= self._epoch_length:
             self._decide()
+        return 0
 
-    cdef void _decide(self) noexcept:
+    cdef int _decide(self) except -1:
         cdef int64_t ahead = self._shadow_wtinylfu.hits - self._shadow_s3fifo.hits
         if self._family == WTINYLFU:
             ahead = -ahead
@@ -245,14 +224,16 @@ cdef class AdaptiveOrder(EvictionOrder):
             self._sampled *= 0.5
         if self._epochs >= MIN_EPOCHS and self._lead > SWITCH_LEAD * self._sampled:
             self._switch()
+        return 0
 
-    cdef void _switch(self) noexcept:
+    cdef int _switch(self) except -1:
         cdef EvictionOrder old = self._live
         cdef EvictionOrder new
         cdef Py_ssize_t v, s
         cdef list ranked = []
         cdef int family = WTINYLFU if self._family == S3FIFO else S3FIFO
         new = _new_order(family, self.n_slots, self.capacity)
+        new.c_reserve(self._cap)       # all allocation before the old order is emptied
         while True:                    # the old order's ranking, next victim first
             v = old.c_pop_victim()
             if v < 0:
@@ -261,7 +242,7 @@ cdef class AdaptiveOrder(EvictionOrder):
         for v in ranked:
             new.c_insert(v, self._key_hash[v], self._weight[v])
         if self._n_pinned:
-            for s in range(self.n_slots):
+            for s in range(self._cap):
                 if self._flags[s] & PINNED:
                     new.c_insert(s, self._key_hash[s], self._weight[s])
                     new.c_pin(s)
@@ -271,21 +252,27 @@ cdef class AdaptiveOrder(EvictionOrder):
         self._sampled = 0.0
         self._epochs = 0
         self.switches += 1
+        return 0
 
     # -- hooks: the live order does the work ----------------------------------------------
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         self._key_hash[slot] = key_hash
         self._weight[slot] = weight
         self._live.c_insert(slot, key_hash, weight)
-        self._sample(key_hash)
+        try:
+            self._sample(key_hash)
+        except MemoryError:
+            self._live.c_remove(slot)    # a miniature could not grow: the insert is undone
+            raise
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         self._live.c_remove(slot)
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         self._live.c_touch(slot)
-        self._sample(self._key_hash[slot])
+        return self._sample(self._key_hash[slot])
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         self._live.c_pin(slot)
@@ -309,10 +296,6 @@ cdef class AdaptiveOrder(EvictionOrder):
         return v
 
     # -- Python interface -----------------------------------------------------------------
-
-    def get_config(self):
-        """The order's ``id`` and parameters as a JSON-safe dict."""
-        return {"id": self.order_id, "n_slots": self.n_slots, "capacity": self.capacity}
 
     @property
     def family(self):

@@ -1,36 +1,15 @@
 """``Cache``: a bounded, thread-safe mapping built on the eviction orders."""
 
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError, PyDict_SetItem
-from cpython.long cimport PyLong_AsSsize_t
-from cpython.object cimport PyObject, PyObject_Hash
-from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free
+from cpython.dict cimport PyDict_SetItem
+from cpython.object cimport PyObject_Hash
+from libc.stdint cimport int64_t, uint64_t
 
-from memstrata._native.order cimport EvictionOrder
-
-
-cdef extern from *:
-    """
-    #include <sched.h>
-    /* A test-and-set lock. Uncontended, acquire + release is two atomic
-       instructions; a thread that finds it taken gives up the GIL and yields
-       until it is free, so a holder that needs the GIL (a key's __eq__, a
-       value's __del__) can always finish its critical section. */
-    static inline int ms_try_lock(int *flag) {
-        return __atomic_exchange_n(flag, 1, __ATOMIC_ACQUIRE) == 0;
-    }
-    static inline void ms_unlock(int *flag) {
-        __atomic_store_n(flag, 0, __ATOMIC_RELEASE);
-    }
-    static inline void ms_yield(void) { sched_yield(); }
-    """
-    bint ms_try_lock(int* flag) noexcept nogil
-    void ms_unlock(int* flag) noexcept nogil
-    void ms_yield() noexcept nogil
+from memstrata._native._cache_slots cimport CacheSlots
 
 from collections.abc import Mapping, MutableMapping
 
-from memstrata._native.eviction import DEFAULT_POLICY, POLICIES, check_policy, make_order
+from memstrata._native._cache_slots import unhashable
+from memstrata._native.eviction import DEFAULT_POLICY, POLICIES
 
 __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 
@@ -38,12 +17,7 @@ __all__ = ["Cache", "DEFAULT_POLICY", "POLICIES"]
 cdef object _MISSING = object()
 
 
-cdef inline object _unhashable(object key):
-    # the TypeError for an unhashable key, naming the argument
-    return TypeError(f"key: expected a hashable key, got unhashable {type(key).__name__}")
-
-
-cdef class Cache:
+cdef class Cache(CacheSlots):
     """A bounded mapping that evicts by policy: the engine of the hot tier.
 
     ``Cache`` is a :class:`collections.abc.MutableMapping` holding at most
@@ -61,7 +35,18 @@ cdef class Cache:
     pinned entry that grows can leave the cache over ``max_bytes``; it shrinks
     back when keys are unpinned.
 
-    All operations are O(1) (amortized for S3-FIFO and the adaptive policy) and serialized by one lock
+    Memory follows the entries held, not ``maxsize``: the slot arrays (here and
+    in the eviction order) start at a few slots and double when full, up to
+    ``maxsize``; ``allocated_slots`` and ``nbytes`` report them. A large
+    ``maxsize`` costs nothing until it is used.
+
+    With ``clock`` (a callable returning a float, such as ``time.time``), the
+    cache also keeps each entry's last access time in an array by slot: ``set``
+    and every hit of ``get`` / ``cache[key]`` store ``clock()``; ``access_time``
+    reads it and ``idle(before)`` lists the keys last accessed at or before a
+    time (the hot tier demotes idle entries with it, with no dict per key).
+
+    All operations are O(1) (amortized for growth, S3-FIFO and the adaptive policy) and serialized by one lock
     (a test-and-set lock: about 20 ns per call uncontended, ``test_lock_cost`` in
     ``benchmarks/bench_cache.py``); ``thread_safe=False`` drops it for
     single-threaded use. The lock is not re-entrant: a key's ``__hash__`` /
@@ -71,7 +56,7 @@ cdef class Cache:
     Parameters
     ----------
     maxsize : int
-        Maximum number of entries, ``> 0``. Slots are allocated up front.
+        Maximum number of entries, ``> 0``. Slots are allocated as entries arrive.
     policy : str
         Eviction policy, one of ``memstrata._native.eviction.POLICIES`` (see
         ``memstrata.AdaptiveOrder``, ``WTinyLFUOrder``, ``S3FIFOOrder``, ...):
@@ -96,6 +81,9 @@ cdef class Cache:
         ``>= 0``. Called once per ``set``, outside the lock.
     on_evict : callable, optional
         ``on_evict(key, value)``, called for every evicted entry, outside the lock.
+    clock : callable, optional
+        ``clock() -> float``: keep each entry's last access time (see above).
+        Called before the lock is taken, once per ``get`` / ``set``.
     thread_safe : bool
         Guard the structure with a lock (default ``True``).
 
@@ -120,157 +108,16 @@ cdef class Cache:
     (1, 1)
     """
 
-    cdef dict _slots                # key -> slot
-    cdef list _keys                 # slot -> key
-    cdef list _values               # slot -> value
-    cdef EvictionOrder _order
-    cdef int32_t* _free
-    cdef Py_ssize_t _n_free
-    cdef int64_t* _weights
-    cdef readonly Py_ssize_t maxsize
-    cdef int64_t _max_bytes         # -1: unbounded
-    cdef int64_t _bytes
-    cdef object _weigher
-    cdef object _on_evict
-    cdef readonly str policy
-    cdef int64_t _hits
-    cdef int64_t _misses
-    cdef int64_t _evictions
-    cdef bint _thread_safe
-    cdef int _lock                  # 0 free, 1 held (see ms_try_lock)
-
-    def __cinit__(self):
-        self._free = NULL
-        self._weights = NULL
-        self._lock = 0
-
     def __init__(self, maxsize, policy=DEFAULT_POLICY, max_bytes=None, weigher=None,
-                 on_evict=None, *, thread_safe=True):
-        cdef Py_ssize_t i
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize: expected a positive int, got {type(maxsize).__name__}")
-        if maxsize <= 0 or maxsize >= 2**31 - 1:
-            raise ValueError(f"maxsize: expected an int in [1, 2**31 - 1), got {maxsize}")
-        check_policy(policy)
-        if max_bytes is not None:
-            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-                raise TypeError(f"max_bytes: expected a positive int or None, got {type(max_bytes).__name__}")
-            if max_bytes <= 0 or max_bytes >= 2**62:
-                raise ValueError(f"max_bytes: expected a positive int below 2**62, got {max_bytes}")
-            if weigher is None:
-                raise ValueError("max_bytes: needs a weigher(value) -> int to measure values")
-        if weigher is not None and not callable(weigher):
-            raise TypeError(f"weigher: expected a callable or None, got {type(weigher).__name__}")
-        if on_evict is not None and not callable(on_evict):
-            raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
-        if self._free != NULL:
-            raise TypeError("Cache: __init__ called twice")
-
-        self.maxsize = maxsize
-        self.policy = policy
-        self._max_bytes = -1 if max_bytes is None else max_bytes
-        self._weigher = weigher
-        self._on_evict = on_evict
-        self._order = make_order(policy, maxsize, maxsize if max_bytes is None else max_bytes)
-        self._slots = {}
-        self._keys = [None] * maxsize
-        self._values = [None] * maxsize
-        self._free = <int32_t*>calloc(maxsize, sizeof(int32_t))
-        if self._free == NULL:
-            raise MemoryError()
-        for i in range(maxsize):
-            self._free[i] = <int32_t>(maxsize - 1 - i)
-        self._n_free = maxsize
-        if weigher is not None:
-            self._weights = <int64_t*>calloc(maxsize, sizeof(int64_t))
-            if self._weights == NULL:
-                raise MemoryError()
-        self._thread_safe = bool(thread_safe)
-
-    def __dealloc__(self):
-        free(self._free)
-        free(self._weights)
-
-    # -- locking ------------------------------------------------------------------
-
-    cdef inline void _acquire(self) noexcept:
-        if self._thread_safe and not ms_try_lock(&self._lock):
-            with nogil:
-                while not ms_try_lock(&self._lock):
-                    ms_yield()
-
-    cdef inline void _release(self) noexcept:
-        if self._thread_safe:
-            ms_unlock(&self._lock)
-
-    # -- internals (called with the lock held) -------------------------------------
-
-    cdef inline Py_ssize_t _find(self, object key) except -2:
-        cdef PyObject* p
-        try:
-            p = PyDict_GetItemWithError(self._slots, key)
-        except TypeError:
-            try:
-                hash(key)
-            except TypeError:
-                raise _unhashable(key) from None
-            raise
-        if p == NULL:
-            return -1
-        return PyLong_AsSsize_t(<object>p)
-
-    cdef object _drop(self, Py_ssize_t slot):
-        # unlink `slot` from the mapping (the order is updated by the caller);
-        # returns (key, value) so that callbacks and decrefs happen after unlocking
-        cdef object key = self._keys[slot]
-        cdef object value = self._values[slot]
-        PyDict_DelItem(self._slots, key)
-        self._keys[slot] = None
-        self._values[slot] = None
-        if self._weights != NULL:
-            self._bytes -= self._weights[slot]
-            self._weights[slot] = 0
-        self._free[self._n_free] = <int32_t>slot
-        self._n_free += 1
-        return (key, value)
-
-    cdef inline bint _over(self, int64_t incoming) noexcept:
-        # would one more entry of weight `incoming` overflow? (incoming < 0: no new entry)
-        return (incoming >= 0 and self._n_free == 0) or (
-            self._max_bytes >= 0 and self._bytes + (incoming if incoming > 0 else 0) > self._max_bytes)
-
-    cdef bint _shrink(self, int64_t incoming, list evicted) except -1:
-        # evict victims into `evicted` until the entry fits; False if only pinned keys are left
-        cdef Py_ssize_t v
-        while self._over(incoming):
-            v = self._order.c_pop_victim()
-            if v < 0:
-                return False
-            evicted.append(self._drop(v))
-            self._evictions += 1
-        return True
-
-    cdef int64_t _weigh(self, object value) except -1:
-        cdef object w
-        if self._weigher is None:
-            return 1
-        w = self._weigher(value)
-        if isinstance(w, bool) or not isinstance(w, int):
-            raise TypeError(f"weigher: expected it to return an int, got {type(w).__name__}")
-        if w < 0 or w >= 2**62:
-            raise ValueError(f"weigher: expected a non-negative weight below 2**62, got {w}")
-        return w
-
-    cdef _notify(self, list evicted):
-        if evicted and self._on_evict is not None:
-            for key, value in evicted:
-                self._on_evict(key, value)
+                 on_evict=None, *, clock=None, thread_safe=True):
+        self._configure(maxsize, policy, max_bytes, weigher, on_evict, clock, thread_safe)
 
     # -- lookups --------------------------------------------------------------------
 
     cdef object _lookup(self, object key, object missing):
         """The value for ``key`` (a hit: the order is touched) or ``missing`` (a miss)."""
         cdef Py_ssize_t slot
+        cdef double now = self._clock() if self._clock is not None else 0.0
         self._acquire()
         try:
             slot = self._find(key)
@@ -279,6 +126,8 @@ cdef class Cache:
                 return missing
             self._order.c_touch(slot)
             self._hits += 1
+            if self._atime != NULL:
+                self._atime[slot] = now
             return self._values[slot]
         finally:
             self._release()
@@ -326,11 +175,13 @@ cdef class Cache:
         cdef int64_t w
         cdef list evicted = None
         cdef object old = None
+        cdef double now
         try:
             h = PyObject_Hash(key)
         except TypeError:
-            raise _unhashable(key) from None
+            raise unhashable(key) from None
         w = self._weigh(value)
+        now = self._clock() if self._clock is not None else 0.0
         self._acquire()
         try:
             slot = self._find(key)
@@ -341,6 +192,8 @@ cdef class Cache:
                     self._bytes += w - self._weights[slot]
                     self._weights[slot] = w
                     self._order.c_reweigh(slot, w)
+                if self._atime != NULL:
+                    self._atime[slot] = now
                 self._order.c_touch(slot)
                 if self._over(-1):
                     evicted = []
@@ -356,15 +209,31 @@ cdef class Cache:
                         evicted.append((key, value))
                         self._evictions += 1
                         return
-                self._n_free -= 1
-                slot = self._free[self._n_free]
-                PyDict_SetItem(self._slots, key, slot)
+                # a freed slot (last in, first out), else the next fresh one; growth
+                # and the order's insert come first, so a MemoryError stores nothing
+                if self._n_free:
+                    slot = self._free[self._n_free - 1]
+                else:
+                    slot = self._n_used
+                    if slot >= self._cap:
+                        self._grow(slot + 1)
+                self._order.c_insert(slot, <uint64_t>h, w)
+                try:
+                    PyDict_SetItem(self._slots, key, slot)
+                except BaseException:
+                    self._order.c_remove(slot)
+                    raise
+                if self._n_free:
+                    self._n_free -= 1
+                else:
+                    self._n_used += 1
                 self._keys[slot] = key
                 self._values[slot] = value
                 if self._weights != NULL:
                     self._weights[slot] = w
                     self._bytes += w
-                self._order.c_insert(slot, <uint64_t>h, w)
+                if self._atime != NULL:
+                    self._atime[slot] = now
         finally:
             self._release()
             if evicted:
@@ -484,6 +353,41 @@ cdef class Cache:
             raise KeyError(key)
         if evicted:
             self._notify(evicted)
+
+    def access_time(self, key):
+        """The ``clock()`` of ``key``'s last ``set`` or hit; ``KeyError`` if absent.
+
+        ``TypeError`` if the cache was built without a ``clock``.
+        """
+        cdef Py_ssize_t slot
+        if self._clock is None:
+            raise TypeError("access_time: the cache keeps no access times (built without a clock)")
+        self._acquire()
+        try:
+            slot = self._find(key)
+            if slot >= 0:
+                return self._atime[slot]
+        finally:
+            self._release()
+        raise KeyError(key)
+
+    def idle(self, before):
+        """The keys whose last access time is ``<= before`` (a snapshot list; pinned keys too).
+
+        ``TypeError`` if the cache was built without a ``clock``.
+        """
+        cdef double limit = before
+        cdef list out = []
+        if self._clock is None:
+            raise TypeError("idle: the cache keeps no access times (built without a clock)")
+        self._acquire()
+        try:
+            for key, slot in self._slots.items():
+                if self._atime[<Py_ssize_t>slot] <= limit:
+                    out.append(key)
+        finally:
+            self._release()
+        return out
 
     def is_pinned(self, key):
         """Whether ``key`` is pinned; ``KeyError`` if absent."""

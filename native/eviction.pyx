@@ -85,7 +85,7 @@ def make_order(policy, n_slots, capacity=None):
     Examples
     --------
     >>> make_order("wtinylfu", 100)
-    WTinyLFUOrder(n_slots=100, window_ratio=0.01, protected_ratio=0.9, adaptive=True, doorkeeper=True) with 0 resident
+    WTinyLFUOrder(n_slots=100, window_ratio=0.01, protected_ratio=0.9, adaptive=True, doorkeeper=True, sketch_slots=4096) with 0 resident
     """
     check_policy(policy)
     return _FACTORIES[policy](n_slots, n_slots if capacity is None else capacity)

@@ -1,11 +1,10 @@
 """Frequency order: LFU over per-frequency buckets."""
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from cpython.mem cimport PyMem_RawFree
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 from memstrata._native.order cimport (
-    PINNED, RESIDENT, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push,
-    _resident_slot, _unlink,
+    PINNED, EvictionOrder, SlotList, _grow_array, _list_init, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["LFUOrder"]
@@ -39,34 +38,43 @@ cdef class LFUOrder(EvictionOrder):
     _parameters = ()
 
     def __cinit__(self, n_slots, *args, **kwargs):
-        cdef Py_ssize_t nb = n_slots + 1
-        cdef Py_ssize_t i
-        self._freq = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
-        self._bucket_of = <int32_t*>calloc(n_slots, sizeof(int32_t))
-        self._b_freq = <uint64_t*>calloc(nb, sizeof(uint64_t))
-        self._b_slots = <SlotList*>calloc(nb, sizeof(SlotList))
-        self._b_prev = <int32_t*>calloc(nb, sizeof(int32_t))
-        self._b_next = <int32_t*>calloc(nb, sizeof(int32_t))
-        self._b_pinned = <int32_t*>calloc(nb, sizeof(int32_t))
-        self._b_free = <int32_t*>calloc(nb, sizeof(int32_t))
-        if (self._freq == NULL or self._bucket_of == NULL or self._b_freq == NULL
-                or self._b_slots == NULL or self._b_prev == NULL or self._b_next == NULL
-                or self._b_pinned == NULL or self._b_free == NULL):
-            raise MemoryError()
-        for i in range(nb):
-            self._b_free[i] = <int32_t>(nb - 1 - i)
-        self._n_free = nb
+        # per-slot arrays and n + 1 buckets (every resident frequency, plus the one a
+        # touch opens before the old one empties) grow with the order's slots
+        self._n_free = 0
         self._b_lowest = -1
 
     def __dealloc__(self):
-        free(self._freq)
-        free(self._bucket_of)
-        free(self._b_freq)
-        free(self._b_slots)
-        free(self._b_prev)
-        free(self._b_next)
-        free(self._b_pinned)
-        free(self._b_free)
+        PyMem_RawFree(self._freq)
+        PyMem_RawFree(self._bucket_of)
+        PyMem_RawFree(self._b_freq)
+        PyMem_RawFree(self._b_slots)
+        PyMem_RawFree(self._b_prev)
+        PyMem_RawFree(self._b_next)
+        PyMem_RawFree(self._b_pinned)
+        PyMem_RawFree(self._b_free)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        cdef Py_ssize_t old = self._cap
+        cdef Py_ssize_t old_nb = old + 1 if old else 0
+        cdef Py_ssize_t nb = cap + 1
+        cdef Py_ssize_t i
+        _grow_array(<void**>&self._freq, old, cap, sizeof(uint64_t))
+        _grow_array(<void**>&self._bucket_of, old, cap, sizeof(int32_t))
+        _grow_array(<void**>&self._b_freq, old_nb, nb, sizeof(uint64_t))
+        _grow_array(<void**>&self._b_slots, old_nb, nb, sizeof(SlotList))
+        _grow_array(<void**>&self._b_prev, old_nb, nb, sizeof(int32_t))
+        _grow_array(<void**>&self._b_next, old_nb, nb, sizeof(int32_t))
+        _grow_array(<void**>&self._b_pinned, old_nb, nb, sizeof(int32_t))
+        _grow_array(<void**>&self._b_free, old_nb, nb, sizeof(int32_t))
+        for i in range(nb - 1, old_nb - 1, -1):     # the new buckets join the free stack
+            self._b_free[self._n_free] = <int32_t>i
+            self._n_free += 1
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        cdef Py_ssize_t nb = self._cap + 1 if self._cap else 0
+        return (self._cap * (sizeof(uint64_t) + sizeof(int32_t))
+                + nb * (sizeof(uint64_t) + sizeof(SlotList) + 4 * sizeof(int32_t)))
 
     cdef int32_t _new_bucket(self, uint64_t freq, int32_t after) noexcept:
         # a fresh bucket linked right after `after` (-1: at the low end)
@@ -103,13 +111,14 @@ cdef class LFUOrder(EvictionOrder):
         self._b_free[self._n_free] = b
         self._n_free += 1
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         cdef int32_t b = self._b_lowest
         if b < 0 or self._b_freq[b] != 1:
             b = self._new_bucket(1, -1)
         self._freq[slot] = 1
         self._bucket_of[slot] = b
         _push(self._prev, self._next, &self._b_slots[b], slot, 0)
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         cdef int32_t b = self._bucket_of[slot]
@@ -119,7 +128,7 @@ cdef class LFUOrder(EvictionOrder):
             _unlink(self._prev, self._next, &self._b_slots[b], slot, 0)
         self._drop_bucket_if_empty(b)
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         cdef int32_t b = self._bucket_of[slot]
         cdef uint64_t f = self._freq[slot] + 1
         cdef int32_t nb = self._b_next[b]
@@ -134,6 +143,7 @@ cdef class LFUOrder(EvictionOrder):
         self._freq[slot] = f
         self._bucket_of[slot] = nb
         self._drop_bucket_if_empty(b)
+        return 0
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         cdef int32_t b = self._bucket_of[slot]

@@ -16,6 +16,15 @@ stays resident and keeps counting accesses) and re-enters on ``unpin`` as the
 newest entry of its queue (LFU: the newest entry of its frequency). ``pin`` of a
 pinned slot and ``unpin`` of an unpinned slot do nothing.
 
+Memory grows with use: an order allocates its per-slot arrays for a few slots
+and doubles them (up to ``n_slots``) when a slot beyond them is inserted, so
+``n_slots`` can be large at little cost; ``allocated_slots`` and ``nbytes``
+report what is held. Parameters that are shares of the capacity (S3-FIFO's
+queues and ghosts, W-TinyLFU's window and hill-climbing period) stay shares of
+``n_slots`` (or ``capacity``), so growth never changes a decision; W-TinyLFU's
+frequency sketch is the one structure sized from the allocated slots (see
+``WTinyLFUOrder``).
+
 Every order has a JSON-safe ``get_config()`` (with its ``id``), and
 ``EvictionOrder.from_config(config)`` builds an empty order of the right type from
 it; ``memstrata._native.eviction.ORDERS`` maps ids to classes. Each policy
@@ -29,8 +38,8 @@ not resident raises ``KeyError``; ``pop_victim()`` with nothing evictable raises
 ``KeyError``. Every message names the argument.
 """
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
+from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
 
 import operator
 from collections.abc import Mapping
@@ -59,9 +68,20 @@ cdef Py_ssize_t _as_slot(EvictionOrder order, object slot) except -1:
 
 cdef Py_ssize_t _resident_slot(EvictionOrder order, object slot) except -1:
     cdef Py_ssize_t s = _as_slot(order, slot)
-    if not (order._flags[s] & RESIDENT):
+    if s >= order._cap or not (order._flags[s] & RESIDENT):
         raise KeyError(f"slot: {s} is not in the order")
     return s
+
+
+cdef object _capacity_arg(object capacity, Py_ssize_t n_slots):
+    # the `capacity` parameter of the orders that weigh entries (default: n_slots)
+    if capacity is None:
+        return n_slots
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
+    if capacity <= 0 or capacity >= 2**62:
+        raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+    return capacity
 
 
 # ---------------------------------------------------------------- the base class
@@ -73,7 +93,8 @@ cdef class EvictionOrder:
     ----------
     n_slots : int
         Number of slots, ``> 0``; slots are the integers ``0 .. n_slots - 1``.
-        Memory is allocated once, O(n_slots).
+        Memory is allocated on demand, O(highest slot inserted), never O(n_slots)
+        up front.
     """
 
     order_id = ""
@@ -85,13 +106,12 @@ cdef class EvictionOrder:
         if n_slots <= 0 or n_slots >= 2**31 - 1:
             raise ValueError(f"n_slots: expected an int in [1, 2**31 - 1), got {n_slots}")
         self.n_slots = n_slots
+        self._cap = 0
         self._n_resident = 0
         self._n_pinned = 0
-        self._flags = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
-        self._prev = <int32_t*>calloc(n_slots, sizeof(int32_t))
-        self._next = <int32_t*>calloc(n_slots, sizeof(int32_t))
-        if self._flags == NULL or self._prev == NULL or self._next == NULL:
-            raise MemoryError()
+        self._flags = NULL
+        self._prev = NULL
+        self._next = NULL
 
     def __init__(self, n_slots, *args, **kwargs):
         if type(self) is EvictionOrder:
@@ -100,19 +120,41 @@ cdef class EvictionOrder:
             )
 
     def __dealloc__(self):
-        free(self._flags)
-        free(self._prev)
-        free(self._next)
+        PyMem_RawFree(self._flags)
+        PyMem_RawFree(self._prev)
+        PyMem_RawFree(self._next)
 
     # -- C interface (no checks) -------------------------------------------------
 
-    cdef void c_insert(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int c_reserve(self, Py_ssize_t n) except -1:
+        # allocate slots [0, n) (n <= n_slots); called before anything changes, so a
+        # MemoryError leaves the order as it was
+        cdef Py_ssize_t cap
+        if n <= self._cap:
+            return 0
+        cap = _grown_capacity(self._cap if self._cap else INITIAL_SLOTS, n, self.n_slots)
+        _grow_array(<void**>&self._flags, self._cap, cap, sizeof(uint8_t))
+        _grow_array(<void**>&self._prev, self._cap, cap, sizeof(int32_t))
+        _grow_array(<void**>&self._next, self._cap, cap, sizeof(int32_t))
+        self._grow(cap)
+        self._cap = cap
+        return 0
+
+    cdef Py_ssize_t c_nbytes(self) noexcept:
+        # bytes of the slot arrays and every structure the order allocated
+        return self._cap * (sizeof(uint8_t) + 2 * sizeof(int32_t)) + self._nbytes()
+
+    cdef int c_insert(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
+        # growth first and the flags last: a MemoryError leaves the order unchanged
+        if slot >= self._cap:
+            self.c_reserve(slot + 1)
+        self._enter(slot, key_hash, weight)
         self._flags[slot] = RESIDENT
         self._n_resident += 1
-        self._enter(slot, key_hash, weight)
+        return 0
 
-    cdef void c_touch(self, Py_ssize_t slot) noexcept:
-        self._hit(slot)
+    cdef int c_touch(self, Py_ssize_t slot) except -1:
+        return self._hit(slot)
 
     cdef void c_remove(self, Py_ssize_t slot) noexcept:
         if self._flags[slot] & PINNED:
@@ -150,14 +192,20 @@ cdef class EvictionOrder:
     # _leave is called with the pinned flag still set, so an order knows whether the
     # slot is linked into its queues.
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
-        pass
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        return 0
+
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         pass
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
-        pass
+    cdef int _hit(self, Py_ssize_t slot) except -1:
+        return 0
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         pass
@@ -196,7 +244,7 @@ cdef class EvictionOrder:
             raise TypeError(f"weight: expected a non-negative int, got {type(weight).__name__}")
         if weight < 0 or weight >= 2**62:
             raise ValueError(f"weight: expected a non-negative int below 2**62, got {weight}")
-        if self._flags[s] & RESIDENT:
+        if s < self._cap and self._flags[s] & RESIDENT:
             raise ValueError(f"slot: {s} is already in the order")
         self.c_insert(s, PyLong_AsUnsignedLongLongMask(key_hash), <int64_t>weight)
 
@@ -242,13 +290,23 @@ cdef class EvictionOrder:
         """Number of pinned slots."""
         return self._n_pinned
 
+    @property
+    def allocated_slots(self):
+        """Slots whose arrays are allocated so far (grows on demand up to ``n_slots``)."""
+        return self._cap
+
+    @property
+    def nbytes(self):
+        """Bytes the order has allocated (slot arrays, queues, ghosts, sketch)."""
+        return self.c_nbytes()
+
     def __len__(self):
         return self._n_resident
 
     def __contains__(self, slot):
         if isinstance(slot, bool) or not isinstance(slot, int):
             return False
-        return 0 <= slot < self.n_slots and bool(self._flags[<Py_ssize_t>slot] & RESIDENT)
+        return 0 <= slot < self._cap and bool(self._flags[<Py_ssize_t>slot] & RESIDENT)
 
     def get_config(self):
         """The order's type (``id``) and parameters as a JSON-safe dict.
@@ -256,7 +314,10 @@ cdef class EvictionOrder:
         ``EvictionOrder.from_config(order.get_config())`` builds an empty order of
         the same kind; resident slots are state, not configuration.
         """
-        return {"id": self.order_id, "n_slots": self.n_slots}
+        config = {"id": self.order_id, "n_slots": self.n_slots}
+        for name in self._parameters:     # each order's parameters are attributes of the same name
+            config[name] = getattr(self, name)
+        return config
 
     @staticmethod
     def from_config(config):

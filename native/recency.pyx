@@ -1,12 +1,8 @@
 """Recency orders: LRU and FIFO, one list each."""
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdint cimport int64_t, uint64_t
 
-from memstrata._native.order cimport (
-    PINNED, RESIDENT, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push,
-    _resident_slot, _unlink,
-)
+from memstrata._native.order cimport PINNED, EvictionOrder, _list_init, _push, _unlink
 
 __all__ = ["FIFOOrder", "LRUOrder"]
 
@@ -21,8 +17,9 @@ cdef class _OneList(EvictionOrder):
     def __cinit__(self, n_slots, *args, **kwargs):
         _list_init(&self._list)
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         _push(self._prev, self._next, &self._list, slot, 0)
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         if not (self._flags[slot] & PINNED):
@@ -38,18 +35,11 @@ cdef class _OneList(EvictionOrder):
         return self._list.head
 
 
-# Every order's docstring repeats the n_slots parameter and an example of the same
-# shape: each class's help() stands alone.
 cdef class LRUOrder(_OneList):
-    """Least recently used: the victim is the slot whose last access is oldest.
+    """``LRUOrder(n_slots)``: least recently used, over ``n_slots > 0`` slots.
 
-    Parameters
-    ----------
-    n_slots : int
-        Number of slots, ``> 0``.
+    The victim is the slot whose last access (insert or ``touch``) is oldest.
 
-    Examples
-    --------
     >>> order = LRUOrder(4)
     >>> for slot in (0, 1, 2):
     ...     order.insert(slot)
@@ -64,22 +54,18 @@ cdef class LRUOrder(_OneList):
     order_id = "lru"
     _parameters = ()
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         if not (self._flags[slot] & PINNED) and self._list.tail != slot:
             _unlink(self._prev, self._next, &self._list, slot, 0)
             _push(self._prev, self._next, &self._list, slot, 0)
+        return 0
 
 
 cdef class FIFOOrder(_OneList):
-    """First in, first out: the victim is the slot inserted (or unpinned) earliest.
+    """``FIFOOrder(n_slots)``: first in, first out, over ``n_slots > 0`` slots.
 
-    Parameters
-    ----------
-    n_slots : int
-        Number of slots, ``> 0``.
+    The victim is the slot inserted (or unpinned) earliest; ``touch`` changes nothing.
 
-    Examples
-    --------
     >>> order = FIFOOrder(4)
     >>> for slot in (3, 1, 2):
     ...     order.insert(slot)

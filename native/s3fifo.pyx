@@ -1,84 +1,64 @@
 """S3-FIFO: a small FIFO, a main FIFO with CLOCK and ghost FIFOs of evicted keys."""
 
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
+from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+
+from _hash_slots cimport hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
 from memstrata._native.order cimport (
-    PINNED, RESIDENT, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push,
-    _resident_slot, _unlink,
+    INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _capacity_arg, _grow_array, _grown_capacity,
+    _list_init, _mix64, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["S3FIFOOrder"]
 
 
 # ---------------------------------------------------------------- ghost FIFO
-# A FIFO of the hashes of recently evicted keys: a ring of hashes plus a linear
-# probing table hash -> ring position, so membership and removal are O(1). A ring
-# entry whose hash was taken out (or re-added later) is stale; it is recognised
-# because the table no longer points back at its position.
+# A FIFO of the hashes of recently evicted keys: a ring of hashes plus a table
+# hash -> ring position (_hash_slots.pxd), so membership and removal are O(1). A
+# ring entry whose hash was taken out (or re-added later) is stale; it is
+# recognised because the table no longer points back at its position.
+#
+# The ring and the table grow on demand. Only an eviction adds to a ghost, and
+# only a resident slot can be evicted, so each insert reserves room for every
+# slot then resident (_ghost_reserve): evictions never allocate, and a ghost holds
+# memory for at most the keys it remembers plus those the cache holds.
 
-cdef int _ghost_init(Ghost* g, Py_ssize_t ring_size) except -1:
-    cdef uint64_t size
+cdef void _ghost_init(Ghost* g, Py_ssize_t ring_size) noexcept:
     g.ring = NULL
-    g.keys = NULL
-    g.where = NULL
     g.ring_size = ring_size if ring_size > 0 else 0
+    g.ring_alloc = 0
     g.ring_pos = 0
-    g.mask = 0
-    if g.ring_size == 0:
-        return 0
-    size = _pow2_at_least(<uint64_t>(2 * g.ring_size + 2))
-    g.mask = size - 1
-    g.ring = <uint64_t*>calloc(g.ring_size, sizeof(uint64_t))
-    g.keys = <uint64_t*>calloc(size, sizeof(uint64_t))
-    g.where = <int32_t*>calloc(size, sizeof(int32_t))
-    if g.ring == NULL or g.keys == NULL or g.where == NULL:
-        raise MemoryError()
-    return 0
+    hs_init(&g.table)
 
 
 cdef void _ghost_free(Ghost* g) noexcept:
-    free(g.ring)
-    free(g.keys)
-    free(g.where)
-    g.ring = NULL
-    g.keys = NULL
-    g.where = NULL
-    g.ring_size = 0
+    PyMem_RawFree(g.ring)
+    hs_free(&g.table)
+    _ghost_init(g, 0)
 
 
-cdef inline Py_ssize_t _ghost_home(Ghost* g, uint64_t h) noexcept nogil:
-    return <Py_ssize_t>((h ^ (h >> 29)) & g.mask)
+cdef inline Py_ssize_t _ghost_nbytes(Ghost* g) noexcept:
+    return g.ring_alloc * sizeof(uint64_t) + hs_nbytes(&g.table)
 
 
-cdef inline Py_ssize_t _ghost_find(Ghost* g, uint64_t h) noexcept nogil:
-    cdef Py_ssize_t i = _ghost_home(g, h)
-    while g.keys[i] != 0:
-        if g.keys[i] == h:
-            return i
-        i = (i + 1) & g.mask
-    return -1
-
-
-cdef void _ghost_delete_at(Ghost* g, Py_ssize_t i) noexcept nogil:
-    # backward-shift deletion keeps every probe sequence unbroken
-    cdef Py_ssize_t j = i
-    cdef Py_ssize_t k
-    while True:
-        j = (j + 1) & g.mask
-        if g.keys[j] == 0:
-            break
-        k = _ghost_home(g, g.keys[j])
-        if (i <= j and i < k <= j) or (i > j and (i < k or k <= j)):
-            continue
-        g.keys[i] = g.keys[j]
-        g.where[i] = g.where[j]
-        i = j
-    g.keys[i] = 0
+cdef int _ghost_reserve(Ghost* g, Py_ssize_t extra) except -1:
+    # room for `extra` more additions without allocating: ring positions up to
+    # ring_pos + extra, table entries up to count + extra (both at most ring_size)
+    cdef Py_ssize_t ring = g.ring_pos + extra
+    cdef Py_ssize_t live = g.table.count + extra
+    if g.ring_size == 0:
+        return 0
+    if ring > g.ring_alloc:
+        ring = _grown_capacity(g.ring_alloc if g.ring_alloc else INITIAL_SLOTS, ring, g.ring_size)
+        _grow_array(<void**>&g.ring, g.ring_alloc, ring, sizeof(uint64_t))
+        g.ring_alloc = ring
+    return hs_reserve(&g.table, live if live < g.ring_size else g.ring_size)
 
 
 cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
+    # the room was reserved (see _ghost_reserve)
     cdef Py_ssize_t pos, i
     cdef uint64_t old
     if g.ring_size == 0:
@@ -86,27 +66,20 @@ cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
     pos = g.ring_pos
     old = g.ring[pos]
     if old != 0:
-        i = _ghost_find(g, old)
-        if i >= 0 and g.where[i] == pos:
-            _ghost_delete_at(g, i)
+        i = hs_find(&g.table, old)
+        if i >= 0 and g.table.values[i] == pos:
+            hs_delete_at(&g.table, i)
     g.ring[pos] = h
-    i = _ghost_home(g, h)
-    while g.keys[i] != 0 and g.keys[i] != h:
-        i = (i + 1) & g.mask
-    g.keys[i] = h
-    g.where[i] = <int32_t>pos
+    hs_put(&g.table, h, <int32_t>pos)
     pos += 1
     g.ring_pos = 0 if pos == g.ring_size else pos
 
 
 cdef bint _ghost_take(Ghost* g, uint64_t h) noexcept nogil:
-    cdef Py_ssize_t i
-    if g.ring_size == 0:
-        return False
-    i = _ghost_find(g, h)
+    cdef Py_ssize_t i = hs_find(&g.table, h)
     if i < 0:
         return False
-    _ghost_delete_at(g, i)
+    hs_delete_at(&g.table, i)
     return True
 
 
@@ -145,7 +118,7 @@ cdef class S3FIFOOrder(EvictionOrder):
         (Initial) share of ``capacity`` for the small queue, in ``[0, 1)``; default 0.1.
     ghost_ratio : float
         Length of each ghost queue as a share of ``n_slots``, in ``[0, 16]``;
-        default 0.9.
+        default 0.9. The ghosts allocate as they fill, never the full length up front.
     move_threshold : int
         Touches in the small queue that earn a move to the main queue, in
         ``[1, max_freq]``; default 2.
@@ -174,12 +147,6 @@ cdef class S3FIFOOrder(EvictionOrder):
     _parameters = ("capacity", "small_ratio", "ghost_ratio", "move_threshold", "max_freq", "adaptive")
 
     def __cinit__(self, n_slots, *args, **kwargs):
-        self._freq = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
-        self._queue = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
-        self._weight = <int64_t*>calloc(n_slots, sizeof(int64_t))
-        self._hash = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
-        if self._freq == NULL or self._queue == NULL or self._weight == NULL or self._hash == NULL:
-            raise MemoryError()
         _list_init(&self._small)
         _list_init(&self._main)
         _ghost_init(&self._ghost, 0)
@@ -188,12 +155,7 @@ cdef class S3FIFOOrder(EvictionOrder):
     def __init__(self, n_slots, *, capacity=None, small_ratio=0.1, ghost_ratio=0.9,
                  move_threshold=2, max_freq=3, adaptive=False):
         cdef Py_ssize_t ghost_size
-        if capacity is None:
-            capacity = n_slots
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity: expected a positive int, got {type(capacity).__name__}")
-        if capacity <= 0 or capacity >= 2**62:
-            raise ValueError(f"capacity: expected a positive int below 2**62, got {capacity}")
+        capacity = _capacity_arg(capacity, n_slots)
         small_ratio = float(small_ratio)
         ghost_ratio = float(ghost_ratio)
         if not 0.0 <= small_ratio < 1.0:
@@ -227,12 +189,23 @@ cdef class S3FIFOOrder(EvictionOrder):
         _ghost_init(&self._main_ghost, ghost_size if self.adaptive else 0)
 
     def __dealloc__(self):
-        free(self._freq)
-        free(self._queue)
-        free(self._weight)
-        free(self._hash)
+        PyMem_RawFree(self._freq)
+        PyMem_RawFree(self._queue)
+        PyMem_RawFree(self._weight)
+        PyMem_RawFree(self._hash)
         _ghost_free(&self._ghost)
         _ghost_free(&self._main_ghost)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        _grow_array(<void**>&self._freq, self._cap, cap, sizeof(uint8_t))
+        _grow_array(<void**>&self._queue, self._cap, cap, sizeof(uint8_t))
+        _grow_array(<void**>&self._weight, self._cap, cap, sizeof(int64_t))
+        _grow_array(<void**>&self._hash, self._cap, cap, sizeof(uint64_t))
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        return (self._cap * (2 * sizeof(uint8_t) + sizeof(int64_t) + sizeof(uint64_t))
+                + _ghost_nbytes(&self._ghost) + _ghost_nbytes(&self._main_ghost))
 
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept:
         return &self._main if self._queue[slot] else &self._small
@@ -246,8 +219,12 @@ cdef class S3FIFOOrder(EvictionOrder):
         self._small_capacity = small
         self._main_capacity = self.capacity - small
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         cdef uint64_t h = _mix64(key_hash)
+        # every slot resident after this insert may be evicted into a ghost
+        _ghost_reserve(&self._ghost, self._n_resident + 1)
+        if self.adaptive:
+            _ghost_reserve(&self._main_ghost, self._n_resident + 1)
         self._hash[slot] = h
         self._weight[slot] = weight
         self._freq[slot] = 0
@@ -263,14 +240,16 @@ cdef class S3FIFOOrder(EvictionOrder):
         else:
             self._queue[slot] = 0
         _push(self._prev, self._next, self._list_of(slot), slot, weight)
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         if not (self._flags[slot] & PINNED):
             _unlink(self._prev, self._next, self._list_of(slot), slot, self._weight[slot])
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         if self._freq[slot] < self.max_freq:
             self._freq[slot] += 1
+        return 0
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, self._list_of(slot), slot, self._weight[slot])
@@ -324,19 +303,6 @@ cdef class S3FIFOOrder(EvictionOrder):
                 continue
             return t
 
-    def get_config(self):
-        """The order's ``id`` and parameters as a JSON-safe dict."""
-        return {
-            "id": self.order_id,
-            "n_slots": self.n_slots,
-            "capacity": self.capacity,
-            "small_ratio": self.small_ratio,
-            "ghost_ratio": self.ghost_ratio,
-            "move_threshold": self.move_threshold,
-            "max_freq": self.max_freq,
-            "adaptive": bool(self.adaptive),
-        }
-
     @property
     def small_capacity(self):
         """The small queue's current share of ``capacity`` (fixed unless ``adaptive``)."""
@@ -362,6 +328,4 @@ cdef class S3FIFOOrder(EvictionOrder):
 cdef bint _ghost_contains(Ghost* g, object key_hash) except -1:
     if isinstance(key_hash, bool) or not isinstance(key_hash, int):
         raise TypeError(f"key_hash: expected an int, got {type(key_hash).__name__}")
-    if g.ring_size == 0:
-        return False
-    return _ghost_find(g, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0
+    return hs_find(&g.table, _mix64(PyLong_AsUnsignedLongLongMask(key_hash))) >= 0

@@ -1,12 +1,12 @@
 """W-TinyLFU: a window LRU in front of a segmented main LRU, admission by frequency."""
 
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.math cimport fabs
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from memstrata._native.order cimport (
-    PINNED, EvictionOrder, SlotList, _list_init, _mix64, _pow2_at_least, _push, _resident_slot,
-    _unlink,
+    INITIAL_SLOTS, PINNED, RESIDENT, EvictionOrder, SlotList, _grow_array, _list_init, _mix64,
+    _pow2_at_least, _push, _resident_slot, _unlink,
 )
 
 __all__ = ["WTinyLFUOrder"]
@@ -26,34 +26,53 @@ cdef double _STEP_DECAY = 0.98          # each step in the same regime is this m
 # A count-min sketch of 4 rows of 4-bit counters (TinyLFU): row r of key hash h
 # uses counter (h + r * (h >> 32 | 1)) mod width. Every `sample_size` counted
 # accesses all counters are halved (aging), so old popularity fades; an access
-# counts if it set doorkeeper bits or raised a counter. 20 * n_slots (Caffeine
-# uses 10 * n_slots, counting the same way) measured better on Zipf 0.99 here:
+# counts if it set doorkeeper bits or raised a counter. 20 * n (Caffeine
+# uses 10 * n, counting the same way) measured better on Zipf 0.99 here:
 # 72.0 vs 71.1 % at 5 %, 77.6 vs 76.7 % at 10 % (benchmarks/bench_cache.py). In front of
 # it a doorkeeper Bloom filter (2 bits per key, cleared at each halving) absorbs
 # the first access of each key, so one-hit wonders never reach the counters.
+#
+# n is the order's allocated slots, not n_slots: a sketch sized from n_slots must
+# keep up to 4 counters for every distinct key seen within 20 * n_slots accesses,
+# so its memory follows n_slots (or the stream), not the entries held, and no
+# sparse layout avoids that. So the sketch grows with the slots: at each doubling
+# a sketch of the new size is built, and every resident key carries over its
+# estimate (its counters and doorkeeper bits are raised to it); the aging period
+# becomes 20 * the new slot count. What is lost is the history of keys no longer
+# resident (a cache that holds no more than it ever held before evicts nothing:
+# its keys are all resident) and the smaller sketch's collisions. On the Zipf and
+# Twitter streams of benchmarks/bench_cache.py, without hill climbing, hit ratios
+# stay within 0.03 points of a sketch sized from n_slots; hill climbing follows
+# its own path from a different warm-up and lands up to ~1 point either way.
+# Once every slot is allocated the sketch has the size and aging period of
+# n_slots slots.
+
+cdef void _sketch_free(Sketch* s) noexcept:
+    PyMem_RawFree(s.counters)
+    PyMem_RawFree(s.door)
+    s.counters = NULL
+    s.door = NULL
+
 
 cdef int _sketch_init(Sketch* s, Py_ssize_t n_slots, bint doorkeeper) except -1:
+    s.slots = n_slots
     s.width = _pow2_at_least(<uint64_t>(4 * n_slots if n_slots >= 4 else 16))
     s.sample_size = 20 * <int64_t>n_slots
     s.additions = 0
-    s.counters = <uint8_t*>calloc(2 * s.width, sizeof(uint8_t))   # 4 rows * width / 2
+    s.counters = <uint8_t*>PyMem_RawCalloc(2 * s.width, sizeof(uint8_t))   # 4 rows * width / 2
     s.door = NULL
     s.door_bits = 0
     if doorkeeper:
         s.door_bits = _pow2_at_least(<uint64_t>(16 * n_slots if n_slots >= 4 else 64))
-        s.door = <uint64_t*>calloc(s.door_bits // 64, sizeof(uint64_t))
-        if s.door == NULL:
-            raise MemoryError()
-    if s.counters == NULL:
+        s.door = <uint64_t*>PyMem_RawCalloc(s.door_bits // 64, sizeof(uint64_t))
+    if s.counters == NULL or (doorkeeper and s.door == NULL):
+        _sketch_free(s)
         raise MemoryError()
     return 0
 
 
-cdef void _sketch_free(Sketch* s) noexcept:
-    free(s.counters)
-    free(s.door)
-    s.counters = NULL
-    s.door = NULL
+cdef inline Py_ssize_t _sketch_nbytes(Sketch* s) noexcept:
+    return <Py_ssize_t>(2 * s.width + (s.door_bits // 8 if s.door != NULL else 0))
 
 
 cdef inline uint64_t _counter_index(Sketch* s, uint64_t h, int row) noexcept nogil:
@@ -119,6 +138,24 @@ cdef int _sketch_estimate(Sketch* s, uint64_t h) noexcept nogil:
     return best + (1 if _door_has(s, h) else 0)
 
 
+cdef void _sketch_carry(Sketch* s, Sketch* old, uint64_t h) noexcept nogil:
+    # raise h's counters in s to its estimate in old, and set its doorkeeper bits if old has them
+    cdef int row, c, est = 15
+    cdef uint64_t i, b1, b2
+    for row in range(4):
+        c = _counter(old, _counter_index(old, h, row))
+        if c < est:
+            est = c
+    for row in range(4):
+        i = _counter_index(s, h, row)
+        if _counter(s, i) < est:
+            s.counters[i >> 1] = <uint8_t>((s.counters[i >> 1] & ~(15 << ((i & 1) * 4))) | (est << ((i & 1) * 4)))
+    if s.door != NULL and _door_has(old, h):
+        _door_bits(s, h, &b1, &b2)
+        s.door[b1 >> 6] |= 1ULL << (b1 & 63)
+        s.door[b2 >> 6] |= 1ULL << (b2 & 63)
+
+
 # ---------------------------------------------------------------- the order
 
 cdef class WTinyLFUOrder(EvictionOrder):
@@ -137,9 +174,12 @@ cdef class WTinyLFUOrder(EvictionOrder):
 
     Every insert (a miss) and touch (a hit) is recorded in a count-min sketch of
     4-bit counters (4 rows, 4 counters per slot per row, halved every
-    ``20 * n_slots`` counted accesses: those that raised a counter or set a
+    ``20 * n`` counted accesses: those that raised a counter or set a
     doorkeeper bit), behind a doorkeeper Bloom filter that absorbs each key's
-    first access since the last halving. With ``adaptive=True`` the
+    first access since the last halving. ``n`` is the slots allocated so far
+    (``allocated_slots``, which doubles on demand up to ``n_slots``): the sketch
+    grows with the entries held, and at each doubling the resident keys carry
+    their estimates over to the larger sketch. With ``adaptive=True`` the
     window's share is tuned by hill climbing: every ``10 * n_slots`` accesses the
     hit rate of the period is compared with the last one's; the window keeps
     moving in the direction that helped (by 6.25 % of the slots after a change
@@ -161,6 +201,14 @@ cdef class WTinyLFUOrder(EvictionOrder):
         Tune the window's share by hill climbing (default ``True``).
     doorkeeper : bool
         Put a doorkeeper Bloom filter in front of the sketch (default ``True``).
+    sketch_slots : int
+        Slots the frequency sketch is sized for at first, at most ``n_slots``
+        (default 4096, about 40 KiB with the doorkeeper). Past that it grows with
+        the slots allocated, the resident keys carrying their estimates over: a
+        sketch sized from ``n_slots`` would cost memory for entries never held,
+        and one sized from a few slots would mix the frequencies of a small
+        cache's first keys. An order of at most ``sketch_slots`` slots counts
+        exactly as a sketch sized from ``n_slots``.
 
     Examples
     --------
@@ -183,13 +231,9 @@ cdef class WTinyLFUOrder(EvictionOrder):
     """
 
     order_id = "wtinylfu"
-    _parameters = ("window_ratio", "protected_ratio", "adaptive", "doorkeeper")
+    _parameters = ("window_ratio", "protected_ratio", "adaptive", "doorkeeper", "sketch_slots")
 
     def __cinit__(self, n_slots, *args, **kwargs):
-        self._segment = <uint8_t*>calloc(n_slots, sizeof(uint8_t))
-        self._hash = <uint64_t*>calloc(n_slots, sizeof(uint64_t))
-        if self._segment == NULL or self._hash == NULL:
-            raise MemoryError()
         _list_init(&self._window)
         _list_init(&self._probation)
         _list_init(&self._protected)
@@ -197,21 +241,24 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self._sketch.door = NULL
 
     def __init__(self, n_slots, *, window_ratio=0.01, protected_ratio=0.9, adaptive=True,
-                 doorkeeper=True):
+                 doorkeeper=True, sketch_slots=4096):
         window_ratio = float(window_ratio)
         protected_ratio = float(protected_ratio)
         if not 0.0 < window_ratio < 1.0:
             raise ValueError(f"window_ratio: expected a float in (0, 1), got {window_ratio}")
         if not 0.0 <= protected_ratio <= 1.0:
             raise ValueError(f"protected_ratio: expected a float in [0, 1], got {protected_ratio}")
+        if isinstance(sketch_slots, bool) or not isinstance(sketch_slots, int) or sketch_slots < 1:
+            raise ValueError(f"sketch_slots: expected a positive int, got {sketch_slots!r}")
         if self._n_resident:
             raise ValueError("WTinyLFUOrder: __init__ called on an order that is in use")
         self.window_ratio = window_ratio
         self.protected_ratio = protected_ratio
         self.adaptive = bool(adaptive)
         self.doorkeeper = bool(doorkeeper)
+        self.sketch_slots = sketch_slots
         _sketch_free(&self._sketch)
-        _sketch_init(&self._sketch, self.n_slots, self.doorkeeper)
+        _sketch_init(&self._sketch, min(self.n_slots, sketch_slots), self.doorkeeper)
         self._climb_period = 10 * <int64_t>self.n_slots
         self._sample_hits = 0
         self._sample_misses = 0
@@ -220,9 +267,34 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self._set_window(window_ratio * self.n_slots)
 
     def __dealloc__(self):
-        free(self._segment)
-        free(self._hash)
+        PyMem_RawFree(self._segment)
+        PyMem_RawFree(self._hash)
         _sketch_free(&self._sketch)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        # the slot arrays, and a sketch for `cap` slots carrying the resident keys' estimates
+        cdef Sketch grown
+        cdef Py_ssize_t slot
+        if cap > self._sketch.slots:
+            _sketch_init(&grown, cap, self.doorkeeper)
+            for slot in range(self._cap):
+                if self._flags[slot] & RESIDENT:
+                    _sketch_carry(&grown, &self._sketch, self._hash[slot])
+            grown.additions = self._sketch.additions
+        try:
+            _grow_array(<void**>&self._segment, self._cap, cap, sizeof(uint8_t))
+            _grow_array(<void**>&self._hash, self._cap, cap, sizeof(uint64_t))
+        except MemoryError:
+            if cap > self._sketch.slots:
+                _sketch_free(&grown)
+            raise
+        if cap > self._sketch.slots:
+            _sketch_free(&self._sketch)
+            self._sketch = grown
+        return 0
+
+    cdef Py_ssize_t _nbytes(self) noexcept:
+        return self._cap * (sizeof(uint8_t) + sizeof(uint64_t)) + _sketch_nbytes(&self._sketch)
 
     # -- internals -------------------------------------------------------------------
 
@@ -232,8 +304,9 @@ cdef class WTinyLFUOrder(EvictionOrder):
             return &self._window
         return &self._probation if seg == PROBATION else &self._protected
 
-    cdef void _record(self, uint64_t h) noexcept:
+    cdef int _record(self, uint64_t h) except -1:
         _sketch_add(&self._sketch, h)
+        return 0
 
     cdef int _estimate(self, uint64_t h) noexcept:
         return _sketch_estimate(&self._sketch, h)
@@ -281,7 +354,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
 
     # -- hooks -------------------------------------------------------------------------
 
-    cdef void _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) noexcept:
+    cdef int _enter(self, Py_ssize_t slot, uint64_t key_hash, int64_t weight) except -1:
         cdef uint64_t h = _mix64(key_hash)
         self._hash[slot] = h
         self._record(h)
@@ -291,12 +364,13 @@ cdef class WTinyLFUOrder(EvictionOrder):
         if self.adaptive:
             self._sample_misses += 1
             self._climb()
+        return 0
 
     cdef void _leave(self, Py_ssize_t slot) noexcept:
         if not (self._flags[slot] & PINNED):
             _unlink(self._prev, self._next, self._list_of(slot), slot, 0)
 
-    cdef void _hit(self, Py_ssize_t slot) noexcept:
+    cdef int _hit(self, Py_ssize_t slot) except -1:
         self._record(self._hash[slot])
         if not (self._flags[slot] & PINNED):
             if self._segment[slot] == PROBATION:
@@ -307,6 +381,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         if self.adaptive:
             self._sample_hits += 1
             self._climb()
+        return 0
 
     cdef void _hold(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, self._list_of(slot), slot, 0)
@@ -331,17 +406,6 @@ cdef class WTinyLFUOrder(EvictionOrder):
         return candidate
 
     # -- Python interface --------------------------------------------------------------
-
-    def get_config(self):
-        """The order's ``id`` and parameters as a JSON-safe dict."""
-        return {
-            "id": self.order_id,
-            "n_slots": self.n_slots,
-            "window_ratio": self.window_ratio,
-            "protected_ratio": self.protected_ratio,
-            "adaptive": bool(self.adaptive),
-            "doorkeeper": bool(self.doorkeeper),
-        }
 
     @property
     def window_capacity(self):

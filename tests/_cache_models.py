@@ -12,15 +12,36 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 MASK64 = (1 << 64) - 1
+#: Slots a native order or cache allocates first; it doubles them on demand.
+INITIAL_SLOTS = 4
+
+
+def grown_capacity(allocated: int, needed: int, limit: int) -> int:
+    """The allocation after doubling ``allocated`` (or ``INITIAL_SLOTS``) until it holds ``needed``, at most ``limit``."""
+    cap = allocated or INITIAL_SLOTS
+    while cap < needed:
+        cap *= 2
+    return min(cap, limit)
 
 
 class _OrderModel:
-    """Shared bookkeeping: resident slots and the pinned set."""
+    """Shared bookkeeping: resident slots, the pinned set and the allocated slots."""
 
     def __init__(self, n_slots: int) -> None:
         self.n_slots = n_slots
         self.resident: set[int] = set()
         self.pinned: set[int] = set()
+        self.allocated = 0
+
+    def reserve(self, n: int) -> None:
+        """Allocate slots ``[0, n)`` the way the native orders do (doubling)."""
+        if n > self.allocated:
+            cap = grown_capacity(self.allocated, n, self.n_slots)
+            self._grow(cap)
+            self.allocated = cap
+
+    def _grow(self, cap: int) -> None:
+        """Hook: the order's state that depends on the allocated slots (the W-TinyLFU sketch)."""
 
     def __len__(self) -> int:
         return len(self.resident)
@@ -30,6 +51,7 @@ class _OrderModel:
 
     def insert(self, slot: int, key_hash: int = 0, weight: int = 1) -> None:
         assert slot not in self.resident
+        self.reserve(slot + 1)
         self.resident.add(slot)
         self._enter(slot, key_hash & MASK64, weight)
 
@@ -280,9 +302,11 @@ def _pow2_at_least(n: int) -> int:
 
 class SketchModel:
     """TinyLFU's count-min sketch (4 rows of 4-bit counters, halved every
-    ``20 * n_slots`` counted accesses) behind a doorkeeper Bloom filter."""
+    ``20 * n`` counted accesses) behind a doorkeeper Bloom filter, sized for
+    ``n`` slots: the order's allocated slots, so it is rebuilt as they grow."""
 
     def __init__(self, n_slots: int, doorkeeper: bool) -> None:
+        self.slots = n_slots
         self.width = _pow2_at_least(4 * n_slots if n_slots >= 4 else 16)
         self.sample_size = 20 * n_slots
         self.additions = 0
@@ -290,6 +314,15 @@ class SketchModel:
         self.doorkeeper = doorkeeper
         self.door_bits = _pow2_at_least(16 * n_slots if n_slots >= 4 else 64)
         self.door: set[int] = set()
+
+    def carry(self, old: SketchModel, h: int) -> None:
+        """Raise ``h``'s counters to its estimate in ``old`` (a smaller sketch), and set
+        its doorkeeper bits if ``old`` has them: how a growing order keeps a resident key."""
+        estimate = min(old.counters[i] for i in old._indices(h))
+        for i in self._indices(h):
+            self.counters[i] = max(self.counters[i], estimate)
+        if old._door_has(h):
+            self.door.update(self._door_bits(h))
 
     def _indices(self, h: int) -> list[int]:
         step = (h >> 32) | 1
@@ -332,11 +365,12 @@ class WTinyLFUModel(_OrderModel):
         protected_ratio: float = 0.9,
         adaptive: bool = True,
         doorkeeper: bool = True,
+        sketch_slots: int = 4096,
     ) -> None:
         super().__init__(n_slots)
         self.protected_ratio = protected_ratio
         self.adaptive = adaptive
-        self.sketch = SketchModel(n_slots, doorkeeper)
+        self.sketch = SketchModel(min(n_slots, sketch_slots), doorkeeper)
         self.segments: dict[str, OrderedDict[int, None]] = {
             "window": OrderedDict(), "probation": OrderedDict(), "protected": OrderedDict()}
         self.segment: dict[int, str] = {}
@@ -347,6 +381,14 @@ class WTinyLFUModel(_OrderModel):
         self.window_capacity = self.protected_capacity = 0
         self.window_target = 0.0
         self._set_window(window_ratio * n_slots)
+
+    def _grow(self, cap: int) -> None:
+        # a sketch for `cap` slots; the resident keys carry their estimates over
+        if cap > self.sketch.slots:
+            old, self.sketch = self.sketch, SketchModel(cap, self.sketch.doorkeeper)
+            for slot in self.resident:
+                self.sketch.carry(old, self.hash[slot])
+            self.sketch.additions = old.additions
 
     def _move(self, slot: int, segment: str) -> None:
         del self.segments[self.segment[slot]][slot]
@@ -510,6 +552,7 @@ class AdaptiveModel(_OrderModel):
     def switch(self) -> None:
         family = self.FAMILIES[self.family == "s3fifo-adaptive"]
         new = self._new(family, self.n_slots, self.capacity)
+        new.reserve(self.allocated)
         ranked = []
         while (v := self.live.pop_victim()) is not None:
             ranked.append(v)
@@ -522,6 +565,9 @@ class AdaptiveModel(_OrderModel):
         self.lead = self.sampled = 0.0
         self.epochs = 0
         self.switches += 1
+
+    def _grow(self, cap: int) -> None:
+        self.live.reserve(cap)
 
     def _enter(self, slot: int, key_hash: int, weight: int) -> None:
         self.key_hash[slot] = key_hash
@@ -605,8 +651,14 @@ class CacheModel:
         self.values: dict[int, Any] = {}
         self.weights: dict[int, int] = {}
         self.free = list(range(maxsize - 1, -1, -1))
+        self.used = 0  # slots handed out so far (the native cache allocates them by doubling)
         self.hits = self.misses = self.evictions = 0
         self.evicted: list[tuple[Hashable, Any]] = []
+
+    @property
+    def allocated(self) -> int:
+        """Slots the native cache has allocated: ``INITIAL_SLOTS`` at first, doubled as needed."""
+        return grown_capacity(0, max(1, self.used), self.maxsize)
 
     @property
     def bytes(self) -> int:
@@ -674,6 +726,7 @@ class CacheModel:
             self.evictions += 1
             return
         slot = self.free.pop()
+        self.used = max(self.used, slot + 1)
         self.slots[key] = slot
         self.keys[slot] = key
         self.values[slot] = value

@@ -64,7 +64,7 @@ def main(path: str, seed: int, step: str, occurrence: int, n_ops: int) -> None:
     around(core.cache, "put_newer", "cache")
     around(core.vector, "put", "vector")
     around(core.trust, "update", "trust")
-    around(core.events, "emit", "events")
+    around(core.events, "post", "events")
     core.events.subscribe("memory.*", lambda e: None)
 
     keys = [f"k{i}" for i in range(12)]

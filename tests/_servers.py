@@ -62,7 +62,11 @@ def drop_tables(url: str, prefix: str) -> None:
         names = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (prefix + "%",)).fetchall()
         for (name,) in names:
             conn.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
-        conn.execute(f"DROP FUNCTION IF EXISTS {prefix}audit_append_only() CASCADE")
+        functions = conn.execute(
+            "SELECT oid::regprocedure::text FROM pg_proc WHERE left(proname, %s) = %s", (len(prefix), prefix)
+        ).fetchall()
+        for (signature,) in functions:
+            conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from memstrata.agent import AgentConfig, AgentMemory, PrecomputedEmbedder, StalePlanError
 from memstrata.agent.categories import GENERIC, TRADING, Category, CategoryTable
+from memstrata.agent.keywords import PENDING_ROWS, KeywordIndex
 from memstrata.agent.patterns import confidence
 from memstrata.agent.records import MemoryRecord, content_digest, from_stored, to_stored
 
@@ -410,3 +411,23 @@ def test_vector_index_near_finds_copies_and_forgets_removed_rows() -> None:
     (ids, _), = index.near(x[[298]], 0.99)
     assert ids.tolist()[:1] == [298]
     assert sketch_radius(1.0) == 0 and sketch_radius(-1.0) == 64 and sketch_radius(0.95, 64) == 13
+
+
+def test_keyword_index_removes_rows_by_their_text_and_keeps_no_copy_of_it() -> None:
+    index = KeywordIndex()
+    texts = {i: f"word{i} shared text group{i % 3}" for i in range(2 * PENDING_ROWS + 7)}  # most reach FTS5 itself
+    for i, text in texts.items():
+        index.add(i, text)
+    index.flush()
+    index.remove(5, texts[5])
+    index.replace(7, texts[7], "replacement words")
+    index.add(10_000, "pending only")
+    index.remove(10_000, "pending only")
+    assert [i for i, _ in index.search("word5")] == [] and [i for i, _ in index.search("word7")] == []
+    assert [i for i, _ in index.search("replacement")] == [7] and list(index.search("pending")) == []
+    assert sorted(i for i, _ in index.search("shared")) == sorted(set(texts) - {5, 7})
+    assert len(index) == len(texts) - 1
+    # contentless: FTS5 holds the word lists, not the texts
+    assert index._conn.execute("SELECT text FROM fts WHERE rowid = 1").fetchone() == (None,)
+    index.clear()
+    assert len(index) == 0 and list(index.search("shared")) == []

@@ -114,6 +114,7 @@ class CacheMachine(RuleBasedStateMachine):
         assert info["size"] == len(self.cache) == len(self.model.slots) <= self.model.maxsize
         assert info["bytes"] == self.model.bytes
         assert info["pinned"] == len(self.model.order.pinned)
+        assert self.cache.allocated_slots == self.model.allocated  # grown by doubling, on demand
         for key in self.model.slots:
             assert key in self.cache
             assert self.cache.is_pinned(key) == (self.model.slots[key] in self.model.order.pinned)

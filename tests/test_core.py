@@ -177,7 +177,7 @@ def test_durable_failure_aborts_the_write(tmp_path):
         assert core.audit.verify() == 3
 
 
-@pytest.mark.parametrize("layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "emit")])
+@pytest.mark.parametrize("layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "post")])
 def test_best_effort_failures_are_counted_and_retried(tmp_path, layer, method):
     with MemoryCore(tmp_path) as core:
         setattr(core, layer, Failing(getattr(core, layer), method))
@@ -332,3 +332,25 @@ def test_intent_payloads_are_pruned_once_applied(tmp_path, log_kind):
         else:
             assert (tmp_path / "audit.log.intents").stat().st_size == 0  # the space is given back
         assert [core.read_sync(f"k{i}") for i in range(12)] == list(range(12))
+
+
+def test_posted_events_are_built_and_delivered_in_order_on_the_bus_thread():
+    bus = EventBus(max_queue=1000)
+    seen, threads = [], set()
+
+    def handler(e):
+        seen.append(e)
+        threads.add(threading.get_ident())
+
+    bus.subscribe("memory.*", handler)
+    for i in range(300):  # more than half the queue: the linger ends early, nothing is dropped
+        assert bus.post("memory.write", f"k{i}", i, {"durable": "ok"}, "a", 1.5)
+    bus.emit(Event("memory.delete", "k0", 300))
+    t = time.perf_counter()
+    bus.drain()
+    assert time.perf_counter() - t < 5
+    assert [e.seq for e in seen] == list(range(301)) and bus.dropped == 0
+    assert seen[7] == Event("memory.write", "k7", 7, {"durable": "ok"}, "a", 1.5)
+    assert seen[-1].type == "memory.delete" and threads == {bus._thread.ident}
+    bus.close()
+    assert not bus._thread.is_alive()

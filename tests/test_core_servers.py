@@ -135,3 +135,28 @@ def test_payloads_are_kept_until_every_writer_has_passed_them(servers):
         slow.write_sync("x", 2)
     with _core(servers, instance="c", durable=False) as core:
         assert core.audit.store.execute(f"SELECT count(*) FROM {servers[2]}audit_payloads")[0][0] == 0
+
+
+def test_interleaved_writers_collide_and_fall_back_to_the_locking_function(servers):
+    # a core chains its next entry onto the head its last write left; when another writer moved
+    # the head meanwhile, nothing is written and the database function (head locked) appends it
+    with _core(servers, instance="a") as a, _core(servers, instance="b") as b:
+        a.write_sync("k", 0)  # first write: the function (no head remembered yet)
+        a.write_sync("k", 1)  # compare-and-set on the remembered head
+        assert a.audit.store._collided == 0
+        b.write_sync("k", 2)
+        b.write_sync("p", "x", metadata={"is_pattern": True, "pattern_type": "t", "confidence": 0.5})
+        r = a.write_sync("k", 3)  # the head moved: a collision, then the function
+        assert a.audit.store._collided > 0 and r.seq == 4
+        assert not a._has_patterns and a.read_sync("p", use_cache=False) == "x"  # b's pattern, seen through its tombstone
+        a.write_sync("p", "plain now")  # a value over a pattern: tombstone in the patterns table
+        b.delete_sync("k")
+        entries = list(a.audit.entries())
+        assert a.audit.verify() == len(entries) == 7 and [e.seq for e in entries] == list(range(7))
+        assert [e.key for e in entries] == ["k", "k", "k", "p", "k", "p", "k"]
+        kb, pb = b"k", b"p"
+        assert decode_record(kb, a.durable.get(kb), "pg").kind == 1  # the delete's tombstone
+        assert decode_record(pb, a.durable.get(pb), "pg").seq == 5
+        assert decode_record(pb, a.pattern_store.get(pb), "pg").kind == 1
+        assert a.read_sync("k", use_cache=False) is None and b.read_sync("p", use_cache=False) == "plain now"
+        assert a.patterns() == []

@@ -75,6 +75,8 @@ class WTinyLFUMachine(HitRunsMachine):
             "protected_ratio": data.draw(st.sampled_from([0.0, 0.5, 0.8, 1.0]), label="protected_ratio"),
             "adaptive": data.draw(st.booleans(), label="adaptive"),
             "doorkeeper": data.draw(st.booleans(), label="doorkeeper"),
+            # a sketch for a few slots at first, so the machine grows it (and the carry-over) too
+            "sketch_slots": data.draw(st.sampled_from([1, 4, 4096]), label="sketch_slots"),
         }
         return WTinyLFUOrder(n_slots, **kwargs), WTinyLFUModel(n_slots, **kwargs)  # type: ignore[return-value]
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from memstrata.kernels import _ranges as ranges
 from memstrata.kernels import dequantize as dmod
 from memstrata.kernels import dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 from memstrata.kernels import quantize as qmod
@@ -188,7 +189,7 @@ def test_dequantize_bad_input_messages():
 def test_parallel_twins_match_serial():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((97, 19)).astype(F32)
-    lo, hi, bad = qmod._minmax_columns_parallel(x, 7)
+    lo, hi, bad = ranges._minmax_columns_parallel(x, 7)
     np.testing.assert_array_equal(lo, x.min(0))
     np.testing.assert_array_equal(hi, x.max(0))
     assert bad == 0

@@ -16,7 +16,7 @@ import memstrata
 ROOT = Path(memstrata.__file__).resolve().parent
 
 LAYER = {
-    "errors": 0, "types": 0, "_native": 0, "_varint": 0, "_keyarrays": 0, "_log": 0, "_locks": 0, "_tail": 0,
+    "errors": 0, "types": 0, "_native": 0, "_varint": 0, "_keyarrays": 0, "_log": 0, "_locks": 0, "_tail": 0, "_closing": 0,
     "kernels": 1,
     "codecs": 2, "dedup": 2, "tiers": 2, "vectors": 2,
     "store": 3,
@@ -25,7 +25,7 @@ LAYER = {
     "cli": 6,
 }
 # top-level private modules that are shared plumbing of the whole package
-SHARED_PRIVATE = {"_native", "_varint", "_keyarrays", "_log", "_locks", "_tail"}
+SHARED_PRIVATE = {"_native", "_varint", "_keyarrays", "_log", "_locks", "_tail", "_closing"}
 
 
 def _package_of(path: Path) -> str:

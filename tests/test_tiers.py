@@ -191,3 +191,41 @@ def test_hot_tier_and_storage_default_to_the_registry_policy() -> None:
     assert HotTier(1000, policy="wtinylfu")._cache.policy == "wtinylfu"
     with pytest.raises(ValueError, match="policy: expected one of"):
         HotTier(1000, policy="s3-fifo")
+
+
+def test_hot_tier_ram_grows_with_entries_and_is_reported() -> None:
+    import sys
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        hot = HotTier(64 << 30, clock=lambda: 5.0)  # a 64 GiB budget: ~700 M slots, none allocated yet
+        built = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # a constant, whatever the budget: the default policy's frequency sketches for their first 4,096 slots
+    assert built < 128 << 10 and hot.ram_bytes() < 128 << 10
+    values = {f"k{i}": bytes(100 + i % 7) for i in range(2000)}
+    for key, value in values.items():
+        hot.put(key, value)
+    objects = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in values.items())
+    cache = hot._cache
+    assert cache.allocated_slots == 2048
+    assert hot.ram_bytes() == objects + cache.nbytes
+    assert 2048 * 40 < cache.nbytes < 2048 * 250  # slot arrays, order, key table: per held slot
+    assert hot.idle(5.0) == list(values) and hot.idle(4.0) == []
+    assert hot.access_time("k3") == 5.0
+
+
+def test_idle_demotion_reads_the_cache_access_times() -> None:
+    now = [0.0]
+    ts = TieredStorage(hot_idle_seconds=10, clock=lambda: now[0])
+    ts.write("a", get_codec("raw").encode(b"1"))
+    ts.write("b", get_codec("raw").encode(b"2"))
+    now[0] = 8.0
+    assert ts.read("b") == (b"2", "hot")  # a hot hit stamps b
+    now[0] = 12.0
+    assert ts.run_migrations()["hot_to_warm"] == 1
+    assert "a" not in ts.hot and "b" in ts.hot
+    ts.close()

@@ -1,8 +1,7 @@
-"""SymbolicTraceMemory: every method, sync and async, persistence, retention, corruption."""
+"""SymbolicTraceMemory: schema, config, every method, statistics, retention, close (durability, async and the state machine: test_traces_*.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -10,51 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _threads import run_in_threads
+from _traces_helpers import DAY, SMALL, T0, Clock, open_memory, query, records, store_records
 
-from memstrata import CorruptDataError, MemstrataError
-from memstrata.codecs._samples import trace_records
+from memstrata import MemstrataError
 from memstrata.traces import SCHEMA_VERSION, CompressedTrace, PerformanceDelta, SymbolicTraceMemory, TraceType
-
-DAY = 86_400.0
-T0 = 1_763_700_000.0
-# small training thresholds so dictionaries are trained within a few hundred traces
-SMALL: dict[str, Any] = {"train_after": 64, "type_train_after": 24, "dictionary_bytes": 2048}
-
-
-class Clock:
-    """A settable clock: tests move time instead of sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def open_memory(path: Path | str, clock: Clock | None = None, **config: Any) -> SymbolicTraceMemory:
-    return SymbolicTraceMemory({"db_path": str(path), **config}, clock=clock or Clock())
-
-
-def query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the database through a separate connection (what another process would see)."""
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    return list(trace_records(n, seed=seed))
-
 
 # ---------------------------------------------------------------- schema --
 
-
-def store_records(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> None:
-    for r in recs:
-        mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
 
 
 def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
@@ -239,77 +200,6 @@ def test_store_many(tmp_path: Path) -> None:
         assert mem.get_trace_sync("d") is None  # a bad batch stores nothing
 
 
-# ------------------------------------------------------------ durability --
-
-
-def test_urgent_traces_are_committed_before_returning(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    with open_memory(db) as mem:
-        mem.store_compressed_trace_sync("low", {"x": 1}, priority=0.8)  # not above 0.8: queued
-        mem.log_breakthrough_sync("b1", {"metric": "accuracy", "new_best": 0.9})
-        mem.store_compressed_trace_sync("high", {"x": 2}, priority=0.81)
-        logged = query(db, "SELECT trace_id FROM trace_log ORDER BY seq")
-        assert logged == [("breakthrough:b1",), ("high",)]
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(0,)]
-        assert mem.flush_sync() == 3
-        assert query(db, "SELECT COUNT(*) FROM trace_log") == [(0,)]
-        assert query(db, "SELECT trace_id FROM traces ORDER BY seq") == [("low",), ("breakthrough:b1",), ("high",)]
-
-
-def test_flush_rule_by_count_and_by_time(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    clock = Clock()
-    with open_memory(db, clock, flush_every=5, flush_seconds=2.0) as mem:
-        for i in range(4):
-            mem.store_compressed_trace_sync(f"t{i}", {"i": i})
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(0,)]
-        mem.log_performance_delta_sync("accuracy", 0.5, 0.6)  # the 5th queued row (and its trace): flush
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(5,)]
-        assert query(db, "SELECT COUNT(*) FROM performance_deltas") == [(1,)]
-        mem.store_compressed_trace_sync("t4", {"i": 4})
-        clock.advance(1.9)
-        mem.store_compressed_trace_sync("t5", {"i": 5})
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(5,)]
-        clock.advance(0.1)  # the oldest queued row is now flush_seconds old
-        mem.store_compressed_trace_sync("t6", {"i": 6})
-        assert query(db, "SELECT COUNT(*) FROM traces") == [(8,)]
-
-
-def test_crash_replays_the_urgent_log(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    mem = open_memory(db)
-    mem.store_compressed_trace_sync("queued", {"x": 1})
-    mem.log_breakthrough_sync("b1", {"new_best": 0.9})
-    mem.store_compressed_trace_sync("urgent", {"x": 2}, "collapse")
-    seq = mem.seq
-    # a crash: the connection goes away without a flush
-    mem._closed = True
-    mem._conn.close()
-    with open_memory(db) as again:
-        assert again.get_trace_sync("breakthrough:b1") == {"new_best": 0.9}
-        assert again.get_trace_sync("urgent") == {"x": 2}
-        assert again.get_trace_sync("queued") is None  # the documented loss: the queue
-        assert again.seq == seq
-        assert query(db, "SELECT COUNT(*) FROM trace_log") == [(0,)]
-
-
-def test_log_replay_keeps_the_newest_version(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    with open_memory(db) as mem:
-        mem.store_compressed_trace_sync("a", {"v": 1}, priority=0.9)
-    with open_memory(db) as mem:
-        mem.store_compressed_trace_sync("a", {"v": 2}, priority=0.2)
-    with closing(sqlite3.connect(db)) as conn:  # a stale log row older than the stored one
-        conn.execute(
-            "INSERT INTO trace_log SELECT 1, trace_id, trace_type, compressed_data, compression_ratio, original_size,"
-            " metadata, timestamp, retention_priority, dictionary_version, NULL FROM traces"
-        )
-        conn.execute("UPDATE trace_log SET retention_priority = 0.99")
-        conn.commit()
-    with open_memory(db) as mem:
-        assert mem.traces_sync()[0].retention_priority == 0.2
-
-
 # ---------------------------------------------------------- log_* methods --
 
 
@@ -434,83 +324,6 @@ def test_retrain_makes_a_new_version(tmp_path: Path) -> None:
         assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
 
 
-# ------------------------------------------------------- reopen, corrupt --
-
-
-def test_reopen_restores_everything(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    clock = Clock()
-    recs = records(400, seed=6)
-    with open_memory(db, clock, **SMALL) as mem:
-        for r in recs:
-            clock.advance(1)
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"], {"run": r["run_id"]})
-            if r["trace_type"] == "perf_delta":
-                d = r["data"]
-                mem.log_performance_delta_sync(d["metric_name"], d["old_value"], d["new_value"], {"id": r["trace_id"]})
-        mem.log_fitness_evolution_sync(3, {"best": 0.8})
-        stats, seq = mem.get_compression_stats_sync(), mem.seq
-        listed = mem.traces_sync()
-        history = mem.performance_history_sync("accuracy")
-        evo = mem.fitness_evolution_sync()
-    assert mem.closed
-    with open_memory(db, clock, **SMALL) as mem:
-        assert mem.seq == seq
-        again = mem.get_compression_stats_sync()
-        assert {k: v for k, v in again.items() if k != "in_memory"} == {
-            k: v for k, v in stats.items() if k != "in_memory"
-        }
-        assert mem.traces_sync() == listed
-        assert mem.performance_history_sync("accuracy") == history
-        assert mem.fitness_evolution_sync() == evo
-        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
-        t = mem.store_compressed_trace_sync("new", recs[0], "perf_delta")
-        assert mem.seq == seq + 1
-        assert t.compressed_data == listed[0].compressed_data or t.compression_ratio < 0.5
-
-
-def test_corrupted_blob_is_detected_on_read(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    recs = records(200, seed=8)
-    with open_memory(db, **SMALL) as mem:
-        store_records(mem, recs)
-    victim = recs[50]["trace_id"]
-    with closing(sqlite3.connect(db)) as conn:
-        (blob,) = conn.execute("SELECT compressed_data FROM traces WHERE trace_id = ?", (victim,)).fetchone()
-        bad = bytearray(blob)
-        bad[len(bad) // 2] ^= 0x04
-        conn.execute("UPDATE traces SET compressed_data = ? WHERE trace_id = ?", (bytes(bad), victim))
-        conn.commit()
-    with open_memory(db, **SMALL) as mem:
-        with pytest.raises(CorruptDataError, match="checksum mismatch"):
-            mem.get_trace_sync(victim)
-        [t] = [t for t in mem.traces_sync() if t.trace_id == victim]
-        with pytest.raises(CorruptDataError):
-            mem.decompress_trace(t)
-        with pytest.raises(CorruptDataError):
-            asyncio.run(mem.get_trace(victim))
-        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs if r["trace_id"] != victim)
-
-
-def test_corrupted_dictionary_is_detected_on_read(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    recs = records(200, seed=9)
-    with open_memory(db, **SMALL) as mem:
-        store_records(mem, recs)
-        mem.flush_sync()
-        version = mem._conn.execute("SELECT dictionary_version FROM traces WHERE trace_id = ?",
-                                    (recs[0]["trace_id"],)).fetchone()[0]
-    assert version > 0
-    with closing(sqlite3.connect(db)) as conn:
-        (dictionary,) = conn.execute("SELECT dictionary FROM dictionaries WHERE version = ?", (version,)).fetchone()
-        damaged = dictionary[:100] + bytes([dictionary[100] ^ 1]) + dictionary[101:]
-        conn.execute("UPDATE dictionaries SET dictionary = ? WHERE version = ?", (damaged, version))
-        conn.commit()
-    with open_memory(db, **SMALL) as mem:
-        with pytest.raises(CorruptDataError, match=f"dictionary version {version}, but its bytes do not match"):
-            mem.get_trace_sync(recs[0]["trace_id"])
-
-
 # -------------------------------------------------------------- retention --
 
 
@@ -566,122 +379,6 @@ def test_memory_stays_bounded_between_retentions() -> None:
             mem.store_compressed_trace_sync(f"t{i}", {"i": i})
             assert len(mem) <= 22
         assert mem.get_trace_sync("t0") == {"i": 0}
-
-
-# ------------------------------------------------------------------ async --
-
-
-async def _run_script(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> dict[str, Any]:
-    for r in recs:
-        await mem.store_compressed_trace(r["trace_id"], r, r["trace_type"], {"gen": r["generation"]})
-    await mem.store_compressed_traces([("batch", {"b": 1}, "benchmark")])
-    d = await mem.log_performance_delta("loss", 1.0, 0.5, {"k": 1})
-    await mem.log_fitness_evolution(1, {"best": 0.5})
-    await mem.log_benchmark_result("bench", {"ok": True})
-    await mem.log_breakthrough("bt", {"ok": True})
-    out = {
-        "delta": d,
-        "get": [await mem.get_trace(r["trace_id"]) for r in recs],
-        "traces": await mem.traces(),
-        "typed": await mem.traces(type=TraceType.BREAKTHROUGH),
-        "history": await mem.performance_history("loss"),
-        "fitness": await mem.fitness_evolution(),
-        "stats": await mem.get_compression_stats(),
-        "retrain": await mem.retrain_dictionaries(["perf_delta"], n_samples=50),
-        "flushed": await mem.flush(),
-        "retention": await mem.apply_retention(),
-    }
-    await mem.aclose()
-    return out
-
-
-def _run_script_sync(mem: SymbolicTraceMemory, recs: list[dict[str, Any]]) -> dict[str, Any]:
-    for r in recs:
-        mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"], {"gen": r["generation"]})
-    mem.store_compressed_traces_sync([("batch", {"b": 1}, "benchmark")])
-    d = mem.log_performance_delta_sync("loss", 1.0, 0.5, {"k": 1})
-    mem.log_fitness_evolution_sync(1, {"best": 0.5})
-    mem.log_benchmark_result_sync("bench", {"ok": True})
-    mem.log_breakthrough_sync("bt", {"ok": True})
-    out = {
-        "delta": d,
-        "get": [mem.get_trace_sync(r["trace_id"]) for r in recs],
-        "traces": mem.traces_sync(),
-        "typed": mem.traces_sync(type=TraceType.BREAKTHROUGH),
-        "history": mem.performance_history_sync("loss"),
-        "fitness": mem.fitness_evolution_sync(),
-        "stats": mem.get_compression_stats_sync(),
-        "retrain": mem.retrain_dictionaries_sync(["perf_delta"], n_samples=50),
-        "flushed": mem.flush_sync(),
-        "retention": mem.apply_retention_sync(),
-    }
-    mem.close()
-    return out
-
-
-def test_async_and_sync_give_the_same_results(tmp_path: Path) -> None:
-    recs = records(150, seed=12)
-    sync_out = _run_script_sync(open_memory(tmp_path / "s.db", **SMALL), recs)
-    async_out = asyncio.run(_run_script(open_memory(tmp_path / "a.db", **SMALL), recs))
-    assert async_out == sync_out
-    assert sync_out["get"] == recs
-    with open_memory(tmp_path / "s.db") as s, open_memory(tmp_path / "a.db") as a:
-        assert s.traces_sync() == a.traces_sync()
-
-
-def test_async_context_manager() -> None:
-    async def go() -> tuple[Any, bool]:
-        async with SymbolicTraceMemory() as mem:
-            await mem.store_compressed_trace("a", {"x": 1})
-            got = await mem.get_trace("a")
-        return got, mem.closed
-
-    assert asyncio.run(go()) == ({"x": 1}, True)
-
-
-def test_concurrent_async_writers(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    recs = records(400, seed=13)
-    n_writers = 8
-
-    async def writer(mem: SymbolicTraceMemory, k: int) -> None:
-        for i, r in enumerate(recs[k::n_writers]):
-            await mem.store_compressed_trace(r["trace_id"], r, r["trace_type"])
-            await mem.log_performance_delta("accuracy", 0.5, 0.5 + i / 1000, {"writer": k})
-            if i % 7 == 0:
-                await asyncio.sleep(0)  # interleave with commits running in worker threads
-
-    async def main() -> None:
-        mem = open_memory(db, flush_every=16, **SMALL)
-        await asyncio.gather(*(writer(mem, k) for k in range(n_writers)))
-        await mem.aclose()
-
-    asyncio.run(main())
-    with open_memory(db, **SMALL) as mem:
-        assert all(mem.get_trace_sync(r["trace_id"]) == r for r in recs)
-        assert len(mem.performance_history_sync("accuracy")) == len(recs)
-        assert mem.seq == 3 * len(recs) + len(mem.get_compression_stats_sync()["dictionaries"])  # delta, its trace
-    seqs = [s for (s,) in query(db, "SELECT seq FROM traces UNION ALL SELECT seq FROM performance_deltas")]
-    assert len(seqs) == len(set(seqs)) == 2 * len(recs) + 1  # + the perf_delta trace (one id per metric, time)
-
-
-def test_concurrent_threads(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    recs = records(300, seed=14)
-    mem = open_memory(db, flush_every=10, **SMALL)
-
-    def work(k: int) -> None:
-        for r in recs[k::4]:
-            mem.store_compressed_trace_sync(r["trace_id"], r, r["trace_type"])
-            assert mem.get_trace_sync(r["trace_id"]) == r
-        mem.traces_sync(limit=5)
-
-    try:
-        run_in_threads(work, 4)
-    finally:
-        mem.close()
-    with open_memory(db, **SMALL) as again:
-        assert len(again.traces_sync()) == len(recs)
 
 
 # ------------------------------------------------------------------ close --
@@ -740,92 +437,3 @@ def test_json_is_used_for_plain_records() -> None:
     for r in records(50, seed=1):
         assert _serialize(r)[0] == ENC_JSON
     assert _serialize({"a": None, "b": [1.5, "x", True]})[0] == ENC_JSON
-
-
-# ------------------------------------------------------- state machine --
-
-from hypothesis import settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
-
-_IDS = st.sampled_from([f"t{i}" for i in range(12)])
-_DATA = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8)
-    | st.binary(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    | st.tuples(inner, inner),
-    max_leaves=8,
-)
-
-
-class TraceMemoryMachine(RuleBasedStateMachine):
-    """SymbolicTraceMemory in lock-step with a dict, across flushes, reopenings and retention."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        import tempfile
-
-        self.dir = tempfile.TemporaryDirectory()
-        self.path = Path(self.dir.name) / "m.db"
-        self.clock = Clock()
-        self.mem = self._open()
-        self.model: dict[str, tuple[Any, float, float]] = {}  # id -> (data, priority, timestamp)
-
-    def _open(self) -> SymbolicTraceMemory:
-        return open_memory(self.path, self.clock, max_memory_traces=4, flush_every=5, retention_days=1,
-                           train_after=8, type_train_after=8, dictionary_bytes=1024)
-
-    @rule(trace_id=_IDS, data=_DATA, priority=st.sampled_from([0.1, 0.5, 0.8, 0.9, 1.0]))
-    def store(self, trace_id: str, data: Any, priority: float) -> None:
-        self.mem.store_compressed_trace_sync(trace_id, data, "mutation", priority=priority)
-        self.model[trace_id] = (data, priority, self.clock.now)
-
-    @rule(trace_id=_IDS)
-    def get(self, trace_id: str) -> None:
-        expected = self.model.get(trace_id)
-        assert self.mem.get_trace_sync(trace_id) == (None if expected is None else expected[0])
-
-    @rule(hours=st.integers(1, 30))
-    def advance(self, hours: int) -> None:
-        self.clock.advance(hours * 3600.0)
-
-    @rule()
-    def retention(self) -> None:
-        cutoff = self.clock.now - DAY
-        self.mem.apply_retention_sync()
-        self.model = {k: v for k, v in self.model.items() if v[2] >= cutoff or v[1] > 0.8}
-        assert len(self.mem) <= 4
-
-    @rule()
-    def reopen(self) -> None:
-        self.mem.close()
-        self.mem = self._open()
-
-    @rule()
-    def crash(self) -> None:
-        """Lose the queue, as a crash would: urgent traces survive, the rest may not."""
-        queued = {row[0] for row in self.mem._pending_traces}
-        self.mem._closed = True
-        self.mem._conn.close()
-        self.mem = self._open()
-        for trace_id in queued:
-            if trace_id in self.model and self.model[trace_id][1] <= 0.8:
-                # the queued version is lost; an older committed one may remain
-                self.model[trace_id] = (self.mem.get_trace_sync(trace_id), *self.model[trace_id][1:])
-                if self.model[trace_id][0] is None:
-                    del self.model[trace_id]
-
-    @invariant()
-    def same_ids(self) -> None:
-        if self.mem.closed:
-            return
-        listed = {t.trace_id for t in self.mem.traces_sync()}
-        assert listed == set(self.model)
-
-    def teardown(self) -> None:
-        self.mem.close()
-        self.dir.cleanup()
-
-
-TestTraceMemoryMachine = TraceMemoryMachine.TestCase
-TestTraceMemoryMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)

@@ -99,6 +99,7 @@ class OrderMachine(RuleBasedStateMachine):
             return
         assert len(self.order) == len(self.model)
         assert self.order.n_pinned == len(self.model.pinned)
+        assert self.order.allocated_slots == self.model.allocated  # grown by doubling, on demand
         for slot in range(self.n_slots):
             assert (slot in self.order) == (slot in self.model)
             if slot in self.model:

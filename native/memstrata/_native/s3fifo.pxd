@@ -2,16 +2,17 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
+from _hash_slots cimport HashSlots
+
 from memstrata._native.order cimport EvictionOrder, SlotList
 
 
 cdef struct Ghost:
     uint64_t* ring
-    Py_ssize_t ring_size
+    Py_ssize_t ring_size                # length of the FIFO (a share of n_slots)
+    Py_ssize_t ring_alloc               # ring entries allocated so far (grows to ring_size)
     Py_ssize_t ring_pos
-    uint64_t* keys                      # open addressing, 0 = empty
-    int32_t* where                      # ring position of the live entry
-    uint64_t mask
+    HashSlots table                     # hash -> ring position of its live entry
 
 
 cdef class S3FIFOOrder(EvictionOrder):

@@ -12,6 +12,7 @@ cdef struct Sketch:
     uint64_t door_bits                  # a power of two
     int64_t additions                   # recorded accesses since the last halving
     int64_t sample_size                 # halve every counter after this many
+    Py_ssize_t slots                    # the slot count the sketch is sized for
 
 
 cdef class WTinyLFUOrder(EvictionOrder):
@@ -19,6 +20,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
     cdef readonly double protected_ratio
     cdef readonly bint adaptive
     cdef readonly bint doorkeeper
+    cdef readonly Py_ssize_t sketch_slots
     cdef int64_t _window_cap
     cdef int64_t _protected_cap
     cdef double _window_target          # hill climbing works in fractions of a slot
@@ -34,7 +36,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
     cdef SlotList _protected
     cdef Sketch _sketch
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept
-    cdef void _record(self, uint64_t h) noexcept
+    cdef int _record(self, uint64_t h) except -1
     cdef int _estimate(self, uint64_t h) noexcept
     cdef void _move(self, Py_ssize_t slot, int segment) noexcept
     cdef void _rebalance(self) noexcept

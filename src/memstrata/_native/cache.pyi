@@ -3,7 +3,7 @@
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, ClassVar, TypeVar, overload
 
-from typing_extensions import disjoint_base
+from memstrata._native._cache_slots import CacheSlots
 
 __all__ = ["DEFAULT_POLICY", "POLICIES", "Cache"]
 
@@ -12,12 +12,7 @@ DEFAULT_POLICY: str
 
 _T = TypeVar("_T")
 
-@disjoint_base
-class Cache(MutableMapping[Any, Any]):
-    @property
-    def maxsize(self) -> int: ...
-    @property
-    def policy(self) -> str: ...
+class Cache(CacheSlots, MutableMapping[Any, Any]):
     @property
     def max_bytes(self) -> int | None: ...
     def __init__(
@@ -28,6 +23,7 @@ class Cache(MutableMapping[Any, Any]):
         weigher: Callable[[Any], int] | None = None,
         on_evict: Callable[[Any, Any], object] | None = None,
         *,
+        clock: Callable[[], float] | None = None,
         thread_safe: bool = True,
     ) -> None: ...
     @overload
@@ -47,6 +43,8 @@ class Cache(MutableMapping[Any, Any]):
     def setdefault(self, key: Any, default: Any = None) -> Any: ...
     def pin(self, key: Any) -> None: ...
     def unpin(self, key: Any) -> None: ...
+    def access_time(self, key: Any) -> float: ...
+    def idle(self, before: float) -> list[Any]: ...
     def is_pinned(self, key: Any) -> bool: ...
     def __iter__(self) -> Iterator[Any]: ...
     def keys(self) -> KeysView[Any]: ...

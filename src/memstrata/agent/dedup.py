@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NearMatcher", "find_near"]
 
-_BLOCK = 1024
+_BLOCK = 256  # rows of the batch compared at once: a (256, n) block of cosines, not (1024, n)
 
 
 class NearMatcher:

@@ -46,7 +46,7 @@ def metrics(memory: AgentMemory) -> dict[str, Any]:
     n = len(recs)
     c = memory.counters
     disk = memory.store.disk_bytes() if memory.path is not None else 0
-    ram = sum(sys.getsizeof(r.text) + sys.getsizeof(r.__dict__) for r in recs.values())
+    ram = sum(sys.getsizeof(r.text) + sys.getsizeof(r) for r in recs.values())
     ram += memory._keywords.nbytes() + memory._columns.nbytes
     if memory._vectors is not None:
         ram += memory._vectors.nbytes

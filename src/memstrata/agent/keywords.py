@@ -1,7 +1,11 @@
 """Keyword search: an SQLite FTS5 index ranked by BM25, held in RAM and rebuilt from the store on open.
 
 The index is derived state (the store holds every text), so it never needs a
-file of its own: nothing forgotten can linger in one.
+file of its own: nothing forgotten can linger in one. It is contentless
+(``content=''``): FTS5 keeps the word lists, not a second copy of every text
+(the memory's records hold the texts), about half the index's RAM. Removing a
+row therefore names the text it was indexed with (FTS5's ``'delete'``
+command, which SQLite versions before 3.43 need on a contentless table).
 
 Inserts wait in a small pending map and reach FTS5 in one transaction, when
 :data:`PENDING_ROWS` have gathered or before anything reads the index: one
@@ -15,7 +19,7 @@ Examples
 >>> index.add(1, "the user prefers metric units"); index.add(2, "deploy on fridays is forbidden")
 >>> [i for i, _ in index.search("metric units")]
 [1]
->>> index.remove(1); list(index.search("metric"))
+>>> index.remove(1, "the user prefers metric units"); list(index.search("metric"))
 []
 """
 
@@ -49,7 +53,7 @@ class KeywordIndex:
         self._pending: dict[int, str] = {}
         self._lock = threading.Lock()
         try:
-            self._conn.execute("CREATE VIRTUAL TABLE fts USING fts5(text, tokenize='unicode61')")
+            self._conn.execute("CREATE VIRTUAL TABLE fts USING fts5(text, tokenize='unicode61', content='')")
         except sqlite3.OperationalError as exc:  # pragma: no cover - every CPython build has FTS5 today
             raise RuntimeError("keyword search needs SQLite with FTS5 compiled in") from exc
 
@@ -64,19 +68,21 @@ class KeywordIndex:
             self._pending.update((int(i), t) for i, t in rows)
             self._flush()
 
-    def replace(self, id_: int, text: str) -> None:
-        self.remove(id_)
+    def replace(self, id_: int, old_text: str, text: str) -> None:
+        """Index ``id_`` under ``text`` instead of ``old_text`` (the text it was added with)."""
+        self.remove(id_, old_text)
         self.add(id_, text)
 
-    def remove(self, id_: int) -> None:
+    def remove(self, id_: int, text: str) -> None:
+        """Drop ``id_``, which was added with ``text`` (a contentless index cannot look the text up itself)."""
         with self._lock:
             if self._pending.pop(int(id_), None) is None:
-                self._conn.execute("DELETE FROM fts WHERE rowid = ?", (int(id_),))
+                self._conn.execute("INSERT INTO fts(fts, rowid, text) VALUES ('delete', ?, ?)", (int(id_), text))
 
     def clear(self) -> None:
         with self._lock:
             self._pending.clear()
-            self._conn.execute("DELETE FROM fts")
+            self._conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
 
     def _flush(self) -> None:
         """Write the pending rows in one transaction (the caller holds the lock)."""

@@ -272,9 +272,9 @@ class AgentMemory(MemoryState):
                 rec.text = text
                 self._unhash(rec)
                 rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), text)
-                self._by_hash.setdefault(rec.hash, []).append(id_)
-                self._keywords.replace(id_, text)
-            rec.metadata.update(meta)
+                self._hash_add(rec.hash, id_)
+                self._keywords.replace(id_, old["text"], text)
+            rec.metadata = {**rec.metadata, **meta}
             rec.version += 1
             rec.updated_at = now
             self._refresh(rec, was)

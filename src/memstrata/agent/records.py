@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import operator
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 from memstrata.types import TierName
 
-__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "to_seconds", "to_stored"]
+__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "shared_empties", "to_seconds", "to_stored"]
 
 
 def content_digest(scope: tuple[Any, ...], text: str) -> str:
@@ -32,7 +34,7 @@ def to_seconds(value: Any, name: str) -> float | None:
     raise TypeError(f"{name}: expected a datetime or epoch seconds, got {type(value).__name__}")
 
 
-@dataclass
+@dataclass(slots=True)
 class MemoryRecord:
     """One memory as it stands now. Times are epoch seconds (float) from the memory's clock.
 
@@ -77,8 +79,7 @@ class MemoryRecord:
 
     def copy(self) -> MemoryRecord:
         """An independent copy (what every read hands back, so callers cannot change the stored record)."""
-        twin = object.__new__(MemoryRecord)  # the immutable fields are shared; the mutable ones are copied below
-        twin.__dict__.update(self.__dict__)
+        twin = MemoryRecord(*_field_values(self))  # the immutable fields are shared; the mutable ones are copied below
         if not isinstance(self.content, str):
             twin.content = copy.deepcopy(self.content)
         twin.metadata = _copy_metadata(self.metadata)
@@ -91,6 +92,7 @@ class MemoryRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(MemoryRecord))
+_field_values = operator.attrgetter(*_FIELDS)
 _FLAT = (str, int, float, bool, type(None))
 
 
@@ -99,6 +101,25 @@ def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     if all(type(v) in _FLAT for v in metadata.values()):
         return dict(metadata)
     return copy.deepcopy(metadata)
+
+
+_NO_METADATA: Any = MappingProxyType({})  # read-only: a change must replace the record's metadata, never edit it
+_NO_LINKS: Any = ()
+
+
+def shared_empties(rec: MemoryRecord) -> MemoryRecord:
+    """``rec`` with an empty ``metadata`` / ``links`` replaced by one shared read-only empty value.
+
+    For the records a memory holds (most have neither): an empty dict and an
+    empty list cost about 110 bytes a record. Code that changes a held
+    record assigns new values (``rec.metadata = {**rec.metadata, ...}``);
+    the copies handed to callers get their own dict and list (:meth:`MemoryRecord.copy`).
+    """
+    if not rec.metadata:
+        rec.metadata = _NO_METADATA
+    if not rec.links:
+        rec.links = _NO_LINKS
+    return rec
 
 
 # fields at these values are left out of the stored record
@@ -122,6 +143,8 @@ def to_stored(rec: MemoryRecord) -> dict[str, Any]:
     for name in _FIELDS:
         value = getattr(rec, name)
         if name in _DERIVED or (name == "content" and value == rec.text and isinstance(value, str)):
+            continue
+        if name in ("metadata", "links") and not value:  # a shared empty value (shared_empties) as well
             continue
         if name in _SAME_AS_CREATED:
             if value != rec.created_at:

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from memstrata._heap import release_free_heap
 from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder
 from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, from_stored, to_stored
+from memstrata.agent.records import MemoryRecord, from_stored, shared_empties, to_stored
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns
@@ -53,7 +54,9 @@ class MemoryState:
         self.store = store
         self._lock = threading.RLock()
         self._records: dict[int, MemoryRecord] = {}
-        self._by_hash: dict[str, list[int]] = {}  # digest → ids with that text in that scope
+        # digest → the id with that text in that scope, or a list of ids when several have it (one int, not a
+        # list, for the usual single holder: a list per memory cost more RAM than the memory's record)
+        self._by_hash: dict[str, int | list[int]] = {}
         self._columns = MetadataColumns()
         self._keywords = KeywordIndex()
         self._vectors: VectorIndex | None = None
@@ -100,6 +103,7 @@ class MemoryState:
             assert self._vectors is not None
             self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
             self._vectors.flush()
+        release_free_heap()  # the decoded records and vectors were temporaries of this size
 
     def _save_meta(self) -> None:
         self.store.store(
@@ -135,8 +139,8 @@ class MemoryState:
 
     def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
         """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
-        self._records[rec.id] = rec
-        self._by_hash.setdefault(rec.hash, []).append(rec.id)
+        self._records[rec.id] = shared_empties(rec)
+        self._hash_add(rec.hash, rec.id)
         while len(self._columns) < rec.id:
             self._columns.append([None], [len(self._columns)])
         if len(self._columns) == rec.id:
@@ -154,12 +158,28 @@ class MemoryState:
         self._refresh(old, was)
         changed[old.id] = old
 
+    def _hash_ids(self, digest: str) -> tuple[int, ...] | list[int]:
+        """Ids of the records whose scope and text have ``digest``, oldest first."""
+        held = self._by_hash.get(digest, ())
+        return (held,) if isinstance(held, int) else held
+
+    def _hash_add(self, digest: str, id_: int) -> None:
+        held = self._by_hash.get(digest)
+        if held is None:
+            self._by_hash[digest] = id_
+        elif isinstance(held, int):
+            self._by_hash[digest] = [held, id_]
+        else:
+            held.append(id_)
+
     def _unhash(self, rec: MemoryRecord) -> None:
-        ids = self._by_hash.get(rec.hash, [])
-        if rec.id in ids:
-            ids.remove(rec.id)
-            if not ids:
-                del self._by_hash[rec.hash]
+        held = self._by_hash.get(rec.hash)
+        if held == rec.id:
+            del self._by_hash[rec.hash]
+        elif isinstance(held, list) and rec.id in held:
+            held.remove(rec.id)
+            if len(held) == 1:
+                self._by_hash[rec.hash] = held[0]
 
     def _refresh(self, rec: MemoryRecord, old_restricted: bool) -> None:
         """After changing ``rec`` in place: columns and the restricted count."""

@@ -31,10 +31,11 @@ import math
 
 import numpy as np
 
+from memstrata._growth import grown_capacity
 from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
-__all__ = ["SKETCH_BITS", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
+__all__ = ["SKETCH_BITS", "IdSet", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
 
 _DIRECT_FRACTION = 0.25
 SKETCH_BITS = 128  # two 64-bit words: the first screens every row, both decide
@@ -79,6 +80,53 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
     return np.ascontiguousarray(x / np.sqrt(squares)[:, None], np.float32)
 
 
+class IdSet:
+    """A set of non-negative int ids, one byte an id up to the largest (ids here are dense: handed out in order).
+
+    A Python ``set`` of ints costs about 50 bytes a member; this costs one.
+    """
+
+    __slots__ = ("_n", "_present")
+
+    def __init__(self) -> None:
+        self._present = np.zeros(0, bool)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def __contains__(self, id_: object) -> bool:
+        if not isinstance(id_, (int, np.integer)) or not 0 <= id_ < self._present.shape[0]:
+            return False
+        return bool(self._present[id_])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._present.nbytes)
+
+    def update(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        at = np.asarray(ids, np.int64)
+        if at.min() < 0:
+            raise ValueError(f"ids: expected non-negative ids, got {int(at.min())}")
+        top = int(at.max()) + 1
+        if top > self._present.shape[0]:
+            grown = np.zeros(grown_capacity(top, self._present.shape[0]), bool)
+            grown[: self._present.shape[0]] = self._present
+            self._present = grown
+        self._n += int(np.unique(at[~self._present[at]]).size)
+        self._present[at] = True
+
+    def discard(self, id_: int) -> None:
+        if id_ in self:
+            self._present[id_] = False
+            self._n -= 1
+
+
 class VectorIndex:
     """Unit vectors by id; cosine top-k, optionally restricted to allowed ids."""
 
@@ -88,9 +136,9 @@ class VectorIndex:
         self.codec = codec
         self.buffer_rows = int(buffer_rows)
         self._main = VectorMemory(self.dim, codec=codec, shortlist=shortlist if codec == "int8" else None)
-        self._main_ids: set[int] = set()
+        self._main_ids = IdSet()
         self._buf_ids: list[int] = []
-        self._buf = np.empty((self.buffer_rows, self.dim), np.float32)
+        self._buf = np.empty((0, self.dim), np.float32)  # grows to buffer_rows as single rows arrive
         rng = np.random.default_rng(_SKETCH_SEED)
         self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
         self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
@@ -105,7 +153,7 @@ class VectorIndex:
 
     @property
     def nbytes(self) -> int:
-        return int(self._main.nbytes + self._buf.nbytes + 80 * len(self._main_ids)
+        return int(self._main.nbytes + self._buf.nbytes + self._main_ids.nbytes
                    + self._sketch_ids.nbytes + self._sketches.nbytes + self._planes.nbytes)
 
     def sketch(self, x: np.ndarray) -> np.ndarray:
@@ -115,7 +163,7 @@ class VectorIndex:
     def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
         n, need = self._sketch_n, self._sketch_n + len(ids)
         if need > self._sketch_ids.size:
-            cap = max(need, 2 * self._sketch_ids.size, 64)
+            cap = grown_capacity(need, self._sketch_ids.size)
             self._sketch_ids = np.concatenate([self._sketch_ids[:n], np.full(cap - n, -1, np.int64)])
             self._sketches = np.concatenate([self._sketches[:, :n], np.zeros((2, cap - n), np.uint64)], axis=1)
         self._sketch_ids[n:need] = ids
@@ -157,9 +205,15 @@ class VectorIndex:
                 cand = cand[distance <= both]
             found.append(live[cand] if cand.size <= _NEAR_MAX_CANDIDATES else None)
         # one read of every candidate's vector for the whole batch
-        union = np.unique(np.concatenate([c for c in found if c is not None] or [np.empty(0, np.int64)]))
+        listed = [c for c in found if c is not None and c.size]
+        if not listed and all(c is not None for c in found):
+            return [(_NO_IDS, _NO_SIMS)] * len(found)  # the usual single add: no candidate at all
+        union = np.unique(np.concatenate(listed)) if listed else np.empty(0, np.int64)
         vectors = self.get(union.tolist()) if union.size else np.empty((0, self.dim), np.float32)
         for row, ids in zip(x, found):
+            if ids is not None and not ids.size:
+                out.append((_NO_IDS, _NO_SIMS))
+                continue
             if ids is None:
                 ids, sims = self.search(row, _NEAR_MAX_CANDIDATES)
             else:
@@ -184,6 +238,11 @@ class VectorIndex:
         for id_, row in zip(ids, vectors):
             if len(self._buf_ids) == self.buffer_rows:
                 self.flush()
+            if len(self._buf_ids) == self._buf.shape[0]:
+                grown = np.empty((min(grown_capacity(len(self._buf_ids) + 1, self._buf.shape[0]), self.buffer_rows),
+                                  self.dim), np.float32)
+                grown[: len(self._buf_ids)] = self._buf[: len(self._buf_ids)]
+                self._buf = grown
             self._buf[len(self._buf_ids)] = row
             self._buf_ids.append(id_)
 
@@ -258,6 +317,11 @@ class VectorIndex:
 
     def close(self) -> None:
         self._main.close()
+
+
+_NO_IDS = np.empty(0, np.int64)
+_NO_SIMS = np.empty(0, np.float32)
+_NO_IDS.flags.writeable = _NO_SIMS.flags.writeable = False  # shared by every empty answer
 
 
 def _best(ids: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memstrata._heap import release_free_heap
 from memstrata.agent.dedup import find_near
 from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
-__all__ = ["add_batch", "forget_many"]
+__all__ = ["TRIM_ROWS", "add_batch", "forget_many"]
+
+#: a batch of at least this many rows hands its freed temporaries back to the OS (memstrata._heap)
+TRIM_ROWS = 256
 
 
 def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None,
@@ -49,7 +53,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
         for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
             digest = content_digest(scope, text)
             mode = "exact"
-            target = next((j for j in memory._by_hash.get(digest, ()) if not memory._restricted(memory._records[j])), None)
+            target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
             if target is None and near is not None:
                 target = near.match(i)
                 mode = memory.config.near_duplicates
@@ -57,7 +61,7 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 rec = memory._records[target]
                 memory._touch(rec, now)
                 if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
-                    rec.metadata.update(meta)  # only a change is written: access counts have their own log
+                    rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
                     memory._refresh(rec, memory._restricted(rec))
                     changed[rec.id] = rec
                 memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
@@ -77,9 +81,9 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 pinned=bool(pinned), hash=digest,
             )
             if target is not None:  # a near duplicate, linked both ways
-                rec.links.append(target)
+                rec.links = [target]
                 other = memory._records.get(target) or next(r for r in new if r.id == target)
-                other.links.append(rec.id)
+                other.links = [*other.links, rec.id]
                 if other.id in memory._records:
                     changed[other.id] = other
                 memory.counters["near_links"] += 1
@@ -103,7 +107,10 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
             assert x is not None and sketches is not None
             memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
         memory.counters["added"] += len(new)
-        return [r.copy() if r.duplicate_of is None else r for r in out]
+        out = [r.copy() if r.duplicate_of is None else r for r in out]
+    if len(texts) >= TRIM_ROWS:
+        release_free_heap()
+    return out
 
 
 def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
@@ -123,7 +130,7 @@ def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
             memory._unhash(rec)
             memory._n_restricted -= memory._restricted(rec)
             memory._columns.set(id_, None)
-            memory._keywords.remove(id_)
+            memory._keywords.remove(id_, rec.text)
             if memory._vectors is not None:
                 memory._vectors.remove(id_)
             memory._access.forget(id_)

@@ -18,7 +18,7 @@ from memstrata.core._core import MemoryCore
 from memstrata.core._events import Event, EventBus
 from memstrata.core._filelog import FileLogStore
 from memstrata.core._layers import TextEmbedder
-from memstrata.core._logstore import PostgresLogStore, SQLiteLogStore
+from memstrata.core._logstore import SQLiteLogStore
 from memstrata.core._merkle import (
     Checkpoint,
     ConsistencyProof,
@@ -28,6 +28,7 @@ from memstrata.core._merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from memstrata.core._pglog import PostgresLogStore
 from memstrata.core._results import WriteFailedError, WriteResult
 from memstrata.core._trust import TrustLedger
 from memstrata.core._upgrade import upgrade_audit_log

@@ -30,15 +30,20 @@ class LayerAssembly:
     _store: Any
     _has_patterns: bool
     _one_database: bool
+    _pg_tables: tuple[str, str]
 
-    def _open_layers(self, cfg: CoreConfig, cache: Any, durable: Any, vector: Any, audit: Any, events: Any, trust: Any, embedder: Any) -> None:
-        from memstrata.core._logstore import PostgresLogStore
+    def _open_layers(
+        self, cfg: CoreConfig, cache: Any, durable: Any, vector: Any, audit: Any, events: Any, trust: Any, embedder: Any
+    ) -> None:
+        from memstrata.core._pglog import PostgresLogStore
 
         key = bytes.fromhex(cfg.audit_key_hex) if cfg.audit_key_hex else None
         if isinstance(audit, AuditLog):
             self.audit = audit
         elif cfg.database_url:
-            self.audit = AuditLog(PostgresLogStore(cfg.database_url, prefix=cfg.table_prefix + "audit_"), key=key, clock=self.clock)
+            self.audit = AuditLog(
+                PostgresLogStore(cfg.database_url, prefix=cfg.table_prefix + "audit_"), key=key, clock=self.clock
+            )
         else:
             self.audit = AuditLog(self._local_log(cfg.durability), key=key, clock=self.clock)
         self._closing.append(self.audit)
@@ -97,7 +102,9 @@ class LayerAssembly:
                 if isinstance(trust, TrustLedger)
                 else TrustLedger(rate=cfg.trust_rate, half_life_seconds=cfg.trust_half_life_seconds, clock=self.clock)
             )
-        self._has_patterns = self.pattern_store is not None and next(iter(self.pattern_store.scan(b"")), None) is not None
+        self._has_patterns = (
+            self.pattern_store is not None and next(iter(self.pattern_store.scan(b"")), None) is not None
+        )
         from memstrata.tiers import PostgresBackend
 
         self._one_database = (
@@ -106,6 +113,8 @@ class LayerAssembly:
             and type(self.pattern_store) is PostgresBackend
             and self.audit.store.url == cfg.database_url
         )
+        if self._one_database:
+            self._pg_tables = (self.durable.table, self.pattern_store.table)
 
     def _local_log(self, durability: str) -> Any:
         """The embedded log: ``audit.log`` (binary), or ``audit.sqlite`` where a directory already has one."""

@@ -73,7 +73,16 @@ def encode_entry(seq: int, when: float, actor: str, operation: str, key: str, di
 
 
 def chain_hash(
-    prev: bytes, seq: int, when: float, actor: str, operation: str, key: str, digest: bytes, result: str, _sha: Any = hashlib.sha256, _pack: Any = _HEAD.pack
+    prev: bytes,
+    seq: int,
+    when: float,
+    actor: str,
+    operation: str,
+    key: str,
+    digest: bytes,
+    result: str,
+    _sha: Any = hashlib.sha256,
+    _pack: Any = _HEAD.pack,
 ) -> bytes:
     """``SHA256(prev || encode_entry(...))``, inlined: append and verify spend their time here."""
     a, o, k, r = actor.encode(), operation.encode(), key.encode(), result.encode()
@@ -251,9 +260,13 @@ class AuditLog:
         else:
             expected, prev, leaves = self._walk_rows(bool(cps))
         if expected > size:
-            raise AuditChainError(size, f"the log records {size} entries but holds {expected}: entries were added behind its back")
+            raise AuditChainError(
+                size, f"the log records {size} entries but holds {expected}: entries were added behind its back"
+            )
         if expected < size:
-            raise AuditChainError(expected, f"the log records {size} entries but holds {expected}: the tail was cut off")
+            raise AuditChainError(
+                expected, f"the log records {size} entries but holds {expected}: the tail was cut off"
+            )
         if size and prev != head_hash:
             raise AuditChainError(size - 1, "the recorded head hash does not match the last entry")
         tree = MerkleLevels()
@@ -262,20 +275,28 @@ class AuditLog:
         good = 0
         for cp in cps:
             if cp.size > expected:
-                raise AuditChainError(expected, f"a checkpoint of {cp.size} entries exists but the log holds {expected}")
+                raise AuditChainError(
+                    expected, f"a checkpoint of {cp.size} entries exists but the log holds {expected}"
+                )
             if not hmac.compare_digest(tree.root(cp.size), cp.root):
-                raise AuditChainError(good, f"the checkpoint of {cp.size} entries no longer matches: entries were rewritten")
+                raise AuditChainError(
+                    good, f"the checkpoint of {cp.size} entries no longer matches: entries were rewritten"
+                )
             good = cp.size
         return expected
 
     @staticmethod
-    def _scan(scan: Callable[[bool], tuple[int, int, int, bytes, bytes]], size: int, leaves: bool) -> tuple[int, bytes, list[bytes]]:
+    def _scan(
+        scan: Callable[[bool], tuple[int, int, int, bytes, bytes]], size: int, leaves: bool
+    ) -> tuple[int, bytes, list[bytes]]:
         """Check a binary log's records as they are on disk; ``(count, last hash, hashes if leaves)``."""
         expected, status, found, prev, blob = scan(leaves)
         if status != auditchain.OK:
             if expected < size:
                 raise AuditChainError(expected, _SCAN_REASONS[status].format(found=found))
-            raise AuditChainError(size, f"the log records {size} entries but holds more bytes: entries were added behind its back")
+            raise AuditChainError(
+                size, f"the log records {size} entries but holds more bytes: entries were added behind its back"
+            )
         return expected, prev, [blob[i : i + 32] for i in range(0, len(blob), 32)]
 
     def _walk_rows(self, leaves: bool) -> tuple[int, bytes, list[bytes]]:

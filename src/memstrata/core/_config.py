@@ -57,7 +57,9 @@ class CoreConfig:
     audit_key_hex: str | None = None
 
     @classmethod
-    def resolve(cls, config_file: str | os.PathLike[str] | None = None, env: Any = None, **overrides: Any) -> CoreConfig:
+    def resolve(
+        cls, config_file: str | os.PathLike[str] | None = None, env: Any = None, **overrides: Any
+    ) -> CoreConfig:
         """Build a config from a file, then the environment, then ``overrides`` (None means unset)."""
         env = os.environ if env is None else env
         cfg = cls()

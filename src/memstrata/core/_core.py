@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import threading
 import time
@@ -11,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memstrata._native.auditchain import sha256
+from memstrata.codecs import deserialize, serialize
 from memstrata.core._assembly import LayerAssembly
 from memstrata.core._config import CoreConfig
-from memstrata.core._events import Event
 from memstrata.core._layers import (
     PATTERN,
     TOMBSTONE,
@@ -60,7 +60,8 @@ class MemoryCore(LayerAssembly, Recovery):
     and :class:`WriteFailedError` raised. Cache, vector, trust and events are
     best-effort: failures are counted and retried (:meth:`retry`, and on open).
     On PostgreSQL (``database_url``) the entry and the durable record are
-    committed together by one server-side function (one round trip).
+    committed together by one statement (one round trip; see
+    :meth:`PostgresLogStore.append_apply`).
     Every layer keeps the log sequence with each record and keeps the newest,
     so applying a step twice, or late, changes nothing: on open, entries past
     the saved replay position are applied again to every layer.
@@ -127,15 +128,12 @@ class MemoryCore(LayerAssembly, Recovery):
             if self._has_patterns and self.pattern_store is not self.durable:
                 self.pattern_store.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
 
-    def _targets(self, kind: int) -> list[tuple[str, int]]:
-        """``(table, record kind)`` pairs a write of ``kind`` puts into PostgreSQL (see :meth:`_put_durable`)."""
-        values, patterns = self.durable.table, self.pattern_store.table
+    def _targets(self, kind: int) -> tuple[int | None, int | None]:
+        """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables (see :meth:`_put_durable`)."""
         if kind == PATTERN:
-            return [(patterns, PATTERN), (values, TOMBSTONE)]
-        out = [(values, kind)]
-        if self._has_patterns:
-            out.append((patterns, TOMBSTONE))
-        return out
+            return TOMBSTONE, PATTERN
+        # always: another process may have written a pattern under this key (the tombstone only updates a row)
+        return kind, TOMBSTONE
 
     def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -143,7 +141,9 @@ class MemoryCore(LayerAssembly, Recovery):
         seq = int.from_bytes(rec[:8], "big")
         if self.cache is not None:
             try:
-                self.cache.put_newer(kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds)
+                self.cache.put_newer(
+                    kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
+                )
                 out["cache"] = "ok"
             except Exception as exc:
                 out["cache"] = self._best_effortfailed("cache", seq, key, exc)
@@ -152,8 +152,6 @@ class MemoryCore(LayerAssembly, Recovery):
                 if rec[8] == TOMBSTONE:
                     self.vector.delete(key)
                 else:
-                    from memstrata.codecs import deserialize
-
                     value = unwrap_value(rec[8], deserialize(payload))
                     if isinstance(value, str):
                         self.vector.put(key, value)
@@ -189,8 +187,6 @@ class MemoryCore(LayerAssembly, Recovery):
         WriteFailedError
             The audit log or the durable store failed; nothing was applied.
         """
-        from memstrata.codecs import serialize
-
         _check_key(key)
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata: expected a dict or None, got {type(metadata).__name__}")
@@ -204,16 +200,20 @@ class MemoryCore(LayerAssembly, Recovery):
                 raise ValueError(f"metadata['confidence']: expected a number in [0, 1], got {confidence!r}")
             value = {"value": value, "pattern_type": str(metadata.get("pattern_type", "")), "confidence": confidence}
         payload = serialize(value)
-        return self._mutate(key, "write.pattern" if pattern else "write", payload, actor, ttl_seconds, trust_attestation)
+        return self._mutate(
+            key, "write.pattern" if pattern else "write", payload, actor, ttl_seconds, trust_attestation
+        )
 
     def delete_sync(self, key: str, *, actor: str | None = None) -> WriteResult:
         """Delete ``key`` from every layer (logged like a write); ``result.existed`` says whether it was there."""
         _check_key(key)
         return self._mutate(key, "delete", None, actor, None, True)
 
-    def _mutate(self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool) -> WriteResult:
+    def _mutate(
+        self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool
+    ) -> WriteResult:
         kb = key.encode()
-        digest = b"" if payload is None else hashlib.sha256(payload).digest()
+        digest = b"" if payload is None else sha256(payload)
         who = actor or ""
         with self._lock:
             self.writes_total += 1
@@ -225,12 +225,16 @@ class MemoryCore(LayerAssembly, Recovery):
             intent = f"intent {self.config.instance}"
             if self._one_database:  # PostgreSQL: the entry and the durable upsert in one transaction, one round trip
                 try:
-                    seq, _ = self.audit.store.append_apply(self.clock(), who, op, key, digest, intent, payload, self._targets(kind))
+                    seq, _ = self.audit.store.append_apply(
+                        self.clock(), who, op, key, digest, intent, payload, self._pg_tables, self._targets(kind)
+                    )
                 except Exception as exc:
                     self.writes_failed += 1
                     self.failures["audit"] += 1
                     result.layers["audit"] = result.layers["durable"] = failed(exc)
-                    raise WriteFailedError(f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result
+                    ) from exc
                 result.seq = seq
                 result.layers["audit"] = result.layers["durable"] = "ok"
                 self._has_patterns = self._has_patterns or kind == PATTERN
@@ -241,7 +245,9 @@ class MemoryCore(LayerAssembly, Recovery):
                     self.writes_failed += 1
                     self.failures["audit"] += 1
                     result.layers["audit"] = failed(exc)
-                    raise WriteFailedError(f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result
+                    ) from exc
                 seq = result.seq = entry.seq
                 result.layers["audit"] = "ok"
             rec = encode_record(kb, seq, kind, payload or b"")
@@ -255,13 +261,15 @@ class MemoryCore(LayerAssembly, Recovery):
                     result.layers["durable"] = failed(exc)
                     self.audit.append_many([(who, "abort", key, b"", f"abort {seq}: {type(exc).__name__}", None)])
                     self._attest(who, attest, False, seq, key, result)
-                    raise WriteFailedError(f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result) from exc
+                    raise WriteFailedError(
+                        f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result
+                    ) from exc
             result.layers.update(self._apply_best_effort(key, rec, payload or b"", ttl))
             self._attest(who, attest, True, seq, key, result)
             if self.events is not None:
                 kind_name = "memory.delete" if op == "delete" else "memory.write"
                 try:
-                    if not self.events.emit(Event(kind_name, key, seq, dict(result.layers), who, self.clock())):
+                    if not self.events.post(kind_name, key, seq, dict(result.layers), who, self.clock()):
                         raise MemstrataError("the event queue is full")
                     result.layers["events"] = "ok"
                 except Exception as exc:
@@ -285,12 +293,19 @@ class MemoryCore(LayerAssembly, Recovery):
     # ------------------------------------------------------------------ read --
 
     def _read_record(self, kb: bytes) -> bytes | None:
-        """The durable record of a key (values, then patterns), or None when absent or deleted."""
-        for ns in (self.durable, self.pattern_store) if self._has_patterns else (self.durable,):
-            rec: bytes | None = ns.get(kb)  # a durable layer maps bytes keys to bytes records
-            if rec is not None and rec[8] != TOMBSTONE:
-                return rec
-        return None
+        """The durable record of a key (values, then patterns), or None when absent or deleted.
+
+        A pattern write leaves a tombstone in the values table, so a key whose
+        value is a tombstone is looked up in the patterns table even by a
+        process that has not seen any pattern written.
+        """
+        rec: bytes | None = self.durable.get(kb)  # a durable layer maps bytes keys to bytes records
+        if rec is not None and rec[8] != TOMBSTONE:
+            return rec
+        if self.pattern_store is self.durable or (rec is None and not self._has_patterns):
+            return None
+        rec = self.pattern_store.get(kb)
+        return rec if rec is not None and rec[8] != TOMBSTONE else None
 
     def read_sync(self, key: str, *, actor: str | None = None, use_cache: bool = True, default: Any = None) -> Any:
         """The value of ``key``: cache, then durable store (refilling the cache), then the semantic fallback.
@@ -300,8 +315,6 @@ class MemoryCore(LayerAssembly, Recovery):
         CorruptDataError
             The durable record is not the bytes written under ``key``.
         """
-        from memstrata.codecs import deserialize
-
         _check_key(key)
         kb = key.encode()
         self.reads_total += 1
@@ -345,8 +358,6 @@ class MemoryCore(LayerAssembly, Recovery):
 
     def patterns(self, pattern_type: str | None = None, min_confidence: float = 0.0) -> list[dict[str, Any]]:
         """Stored patterns (``key``, ``value``, ``pattern_type``, ``confidence``), highest confidence first."""
-        from memstrata.codecs import deserialize
-
         if self.pattern_store is None:
             return []
         out = []

@@ -134,7 +134,9 @@ class FileLogStore:
             raise CorruptDataError(f"audit log {path}: not a memstrata audit log (its first bytes are {head[:8]!r})")
         version = struct.unpack_from("<I", head, 8)[0] if len(head) >= 12 else -1
         if version != FORMAT:
-            raise CorruptDataError(f"audit log {path}: format {version} is not one this memstrata reads (it reads {FORMAT})")
+            raise CorruptDataError(
+                f"audit log {path}: format {version} is not one this memstrata reads (it reads {FORMAT})"
+            )
         seal = self._seal = self._read_state()
         self._scan_at_open(size, seal)
         self._open_intents()
@@ -162,7 +164,9 @@ class FileLogStore:
             view = memoryview(mm)
             try:  # the sealed part was hashed when it was written and is on disk: its structure is checked;
                 # the tail after it may hold a write cut short by a crash: its hashes are checked too
-                count, end, status, _f, last, starts, hashes = auditchain.scan_records(view[:sealed_end], len(HEADER), 0, GENESIS, False, True)
+                count, end, status, _f, last, starts, hashes = auditchain.scan_records(
+                    view[:sealed_end], len(HEADER), 0, GENESIS, False, True
+                )
                 if status == auditchain.OK:
                     more = auditchain.scan_records(view, end, count, last, True, True)
                     count, end, status, last = count + more[0], more[1], more[2], more[4]
@@ -204,7 +208,9 @@ class FileLogStore:
         while off + _INTENT.size + 4 <= len(data):
             n, seq = _INTENT.unpack_from(data, off)
             stop = off + _INTENT.size + n
-            if stop + 4 > len(data) or zlib.crc32(data[off + 4 : stop]) != int.from_bytes(data[stop : stop + 4], "little"):
+            if stop + 4 > len(data) or zlib.crc32(data[off + 4 : stop]) != int.from_bytes(
+                data[stop : stop + 4], "little"
+            ):
                 break
             if seq < self._size:  # later records of a seq win; seqs past the log were never logged
                 self._intents[seq] = (off + _INTENT.size, n)
@@ -341,7 +347,9 @@ class FileLogStore:
                 with open(self._fd, "rb", closefd=False) as f:
                     data = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
         try:
-            count, _end, status, found, last, _s, hashes = auditchain.scan_records(data, len(HEADER), 0, GENESIS, True, with_hashes)
+            count, _end, status, found, last, _s, hashes = auditchain.scan_records(
+                data, len(HEADER), 0, GENESIS, True, with_hashes
+            )
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()

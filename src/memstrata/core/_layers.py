@@ -19,12 +19,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from memstrata._native.auditchain import sha256
 from memstrata.errors import CorruptDataError
 
 __all__ = ["Record", "StoreBackend", "TextEmbedder", "decode_record", "encode_record"]
 
 VALUE, TOMBSTONE, PATTERN = 0, 1, 2
 _HEAD = struct.Struct(">QB16s")
+_SEQ_KIND = struct.Struct(">QB")
 HEAD_BYTES = _HEAD.size
 
 
@@ -34,14 +36,16 @@ class Record(NamedTuple):
     payload: bytes
 
 
-def _check(key: bytes, head: bytes, payload: bytes) -> bytes:
-    # SHA-256 (not a faster keyed hash) so that PostgreSQL can build the same record server-side
-    return hashlib.sha256(len(key).to_bytes(4, "big") + key + head + payload).digest()[:16]
+def _check(key: bytes, head: bytes, payload: bytes, _sha256: Any = sha256) -> bytes:
+    # SHA-256 (not a faster keyed hash) so that PostgreSQL can build the same record server-side;
+    # the native one: hashlib's per-call overhead is most of the cost for records this small
+    check: bytes = _sha256(b"".join((len(key).to_bytes(4, "big"), key, head, payload)))[:16]
+    return check
 
 
 def encode_record(key: bytes, seq: int, kind: int, payload: bytes) -> bytes:
-    head = struct.pack(">QB", seq, kind)
-    return head + _check(key, head, payload) + payload
+    head = _SEQ_KIND.pack(seq, kind)
+    return b"".join((head, _check(key, head, payload), payload))
 
 
 def decode_record(key: bytes, rec: bytes, where: str) -> Record:

@@ -1,4 +1,4 @@
-"""Where the audit log lives: an SQLite file (embedded) or PostgreSQL tables (shared).
+"""Where the audit log lives: the store protocol, and an SQLite file (the embedded log of older directories).
 
 Both keep the entries, the head (size, last hash) updated in the same
 transaction as each append, the intent payloads, and a small ``state`` table
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from memstrata.errors import MemstrataError
 
-__all__ = ["LogStore", "PostgresLogStore", "SQLiteLogStore", "open_log_file"]
+__all__ = ["LogStore", "SQLiteLogStore", "open_log_file"]
 
 GENESIS = b"\x00" * 32
 _CHUNK = 50_000
@@ -155,7 +155,9 @@ class SQLiteLogStore:
         return int(size), bytes(h)
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
-        return _in_chunks(self._lock, self._conn, "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", start, stop)
+        return _in_chunks(
+            self._lock, self._conn, "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", start, stop
+        )
 
     def entry_hash(self, seq: int) -> bytes:
         with self._lock:
@@ -181,7 +183,9 @@ class SQLiteLogStore:
     def states(self, prefix: str) -> dict[str, bytes]:
         """Every state value whose name starts with ``prefix``."""
         with self._lock:
-            rows = self._conn.execute("SELECT name, value FROM state WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+            rows = self._conn.execute(
+                "SELECT name, value FROM state WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
         return {name: bytes(v) for name, v in rows}
 
     def set_state(self, values: Mapping[str, bytes]) -> None:
@@ -207,162 +211,3 @@ class SQLiteLogStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
-
-
-def _pg_schema(p: str) -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS {p}entries (seq BIGINT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
-    operation TEXT NOT NULL, key TEXT NOT NULL, digest BYTEA NOT NULL, result TEXT NOT NULL, hash BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS {p}head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hash BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS {p}payloads (seq BIGINT PRIMARY KEY, value BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS {p}state (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
-INSERT INTO {p}head VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
-CREATE OR REPLACE FUNCTION {p}append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'memstrata audit log is append-only (% on %)', TG_OP, TG_TABLE_NAME; END $$;
-CREATE OR REPLACE FUNCTION {p}append_apply(p_time float8, p_actor text, p_op text, p_key text, p_digest bytea,
-        p_result text, p_payload bytea, p_tables text[], p_kinds int[]) RETURNS TABLE (seq bigint, hash bytea)
-LANGUAGE plpgsql AS $$
-DECLARE
-    s bigint; prev bytea; h bytea; k bytea := convert_to(p_key, 'UTF8'); head bytea; body bytea; i int;
-BEGIN
-    SELECT t.size, t.hash INTO s, prev FROM {p}head t WHERE t.id = 1 FOR UPDATE;
-    IF s = 0 THEN prev := decode(repeat('00', 32), 'hex'); END IF;
-    h := sha256(prev || int8send(s) || float8send(p_time)
-        || int4send(octet_length(convert_to(p_actor, 'UTF8'))) || convert_to(p_actor, 'UTF8')
-        || int4send(octet_length(convert_to(p_op, 'UTF8'))) || convert_to(p_op, 'UTF8')
-        || int4send(octet_length(k)) || k
-        || int4send(octet_length(p_digest)) || p_digest
-        || int4send(octet_length(convert_to(p_result, 'UTF8'))) || convert_to(p_result, 'UTF8'));
-    INSERT INTO {p}entries VALUES (s, p_time, p_actor, p_op, p_key, p_digest, p_result, h);
-    UPDATE {p}head SET size = s + 1, hash = h WHERE id = 1;
-    FOR i IN 1 .. coalesce(array_length(p_tables, 1), 0) LOOP
-        head := int8send(s) || set_byte(decode('00', 'hex'), 0, p_kinds[i]);
-        body := CASE WHEN p_kinds[i] = 1 THEN ''::bytea ELSE coalesce(p_payload, ''::bytea) END;
-        EXECUTE format('INSERT INTO %I AS t VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v '
-                       'WHERE substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)', p_tables[i])
-            USING k, head || substring(sha256(int4send(octet_length(k)) || k || head || body) from 1 for 16) || body;
-    END LOOP;
-    RETURN QUERY SELECT s, h;
-END $$;
-DROP TRIGGER IF EXISTS {p}entries_append_only ON {p}entries;
-CREATE TRIGGER {p}entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {p}entries
-    FOR EACH STATEMENT EXECUTE FUNCTION {p}append_only();
-"""
-
-
-class PostgresLogStore:
-    """The audit log in PostgreSQL (psycopg 3): many processes append to one chain.
-
-    Appends lock the head row (``SELECT ... FOR UPDATE``), so concurrent
-    writers are serialized and the log stays one chain. Tables are named
-    ``<prefix>entries``, ``<prefix>head``, ``<prefix>payloads``, ``<prefix>state``.
-    """
-
-    def __init__(self, url: str, *, prefix: str = "memstrata_audit_") -> None:
-        from memstrata.tiers import connect_postgres
-
-        if not prefix.replace("_", "").isalnum():
-            raise ValueError(f"prefix: expected letters, digits and '_', got {prefix!r}")
-        self.url = url
-        self.prefix = prefix
-        self._lock = threading.RLock()
-        self._conn = connect_postgres(url)
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
-            self._conn.execute(_pg_schema(prefix))
-        p = prefix
-        self._lock_head = f"SELECT size, hash FROM {p}head WHERE id=1 FOR UPDATE"
-        self._insert_entry = f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-        self._insert_payload = f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
-        self._update_head = f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1"
-        self._append_apply = f"SELECT * FROM {p}append_apply(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[])"
-
-    def append(self, build: Build) -> list[Any]:
-        # (psycopg's pipeline mode was measured slower here than plain round trips)
-        with self._lock, self._conn.transaction():
-            cur = self._conn.cursor()
-            size, prev = cur.execute(self._lock_head, prepare=True).fetchone()
-            batch = build(int(size), GENESIS if size == 0 else bytes(prev))
-            rows: list[Any] = batch.rows
-            payloads: list[tuple[int, bytes]] = batch.payloads
-            for row in rows:
-                cur.execute(self._insert_entry, row, prepare=True)
-            for item in payloads:
-                cur.execute(self._insert_payload, item, prepare=True)
-            if rows:
-                cur.execute(self._update_head, (size + len(rows), rows[-1][7]), prepare=True)
-        return rows
-
-    def append_apply(
-        self, when: float, actor: str, op: str, key: str, digest: bytes, result: str, payload: bytes | None, targets: list[tuple[str, int]]
-    ) -> tuple[int, bytes]:
-        """Append one entry and upsert its record into each ``(table, kind)`` in one transaction, one round trip.
-
-        The chain hash and the records are computed by the database exactly as
-        :func:`memstrata.core.encode_entry` and the record format define them;
-        ``AuditLog.verify`` recomputes every hash in Python.
-        """
-        tables, kinds = [t for t, _ in targets], [k for _, k in targets]
-        with self._lock:
-            seq, h = self._conn.execute(
-                self._append_apply, (when, actor, op, key, digest, result, payload, tables, kinds), prepare=True
-            ).fetchone()
-        return int(seq), bytes(h)
-
-    def head(self) -> tuple[int, bytes]:
-        with self._lock:
-            size, h = self._conn.execute(f"SELECT size, hash FROM {self.prefix}head WHERE id=1").fetchone()
-        return int(size), bytes(h)
-
-    def rows(self, start: int, stop: int | None) -> Iterator[Any]:
-        sql = f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s"
-        for r in _in_chunks(self._lock, self._conn, sql, start, stop):
-            yield (r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]))
-
-    def entry_hash(self, seq: int) -> bytes:
-        with self._lock:
-            row = self._conn.execute(f"SELECT hash FROM {self.prefix}entries WHERE seq=%s", (seq,)).fetchone()
-        if row is None:
-            raise IndexError(f"seq: no entry {seq}")
-        return bytes(row[0])
-
-    def payload(self, seq: int) -> bytes | None:
-        with self._lock:
-            row = self._conn.execute(f"SELECT value FROM {self.prefix}payloads WHERE seq=%s", (seq,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def drop_payloads(self, upto: int) -> None:
-        with self._lock:
-            self._conn.execute(f"DELETE FROM {self.prefix}payloads WHERE seq<%s", (upto,))
-
-    def get_state(self, name: str) -> bytes | None:
-        with self._lock:
-            row = self._conn.execute(f"SELECT value FROM {self.prefix}state WHERE name=%s", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def states(self, prefix: str) -> dict[str, bytes]:
-        """Every state value whose name starts with ``prefix``."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT name, value FROM {self.prefix}state WHERE left(name, %s) = %s", (len(prefix), prefix)
-            ).fetchall()
-        return {name: bytes(v) for name, v in rows}
-
-    def set_state(self, values: Mapping[str, bytes]) -> None:
-        with self._lock, self._conn.transaction():
-            self._conn.cursor().executemany(
-                f"INSERT INTO {self.prefix}state VALUES (%s,%s) ON CONFLICT (name) DO UPDATE SET value=EXCLUDED.value",
-                list(values.items()),
-            )
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        """Run raw SQL (for maintenance and tests)."""
-        with self._lock:
-            cur = self._conn.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None

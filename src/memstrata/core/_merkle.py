@@ -76,7 +76,12 @@ class Checkpoint:
     def from_json(cls, text: str) -> Checkpoint:
         try:
             d = json.loads(text)
-            return cls(int(d["size"]), bytes.fromhex(d["root"]), float(d.get("time", 0.0)), bytes.fromhex(d.get("signature", "")))
+            return cls(
+                int(d["size"]),
+                bytes.fromhex(d["root"]),
+                float(d.get("time", 0.0)),
+                bytes.fromhex(d.get("signature", "")),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"text: expected a checkpoint exported by Checkpoint.to_json, got {text[:80]!r}") from exc
 
@@ -159,7 +164,9 @@ def verify_inclusion(proof: InclusionProof, checkpoint: Checkpoint | None = None
     return hmac.compare_digest(r, proof.root)
 
 
-def verify_consistency(proof: ConsistencyProof, first: Checkpoint | None = None, second: Checkpoint | None = None) -> bool:
+def verify_consistency(
+    proof: ConsistencyProof, first: Checkpoint | None = None, second: Checkpoint | None = None
+) -> bool:
     """Check a consistency proof (RFC 9162 §2.1.4.2); needs nothing but the proof.
 
     ``first`` / ``second`` are checkpoints you hold; when given, the proof must

@@ -198,4 +198,3 @@ class Recovery:
             self.vector.put(key, value)
         else:
             self.vector.delete(key)
-

@@ -66,7 +66,9 @@ def upgrade_audit_log(directory: str | os.PathLike[str]) -> int:
 
                 dst.append(build)
                 size += len(rows)
-            payloads = [(int(seq), bytes(v)) for seq, v in sqlite.execute("SELECT seq, value FROM payloads ORDER BY seq")]
+            payloads = [
+                (int(seq), bytes(v)) for seq, v in sqlite.execute("SELECT seq, value FROM payloads ORDER BY seq")
+            ]
             if payloads:
                 dst._write_intents(payloads)
             dst.set_state(sqlite.states(""))

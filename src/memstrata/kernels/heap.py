@@ -4,7 +4,7 @@ The root is the *worst* kept entry (lowest score, then highest index), so a
 new candidate is compared with one value and rejected in the common case.
 Draining writes the kept entries best first, ties to the lower index (the
 order ``np.lexsort((index, -score))`` gives); the compiled scans in
-``native/ms_simd.h`` keep the same order.
+``native/ms_select.h`` keep the same order.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from memstrata._closing import ClosesOnExit
 from memstrata.optimization._config import OptimizationConfig
 from memstrata.optimization._engine_mapping import EngineMapping
 from memstrata.optimization._strategies import DocumentedCompressionEngine, documented_stats
@@ -50,7 +51,7 @@ class _PassThrough:
 _ABSENT = object()
 
 
-class OptimizationMiddleware:
+class OptimizationMiddleware(ClosesOnExit):
     """Compression, deduplication and tiering in front of an existing engine, or standalone.
 
     Parameters
@@ -206,12 +207,6 @@ class OptimizationMiddleware:
             self._engine_mapping.close()
 
     close = shutdown
-
-    def __enter__(self) -> OptimizationMiddleware:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     def __repr__(self) -> str:
         return f"OptimizationMiddleware(enabled={self.enabled}, level={self.config.optimization_level!r})"

@@ -19,7 +19,8 @@ def store_statistics(store: MemoryStore) -> dict[str, Any]:
     raw = ts["logical_bytes"]
     stored = ts["warm"]["bytes"] + ts["cold"]["bytes"]
     index_ram = getattr(store._backend, "ram_bytes", None)
-    ram = ts["hot"]["bytes"] + (index_ram() if index_ram is not None else 0)
+    # the hot tier's keys, values and cache arrays (measured), plus the log's index
+    ram = store.tiers.hot.ram_bytes() + (index_ram() if index_ram is not None else 0)
     disk = store.disk_bytes()
     reduction = 100.0 * (1 - stored / raw) if raw else 0.0
     lat = store._store_seconds.summary()

@@ -166,7 +166,6 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
         self.clock = clock
         self._closed = False
         self._hot_get = self.tiers.hot.get
-        self._hot_atime = self.tiers._hot_atime
         self._prepare = RecordMaker(self.engine).prepare
         self._hits = self._misses = self._writes = self._deletes = 0
         self._store_seconds = self.registry.histogram("store_seconds")
@@ -327,9 +326,8 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
         """
         if self._closed:
             self._check_open()
-        v = self._hot_get(key)  # the cache counts hot hits and misses (reads = both)
+        v = self._hot_get(key)  # the cache counts hits and misses (reads = both) and stamps the access time
         if v is not None:  # the hot path: one cache lookup and one msgpack decode
-            self._hot_atime[key] = self.clock()
             if type(v) is bytes:
                 return _deserialize(v)
             return _decode_frame(v)

@@ -195,13 +195,10 @@ class WritePlanMixin(StorageState):
             self._logical += info[4]
             if t == HOT or key in self.hot:
                 self.hot.pop(key)
-                self._hot_atime.pop(key, None)
                 if t == HOT:
                     if hot_value is None and make is not None:
                         frame = make()
                     self.hot.put(key, HotFrame(frame) if hot_value is None else hot_value, pin)
-                    if key in self.hot:
-                        self._hot_atime[key] = now
 
         return commit
 

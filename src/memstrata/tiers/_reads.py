@@ -60,9 +60,8 @@ class ReadMixin(StorageState):
 
     def read(self, key: str | bytes) -> tuple[Any, str]:
         """``(value, tier name)``; ``KeyError`` if absent, ``CorruptDataError`` on damage."""
-        v = self.hot.get(key)
+        v = self.hot.get(key)  # a hit stamps the key's access time in the cache
         if v is not None:
-            self._hot_atime[key] = self.clock()
             return self.decode_hot(v), "hot"
         value, loc = self.read_durable(key)
         return value, TIER_NAMES[loc]
@@ -117,7 +116,6 @@ class ReadMixin(StorageState):
                 if n >= self.promote_warm_hits and self.hot.max_bytes and self._still_points_at(kb, d):
                     self.hot.put(key, self._hot_value(value, frame))
                     if key in self.hot:
-                        self._hot_atime[key] = now
                         hits.pop(kb, None)
                         self.counters["warm_to_hot"] += 1
                         self.counters["promotions"] += 1

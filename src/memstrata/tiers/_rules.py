@@ -65,12 +65,9 @@ class RulesMixin(StorageState):
                 from memstrata.codecs import decode
 
                 self.hot.put(key, self._hot_value(decode(frame), frame))
-                if key in self.hot:
-                    self._hot_atime[key] = self.clock()
                 return
             if key in self.hot:
                 self.hot.pop(key)
-                self._hot_atime.pop(key, None)
                 self.counters["demotions"] += 1
             if t != loc:
                 self._move_blob(d, t)
@@ -131,10 +128,9 @@ class RulesMixin(StorageState):
                 now = self.clock()
             if self.hot_idle_seconds is not None:
                 limit = now - self.hot_idle_seconds
-                for key, t in list(self._hot_atime.items()):
-                    if t <= limit and not self.is_pinned(key):
+                for key in self.hot.idle(limit):
+                    if not self.is_pinned(key):
                         self.hot.pop(key)
-                        self._hot_atime.pop(key, None)
                         moved["hot_to_warm"] += 1
             self._flush_touched()
             if self.cold is not None and (self.warm_idle_seconds is not None or self.warm_max_bytes is not None):

@@ -34,7 +34,6 @@ class StorageState:
     compact_dead_ratio: float
     counters: dict[str, int]
     last_migration_error: str | None
-    _hot_atime: dict[Any, float]  # hot key -> last access
     _touched: dict[bytes, float]  # digest -> last access, not yet persisted
     _hits: dict[Any, int]  # key or digest -> accesses since the last pass
     _forgotten_packs: set[int]  # packs holding blobs dropped by gc(), rewritten by compact()

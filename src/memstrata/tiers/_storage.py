@@ -120,8 +120,8 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         self.promote_warm_hits = int(promote_warm_hits)
         self.compact_dead_ratio = float(compact_dead_ratio)
         self._lock = threading.RLock()
-        self.hot = HotTier(hot_max_bytes, policy=eviction_policy, on_demote=self._hot_evicted)
-        self._hot_atime: dict[Any, float] = {}
+        # the hot cache keeps each key's last access by slot (HotTier.idle), no dict per key
+        self.hot = HotTier(hot_max_bytes, policy=eviction_policy, on_demote=self._hot_evicted, clock=clock)
         self._touched: dict[bytes, float] = {}  # digest -> last access, not yet persisted
         self._hits: dict[bytes, int] = {}  # key or digest -> accesses since the last pass
         self.counters: dict[str, int] = dict.fromkeys(
@@ -187,7 +187,6 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         self._n_garbage = n_garbage
 
     def _hot_evicted(self, key: Any) -> None:
-        self._hot_atime.pop(key, None)
         self.counters["demotions"] += 1
         self.counters["capacity_demotions"] += 1
 
@@ -346,7 +345,6 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
                     self._release_counts(after)
                     self._logical -= after[4]
                 self.hot.pop(key)
-                self._hot_atime.pop(key, None)
         self._wait_durable(ticket)
         return seq, len(done)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,6 +60,15 @@ class HotTier:
     pressure; the tiered storage keeps a durable copy of every hot key on the
     warm or cold tier, so an eviction loses nothing.
 
+    With ``clock``, the cache keeps each entry's last access (a put or a hit of
+    ``get``) in an array by slot, read by ``idle`` and ``access_time``: the
+    per-key bookkeeping costs 8 bytes per slot, no dict entry. The cache's
+    slot arrays grow with the entries held (``Cache``), so ``max_bytes`` costs
+    nothing until it is used. RAM per entry: the key and value objects, the
+    cache's key table entry (~30-60 bytes, a dict) and about 50-80 bytes of
+    slot arrays (keys, values, free list, weight, access time, the policy's
+    queues and sketch); ``ram_bytes()`` adds them up.
+
     >>> hot = HotTier(max_bytes=1000)
     >>> hot.put("a", b"\\x81\\xa1x\\x01")
     >>> hot.get("a"), "a" in hot, len(hot)
@@ -72,6 +82,7 @@ class HotTier:
         policy: str = DEFAULT_POLICY,
         max_items: int | None = None,
         on_demote: Callable[[Any], object] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         from memstrata._native.cache import Cache
 
@@ -88,6 +99,7 @@ class HotTier:
             max_bytes=max(1, self.max_bytes),
             weigher=_weigh,
             on_evict=self._evicted,
+            clock=clock,
         )
         self.get = self._cache.get  # fast path: no extra Python frame
 
@@ -130,10 +142,26 @@ class HotTier:
         for key in list(self._cache.keys()):
             self.pop(key)
 
+    def idle(self, before: float) -> list[Any]:
+        """Keys last put or read at or before ``before`` (needs a ``clock``)."""
+        return self._cache.idle(before)
+
+    def access_time(self, key: Any) -> float:
+        """The ``clock()`` of ``key``'s last put or read; ``KeyError`` if absent (needs a ``clock``)."""
+        return self._cache.access_time(key)
+
     @property
     def nbytes(self) -> int:
         """Bytes charged: values plus a fixed per-entry overhead."""
         return int(self._cache.info()["bytes"])
+
+    def ram_bytes(self) -> int:
+        """RAM the tier holds: its keys' and values' objects plus the cache's tables and arrays.
+
+        O(entries): each object is measured with ``sys.getsizeof``.
+        """
+        getsizeof = sys.getsizeof
+        return self._cache.nbytes + sum(getsizeof(k) + getsizeof(v) for k, v in self._cache.items())
 
     def info(self) -> dict[str, Any]:
         return self._cache.info()

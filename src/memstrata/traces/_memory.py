@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from memstrata._closing import ClosesOnExit
 from memstrata.traces._blob import BlobCodec
 from memstrata.traces._config import DEFAULT_CONFIG, check_config, check_int
 from memstrata.traces._database import TraceDatabase, guarded
@@ -30,7 +31,7 @@ from memstrata.types import TraceTypeName
 
 __all__ = ["DEFAULT_CONFIG", "SymbolicTraceMemory"]
 
-class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention, Queries, Verify):
+class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention, Queries, Verify, ClosesOnExit):
     """Typed, compressed traces of an evolving agent, kept in SQLite by priority.
 
     Parameters
@@ -465,12 +466,6 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
         return self._closed
-
-    def __enter__(self) -> SymbolicTraceMemory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     async def __aenter__(self) -> SymbolicTraceMemory:
         return self

@@ -29,6 +29,7 @@ from memstrata.vectors._originals import Originals
 
 if TYPE_CHECKING:
     from memstrata.vectors._memory import VectorMemory
+    from memstrata.vectors._state import IndexState
 
 DURABILITY_LEVELS = ("none", "normal", "full")
 #: a durable memory checkpoints once its log and new originals outgrow this and the last checkpoint
@@ -54,7 +55,7 @@ class Durable:
         if self.marker is not None:
             self.marker.record(seq, synced=self.durability == "full")
 
-    def wants_checkpoint(self, memory: VectorMemory) -> bool:
+    def wants_checkpoint(self, memory: IndexState) -> bool:
         tail = memory._originals.n_tail * 4 * memory.dim if memory._originals is not None else 0
         return self.log is not None and self.log.size + tail > max(CHECKPOINT_MIN_BYTES, self.state_bytes)
 
@@ -62,7 +63,7 @@ class Durable:
 # ------------------------------------------------------------------ state <-> file
 
 
-def header_of(memory: VectorMemory) -> dict[str, Any]:
+def header_of(memory: IndexState) -> dict[str, Any]:
     return {
         "format": "memstrata.VectorMemory",
         **{name: getattr(memory, name) for name in _SETTINGS},
@@ -73,7 +74,7 @@ def header_of(memory: VectorMemory) -> dict[str, Any]:
     }
 
 
-def sections_of(memory: VectorMemory) -> dict[str, np.ndarray | Blocks]:
+def sections_of(memory: IndexState) -> dict[str, np.ndarray | Blocks]:
     """The arrays of a compacted memory; the originals are streamed in row order, never gathered whole."""
     memory._compact_rows()
     sections: dict[str, np.ndarray | Blocks] = {"ids": memory._ids, "codes": memory._codes}
@@ -312,7 +313,7 @@ def _check_floor(
         )
 
 
-def checkpoint(memory: VectorMemory) -> None:
+def checkpoint(memory: IndexState) -> None:
     """Write the state to generation g+1 (state, empty log, empty originals tail), switch CURRENT, drop g."""
     durable, directory = memory._durable, memory.path
     assert durable is not None and durable.log is not None and directory is not None

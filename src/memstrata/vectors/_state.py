@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import msgspec
 import numpy as np
 
+from memstrata._growth import grown_capacity
 from memstrata.errors import ClosedError
 from memstrata.vectors import _search
 from memstrata.vectors._args import describe, unique_sorted
@@ -261,7 +262,7 @@ class IndexState:
             self._columns.set(row, None)
 
     def _merge(self) -> None:
-        """Append the pending chunks to the row arrays, which grow by doubling (one add costs O(added), not O(n))."""
+        """Append the pending chunks to the row arrays, which grow by a quarter (:mod:`memstrata._growth`: one add costs O(added), not O(n))."""
         if not self._pending:
             return
         parts = self._pending
@@ -275,7 +276,7 @@ class IndexState:
                 continue
             buffer = self._buffers.get(name)
             if buffer is None or current.base is not buffer or buffer.shape[0] < n_new:
-                buffer = np.empty((max(n_new, 2 * n_old, 64),) + current.shape[1:], current.dtype)
+                buffer = np.empty((grown_capacity(n_new, n_old),) + current.shape[1:], current.dtype)
                 buffer[:n_old] = current
                 self._buffers[name] = buffer
             start = n_old

@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from memstrata._growth import grown_capacity
+
 __all__ = ["ID_KEY", "Filter", "MetadataColumns", "compile_filter", "scalar_kind"]
 
 #: The pseudo-field that names a row's id in a filter.
@@ -84,32 +86,73 @@ def scalar_kind(value: Any) -> int:
 
 
 class _Column:
-    """One metadata key over every row: the kind of each value, and its number or string code."""
+    """One metadata key over every row: the kind of each value, and its number or string code.
+
+    ``numbers`` exists once some row held a number or bool, ``codes`` once some
+    row held a string (None before): most keys hold one kind, and the unused
+    array would cost 8 or 4 bytes a row.
+    """
 
     __slots__ = ("codes", "kinds", "numbers", "size", "strings")
 
     def __init__(self, capacity: int) -> None:
         self.kinds = np.zeros(capacity, np.int8)
-        self.numbers = np.zeros(capacity, np.float64)  # numbers, and bools as 0/1
-        self.codes = np.full(capacity, -1, np.int32)  # string -> code in ``strings``
+        self.numbers: np.ndarray | None = None  # numbers, and bools as 0/1
+        self.codes: np.ndarray | None = None  # string -> code in ``strings``
         self.strings: dict[str, int] = {}
         self.size = 0
 
     def grow(self, capacity: int) -> None:
         for name, fill in (("kinds", 0), ("numbers", 0), ("codes", -1)):
             old = getattr(self, name)
+            if old is None:
+                continue
             new = np.full(capacity, fill, old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
+    def numbers_of(self, n: int) -> np.ndarray:
+        """The number of each of the first ``n`` rows (0 where none)."""
+        return np.zeros(n) if self.numbers is None else self.numbers[:n]
+
+    def codes_of(self, n: int) -> np.ndarray:
+        """The string code of each of the first ``n`` rows (-1 where none)."""
+        return np.full(n, -1, np.int32) if self.codes is None else self.codes[:n]
+
     def set(self, row: int, value: Any) -> None:
         kind = scalar_kind(value)
         self.kinds[row] = kind
-        self.numbers[row] = float(value) if kind in (BOOL, NUMBER) else 0.0
-        self.codes[row] = self.strings.setdefault(value, len(self.strings)) if kind == STRING else -1
+        if kind in (BOOL, NUMBER):
+            if self.numbers is None:
+                self.numbers = np.zeros(self.kinds.shape[0], np.float64)
+            self.numbers[row] = float(value)
+        elif self.numbers is not None:
+            self.numbers[row] = 0.0
+        if kind == STRING:
+            if self.codes is None:
+                self.codes = np.full(self.kinds.shape[0], -1, np.int32)
+            self.codes[row] = self.strings.setdefault(value, len(self.strings))
+        elif self.codes is not None:
+            self.codes[row] = -1
 
     def clear(self, row: int) -> None:
-        self.kinds[row], self.numbers[row], self.codes[row] = ABSENT, 0.0, -1
+        self.kinds[row] = ABSENT
+        if self.numbers is not None:
+            self.numbers[row] = 0.0
+        if self.codes is not None:
+            self.codes[row] = -1
+
+    def keep(self, n: int, rows: np.ndarray) -> None:
+        """Keep the first ``n`` rows where ``rows`` is true."""
+        self.kinds = self.kinds[:n][rows].copy()
+        if self.numbers is not None:
+            self.numbers = self.numbers[:n][rows].copy()
+        if self.codes is not None:
+            self.codes = self.codes[:n][rows].copy()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.kinds, self.numbers, self.codes) if a is not None)
 
 
 class MetadataColumns:
@@ -142,7 +185,7 @@ class MetadataColumns:
     def _reserve(self, n: int) -> None:
         if n <= self._ids.shape[0]:
             return
-        capacity = max(n, 2 * self._ids.shape[0], 64)
+        capacity = grown_capacity(n, self._ids.shape[0])
         ids = np.zeros(capacity, np.int64)
         ids[: self._n] = self._ids[: self._n]
         self._ids = ids
@@ -182,13 +225,10 @@ class MetadataColumns:
         self._ids = self._ids[: self._n][rows].copy()
         for key in list(self._columns):
             column = self._columns[key]
-            kinds = column.kinds[: self._n][rows]
-            if not (kinds != ABSENT).any():
+            if not (column.kinds[: self._n][rows] != ABSENT).any():
                 del self._columns[key]
                 continue
-            column.kinds, column.numbers, column.codes = kinds.copy(), column.numbers[: self._n][rows].copy(), column.codes[
-                : self._n
-            ][rows].copy()
+            column.keep(self._n, rows)
         self._n = n
 
     @property
@@ -196,7 +236,7 @@ class MetadataColumns:
         """Bytes of the column arrays (not the string dictionaries)."""
         total = self._ids.nbytes
         for column in self._columns.values():
-            total += column.kinds.nbytes + column.numbers.nbytes + column.codes.nbytes
+            total += column.nbytes
         return int(total)
 
     def _get(self, key: str) -> _Column | None:
@@ -380,7 +420,7 @@ def _cond_mask(cond: _Cond, columns: MetadataColumns, n: int) -> np.ndarray:
             kinds = np.zeros(n, np.int8)
             numbers, codes, strings = np.zeros(n), np.full(n, -1, np.int32), {}
         else:
-            kinds, numbers, codes, strings = column.kinds[:n], column.numbers[:n], column.codes[:n], column.strings
+            kinds, numbers, codes, strings = column.kinds[:n], column.numbers_of(n), column.codes_of(n), column.strings
     if op == "$exists":
         present: np.ndarray = kinds != ABSENT
         return present if value else ~present
