@@ -8,7 +8,8 @@ from memstrata import MemoryStore
 
 
 def value(i: int) -> dict[str, object]:
-    return {"i": i, "text": f"memory number {i} " * (1 + i % 7), "tags": ["crash", str(i % 3)]}
+    j = i // 2  # two keys in a row hold the same content: the second shares the first's blob
+    return {"i": j, "text": f"memory number {j} " * (1 + j % 7), "tags": ["crash", str(j % 3)]}
 
 
 def main(path: str, start: int) -> None:

@@ -17,7 +17,8 @@ N_RUNS = int(os.environ.get("MEMSTRATA_CRASH_RUNS", "50"))
 
 
 def _value(i: int) -> dict[str, object]:
-    return {"i": i, "text": f"memory number {i} " * (1 + i % 7), "tags": ["crash", str(i % 3)]}
+    j = i // 2  # two keys in a row hold the same content: the second shares the first's blob
+    return {"i": j, "text": f"memory number {j} " * (1 + j % 7), "tags": ["crash", str(j % 3)]}
 
 
 def run_and_kill(path: Path, start: int, delay: float, *, after_first_write: bool = False) -> tuple[set[int], set[int]]:

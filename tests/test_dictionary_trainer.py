@@ -85,7 +85,106 @@ def test_the_store_trains_through_the_engine() -> None:
         assert store.engine.trainer.retrain_factor == 4
         for i, r in enumerate(trace_records(250, seed=2)):
             store.store(f"k{i}", r)
+        assert store.engine.wait_training(60)  # trained off the write path, at 50 new records and again at 200
         first = store.engine.dictionary
-        assert first is not None  # trained at 50 new records, again at 200
+        assert first is not None
         assert store.engine.trainer.collected() == 250
         assert all(store.retrieve(f"k{i}") == r for i, r in enumerate(trace_records(250, seed=2)))
+
+
+def test_store_never_trains_on_the_callers_thread_and_every_frame_stays_readable(tmp_path) -> None:
+    """Training runs on the worker thread; frames from before, during and after it read back after a reopen."""
+    records = list(trace_records(600, seed=5))
+    cfg = {"train_after": 50, "migration_interval_seconds": None}
+    threads: list[str] = []
+    with MemoryStore(tmp_path / "s", cfg) as store:
+        fit = store.engine.trainer.fit
+
+        def spy(samples, size=None):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return fit(samples, size)
+
+        store.engine.trainer.fit = spy  # type: ignore[method-assign]
+        for i, r in enumerate(records[:300]):
+            store.store(f"k{i}", r, tier="warm")
+        assert store.engine.wait_training(60)
+        trained = store.engine.dictionary
+        assert trained is not None
+        for i, r in enumerate(records[300:], 300):
+            store.store(f"k{i}", r, tier="warm")
+    assert threads and set(threads) == {"memstrata-dictionary"}
+    with MemoryStore(tmp_path / "s", cfg) as store:
+        assert store.engine.dictionary is not None
+        assert all(store.retrieve(f"k{i}") == r for i, r in enumerate(records))
+        assert store.verify()["ok"]
+    with MemoryStore(tmp_path / "s", read_only=True) as reader:
+        assert all(reader.retrieve(f"k{i}") == r for i, r in enumerate(records))
+
+
+def test_close_waits_for_a_running_training(tmp_path) -> None:
+    gate = threading.Event()
+    with MemoryStore(tmp_path / "s", {"train_after": 20, "migration_interval_seconds": None}) as store:
+        fit = store.engine.trainer.fit
+
+        def slow(samples, size=None):  # type: ignore[no-untyped-def]
+            gate.wait(10)
+            return fit(samples, size)
+
+        store.engine.trainer.fit = slow  # type: ignore[method-assign]
+        for i, r in enumerate(trace_records(20, seed=6)):
+            store.store(f"k{i}", r)  # the 20th asks for a training and returns at once
+        assert store.engine.dictionary is None and not store.engine.wait_training(0.01)
+        gate.set()
+    assert store.engine.wait_training(0)
+    with MemoryStore(tmp_path / "s", {"migration_interval_seconds": None}) as store:
+        assert store.engine.dictionary is not None  # adopted and persisted before close returned
+
+
+def test_training_worker_requests_are_never_lost_nor_run_at_once() -> None:
+    from memstrata.codecs._background import TrainingWorker
+
+    started, release = threading.Event(), threading.Event()
+    running = [0]
+    peak = [0]
+    runs = [0]
+
+    def train() -> None:
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        started.set()
+        release.wait(10)
+        runs[0] += 1
+        running[0] -= 1
+
+    worker = TrainingWorker(train)
+    worker.request()
+    assert started.wait(10) and worker.pending
+    worker.request()  # asked while it trains: one more run afterwards
+    worker.request()
+    assert not worker.wait(0.01)
+    release.set()
+    assert worker.wait(10) and not worker.pending
+    assert runs[0] == 2 and peak[0] == 1 and worker.runs == 2
+    worker.close()
+    worker.request()  # refused after close
+    assert worker.wait(1) and runs[0] == 2
+
+
+def test_a_failed_training_is_logged_and_the_worker_stays_usable(caplog) -> None:
+    from memstrata.codecs._background import TrainingWorker
+
+    calls = [0]
+
+    def train() -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OSError(28, "No space left on device")
+
+    worker = TrainingWorker(train)
+    with caplog.at_level("WARNING", logger="memstrata.codecs"):
+        worker.request()
+        assert worker.wait(10)
+    assert worker.failures == 1 and "dictionary training failed" in caplog.text
+    worker.request()
+    assert worker.wait(10) and worker.runs == 1 and calls[0] == 2
+    worker.close()

@@ -204,6 +204,7 @@ def _flip_inside(path: Path, needle: bytes) -> None:
 
 
 def test_bit_flip_in_segment_file_is_detected(tmp_path: Path) -> None:
+    """The victim's frame lives inside its entry record: the damaged record still names its key to verify()."""
     text = "a distinctive memory that will be damaged " * 20
     with MemoryStore(tmp_path / "s", {**NO_THREAD, "zstd_level": 1}) as store:
         store.store("victim", {"text": text}, tier="warm")

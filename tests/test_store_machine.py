@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from memstrata import MemoryStore
+from memstrata.tiers._tiers import F_TOMBSTONE, OWNER, B, K, inline_frame
 
 KEYS = st.sampled_from([f"k{i}" for i in range(6)] + [b"b0", b"b1"])
 VALUES = st.one_of(
@@ -127,6 +128,29 @@ class StoreMachine(RuleBasedStateMachine):
         stats = self.store.get_statistics()["tiered_storage"]
         unpinned_hot = stats["hot"]["bytes"]
         assert stats["hot"]["pinned"] > 0 or unpinned_hot <= HOT_MAX
+
+    @invariant()
+    def blobs_counts_and_layout_agree(self) -> None:
+        """Each blob's refcount is the live keys naming it; an owned blob's frame is in its one owner's entry."""
+        tiers = self.store.tiers
+        live: dict[bytes, list[bytes]] = {}
+        for kb, (_seq, flags, d) in tiers.warm.entries():
+            if not flags & F_TOMBSTONE:
+                live.setdefault(d, []).append(kb)
+        for d, info in tiers.warm.blobs():
+            owners = live.get(d, [])
+            assert info[0] == len(owners), d.hex()
+            if info[OWNER]:
+                assert info[2] == 1 and tiers.backend.get(B + d) is None  # warm, and no data record
+                holds = inline_frame(tiers.backend.get(K + info[OWNER]), d) is not None
+                assert holds == (owners == [info[OWNER]]) and len(owners) <= 1
+            elif owners:
+                assert tiers.backend.get(B + d) is not None
+        before = tiers.statistics()
+        tiers._recount()
+        after = tiers.statistics()
+        for name in ("keys", "tombstones", "unique_blobs", "garbage_blobs", "logical_bytes", "unique_bytes", "warm", "cold"):
+            assert before[name] == after[name], name
 
     def teardown(self) -> None:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from memstrata.codecs import _values
+from memstrata.codecs._background import TrainingWorker
 from memstrata.codecs._bytes import ZstdCodec
 from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary
 from memstrata.codecs._frame import KIND_VALUE, parse_frame
@@ -94,6 +95,7 @@ class CompressionEngine(ShapeDictionaries):
         policy: CompressionPolicy | dict[str, Any] | None = None,
         *,
         dictionaries: MutableMapping[bytes, bytes] | None = None,
+        train_in_background: bool = False,
     ) -> None:
         if policy is None:
             policy = CompressionPolicy()
@@ -114,6 +116,7 @@ class CompressionEngine(ShapeDictionaries):
         self.trainer = DictionaryTrainer.from_policy(policy)
         self._retraining = policy.retrain_factor > 0 and policy.train_after > 0
         self._dictionary: bytes | None = None
+        self._worker = TrainingWorker(self._train_due) if train_in_background else None
         # statistics: codec name -> [count, bytes in, bytes out]
         self._per_codec: dict[str, list[int]] = {}
         self._zstd_stats = self._per_codec["zstd"] = [0, 0, 0]
@@ -172,12 +175,20 @@ class CompressionEngine(ShapeDictionaries):
 
         Trains and adopts a new dictionary when one is due (``policy.train_after``
         records, then every ``policy.retrain_factor`` times as many); returns its
-        digest then, else ``None``. :meth:`compress` and
+        digest then, else ``None`` (always ``None`` with ``train_in_background``:
+        the training is only started). :meth:`compress` and
         :meth:`compress_serialized` call this themselves; a caller that frames
         records some other way (or only some of them) offers them here.
         """
         if not self.trainer.offer(sample):
             return None
+        if self._worker is not None:
+            self._worker.request()
+            return None
+        return self._train_due()
+
+    def _train_due(self) -> bytes | None:
+        """Train the general dictionary now that it is due; its digest, or None when zstd cannot train."""
         with self._lock:
             try:
                 return self.train()
@@ -185,6 +196,15 @@ class CompressionEngine(ShapeDictionaries):
                 if not self.policy.retrain_factor:
                     self.trainer.stop()
                 return None
+
+    def wait_training(self, timeout: float | None = None) -> bool:
+        """Wait for a background training (``train_in_background``) asked for so far; False on timeout."""
+        return True if self._worker is None else self._worker.wait(timeout)
+
+    def close(self) -> None:
+        """Wait for a background training and start no more (the engine still compresses and decodes)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def choose(self, value: Any, kind: str | None = None, allow_loss: bool = False) -> Codec:
         """The codec :meth:`compress` would use for ``value`` (records: by size)."""

@@ -36,6 +36,11 @@ LOCK_NAME = "LOCK"
 UPGRADE_STAGING = "log.upgrade"
 FORMAT_KEY = b"mformat"
 FORMAT_VERSION = 2
+#: Layout of the tiers' records inside a format-2 log: 3 keeps a blob written by one key inside that key's
+#: entry record (see memstrata.tiers._tiers). A log without the record was written with layout 2 (every blob
+#: shared), which layout 3 reads as it is: a writer records 3 at open, a reader changes nothing.
+LAYOUT_KEY = b"mlayout"
+LAYOUT_VERSION = 3
 V1_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
 
 # called with the name of each finished upgrade step; tests replace it to simulate a crash there
@@ -176,12 +181,37 @@ def open_durable(path: Path, cfg: Any, read_only: bool) -> tuple[Any, int, Write
             if (path / UPGRADE_STAGING).exists():
                 shutil.rmtree(path / UPGRADE_STAGING)
         backend = LogBackend(path / LOG_DIR, cfg.durability, max_disk_bytes=cfg.max_disk_bytes, read_only=read_only)
-        if not read_only and backend.get(FORMAT_KEY) is None:
-            backend.apply({FORMAT_KEY: str(FORMAT_VERSION).encode()})
+        try:
+            layout = _check_layout(path, backend)
+            if not read_only:
+                puts = {} if backend.get(FORMAT_KEY) is not None else {FORMAT_KEY: str(FORMAT_VERSION).encode()}
+                if layout < LAYOUT_VERSION:
+                    puts[LAYOUT_KEY] = str(LAYOUT_VERSION).encode()
+                if puts:
+                    backend.apply(puts)
+        except BaseException:
+            backend.close()
+            raise
     except BaseException:
         release_lock(lock)
         raise
     return backend, 2, lock, read_only
+
+
+def _check_layout(path: Path, backend: Any) -> int:
+    """The record layout of the log (2 when unrecorded); ``MemstrataError`` for one newer than this memstrata reads."""
+    raw = backend.get(LAYOUT_KEY)
+    try:
+        layout = 2 if raw is None else int(raw)
+    except ValueError:
+        raise CorruptDataError(f"MemoryStore: {path}: its record layout {raw!r} is not a number; {_repair_hint(path)}") from None
+    fmt = backend.get(FORMAT_KEY)
+    if layout > LAYOUT_VERSION or (fmt is not None and fmt.isdigit() and int(fmt) > FORMAT_VERSION):
+        raise MemstrataError(
+            f"MemoryStore: {path} was written by a newer memstrata (format {fmt!r}, record layout {layout}); this one "
+            f"reads format {FORMAT_VERSION} up to layout {LAYOUT_VERSION}: upgrade memstrata to open it"
+        )
+    return layout
 
 
 def _remove_v1(path: Path) -> list[str]:

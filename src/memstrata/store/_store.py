@@ -16,6 +16,7 @@ from memstrata.store._async import AsyncStoreMethods
 from memstrata.store._config import StoreConfig, resolve_config
 from memstrata.store._directory import StoreDirectoryMethods
 from memstrata.store._layout import PACKS_DIR, check_store_path, release_lock
+from memstrata.store._maintenance import StoreMaintenanceMethods
 from memstrata.store._records import DictionaryRecords, RecordMaker, engine_policy, load_new_dictionaries
 from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
@@ -26,7 +27,7 @@ __all__ = ["MemoryStore", "StoreLockedError"]
 _MISSING: Any = object()
 
 
-class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
+class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMethods):
     """Agent memory that is deduplicated, compressed and tiered, and never loses a byte.
 
     Parameters
@@ -67,10 +68,12 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
     **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index:
     one 12-byte slot per record (a 32-bit key fingerprint and the record's
     location, no key bytes), the table 53-80% full (75% right after open), so
-    about 16 bytes per record. A key has an entry record and each unique value a
-    blob and a data record: ~48 bytes per unique key (``v2-open`` in
-    ``benchmarks/bench_store.py``: 50 bytes per key by tracemalloc for 10^5
-    keys); ``get_statistics()["overall"]["ram_bytes"]`` reports both.
+    about 16 bytes per record. A key whose value no other key holds has two
+    records (its entry, which also holds the frame, and the value's blob
+    record): ~32 bytes per key (``v2-open`` in ``benchmarks/bench_store.py``:
+    34 bytes per key by tracemalloc for 10^5 keys). A value shared by several
+    keys adds a data record once, and each key its entry.
+    ``get_statistics()["overall"]["ram_bytes"]`` reports the hot tier and the index.
 
     **Threads**: every method is safe to call from many threads at once.
     **asyncio**: ``astore``, ``aretrieve``, ``adelete``, ``astore_many``,
@@ -135,6 +138,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
             self.engine = CompressionEngine(
                 engine_policy(cfg.zstd_level, 0 if read_only else cfg.train_after),
                 dictionaries=None if read_only else DictionaryRecords(backend),
+                train_in_background=True,  # a store() that makes a dictionary due does not wait for its training
             )
             self._known_dictionaries: set[bytes] = set()
             if read_only:
@@ -373,49 +377,6 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
         self._check_open()
         return self.tiers.keys()
 
-    # ------------------------------------------------------------ movement --
-
-    def migrate(self, key: str | bytes, tier: TierLike) -> None:
-        """Move ``key`` to ``tier`` now."""
-        self._check_writable()
-        self.tiers.migrate(key, tier)
-
-    def pin(self, key: str | bytes) -> None:
-        """Keep ``key`` where it is (the rules never move it; hot never evicts it)."""
-        self._check_writable()
-        self.tiers.set_pinned(key, True)
-
-    def unpin(self, key: str | bytes) -> None:
-        self._check_writable()
-        self.tiers.set_pinned(key, False)
-
-    def run_migrations(self) -> dict[str, int]:
-        """Apply the idle and capacity rules now (the background thread does this periodically)."""
-        self._check_open()
-        return self.tiers.run_migrations()
-
-    def compact(self) -> dict[str, int]:
-        """Drop tombstones and unreferenced blobs, rewrite packs with dead space, rewrite the log's live records.
-
-        After ``delete`` + ``compact()`` no byte of a deleted value remains in
-        the store's files (a zstd dictionary trained on it before the delete
-        may keep fragments of it: dictionaries stay for the frames that name them).
-        """
-        self._check_writable()
-        return self.tiers.compact()
-
-    def verify(self) -> dict[str, Any]:
-        """Read and check every frame on every tier.
-
-        Returns
-        -------
-        dict
-            ``ok``, ``keys``, ``blobs``, ``frames_checked`` (per tier),
-            ``bad_keys``, ``bad_blobs``, ``bad_files`` and ``errors``.
-        """
-        self._check_open()
-        return self.tiers.verify()
-
     @property
     def seq(self) -> int:
         """Sequence number of the last mutation."""
@@ -489,6 +450,7 @@ class MemoryStore(AsyncStoreMethods, StoreDirectoryMethods):
             return
         self._closed = True
         try:
+            self.engine.close()  # a running dictionary training still writes its record
             self.tiers.close()
         finally:
             self._release_lock()

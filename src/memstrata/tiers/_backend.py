@@ -282,18 +282,25 @@ class SQLiteBackend:
     def put(self, key: bytes, value: bytes) -> None:
         self.apply({key: value})
 
-    def get_pair(self, key: bytes, prefix: bytes, start: int, length: int) -> tuple[bytes | None, bytes | None]:
+    def get_pair(
+        self, key: bytes, prefix: bytes, start: int, length: int, inline_after: int | None = None
+    ) -> tuple[bytes | None, bytes | None]:
         """``(value of key, value of prefix + value[start:start + length])`` in one query.
 
         Optional in the protocol: it lets a reader follow a pointer record
-        without a second round trip.
+        without a second round trip. A first value longer than ``inline_after``
+        holds the second itself: ``(value, value[inline_after:])``.
         """
         with self._lock:
             try:
                 row = self._conn.execute(self._pair_sql, (prefix, start + 1, length, key)).fetchone()
             except sqlite3.Error as exc:
                 raise _translate(exc, self._where) from exc
-        return (None, None) if row is None else (row[0], row[1])
+        if row is None:
+            return None, None
+        if inline_after is not None and len(row[0]) > inline_after:
+            return row[0], row[0][inline_after:]
+        return row[0], row[1]
 
     _pair_sql = "SELECT a.v, b.v FROM kv AS a LEFT JOIN kv AS b ON b.k = CAST(? || substr(a.v, ?, ?) AS BLOB) WHERE a.k = ?"
 

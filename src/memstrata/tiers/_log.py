@@ -32,7 +32,7 @@ from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import write_checkpoint
 from memstrata.tiers._log_compact import LogCompaction
-from memstrata.tiers._log_index import SEED, new_table
+from memstrata.tiers._log_index import NAMED_FIRST, SEED, new_table
 from memstrata.tiers._log_open import HEAD_BYTES
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import (
@@ -322,7 +322,9 @@ class LogBackend(LogCompaction):
                 self._refresh()
             return self._value(key)
 
-    def get_pair(self, key: bytes, prefix: bytes, start: int, length: int) -> tuple[bytes | None, bytes | None]:
+    def get_pair(
+        self, key: bytes, prefix: bytes, start: int, length: int, inline_after: int | None = None
+    ) -> tuple[bytes | None, bytes | None]:
         """``(value of key, value of prefix + value[start:start + length])`` under one lock (see ``Backend``)."""
         with self._lock:
             if self._closed:
@@ -332,6 +334,8 @@ class LogBackend(LogCompaction):
             first = self._value(key)
             if first is None:
                 return None, None
+            if inline_after is not None and len(first) > inline_after:
+                return first, first[inline_after:]
             return first, self._value(prefix + first[start : start + length])
 
     def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
@@ -339,6 +343,21 @@ class LogBackend(LogCompaction):
             if self.read_only:
                 self._refresh()
             return iter(self._scan(prefix))
+
+    def scan_checked(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]:
+        """``(intact (key, value) pairs, damaged (key, error) pairs)`` of the live keys starting with ``prefix``.
+
+        For ``verify``: a record whose bytes are damaged is reported with its
+        key (the index proves the key by its fingerprint) instead of ending the scan.
+        """
+        with self._lock:
+            if self.read_only:
+                self._refresh()
+            damaged: list[tuple[bytes, str]] = []
+            if prefix and prefix[0] in NAMED_FIRST:
+                return self._scan(prefix), damaged
+            found = sorted((k, v) for k, _loc, v in self._live(prefix, damaged))
+            return found, damaged
 
     @property
     def seq(self) -> int:

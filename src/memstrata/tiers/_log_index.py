@@ -187,13 +187,17 @@ class LogIndex:
 
     # ---------------------------------------------------------- whole index --
 
-    def _live(self, prefix: bytes = b"") -> Iterator[tuple[bytes, int, bytes]]:
+    def _live(
+        self, prefix: bytes = b"", damaged: list[tuple[bytes, str]] | None = None
+    ) -> Iterator[tuple[bytes, int, bytes]]:
         """``(key, location, value)`` of the live records whose key starts with ``prefix``, in location order.
 
         Every segment is read once. Each record's key must be the one the index
         names (its fingerprint, or its bytes for a named key); the records
         yielded are checked in full, the others only when their key is not the
         one named (then they are damage and raise :class:`CorruptDataError`).
+        With ``damaged``, a record whose key is the one named but whose bytes
+        fail their check is listed there as ``(key, error)`` and skipped.
         """
         table = self._table
         fps, locs = table.dump()
@@ -213,6 +217,7 @@ class LogIndex:
             part = part[self._to_read(data, all_locs[part], all_fps[part], prefix)]
             for loc, fp in zip(all_locs[part].tolist(), all_fps[part].tolist()):
                 off = loc & 0xFFFFFFFF
+                key, named = b"", False
                 try:
                     if len(data) < off + HEADER.size:
                         raise CorruptDataError(f": record at offset {off} is past the end of the file")
@@ -225,7 +230,11 @@ class LogIndex:
                     if not named:
                         raise CorruptDataError(f": record at offset {off} is not the record the index names")
                 except CorruptDataError as exc:
-                    raise CorruptDataError(f"segment file {self._seg_path(seg)}{exc}") from None
+                    error = CorruptDataError(f"segment file {self._seg_path(seg)}{exc}")
+                    if damaged is not None and named:  # the index's own record, its bytes damaged
+                        damaged.append((key, str(error)))
+                        continue
+                    raise error from None
                 yield key, loc, value
 
     def _to_read(self, data: bytes, locs: np.ndarray, fps: np.ndarray, prefix: bytes) -> np.ndarray:

@@ -45,15 +45,16 @@ class MaintenanceMixin(StorageState):
                         if payload is not None:
                             self._forgotten_packs.add(PACKREF.unpack(payload)[0])
             if deletes:
-                self.backend.apply({}, deletes)
+                self._apply_freeing({}, deletes)  # only deletes: they may use the reserve of a full disk
             self._recount()
             return {"tombstones_removed": n_tomb, "blobs_removed": n_blobs}
 
     def compact(self) -> dict[str, int]:
-        """:meth:`gc`, then rewrite sealed packs with dead space into new packs and remove them."""
+        """:meth:`gc`, fold blobs held by one key into its entry, rewrite sealed packs with dead space, vacuum the log."""
         with self._lock:
             result = self.gc()
             result.update(packs_rewritten=0, packs_removed=0, bytes_reclaimed=0)
+            result["blobs_inlined"] = self._own_single_blobs()
             cold = self.cold
             if cold is None:
                 self._vacuum()
@@ -111,7 +112,7 @@ class MaintenanceMixin(StorageState):
         }
         with self._lock:
             try:
-                entries = list(self.warm.entries())
+                entries, damaged = self.warm.entries_checked()
                 blobs = dict(self.warm.blobs())
             except Exception as exc:  # the index itself is unreadable
                 report["ok"] = False
@@ -130,7 +131,7 @@ class MaintenanceMixin(StorageState):
                     continue
                 report["blobs"] += 1
                 try:
-                    payload = self.warm.payload(d)
+                    payload = self.warm.payload(d, info)
                     if payload is None:
                         raise CorruptDataError(f"blob {d.hex()} has no data record")
                     if info[2] == COLD:
@@ -155,6 +156,10 @@ class MaintenanceMixin(StorageState):
                     bad_digests.add(d)
                     report["bad_blobs"].append(d.hex())
                     report["errors"].append(f"{type(exc).__name__}: {exc}")
+            for kb, error in damaged:  # an entry record that fails its check (it may hold the key's frame)
+                report["keys"] += 1
+                report["bad_keys"].append(decode_key(kb))
+                report["errors"].append(f"key {decode_key(kb)!r}: {error}")
             for kb, (_seq, flags, d) in entries:
                 if flags & F_TOMBSTONE:
                     continue

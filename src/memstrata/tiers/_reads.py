@@ -47,7 +47,7 @@ class ReadMixin(StorageState):
                 raise KeyError(key)
             d = entry[2]
             info = self.warm.blob(d)
-            payload = self.warm.payload(d)
+            payload = None if info is None else self.warm.payload(d, info)
             if info is None or payload is None:
                 raise CorruptDataError(f"TieredStorage: key {key!r} names blob {d.hex()}, which is missing")
             if info[2] == COLD:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
-    BLOB,
     COLD,
     ENTRY,
     F_PINNED,
@@ -13,10 +12,10 @@ from memstrata.tiers._tiers import (
     PACKREF,
     WARM,
     A,
-    B,
     K,
     cold_record,
     encode_key,
+    pack_blob,
     tier_number,
     warm_record,
 )
@@ -31,7 +30,7 @@ class RulesMixin(StorageState):
     def _move_blob(self, d: bytes, dest: int) -> None:
         """Write the blob at ``dest`` and commit the index; the old copy is unreferenced after."""
         info = self.warm.blob(d)
-        payload = self.warm.payload(d)
+        payload = None if info is None else self.warm.payload(d, info)
         if info is None or payload is None or info[2] == dest:
             return
         src = info[2]
@@ -46,7 +45,10 @@ class RulesMixin(StorageState):
             read_header(frame)
             new_payload = warm_record(frame)
         info[2] = dest
-        self.backend.apply({A + d: BLOB.pack(*info), B + d: new_payload})
+        puts: dict[bytes, bytes] = {}
+        self._share(puts, d, info, new_payload)  # a cold blob's reference lives in a data record
+        puts[A + d] = pack_blob(info)
+        self.backend.apply(puts)
         if info[0]:
             self._items[src] -= info[0]
             self._items[dest] += info[0]
@@ -89,8 +91,9 @@ class RulesMixin(StorageState):
                 info = self.warm.blob(entry[2])
                 if info is not None:
                     info[1] += 1 if pinned else -1
-                    puts[A + entry[2]] = BLOB.pack(*info)
-                puts[K + kb] = ENTRY.pack(seq, F_PINNED if pinned else 0, entry[2])
+                    puts[A + entry[2]] = pack_blob(info)
+                raw = self.backend.get(K + kb)  # an inline frame stays in the entry
+                puts[K + kb] = ENTRY.pack(seq, F_PINNED if pinned else 0, entry[2]) + raw[ENTRY.size :]
                 self.backend.apply(puts)
                 self._seq = seq
             if pinned:
@@ -111,7 +114,7 @@ class RulesMixin(StorageState):
             info = self.warm.blob(d)
             if info is not None and t > info[5]:
                 info[5] = t
-                puts[A + d] = BLOB.pack(*info)
+                puts[A + d] = pack_blob(info)
         if puts:
             self.backend.apply(puts)
 
@@ -171,13 +174,13 @@ class RulesMixin(StorageState):
                 infos = []
                 for d in chunk:
                     info = self.warm.blob(d)
-                    frame = self.warm.payload(d)
+                    frame = None if info is None else self.warm.payload(d, info)
                     if info is None or frame is None or info[2] != WARM:
                         continue
                     ref = cold.append(d, frame)
                     info[2] = COLD
-                    puts[A + d] = BLOB.pack(*info)
-                    puts[B + d] = cold_record(ref)
+                    self._share(puts, d, info, cold_record(ref))  # the owner's entry drops its warm frame
+                    puts[A + d] = pack_blob(info)
                     infos.append(info)
             finally:
                 cold.sync = sync

@@ -9,7 +9,7 @@ methods one part calls on another. ``TieredStorage.__init__`` assigns them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["StorageState"]
@@ -58,6 +58,8 @@ class StorageState:
 
         def _recount(self) -> None: ...  # _storage
 
+        def _apply_freeing(self, puts: dict[bytes, bytes], deletes: Iterable[bytes] = ()) -> None: ...  # _storage
+
         def read_frame(self, key: str | bytes) -> tuple[bytes, int, bytes]: ...  # _reads
 
         def decode_frame(self, frame: bytes) -> Any: ...  # _reads
@@ -69,3 +71,7 @@ class StorageState:
         def _hot_value(value: Any, frame: bytes) -> bytes: ...  # _reads
 
         def _move_blob(self, d: bytes, dest: int) -> None: ...  # _rules
+
+        def _own_single_blobs(self, batch: int = 256) -> int: ...  # _plan
+
+        def _share(self, puts: dict[bytes, bytes], d: bytes, info: list[Any], payload: bytes) -> None: ...  # _plan

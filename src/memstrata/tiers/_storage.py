@@ -18,27 +18,22 @@ from memstrata.tiers._cold import ColdTier
 from memstrata.tiers._counts import load_counts, save_counts
 from memstrata.tiers._log import LogBackend
 from memstrata.tiers._maintenance import MaintenanceMixin
+from memstrata.tiers._plan import WritePlanMixin
 from memstrata.tiers._reads import ReadMixin
 from memstrata.tiers._rules import RulesMixin
 from memstrata.tiers._tiers import (
-    BLOB,
-    COLD,
     ENTRY,
     F_PINNED,
     F_TOMBSTONE,
     HOT,
     SEQ_KEY,
-    WARM,
     A,
-    B,
-    HotFrame,
     HotTier,
     K,
     WarmTier,
-    cold_record,
     encode_key,
+    pack_blob,
     tier_number,
-    warm_record,
 )
 
 __all__ = ["TieredStorage", "tier_number"]
@@ -47,7 +42,7 @@ log = logging.getLogger("memstrata.store")
 
 
 
-class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
+class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
     """Blobs on three tiers, moved by access rules, never lost in between.
 
     Every key has a durable copy on the warm (backend) or cold (packs) tier;
@@ -180,7 +175,7 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         unique = 0
         n_garbage = 0
         for info in blobs.values():
-            refs, _pins, loc, slen, rlen, _atime = info
+            refs, _pins, loc, slen, rlen, _atime, _owner = info
             if refs == 0:
                 n_garbage += 1
                 continue
@@ -302,114 +297,6 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         self._wait_durable(ticket)
         return seq
 
-    def _get_in(self, puts: dict[bytes, bytes], k: bytes) -> bytes | None:
-        """A record as it will be once ``puts`` are applied."""
-        v = puts.get(k)
-        return self.backend.get(k) if v is None else v
-
-    def _entry_in(self, puts: dict[bytes, bytes], kb: bytes) -> tuple[int, int, bytes] | None:
-        raw = self._get_in(puts, K + kb)
-        return None if raw is None else ENTRY.unpack(raw)
-
-    def _blob_in(self, puts: dict[bytes, bytes], d: bytes) -> list[Any] | None:
-        raw = self._get_in(puts, A + d)
-        return None if raw is None else list(BLOB.unpack(raw))
-
-    def _plan_write(
-        self,
-        puts: dict[bytes, bytes],
-        seq: int,
-        key: Any,
-        kb: bytes,
-        frame: bytes,
-        make: Callable[[], bytes] | None,
-        t: int,
-        pin: bool,
-        d: bytes,
-        raw_length: int,
-        hot_value: bytes | None,
-    ) -> Callable[[], None]:
-        """Add one write's records to ``puts``; returns what to do in RAM once they are committed."""
-        now = self.clock()
-        old_entry = self._entry_in(puts, kb)
-        old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_entry is None else old_entry
-        old_live = not old[1] & F_TOMBSTONE
-        info = self._blob_in(puts, d)
-        new_blob = info is None or (info[0] == 0 and info[2] == WARM and self._get_in(puts, B + d) is None)
-        old_info = None
-        if old_live and old[2] != d:
-            old_info = self._blob_in(puts, old[2])
-        elif old_live:
-            old_info = None
-        if info is None or new_blob:
-            if make is not None:
-                frame, make = make(), None
-            loc = COLD if t == COLD and self.cold is not None else WARM
-            if loc == COLD:
-                ref = self.cold.append(d, frame)
-                puts[B + d] = cold_record(ref)
-            else:
-                puts[B + d] = warm_record(frame)
-            info = [0, 0, loc, len(frame), int(raw_length), now]
-            revived = False
-        else:
-            revived = info[0] == 0
-        refs_delta = 0 if (old_live and old[2] == d) else 1
-        pins_delta = int(pin) - (int(bool(old[1] & F_PINNED)) if old_live and old[2] == d else 0)
-        info[0] += refs_delta
-        info[1] += pins_delta
-        info[5] = now
-        puts[A + d] = BLOB.pack(*info)
-        if old_info is not None:
-            old_info[0] -= 1
-            if old[1] & F_PINNED:
-                old_info[1] -= 1
-            puts[A + old[2]] = BLOB.pack(*old_info)
-        puts[K + kb] = ENTRY.pack(seq, F_PINNED if pin else 0, d)
-
-        def commit() -> None:
-            nonlocal frame, make
-            self._seq = max(self._seq, seq)
-            self._touched.pop(d, None)
-            loc = info[2]
-            if refs_delta:
-                self._items[loc] += 1
-            if info[0] == 1 and refs_delta:
-                self._stored[loc] += info[3]
-                self._unique += info[4]
-                self._n_blobs += 1
-                if revived:
-                    self._n_garbage -= 1
-            if old_live:
-                if old[2] == d:
-                    self._logical -= info[4]
-                elif old_info is not None:
-                    self._release_counts(old_info)
-                    self._logical -= old_info[4]
-            else:
-                self._n_keys += 1
-                if old_entry is not None:
-                    self._n_tombstones -= 1
-            self._logical += info[4]
-            if t == HOT or key in self.hot:
-                self.hot.pop(key)
-                if t == HOT:
-                    if hot_value is None and make is not None:
-                        frame = make()
-                    self.hot.put(key, HotFrame(frame) if hot_value is None else hot_value, pin)
-
-        return commit
-
-    def _release_counts(self, info: list[Any]) -> None:
-        """RAM counters after one reference to a blob went (``info`` already decremented)."""
-        loc = info[2]
-        self._items[loc] -= 1
-        if info[0] == 0:
-            self._stored[loc] -= info[3]
-            self._unique -= info[4]
-            self._n_blobs -= 1
-            self._n_garbage += 1
-
     def delete(self, key: str | bytes) -> int:
         """Record a tombstone for ``key`` (space is reclaimed by :meth:`gc`); ``KeyError`` if absent."""
         return self.delete_many((key,))[0]
@@ -439,12 +326,12 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
                 seq += 1
                 d = old[2]
                 info = infos[d] if d in infos else infos.setdefault(d, self.warm.blob(d))
-                puts[K + kb] = ENTRY.pack(seq, F_TOMBSTONE, d)
+                puts[K + kb] = ENTRY.pack(seq, F_TOMBSTONE, d)  # an owned blob's frame goes with the old entry
                 if info is not None:
                     info[0] = max(0, info[0] - 1)
                     if old[1] & F_PINNED:
                         info[1] = max(0, info[1] - 1)
-                    puts[A + d] = BLOB.pack(*info)
+                    puts[A + d] = pack_blob(info)
                 done.append((key, None if info is None else list(info)))
             if not done:
                 return self._seq, 0
@@ -461,13 +348,13 @@ class TieredStorage(ReadMixin, RulesMixin, MaintenanceMixin):
         self._wait_durable(ticket)
         return seq, len(done)
 
-    def _apply_freeing(self, puts: dict[bytes, bytes]) -> None:
-        """A batch that frees space (a delete): it may use the backend's reserve, so a full disk can be emptied."""
+    def _apply_freeing(self, puts: dict[bytes, bytes], deletes: Iterable[bytes] = ()) -> None:
+        """A batch that frees space (a delete, gc): it may use the backend's reserve, so a full disk can be emptied."""
         apply = self.backend.apply
         try:
-            apply(puts, (), freeing=True)  # type: ignore[call-arg]
+            apply(puts, deletes, freeing=True)  # type: ignore[call-arg]
         except TypeError:
-            apply(puts)
+            apply(puts, deletes)
 
     # ------------------------------------------------------------- closing --
 

@@ -22,7 +22,11 @@ __all__ = [
     "WarmTier",
     "decode_key",
     "encode_key",
+    "inline_frame",
+    "pack_blob",
     "tier_number",
+    "unpack_blob",
+    "unpack_entry",
 ]
 
 HOT, WARM, COLD = 0, 1, 2
@@ -171,9 +175,15 @@ def _weigh(value: bytes) -> int:
 # The index records, shared with memstrata.dedup (public as memstrata.tiers.ENTRY,
 # F_TOMBSTONE, encode_key, decode_key: one content-addressed index format).
 # entry  b"k" + key    -> seq, flags, content digest (a delete leaves F_TOMBSTONE with a new seq)
+#                         [+ b"W" + the frame: the blob's one copy, when this key is its only owner]
 # blob   b"a" + digest -> refs, pins, location, stored length, raw length, access time
-# data   b"b" + digest -> b"W" + the frame (warm) or b"C" + pack id, offset, length (cold)
+#                         [+ the owner's encoded key, when the frame is inside the owner's entry]
+# data   b"b" + digest -> b"W" + the frame (warm) or b"C" + pack id, offset, length (cold): shared blobs
 # meta   b"m" + name   -> value
+# A blob written by one key keeps its frame inside that key's entry record (layout 3): a warm read
+# is one record read, whose checksum binds the key, the digest and the frame together. A second
+# key storing the same content moves the frame to a data record (the blob becomes shared); so does
+# a move to the cold tier. Stores written before layout 3 hold only shared blobs and read as they are.
 ENTRY = struct.Struct("<QB16s")
 BLOB = struct.Struct("<IIBIId")
 PACKREF = struct.Struct("<IQI")
@@ -181,6 +191,29 @@ F_TOMBSTONE = 1
 F_PINNED = 2
 K, A, B, M = b"k", b"a", b"b", b"m"
 SEQ_KEY = M + b"seq"
+OWNER = 6  # index of the owner's encoded key in a blob's field list (b"" for a shared blob)
+
+
+def pack_blob(info: list[Any]) -> bytes:
+    """A blob record from its fields ``[refs, pins, location, stored, raw, access time, owner]``."""
+    return BLOB.pack(*info[:OWNER]) + info[OWNER]
+
+
+def unpack_blob(raw: bytes) -> list[Any]:
+    """The fields of a blob record (:func:`pack_blob`); a record without an owner has ``b""``."""
+    return [*BLOB.unpack_from(raw), bytes(raw[BLOB.size :])]
+
+
+def unpack_entry(raw: bytes) -> tuple[int, int, bytes]:
+    """``(seq, flags, digest)`` of an entry record, with or without an inline frame."""
+    return ENTRY.unpack_from(raw)
+
+
+def inline_frame(raw: bytes | None, d: bytes) -> bytes | None:
+    """The frame inside entry record ``raw`` when it holds blob ``d``'s frame, else None."""
+    if raw is None or len(raw) <= ENTRY.size or raw[ENTRY.size] != 0x57 or raw[9:25] != d:  # 0x57: b"W"
+        return None
+    return raw[ENTRY.size + 1 :]
 
 
 def warm_record(frame: bytes) -> bytes:
@@ -223,34 +256,55 @@ class WarmTier:
 
     def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
         raw = self.backend.get(K + kb)
-        return None if raw is None else ENTRY.unpack(raw)
+        return None if raw is None else unpack_entry(raw)
 
     def blob(self, d: bytes) -> list[Any] | None:
         raw = self.backend.get(A + d)
-        return None if raw is None else list(BLOB.unpack(raw))
+        return None if raw is None else unpack_blob(raw)
 
-    def payload(self, d: bytes) -> bytes | None:
-        """The frame (warm) or packed pack reference (cold), without its tag."""
+    def payload(self, d: bytes, info: list[Any] | None = None) -> bytes | None:
+        """The frame (warm) or packed pack reference (cold), without its tag; None when the blob has no data.
+
+        An owned blob's frame is read from its owner's entry, which must name
+        the blob (``info``: the blob's fields when the caller has them).
+        """
         raw = self.backend.get(B + d)
-        return None if raw is None else raw[1:]
+        if raw is not None:
+            return raw[1:]
+        if info is None:
+            info = self.blob(d)
+        if info is None or not info[OWNER]:
+            return None
+        return inline_frame(self.backend.get(K + info[OWNER]), d)
 
     def read_key(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
-        """``(entry record, tagged data record)`` of a key, in one backend round trip when it can."""
+        """``(entry record, tagged data record)`` of a key: one record read when the entry holds its frame."""
         pair = self._get_pair
         if pair is not None:
-            return pair(K + kb, B, 9, 16)  # the digest sits at bytes 9..25 of the entry record
+            # the digest sits at bytes 9..25 of the entry record; an entry with its frame needs no second record
+            return pair(K + kb, B, 9, 16, ENTRY.size)
         entry = self.backend.get(K + kb)
         if entry is None:
             return None, None
+        if len(entry) > ENTRY.size:
+            return entry, entry[ENTRY.size :]
         return entry, self.backend.get(B + entry[9:25])
 
     def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
         for k, v in self.backend.scan(K):
-            yield bytes(k[1:]), ENTRY.unpack(v)
+            yield bytes(k[1:]), unpack_entry(v)
+
+    def entries_checked(self) -> tuple[list[tuple[bytes, tuple[int, int, bytes]]], list[tuple[bytes, str]]]:
+        """``(entries, damaged)``: every intact entry, and ``(key, error)`` of each damaged one the backend can name."""
+        scan = getattr(self.backend, "scan_checked", None)
+        if scan is None:
+            return list(self.entries()), []
+        found, damaged = scan(K)
+        return [(bytes(k[1:]), unpack_entry(v)) for k, v in found], [(bytes(k[1:]), e) for k, e in damaged]
 
     def blobs(self) -> Iterator[tuple[bytes, list[Any]]]:
         for k, v in self.backend.scan(A):
-            yield bytes(k[1:]), list(BLOB.unpack(v))
+            yield bytes(k[1:]), unpack_blob(v)
 
     def seq(self) -> int:
         raw = self.backend.get(SEQ_KEY)

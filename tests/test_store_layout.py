@@ -1,0 +1,187 @@
+"""Record layout 3: a blob written by one key lives inside that key's entry record; shared blobs keep data records."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memstrata import MemoryStore
+from memstrata.errors import MemstrataError
+from memstrata.tiers import encode_key
+from memstrata.tiers._tiers import ENTRY, OWNER, A, B, K, inline_frame, unpack_blob
+
+NO_THREAD: dict[str, Any] = {"migration_interval_seconds": None}
+GOLDEN = Path(__file__).parent / "golden" / "stores-v2"
+
+
+def _records(store: MemoryStore, key: str) -> tuple[bytes | None, list[Any] | None, bytes | None]:
+    """(entry record, blob fields, data record) of ``key``."""
+    backend = store.tiers.backend
+    entry = backend.get(K + encode_key(key))
+    assert entry is not None
+    d = entry[9:25]
+    blob = backend.get(A + d)
+    return entry, None if blob is None else unpack_blob(blob), backend.get(B + d)
+
+
+def _reads_of(store: MemoryStore) -> list[int]:
+    """Count the record reads of the log (each ``_read_at`` is one pread)."""
+    backend = store.tiers.backend
+    calls = [0]
+    read_at = backend._read_at
+
+    def counting(loc: int, key: bytes) -> bytes:
+        calls[0] += 1
+        return read_at(loc, key)
+
+    backend._read_at = counting
+    return calls
+
+
+def test_a_key_alone_keeps_its_frame_in_its_entry_and_a_warm_read_is_one_record(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", {**NO_THREAD, "hot_max_bytes": 0}) as store:
+        store.store("a", {"text": "only here"}, tier="warm")
+        entry, blob, data = _records(store, "a")
+        assert data is None and blob is not None and blob[OWNER] == encode_key("a") and blob[0] == 1
+        assert inline_frame(entry, entry[9:25]) == store.tiers.read_frame("a")[0]
+        store.tiers.backend._proven.clear()  # no shortcut from the write
+        calls = _reads_of(store)
+        assert store.retrieve("a") == {"text": "only here"}
+        assert calls[0] == 1
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("a") == {"text": "only here"} and store.verify()["ok"]
+        assert store.tiers.backend.get(b"mlayout") == b"3"
+
+
+def test_a_second_key_with_the_same_content_shares_the_blob(tmp_path: Path) -> None:
+    value = {"text": "said twice", "n": 7}
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        store.store("a", value, tier="warm")
+        store.store("b", value, tier="warm")
+        entry_a, blob, data = _records(store, "a")
+        entry_b, _, _ = _records(store, "b")
+        assert len(entry_a) == len(entry_b) == ENTRY.size  # no frame left in either entry
+        assert data is not None and data[:1] == b"W" and blob is not None and blob[0] == 2 and blob[OWNER] == b""
+        assert store.get_statistics()["deduplication"]["unique_blobs"] == 1
+        store.delete("a")
+        assert store.retrieve("b") == value
+        assert store.compact()["blobs_inlined"] == 1  # "b" alone holds it now: its entry takes the frame
+        entry_b, blob, data = _records(store, "b")
+        assert data is None and blob[OWNER] == encode_key("b") and inline_frame(entry_b, entry_b[9:25]) is not None
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("b") == value and "a" not in store and store.verify()["ok"]
+
+
+def test_both_keys_of_one_batch_share_a_new_blob(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        store.store_many([("a", [1, 2, 3]), ("b", [1, 2, 3]), ("a", [4]), ("c", [1, 2, 3])], tier="warm")
+        assert store.retrieve("a") == [4] and store.retrieve("b") == [1, 2, 3] == store.retrieve("c")
+        assert store.verify()["ok"]
+        stats = store.get_statistics()["deduplication"]
+        assert stats["unique_blobs"] == 2
+
+
+def _files_holding(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.mark.parametrize("how", ["overwrite", "delete"])
+def test_an_owned_frame_leaves_the_files_with_its_entry(tmp_path: Path, how: str) -> None:
+    marker = b"unique-marker-" + bytes(range(48, 123))  # zstd keeps incompressible bytes as literals
+    with MemoryStore(tmp_path / "s", {**NO_THREAD, "hot_max_bytes": 0}) as store:
+        store.store("a", marker, tier="warm")
+        store.store("keep", {"x": 1}, tier="warm")
+        assert _files_holding(tmp_path / "s", marker)  # the test can see the value
+        if how == "overwrite":
+            store.store("a", b"something else", tier="warm")
+        else:
+            store.delete("a")
+        store.compact()
+        assert store.tiers.statistics()["garbage_blobs"] == 0
+    assert _files_holding(tmp_path / "s", marker) == []
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.verify()["ok"] and store.retrieve("keep") == {"x": 1}
+
+
+def test_moves_pins_and_rewrites_keep_every_value(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", {**NO_THREAD, "hot_max_bytes": 0}) as store:
+        store.store("a", {"v": "a" * 50}, tier="warm")
+        store.pin("a")  # the entry is rewritten: its frame stays inside
+        entry, _, data = _records(store, "a")
+        assert data is None and len(entry) > ENTRY.size
+        store.unpin("a")
+        store.store("a", {"v": "a" * 50}, tier="warm")  # the same content again
+        assert _records(store, "a")[2] is None
+        store.migrate("a", "cold")  # a cold blob's reference is a data record
+        entry, blob, data = _records(store, "a")
+        assert len(entry) == ENTRY.size and data is not None and data[:1] == b"C" and blob[OWNER] == b""
+        store.migrate("a", "warm")
+        assert store.retrieve("a") == {"v": "a" * 50} and store.tier_of("a") == "warm"
+        store.store("b", {"v": "b"}, tier="cold")
+        assert _records(store, "b")[2][:1] == b"C"
+        assert store.verify()["ok"]
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("a") == {"v": "a" * 50} and store.retrieve("b") == {"v": "b"} and store.verify()["ok"]
+
+
+def test_counts_match_a_recount_after_every_kind_of_change(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        store.store_many([(f"k{i}", {"i": i % 7}) for i in range(40)], tier="warm")
+        store.store_many([(f"k{i}", {"i": i % 3}) for i in range(0, 40, 3)], tier="warm")
+        store.delete_many([f"k{i}" for i in range(0, 40, 5)])
+        store.migrate("k1", "cold")
+        tiers = store.tiers
+        before = tiers.statistics()
+        tiers._recount()
+        after = tiers.statistics()
+        for name in ("keys", "tombstones", "unique_blobs", "garbage_blobs", "logical_bytes", "unique_bytes", "warm", "cold"):
+            assert before[name] == after[name], name
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("name", ["arrays", "compacted", "dictionary", "mixed"])
+def test_a_layout_2_store_is_written_in_layout_3_and_keeps_its_old_records(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    shutil.copytree(GOLDEN / name, path)
+    with MemoryStore(path, NO_THREAD, read_only=True) as store:
+        assert store.tiers.backend.get(b"mlayout") is None
+        old = {k: store.retrieve(k) for k in store.keys()}
+    assert old
+    with MemoryStore(path, NO_THREAD) as store:
+        assert store.tiers.backend.get(b"mlayout") == b"3"
+        store.store("new-key", {"fresh": True}, tier="warm")
+        assert _records(store, "new-key")[2] is None  # new content: inline
+        first = sorted(old, key=repr)[0]
+        store.store(first, {"rewritten": 1}, tier="warm")
+        second = sorted(old, key=repr)[-1]
+        store.store("copy-of-old", old[second], tier="warm")  # content an old shared blob holds: deduplicated
+        report = store.compact()
+        single = [k for k in old if k not in (first, second) and store.tier_of(k) == "warm"]
+        if single:  # the old single-owner warm blobs moved into their keys' entries
+            assert report["blobs_inlined"] > 0
+            assert any(_records(store, k)[2] is None for k in single)
+    with MemoryStore(path, NO_THREAD) as store:
+        assert store.retrieve("new-key") == {"fresh": True} and store.retrieve(first) == {"rewritten": 1}
+        assert _same(store.retrieve("copy-of-old"), old[second])
+        for k, v in old.items():
+            if k != first:
+                assert _same(store.retrieve(k), v), k
+        assert store.verify()["ok"]
+
+
+def test_a_store_from_a_newer_layout_is_refused(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        store.store("a", 1)
+        store.tiers.backend.put(b"mlayout", b"4")
+    for read_only in (False, True):
+        with pytest.raises(MemstrataError, match="newer memstrata"):
+            MemoryStore(tmp_path / "s", NO_THREAD, read_only=read_only)
