@@ -7,7 +7,7 @@ class says so, instead of writing the same ``__enter__``/``__exit__`` pair again
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 __all__ = ["ClosesOnExit"]
 
@@ -35,9 +35,9 @@ class ClosesOnExit:
 
     __slots__ = ()
 
-    def close(self) -> None:
-        """Release what the object holds; a subclass must define it."""
-        raise NotImplementedError(f"{type(self).__name__}.close")
+    if TYPE_CHECKING:  # each subclass defines it; declared here for type checkers only
+
+        def close(self) -> None: ...
 
     def __enter__(self: _T) -> _T:
         return self
