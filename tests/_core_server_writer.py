@@ -19,6 +19,10 @@ def main(redis_url: str, database_url: str, prefix: str, namespace: str, name: s
             core.write_sync(f"{name}:{i}", f"note {i} from {name}", actor=name)
             if i % 7 == 0:
                 core.delete_sync(f"{name}:{i}", actor=name)
+            if i % 11 == 0:  # a pattern over a shared key, which later values and deletes of either writer cover
+                core.write_sync(f"shared:{i % 10}", {"writer": name, "i": i}, actor=name, metadata={"is_pattern": True})
+            if i % 13 == 5:
+                core.delete_sync(f"shared:{i % 10}", actor=name)
 
 
 if __name__ == "__main__":

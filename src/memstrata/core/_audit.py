@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from memstrata._closing import ClosesOnExit
 from memstrata._native import auditchain
 from memstrata.core._merkle import Checkpoint, ConsistencyProof, InclusionProof, MerkleLevels
 from memstrata.errors import CorruptDataError
@@ -133,7 +134,7 @@ _SCAN_REASONS = {
 }
 
 
-class AuditLog:
+class AuditLog(ClosesOnExit):
     """Append-only, hash-chained, Merkle-checkpointed log of memory operations.
 
     Parameters
@@ -373,10 +374,5 @@ class AuditLog:
         return ConsistencyProof(m, n, tree.root(m), tree.root(n), path)
 
     def close(self) -> None:
+        """Close the log store (a second call does nothing: every store's ``close`` is idempotent)."""
         self.store.close()
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memstrata._closing import ClosesOnExit
 from memstrata._native.auditchain import sha256
 from memstrata.codecs import deserialize, serialize
 from memstrata.core._assembly import LayerAssembly
@@ -20,6 +21,7 @@ from memstrata.core._layers import (
     VALUE,
     decode_record,
     encode_record,
+    pattern_is_live,
     unwrap_value,
 )
 from memstrata.core._recovery import Recovery
@@ -31,7 +33,7 @@ __all__ = ["MemoryCore"]
 BEST_EFFORT = ("cache", "vector", "trust", "events")
 
 
-class MemoryCore(LayerAssembly, Recovery):
+class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
     """Many agents' shared memory: crash-consistent write fan-out with a verifiable audit chain.
 
     Parameters
@@ -129,11 +131,13 @@ class MemoryCore(LayerAssembly, Recovery):
                 self.pattern_store.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
 
     def _targets(self, kind: int) -> tuple[int | None, int | None]:
-        """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables (see :meth:`_put_durable`)."""
-        if kind == PATTERN:
-            return TOMBSTONE, PATTERN
-        # always: another process may have written a pattern under this key (the tombstone only updates a row)
-        return kind, TOMBSTONE
+        """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables.
+
+        A value or a delete leaves the patterns table alone: its record in the
+        values table is newer than any pattern there, which is then no longer
+        live (see :meth:`_read_record`).
+        """
+        return (TOMBSTONE, PATTERN) if kind == PATTERN else (kind, None)
 
     def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -295,17 +299,17 @@ class MemoryCore(LayerAssembly, Recovery):
     def _read_record(self, kb: bytes) -> bytes | None:
         """The durable record of a key (values, then patterns), or None when absent or deleted.
 
-        A pattern write leaves a tombstone in the values table, so a key whose
-        value is a tombstone is looked up in the patterns table even by a
-        process that has not seen any pattern written.
+        A pattern write leaves a tombstone of the same sequence number in the
+        values table, so a key whose value is a tombstone is looked up in the
+        patterns table even by a process that has not seen any pattern written.
         """
         rec: bytes | None = self.durable.get(kb)  # a durable layer maps bytes keys to bytes records
         if rec is not None and rec[8] != TOMBSTONE:
             return rec
         if self.pattern_store is self.durable or (rec is None and not self._has_patterns):
             return None
-        rec = self.pattern_store.get(kb)
-        return rec if rec is not None and rec[8] != TOMBSTONE else None
+        pat = self.pattern_store.get(kb)
+        return pat if pat is not None and pattern_is_live(pat, rec) else None
 
     def read_sync(self, key: str, *, actor: str | None = None, use_cache: bool = True, default: Any = None) -> Any:
         """The value of ``key``: cache, then durable store (refilling the cache), then the semantic fallback.
@@ -363,7 +367,7 @@ class MemoryCore(LayerAssembly, Recovery):
         out = []
         for kb, rec in self.pattern_store.scan(b""):
             r = decode_record(kb, rec, "patterns table")
-            if r.kind != PATTERN:
+            if r.kind != PATTERN or (self.pattern_store is not self.durable and not self._live(kb, rec)):
                 continue
             p = deserialize(r.payload)
             if (pattern_type is None or p["pattern_type"] == pattern_type) and p["confidence"] >= min_confidence:
@@ -415,12 +419,6 @@ class MemoryCore(LayerAssembly, Recovery):
                 self._save_state(len(self.audit), closed=True)
         finally:
             self._close_layers()
-
-    def __enter__(self) -> MemoryCore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _check_key(key: Any) -> None:

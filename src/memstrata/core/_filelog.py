@@ -433,9 +433,11 @@ class FileLogStore:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    n = os.write(fd, data)  # one call in the usual case; a short write goes on from where it stopped
+    if n < len(data):
+        view = memoryview(data)[n:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _torn_shaped(mm: Any, end: int, size: int) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 from memstrata._native.auditchain import sha256
 from memstrata.errors import CorruptDataError
 
-__all__ = ["Record", "StoreBackend", "TextEmbedder", "decode_record", "encode_record"]
+__all__ = ["Record", "StoreBackend", "TextEmbedder", "decode_record", "encode_record", "pattern_is_live"]
 
 VALUE, TOMBSTONE, PATTERN = 0, 1, 2
 _HEAD = struct.Struct(">QB16s")
@@ -265,3 +265,15 @@ class VectorIndex:
 
     def close(self) -> None:
         self.memory.close()
+
+
+def pattern_is_live(pattern: bytes, values_record: bytes | None) -> bool:
+    """Whether a patterns-table record is the key's value, given its record in the values table.
+
+    A pattern write puts a tombstone of its own sequence number into the
+    values table; a later value or delete puts a newer record there, which
+    covers the pattern (records start with the big-endian sequence number).
+    """
+    if pattern[8] != PATTERN:
+        return False
+    return values_record is None or (values_record[8] == TOMBSTONE and values_record[:8] <= pattern[:8])

@@ -250,13 +250,7 @@ class MerkleLevels:
         lo, hi, m = 0, size, index
         while hi - lo > 1:  # PATH(m, D[lo:hi]) from RFC 6962 §2.1.1, iteratively from the top
             k = _split(hi - lo)
-            if m < k:
-                out.append(self.subtree(lo + k, hi))
-                hi = lo + k
-            else:
-                out.append(self.subtree(lo, lo + k))
-                lo += k
-                m -= k
+            lo, hi, m = self._halve(out, lo, hi, m, k, m < k)
         out.reverse()
         return tuple(out)
 
@@ -270,13 +264,21 @@ class MerkleLevels:
                     out.append(self.subtree(lo, hi))
                 break
             k = _split(size)
-            if m <= k:
-                out.append(self.subtree(lo + k, hi))
-                hi = lo + k
-            else:
-                out.append(self.subtree(lo, lo + k))
-                lo += k
-                m -= k
-                complete = False
+            left = m <= k
+            lo, hi, m = self._halve(out, lo, hi, m, k, left)
+            complete = complete and left
         out.reverse()
         return tuple(out)
+
+    def _halve(self, out: list[bytes], lo: int, hi: int, m: int, k: int, left: bool) -> tuple[int, int, int]:
+        """One step down the tree of ``[lo, hi)`` split at ``lo + k``: record the other half's hash, keep ``left`` or right.
+
+        Returns the kept half and ``m`` relative to it. The callers decide
+        the side differently (RFC 6962: PATH goes left when ``m < k``,
+        SUBPROOF when ``m <= k``), so that test stays with them.
+        """
+        if left:
+            out.append(self.subtree(lo + k, hi))
+            return lo, lo + k, m
+        out.append(self.subtree(lo, lo + k))
+        return lo + k, hi, m - k

@@ -1,8 +1,8 @@
 """The audit log in PostgreSQL tables (psycopg 3), shared by many processes.
 
 Tables ``<prefix>entries`` (append-only: a trigger rejects UPDATE, DELETE and
-TRUNCATE), ``<prefix>head`` (size and last hash, updated with each append),
-``<prefix>payloads`` (intent records) and ``<prefix>state``. A MemoryCore whose
+TRUNCATE; the last entry is the head), ``<prefix>payloads`` (intent records) and
+``<prefix>state`` (with the tables' ``log_format``). A MemoryCore whose
 durable tables live in the same database writes the entry and the record
 together with :meth:`PostgresLogStore.append_apply`: one statement, one round trip.
 """
@@ -14,11 +14,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from memstrata.core._audit import chain_hash
+from memstrata.core._audit import AuditChainError, chain_hash
 from memstrata.core._layers import TOMBSTONE, encode_record
 from memstrata.core._logstore import GENESIS, Build, _in_chunks
+from memstrata.errors import MemstrataError
 
-__all__ = ["PostgresLogStore"]
+__all__ = ["FORMAT", "PostgresLogStore", "migrate"]
 
 #: after a lost compare-and-set append, this many appends lock the head in the database instead
 _COLLIDED_WRITES = 64
@@ -29,14 +30,16 @@ def _check_name(what: str, name: str) -> None:
         raise ValueError(f"{what}: expected letters, digits and '_', got {name!r}")
 
 
+#: the table layout this module writes; older layouts are migrated when a store opens them
+FORMAT = 2
+
+
 def _pg_schema(p: str) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS {p}entries (seq BIGINT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
     operation TEXT NOT NULL, key TEXT NOT NULL, digest BYTEA NOT NULL, result TEXT NOT NULL, hash BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS {p}head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS {p}payloads (seq BIGINT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS {p}state (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
-INSERT INTO {p}head VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION {p}append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'memstrata audit log is append-only (% on %)', TG_OP, TG_TABLE_NAME; END $$;
 DROP TRIGGER IF EXISTS {p}entries_append_only ON {p}entries;
@@ -46,31 +49,38 @@ CREATE TRIGGER {p}entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {p}
 
 
 def _pg_apply_function(name: str, p: str, values: str, patterns: str) -> str:
-    """A function that appends one entry and upserts its record into ``values`` and ``patterns``.
+    """A function that appends one entry at the head and upserts its record into ``values`` and ``patterns``.
 
     The table names are part of its text, not arguments, so every statement is
     static SQL whose plan PL/pgSQL prepares once per session (``EXECUTE
     format(...)`` planned the upsert again on every call: half the write time).
-    A NULL kind leaves that table alone; a tombstone for ``patterns`` only
-    replaces a row that is there (most keys never held a pattern).
+    Callers of the function take turns on an advisory lock; a compare-and-set
+    writer (which takes no lock) that inserted the same sequence number first
+    makes the insert do nothing, and the function reads the new head and tries
+    again. A NULL kind leaves that table alone; a tombstone for ``patterns``
+    only replaces a row that is there.
     """
     return f"""
 CREATE OR REPLACE FUNCTION {name}(p_time float8, p_actor text, p_op text, p_key text, p_digest bytea,
-        p_result text, p_payload bytea, p_values_kind int, p_patterns_kind int) RETURNS TABLE (seq bigint, hash bytea)
+        p_result text, p_payload bytea, p_values_kind int, p_patterns_kind int) RETURNS TABLE (o_seq bigint, o_hash bytea)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_seq bigint; v_prev bytea; v_hash bytea; v_key bytea := convert_to(p_key, 'UTF8');
     v_actor bytea := convert_to(p_actor, 'UTF8'); v_op bytea := convert_to(p_op, 'UTF8');
-    v_result bytea := convert_to(p_result, 'UTF8'); v_head bytea; v_body bytea;
+    v_result bytea := convert_to(p_result, 'UTF8'); v_head bytea; v_body bytea; v_rows int := 0;
 BEGIN
-    SELECT t.size, t.hash INTO v_seq, v_prev FROM {p}head t WHERE t.id = 1 FOR UPDATE;
-    IF v_seq = 0 THEN v_prev := decode(repeat('00', 32), 'hex'); END IF;
-    v_hash := sha256(v_prev || int8send(v_seq) || float8send(p_time)
-        || int4send(octet_length(v_actor)) || v_actor || int4send(octet_length(v_op)) || v_op
-        || int4send(octet_length(v_key)) || v_key || int4send(octet_length(p_digest)) || p_digest
-        || int4send(octet_length(v_result)) || v_result);
-    INSERT INTO {p}entries VALUES (v_seq, p_time, p_actor, p_op, p_key, p_digest, p_result, v_hash);
-    UPDATE {p}head SET size = v_seq + 1, hash = v_hash WHERE id = 1;
+    PERFORM pg_advisory_xact_lock(hashtext('{p}append'));
+    WHILE v_rows = 0 LOOP
+        SELECT t.seq + 1, t.hash INTO v_seq, v_prev FROM {p}entries t ORDER BY t.seq DESC LIMIT 1;
+        IF NOT FOUND THEN v_seq := 0; v_prev := decode(repeat('00', 32), 'hex'); END IF;
+        v_hash := sha256(v_prev || int8send(v_seq) || float8send(p_time)
+            || int4send(octet_length(v_actor)) || v_actor || int4send(octet_length(v_op)) || v_op
+            || int4send(octet_length(v_key)) || v_key || int4send(octet_length(p_digest)) || p_digest
+            || int4send(octet_length(v_result)) || v_result);
+        INSERT INTO {p}entries VALUES (v_seq, p_time, p_actor, p_op, p_key, p_digest, p_result, v_hash)
+            ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+    END LOOP;
     IF p_values_kind IS NOT NULL THEN
         v_head := int8send(v_seq) || set_byte('\\x00'::bytea, 0, p_values_kind);
         v_body := CASE WHEN p_values_kind = 1 THEN ''::bytea ELSE coalesce(p_payload, ''::bytea) END;
@@ -94,15 +104,62 @@ END $$;
 """
 
 
+def migrate(conn: Any, p: str) -> None:
+    """Bring the log tables with prefix ``p`` to :data:`FORMAT` (inside the caller's transaction and schema lock).
+
+    Format 1 kept the head (size, last hash) in a ``<p>head`` row that every
+    append updated; format 2 reads the head from the last entry, so an append
+    writes one row less. The migration checks that the head row agrees with
+    the last entry (a log whose head disagrees is refused, untouched: its
+    chain is for :meth:`AuditLog.verify` to judge), drops the head row's table
+    and the format-1 functions that locked it, and records the format in the
+    state table. Writers of format 1 sharing the database then fail on their
+    next append instead of writing beside the new layout.
+    """
+    row = conn.execute(f"SELECT value FROM {p}state WHERE name = 'log_format'").fetchone()
+    if row is not None:
+        found = int(bytes(row[0]))
+        if found > FORMAT:
+            raise MemstrataError(
+                f"audit log tables {p}*: format {found} was written by a newer memstrata (this one reads {FORMAT})"
+            )
+        return
+    (old,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (p + "head",)).fetchone()
+    if old:
+        size, h = conn.execute(f"SELECT size, hash FROM {p}head WHERE id = 1").fetchone()
+        last = conn.execute(f"SELECT seq + 1, hash FROM {p}entries ORDER BY seq DESC LIMIT 1").fetchone()
+        if (int(size), bytes(h) if size else GENESIS) != (
+            (0, GENESIS) if last is None else (int(last[0]), bytes(last[1]))
+        ):
+            raise AuditChainError(
+                int(size),
+                f"audit log tables {p}*: the head row ({size} entries) disagrees with the last entry; not migrated",
+            )
+        functions = conn.execute(
+            "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = %s OR left(proname, %s) = %s",
+            (p + "append_apply", len(p) + 6, p + "apply_"),
+        ).fetchall()
+        for (signature,) in functions:
+            conn.execute(f"DROP FUNCTION IF EXISTS {signature}")
+        conn.execute(f"DROP TABLE {p}head")
+    conn.execute(f"INSERT INTO {p}state VALUES ('log_format', %s)", (str(FORMAT).encode(),))
+
+
 class PostgresLogStore:
     """The audit log in PostgreSQL (psycopg 3): many processes append to one chain.
 
-    Appends lock the head row (``SELECT ... FOR UPDATE``), so concurrent
-    writers are serialized and the log stays one chain. Tables are named
-    ``<prefix>entries``, ``<prefix>head``, ``<prefix>payloads``, ``<prefix>state``.
+    The head of the log is its last entry: an append inserts the entry at the
+    next sequence number, and the primary key lets only one writer have each
+    number, so concurrent writers are serialized and the log stays one chain
+    (entries are never changed or removed: the trigger). Tables are named
+    ``<prefix>entries``, ``<prefix>payloads``, ``<prefix>state``. Tables of
+    the first layout (format 1, with a ``<prefix>head`` row updated by every
+    append) are migrated when opened: see :func:`migrate`.
     """
 
     def __init__(self, url: str, *, prefix: str = "memstrata_audit_") -> None:
+        import psycopg
+
         from memstrata.tiers import connect_postgres
 
         _check_name("prefix", prefix)
@@ -110,37 +167,49 @@ class PostgresLogStore:
         self.prefix = prefix
         self._lock = threading.RLock()
         self._conn = connect_postgres(url)
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
-            self._conn.execute(_pg_schema(prefix))
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
+                self._conn.execute(_pg_schema(prefix))
+                migrate(self._conn, prefix)
+        except BaseException:
+            self._conn.close()
+            raise
         p = prefix
-        self._lock_head = f"SELECT size, hash FROM {p}head WHERE id=1 FOR UPDATE"
+        self._last = f"SELECT seq + 1, hash FROM {p}entries ORDER BY seq DESC LIMIT 1"
         self._insert_entry = f"INSERT INTO {p}entries VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
         self._insert_payload = (
             f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
         )
-        self._update_head = f"UPDATE {p}head SET size=%s, hash=%s WHERE id=1"
+        self._raw = psycopg.RawCursor(self._conn)  # $n placeholders: one parameter used twice, no query rewriting
         self._apply_sql: dict[tuple[str, str], str] = {}
-        self._cas: dict[tuple[str, str], str] = {}
+        self._cas: dict[tuple[tuple[str, str], int | None], str] = {}
         self._expected: tuple[int, bytes] | None = None  # the head this store's last append_apply left
         self._collided = 0  # appends still to go through the function after a collision
 
     def append(self, build: Build) -> list[Any]:
+        import psycopg
+
         # (psycopg's pipeline mode was measured slower here than plain round trips)
-        with self._lock, self._conn.transaction():
-            cur = self._conn.cursor()
-            size, prev = cur.execute(self._lock_head, prepare=True).fetchone()
-            batch = build(int(size), GENESIS if size == 0 else bytes(prev))
-            rows: list[Any] = batch.rows
-            payloads: list[tuple[int, bytes]] = batch.payloads
-            for row in rows:
-                cur.execute(self._insert_entry, row, prepare=True)
-            for item in payloads:
-                cur.execute(self._insert_payload, item, prepare=True)
-            if rows:
-                cur.execute(self._update_head, (size + len(rows), rows[-1][7]), prepare=True)
+        with self._lock:
             self._expected = None
-        return rows
+            while True:
+                try:
+                    with self._conn.transaction():
+                        cur = self._conn.cursor()
+                        # appenders that read the head take turns; a compare-and-set writer that takes no
+                        # turn and gets a sequence number first makes an insert fail, and the batch is rebuilt
+                        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.prefix + "append",))
+                        size, prev = cur.execute(self._last, prepare=True).fetchone() or (0, GENESIS)
+                        batch = build(int(size), bytes(prev))
+                        rows: list[Any] = batch.rows
+                        for row in rows:
+                            cur.execute(self._insert_entry, row, prepare=True)
+                        for item in batch.payloads:
+                            cur.execute(self._insert_payload, item, prepare=True)
+                    return rows
+                except psycopg.errors.UniqueViolation:
+                    continue
 
     def append_apply(
         self,
@@ -161,10 +230,12 @@ class PostgresLogStore:
 
         The store remembers the head its last append left. While no other
         writer has appended since, the entry and the records are built here
-        and sent as one statement that commits only if the head is still the
-        one they were chained onto (no server-side hashing or PL/pgSQL). When
+        and sent as one statement that inserts the entry at the next sequence
+        number and, only if that number was still free, the records (no
+        server-side hashing or PL/pgSQL; entries are never changed, so a free
+        number means the remembered head is still the last entry). When
         another writer got there first, nothing was written, and the entry is
-        appended by the database function instead, which locks the head and
+        appended by the database function instead, which reads the head and
         builds the same bytes (:func:`memstrata.core.encode_entry`, the record
         format) server-side; after such a collision the function is used for a
         while, as collisions are likely to continue. ``AuditLog.verify``
@@ -179,25 +250,15 @@ class PostgresLogStore:
                 rv, rp = (
                     None if k is None else encode_record(kb, size, k, b"" if k == TOMBSTONE else body) for k in kinds
                 )
-                tomb = rp is not None and kinds[1] == TOMBSTONE
-                params = {
-                    "s": size,
-                    "prev": prev,
-                    "h": h,
-                    "t": when,
-                    "a": actor,
-                    "o": op,
-                    "k": key,
-                    "d": digest,
-                    "r": result,
-                }
-                params.update(kb=kb, rv=rv, rp=None if tomb else rp, rt=rp if tomb else None)
+                params: tuple[Any, ...] = (size, when, actor, op, key, digest, result, h, kb, rv)
+                if rp is not None:
+                    params += (rp,)
                 try:
-                    (won,) = self._conn.execute(self._cas_sql(tables), params, prepare=True).fetchone()
+                    row = self._raw.execute(self._cas_sql(tables, kinds), params, prepare=True).fetchone()
                 except BaseException:
                     self._expected = None
                     raise
-                if won:
+                if row is not None and row[0]:
                     self._expected = (size + 1, h)
                     return size, h
                 self._collided = _COLLIDED_WRITES
@@ -213,34 +274,44 @@ class PostgresLogStore:
             self._expected = (int(seq) + 1, bytes(h))
         return int(seq), bytes(h)
 
-    def _cas_sql(self, tables: tuple[str, str]) -> str:
-        """One statement: move the head from ``(s, prev)`` to ``(s + 1, h)``, and only then insert the entry and records."""
-        sql = self._cas.get(tables)
+    def _cas_sql(self, tables: tuple[str, str], kinds: tuple[int | None, int | None]) -> str:
+        """One statement: insert the entry at the remembered next number, and only if it was free, the records.
+
+        Its parameters: seq, time, actor, operation, key, digest, result, hash,
+        the key's bytes and the values record, then the patterns record when
+        ``kinds[1]`` is set (a patterns tombstone only replaces a row that is there).
+        """
+        shape = (tables, kinds[1])
+        sql = self._cas.get(shape)
         if sql is None:
-            p = self.prefix
-            upsert = (
-                "INSERT INTO {table} AS t SELECT %(kb)s::bytea, %({rec})s::bytea FROM u WHERE %({rec})s::bytea IS NOT NULL "
-                "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)"
-            )
+            if kinds[0] is None:
+                raise ValueError("kinds: the values table always takes a record (a value or a tombstone)")
             for table in tables:
                 _check_name("tables", table)
-            sql = self._cas[tables] = (
-                f"WITH u AS (UPDATE {p}head SET size = size + 1, hash = %(h)s::bytea "
-                f"WHERE id = 1 AND size = %(s)s::bigint AND hash = %(prev)s::bytea RETURNING size), "
-                f"e AS (INSERT INTO {p}entries SELECT %(s)s::bigint, %(t)s::float8, %(a)s::text, %(o)s::text, %(k)s::text, "
-                f"%(d)s::bytea, %(r)s::text, %(h)s::bytea FROM u), "
-                f"v AS ({upsert.format(table=tables[0], rec='rv')}), "
-                f"w AS ({upsert.format(table=tables[1], rec='rp')}), "
-                f"x AS (UPDATE {tables[1]} AS t SET v = %(rt)s::bytea FROM u WHERE %(rt)s::bytea IS NOT NULL AND t.k = %(kb)s::bytea "
-                "AND substring(t.v from 1 for 8) < substring(%(rt)s::bytea from 1 for 8)) "
-                "SELECT count(*) FROM u"
+            newer = "substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)"
+            sql = (
+                f"WITH e AS (INSERT INTO {self.prefix}entries VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT DO NOTHING RETURNING seq), "
+                f"v AS (INSERT INTO {tables[0]} AS t SELECT $9::bytea, $10::bytea FROM e "
+                f"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
             )
+            if kinds[1] == TOMBSTONE:
+                sql += (
+                    f", w AS (UPDATE {tables[1]} AS t SET v = $11::bytea FROM e WHERE t.k = $9::bytea "
+                    "AND substring(t.v from 1 for 8) < substring($11::bytea from 1 for 8))"
+                )
+            elif kinds[1] is not None:
+                sql += (
+                    f", w AS (INSERT INTO {tables[1]} AS t SELECT $9::bytea, $11::bytea FROM e "
+                    f"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
+                )
+            sql = self._cas[shape] = sql + " SELECT count(*) FROM e"
         return sql
 
     def _install_apply(self, values: str, patterns: str) -> str:
         for table in (values, patterns):
             _check_name("tables", table)
-        tag = hashlib.sha256(f"{values},{patterns}".encode()).hexdigest()[:12]
+        tag = hashlib.sha256(f"{FORMAT}:{values},{patterns}".encode()).hexdigest()[:12]
         name = f"{self.prefix}apply_{tag}"
         if len(name) > 63:
             raise ValueError(f"prefix: {self.prefix!r} is too long for PostgreSQL's 63-character names")
@@ -251,8 +322,8 @@ class PostgresLogStore:
 
     def head(self) -> tuple[int, bytes]:
         with self._lock:
-            size, h = self._conn.execute(f"SELECT size, hash FROM {self.prefix}head WHERE id=1").fetchone()
-        return int(size), bytes(h)
+            row = self._conn.execute(self._last).fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
         sql = f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s"

@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from memstrata.core import _layers
 from memstrata.core._audit import AuditEntry
 from memstrata.core._events import Event
 from memstrata.core._layers import HEAD_BYTES, PATTERN, TOMBSTONE, VALUE, decode_record, encode_record, unwrap_value
@@ -77,12 +78,18 @@ class Recovery:
             self._replay(self.audit.entries(start, size), int(state["trust_applied"]))
         self._save_state(size)
 
+    def _live(self, kb: bytes, pattern: bytes) -> bool:
+        """Whether a record of the patterns table is the value of its key (see :func:`memstrata.core._layers.pattern_is_live`)."""
+        return _layers.pattern_is_live(pattern, self.durable.get(kb))
+
     def _rebuild_vectors(self) -> None:
         from memstrata.codecs import deserialize
 
         for ns in {id(self.durable): self.durable, id(self.pattern_store): self.pattern_store}.values():
             for kb, rec in ns.scan(b""):
                 r = decode_record(kb, rec, "durable store")
+                if ns is not self.durable and not self._live(kb, rec):
+                    continue  # a pattern that a later value or delete covers
                 if r.kind != TOMBSTONE:
                     value = unwrap_value(r.kind, deserialize(r.payload))
                     if isinstance(value, str):

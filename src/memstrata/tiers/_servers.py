@@ -71,7 +71,10 @@ class RedisBackend:
     def __init__(self, url_or_client: Any, namespace: bytes | str = b"memstrata:") -> None:
         self.client = connect_redis(url_or_client) if isinstance(url_or_client, str) else url_or_client
         self.namespace = namespace.encode() if isinstance(namespace, str) else bytes(namespace)
-        self._put_newer: Any = None
+        self._put_newer_sha: str | None = None
+        import redis
+
+        self._no_script = redis.exceptions.NoScriptError
 
     def get(self, key: bytes) -> bytes | None:
         v = self.client.get(self.namespace + key)
@@ -89,12 +92,19 @@ class RedisBackend:
     def put_newer(self, key: bytes, value: bytes, ttl_seconds: float | None = None) -> bool:
         """Store ``value`` unless the held value's first 8 bytes (a big-endian version) are not smaller.
 
-        Atomic on the server (a Lua script); returns whether it stored.
+        Atomic on the server (a Lua script, called by its SHA-1 with ``EVALSHA``
+        straight through ``execute_command``: redis-py's ``Script`` object
+        costs about as much again as the command); returns whether it stored.
         """
-        if self._put_newer is None:
-            self._put_newer = self.client.register_script(_PUT_NEWER_LUA)
         px = 0 if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
-        return bool(self._put_newer(keys=[self.namespace + key], args=[value, px]))
+        sha = self._put_newer_sha
+        if sha is not None:
+            try:
+                return bool(self.client.execute_command("EVALSHA", sha, 1, self.namespace + key, value, px))
+            except self._no_script:
+                pass  # the server lost its script cache (restart, SCRIPT FLUSH): load it again
+        self._put_newer_sha = sha = self.client.script_load(_PUT_NEWER_LUA)
+        return bool(self.client.execute_command("EVALSHA", sha, 1, self.namespace + key, value, px))
 
     def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         ns = self.namespace
