@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from memstrata.core._audit import AuditChainError, chain_hash
+from memstrata._native import auditchain
+from memstrata.core._audit import AuditChainError
 from memstrata.core._layers import TOMBSTONE, encode_record
 from memstrata.core._logstore import GENESIS, Build, _in_chunks
 from memstrata.errors import MemstrataError
@@ -244,7 +245,8 @@ class PostgresLogStore:
         with self._lock:
             if self._expected is not None and self._collided == 0:
                 size, prev = self._expected
-                h = chain_hash(prev, size, when, actor, op, key, digest, result)
+                # the entry's chain hash, as chain_hash() computes it, in C
+                h = auditchain.encode_records([(actor, op, key, digest, result)], size, prev, [when])[3]
                 kb = key.encode()
                 body = payload or b""
                 rv, rp = (
