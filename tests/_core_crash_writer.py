@@ -1,7 +1,7 @@
 """A MemoryCore writer that SIGKILLs itself at a chosen step of the write fan-out.
 
 Usage: python _core_crash_writer.py DIR SEED STEP OCCURRENCE N_OPS
-Steps: audit.before, audit.inside (inside the append's transaction), audit.after,
+Steps: audit.before, audit.inside (inside the append: after the intent, before the entry), audit.after,
 durable.before, durable.after, cache.after, vector.after, trust.after,
 events.after, state.inside (inside the save of the replay position).
 """
@@ -39,20 +39,15 @@ def main(path: str, seed: int, step: str, occurrence: int, n_ops: int) -> None:
 
     core = MemoryCore(path, checkpoint_every=7)
     store = core.audit.store
-    append = store.append
+    around(store, "append", "audit")  # a batch
+    around(store, "append_one", "audit")  # one entry: every write's path
+    write_log = store._write_log
 
-    def append_with_kill(build):
-        def build_then_maybe_die(size, prev):
-            out = build(size, prev)
-            hit("audit.inside")
-            return out
+    def write_log_with_kill(records):  # the intent payload is written, the entry not yet
+        hit("audit.inside")
+        write_log(records)
 
-        hit("audit.before")
-        rows = append(build_then_maybe_die)
-        hit("audit.after")
-        return rows
-
-    store.append = append_with_kill
+    store._write_log = write_log_with_kill
     set_state = store.set_state
 
     def set_state_with_kill(values):

@@ -149,7 +149,7 @@ def test_patterns_table(core):
 
 def test_audit_failure_fails_the_write_and_applies_nothing(tmp_path):
     with MemoryCore(tmp_path) as core:
-        core.audit.store = Failing(core.audit.store, "append")
+        core.audit.store = Failing(core.audit.store, "append", "append_one")
         with pytest.raises(WriteFailedError, match="audit log failed") as info:
             core.write_sync("k", "v")
         assert info.value.result.layers["audit"].startswith("failed: Boom")

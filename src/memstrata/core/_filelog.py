@@ -225,13 +225,41 @@ class FileLogStore:
 
     # ------------------------------------------------------------- append --
 
+    def _check_refused(self) -> None:
+        if self._refused is not None:
+            from memstrata.core._audit import AuditChainError
+
+            seq, reason = self._refused
+            raise AuditChainError(seq, f"{reason}; appends are refused until the log is repaired")
+
+    def append_one(self, item: tuple[Any, ...], clock: Any) -> Any:
+        """Append one ``(actor, operation, key, digest, result, payload)`` item; returns its row.
+
+        What :meth:`append` does for a batch of one, without building a batch
+        (the embedded write's path: its audit step is mostly Python overhead).
+        """
+        with self._lock:
+            self._check_refused()
+            seq = self._size
+            records, rows, _, h = auditchain.encode_records([item], seq, self._hash, [clock()])
+            payload = item[5]
+            if payload is not None:
+                self._write_intents([(seq, payload)])
+            try:
+                self._write_log(records)
+            except BaseException:
+                self._intents.pop(seq, None)  # its entry was never logged
+                raise
+            self._starts.append(self._end)
+            self._hashes += h
+            self._end += len(records)
+            self._size = seq + 1
+            self._hash = h
+            return rows[0]
+
     def append(self, build: Any) -> list[Any]:
         with self._lock:
-            if self._refused is not None:
-                from memstrata.core._audit import AuditChainError
-
-                seq, reason = self._refused
-                raise AuditChainError(seq, f"{reason}; appends are refused until the log is repaired")
+            self._check_refused()
             batch = build(self._size, self._hash)
             if not batch.rows:
                 return []

@@ -67,8 +67,9 @@ class LogStore(Protocol):
     """What :class:`memstrata.core.AuditLog` needs of the place its entries live.
 
     Optional, used when present: ``scan_chain(with_hashes)`` (check every
-    record where it is stored, see ``FileLogStore``) and ``hashes(start, stop)``
-    (the chain hashes without parsing entries).
+    record where it is stored, see ``FileLogStore``), ``hashes(start, stop)``
+    (the chain hashes without parsing entries) and ``append_one(item, clock)``
+    (:meth:`append` of a single item, without a batch).
     """
 
     def append(self, build: Build) -> list[Any]:
