@@ -229,7 +229,7 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
             intent = f"intent {self.config.instance}"
             if self._one_database:  # PostgreSQL: the entry and the durable upsert in one transaction, one round trip
                 try:
-                    seq, _ = self.audit.store.append_apply(
+                    seq, _, (rv, rp) = self.audit.store.append_apply(
                         self.clock(), who, op, key, digest, intent, payload, self._pg_tables, self._targets(kind)
                     )
                 except Exception as exc:
@@ -242,6 +242,7 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
                 result.seq = seq
                 result.layers["audit"] = result.layers["durable"] = "ok"
                 self._has_patterns = self._has_patterns or kind == PATTERN
+                rec = rp if kind == PATTERN else rv  # the record the statement wrote, for the other layers
             else:
                 try:
                     entry = self.audit.append_many([(who, op, key, digest, intent, payload)])[0]
@@ -254,7 +255,7 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
                     ) from exc
                 seq = result.seq = entry.seq
                 result.layers["audit"] = "ok"
-            rec = encode_record(kb, seq, kind, payload or b"")
+                rec = encode_record(kb, seq, kind, payload or b"")
             if self.durable is not None and not self._one_database:
                 try:
                     self._put_durable(kb, rec, kind)

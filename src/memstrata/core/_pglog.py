@@ -105,6 +105,15 @@ END $$;
 """
 
 
+def _records(
+    key: str, seq: int, payload: bytes | None, kinds: tuple[int | None, int | None]
+) -> tuple[bytes | None, bytes | None]:
+    """The records entry ``seq`` puts into the (values, patterns) tables; None where the kind is None."""
+    kb, body = key.encode(), payload or b""
+    rv, rp = (None if k is None else encode_record(kb, seq, k, b"" if k == TOMBSTONE else body) for k in kinds)
+    return rv, rp
+
+
 def migrate(conn: Any, p: str) -> None:
     """Bring the log tables with prefix ``p`` to :data:`FORMAT` (inside the caller's transaction and schema lock).
 
@@ -223,11 +232,13 @@ class PostgresLogStore:
         payload: bytes | None,
         tables: tuple[str, str],
         kinds: tuple[int | None, int | None],
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, tuple[bytes | None, bytes | None]]:
         """Append one entry and upsert its record into ``tables`` (values, patterns) in one transaction, one round trip.
 
         ``kinds`` is the record kind for each table (None: leave it alone).
-        Returns the entry's sequence number and chain hash.
+        Returns the entry's sequence number, its chain hash and the two
+        records (:func:`memstrata.core._layers.encode_record`; None where the
+        kind is None), which the caller hands on to its other layers.
 
         The store remembers the head its last append left. While no other
         writer has appended since, the entry and the records are built here
@@ -248,10 +259,7 @@ class PostgresLogStore:
                 # the entry's chain hash, as chain_hash() computes it, in C
                 h = auditchain.encode_records([(actor, op, key, digest, result)], size, prev, [when])[3]
                 kb = key.encode()
-                body = payload or b""
-                rv, rp = (
-                    None if k is None else encode_record(kb, size, k, b"" if k == TOMBSTONE else body) for k in kinds
-                )
+                rv, rp = _records(key, size, payload, kinds)
                 params: tuple[Any, ...] = (size, when, actor, op, key, digest, result, h, kb, rv)
                 if rp is not None:
                     params += (rp,)
@@ -260,9 +268,9 @@ class PostgresLogStore:
                 except BaseException:
                     self._expected = None
                     raise
-                if row is not None and row[0]:
+                if row is not None:
                     self._expected = (size + 1, h)
-                    return size, h
+                    return size, h, (rv, rp)
                 self._collided = _COLLIDED_WRITES
             elif self._collided:
                 self._collided -= 1
@@ -273,8 +281,9 @@ class PostgresLogStore:
             seq, h = self._conn.execute(
                 sql, (when, actor, op, key, digest, result, payload, *kinds), prepare=True
             ).fetchone()
-            self._expected = (int(seq) + 1, bytes(h))
-        return int(seq), bytes(h)
+            seq, h = int(seq), bytes(h)
+            self._expected = (seq + 1, h)
+        return seq, h, _records(key, seq, payload, kinds)
 
     def _cas_sql(self, tables: tuple[str, str], kinds: tuple[int | None, int | None]) -> str:
         """One statement: insert the entry at the remembered next number, and only if it was free, the records.
@@ -307,7 +316,7 @@ class PostgresLogStore:
                     f", w AS (INSERT INTO {tables[1]} AS t SELECT $9::bytea, $11::bytea FROM e "
                     f"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
                 )
-            sql = self._cas[shape] = sql + " SELECT count(*) FROM e"
+            sql = self._cas[shape] = sql + " SELECT seq FROM e"  # a row when the entry went in (no aggregate: cheaper)
         return sql
 
     def _install_apply(self, values: str, patterns: str) -> str:
