@@ -191,6 +191,10 @@ class PostgresLogStore:
         self._insert_payload = (
             f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
         )
+        self._taken = psycopg.errors.UniqueViolation
+        (self._entries_key,) = self._conn.execute(  # the name PostgreSQL gave the primary key (names are cut at 63)
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", (p + "entries",)
+        ).fetchone()
         self._raw = psycopg.RawCursor(self._conn)  # $n placeholders: one parameter used twice, no query rewriting
         self._apply_sql: dict[tuple[str, str], str] = {}
         self._cas: dict[tuple[tuple[str, str], int | None], str] = {}
@@ -243,10 +247,10 @@ class PostgresLogStore:
         The store remembers the head its last append left. While no other
         writer has appended since, the entry and the records are built here
         and sent as one statement that inserts the entry at the next sequence
-        number and, only if that number was still free, the records (no
-        server-side hashing or PL/pgSQL; entries are never changed, so a free
-        number means the remembered head is still the last entry). When
-        another writer got there first, nothing was written, and the entry is
+        number and the records (no server-side hashing or PL/pgSQL; entries
+        are never changed, so a free number means the remembered head is still
+        the last entry). When another writer got there first, the entries'
+        primary key fails the statement, nothing was written, and the entry is
         appended by the database function instead, which reads the head and
         builds the same bytes (:func:`memstrata.core.encode_entry`, the record
         format) server-side; after such a collision the function is used for a
@@ -264,13 +268,16 @@ class PostgresLogStore:
                 if rp is not None:
                     params += (rp,)
                 try:
-                    row = self._raw.execute(self._cas_sql(tables, kinds), params, prepare=True).fetchone()
+                    self._raw.execute(self._cas_sql(tables, kinds), params, prepare=True)
+                    self._expected = (size + 1, h)
+                    return size, h, (rv, rp)
+                except self._taken as exc:  # another writer has this number: nothing was written
+                    if exc.diag.constraint_name != self._entries_key:
+                        self._expected = None
+                        raise
                 except BaseException:
                     self._expected = None
                     raise
-                if row is not None:
-                    self._expected = (size + 1, h)
-                    return size, h, (rv, rp)
                 self._collided = _COLLIDED_WRITES
             elif self._collided:
                 self._collided -= 1
@@ -286,11 +293,13 @@ class PostgresLogStore:
         return seq, h, _records(key, seq, payload, kinds)
 
     def _cas_sql(self, tables: tuple[str, str], kinds: tuple[int | None, int | None]) -> str:
-        """One statement: insert the entry at the remembered next number, and only if it was free, the records.
+        """One statement: insert the entry at the remembered next number, and the records with it.
 
-        Its parameters: seq, time, actor, operation, key, digest, result, hash,
-        the key's bytes and the values record, then the patterns record when
-        ``kinds[1]`` is set (a patterns tombstone only replaces a row that is there).
+        If the number is taken, the entries' primary key fails the whole
+        statement, records included. Its parameters: seq, time, actor,
+        operation, key, digest, result, hash, the key's bytes and the values
+        record, then the patterns record when ``kinds[1]`` is set (a patterns
+        tombstone only replaces a row that is there).
         """
         shape = (tables, kinds[1])
         sql = self._cas.get(shape)
@@ -301,22 +310,20 @@ class PostgresLogStore:
                 _check_name("tables", table)
             newer = "substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)"
             sql = (
-                f"WITH e AS (INSERT INTO {self.prefix}entries VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT DO NOTHING RETURNING seq), "
-                f"v AS (INSERT INTO {tables[0]} AS t SELECT $9::bytea, $10::bytea FROM e "
+                f"WITH v AS (INSERT INTO {tables[0]} AS t VALUES ($9::bytea, $10::bytea) "
                 f"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
             )
             if kinds[1] == TOMBSTONE:
                 sql += (
-                    f", w AS (UPDATE {tables[1]} AS t SET v = $11::bytea FROM e WHERE t.k = $9::bytea "
+                    f", w AS (UPDATE {tables[1]} AS t SET v = $11::bytea WHERE t.k = $9::bytea "
                     "AND substring(t.v from 1 for 8) < substring($11::bytea from 1 for 8))"
                 )
             elif kinds[1] is not None:
                 sql += (
-                    f", w AS (INSERT INTO {tables[1]} AS t SELECT $9::bytea, $11::bytea FROM e "
+                    f", w AS (INSERT INTO {tables[1]} AS t VALUES ($9::bytea, $11::bytea) "
                     f"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
                 )
-            sql = self._cas[shape] = sql + " SELECT seq FROM e"  # a row when the entry went in (no aggregate: cheaper)
+            sql = self._cas[shape] = sql + f" INSERT INTO {self.prefix}entries VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         return sql
 
     def _install_apply(self, values: str, patterns: str) -> str:
