@@ -1,10 +1,12 @@
 """The audit log: append-only entries chained by SHA-256, with Merkle checkpoints and proofs.
 
 Entry ``i`` has ``hash_i = SHA256(hash_{i-1} || encode(entry_i))`` (``hash_-1``
-is 32 zero bytes); the Merkle tree's leaves are these hashes. The log also
-records its head (size and last hash) with its appends, so a deleted or added
-tail is caught without any outside help; a rewrite that recomputes every hash
-and the head is caught by a checkpoint kept elsewhere. Entries are encoded and
+is 32 zero bytes); the Merkle tree's leaves are these hashes. The binary and
+SQLite logs also record their head (size and last hash) with their appends, so
+a deleted or added tail is caught without any outside help; in PostgreSQL the
+head is the last entry (the database refuses deletes), so a tail cut by someone
+who removed that guard is caught, like a rewrite that recomputes every hash and
+the head, by a checkpoint kept elsewhere. Entries are encoded and
 hashed in C (:mod:`memstrata._native.auditchain`) for every log store.
 """
 

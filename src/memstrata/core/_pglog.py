@@ -182,6 +182,11 @@ class PostgresLogStore:
                 self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (prefix + "schema",))
                 self._conn.execute(_pg_schema(prefix))
                 migrate(self._conn, prefix)
+                # the name PostgreSQL gave the entries' primary key (names are cut at 63 characters)
+                (self._entries_key,) = self._conn.execute(
+                    "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+                    (prefix + "entries",),
+                ).fetchone()
         except BaseException:
             self._conn.close()
             raise
@@ -192,9 +197,6 @@ class PostgresLogStore:
             f"INSERT INTO {p}payloads VALUES (%s,%s) ON CONFLICT (seq) DO UPDATE SET value=EXCLUDED.value"
         )
         self._taken = psycopg.errors.UniqueViolation
-        (self._entries_key,) = self._conn.execute(  # the name PostgreSQL gave the primary key (names are cut at 63)
-            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", (p + "entries",)
-        ).fetchone()
         self._raw = psycopg.RawCursor(self._conn)  # $n placeholders: one parameter used twice, no query rewriting
         self._apply_sql: dict[tuple[str, str], str] = {}
         self._cas: dict[tuple[tuple[str, str], int | None], str] = {}
