@@ -76,6 +76,16 @@ cdef class LFUOrder(EvictionOrder):
         return (self._cap * (sizeof(uint64_t) + sizeof(int32_t))
                 + nb * (sizeof(uint64_t) + sizeof(SlotList) + 4 * sizeof(int32_t)))
 
+    cdef void _b_join(self, int32_t p, int32_t n) noexcept:
+        # make bucket `n` follow bucket `p` in the frequency list (p = -1: `n` is the
+        # lowest; n = -1: `p` is the highest)
+        if p >= 0:
+            self._b_next[p] = n
+        else:
+            self._b_lowest = n
+        if n >= 0:
+            self._b_prev[n] = p
+
     cdef int32_t _new_bucket(self, uint64_t freq, int32_t after) noexcept:
         # a fresh bucket linked right after `after` (-1: at the low end)
         cdef int32_t b
@@ -86,28 +96,14 @@ cdef class LFUOrder(EvictionOrder):
         _list_init(&self._b_slots[b])
         self._b_pinned[b] = 0
         n = self._b_next[after] if after >= 0 else self._b_lowest
-        self._b_prev[b] = after
-        self._b_next[b] = n
-        if after >= 0:
-            self._b_next[after] = b
-        else:
-            self._b_lowest = b
-        if n >= 0:
-            self._b_prev[n] = b
+        self._b_join(after, b)
+        self._b_join(b, n)
         return b
 
     cdef void _drop_bucket_if_empty(self, int32_t b) noexcept:
-        cdef int32_t p, n
         if self._b_slots[b].count or self._b_pinned[b]:
             return
-        p = self._b_prev[b]
-        n = self._b_next[b]
-        if p >= 0:
-            self._b_next[p] = n
-        else:
-            self._b_lowest = n
-        if n >= 0:
-            self._b_prev[n] = p
+        self._b_join(self._b_prev[b], self._b_next[b])
         self._b_free[self._n_free] = b
         self._n_free += 1
 
