@@ -7,8 +7,9 @@ from collections import OrderedDict
 from _order_model import MASK64, OrderModel
 
 
-# The models' constructors repeat the orders' signatures (and the .pyi stubs) on
-# purpose: a model is an independent statement of the documented behaviour.
+# deliberate twin of S3FIFOOrder's signature (native/s3fifo.pyx, its .pyi stub): a model is an
+# independent statement of the documented behaviour, defaults included, so a changed default in
+# the order fails the lock-step tests instead of being copied into the model.
 class S3FIFOModel(OrderModel):
     """S3-FIFO as documented in ``memstrata.S3FIFOOrder``."""
 

@@ -68,6 +68,8 @@ class SketchModel:
         return min(self.counters[i] for i in self._indices(h)) + self._door_has(h)
 
 
+# deliberate twin of WTinyLFUOrder's signature (native/wtinylfu.pyx, its .pyi stub): a model is an
+# independent statement of the documented behaviour, defaults included.
 class WTinyLFUModel(OrderModel):
     """W-TinyLFU as documented in ``memstrata.WTinyLFUOrder``."""
 
