@@ -16,6 +16,5 @@ cdef class LFUOrder(EvictionOrder):
     cdef int32_t* _b_free
     cdef Py_ssize_t _n_free
     cdef int32_t _b_lowest
-    cdef void _b_join(self, int32_t p, int32_t n) noexcept
     cdef int32_t _new_bucket(self, uint64_t freq, int32_t after) noexcept
     cdef void _drop_bucket_if_empty(self, int32_t b) noexcept
