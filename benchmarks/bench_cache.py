@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _allocations import traced_bytes
 
 from memstrata import Cache
 from memstrata._native.cache import DEFAULT_POLICY, POLICIES
@@ -359,18 +360,6 @@ RAM_MAXSIZE = 2**31 - 2
 RAM_FILL = 100_000
 
 
-def _traced_bytes(action: Callable[[], Any]) -> tuple[Any, int]:
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        result = action()
-        return result, tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("policy", POLICIES)
 def test_ram(benchmark: Any, peer: Any, policy: str) -> None:
     cachetools = peer("cachetools")
@@ -383,10 +372,10 @@ def test_ram(benchmark: Any, peer: Any, policy: str) -> None:
             cache[key] = key
         return cache
 
-    cache, construction = _traced_bytes(lambda: Cache(RAM_MAXSIZE, policy))
-    _, filled = _traced_bytes(lambda: put_all(cache))
-    lru, lru_construction = _traced_bytes(lambda: cachetools.LRUCache(RAM_MAXSIZE))
-    _, lru_filled = _traced_bytes(lambda: put_all(lru))
+    cache, construction = traced_bytes(lambda: Cache(RAM_MAXSIZE, policy))
+    _, filled = traced_bytes(lambda: put_all(cache))
+    lru, lru_construction = traced_bytes(lambda: cachetools.LRUCache(RAM_MAXSIZE))
+    _, lru_filled = traced_bytes(lambda: put_all(lru))
     assert len(cache) == len(lru) == fill
     benchmark.pedantic(lambda: Cache(RAM_MAXSIZE, policy), rounds=20, iterations=1)
     benchmark.extra_info.update(

@@ -156,6 +156,22 @@ cdef class CacheSlots:
             return -1
         return PyLong_AsSsize_t(<object>p)
 
+    cdef Py_ssize_t _acquire_slot(self, object key) except -1:
+        # take the lock and return `key`'s slot with the lock still held, for the
+        # caller to release; an absent key (KeyError) or an unhashable one releases
+        # it before raising. Runs WITHOUT the lock held.
+        cdef Py_ssize_t slot
+        self._acquire()
+        try:
+            slot = self._find(key)
+        except BaseException:
+            self._release()
+            raise
+        if slot < 0:
+            self._release()
+            raise KeyError(key)
+        return slot
+
     cdef object _drop(self, Py_ssize_t slot):
         # unlink `slot` from the mapping (the order is updated by the caller);
         # returns (key, value) so that callbacks and decrefs happen after unlocking

@@ -257,6 +257,8 @@ cdef class BloomFilter:
         Accepts the same batches as :meth:`add_many`. Releases the GIL for
         array batches.
         """
+        # alike in shape only to hashing.pyx's hash_keys prelude (classify, allocate, return
+        # when empty); the loops after it differ
         cdef Py_ssize_t n
         cdef uint8_t[::1] o
         kind, data = _classify_keys(keys)
@@ -272,6 +274,8 @@ cdef class BloomFilter:
         return out
 
     # ----------------------------------------------------------- properties --
+    # (alike in shape only to other classes' read-only properties, e.g. the traces' and
+    # KeyIndex's: one documented getter per field)
 
     @property
     def capacity(self) -> int:

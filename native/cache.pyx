@@ -320,16 +320,11 @@ cdef class Cache(CacheSlots):
 
     def pin(self, key):
         """Never evict ``key`` until ``unpin(key)``; ``KeyError`` if absent. Idempotent."""
-        cdef Py_ssize_t slot
-        self._acquire()
+        cdef Py_ssize_t slot = self._acquire_slot(key)
         try:
-            slot = self._find(key)
-            if slot >= 0:
-                self._order.c_pin(slot)
+            self._order.c_pin(slot)
         finally:
             self._release()
-        if slot < 0:
-            raise KeyError(key)
 
     def unpin(self, key):
         """Let ``key`` be evicted again; ``KeyError`` if absent. Idempotent.
@@ -337,20 +332,15 @@ cdef class Cache(CacheSlots):
         If pinned entries had left the cache over ``max_bytes``, victims are evicted
         (through ``on_evict``) until it fits again.
         """
-        cdef Py_ssize_t slot
         cdef list evicted = None
-        self._acquire()
+        cdef Py_ssize_t slot = self._acquire_slot(key)
         try:
-            slot = self._find(key)
-            if slot >= 0:
-                self._order.c_unpin(slot)
-                if self._over(-1):
-                    evicted = []
-                    self._shrink(-1, evicted)
+            self._order.c_unpin(slot)
+            if self._over(-1):
+                evicted = []
+                self._shrink(-1, evicted)
         finally:
             self._release()
-        if slot < 0:
-            raise KeyError(key)
         if evicted:
             self._notify(evicted)
 
@@ -362,14 +352,11 @@ cdef class Cache(CacheSlots):
         cdef Py_ssize_t slot
         if self._clock is None:
             raise TypeError("access_time: the cache keeps no access times (built without a clock)")
-        self._acquire()
+        slot = self._acquire_slot(key)
         try:
-            slot = self._find(key)
-            if slot >= 0:
-                return self._atime[slot]
+            return self._atime[slot]
         finally:
             self._release()
-        raise KeyError(key)
 
     def idle(self, before):
         """The keys whose last access time is ``<= before`` (a snapshot list; pinned keys too).
@@ -391,15 +378,11 @@ cdef class Cache(CacheSlots):
 
     def is_pinned(self, key):
         """Whether ``key`` is pinned; ``KeyError`` if absent."""
-        cdef Py_ssize_t slot
-        self._acquire()
+        cdef Py_ssize_t slot = self._acquire_slot(key)
         try:
-            slot = self._find(key)
-            if slot >= 0:
-                return self._order.is_pinned(slot)
+            return self._order.is_pinned(slot)
         finally:
             self._release()
-        raise KeyError(key)
 
     # -- views and statistics ----------------------------------------------------------
 

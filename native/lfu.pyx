@@ -10,6 +10,17 @@ from memstrata._native.order cimport (
 __all__ = ["LFUOrder"]
 
 
+cdef inline void _b_join(LFUOrder order, int32_t p, int32_t n) noexcept:
+    # make bucket `n` follow bucket `p` in the frequency list (p = -1: `n` is the
+    # lowest; n = -1: `p` is the highest); a function, not a method, so it inlines
+    if p >= 0:
+        order._b_next[p] = n
+    else:
+        order._b_lowest = n
+    if n >= 0:
+        order._b_prev[n] = p
+
+
 cdef class LFUOrder(EvictionOrder):
     """Least frequently used, ties broken by least recent entry into the frequency.
 
@@ -86,28 +97,14 @@ cdef class LFUOrder(EvictionOrder):
         _list_init(&self._b_slots[b])
         self._b_pinned[b] = 0
         n = self._b_next[after] if after >= 0 else self._b_lowest
-        self._b_prev[b] = after
-        self._b_next[b] = n
-        if after >= 0:
-            self._b_next[after] = b
-        else:
-            self._b_lowest = b
-        if n >= 0:
-            self._b_prev[n] = b
+        _b_join(self, after, b)
+        _b_join(self, b, n)
         return b
 
     cdef void _drop_bucket_if_empty(self, int32_t b) noexcept:
-        cdef int32_t p, n
         if self._b_slots[b].count or self._b_pinned[b]:
             return
-        p = self._b_prev[b]
-        n = self._b_next[b]
-        if p >= 0:
-            self._b_next[p] = n
-        else:
-            self._b_lowest = n
-        if n >= 0:
-            self._b_prev[n] = p
+        _b_join(self, self._b_prev[b], self._b_next[b])
         self._b_free[self._n_free] = b
         self._n_free += 1
 

@@ -406,6 +406,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         return candidate
 
     # -- Python interface --------------------------------------------------------------
+    # (alike in shape only to order.pyx's properties: one documented getter per field)
 
     @property
     def window_capacity(self):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from _cache_models import CacheModel
 from _threads import run_in_threads
+from conformance.eviction import check_pop
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -74,32 +75,18 @@ class CacheMachine(RuleBasedStateMachine):
             with pytest.raises(KeyError):
                 del self.cache[key]
 
-    @rule(key=KEYS)
-    def pin(self, key: Any) -> None:
+    @rule(key=KEYS, op=st.sampled_from(["pin", "unpin"]))
+    def pin_or_unpin(self, key: Any, op: str) -> None:
         if key in self.model.slots:
-            self.cache.pin(key)
-            self.model.pin(key)
+            getattr(self.cache, op)(key)
+            getattr(self.model, op)(key)
         else:
             with pytest.raises(KeyError):
-                self.cache.pin(key)
-
-    @rule(key=KEYS)
-    def unpin(self, key: Any) -> None:
-        if key in self.model.slots:
-            self.cache.unpin(key)
-            self.model.unpin(key)
-        else:
-            with pytest.raises(KeyError):
-                self.cache.unpin(key)
+                getattr(self.cache, op)(key)
 
     @rule()
     def popitem(self) -> None:
-        expected = self.model.popitem()
-        if expected is None:
-            with pytest.raises(KeyError, match="popitem: the cache is empty or every key is pinned"):
-                self.cache.popitem()
-        else:
-            assert self.cache.popitem() == expected
+        check_pop(self.cache.popitem, self.model.popitem(), "popitem: the cache is empty or every key is pinned")
 
     @invariant()
     def agree(self) -> None:

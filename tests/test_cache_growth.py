@@ -9,9 +9,9 @@ to thousands, and the allocation figures against the doubling rule.
 from __future__ import annotations
 
 import time
-import tracemalloc
 
 import pytest
+from _allocations import traced_bytes
 from _cache_models import INITIAL_SLOTS, grown_capacity
 
 from memstrata import Cache
@@ -27,21 +27,11 @@ CONSTRUCTION_BOUND = 128 << 10
 FILL = 5_000
 
 
-def _traced(build):  # -> (result, bytes allocated while building it and still held)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        result = build()
-        return result, tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("weighted", [False, True], ids=["count", "bytes"])
 def test_huge_maxsize_costs_little_and_grows(policy: str, weighted: bool) -> None:
     kwargs = {"max_bytes": 2**40, "weigher": len} if weighted else {}
-    cache, allocated = _traced(lambda: Cache(HUGE, policy, clock=time.monotonic, **kwargs))
+    cache, allocated = traced_bytes(lambda: Cache(HUGE, policy, clock=time.monotonic, **kwargs))
     assert allocated < CONSTRUCTION_BOUND, f"{policy}: {allocated} bytes at construction"
     assert cache.nbytes < CONSTRUCTION_BOUND
     assert cache.allocated_slots == INITIAL_SLOTS
@@ -65,7 +55,7 @@ def test_huge_maxsize_costs_little_and_grows(policy: str, weighted: bool) -> Non
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_order_of_huge_capacity_costs_little(policy: str) -> None:
-    order, allocated = _traced(lambda: make_order(policy, HUGE))
+    order, allocated = traced_bytes(lambda: make_order(policy, HUGE))
     assert allocated < CONSTRUCTION_BOUND and order.nbytes < CONSTRUCTION_BOUND
     assert order.allocated_slots == 0
     for slot in range(1000):

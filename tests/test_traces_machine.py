@@ -60,6 +60,8 @@ class TraceMemoryMachine(RuleBasedStateMachine):
         self.model = {k: v for k, v in self.model.items() if v[2] >= cutoff or v[1] > 0.8}
         assert len(self.mem) <= 4
 
+    # alike in shape only to test_store_machine.py's reopen rule: each machine closes and
+    # reopens its own object under test
     @rule()
     def reopen(self) -> None:
         self.mem.close()

@@ -1,13 +1,15 @@
 """The contract of an eviction order, as a state machine any order's tests subclass.
 
 Every :class:`memstrata.EvictionOrder` is driven in lock-step with its
-plain-Python model (``tests/_cache_models.py``): the same inserts, touches,
+plain-Python model (``tests/_order_model.py`` and one module a family): the same inserts, touches,
 removals, pins and victim pops, and every answer (the victim, membership,
 pinning) must agree. ``test_eviction_orders.py`` runs the contract for every
 order; ``tests/test_eviction.py`` adds each family's own state to compare.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 from _cache_models import LRUModel
@@ -17,10 +19,20 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from memstrata import EvictionOrder
 
-__all__ = ["KEY_HASHES", "MACHINE_SETTINGS", "OrderMachine"]
+__all__ = ["KEY_HASHES", "MACHINE_SETTINGS", "OrderMachine", "check_pop"]
 
 # A small pool of key hashes, so that S3-FIFO's ghost queue gets hits.
 KEY_HASHES = st.integers(min_value=-3, max_value=6) | st.integers(min_value=0, max_value=2**64 - 1)
+
+
+def check_pop(pop: Callable[[], object], expected: object, nothing_left: str) -> None:
+    """``pop()`` returns the model's ``expected`` victim, or, when the model has none
+    (``expected is None``), raises ``KeyError`` with a message starting ``nothing_left``."""
+    if expected is None:
+        with pytest.raises(KeyError, match=nothing_left):
+            pop()
+    else:
+        assert pop() == expected
 
 
 class OrderMachine(RuleBasedStateMachine):
@@ -78,11 +90,8 @@ class OrderMachine(RuleBasedStateMachine):
     @rule()
     def pop_victim(self) -> None:
         expected = self.model.pop_victim()
-        if expected is None:
-            with pytest.raises(KeyError, match="pop_victim: no evictable slot"):
-                self.order.pop_victim()
-        else:
-            assert self.order.pop_victim() == expected
+        check_pop(self.order.pop_victim, expected, "pop_victim: no evictable slot")
+        if expected is not None:
             self.evicted_hashes.append(self.hash_of[expected])
 
     def compare(self, order: EvictionOrder, model: LRUModel) -> None:

@@ -54,6 +54,7 @@ cdef class CacheSlots:
     cdef int _configure(self, maxsize, policy, max_bytes, weigher, on_evict, clock, thread_safe) except -1
     cdef int _grow(self, Py_ssize_t needed) except -1
     cdef Py_ssize_t _find(self, object key) except -2
+    cdef Py_ssize_t _acquire_slot(self, object key) except -1
     cdef object _drop(self, Py_ssize_t slot)
     cdef bint _shrink(self, int64_t incoming, list evicted) except -1
     cdef int64_t _weigh(self, object value) except -1

@@ -6,6 +6,7 @@ from memstrata._native.order import EvictionOrder
 
 __all__ = ["AdaptiveOrder"]
 
+# deliberate twin of the other eviction-order stubs' headers: each .pyi mirrors its module (stubtest)
 @disjoint_base
 class AdaptiveOrder(EvictionOrder):
     @property

@@ -175,8 +175,9 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     mv = memoryview(frame)
     if mv.ndim != 1 or mv.itemsize != 1:
         mv = mv.cast("B")
-    # deliberate twin of native/frames.pyx parse: this is the format's readable reference,
-    # that one the compiled hot path; test_frames.py holds their bytes and errors equal
+    # deliberate twin of native/frames.pyx parse: this is the pure-Python fallback (parse_frame
+    # uses it when memstrata._native is not built) and the format's readable reference; that one
+    # is the compiled hot path. test_frames.py holds their results and errors equal.
     end = len(mv)
     if end < _MIN_SIZE:
         raise CorruptDataError(f"frame: {end} bytes is shorter than the smallest frame ({_MIN_SIZE} bytes)")

@@ -62,6 +62,8 @@ class DictionaryTrainer:
     3
     """
 
+    # alike in shape only to the S3-FIFO signatures (its stub and test model): keyword-only
+    # parameters with defaults, none shared; nothing to factor out
     def __init__(
         self,
         train_after: int,

@@ -1,7 +1,8 @@
-"""Plain-Python helpers shared by the kernel wrappers (validation, twin naming).
+"""Plain-Python helpers shared by the kernel wrappers (validation, twin building).
 
-Nothing here is compiled; the wrappers call these once per public call, never
-inside a loop.
+Nothing here is compiled itself: the wrappers call these once per public call,
+never inside a loop, and ``serial_and_parallel`` declares kernels once, at
+import of their module.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_float_matrix", "check_out", "describe", "parallel_twin_source", "raise_not_finite", "use_parallel"]
+__all__ = [
+    "as_float_matrix", "check_out", "describe", "parallel_twin_source", "raise_not_finite", "serial_and_parallel",
+    "use_parallel",
+]
 
 
 def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,6 +32,20 @@ def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     twin.__module__ = fn.__module__
     twin.__doc__ = fn.__doc__
     return twin
+
+
+def serial_and_parallel(fn: Callable[..., Any], **options: Any) -> tuple[Any, Any]:
+    """The serial and the ``parallel=True`` build of the kernel ``fn``, both ``cache=True, nogil=True``.
+
+    ``options`` (e.g. ``fastmath``) go to both builds. Nothing compiles here: Numba
+    compiles each build on its first call. The parallel build is of
+    ``parallel_twin_source(fn)``, so the two are cached on disk under their own names.
+    """
+    from numba import njit  # only kernel modules call this, and they import numba anyway
+
+    serial = njit(cache=True, nogil=True, **options)(fn)
+    parallel = njit(cache=True, nogil=True, parallel=True, **options)(parallel_twin_source(fn))
+    return serial, parallel
 
 
 def describe(value: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from memstrata.kernels._common import parallel_twin_source, raise_not_finite
+from memstrata.kernels._common import raise_not_finite, serial_and_parallel
 
 # A step below the smallest normal float32 would make 1/step overflow; such a
 # column (range below ~3e-36) is stored as constant.
@@ -79,9 +79,7 @@ def _minmax_columns(x, n_chunks):  # pragma: no cover - compiled
     return lo, hi, bad_c.sum()
 
 
-# the serial and parallel builds, declared explicitly (test_kernels_build.py reads each njit call)
-_minmax_columns_serial = njit(cache=True, nogil=True)(_minmax_columns)
-_minmax_columns_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_minmax_columns))
+_minmax_columns_serial, _minmax_columns_parallel = serial_and_parallel(_minmax_columns)
 
 
 def _row_minmax(row):  # pragma: no cover - compiled

@@ -8,14 +8,14 @@ last byte are zero when ``d`` is not a multiple of 8.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from memstrata.kernels._common import (
     as_float_matrix,
     check_out,
     describe,
-    parallel_twin_source,
     raise_not_finite,
+    serial_and_parallel,
     use_parallel,
 )
 
@@ -57,8 +57,7 @@ def _binarize(x, center, packed, n_chunks):  # pragma: no cover - compiled
     return bad_c.sum()
 
 
-_binarize_serial = njit(cache=True, nogil=True)(_binarize)
-_binarize_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_binarize))
+_binarize_serial, _binarize_parallel = serial_and_parallel(_binarize)
 
 
 def binarize(vectors: np.ndarray, center: np.ndarray | None = None, *, out: np.ndarray | None = None) -> np.ndarray:

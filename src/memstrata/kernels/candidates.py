@@ -10,9 +10,9 @@ worst of the ``k`` kept entries, ties to the lower row (see ``heap``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from memstrata.kernels._common import parallel_twin_source
+from memstrata.kernels._common import serial_and_parallel
 from memstrata.kernels.heap import heap_drain, heap_new, heap_push
 
 __all__: list[str] = []
@@ -145,15 +145,10 @@ def _float_topk_candidates(queries, vectors, rows, cand, k, factor, row_bias, ou
             heap_drain(hs, hi, size, out_s[a], out_i[a])
 
 
-_int4_topk_serial = njit(cache=True, nogil=True)(_int4_topk)
-_int4_topk_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_int4_topk))
-_int8_topk_candidates_serial = njit(cache=True, nogil=True)(_int8_topk_candidates)
-_int8_topk_candidates_parallel = njit(cache=True, nogil=True, parallel=True)(
-    parallel_twin_source(_int8_topk_candidates)
-)
+_int4_topk_serial, _int4_topk_parallel = serial_and_parallel(_int4_topk)
+_int8_topk_candidates_serial, _int8_topk_candidates_parallel = serial_and_parallel(_int8_topk_candidates)
 # the float dot product may be summed in any order (SIMD); results match a
 # float64 reference to float32 rounding
-_float_topk_candidates_serial = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(_float_topk_candidates)
-_float_topk_candidates_parallel = njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc", "contract"})(
-    parallel_twin_source(_float_topk_candidates)
+_float_topk_candidates_serial, _float_topk_candidates_parallel = serial_and_parallel(
+    _float_topk_candidates, fastmath={"reassoc", "contract"}
 )

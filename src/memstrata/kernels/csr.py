@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from memstrata.kernels._common import check_out, describe, parallel_twin_source, use_parallel
+from memstrata.kernels._common import check_out, describe, serial_and_parallel, use_parallel
 
 __all__ = ["CSR", "PARALLEL_MIN_ELEMENTS", "from_csr", "to_csr"]
 
@@ -73,14 +73,9 @@ def _scatter(data, indices, indptr, out):  # pragma: no cover - compiled
             row[indices[p]] += data[p]  # scipy sums duplicate entries too
 
 
-# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
-# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
-_count_rows_serial = njit(cache=True, nogil=True)(_count_rows)
-_count_rows_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_count_rows))
-_fill_serial = njit(cache=True, nogil=True)(_fill)
-_fill_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_fill))
-_scatter_serial = njit(cache=True, nogil=True)(_scatter)
-_scatter_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_scatter))
+_count_rows_serial, _count_rows_parallel = serial_and_parallel(_count_rows)
+_fill_serial, _fill_parallel = serial_and_parallel(_fill)
+_scatter_serial, _scatter_parallel = serial_and_parallel(_scatter)
 
 
 def to_csr(dense: np.ndarray, threshold: float = 0.0, *, scipy: bool = False) -> Any:

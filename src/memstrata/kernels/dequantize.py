@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from memstrata.kernels._common import check_out, describe, parallel_twin_source, use_parallel
+from memstrata.kernels._common import check_out, describe, serial_and_parallel, use_parallel
 from memstrata.kernels.quantize import PARALLEL_MIN_ELEMENTS, _check_params, _check_per
 
 __all__ = ["dequantize_int4", "dequantize_int8"]
@@ -63,16 +63,10 @@ def _decode4_vec(packed, scale, offset, out):  # pragma: no cover - compiled
             out[i, d - 1] = np.float32(packed[i, half] & 15) * s + o
 
 
-# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
-# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
-_decode_dim_serial = njit(cache=True, nogil=True)(_decode_dim)
-_decode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_dim))
-_decode_vec_serial = njit(cache=True, nogil=True)(_decode_vec)
-_decode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode_vec))
-_decode4_dim_serial = njit(cache=True, nogil=True)(_decode4_dim)
-_decode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_dim))
-_decode4_vec_serial = njit(cache=True, nogil=True)(_decode4_vec)
-_decode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_decode4_vec))
+_decode_dim_serial, _decode_dim_parallel = serial_and_parallel(_decode_dim)
+_decode_vec_serial, _decode_vec_parallel = serial_and_parallel(_decode_vec)
+_decode4_dim_serial, _decode4_dim_parallel = serial_and_parallel(_decode4_dim)
+_decode4_vec_serial, _decode4_vec_parallel = serial_and_parallel(_decode4_vec)
 
 
 # -------------------------------------------------------------------- wrappers

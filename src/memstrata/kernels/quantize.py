@@ -27,8 +27,8 @@ from memstrata.kernels._common import (
     as_float_matrix,
     check_out,
     describe,
-    parallel_twin_source,
     raise_not_finite,
+    serial_and_parallel,
     use_parallel,
 )
 from memstrata.kernels._ranges import _check_clip, _fit_dimension, _fit_row, _inverse_steps
@@ -162,16 +162,10 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
     return bad_c.sum()
 
 
-# deliberate twins of every kernel module's serial/parallel declarations: test_kernels_build.py's
-# AST scan reads cache=True and nogil=True at each njit call, so each declaration stays explicit
-_encode_dim_serial = njit(cache=True, nogil=True)(_encode_dim)
-_encode_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_dim))
-_encode_vec_serial = njit(cache=True, nogil=True)(_encode_vec)
-_encode_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode_vec))
-_encode4_dim_serial = njit(cache=True, nogil=True)(_encode4_dim)
-_encode4_dim_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_dim))
-_encode4_vec_serial = njit(cache=True, nogil=True)(_encode4_vec)
-_encode4_vec_parallel = njit(cache=True, nogil=True, parallel=True)(parallel_twin_source(_encode4_vec))
+_encode_dim_serial, _encode_dim_parallel = serial_and_parallel(_encode_dim)
+_encode_vec_serial, _encode_vec_parallel = serial_and_parallel(_encode_vec)
+_encode4_dim_serial, _encode4_dim_parallel = serial_and_parallel(_encode4_dim)
+_encode4_vec_serial, _encode4_vec_parallel = serial_and_parallel(_encode4_vec)
 
 
 # -------------------------------------------------------------------- wrappers

@@ -28,6 +28,8 @@ STRATEGIES = ("time", "performance", "space")
 FIELDS = ("last_used", "success_rate", "executions", "confidence", "agent")
 
 
+# alike in shape only to TuneConfig (ops/_tune.py): two frozen dataclasses of different fields
+# and defaults; both read their ops.toml section through _state.config_from_dict
 @dataclass(frozen=True)
 class PruneConfig:
     """Thresholds of the three strategies (days, fractions, bytes)."""

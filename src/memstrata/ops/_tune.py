@@ -20,6 +20,7 @@ from memstrata.ops._state import config_from_dict
 __all__ = ["TuneConfig", "Tuner", "plan_tuning"]
 
 
+# alike in shape only to PruneConfig (ops/_prune.py): different fields and defaults
 @dataclass(frozen=True)
 class TuneConfig:
     """Targets, bounds and pace of the tuner."""

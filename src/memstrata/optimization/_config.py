@@ -41,6 +41,7 @@ class CompressionConfig:
     allow_lossy: bool = False
 
 
+# alike in shape only to agent/config.py's AgentConfig: dataclass fields with defaults, none shared
 @dataclass
 class TieredStorageConfig:
     """The ``tiered_storage`` section."""
