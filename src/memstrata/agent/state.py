@@ -27,7 +27,7 @@ from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vecto
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns
 
-__all__ = ["RESERVED_FIELDS", "SCOPES", "MemoryState"]
+__all__ = ["FORMAT", "RESERVED_FIELDS", "SCOPES", "MemoryState"]
 
 #: Filterable fields every memory has; user metadata may not use these names.
 RESERVED_FIELDS = frozenset(
@@ -38,7 +38,7 @@ RESERVED_FIELDS = frozenset(
 SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
-_FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
+FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
 _READABLE = (1, 2)
 
 
@@ -108,7 +108,7 @@ class MemoryState:
     def _save_meta(self) -> None:
         self.store.store(
             _META_KEY,
-            {"format": _FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
+            {"format": FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
              "dim": None if self._vectors is None else self._vectors.dim},
         )
 

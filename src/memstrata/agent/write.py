@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -15,15 +15,27 @@ from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
-__all__ = ["TRIM_ROWS", "add_batch", "forget_many"]
+__all__ = ["TRIM_ROWS", "AddOptions", "add_batch", "forget_many"]
 
 #: a batch of at least this many rows hands its freed temporaries back to the OS (memstrata._heap)
 TRIM_ROWS = 256
 
 
-def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None,
-              user_id: Any, agent_id: Any, run_id: Any, vectors: Any, valid_at: Any, supersedes: int | None,
-              pinned: bool) -> list[MemoryRecord]:
+class AddOptions(TypedDict, total=False):
+    """The keyword options of :meth:`AgentMemory.add` / :meth:`AgentMemory.add_many`, each optional."""
+
+    category: str | None
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    valid_at: Any
+    supersedes: int | None
+    pinned: bool
+
+
+def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any = None, vectors: Any = None,
+              category: str | None = None, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
+              valid_at: Any = None, supersedes: int | None = None, pinned: bool = False) -> list[MemoryRecord]:
     """Add ``contents`` (``name`` is "content" for one, else the argument name for messages)."""
     single = name == "content"
     texts = [memory._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
