@@ -38,8 +38,10 @@ RESERVED_FIELDS = frozenset(
 SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
-FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
-_READABLE = (1, 2)
+# 2: records leave out what can be derived (records.to_stored); 3: a near-duplicate link is stored on one side
+# only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
+FORMAT = 3
+_READABLE = (1, 2, 3)
 
 
 class MemoryState:
@@ -97,6 +99,7 @@ class MemoryState:
             if codes is not None:
                 vec_ids.append(rec.id)
                 vecs.append(decode_vector(codes, scale))
+        self._link_back()
         self._access.load(self.store, self._records)
         self._keywords.add_many([(r["id"], r["text"]) for r in records])
         if vecs:
@@ -104,6 +107,27 @@ class MemoryState:
             self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
             self._vectors.flush()
         release_free_heap()  # the decoded records and vectors were temporaries of this size
+
+    def _link_back(self) -> None:
+        """Make the loaded links symmetric: a memory links every memory whose record names it.
+
+        In RAM a link is always held on both sides (sorted ids); a store may keep
+        it on one side only (the newer memory's record, written once when it is
+        added), so opening derives the other side. Links to ids that no longer
+        exist are dropped.
+        """
+        records = self._records
+        linked: dict[int, set[int]] = {}
+        for rec in records.values():
+            for other in rec.links:
+                if other in records:
+                    linked.setdefault(rec.id, set()).add(other)
+                    linked.setdefault(other, set()).add(rec.id)
+        for rec in records.values():
+            links = sorted(linked.get(rec.id, ()))
+            if list(rec.links) != links:
+                rec.links = links
+            shared_empties(rec)
 
     def _save_meta(self) -> None:
         self.store.store(

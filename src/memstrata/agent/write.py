@@ -92,12 +92,10 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
                 updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
                 pinned=bool(pinned), hash=digest,
             )
-            if target is not None:  # a near duplicate, linked both ways
-                rec.links = [target]
+            if target is not None:  # a near duplicate, linked both ways in RAM; only the new record stores the link
+                rec.links = [target]  # (the other's back-link is derived from it on open: MemoryState._link_back)
                 other = memory._records.get(target) or next(r for r in new if r.id == target)
-                other.links = [*other.links, rec.id]
-                if other.id in memory._records:
-                    changed[other.id] = other
+                other.links = [*other.links, rec.id]  # ids grow, so links stay sorted
                 memory.counters["near_links"] += 1
             if supersedes is not None:
                 memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
