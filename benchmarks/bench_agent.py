@@ -140,18 +140,26 @@ class Memstrata(Adapter):
         self.texts, self.x = texts, x
         cfg = AgentConfig(weight_relevance=0.0, weight_recency=0.0)  # rank by similarity alone, as the peers do
         self.m = AgentMemory(path, config=cfg)
-        self.ids: dict[int, int] = {}
+        # memstrata id -> dataset row, for recall (the peers take the row as their id). An int32 array, not a dict:
+        # the harness's own map must not count as memstrata's RAM (a dict of 10^4 ints is ~57 B a memory; this, 4 B)
+        self.ids = np.full(len(texts), -1, np.int32)
+
+    def _map(self, id_: int, i: int) -> None:
+        if id_ >= self.ids.shape[0]:
+            self.ids = np.concatenate([self.ids, np.full(max(id_ + 1, 2 * self.ids.shape[0]) - self.ids.shape[0], -1, np.int32)])
+        if self.ids[id_] < 0:
+            self.ids[id_] = i
 
     def add_one(self, i: int) -> None:
-        self.ids[self.m.add(self.texts[i], vector=self.x[i]).id] = i
+        self._map(self.m.add(self.texts[i], vector=self.x[i]).id, i)
 
     def add_many(self, rows: range) -> None:
         recs = self.m.add_many([self.texts[i] for i in rows], vectors=self.x[rows.start : rows.stop])
         for i, r in zip(rows, recs):
-            self.ids.setdefault(r.id, i)
+            self._map(r.id, i)
 
     def search(self, q: np.ndarray, k: int) -> list[int]:
-        return [self.ids[h.id] for h in self.m.search(q, limit=k, mode="vector")]
+        return [int(self.ids[h.id]) for h in self.m.search(q, limit=k, mode="vector")]
 
     def compact(self) -> None:
         self.m.compact()

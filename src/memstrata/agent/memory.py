@@ -77,9 +77,10 @@ class AgentMemory(MemoryState, ClosesOnExit):
             raise TypeError(f"config: expected an AgentConfig, got {type(config).__name__}")
         config = config or AgentConfig()
         path = None if path is None else Path(path)
-        # no trained zstd dictionary: one would keep samples of forgotten texts in the store; a small hot tier:
-        # every live record is in RAM here already, the store's reads are for history versions and reopening
-        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 256 << 10}
+        # no trained zstd dictionary: one would keep samples of forgotten texts in the store; no RAM cache in the
+        # store's hot tier: every live record is in RAM here already (a cache held a second copy, ~67 B a memory),
+        # the store's reads are for history versions and reopening
+        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 0}
         store_cfg.update(config.store_config)
         store = MemoryStore(path, store_cfg, clock=clock)
         super().__init__(path, store, config, None if embedder is None else check_embedder(embedder), clock)
@@ -140,7 +141,8 @@ class AgentMemory(MemoryState, ClosesOnExit):
     def add_many(self, contents: Sequence[str | Mapping[str, Any]], *,
                  metadata: Sequence[Mapping[str, Any] | None] | None = None, vectors: np.ndarray | None = None,
                  **options: Unpack[AddOptions]) -> list[MemoryRecord]:
-        """:meth:`add` for a batch (one embedding call, one store transaction); duplicates within the batch merge too.
+        """:meth:`add` for a batch (one embedding call; every row checked before any is written, then one store
+        transaction per 256 rows); duplicates within the batch merge too.
 
         ``metadata`` has one entry per content (or is None), ``vectors`` one row per content; ``options`` apply to all.
         """

@@ -1,0 +1,49 @@
+"""add_many past one write chunk: duplicates across chunks, all-or-nothing checks, RAM handed back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memstrata.agent import AgentMemory
+from memstrata.agent.write import CHUNK_ROWS
+
+
+def rows(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 32)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_duplicates_across_chunks_merge_and_link_as_within_one() -> None:
+    n = 2 * CHUNK_ROWS + 10
+    x = rows(n)
+    texts = [f"memory number {i}" for i in range(n)]
+    late = CHUNK_ROWS + 5  # in the second chunk
+    texts[late] = "MEMORY  number 3"  # an exact duplicate of row 3 (first chunk)
+    x[late] = x[3]
+    near = 2 * CHUNK_ROWS + 1  # third chunk: a near duplicate of row 7
+    x[near] = x[7] + 0.001 * x[8]
+    x[near] /= np.linalg.norm(x[near])
+    with AgentMemory() as m:
+        out = m.add_many(texts, vectors=x)
+        assert len(out) == n
+        assert out[late].duplicate_of == out[3].id and out[late].id == out[3].id
+        assert out[near].links == [out[7].id] and m.get(out[7].id).links == [out[near].id]  # type: ignore[union-attr]
+        assert len(m) == n - 1
+        ids = [r.id for r in out if r.duplicate_of is None]
+        assert ids == sorted(ids) and len(set(ids)) == n - 1
+        assert m.verify()["ok"]
+
+
+def test_a_bad_row_in_a_late_chunk_writes_nothing() -> None:
+    n = CHUNK_ROWS + 20
+    texts = [f"text {i}" for i in range(n)]
+    x = rows(n)
+    x[n - 1] = np.nan
+    with AgentMemory() as m:
+        with pytest.raises(ValueError, match="finite"):
+            m.add_many(texts, vectors=x)
+        texts[n - 1] = "   "
+        with pytest.raises(ValueError, match=rf"contents\[{n - 1}\]"):
+            m.add_many(texts, vectors=rows(n))
+        assert len(m) == 0 and m.get_metrics()["total_memories"] == 0 and m.search("text", mode="keyword") == []
