@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,25 +16,32 @@ def rows(n: int, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_duplicates_across_chunks_merge_and_link_as_within_one() -> None:
+def test_duplicates_across_chunks_merge_and_link_as_within_one(tmp_path: Path) -> None:
     n = 2 * CHUNK_ROWS + 10
     x = rows(n)
     texts = [f"memory number {i}" for i in range(n)]
-    late = CHUNK_ROWS + 5  # in the second chunk
-    texts[late] = "MEMORY  number 3"  # an exact duplicate of row 3 (first chunk)
+    metas: list[dict[str, int] | None] = [None] * n
+    late = CHUNK_ROWS + 5  # written by the second chunk
+    texts[late] = "MEMORY  number 3"  # an exact duplicate of row 3 (first chunk), with new metadata
+    metas[late] = {"seen": 2}
     x[late] = x[3]
     near = 2 * CHUNK_ROWS + 1  # third chunk: a near duplicate of row 7
     x[near] = x[7] + 0.001 * x[8]
     x[near] /= np.linalg.norm(x[near])
-    with AgentMemory() as m:
-        out = m.add_many(texts, vectors=x)
+    with AgentMemory(tmp_path / "m") as m:
+        out = m.add_many(texts, metadata=metas, vectors=x)
         assert len(out) == n
-        assert out[late].duplicate_of == out[3].id and out[late].id == out[3].id
+        assert out[late].duplicate_of == out[3].id and out[late].metadata == {"seen": 2}
         assert out[near].links == [out[7].id] and m.get(out[7].id).links == [out[near].id]  # type: ignore[union-attr]
         assert len(m) == n - 1
         ids = [r.id for r in out if r.duplicate_of is None]
         assert ids == sorted(ids) and len(set(ids)) == n - 1
         assert m.verify()["ok"]
+    with AgentMemory(tmp_path / "m") as m:  # the first chunk's record, rewritten by the second, kept its vector
+        assert m.get(out[3].id).metadata == {"seen": 2}  # type: ignore[union-attr]
+        assert m.search(x[3], mode="vector", limit=1)[0].id == out[3].id
+        assert m.get(out[7].id).links == [out[near].id]  # type: ignore[union-attr]
+        assert m.verify()["ok"] and len(m) == n - 1
 
 
 def test_a_bad_row_in_a_late_chunk_writes_nothing() -> None:

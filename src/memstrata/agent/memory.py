@@ -228,10 +228,7 @@ class AgentMemory(MemoryState, ClosesOnExit):
         """A new version of ``id_`` (the old one stays in :meth:`history`), or with ``supersede=True`` a new memory
         that supersedes it (same scope and category). ``metadata`` is merged."""
         with self._lock:
-            self._check_open()
-            rec = self._records.get(id_)
-            if rec is None:
-                raise KeyError(f"id: no memory with id {id_!r}")
+            rec = self._held(id_)
             meta = self._check_metadata(metadata)
             if supersede:
                 return self.add(rec.content if content is None else content, metadata={**rec.metadata, **meta},
@@ -266,10 +263,7 @@ class AgentMemory(MemoryState, ClosesOnExit):
 
     def _set_flag(self, id_: int, **changes: Any) -> MemoryRecord:
         with self._lock:
-            self._check_open()
-            rec = self._records.get(id_)
-            if rec is None:
-                raise KeyError(f"id: no memory with id {id_!r}")
+            rec = self._held(id_)
             was = self._restricted(rec)
             for name, value in changes.items():
                 setattr(rec, name, value)

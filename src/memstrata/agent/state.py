@@ -76,6 +76,14 @@ class MemoryState:
         if self._closed:
             raise ValueError("AgentMemory: this memory is closed; open the directory again")
 
+    def _held(self, id_: int) -> MemoryRecord:
+        """The record of ``id_`` this memory holds (open memories only); ``KeyError`` naming the id."""
+        self._check_open()
+        rec = self._records.get(id_)
+        if rec is None:
+            raise KeyError(f"id: no memory with id {id_!r}")
+        return rec
+
     def _load(self) -> None:
         meta = self.store.retrieve(_META_KEY, None)
         if meta is not None:

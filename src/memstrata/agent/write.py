@@ -19,7 +19,7 @@ __all__ = ["CHUNK_ROWS", "TRIM_ROWS", "AddOptions", "add_batch", "forget_many"]
 
 #: a batch of at least this many rows hands its freed temporaries back to the OS (memstrata._heap)
 TRIM_ROWS = 256
-#: rows of a batch written together (one store transaction, one near-duplicate block)
+#: records of a batch written together (one store transaction)
 CHUNK_ROWS = 256
 
 
@@ -40,11 +40,12 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
               valid_at: Any = None, supersedes: int | None = None, pinned: bool = False) -> list[MemoryRecord]:
     """Add ``contents`` (``name`` is "content" for one, else the argument name for messages).
 
-    Every row is checked (and embedded) before any is written; rows are then
-    written in chunks of :data:`CHUNK_ROWS`, each one store transaction. A
-    later chunk finds the earlier ones' memories as stored duplicates. Chunks
-    keep the temporaries of a write small: a batch's temporaries, freed among
-    the records it keeps, leave holes in Python's heap that the OS never gets back.
+    Every row is checked (and embedded) before any is written. Records reach
+    the store in transactions of :data:`CHUNK_ROWS`: a batch's temporaries
+    (stored forms, frames), freed among the records it keeps, leave holes in
+    Python's heap that the OS never gets back, so fewer at a time leave fewer.
+    Duplicates are found over the whole batch at once, and its vectors join
+    the index in one call (the index fits its quantizer to its first large batch).
     """
     single = name == "content"
     texts = [memory._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
@@ -55,40 +56,38 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
     if category is not None:
         memory.config.table[category]  # raises naming the known categories
     t_valid = to_seconds(valid_at, "valid_at")
-    out: list[MemoryRecord] = []
     with memory._lock:
         memory._check_open()
         if supersedes is not None and supersedes not in memory._records:
             raise KeyError(f"supersedes: no memory with id {supersedes!r}")
         x = memory._embed(texts, vectors, "vector" if single else "vectors")
-        now = memory._now()
-        for at in range(0, len(texts), CHUNK_ROWS):
-            rows = slice(at, at + CHUNK_ROWS)
-            out += _add_chunk(memory, contents[rows], texts[rows], metas[rows], None if x is None else x[rows], scope,
-                              category, now, t_valid, supersedes, pinned)
-            if len(texts) >= TRIM_ROWS:
-                release_free_heap()
+        out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned)
         del x, texts, metas
-    if len(out) >= TRIM_ROWS:  # the batch's vectors were freed just now (a large block, maybe from the heap)
+    if len(out) >= TRIM_ROWS:  # after the batch's temporaries (its vectors too) are freed
         release_free_heap()
     return out
 
 
-def _add_chunk(memory: AgentMemory, contents: Sequence[Any], texts: list[str], metas: list[dict[str, Any]],
-               x: np.ndarray | None, scope: tuple[Any, Any, Any], category: str | None, now: float,
-               t_valid: float | None, supersedes: int | None, pinned: bool) -> list[MemoryRecord]:
-    """Write one chunk of checked rows (under the memory's lock); the records to hand back."""
+def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], metas: list[dict[str, Any]],
+              x: np.ndarray | None, scope: tuple[Any, Any, Any], category: str | None, t_valid: float | None,
+              supersedes: int | None, pinned: bool) -> list[MemoryRecord]:
+    """Write checked rows (under the memory's lock); the records to hand back."""
     table = memory.config.table
+    now = memory._now()
     out: list[MemoryRecord] = []
     new: list[MemoryRecord] = []
     new_vecs: dict[int, np.ndarray] = {}
     new_rows: list[int] = []  # rows of x stored as new memories
     changed: dict[int, MemoryRecord] = {}
+    unwritten = 0  # new records not yet in the store: new[-unwritten:]
     sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
     near = None
     if x is not None and memory.config.near_duplicates != "keep":
         near = find_near(memory, x, scope, sketches)
     for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
+        if unwritten + len(changed) >= CHUNK_ROWS:
+            _write(memory, new[len(new) - unwritten :], changed, new_vecs)
+            unwritten = 0
         digest = content_digest(scope, text)
         mode = "exact"
         target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
@@ -132,18 +131,32 @@ def _add_chunk(memory: AgentMemory, contents: Sequence[Any], texts: list[str], m
         if near is not None:
             near.added(i, rec.id)
         new.append(rec)
+        unwritten += 1
         out.append(rec)
-    memory._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
-    if len(new) == 1:
-        memory._keywords.add(new[0].id, new[0].text)
-    elif new:
-        memory._keywords.add_many([(r.id, r.text) for r in new])
+    _write(memory, new[len(new) - unwritten :], changed, new_vecs)
     if new_vecs:
         assert memory._vectors is not None
         assert x is not None and sketches is not None
         memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
     memory.counters["added"] += len(new)
     return [r.copy() if r.duplicate_of is None else r for r in out]
+
+
+def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, MemoryRecord],
+           new_vecs: dict[int, np.ndarray]) -> None:
+    """Store ``new`` records and the ``changed`` ones (then emptied), and index the new texts.
+
+    ``new_vecs``: vectors of the batch's new records, none in the index yet; a
+    changed record may be one of them, written by an earlier chunk.
+    """
+    ids = {r.id for r in new}
+    recs = new + [r for r in changed.values() if r.id not in ids]
+    memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs})
+    changed.clear()
+    if len(new) == 1:
+        memory._keywords.add(new[0].id, new[0].text)
+    elif new:
+        memory._keywords.add_many([(r.id, r.text) for r in new])
 
 
 def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
