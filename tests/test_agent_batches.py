@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memstrata.agent import AgentMemory
+from memstrata import StorageFullError
+from memstrata.agent import AgentConfig, AgentMemory
 from memstrata.agent.write import CHUNK_ROWS
 
 
@@ -56,3 +57,23 @@ def test_a_bad_row_in_a_late_chunk_writes_nothing() -> None:
         with pytest.raises(ValueError, match=rf"contents\[{n - 1}\]"):
             m.add_many(texts, vectors=rows(n))
         assert len(m) == 0 and m.get_metrics()["total_memories"] == 0 and m.search("text", mode="keyword") == []
+
+
+def test_a_full_disk_part_way_leaves_ram_holding_what_the_store_holds(tmp_path: Path) -> None:
+    n = 4 * CHUNK_ROWS
+    texts = [f"note {i}: " + "words that take room on disk " * 8 + str(i * 7919) for i in range(n)]
+    cfg = AgentConfig(store_config={"max_disk_bytes": 300_000})
+    m = AgentMemory(tmp_path / "m", config=cfg)
+    with pytest.raises(StorageFullError):
+        m.add_many(texts, vectors=rows(n))
+    stored = sum(1 for k in m.store.keys() if isinstance(k, str) and k.startswith("m/"))
+    assert 0 < stored < n and len(m) == stored  # the first transactions went in, the failed one is not in RAM
+    assert m.verify()["ok"]
+    kept = [r.id for r in m.get_all(limit=None)]
+    assert [h.id for h in m.search(rows(n)[0], mode="vector", limit=1)] == [kept[0]]
+    try:  # closing writes the counters, which may not fit: the files are closed either way (reopening takes the lock)
+        m.close()
+    except StorageFullError:
+        pass
+    with AgentMemory(tmp_path / "m", config=AgentConfig(store_config={"max_disk_bytes": 10_000_000})) as again:
+        assert [r.id for r in again.get_all(limit=None)] == kept and again.verify()["ok"]

@@ -101,15 +101,18 @@ class AgentMemory(MemoryState, ClosesOnExit):
             self.store.flush()
 
     def close(self) -> None:
+        """Write what is pending and close every file; the files are closed even when that write fails."""
         if self._closed:
             return
         with self._lock:
-            self.flush()
-            self._closed = True
-            self.store.close()
-            self._keywords.close()
-            if self._vectors is not None:
-                self._vectors.close()
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self.store.close()
+                self._keywords.close()
+                if self._vectors is not None:
+                    self._vectors.close()
 
     def __len__(self) -> int:
         return len(self._records)

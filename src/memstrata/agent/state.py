@@ -37,6 +37,8 @@ RESERVED_FIELDS = frozenset(
 #: The scope fields, in the order of a scope tuple
 SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
+_COUNTERS = ("added", "exact_duplicates", "near_links", "near_merged", "forgotten", "searches", "pruned_age",
+             "pruned_relevance", "pruned_redundancy", "archived", "demoted")
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
 # 2: records leave out what can be derived (records.to_stored); 3: a near-duplicate link is stored on one side
 # only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
@@ -65,9 +67,7 @@ class MemoryState:
         self._access = AccessLog()
         self._generation = 0  # bumped by every change, so a prune plan knows it is stale
         self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
-        self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
-                         "searches": 0, "pruned_age": 0, "pruned_relevance": 0, "pruned_redundancy": 0,
-                         "archived": 0, "demoted": 0}
+        self.counters = dict.fromkeys(_COUNTERS, 0)
         self._next_id = 0
         self._reserved_to = 0
         self._closed = False
@@ -115,6 +115,23 @@ class MemoryState:
             self._vectors.add_many(vec_ids, unit_rows(np.stack(vecs), "stored vectors", self._vectors.dim))
             self._vectors.flush()
         release_free_heap()  # the decoded records and vectors were temporaries of this size
+
+    def _reload(self) -> None:
+        """Rebuild every RAM index from the store, so RAM holds exactly what the store holds.
+
+        After a write that failed part-way (a full disk, say): the records it
+        had installed in RAM but not stored are dropped, the ones it stored are
+        indexed. Access counts not yet written are lost, as in a crash.
+        """
+        self._keywords.close()
+        if self._vectors is not None:
+            self._vectors.close()
+        self._records, self._by_hash, self._columns = {}, {}, MetadataColumns()
+        self._keywords, self._vectors, self._access = KeywordIndex(), None, AccessLog()
+        self._n_restricted, self._next_id, self._reserved_to = 0, 0, 0
+        self._generation += 1
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self._load()
 
     def _link_back(self) -> None:
         """Make the loaded links symmetric: a memory links every memory whose record names it.

@@ -61,7 +61,11 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
         if supersedes is not None and supersedes not in memory._records:
             raise KeyError(f"supersedes: no memory with id {supersedes!r}")
         x = memory._embed(texts, vectors, "vector" if single else "vectors")
-        out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned)
+        try:
+            out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned)
+        except BaseException:  # a store write failed (or was interrupted) part-way: RAM must not hold more than it
+            memory._reload()
+            raise
         del x, texts, metas
     if len(out) >= TRIM_ROWS:  # after the batch's temporaries (its vectors too) are freed
         release_free_heap()
