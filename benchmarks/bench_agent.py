@@ -132,6 +132,10 @@ class Adapter:
     def close(self) -> None:
         pass
 
+    def paths(self) -> dict[str, Any]:
+        """Which paths the writes took (for ``extra_info``); empty for peers."""
+        return {}
+
 
 class Memstrata(Adapter):
     def __init__(self, path: Path) -> None:
@@ -140,18 +144,30 @@ class Memstrata(Adapter):
         self.texts, self.x = texts, x
         cfg = AgentConfig(weight_relevance=0.0, weight_recency=0.0)  # rank by similarity alone, as the peers do
         self.m = AgentMemory(path, config=cfg)
-        self.ids: dict[int, int] = {}
+        # memstrata id -> dataset row, for recall (the peers take the row as their id). An int32 array, not a dict:
+        # the harness's own map must not count as memstrata's RAM (a dict of 10^4 ints is ~57 B a memory; this, 4 B)
+        self.ids = np.full(len(texts), -1, np.int32)
+
+    def _map(self, id_: int, i: int) -> None:
+        if id_ >= self.ids.shape[0]:
+            self.ids = np.concatenate([self.ids, np.full(max(id_ + 1, 2 * self.ids.shape[0]) - self.ids.shape[0], -1, np.int32)])
+        if self.ids[id_] < 0:
+            self.ids[id_] = i
 
     def add_one(self, i: int) -> None:
-        self.ids[self.m.add(self.texts[i], vector=self.x[i]).id] = i
+        self._map(self.m.add(self.texts[i], vector=self.x[i]).id, i)
 
     def add_many(self, rows: range) -> None:
         recs = self.m.add_many([self.texts[i] for i in rows], vectors=self.x[rows.start : rows.stop])
         for i, r in zip(rows, recs):
-            self.ids.setdefault(r.id, i)
+            self._map(r.id, i)
 
     def search(self, q: np.ndarray, k: int) -> list[int]:
-        return [self.ids[h.id] for h in self.m.search(q, limit=k, mode="vector")]
+        return [int(self.ids[h.id]) for h in self.m.search(q, limit=k, mode="vector")]
+
+    def paths(self) -> dict[str, Any]:
+        c = self.m.counters  # new memories, exact duplicates merged, near duplicates linked
+        return {k: c[k] for k in ("added", "exact_duplicates", "near_links", "near_merged")}
 
     def compact(self) -> None:
         self.m.compact()
@@ -328,7 +344,7 @@ def test_add_single(benchmark, impl: str, workdir: Path) -> None:
     rounds = (n - start) // 50
     benchmark.pedantic(one_batch, rounds=rounds, iterations=1)
     p50, p99 = _pct(times)
-    benchmark.extra_info.update(p50_us=round(p50 * 1e6, 1), p99_us=round(p99 * 1e6, 1))
+    benchmark.extra_info.update(p50_us=round(p50 * 1e6, 1), p99_us=round(p99 * 1e6, 1), paths=a.paths())
     RESULTS.setdefault(impl, {}).update(add_p50=p50, add_p99=p99)
     print(f"\n{impl}: single add p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us")
     a.close()
@@ -367,7 +383,7 @@ def test_add_many_search_disk_rss(benchmark, impl: str, workdir: Path) -> None:
     info = dict(add_many_us_per_memory=round(add_many_s / n * 1e6, 2), search_p50_us=round(p50 * 1e6, 1),
                 search_p99_us=round(p99 * 1e6, 1), recall_at_10=round(recall, 4),
                 recall_at_10_distinct_texts=round(recall_distinct, 4), disk_bytes_per_memory=round(disk, 1),
-                rss_bytes_per_memory=round(rss, 1))
+                rss_bytes_per_memory=round(rss, 1), paths=a.paths())
     benchmark.extra_info.update(info)
     print(f"\n{impl}: {info}")
     RESULTS.setdefault(impl, {}).update(add_many=add_many_s / n, search_p50=p50, search_p99=p99, recall=recall,

@@ -198,3 +198,17 @@ def test_filter_that_is_not_a_dict() -> None:
 def test_columns_reject_ids_of_the_wrong_length() -> None:
     with pytest.raises(ValueError, match=r"ids: expected 2 ids \(one per row\), got 1"):
         MetadataColumns().append([None, None], ids=[1])
+
+
+def test_a_bool_column_is_one_byte_a_row_until_a_number_comes() -> None:
+    rows: list[dict[str, Any] | None] = [{"flag": i % 3 == 0} for i in range(40)]
+    columns = _columns(rows)
+    bools = columns.nbytes  # per row of capacity: id 8 bytes, kind 1, bool 1
+    assert bools % 10 == 0
+    spec = {"$or": [{"flag": True}, {"flag": {"$gte": 0.5}}, {"flag": 1}]}
+    assert compile_filter(spec).mask(columns).tolist() == [evaluate(spec, r or {}, 100 + i) for i, r in enumerate(rows)]
+    columns.set(7, {"flag": 0.75})  # the column's first number: bools and numbers side by side
+    rows[7] = {"flag": 0.75}
+    for spec in ({"flag": True}, {"flag": {"$gte": 0.5}}, {"flag": {"$in": [False, 0.75]}}, {"flag": {"$lt": 1}}):
+        assert compile_filter(spec).mask(columns).tolist() == [evaluate(spec, r or {}, 100 + i) for i, r in enumerate(rows)]
+    assert columns.nbytes - bools == 7 * (bools // 10)  # float64 now: 8 bytes a row instead of 1

@@ -31,6 +31,9 @@ def verify(memory: AgentMemory) -> dict[str, Any]:
             errors.append(f"memory {id_}: digest does not match its text")
         if ("vec" in raw) != (memory._vectors is not None and id_ in memory._vectors):
             errors.append(f"memory {id_}: vector index and store disagree on its embedding")
+        for other in rec.links:  # held on both sides (MemoryState._link_back)
+            if other not in memory._records or id_ not in memory._records[other].links:
+                errors.append(f"memory {id_}: its link to {other} is not held on both sides")
     if n_kw != len(memory._records):
         errors.append(f"keyword index holds {n_kw} texts for {len(memory._records)} memories")
     n_stored = sum(1 for k in memory.store.keys() if isinstance(k, str) and k.startswith("m/"))

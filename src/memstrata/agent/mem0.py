@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from memstrata._closing import ClosesOnExit
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.memory import AgentMemory
 from memstrata.agent.records import MemoryRecord
@@ -74,7 +75,7 @@ def _filters(spec: Any) -> Any:
     return out
 
 
-class Memory:
+class Memory(ClosesOnExit):
     """A Mem0-shaped face over :class:`~memstrata.agent.AgentMemory` (see the module docs for differences)."""
 
     def __init__(self, path: str | None = None, *, embedder: Any = None, config: AgentConfig | None = None,
@@ -205,9 +206,3 @@ class Memory:
 
     def close(self) -> None:
         self.memory.close()
-
-    def __enter__(self) -> Memory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
+from memstrata._closing import ClosesOnExit
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
 from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 from memstrata.agent.state import RESERVED_FIELDS, SCOPES, MemoryState
+from memstrata.agent.write import AddOptions
 from memstrata.store import MemoryStore
 from memstrata.types import TierName
 from memstrata.vectors.filters import compile_filter
@@ -29,7 +32,7 @@ from memstrata.vectors.filters import compile_filter
 __all__ = ["RESERVED_FIELDS", "AgentMemory"]
 
 
-class AgentMemory(MemoryState):
+class AgentMemory(MemoryState, ClosesOnExit):
     """An agent's memory: ``add`` / ``search`` / ``update`` / ``forget`` with scopes, categories and validity.
 
     Parameters
@@ -74,9 +77,10 @@ class AgentMemory(MemoryState):
             raise TypeError(f"config: expected an AgentConfig, got {type(config).__name__}")
         config = config or AgentConfig()
         path = None if path is None else Path(path)
-        # no trained zstd dictionary: one would keep samples of forgotten texts in the store; a small hot tier:
-        # every live record is in RAM here already, the store's reads are for history versions and reopening
-        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 256 << 10}
+        # no trained zstd dictionary: one would keep samples of forgotten texts in the store; no RAM cache in the
+        # store's hot tier: every live record is in RAM here already (a cache held a second copy, ~67 B a memory),
+        # the store's reads are for history versions and reopening
+        store_cfg = {"train_after": 0, "migration_interval_seconds": None, "hot_max_bytes": 0}
         store_cfg.update(config.store_config)
         store = MemoryStore(path, store_cfg, clock=clock)
         super().__init__(path, store, config, None if embedder is None else check_embedder(embedder), clock)
@@ -97,21 +101,18 @@ class AgentMemory(MemoryState):
             self.store.flush()
 
     def close(self) -> None:
+        """Write what is pending and close every file; the files are closed even when that write fails."""
         if self._closed:
             return
         with self._lock:
-            self.flush()
-            self._closed = True
-            self.store.close()
-            self._keywords.close()
-            if self._vectors is not None:
-                self._vectors.close()
-
-    def __enter__(self) -> AgentMemory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self.store.close()
+                self._keywords.close()
+                if self._vectors is not None:
+                    self._vectors.close()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -119,63 +120,44 @@ class AgentMemory(MemoryState):
     def __contains__(self, id_: object) -> bool:
         return id_ in self._records
 
-
     # ------------------------------------------------------------------ add
 
-    def add(
-        self,
-        content: str | Mapping[str, Any],
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        category: str | None = None,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        vector: np.ndarray | None = None,
-        valid_at: Any = None,
-        supersedes: int | None = None,
-        pinned: bool = False,
-    ) -> MemoryRecord:
+    def add(self, content: str | Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
+            vector: np.ndarray | None = None, **options: Unpack[AddOptions]) -> MemoryRecord:
         """Remember ``content``; returns the stored record (or the existing one, for a duplicate).
+
+        ``options`` (all keyword, all optional; :class:`AddOptions`): ``category``
+        (default: from the content's type), ``user_id`` / ``agent_id`` /
+        ``run_id`` (the scope), ``valid_at`` (when the fact began to hold; default
+        now), ``supersedes`` (an id whose validity ends where this one's begins)
+        and ``pinned`` (pruning never touches it).
 
         An exact duplicate (same normalized text in the same scope) returns the
         stored record with ``duplicate_of`` set, its access counted and
         ``metadata`` merged in. A near duplicate (cosine ≥
         ``config.near_duplicate_threshold`` in the same scope) is linked,
-        merged or kept as ``config.near_duplicates`` says. ``supersedes=id``
-        ends the validity of that memory where this one's begins.
+        merged or kept as ``config.near_duplicates`` says.
         """
-        return self._add_batch(
-            [content], "content", metadata=None if metadata is None else [metadata], category=category, user_id=user_id,
-            agent_id=agent_id, run_id=run_id, vectors=None if vector is None else np.atleast_2d(vector),
-            valid_at=valid_at, supersedes=supersedes, pinned=pinned,
-        )[0]
+        return self._add_batch([content], "content", None if metadata is None else [metadata],
+                               None if vector is None else np.atleast_2d(vector), options)[0]
 
-    def add_many(
-        self,
-        contents: Sequence[str | Mapping[str, Any]],
-        *,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        category: str | None = None,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        vectors: np.ndarray | None = None,
-        valid_at: Any = None,
-        supersedes: int | None = None,
-        pinned: bool = False,
-    ) -> list[MemoryRecord]:
-        """:meth:`add` for a batch (one embedding call, one store transaction); duplicates within the batch merge too."""
+    def add_many(self, contents: Sequence[str | Mapping[str, Any]], *,
+                 metadata: Sequence[Mapping[str, Any] | None] | None = None, vectors: np.ndarray | None = None,
+                 **options: Unpack[AddOptions]) -> list[MemoryRecord]:
+        """:meth:`add` for a batch (one embedding call; every row checked before any is written, then one store
+        transaction per 256 rows); duplicates within the batch merge too.
+
+        ``metadata`` has one entry per content (or is None), ``vectors`` one row per content; ``options`` apply to all.
+        """
         if isinstance(contents, (str, Mapping)) or not isinstance(contents, Sequence):
             raise TypeError("contents: expected a list of str or dict")
-        return self._add_batch(contents, "contents", metadata=metadata, category=category, user_id=user_id,
-                               agent_id=agent_id, run_id=run_id, vectors=vectors, valid_at=valid_at,
-                               supersedes=supersedes, pinned=pinned)
+        return self._add_batch(contents, "contents", metadata, vectors, options)
 
-    def _add_batch(self, contents: Sequence[Any], name: str, **kwargs: Any) -> list[MemoryRecord]:
+    def _add_batch(self, contents: Sequence[Any], name: str, metadata: Any, vectors: Any,
+                   options: AddOptions) -> list[MemoryRecord]:
         from memstrata.agent.write import add_batch
 
-        return add_batch(self, contents, name, **kwargs)
+        return add_batch(self, contents, name, metadata=metadata, vectors=vectors, **options)
 
     # ----------------------------------------------------------------- read
 
@@ -249,10 +231,7 @@ class AgentMemory(MemoryState):
         """A new version of ``id_`` (the old one stays in :meth:`history`), or with ``supersede=True`` a new memory
         that supersedes it (same scope and category). ``metadata`` is merged."""
         with self._lock:
-            self._check_open()
-            rec = self._records.get(id_)
-            if rec is None:
-                raise KeyError(f"id: no memory with id {id_!r}")
+            rec = self._held(id_)
             meta = self._check_metadata(metadata)
             if supersede:
                 return self.add(rec.content if content is None else content, metadata={**rec.metadata, **meta},
@@ -287,10 +266,7 @@ class AgentMemory(MemoryState):
 
     def _set_flag(self, id_: int, **changes: Any) -> MemoryRecord:
         with self._lock:
-            self._check_open()
-            rec = self._records.get(id_)
-            if rec is None:
-                raise KeyError(f"id: no memory with id {id_!r}")
+            rec = self._held(id_)
             was = self._restricted(rec)
             for name, value in changes.items():
                 setattr(rec, name, value)

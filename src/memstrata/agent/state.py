@@ -27,7 +27,7 @@ from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vecto
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns
 
-__all__ = ["RESERVED_FIELDS", "SCOPES", "MemoryState"]
+__all__ = ["FORMAT", "RESERVED_FIELDS", "SCOPES", "MemoryState"]
 
 #: Filterable fields every memory has; user metadata may not use these names.
 RESERVED_FIELDS = frozenset(
@@ -37,9 +37,13 @@ RESERVED_FIELDS = frozenset(
 #: The scope fields, in the order of a scope tuple
 SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
+_COUNTERS = ("added", "exact_duplicates", "near_links", "near_merged", "forgotten", "searches", "pruned_age",
+             "pruned_relevance", "pruned_redundancy", "archived", "demoted")
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
-_FORMAT = 2  # 2: records leave out what can be derived (records.to_stored); format 1 stores read as well
-_READABLE = (1, 2)
+# 2: records leave out what can be derived (records.to_stored); 3: a near-duplicate link is stored on one side
+# only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
+FORMAT = 3
+_READABLE = (1, 2, 3)
 
 
 class MemoryState:
@@ -63,9 +67,7 @@ class MemoryState:
         self._access = AccessLog()
         self._generation = 0  # bumped by every change, so a prune plan knows it is stale
         self._n_restricted = 0  # live records that some reads hide (expired, or with an end of validity)
-        self.counters = {"added": 0, "exact_duplicates": 0, "near_links": 0, "near_merged": 0, "forgotten": 0,
-                         "searches": 0, "pruned_age": 0, "pruned_relevance": 0, "pruned_redundancy": 0,
-                         "archived": 0, "demoted": 0}
+        self.counters = dict.fromkeys(_COUNTERS, 0)
         self._next_id = 0
         self._reserved_to = 0
         self._closed = False
@@ -73,6 +75,14 @@ class MemoryState:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("AgentMemory: this memory is closed; open the directory again")
+
+    def _held(self, id_: int) -> MemoryRecord:
+        """The record of ``id_`` this memory holds (open memories only); ``KeyError`` naming the id."""
+        self._check_open()
+        rec = self._records.get(id_)
+        if rec is None:
+            raise KeyError(f"id: no memory with id {id_!r}")
+        return rec
 
     def _load(self) -> None:
         meta = self.store.retrieve(_META_KEY, None)
@@ -97,6 +107,7 @@ class MemoryState:
             if codes is not None:
                 vec_ids.append(rec.id)
                 vecs.append(decode_vector(codes, scale))
+        self._link_back()
         self._access.load(self.store, self._records)
         self._keywords.add_many([(r["id"], r["text"]) for r in records])
         if vecs:
@@ -105,10 +116,48 @@ class MemoryState:
             self._vectors.flush()
         release_free_heap()  # the decoded records and vectors were temporaries of this size
 
+    def _reload(self) -> None:
+        """Rebuild every RAM index from the store, so RAM holds exactly what the store holds.
+
+        After a write that failed part-way (a full disk, say): the records it
+        had installed in RAM but not stored are dropped, the ones it stored are
+        indexed. Access counts not yet written are lost, as in a crash.
+        """
+        self._keywords.close()
+        if self._vectors is not None:
+            self._vectors.close()
+        self._records, self._by_hash, self._columns = {}, {}, MetadataColumns()
+        self._keywords, self._vectors, self._access = KeywordIndex(), None, AccessLog()
+        self._n_restricted, self._next_id, self._reserved_to = 0, 0, 0
+        self._generation += 1
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self._load()
+
+    def _link_back(self) -> None:
+        """Make the loaded links symmetric: a memory links every memory whose record names it.
+
+        In RAM a link is always held on both sides (sorted ids); a store may keep
+        it on one side only (the newer memory's record, written once when it is
+        added), so opening derives the other side. Links to ids that no longer
+        exist are dropped.
+        """
+        records = self._records
+        linked: dict[int, set[int]] = {}
+        for rec in records.values():
+            for other in rec.links:
+                if other in records:
+                    linked.setdefault(rec.id, set()).add(other)
+                    linked.setdefault(other, set()).add(rec.id)
+        for rec in records.values():
+            links = sorted(linked.get(rec.id, ()))
+            if list(rec.links) != links:
+                rec.links = links
+            shared_empties(rec)
+
     def _save_meta(self) -> None:
         self.store.store(
             _META_KEY,
-            {"format": _FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
+            {"format": FORMAT, "reserved_to": self._reserved_to, "counters": dict(self.counters),
              "dim": None if self._vectors is None else self._vectors.dim},
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -15,102 +15,152 @@ from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
-__all__ = ["TRIM_ROWS", "add_batch", "forget_many"]
+__all__ = ["CHUNK_ROWS", "TRIM_ROWS", "AddOptions", "add_batch", "forget_many"]
 
 #: a batch of at least this many rows hands its freed temporaries back to the OS (memstrata._heap)
 TRIM_ROWS = 256
+#: records of a batch written together (one store transaction)
+CHUNK_ROWS = 256
 
 
-def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any, category: str | None,
-              user_id: Any, agent_id: Any, run_id: Any, vectors: Any, valid_at: Any, supersedes: int | None,
-              pinned: bool) -> list[MemoryRecord]:
-    """Add ``contents`` (``name`` is "content" for one, else the argument name for messages)."""
+class AddOptions(TypedDict, total=False):
+    """The keyword options of :meth:`AgentMemory.add` / :meth:`AgentMemory.add_many`, each optional."""
+
+    category: str | None
+    user_id: str | None
+    agent_id: str | None
+    run_id: str | None
+    valid_at: Any
+    supersedes: int | None
+    pinned: bool
+
+
+def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metadata: Any = None, vectors: Any = None,
+              category: str | None = None, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
+              valid_at: Any = None, supersedes: int | None = None, pinned: bool = False) -> list[MemoryRecord]:
+    """Add ``contents`` (``name`` is "content" for one, else the argument name for messages).
+
+    Every row is checked (and embedded) before any is written. Records reach
+    the store in transactions of :data:`CHUNK_ROWS`: a batch's temporaries
+    (stored forms, frames), freed among the records it keeps, leave holes in
+    Python's heap that the OS never gets back, so fewer at a time leave fewer.
+    Duplicates are found over the whole batch at once, and its vectors join
+    the index in one call (the index fits its quantizer to its first large batch).
+    """
     single = name == "content"
     texts = [memory._check_content(c, name if single else f"{name}[{i}]") for i, c in enumerate(contents)]
     metas = [memory._check_metadata(m) for m in (metadata if metadata is not None else [None] * len(texts))]
     if len(metas) != len(texts):
         raise ValueError(f"metadata: expected {len(texts)} entries (one per content), got {len(metas)}")
     scope = memory._scope(user_id, agent_id, run_id)
-    table = memory.config.table
     if category is not None:
-        table[category]  # raises naming the known categories
+        memory.config.table[category]  # raises naming the known categories
     t_valid = to_seconds(valid_at, "valid_at")
     with memory._lock:
         memory._check_open()
         if supersedes is not None and supersedes not in memory._records:
             raise KeyError(f"supersedes: no memory with id {supersedes!r}")
         x = memory._embed(texts, vectors, "vector" if single else "vectors")
-        now = memory._now()
-        out: list[MemoryRecord] = []
-        new: list[MemoryRecord] = []
-        new_vecs: dict[int, np.ndarray] = {}
-        new_rows: list[int] = []  # rows of x stored as new memories
-        changed: dict[int, MemoryRecord] = {}
-        sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
-        near = None
-        if x is not None and memory.config.near_duplicates != "keep":
-            near = find_near(memory, x, scope, sketches)
-        for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
-            digest = content_digest(scope, text)
-            mode = "exact"
-            target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
-            if target is None and near is not None:
-                target = near.match(i)
-                mode = memory.config.near_duplicates
-            if target is not None and mode in ("exact", "merge"):
-                rec = memory._records[target]
-                memory._touch(rec, now)
-                if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
-                    rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
-                    memory._refresh(rec, memory._restricted(rec))
-                    changed[rec.id] = rec
-                memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
-                if supersedes is not None and supersedes != rec.id:  # the new fact was already known
-                    memory._supersede(memory._records[supersedes], rec.id, now, changed)
-                dup = rec.copy()
-                dup.duplicate_of = rec.id
-                out.append(dup)
-                continue
-            content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
-            kind = content_copy.get("type") if isinstance(content_copy, dict) else None
-            rec = MemoryRecord(
-                id=memory._new_id(), content=content_copy, text=text,
-                category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
-                user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
-                updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
-                pinned=bool(pinned), hash=digest,
-            )
-            if target is not None:  # a near duplicate, linked both ways
-                rec.links = [target]
-                other = memory._records.get(target) or next(r for r in new if r.id == target)
-                other.links = [*other.links, rec.id]
-                if other.id in memory._records:
-                    changed[other.id] = other
-                memory.counters["near_links"] += 1
-            if supersedes is not None:
-                memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
-            if x is not None:
-                new_vecs[rec.id] = x[i]
-                new_rows.append(i)
-            memory._install(rec, index_text=False)
-            if near is not None:
-                near.added(i, rec.id)
-            new.append(rec)
-            out.append(rec)
-        memory._persist(new + [r for r in changed.values() if r.id not in new_vecs], new_vecs)
-        if len(new) == 1:
-            memory._keywords.add(new[0].id, new[0].text)
-        elif new:
-            memory._keywords.add_many([(r.id, r.text) for r in new])
-        if new_vecs:
-            assert memory._vectors is not None
-            assert x is not None and sketches is not None
-            memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
-        memory.counters["added"] += len(new)
-        out = [r.copy() if r.duplicate_of is None else r for r in out]
-    if len(texts) >= TRIM_ROWS:
+        try:
+            out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned)
+        except BaseException:  # a store write failed (or was interrupted) part-way: RAM must not hold more than it
+            memory._reload()
+            raise
+        del x, texts, metas
+    if len(out) >= TRIM_ROWS:  # after the batch's temporaries (its vectors too) are freed
         release_free_heap()
     return out
+
+
+def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], metas: list[dict[str, Any]],
+              x: np.ndarray | None, scope: tuple[Any, Any, Any], category: str | None, t_valid: float | None,
+              supersedes: int | None, pinned: bool) -> list[MemoryRecord]:
+    """Write checked rows (under the memory's lock); the records to hand back."""
+    table = memory.config.table
+    now = memory._now()
+    out: list[MemoryRecord] = []
+    new: list[MemoryRecord] = []
+    new_vecs: dict[int, np.ndarray] = {}
+    new_rows: list[int] = []  # rows of x stored as new memories
+    changed: dict[int, MemoryRecord] = {}
+    unwritten = 0  # new records not yet in the store: new[-unwritten:]
+    sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
+    near = None
+    if x is not None and memory.config.near_duplicates != "keep":
+        near = find_near(memory, x, scope, sketches)
+    for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
+        if unwritten + len(changed) >= CHUNK_ROWS:
+            _write(memory, new[len(new) - unwritten :], changed, new_vecs)
+            unwritten = 0
+        digest = content_digest(scope, text)
+        mode = "exact"
+        target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
+        if target is None and near is not None:
+            target = near.match(i)
+            mode = memory.config.near_duplicates
+        if target is not None and mode in ("exact", "merge"):
+            rec = memory._records[target]
+            memory._touch(rec, now)
+            if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
+                rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
+                memory._refresh(rec, memory._restricted(rec))
+                changed[rec.id] = rec
+            memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
+            if supersedes is not None and supersedes != rec.id:  # the new fact was already known
+                memory._supersede(memory._records[supersedes], rec.id, now, changed)
+            dup = rec.copy()
+            dup.duplicate_of = rec.id
+            out.append(dup)
+            continue
+        content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
+        kind = content_copy.get("type") if isinstance(content_copy, dict) else None
+        rec = MemoryRecord(
+            id=memory._new_id(), content=content_copy, text=text,
+            category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
+            user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
+            updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
+            pinned=bool(pinned), hash=digest,
+        )
+        if target is not None:  # a near duplicate, linked both ways in RAM; only the new record stores the link
+            rec.links = [target]  # (the other's back-link is derived from it on open: MemoryState._link_back)
+            other = memory._records.get(target) or next(r for r in new if r.id == target)
+            other.links = [*other.links, rec.id]  # ids grow, so links stay sorted
+            memory.counters["near_links"] += 1
+        if supersedes is not None:
+            memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
+        if x is not None:
+            new_vecs[rec.id] = x[i]
+            new_rows.append(i)
+        memory._install(rec, index_text=False)
+        if near is not None:
+            near.added(i, rec.id)
+        new.append(rec)
+        unwritten += 1
+        out.append(rec)
+    _write(memory, new[len(new) - unwritten :], changed, new_vecs)
+    if new_vecs:
+        assert memory._vectors is not None
+        assert x is not None and sketches is not None
+        memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
+    memory.counters["added"] += len(new)
+    return [r.copy() if r.duplicate_of is None else r for r in out]
+
+
+def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, MemoryRecord],
+           new_vecs: dict[int, np.ndarray]) -> None:
+    """Store ``new`` records and the ``changed`` ones (then emptied), and index the new texts.
+
+    ``new_vecs``: vectors of the batch's new records, none in the index yet; a
+    changed record may be one of them, written by an earlier chunk.
+    """
+    ids = {r.id for r in new}
+    recs = new + [r for r in changed.values() if r.id not in ids]
+    memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs})
+    changed.clear()
+    if len(new) == 1:
+        memory._keywords.add(new[0].id, new[0].text)
+    elif new:
+        memory._keywords.add_many([(r.id, r.text) for r in new])
 
 
 def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:

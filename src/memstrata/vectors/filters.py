@@ -90,14 +90,15 @@ class _Column:
 
     ``numbers`` exists once some row held a number or bool, ``codes`` once some
     row held a string (None before): most keys hold one kind, and the unused
-    array would cost 8 or 4 bytes a row.
+    array would cost 8 or 4 bytes a row. A column that has held only bools
+    keeps them as int8 (0/1), and becomes float64 with its first number.
     """
 
     __slots__ = ("codes", "kinds", "numbers", "size", "strings")
 
     def __init__(self, capacity: int) -> None:
         self.kinds = np.zeros(capacity, np.int8)
-        self.numbers: np.ndarray | None = None  # numbers, and bools as 0/1
+        self.numbers: np.ndarray | None = None  # numbers, and bools as 0/1 (int8 while only bools came)
         self.codes: np.ndarray | None = None  # string -> code in ``strings``
         self.strings: dict[str, int] = {}
         self.size = 0
@@ -124,8 +125,10 @@ class _Column:
         self.kinds[row] = kind
         if kind in (BOOL, NUMBER):
             if self.numbers is None:
-                self.numbers = np.zeros(self.kinds.shape[0], np.float64)
-            self.numbers[row] = float(value)
+                self.numbers = np.zeros(self.kinds.shape[0], np.int8 if kind == BOOL else np.float64)
+            elif kind == NUMBER and self.numbers.dtype != np.float64:
+                self.numbers = self.numbers.astype(np.float64)
+            self.numbers[row] = value if kind == BOOL else float(value)
         elif self.numbers is not None:
             self.numbers[row] = 0.0
         if kind == STRING:
