@@ -4,7 +4,7 @@ from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
-from _hash_slots cimport hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
+from _hash_slots cimport hs_buckets, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
 from memstrata._native.order cimport (
     INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _capacity_arg, _grow_array, _grown_capacity,
@@ -50,11 +50,17 @@ cdef int _ghost_reserve(Ghost* g, Py_ssize_t extra) except -1:
     cdef Py_ssize_t live = g.table.count + extra
     if g.ring_size == 0:
         return 0
-    if ring > g.ring_alloc:
+    # once the ring is whole (ring_alloc == ring_size) ring_pos + extra may pass it:
+    # the ring wraps, nothing to grow
+    if ring > g.ring_alloc and g.ring_alloc < g.ring_size:
         ring = _grown_capacity(g.ring_alloc if g.ring_alloc else INITIAL_SLOTS, ring, g.ring_size)
         _grow_array(<void**>&g.ring, g.ring_alloc, ring, sizeof(uint64_t))
         g.ring_alloc = ring
-    return hs_reserve(&g.table, live if live < g.ring_size else g.ring_size)
+    if live > g.ring_size:
+        live = g.ring_size
+    if 2 * live + 2 <= hs_buckets(&g.table):
+        return 0                    # the common case: the table has room (load <= 1/2)
+    return hs_reserve(&g.table, live)
 
 
 cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
