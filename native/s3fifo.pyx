@@ -2,6 +2,7 @@
 
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_RawFree
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 from _hash_slots cimport hs_buckets, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
@@ -213,9 +214,11 @@ cdef class S3FIFOOrder(EvictionOrder):
         return (self._cap * (2 * sizeof(uint8_t) + sizeof(int64_t) + sizeof(uint64_t))
                 + _ghost_nbytes(&self._ghost) + _ghost_nbytes(&self._main_ghost))
 
+    @cython.final
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept:
         return &self._main if self._queue[slot] else &self._small
 
+    @cython.final
     cdef void _resize_small(self, int64_t delta) noexcept:
         cdef int64_t small = self._small_capacity + delta
         if small < 0:
@@ -277,12 +280,14 @@ cdef class S3FIFOOrder(EvictionOrder):
             lst.weight += weight - self._weight[slot]
         self._weight[slot] = weight
 
+    @cython.final
     cdef void _move_to_main(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, &self._small, slot, self._weight[slot])
         self._queue[slot] = 1
         self._freq[slot] = 0
         _push(self._prev, self._next, &self._main, slot, self._weight[slot])
 
+    @cython.final
     cdef Py_ssize_t _main_victim(self) noexcept:
         # CLOCK over the main queue: a slot with a positive counter goes round again
         cdef int32_t t
