@@ -7,6 +7,7 @@ allocated only when a weigher or a clock asks for them) and the eviction
 order's own arrays; all start small and grow by doubling up to ``maxsize``.
 """
 
+cimport cython
 from cpython.dict cimport PyDict_DelItem
 from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_RawFree
@@ -175,6 +176,8 @@ cdef class CacheSlots:
             raise KeyError(key)
         return slot
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
     cdef object _drop(self, Py_ssize_t slot):
         # unlink `slot` from the mapping (the order is updated by the caller);
         # returns (key, value) so that callbacks and decrefs happen after unlocking
@@ -182,11 +185,13 @@ cdef class CacheSlots:
         self._forget(slot)
         return pair
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
     cdef int _forget(self, Py_ssize_t slot) except -1:
         # _drop without the pair: the caller holds the key and value until it unlocks
         PyDict_DelItem(self._slots, self._keys[slot])
-        self._keys[slot] = None
-        self._values[slot] = None
+        _put(self._keys, slot, None)
+        _put(self._values, slot, None)
         if self._weights != NULL:
             self._bytes -= self._weights[slot]
             self._weights[slot] = 0

@@ -5,7 +5,7 @@ from cpython.dict cimport PyDict_SetItem
 from cpython.object cimport PyObject_Hash
 from libc.stdint cimport int64_t, uint64_t
 
-from memstrata._native._cache_slots cimport CacheSlots
+from memstrata._native._cache_slots cimport CacheSlots, _put
 
 from collections.abc import Mapping, MutableMapping
 
@@ -199,7 +199,7 @@ cdef class Cache(CacheSlots):
             slot = self._find(key)
             if slot >= 0:
                 old = self._values[slot]
-                self._values[slot] = value
+                _put(self._values, slot, value)
                 if self._weights != NULL:
                     self._bytes += w - self._weights[slot]
                     self._weights[slot] = w
@@ -248,8 +248,8 @@ cdef class Cache(CacheSlots):
                     self._n_free -= 1
                 else:
                     self._n_used += 1
-                self._keys[slot] = key
-                self._values[slot] = value
+                _put(self._keys, slot, key)
+                _put(self._values, slot, value)
                 if self._weights != NULL:
                     self._weights[slot] = w
                     self._bytes += w

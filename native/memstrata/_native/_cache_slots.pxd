@@ -3,7 +3,9 @@
 # methods here run with the lock held unless they say otherwise.
 
 from cpython.exc cimport PyErr_Occurred
+from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t
 
 from memstrata._native.order cimport EvictionOrder
@@ -33,6 +35,15 @@ cdef extern from "Python.h":
     # without Cython's error check: _find tells a miss (NULL, no exception) from an error
     PyObject* _dict_get "PyDict_GetItemWithError"(object mp, object key)
     Py_ssize_t _slot_number "PyLong_AsSsize_t"(PyObject* slot) noexcept
+
+
+cdef inline void _put(list items, Py_ssize_t i, object value) noexcept:
+    # items[i] = value for an i in range, without the generic item assignment; the
+    # caller holds a reference to the old item when it matters (no __del__ under the lock)
+    cdef PyObject* old = PyList_GET_ITEM(items, i)
+    Py_INCREF(value)
+    PyList_SET_ITEM(items, i, value)
+    Py_XDECREF(old)
 
 
 # called by _find with the exception of a failed key lookup set (defined in _cache_slots.pyx)
