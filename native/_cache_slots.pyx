@@ -7,11 +7,10 @@ allocated only when a weigher or a clock asks for them) and the eviction
 order's own arrays; all start small and grow by doubling up to ``maxsize``.
 """
 
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError
+cimport cython
+from cpython.dict cimport PyDict_DelItem
 from cpython.list cimport PyList_GET_SIZE
-from cpython.long cimport PyLong_AsSsize_t
 from cpython.mem cimport PyMem_RawFree
-from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t
 
 from memstrata._native.order cimport INITIAL_SLOTS, _grow_array, _grown_capacity
@@ -32,6 +31,25 @@ def unhashable(key):
     TypeError('key: expected a hashable key, got unhashable list')
     """
     return TypeError(f"key: expected a hashable key, got unhashable {type(key).__name__}")
+
+
+cdef int _raised() except -1:
+    # "the exception already set": -1 makes Cython's caller treat it as raised here
+    return -1
+
+
+cdef Py_ssize_t _lookup_failed(object key) except -2:
+    # the key lookup raised (the exception is set): an unhashable key's TypeError
+    # becomes one naming the argument, anything else (a key's __eq__ raising) passes
+    try:
+        _raised()
+    except TypeError:
+        try:
+            hash(key)
+        except TypeError:
+            raise unhashable(key) from None
+        raise
+    return -2
 
 
 cdef class CacheSlots:
@@ -142,20 +160,6 @@ cdef class CacheSlots:
 
     # -- called with the lock held --------------------------------------------------
 
-    cdef Py_ssize_t _find(self, object key) except -2:
-        cdef PyObject* p
-        try:
-            p = PyDict_GetItemWithError(self._slots, key)
-        except TypeError:
-            try:
-                hash(key)
-            except TypeError:
-                raise unhashable(key) from None
-            raise
-        if p == NULL:
-            return -1
-        return PyLong_AsSsize_t(<object>p)
-
     cdef Py_ssize_t _acquire_slot(self, object key) except -1:
         # take the lock and return `key`'s slot with the lock still held, for the
         # caller to release; an absent key (KeyError) or an unhashable one releases
@@ -172,20 +176,28 @@ cdef class CacheSlots:
             raise KeyError(key)
         return slot
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
     cdef object _drop(self, Py_ssize_t slot):
         # unlink `slot` from the mapping (the order is updated by the caller);
         # returns (key, value) so that callbacks and decrefs happen after unlocking
-        cdef object key = self._keys[slot]
-        cdef object value = self._values[slot]
-        PyDict_DelItem(self._slots, key)
-        self._keys[slot] = None
-        self._values[slot] = None
+        cdef object pair = (self._keys[slot], self._values[slot])
+        self._forget(slot)
+        return pair
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _forget(self, Py_ssize_t slot) except -1:
+        # _drop without the pair: the caller holds the key and value until it unlocks
+        PyDict_DelItem(self._slots, self._keys[slot])
+        _put(self._keys, slot, None)
+        _put(self._values, slot, None)
         if self._weights != NULL:
             self._bytes -= self._weights[slot]
             self._weights[slot] = 0
         self._free[self._n_free] = <int32_t>slot
         self._n_free += 1
-        return (key, value)
+        return 0
 
     cdef bint _shrink(self, int64_t incoming, list evicted) except -1:
         # evict victims into `evicted` until the entry fits; False if only pinned keys are left

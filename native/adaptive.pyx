@@ -1,5 +1,6 @@
 """Adaptive eviction: S3-FIFO or W-TinyLFU, whichever miniature simulations say hits more."""
 
+cimport cython
 from cpython.mem cimport PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
@@ -35,6 +36,7 @@ def _new_order(int family, n_slots, capacity):
     return WTinyLFUOrder(n_slots)
 
 
+@cython.final
 cdef class _Shadow:
     """A miniature cache of unit-size entries over sampled key hashes, counting its hits.
 

@@ -1,10 +1,11 @@
 """``Cache``: a bounded, thread-safe mapping built on the eviction orders."""
 
+cimport cython
 from cpython.dict cimport PyDict_SetItem
 from cpython.object cimport PyObject_Hash
 from libc.stdint cimport int64_t, uint64_t
 
-from memstrata._native._cache_slots cimport CacheSlots
+from memstrata._native._cache_slots cimport CacheSlots, _put
 
 from collections.abc import Mapping, MutableMapping
 
@@ -114,7 +115,10 @@ cdef class Cache(CacheSlots):
 
     # -- lookups --------------------------------------------------------------------
 
-    cdef object _lookup(self, object key, object missing):
+    @cython.final
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef inline object _lookup(self, object key, object missing):
         """The value for ``key`` (a hit: the order is touched) or ``missing`` (a miss)."""
         cdef Py_ssize_t slot
         cdef double now = self._clock() if self._clock is not None else 0.0
@@ -128,7 +132,7 @@ cdef class Cache(CacheSlots):
             self._hits += 1
             if self._atime != NULL:
                 self._atime[slot] = now
-            return self._values[slot]
+            return self._values[slot]   # slot < len(_values): no bounds check
         finally:
             self._release()
 
@@ -164,15 +168,23 @@ cdef class Cache(CacheSlots):
 
     # -- updates --------------------------------------------------------------------
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
     def set(self, key, value):
         """Store ``value`` under ``key``, evicting victims if the cache is full.
 
         Setting an existing key replaces its value and counts as an access.
         Evicted entries go to ``on_evict`` after the lock is released.
         """
-        cdef Py_ssize_t slot
+        cdef Py_ssize_t slot, v
         cdef Py_hash_t h
         cdef int64_t w
+        # the first victim is held in `gone_key`/`gone_value` (the usual single eviction
+        # allocates no list or tuple), any further ones in `evicted`; all are handed
+        # to on_evict, and dropped, after the lock is released
+        cdef object gone_key = _MISSING
+        cdef object gone_value = None
+        cdef object k, val
         cdef list evicted = None
         cdef object old = None
         cdef double now
@@ -187,7 +199,7 @@ cdef class Cache(CacheSlots):
             slot = self._find(key)
             if slot >= 0:
                 old = self._values[slot]
-                self._values[slot] = value
+                _put(self._values, slot, value)
                 if self._weights != NULL:
                     self._bytes += w - self._weights[slot]
                     self._weights[slot] = w
@@ -203,12 +215,21 @@ cdef class Cache(CacheSlots):
                 self._evictions += 1
             else:
                 if self._over(w):
-                    evicted = []
-                    if not self._shrink(w, evicted):
-                        # only pinned keys are left: the new entry is evicted on arrival
-                        evicted.append((key, value))
+                    v = self._order.c_pop_victim()
+                    if v >= 0:
+                        k = self._keys[v]
+                        val = self._values[v]
+                        self._forget(v)
+                        gone_key = k
+                        gone_value = val
                         self._evictions += 1
-                        return
+                    if v < 0 or self._over(w):
+                        evicted = []
+                        if v < 0 or not self._shrink(w, evicted):
+                            # only pinned keys are left: the new entry is evicted on arrival
+                            evicted.append((key, value))
+                            self._evictions += 1
+                            return
                 # a freed slot (last in, first out), else the next fresh one; growth
                 # and the order's insert come first, so a MemoryError stores nothing
                 if self._n_free:
@@ -227,8 +248,8 @@ cdef class Cache(CacheSlots):
                     self._n_free -= 1
                 else:
                     self._n_used += 1
-                self._keys[slot] = key
-                self._values[slot] = value
+                _put(self._keys, slot, key)
+                _put(self._values, slot, value)
                 if self._weights != NULL:
                     self._weights[slot] = w
                     self._bytes += w
@@ -236,8 +257,11 @@ cdef class Cache(CacheSlots):
                     self._atime[slot] = now
         finally:
             self._release()
-            if evicted:
-                self._notify(evicted)
+            if self._on_evict is not None:
+                if gone_key is not _MISSING:
+                    self._on_evict(gone_key, gone_value)
+                if evicted:
+                    self._notify(evicted)
 
     def __setitem__(self, key, value):
         self.set(key, value)

@@ -2,9 +2,10 @@
 
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_RawFree
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
-from _hash_slots cimport hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
+from _hash_slots cimport hs_buckets, hs_delete_at, hs_find, hs_free, hs_init, hs_nbytes, hs_put, hs_reserve
 
 from memstrata._native.order cimport (
     INITIAL_SLOTS, PINNED, EvictionOrder, SlotList, _capacity_arg, _grow_array, _grown_capacity,
@@ -50,11 +51,17 @@ cdef int _ghost_reserve(Ghost* g, Py_ssize_t extra) except -1:
     cdef Py_ssize_t live = g.table.count + extra
     if g.ring_size == 0:
         return 0
-    if ring > g.ring_alloc:
+    # once the ring is whole (ring_alloc == ring_size) ring_pos + extra may pass it:
+    # the ring wraps, nothing to grow
+    if ring > g.ring_alloc and g.ring_alloc < g.ring_size:
         ring = _grown_capacity(g.ring_alloc if g.ring_alloc else INITIAL_SLOTS, ring, g.ring_size)
         _grow_array(<void**>&g.ring, g.ring_alloc, ring, sizeof(uint64_t))
         g.ring_alloc = ring
-    return hs_reserve(&g.table, live if live < g.ring_size else g.ring_size)
+    if live > g.ring_size:
+        live = g.ring_size
+    if 2 * live + 2 <= hs_buckets(&g.table):
+        return 0                    # the common case: the table has room (load <= 1/2)
+    return hs_reserve(&g.table, live)
 
 
 cdef void _ghost_add(Ghost* g, uint64_t h) noexcept nogil:
@@ -207,9 +214,11 @@ cdef class S3FIFOOrder(EvictionOrder):
         return (self._cap * (2 * sizeof(uint8_t) + sizeof(int64_t) + sizeof(uint64_t))
                 + _ghost_nbytes(&self._ghost) + _ghost_nbytes(&self._main_ghost))
 
+    @cython.final
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept:
         return &self._main if self._queue[slot] else &self._small
 
+    @cython.final
     cdef void _resize_small(self, int64_t delta) noexcept:
         cdef int64_t small = self._small_capacity + delta
         if small < 0:
@@ -271,12 +280,14 @@ cdef class S3FIFOOrder(EvictionOrder):
             lst.weight += weight - self._weight[slot]
         self._weight[slot] = weight
 
+    @cython.final
     cdef void _move_to_main(self, Py_ssize_t slot) noexcept:
         _unlink(self._prev, self._next, &self._small, slot, self._weight[slot])
         self._queue[slot] = 1
         self._freq[slot] = 0
         _push(self._prev, self._next, &self._main, slot, self._weight[slot])
 
+    @cython.final
     cdef Py_ssize_t _main_victim(self) noexcept:
         # CLOCK over the main queue: a slot with a positive counter goes round again
         cdef int32_t t

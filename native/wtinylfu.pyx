@@ -2,6 +2,7 @@
 
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.math cimport fabs
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from memstrata._native.order cimport (
@@ -298,25 +299,30 @@ cdef class WTinyLFUOrder(EvictionOrder):
 
     # -- internals -------------------------------------------------------------------
 
+    @cython.final
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept:
         cdef uint8_t seg = self._segment[slot]
         if seg == WINDOW:
             return &self._window
         return &self._probation if seg == PROBATION else &self._protected
 
+    @cython.final
     cdef int _record(self, uint64_t h) except -1:
         _sketch_add(&self._sketch, h)
         return 0
 
+    @cython.final
     cdef int _estimate(self, uint64_t h) noexcept:
         return _sketch_estimate(&self._sketch, h)
 
+    @cython.final
     cdef void _move(self, Py_ssize_t slot, int segment) noexcept:
         # an unpinned slot leaves its list and becomes the newest of `segment`
         _unlink(self._prev, self._next, self._list_of(slot), slot, 0)
         self._segment[slot] = <uint8_t>segment
         _push(self._prev, self._next, self._list_of(slot), slot, 0)
 
+    @cython.final
     cdef void _rebalance(self) noexcept:
         # window overflow joins probation; protected overflow drops back to probation
         while self._window.count > self._window_cap:
@@ -324,6 +330,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         while self._protected.count > self._protected_cap:
             self._move(self._protected.head, PROBATION)
 
+    @cython.final
     cdef void _set_window(self, double target) noexcept:
         cdef double top = <double>(self.n_slots - 1) if self.n_slots > 1 else 1.0
         if target < 1.0:
@@ -335,6 +342,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         self._protected_cap = <int64_t>((self.n_slots - self._window_cap) * self.protected_ratio)
         self._rebalance()
 
+    @cython.final
     cdef void _climb(self) noexcept:
         cdef int64_t n = self._sample_hits + self._sample_misses
         cdef double rate, change, amount

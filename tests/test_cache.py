@@ -354,6 +354,69 @@ def test_unhashable_keys() -> None:
     assert cache.info()["misses"] == 0
 
 
+class _RaisingKey:
+    """A hashable key whose comparison raises the class's current ``error``."""
+
+    error: Exception = ValueError("unset")
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        raise _RaisingKey.error
+
+
+def test_a_key_comparison_error_passes_through_and_frees_the_lock() -> None:
+    cache = Cache(4, policy="lru", thread_safe=True)
+    cache[_RaisingKey()] = 1
+    for error in (ValueError("eq failed"), TypeError("eq refused")):
+        _RaisingKey.error = error
+        for call in (lambda: cache.get(_RaisingKey()), lambda: cache[_RaisingKey()],
+                     lambda: cache.set(_RaisingKey(), 2), lambda: _RaisingKey() in cache):
+            with pytest.raises(type(error), match=str(error)):
+                call()
+    cache["a"] = 1  # the lock was released on every error path
+    assert cache.get("a") == 1 and len(cache) == 2
+
+
+class _Reentrant:
+    """A value whose ``__del__`` reads the cache: only safe once the lock is released."""
+
+    def __init__(self, cache: Cache, seen: list[int]) -> None:
+        self.cache, self.seen = cache, seen
+
+    def __del__(self) -> None:
+        self.seen.append(len(self.cache.info()))
+
+
+def test_evicted_values_are_released_after_the_lock() -> None:
+    seen: list[int] = []
+
+    def replay() -> None:
+        for weights in (None, len):  # one victim per insert, then several (weights)
+            cache = Cache(2, policy="lru") if weights is None else Cache(
+                8, policy="lru", max_bytes=4, weigher=lambda v: 2 if isinstance(v, _Reentrant) else len(v))
+            cache["a"] = _Reentrant(cache, seen)
+            cache["b"] = _Reentrant(cache, seen)
+            cache["c"] = (1,) if weights is None else (1, 2, 3, 4)  # evicts "a" (and "b" with weights)
+            assert seen == ([9] if weights is None else [9, 9, 9])
+
+    # a value released under the lock would deadlock its __del__: run where a hang is detectable
+    worker = threading.Thread(target=replay, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and seen == [9, 9, 9]
+
+
+def test_several_victims_reach_on_evict_in_eviction_order() -> None:
+    seen: list[str] = []
+    cache = Cache(10, policy="lru", max_bytes=6, weigher=len, on_evict=lambda k, v: seen.append(k))
+    for key in "abc":
+        cache[key] = "xx"
+    cache["d"] = "x" * 5  # needs 5 of 6: "a", "b" and "c" go, oldest first
+    assert seen == ["a", "b", "c"] and sorted(cache) == ["d"] and cache.info()["evictions"] == 3
+
+
 def test_bad_weights() -> None:
     cache = Cache(4, max_bytes=100, weigher=lambda v: v)
     with pytest.raises(ValueError, match="weigher: expected a non-negative weight .*, got -1"):

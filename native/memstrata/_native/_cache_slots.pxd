@@ -2,6 +2,10 @@
 # the lock and the eviction loop. cache.pyx builds the mapping API on it; the
 # methods here run with the lock held unless they say otherwise.
 
+from cpython.exc cimport PyErr_Occurred
+from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t
 
 from memstrata._native.order cimport EvictionOrder
@@ -25,6 +29,25 @@ cdef extern from *:
     bint ms_try_lock(int* flag) noexcept nogil
     void ms_unlock(int* flag) noexcept nogil
     void ms_yield() noexcept nogil
+
+
+cdef extern from "Python.h":
+    # without Cython's error check: _find tells a miss (NULL, no exception) from an error
+    PyObject* _dict_get "PyDict_GetItemWithError"(object mp, object key)
+    Py_ssize_t _slot_number "PyLong_AsSsize_t"(PyObject* slot) noexcept
+
+
+cdef inline void _put(list items, Py_ssize_t i, object value) noexcept:
+    # items[i] = value for an i in range, without the generic item assignment; the
+    # caller holds a reference to the old item when it matters (no __del__ under the lock)
+    cdef PyObject* old = PyList_GET_ITEM(items, i)
+    Py_INCREF(value)
+    PyList_SET_ITEM(items, i, value)
+    Py_XDECREF(old)
+
+
+# called by _find with the exception of a failed key lookup set (defined in _cache_slots.pyx)
+cdef Py_ssize_t _lookup_failed(object key) except -2
 
 
 cdef class CacheSlots:
@@ -53,9 +76,9 @@ cdef class CacheSlots:
 
     cdef int _configure(self, maxsize, policy, max_bytes, weigher, on_evict, clock, thread_safe) except -1
     cdef int _grow(self, Py_ssize_t needed) except -1
-    cdef Py_ssize_t _find(self, object key) except -2
     cdef Py_ssize_t _acquire_slot(self, object key) except -1
     cdef object _drop(self, Py_ssize_t slot)
+    cdef int _forget(self, Py_ssize_t slot) except -1
     cdef bint _shrink(self, int64_t incoming, list evicted) except -1
     cdef int64_t _weigh(self, object value) except -1
     cdef _notify(self, list evicted)
@@ -69,6 +92,16 @@ cdef class CacheSlots:
     cdef inline void _release(self) noexcept:
         if self._thread_safe:
             ms_unlock(&self._lock)
+
+    cdef inline Py_ssize_t _find(self, object key) except -2:
+        # key's slot, or -1; no try block on this path (Cython's costs an exception
+        # state save per call), the rare error goes to _lookup_failed
+        cdef PyObject* p = _dict_get(self._slots, key)
+        if p != NULL:
+            return _slot_number(p)      # a slot number: a small non-negative int
+        if PyErr_Occurred() == NULL:
+            return -1
+        return _lookup_failed(key)
 
     cdef inline bint _over(self, int64_t incoming) noexcept:
         # would one more entry of weight `incoming` overflow? (incoming < 0: no new entry)

@@ -1,5 +1,6 @@
 # S3-FIFO: the C-level layout (see s3fifo.pyx).
 
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 from _hash_slots cimport HashSlots
@@ -34,7 +35,11 @@ cdef class S3FIFOOrder(EvictionOrder):
     cdef SlotList _main
     cdef Ghost _ghost                   # keys evicted from the small queue
     cdef Ghost _main_ghost              # keys evicted from the main queue (adaptive only)
+    @cython.final
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept
+    @cython.final
     cdef void _resize_small(self, int64_t delta) noexcept
+    @cython.final
     cdef void _move_to_main(self, Py_ssize_t slot) noexcept
+    @cython.final
     cdef Py_ssize_t _main_victim(self) noexcept

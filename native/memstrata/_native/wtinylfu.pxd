@@ -1,5 +1,6 @@
 # W-TinyLFU: the C-level layout (see wtinylfu.pyx).
 
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 from memstrata._native.order cimport EvictionOrder, SlotList
@@ -35,10 +36,17 @@ cdef class WTinyLFUOrder(EvictionOrder):
     cdef SlotList _probation
     cdef SlotList _protected
     cdef Sketch _sketch
+    @cython.final
     cdef SlotList* _list_of(self, Py_ssize_t slot) noexcept
+    @cython.final
     cdef int _record(self, uint64_t h) except -1
+    @cython.final
     cdef int _estimate(self, uint64_t h) noexcept
+    @cython.final
     cdef void _move(self, Py_ssize_t slot, int segment) noexcept
+    @cython.final
     cdef void _rebalance(self) noexcept
+    @cython.final
     cdef void _set_window(self, double target) noexcept
+    @cython.final
     cdef void _climb(self) noexcept
