@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from memstrata._native.keyindex import KeyIndex
+from memstrata._native.logrecords import encode_batch
 from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
@@ -41,12 +42,10 @@ from memstrata.tiers._segments import (
     F_HEAD,
     F_SEAL,
     HEAD_VALUE,
-    HEADER,
     KIND_LOG,
     SEAL_VALUE,
     encode_record,
     fsync_dir,
-    record_parts,
     segment_name,
     write_all,
 )
@@ -218,17 +217,13 @@ class LogBackend(LogCompaction):
             self._check_writable()
             seq = self._seq + 1
             ops = [(F_DEL, k, b"") for k in deletes if self._locate(k) is not None]
-            ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
+            ops += [(0, k if type(k) is bytes else bytes(k), v if type(v) is bytes else bytes(v)) for k, v in puts.items()]
             if not ops:
                 return self._seq
-            parts: list[bytes] = []
-            offsets = []
-            total = 0
-            last = len(ops) - 1
-            for i, (flags, k, v) in enumerate(ops):
-                parts += record_parts(flags | (F_END if i == last else 0), seq, k, v, SEED)
-                offsets.append(total)
-                total += HEADER.size + len(k) + len(v) + 4
+            flags, k, v = ops[-1]
+            ops[-1] = (flags | F_END, k, v)
+            data, offsets = encode_batch(ops, seq, SEED)  # every record's header and checksum in one native call
+            total = len(data)
             if self.max_disk_bytes is not None:
                 limit = self.max_disk_bytes + (self.reserve_bytes if freeing else 0)
                 if self.disk_bytes() + total > limit:
@@ -243,7 +238,6 @@ class LogBackend(LogCompaction):
                 if self.disk_bytes() - self._ck_bytes() > CHECKPOINT_EVERY:
                     self._checkpoint()
             fd = self._fds[self._tail]
-            data = b"".join(parts)
             try:
                 write_all(fd, data, self._pos, self._seg_path(self._tail))
             except StorageFullError as exc:
