@@ -237,7 +237,8 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
             No space left; nothing was written and the store stays readable.
         """
         t0 = time.perf_counter()
-        self._check_writable()
+        if self._closed or self.read_only:
+            self._check_writable()
         _key, make, d, raw_length, hot_value = self._prepare(key, value, allow_loss)
         seq = self.tiers.write(key, make, tier, pin, content_digest=d, raw_length=raw_length, hot_value=hot_value)
         self._writes += 1

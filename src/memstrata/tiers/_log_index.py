@@ -118,6 +118,20 @@ class LogIndex:
         locs = self._table.lookup(key)
         if not locs:
             return None
+        if len(locs) == 1:  # the usual case: one native read, no frame of _read_at
+            loc = locs[0]
+            fd = self._fds.get(loc >> 32)
+            if fd is not None:
+                try:
+                    value = read_value(fd, loc & 0xFFFFFFFF, key, SEED)
+                except (OSError, CorruptDataError):
+                    value = None  # the loop below raises with the file's name
+                if value is not None:
+                    proven = self._proven
+                    if len(proven) >= PROVEN_MAX:
+                        proven.clear()
+                    proven[key] = loc
+                    return value
         error: CorruptDataError | None = None
         for loc in locs:
             try:
