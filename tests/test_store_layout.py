@@ -175,6 +175,24 @@ def test_access_times_in_ram_are_bounded(tmp_path: Path, monkeypatch: pytest.Mon
         assert store.verify()["ok"]
 
 
+def test_promotions_count_hits_in_a_fixed_sketch(tmp_path: Path) -> None:
+    from memstrata.tiers._reads import HIT_SLOTS
+
+    config = {**NO_THREAD, "hot_max_bytes": 1 << 20, "promote_warm_hits": 3}
+    with MemoryStore(tmp_path / "s", config) as store:
+        store.store_many({f"k{i}": {"n": i} for i in range(2000)}, tier="warm")
+        for i in range(2000):
+            store.retrieve(f"k{i}")
+        sketch = store.tiers._hit_counts
+        assert len(sketch) == HIT_SLOTS and 2 * 2000 - 10 <= sum(sketch) <= 2 * 2000  # two counters a read (one when
+        # both fall on the same byte), no dict per key
+        assert store.retrieve_with_tier("k7")[1] == "warm"  # 2 reads
+        assert store.retrieve_with_tier("k7") == ({"n": 7}, "warm")  # the 3rd read promotes
+        assert store.tier_of("k7") == "hot" and store.tiers.counters["warm_to_hot"] == 1
+        store.run_migrations()
+        assert not any(store.tiers._hit_counts)  # a pass starts the counts again
+
+
 def test_counts_match_a_recount_after_every_kind_of_change(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         store.store_many([(f"k{i}", {"i": i % 7}) for i in range(40)], tier="warm")
