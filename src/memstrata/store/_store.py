@@ -71,9 +71,9 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
     about 14 bytes per record. A key whose value no other key holds has two
     records (its entry, which also holds the frame, and the value's blob
     record): ~28 bytes per key right after open, up to ~40 just before the
-    table grows (``v2-open`` in ``benchmarks/bench_store.py``: 30 bytes per key
-    by tracemalloc for 10^5 keys). A value shared by several
-    keys adds a data record once, and each key its entry.
+    table grows (``v2-open`` in ``benchmarks/bench_store_v2.py``: 30 bytes
+    per key by tracemalloc for 10^5 keys). A value shared by several keys
+    adds a data record once, and each key its entry.
     ``get_statistics()["overall"]["ram_bytes"]`` reports the hot tier and the index.
 
     **Threads**: every method is safe to call from many threads at once.
