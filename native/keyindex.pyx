@@ -11,8 +11,11 @@ Layout: open addressing with linear probing in Robin Hood order. A
 fingerprint's home slot is ``(fp * capacity) >> 32`` (monotonic in ``fp``), and
 a run keeps its entries sorted by (home, fingerprint), so a probe stops at the
 first entry that sorts after the one it looks for; deletion shifts the run back
-(no tombstones). The table grows by half when it passes ``MAX_LOAD`` and
-shrinks when it falls below a quarter, with no preallocation from a maximum.
+(no tombstones). Robin Hood order keeps probes short even 90 % full, so the
+table runs between 60 % and ``MAX_LOAD`` (90 %) full: it grows by half when it
+passes ``MAX_LOAD`` and shrinks when it falls below a quarter, with no
+preallocation from a maximum; ``from_arrays`` (a log's open) builds it 85 %
+full, which leaves room for the writes after an open before the first growth.
 
 Fingerprints are part of the log's checkpoint format (``fingerprint``: XXH3-128
 of the key with seed ``FP_SEED``, bits 32..63 of its low word, 0 mapped to 1):
@@ -31,9 +34,9 @@ from _xxh3 cimport ms_u128, ms_xxh3_128
 #: Seed of the fingerprint hash (ASCII "KIDX"); part of the checkpoint format.
 FP_SEED = 0x4B494458
 #: The table grows when more than this share of its slots is taken.
-MAX_LOAD = 0.8
+MAX_LOAD = 0.9
 #: Share of slots taken right after ``from_arrays`` (room to grow before the first resize).
-BUILD_LOAD = 0.75
+BUILD_LOAD = 0.85
 #: Bytes of one slot (fingerprint + location).
 SLOT_BYTES = 12
 
@@ -284,7 +287,7 @@ cdef class KeyIndex:
     def insert(self, fp, int64_t loc) -> None:
         """Add ``(fp, loc)`` (the caller has checked that its key is not in the table yet)."""
         cdef uint32_t f = self._checked_fp(fp)
-        if (self._n + 1) * 5 > self._cap * 4:  # MAX_LOAD
+        if (self._n + 1) * 10 > self._cap * 9:  # MAX_LOAD
             self._resize(self._cap + self._cap // 2)
         self._place(f, loc)
 
@@ -363,7 +366,7 @@ cdef class KeyIndex:
         if n and (not fa.all() or (((fa & np.uint32(m)) != fa) & (fa != 1)).any()):
             raise ValueError("fps: a fingerprint is 0 or outside the mask")
         cdef KeyIndex t = KeyIndex(mask)
-        cdef Py_ssize_t cap = max(<Py_ssize_t>MIN_CAPACITY, n * 4 // 3 + 1)
+        cdef Py_ssize_t cap = max(<Py_ssize_t>MIN_CAPACITY, n * 20 // 17 + 1)  # BUILD_LOAD
         PyMem_RawFree(t._fps)
         PyMem_RawFree(t._locs)
         t._fps = NULL

@@ -28,28 +28,31 @@ def _records(store: MemoryStore, key: str) -> tuple[bytes | None, list[Any] | No
     return entry, None if blob is None else unpack_blob(blob), backend.get(B + d)
 
 
-def _reads_of(store: MemoryStore) -> list[int]:
-    """Count the record reads of the log (each ``_read_at`` is one pread)."""
-    backend = store.tiers.backend
+def _reads_of(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the record reads of the log (each native ``read_value`` is one record read)."""
+    from memstrata.tiers import _log_index
+
     calls = [0]
-    read_at = backend._read_at
+    read_value = _log_index.read_value
 
-    def counting(loc: int, key: bytes) -> bytes:
+    def counting(fd: int, off: int, key: bytes, seed: int) -> bytes | None:
         calls[0] += 1
-        return read_at(loc, key)
+        return read_value(fd, off, key, seed)
 
-    backend._read_at = counting
+    monkeypatch.setattr(_log_index, "read_value", counting)
     return calls
 
 
-def test_a_key_alone_keeps_its_frame_in_its_entry_and_a_warm_read_is_one_record(tmp_path: Path) -> None:
+def test_a_key_alone_keeps_its_frame_in_its_entry_and_a_warm_read_is_one_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with MemoryStore(tmp_path / "s", {**NO_THREAD, "hot_max_bytes": 0}) as store:
         store.store("a", {"text": "only here"}, tier="warm")
         entry, blob, data = _records(store, "a")
         assert data is None and blob is not None and blob[OWNER] == encode_key("a") and blob[0] == 1
         assert inline_frame(entry, entry[9:25]) == store.tiers.read_frame("a")[0]
         store.tiers.backend._proven.clear()  # no shortcut from the write
-        calls = _reads_of(store)
+        calls = _reads_of(monkeypatch)
         assert store.retrieve("a") == {"text": "only here"}
         assert calls[0] == 1
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
@@ -126,6 +129,68 @@ def test_moves_pins_and_rewrites_keep_every_value(tmp_path: Path) -> None:
         assert store.verify()["ok"]
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         assert store.retrieve("a") == {"v": "a" * 50} and store.retrieve("b") == {"v": "b"} and store.verify()["ok"]
+
+
+def test_a_key_writing_its_own_content_again_writes_only_its_entry(tmp_path: Path) -> None:
+    now = [100.0]
+    config = {**NO_THREAD, "hot_max_bytes": 1 << 20}
+    with MemoryStore(tmp_path / "s", config, clock=lambda: now[0]) as store:
+        seq1 = store.store("a", {"v": "same"}, tier="warm")
+        batches: list[list[bytes]] = []
+        apply = store.tiers.backend.apply
+
+        def recording(puts: Any, *args: Any, **kwargs: Any) -> int:
+            batches.append(sorted(puts))
+            return apply(puts, *args, **kwargs)
+
+        store.tiers.backend.apply = recording  # type: ignore[method-assign]
+        now[0] = 200.0
+        seq2 = store.store("a", {"v": "same"}, tier="warm")
+        entry, blob, _ = _records(store, "a")
+        assert batches == [[b"k" + encode_key("a"), b"mseq"]] and seq2 == seq1 + 1
+        assert entry[:8] == seq2.to_bytes(8, "little") and inline_frame(entry, entry[9:25]) is not None
+        assert blob is not None and blob[0] == 1 and blob[5] == 100.0  # the access time waits for a flush
+        store.store("a", {"v": "same"}, tier="hot")  # to the hot tier, with the stored frame
+        assert store.retrieve_with_tier("a") == ({"v": "same"}, "hot")
+        store.store("a", {"v": "same"}, tier="warm", pin=True)  # a new pin takes the full path
+        assert any(A + entry[9:25] in b for b in batches[2:])
+        store.tiers.backend.apply = apply  # type: ignore[method-assign]
+        store.flush()
+        assert _records(store, "a")[1][5] == 200.0
+        assert store.get_statistics()["deduplication"]["unique_blobs"] == 1 and store.verify()["ok"]
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("a") == {"v": "same"} and store.tiers.is_pinned("a") and len(store) == 1
+
+
+def test_access_times_in_ram_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memstrata.tiers import _rules
+
+    monkeypatch.setattr(_rules, "TOUCHED_MAX", 16)
+    with MemoryStore(tmp_path / "s", {**NO_THREAD, "hot_max_bytes": 0}) as store:
+        store.store_many({f"k{i}": f"value {i}" for i in range(50)}, tier="warm")
+        for i in range(50):
+            assert store.retrieve(f"k{i}") == f"value {i}"
+            store.store(f"k{i}", f"value {i}", tier="warm")
+            assert len(store.tiers._touched) < 16
+        assert store.verify()["ok"]
+
+
+def test_promotions_count_hits_in_a_fixed_sketch(tmp_path: Path) -> None:
+    from memstrata.tiers._reads import HIT_SLOTS
+
+    config = {**NO_THREAD, "hot_max_bytes": 1 << 20, "promote_warm_hits": 3}
+    with MemoryStore(tmp_path / "s", config) as store:
+        store.store_many({f"k{i}": {"n": i} for i in range(2000)}, tier="warm")
+        for i in range(2000):
+            store.retrieve(f"k{i}")
+        sketch = store.tiers._hit_counts
+        assert len(sketch) == HIT_SLOTS and 2 * 2000 - 10 <= sum(sketch) <= 2 * 2000  # two counters a read (one when
+        # both fall on the same byte), no dict per key
+        assert store.retrieve_with_tier("k7")[1] == "warm"  # 2 reads
+        assert store.retrieve_with_tier("k7") == ({"n": 7}, "warm")  # the 3rd read promotes
+        assert store.tier_of("k7") == "hot" and store.tiers.counters["warm_to_hot"] == 1
+        store.run_migrations()
+        assert not any(store.tiers._hit_counts)  # a pass starts the counts again
 
 
 def test_counts_match_a_recount_after_every_kind_of_change(tmp_path: Path) -> None:

@@ -67,12 +67,13 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
 
     **RAM**: the hot tier (bounded by ``hot_max_bytes``) plus the log's index:
     one 12-byte slot per record (a 32-bit key fingerprint and the record's
-    location, no key bytes), the table 53-80% full (75% right after open), so
-    about 16 bytes per record. A key whose value no other key holds has two
+    location, no key bytes), the table 60-90% full (85% right after open), so
+    about 14 bytes per record. A key whose value no other key holds has two
     records (its entry, which also holds the frame, and the value's blob
-    record): ~32 bytes per key (``v2-open`` in ``benchmarks/bench_store.py``:
-    34 bytes per key by tracemalloc for 10^5 keys). A value shared by several
-    keys adds a data record once, and each key its entry.
+    record): ~28 bytes per key right after open, up to ~40 just before the
+    table grows (``v2-open`` in ``benchmarks/bench_store_v2.py``: 30 bytes
+    per key by tracemalloc for 10^5 keys). A value shared by several keys
+    adds a data record once, and each key its entry.
     ``get_statistics()["overall"]["ram_bytes"]`` reports the hot tier and the index.
 
     **Threads**: every method is safe to call from many threads at once.
@@ -236,7 +237,8 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
             No space left; nothing was written and the store stays readable.
         """
         t0 = time.perf_counter()
-        self._check_writable()
+        if self._closed or self.read_only:
+            self._check_writable()
         _key, make, d, raw_length, hot_value = self._prepare(key, value, allow_loss)
         seq = self.tiers.write(key, make, tier, pin, content_digest=d, raw_length=raw_length, hot_value=hot_value)
         self._writes += 1

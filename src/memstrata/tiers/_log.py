@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from memstrata._native.keyindex import KeyIndex
+from memstrata._native.logrecords import encode_batch
 from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
@@ -41,12 +42,10 @@ from memstrata.tiers._segments import (
     F_HEAD,
     F_SEAL,
     HEAD_VALUE,
-    HEADER,
     KIND_LOG,
     SEAL_VALUE,
     encode_record,
     fsync_dir,
-    record_parts,
     segment_name,
     write_all,
 )
@@ -215,20 +214,17 @@ class LogBackend(LogCompaction):
         fdatasync: group commit).
         """
         with self._lock:
-            self._check_writable()
+            if self._closed or self.read_only:
+                self._check_writable()
             seq = self._seq + 1
-            ops = [(F_DEL, k, b"") for k in deletes if self._locate(k) is not None]
-            ops += [(0, bytes(k), bytes(v)) for k, v in puts.items()]
+            ops = [(F_DEL, k, b"") for k in deletes if self._locate(k) is not None] if deletes else []
+            ops += [(0, k if type(k) is bytes else bytes(k), v if type(v) is bytes else bytes(v)) for k, v in puts.items()]
             if not ops:
                 return self._seq
-            parts: list[bytes] = []
-            offsets = []
-            total = 0
-            last = len(ops) - 1
-            for i, (flags, k, v) in enumerate(ops):
-                parts += record_parts(flags | (F_END if i == last else 0), seq, k, v, SEED)
-                offsets.append(total)
-                total += HEADER.size + len(k) + len(v) + 4
+            flags, k, v = ops[-1]
+            ops[-1] = (flags | F_END, k, v)
+            data, offsets = encode_batch(ops, seq, SEED)  # every record's header and checksum in one native call
+            total = len(data)
             if self.max_disk_bytes is not None:
                 limit = self.max_disk_bytes + (self.reserve_bytes if freeing else 0)
                 if self.disk_bytes() + total > limit:
@@ -243,14 +239,15 @@ class LogBackend(LogCompaction):
                 if self.disk_bytes() - self._ck_bytes() > CHECKPOINT_EVERY:
                     self._checkpoint()
             fd = self._fds[self._tail]
-            data = b"".join(parts)
             try:
-                write_all(fd, data, self._pos, self._seg_path(self._tail))
-            except StorageFullError as exc:
-                if not (freeing and exc.errno == errno.ENOSPC and release_reserve(self.directory)):
-                    raise
-                log.warning("memstrata: %s: the disk is full; its reserved space was given up for this delete", self.path)
-                write_all(fd, data, self._pos, self._seg_path(self._tail))
+                if os.write(fd, data) != total:  # one write() takes a batch whole but on odd files and full disks
+                    raise OSError(errno.EIO, "short write")
+            except OSError:
+                try:
+                    os.ftruncate(fd, self._pos)  # no partial batch stays: write it again, with the error path's care
+                except OSError:
+                    pass
+                self._write_again(fd, data, freeing)
             synced = self.durability == "full" and wait
             if synced:
                 os.fdatasync(fd)
@@ -258,14 +255,29 @@ class LogBackend(LogCompaction):
             if self._marker is not None:
                 self._marker.record(seq, synced=synced)
             base = (self._tail << 32) + self._pos
+            table, proven = self._table, self._proven
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
                     self._index_pop(k)
+                    continue
+                old = proven.get(k)  # _index_set's fast path inline: the record this key's last read or write proved
+                if old is not None and table.replace(table.fingerprint(k), old, base + off):  # (named keys are never proven)
+                    proven[k] = base + off
                 else:
                     self._index_set(k, base + off)
             self._seq = seq
             self._pos += total
             return seq
+
+    def _write_again(self, fd: int, data: bytes, freeing: bool) -> None:
+        """The slow path of a batch's write: in parts, a full disk undone, ``freeing`` batches using the reserve."""
+        try:
+            write_all(fd, data, self._pos, self._seg_path(self._tail))
+        except StorageFullError as exc:
+            if not (freeing and exc.errno == errno.ENOSPC and release_reserve(self.directory)):
+                raise
+            log.warning("memstrata: %s: the disk is full; its reserved space was given up for this delete", self.path)
+            write_all(fd, data, self._pos, self._seg_path(self._tail))
 
     def sync_through(self, seq: int) -> None:
         """Return once batch ``seq`` is on stable storage (``durability="full"``; otherwise at once).

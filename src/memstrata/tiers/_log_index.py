@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from memstrata._native.keyindex import KeyIndex, fingerprints, fingerprints_at
+from memstrata._native.logrecords import read_value
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import Checkpoint
 from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, value_at
@@ -97,7 +98,11 @@ class LogIndex:
         try:
             if fd is None:
                 raise CorruptDataError(": the index names a segment that is not part of the log")
-            return value_at(fd, os.pread(fd, READ_AHEAD, off), off, key, SEED)
+            value = read_value(fd, off, key, SEED)  # one native call: pread, header, checksum, key
+            if value is None:  # an intact record of another key: the slow path names it
+                value_at(fd, os.pread(fd, READ_AHEAD, off), off, key, SEED)
+                raise CorruptDataError(f": record at offset {off} changed while it was read")
+            return value
         except OSError as exc:
             raise CorruptDataError(f"segment file {self._seg_path(seg)}: cannot read at offset {off} ({exc.strerror})") from exc
         except OtherKeyError as exc:
@@ -113,6 +118,20 @@ class LogIndex:
         locs = self._table.lookup(key)
         if not locs:
             return None
+        if len(locs) == 1:  # the usual case: one native read, no frame of _read_at
+            loc = locs[0]
+            fd = self._fds.get(loc >> 32)
+            if fd is not None:
+                try:
+                    value = read_value(fd, loc & 0xFFFFFFFF, key, SEED)
+                except (OSError, CorruptDataError):
+                    value = None  # the loop below raises with the file's name
+                if value is not None:
+                    proven = self._proven
+                    if len(proven) >= PROVEN_MAX:
+                        proven.clear()
+                    proven[key] = loc
+                    return value
         error: CorruptDataError | None = None
         for loc in locs:
             try:
@@ -165,12 +184,14 @@ class LogIndex:
             return
         table = self._table
         fp = table.fingerprint(key)
-        for old in table.find(fp):
-            if self._holds(old, key):
-                table.replace(fp, old, loc)
-                break
-        else:
-            table.insert(fp, loc)
+        proven = self._proven.get(key)  # the record a read or write just proved is key's: no header to read
+        if proven is None or not table.replace(fp, proven, loc):
+            for old in table.find(fp):
+                if self._holds(old, key):
+                    table.replace(fp, old, loc)
+                    break
+            else:
+                table.insert(fp, loc)
         self._prove(key, loc)
 
     def _index_pop(self, key: bytes) -> None:

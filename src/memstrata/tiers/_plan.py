@@ -128,6 +128,14 @@ class WritePlanMixin(StorageState):
         """Add one write's records to ``puts``; returns what to do in RAM once they are committed."""
         now = self.clock()
         old_raw = self._get_in(puts, K + kb)
+        if (
+            old_raw is not None
+            and len(old_raw) > ENTRY.size
+            and old_raw[ENTRY.size] == 0x57  # b"W": the entry holds its blob's one frame, so the key owns it
+            and old_raw[9:25] == d
+            and old_raw[8] & (F_TOMBSTONE | F_PINNED) == (F_PINNED if pin else 0)
+        ):
+            return self._plan_same_content(puts, seq, key, kb, old_raw, t, pin, d, now, hot_value)
         old: tuple[int, int, bytes] = (0, F_TOMBSTONE, b"") if old_raw is None else unpack_entry(old_raw)
         old_live = not old[1] & F_TOMBSTONE
         info = self._blob_in(puts, d)
@@ -199,6 +207,28 @@ class WritePlanMixin(StorageState):
                     if hot_value is None and make is not None:
                         frame = make()
                     self.hot.put(key, HotFrame(frame) if hot_value is None else hot_value, pin)
+
+        return commit
+
+    def _plan_same_content(
+        self, puts: dict[bytes, bytes], seq: int, key: Any, kb: bytes, old_raw: bytes, t: int, pin: bool, d: bytes,
+        now: float, hot_value: bytes | None,
+    ) -> Callable[[], None]:
+        """A key that owns its content writes it again (same pin): a new entry record, nothing else.
+
+        The blob's refs, pins, location and sizes stay as they are; its access
+        time joins the ones reads leave (``_touched``, saved at the next flush,
+        migration pass or close), so its record is neither read nor written.
+        """
+        puts[K + kb] = ENTRY.pack(seq, F_PINNED if pin else 0, d) + old_raw[ENTRY.size :]
+
+        def commit() -> None:
+            self._seq = max(self._seq, seq)
+            self._touch(d, now)
+            if t == HOT or key in self.hot:
+                self.hot.pop(key)
+                if t == HOT:
+                    self.hot.put(key, HotFrame(old_raw[ENTRY.size + 1 :]) if hot_value is None else hot_value, pin)
 
         return commit
 

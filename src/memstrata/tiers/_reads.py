@@ -22,7 +22,11 @@ from memstrata.tiers._tiers import (
 
 log = logging.getLogger("memstrata.store")
 
-__all__ = ["ReadMixin"]
+__all__ = ["HIT_SLOTS", "ReadMixin"]
+
+#: One-byte access counters in the promotion sketch (see ``ReadMixin._count_hit``): 64 KiB.
+HIT_SLOTS = 1 << 16
+HIT_MASK = HIT_SLOTS - 1
 
 
 class ReadMixin(StorageState):
@@ -78,47 +82,68 @@ class ReadMixin(StorageState):
         The store's read path calls this after its own hot-tier lookup; ``KeyError`` when absent.
         """
         kb = encode_key(key)
+        promote = False
         with self._lock:
             entry, record = self.warm.read_key(kb)
             if entry is not None and record is not None and record[:1] == b"W" and not entry[8] & F_TOMBSTONE:
                 frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
             else:
                 frame, loc, d = self.read_frame(key)
+            if not self.read_only and not self._closed:  # the access bookkeeping, under the same lock hold
+                self._touch(d, self.clock())
+                if loc == COLD:
+                    promote = self._count_hit(d) >= self.promote_cold_hits
+                else:
+                    promote = self._count_hit(kb) >= self.promote_warm_hits and self.hot.max_bytes > 0
         value = self.decode_frame(frame)  # outside the lock: readers decode in parallel
-        if self.read_only:
-            return value, loc
-        try:
-            self._after_read(key, kb, d, loc, value, frame)
-        except (MemstrataError, OSError) as exc:  # a promotion is a write: it never fails the read
-            self.counters["promotion_errors"] += 1
-            log.warning("memstrata: promotion of %r skipped (%s)", key, exc)
+        if promote:
+            try:
+                self._promote(key, kb, d, loc, value, frame)
+            except (MemstrataError, OSError) as exc:  # a promotion is a write: it never fails the read
+                self.counters["promotion_errors"] += 1
+                log.warning("memstrata: promotion of %r skipped (%s)", key, exc)
         return value, loc
 
-    def _after_read(self, key: Any, kb: bytes, d: bytes, loc: int, value: Any, frame: bytes) -> None:
-        """Access bookkeeping after a durable read: hit counts and promotions."""
+    def _count_hit(self, name: bytes) -> int:
+        """Accesses of ``name`` (a key, or a cold blob's digest) since the last migration pass, this one included.
+
+        Counted in a fixed sketch of one-byte counters (two per name, the
+        smaller one read), not a dict per name: RAM stays flat however many
+        keys are read. Counts saturate at 255 and may come out high when two
+        names share both counters (about one pair in 2**32); a count only
+        decides when a promotion is due.
+        """
+        h = hash(name)
+        counts = self._hit_counts
+        i, j = h & HIT_MASK, (h >> 16) & HIT_MASK
+        a, b = counts[i], counts[j]
+        if a < 255:
+            counts[i] = a + 1
+        if b < 255:
+            counts[j] = b + 1
+        return min(a, b) + 1
+
+    def _forget_hits(self, name: bytes) -> None:
+        h = hash(name)
+        self._hit_counts[h & HIT_MASK] = self._hit_counts[(h >> 16) & HIT_MASK] = 0
+
+    def _promote(self, key: Any, kb: bytes, d: bytes, loc: int, value: Any, frame: bytes) -> None:
+        """Move a blob read often enough up one tier: cold -> warm, or a warm key into the hot tier."""
         with self._lock:
             if self._closed:
                 return
-            now = self.clock()
-            self._touched[d] = now
-            hits = self._hits
             if loc == COLD:
-                n = hits.get(d, 0) + 1
-                hits[d] = n
-                if n >= self.promote_cold_hits and self._pins_of(d) == 0:
+                if self._pins_of(d) == 0:
                     self._move_blob(d, WARM)
-                    hits.pop(d, None)
+                    self._forget_hits(d)
                     self.counters["cold_to_warm"] += 1
                     self.counters["promotions"] += 1
-            else:
-                n = hits.get(kb, 0) + 1
-                hits[kb] = n
-                if n >= self.promote_warm_hits and self.hot.max_bytes and self._still_points_at(kb, d):
-                    self.hot.put(key, self._hot_value(value, frame))
-                    if key in self.hot:
-                        hits.pop(kb, None)
-                        self.counters["warm_to_hot"] += 1
-                        self.counters["promotions"] += 1
+            elif self._still_points_at(kb, d):
+                self.hot.put(key, self._hot_value(value, frame))
+                if key in self.hot:
+                    self._forget_hits(kb)
+                    self.counters["warm_to_hot"] += 1
+                    self.counters["promotions"] += 1
 
     def _still_points_at(self, kb: bytes, d: bytes) -> bool:
         """True when ``kb`` is live and still names content ``d`` (no write slipped in since the read)."""

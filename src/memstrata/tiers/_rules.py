@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from memstrata.errors import MemstrataError
 from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
     COLD,
@@ -20,7 +23,12 @@ from memstrata.tiers._tiers import (
     warm_record,
 )
 
-__all__ = ["RulesMixin"]
+__all__ = ["TOUCHED_MAX", "RulesMixin"]
+
+log = logging.getLogger("memstrata.store")
+
+#: Access times kept in RAM before they are written (about 150 bytes each: 2.5 MB at most).
+TOUCHED_MAX = 16384
 
 
 class RulesMixin(StorageState):
@@ -118,6 +126,21 @@ class RulesMixin(StorageState):
         if puts:
             self.backend.apply(puts)
 
+    def _touch(self, d: bytes, now: float) -> None:
+        """Note an access to blob ``d`` (saved by ``_flush_touched``); at ``TOUCHED_MAX`` pending, save them now.
+
+        The bound keeps RAM flat however many keys are read or rewritten
+        between two migration passes. Access times only steer the idle rules:
+        when they cannot be saved (a full disk), they are dropped with a warning.
+        """
+        touched = self._touched
+        touched[d] = now
+        if len(touched) >= TOUCHED_MAX:
+            try:
+                self._flush_touched()
+            except (MemstrataError, OSError) as exc:
+                log.warning("memstrata: %d access times not saved (%s)", len(touched), exc)
+
     def run_migrations(self, now: float | None = None) -> dict[str, int]:
         """Apply the idle and capacity rules once; returns how many moved each way."""
         moved = {"hot_to_warm": 0, "warm_to_cold": 0, "capacity": 0}
@@ -154,7 +177,7 @@ class RulesMixin(StorageState):
                 if to_move:
                     self._move_many_to_cold(to_move)
                     moved["warm_to_cold"] = len(to_move)
-            self._hits.clear()
+            self._hit_counts = bytearray(len(self._hit_counts))
             c = self.counters
             c["hot_to_warm"] += moved["hot_to_warm"]
             c["warm_to_cold"] += moved["warm_to_cold"]

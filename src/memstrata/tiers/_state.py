@@ -35,7 +35,7 @@ class StorageState:
     counters: dict[str, int]
     last_migration_error: str | None
     _touched: dict[bytes, float]  # digest -> last access, not yet persisted
-    _hits: dict[Any, int]  # key or digest -> accesses since the last pass
+    _hit_counts: bytearray  # accesses since the last pass, a sketch by key or digest (ReadMixin._count_hit)
     _forgotten_packs: set[int]  # packs holding blobs dropped by gc(), rewritten by compact()
     _closed: bool
     _seq: int
@@ -71,6 +71,8 @@ class StorageState:
         def _hot_value(value: Any, frame: bytes) -> bytes: ...  # _reads
 
         def _move_blob(self, d: bytes, dest: int) -> None: ...  # _rules
+
+        def _touch(self, d: bytes, now: float) -> None: ...  # _rules
 
         def _own_single_blobs(self, batch: int = 256) -> int: ...  # _plan
 

@@ -19,14 +19,16 @@ from memstrata.tiers._counts import load_counts, save_counts
 from memstrata.tiers._log import LogBackend
 from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._plan import WritePlanMixin
-from memstrata.tiers._reads import ReadMixin
+from memstrata.tiers._reads import HIT_SLOTS, ReadMixin
 from memstrata.tiers._rules import RulesMixin
 from memstrata.tiers._tiers import (
+    COLD,
     ENTRY,
     F_PINNED,
     F_TOMBSTONE,
     HOT,
     SEQ_KEY,
+    WARM,
     A,
     HotTier,
     K,
@@ -39,6 +41,9 @@ from memstrata.tiers._tiers import (
 __all__ = ["TieredStorage", "tier_number"]
 
 log = logging.getLogger("memstrata.store")
+
+_TIERS = {"hot": HOT, "warm": WARM, "cold": COLD}
+_SEQ = struct.Struct("<Q")
 
 
 
@@ -110,6 +115,8 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         self.refresh_dictionaries = refresh_dictionaries
         self.backend: Backend = MemoryBackend() if backend is None else backend
         self.warm = WarmTier(self.backend)
+        self._log = self.backend if isinstance(self.backend, LogBackend) else None  # the write path's shortcut
+        self._log_waits = self._log is None or self._log.durability != "full"  # False: group commit (_apply_batch)
         self.cold = cold
         self.clock = clock
         self.read_only = read_only
@@ -123,7 +130,7 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         # the hot cache keeps each key's last access by slot (HotTier.idle), no dict per key
         self.hot = HotTier(hot_max_bytes, policy=eviction_policy, on_demote=self._hot_evicted, clock=clock)
         self._touched: dict[bytes, float] = {}  # digest -> last access, not yet persisted
-        self._hits: dict[bytes, int] = {}  # key or digest -> accesses since the last pass
+        self._hit_counts = bytearray(HIT_SLOTS)  # accesses since the last pass (ReadMixin._count_hit)
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "promotions",
@@ -223,7 +230,9 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         callable that makes the frame: it is called only when the content is
         not stored yet (``content_digest`` and ``raw_length`` are then required).
         """
-        t = tier_number(tier)
+        t = _TIERS.get(tier) if type(tier) is str else None
+        if t is None:
+            t = tier_number(tier)
         kb = encode_key(key)
         if callable(frame):
             if content_digest is None or raw_length is None:
@@ -236,18 +245,24 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
                 frame = bytes(frame)
         if content_digest is None:
             content_digest = digest(frame)
-        d = bytes(content_digest)
+        d = content_digest if type(content_digest) is bytes else bytes(content_digest)
         if raw_length is None:
             raw_length = read_header(frame).original_length
         with self._lock:
-            self._check_writable()
+            if self._closed or self.read_only:
+                self._check_writable()
             puts: dict[bytes, bytes] = {}
             seq = self._seq + 1
             commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
-            puts[SEQ_KEY] = struct.pack("<Q", seq)
-            ticket = self._apply_batch(puts)
+            puts[SEQ_KEY] = _SEQ.pack(seq)
+            if self._log is not None:  # a segment log: see _apply_batch
+                ticket = self._log.apply(puts, (), wait=self._log_waits)
+                ticket = None if self._log_waits else ticket
+            else:
+                ticket = self._apply_batch(puts)
             commit()
-        self._wait_durable(ticket)
+        if ticket is not None:
+            self._wait_durable(ticket)
         return seq
 
     def _apply_batch(self, puts: dict[bytes, bytes], *, freeing: bool = False) -> int | None:
@@ -260,7 +275,8 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         """
         backend = self.backend
         if isinstance(backend, LogBackend):
-            return backend.apply(puts, (), freeing=freeing, wait=backend.durability != "full")
+            seq = backend.apply(puts, (), freeing=freeing, wait=backend.durability != "full")
+            return None if backend.durability != "full" else seq
         if freeing:
             self._apply_freeing(puts)
         else:
