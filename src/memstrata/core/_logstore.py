@@ -93,7 +93,7 @@ class LogStore(Protocol):
     def close(self) -> None: ...
 
 
-def _in_chunks(lock: Any, conn: Any, sql: str, start: int, stop: int | None) -> Iterator[Any]:
+def rows_in_chunks(lock: Any, conn: Any, sql: str, start: int, stop: int | None) -> Iterator[Any]:
     """Entries ``start <= seq < stop`` by ``sql`` (params lo, hi, limit), a chunk per query, the lock held per chunk only."""
     hi = (1 << 62) if stop is None else stop
     lo = start
@@ -156,7 +156,7 @@ class SQLiteLogStore:
         return int(size), bytes(h)
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
-        return _in_chunks(
+        return rows_in_chunks(
             self._lock, self._conn, "SELECT * FROM entries WHERE seq>=? AND seq<? ORDER BY seq LIMIT ?", start, stop
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 from memstrata._native import auditchain
 from memstrata.core._audit import AuditChainError
 from memstrata.core._layers import TOMBSTONE, encode_record
-from memstrata.core._logstore import GENESIS, Build, _in_chunks
+from memstrata.core._logstore import GENESIS, Build, rows_in_chunks
 from memstrata.errors import MemstrataError
 
 __all__ = ["FORMAT", "PostgresLogStore", "migrate"]
@@ -347,7 +347,7 @@ class PostgresLogStore:
 
     def rows(self, start: int, stop: int | None) -> Iterator[Any]:
         sql = f"SELECT * FROM {self.prefix}entries WHERE seq>=%s AND seq<%s ORDER BY seq LIMIT %s"
-        for r in _in_chunks(self._lock, self._conn, sql, start, stop):
+        for r in rows_in_chunks(self._lock, self._conn, sql, start, stop):
             yield (r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]))
 
     def entry_hash(self, seq: int) -> bytes:
