@@ -4,7 +4,8 @@ Goals (issue 9), same run, single thread, 30,000 dev records (10k texts with
 metadata, 10k int8 embeddings, 10k trace records), hot tier 1 MiB:
 
 * warm retrieve >= 2x sqlite3 SELECT + the same decode: group ``v2-warm-retrieve``;
-* ``store()`` at "normal" >= 2x a sqlite3 autocommit insert: group ``v2-store-single``;
+* ``store()`` at "normal" >= 2x a sqlite3 autocommit insert: group ``v2-store-single`` (and, for new small
+  records under new keys, ``v2-store-new``);
 * files after ``compact()`` <= 1.10x the frames' bytes: group ``v2-bytes-after-compact``;
 * RAM beyond the hot budget <= 32 bytes per key, open of 10^6 keys <= 1 s: group ``v2-open``.
 """
@@ -131,6 +132,40 @@ def test_v2_store_single(benchmark, engine: str, dev_records: dict[str, Any], tm
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, v))
 
     time_writes(benchmark, run, len(items))
+    if engine.startswith("memstrata"):
+        benchmark.extra_info["path"] = LOG_PATH
+
+
+@pytest.mark.parametrize("engine", ["memstrata-normal", "sqlite3-NORMAL"])
+def test_v2_store_new(benchmark, engine: str, tmp_path_factory) -> None:
+    """New small records under new keys (what an agent stores every turn): every round writes 2,000 new keys."""
+    benchmark.group = "v2-store-new"
+    n = 2000
+    records = [{"text": f"memory {i}: the user said their favourite colour is {('red', 'teal', 'ochre')[i % 3]}",
+                "meta": {"turn": i, "source": "chat"}} for i in range(4 * n)]
+    path = tmp_path_factory.mktemp(engine)
+    rounds = iter(range(4))
+    if engine.startswith("memstrata"):
+        store = MemoryStore(path, {**NO_THREAD, "hot_max_bytes": 0, "durability": "normal"})
+
+        def run() -> None:
+            r = next(rounds)
+            for i in range(r * n, (r + 1) * n):
+                store.store(f"m{i}", records[i], tier="warm")
+    else:
+        conn = sqlite_kv(path / "kv.sqlite")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        texts = [json_text(v) for v in records]
+
+        def run() -> None:
+            r = next(rounds)
+            for i in range(r * n, (r + 1) * n):
+                conn.execute("INSERT INTO kv VALUES (?, ?)", (f"m{i}", texts[i]))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["writes_per_round"] = n
+    if benchmark.stats is not None:
+        benchmark.extra_info["us_per_store"] = round(benchmark.stats.stats.median / n * 1e6, 1)
     if engine.startswith("memstrata"):
         benchmark.extra_info["path"] = LOG_PATH
 

@@ -13,12 +13,12 @@ byte-for-byte twins of ``memstrata.tiers._segments`` (``encode_record`` and
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from memstrata.errors import CorruptDataError
 
 from libc.errno cimport errno
-from posix.unistd cimport pread
+from posix.unistd cimport pread, pwrite, write
 
 cdef extern from "ms_crc32.h" nogil:
     void ms_crc32_init()
@@ -27,6 +27,7 @@ cdef extern from "ms_crc32.h" nogil:
 ms_crc32_init()
 
 cdef enum:
+    END_FLAG = 2  # the last record of a batch
     HEADER_SIZE = 18
     CRC_SIZE = 4
     MAX_KEY = 0xFFFF
@@ -71,6 +72,26 @@ def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
     return ms_crc32(seed, &data[0], <size_t>data.shape[0])
 
 
+cdef inline uint8_t* _put_record(uint8_t* p, int flags, uint64_t seq, const char* key, size_t klen,
+                                 const char* head, size_t hlen, const uint8_t* rest, size_t rlen,
+                                 uint32_t seed) noexcept nogil:
+    """Lay one record (its value ``head`` then ``rest``) at ``p``; returns the byte after it."""
+    cdef size_t vlen = hlen + rlen
+    p[0] = 0x4D  # "M"
+    p[1] = 0x52  # "R"
+    p[2] = <uint8_t>flags
+    p[3] = 0
+    put16(p + 4, <uint16_t>klen)
+    put32(p + 6, <uint32_t>vlen)
+    put64(p + 10, seq)
+    memcpy(p + HEADER_SIZE, key, klen)
+    memcpy(p + HEADER_SIZE + klen, head, hlen)
+    if rlen:
+        memcpy(p + HEADER_SIZE + klen + hlen, rest, rlen)
+    put32(p + HEADER_SIZE + klen + vlen, ms_crc32(seed, p, HEADER_SIZE + klen + vlen))
+    return p + HEADER_SIZE + klen + vlen + CRC_SIZE
+
+
 def encode_batch(list records not None, uint64_t seq, uint32_t seed):
     """``(bytes, offsets)``: the records ``(flags, key, value)`` of one batch, laid end to end.
 
@@ -100,7 +121,6 @@ def encode_batch(list records not None, uint64_t seq, uint32_t seed):
         total += HEADER_SIZE + klen + vlen + CRC_SIZE
     out = PyBytes_FromStringAndSize(NULL, total)
     cdef uint8_t* base = <uint8_t*>PyBytes_AS_STRING(out)
-    cdef uint8_t* p
     cdef int flags
     offsets = [0] * n
     for i in range(n):
@@ -113,17 +133,7 @@ def encode_batch(list records not None, uint64_t seq, uint32_t seed):
         klen = PyBytes_GET_SIZE(key)
         vlen = PyBytes_GET_SIZE(value)
         offsets[i] = pos
-        p = base + pos
-        p[0] = 0x4D  # "M"
-        p[1] = 0x52  # "R"
-        p[2] = <uint8_t>flags
-        p[3] = 0
-        put16(p + 4, <uint16_t>klen)
-        put32(p + 6, <uint32_t>vlen)
-        put64(p + 10, seq)
-        memcpy(p + HEADER_SIZE, PyBytes_AS_STRING(key), klen)
-        memcpy(p + HEADER_SIZE + klen, PyBytes_AS_STRING(value), vlen)
-        put32(p + HEADER_SIZE + klen + vlen, ms_crc32(seed, p, HEADER_SIZE + klen + vlen))
+        _put_record(base + pos, flags, seq, PyBytes_AS_STRING(key), klen, PyBytes_AS_STRING(value), vlen, NULL, 0, seed)
         pos += HEADER_SIZE + klen + vlen + CRC_SIZE
     return out, offsets
 
@@ -153,6 +163,24 @@ def read_value(int fd, int64_t offset, bytes key not None, uint32_t seed):
         raise ValueError(f"offset: expected a non-negative integer, got {offset}")
     cdef uint8_t stack[READ_AHEAD]
     cdef uint8_t* buf = stack
+    cdef size_t klen, vlen
+    try:
+        _read_checked(fd, offset, seed, stack, &buf, &klen, &vlen)
+        if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
+            return None
+        return PyBytes_FromStringAndSize(<char*>buf + HEADER_SIZE + klen, vlen)
+    finally:
+        if buf != stack:
+            free(buf)
+
+
+cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, uint8_t** out,
+                       size_t* key_len, size_t* value_len) except -1:
+    """Read the whole record at ``offset`` and check its header and checksum (see :func:`read_value`).
+
+    ``stack`` holds ``READ_AHEAD`` bytes; a longer record is read into memory
+    allocated here, which ``*out`` then points at and the caller frees.
+    """
     cdef uint8_t* big = NULL
     cdef ssize_t got, more
     cdef size_t klen, vlen, end
@@ -170,25 +198,139 @@ def read_value(int fd, int64_t offset, bytes key not None, uint32_t seed):
     klen = <size_t>stack[4] | (<size_t>stack[5] << 8)
     vlen = <size_t>get32(stack + 6)
     end = HEADER_SIZE + klen + vlen
-    try:
-        if end + CRC_SIZE > <size_t>got:
-            big = <uint8_t*>malloc(end + CRC_SIZE)
-            if big == NULL:
-                raise MemoryError(f"cannot hold a record of {end + CRC_SIZE} bytes")
-            memcpy(big, stack, got)
-            with nogil:
-                more = pread(fd, big + got, end + CRC_SIZE - got, offset + got)
-                if more < 0:
-                    err = errno
+    out[0] = stack
+    if end + CRC_SIZE > <size_t>got:
+        big = <uint8_t*>malloc(end + CRC_SIZE)
+        if big == NULL:
+            raise MemoryError(f"cannot hold a record of {end + CRC_SIZE} bytes")
+        out[0] = big
+        memcpy(big, stack, got)
+        with nogil:
+            more = pread(fd, big + got, end + CRC_SIZE - got, offset + got)
             if more < 0:
-                raise OSError(err, f"cannot read at offset {offset + got}")
-            if <size_t>(got + more) != end + CRC_SIZE:
-                raise CorruptDataError(f": record at offset {offset} is truncated")
-            buf = big
-        if ms_crc32(seed, buf, end) != get32(buf + end):
-            raise CorruptDataError(f": record at offset {offset} fails its checksum")
-        if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
+                err = errno
+        if more < 0:
+            raise OSError(err, f"cannot read at offset {offset + got}")
+        if <size_t>(got + more) != end + CRC_SIZE:
+            raise CorruptDataError(f": record at offset {offset} is truncated")
+    if ms_crc32(seed, out[0], end) != get32(out[0] + end):
+        raise CorruptDataError(f": record at offset {offset} fails its checksum")
+    key_len[0] = klen
+    value_len[0] = vlen
+    return 0
+
+
+def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t at, bytes expect not None,
+                  bytes head not None, bytes tags not None, bytes key2 not None, bytes value2 not None,
+                  uint64_t seq, uint32_t seed, int dst_fd, int64_t room):
+    """Read ``key``'s record at ``src_offset`` and append its rewrite, and one more record, with one ``write``.
+
+    The write path of a key writing again the content it holds. The record
+    at ``src_offset`` of file ``src_fd`` is read and checked in full (header,
+    checksum, key: as :func:`read_value`). When its value ``v`` holds
+    ``expect`` at ``at`` and, after ``len(head)`` bytes, either ends or goes
+    on with a byte of ``tags``, the batch of two records (sequence number
+    ``seq``) -- ``key`` with the value ``head + v[len(head):]``, then
+    ``key2`` with ``value2`` and the ``END`` flag -- is written to ``dst_fd``
+    at its end with one ``write`` (GIL released). Returns
+    ``(data, second record's offset, what write() returned or -errno)``;
+    the caller undoes a failed or short write.
+
+    Returns None, writing nothing, when the record is not there intact, is
+    another key's, does not match, or the batch is longer than ``room``
+    bytes (the caller then takes its general path, which names any damage).
+
+    >>> import os, tempfile
+    >>> from memstrata.tiers._segments import encode_record
+    >>> fd, name = tempfile.mkstemp()
+    >>> _ = os.write(fd, encode_record(0, 1, b"k", b"HHxyz", 5))
+    >>> data, second, done = rewrite_batch(fd, 0, b"k", 0, b"HH", b"NN", b"x", b"m", b"2", 2, 5, fd, 1 << 20)
+    >>> data == encode_record(0, 2, b"k", b"NNxyz", 5) + encode_record(2, 2, b"m", b"2", 5), done == len(data)
+    (True, True)
+    >>> rewrite_batch(fd, 0, b"k", 0, b"ZZ", b"NN", b"x", b"m", b"2", 2, 5, fd, 1 << 20) is None
+    True
+    >>> os.close(fd); os.unlink(name)
+    """
+    if src_offset < 0 or at < 0:
+        raise ValueError(f"src_offset, at: expected non-negative integers, got {src_offset}, {at}")
+    cdef uint8_t stack[READ_AHEAD]
+    cdef uint8_t* buf = stack
+    cdef size_t klen, vlen, hlen = PyBytes_GET_SIZE(head), elen = PyBytes_GET_SIZE(expect)
+    cdef size_t k2len = PyBytes_GET_SIZE(key2), v2len = PyBytes_GET_SIZE(value2), first, total
+    cdef const uint8_t* value
+    cdef uint8_t* p
+    cdef ssize_t done
+    cdef int err = 0
+    if k2len > MAX_KEY:
+        raise ValueError(f"key2: at most {MAX_KEY} bytes, got {k2len}")
+    try:
+        try:
+            _read_checked(src_fd, src_offset, seed, stack, &buf, &klen, &vlen)
+        except (OSError, CorruptDataError):
+            return None  # the general path reads it again and names the damage
+        value = buf + HEADER_SIZE + klen
+        if (klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0
+                or <size_t>at + elen > vlen or memcmp(value + at, PyBytes_AS_STRING(expect), elen) != 0
+                or hlen > vlen or (hlen < vlen and memchr(PyBytes_AS_STRING(tags), value[hlen], PyBytes_GET_SIZE(tags)) == NULL)):
             return None
-        return PyBytes_FromStringAndSize(<char*>buf + HEADER_SIZE + klen, vlen)
+        first = HEADER_SIZE + klen + vlen + CRC_SIZE
+        total = first + HEADER_SIZE + k2len + v2len + CRC_SIZE
+        if <int64_t>total > room:
+            return None
+        out = PyBytes_FromStringAndSize(NULL, total)
+        p = <uint8_t*>PyBytes_AS_STRING(out)
+        p = _put_record(p, 0, seq, PyBytes_AS_STRING(key), klen, PyBytes_AS_STRING(head), hlen, value + hlen,
+                        vlen - hlen, seed)
+        _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key2), k2len, PyBytes_AS_STRING(value2), v2len, NULL, 0, seed)
+        p = <uint8_t*>PyBytes_AS_STRING(out)
+        with nogil:
+            done = write(dst_fd, p, total)
+            if done < 0:
+                err = errno
+        return out, first, (-err if done < 0 else done)
     finally:
-        free(big)
+        if buf != stack:
+            free(buf)
+
+cdef enum:
+    TAIL_BODY = 4 + 8 + 8 + 16  # magic "MSTL", written, synced, boot id
+    TAIL_SLOT = TAIL_BODY + CRC_SIZE
+
+#: Bytes of one tail-marker slot (``memstrata._tail``): its fields, then their CRC-32.
+TAIL_SLOT_SIZE = TAIL_SLOT
+
+
+def write_tail_slot(int fd, int64_t offset, uint64_t written, uint64_t synced, bytes boot not None):
+    """Write one tail-marker slot at ``offset`` of file ``fd`` with one ``pwrite``.
+
+    The slot is ``"MSTL" | written u64 | synced u64 | boot id (16 bytes) |
+    crc32 of those 36 bytes``: the bytes ``memstrata._tail`` packs with
+    ``struct`` and ``zlib.crc32``, made here without a Python object per
+    field (the marker is written after every batch). Raises ``OSError`` when
+    the write fails or is short.
+
+    >>> import os, struct, tempfile, zlib
+    >>> fd, name = tempfile.mkstemp()
+    >>> write_tail_slot(fd, 64, 7, 5, bytes(range(16)))
+    >>> body = struct.pack("<4sQQ16s", b"MSTL", 7, 5, bytes(range(16)))
+    >>> os.pread(fd, 40, 64) == body + struct.pack("<I", zlib.crc32(body))
+    True
+    >>> os.close(fd); os.unlink(name)
+    """
+    if offset < 0:
+        raise ValueError(f"offset: expected a non-negative integer, got {offset}")
+    if PyBytes_GET_SIZE(boot) != 16:
+        raise ValueError(f"boot: expected 16 bytes, got {PyBytes_GET_SIZE(boot)}")
+    cdef uint8_t slot[TAIL_SLOT]
+    cdef ssize_t done
+    slot[0] = 0x4D  # "M"
+    slot[1] = 0x53  # "S"
+    slot[2] = 0x54  # "T"
+    slot[3] = 0x4C  # "L"
+    put64(slot + 4, written)
+    put64(slot + 12, synced)
+    memcpy(slot + 20, PyBytes_AS_STRING(boot), 16)
+    put32(slot + TAIL_BODY, ms_crc32(0, slot, TAIL_BODY))
+    done = pwrite(fd, slot, TAIL_SLOT, offset)  # 40 bytes into allocated space: too short to release the GIL for
+    if done != TAIL_SLOT:  # errno, or EIO for a short write
+        raise OSError(errno if done < 0 else 5, f"cannot write the tail marker at offset {offset}")

@@ -21,7 +21,7 @@ def main(path: str, start: int) -> None:
     while True:
         tier = ("hot", "warm", "cold")[i % 3]
         store.store(f"k{i}", value(i), tier=tier)
-        if i % 4 == 0:  # the same content again while the key alone holds it: a write of its entry only
+        if i % 4 in (0, 1):  # the same content again, held alone (i % 4 == 0) or shared with k{i-1}: its entry only
             store.store(f"k{i}", value(i), tier="warm")
         if i % 5 == 4 and i - 2 >= start:
             store.delete(f"k{i - 2}")

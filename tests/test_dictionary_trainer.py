@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -188,3 +189,19 @@ def test_a_failed_training_is_logged_and_the_worker_stays_usable(caplog) -> None
     worker.request()
     assert worker.wait(10) and worker.runs == 1 and calls[0] == 2
     worker.close()
+
+
+def test_the_skipping_reservoir_keeps_early_and_late_records_alike() -> None:
+    """Once full, the reservoir draws how many records to skip (algorithm L): every record stays equally likely."""
+    early = late = 0
+    for run in range(100):
+        trainer = DictionaryTrainer(10**9, reservoir=50)
+        trainer._rng = random.Random(run)
+        for i in range(5000):
+            trainer.offer(i.to_bytes(4, "little"))
+        kept = [int.from_bytes(s, "little") for s in trainer.samples()]
+        assert len(kept) == 50 and len(set(kept)) == 50
+        early += sum(k < 500 for k in kept)
+        late += sum(k >= 4500 for k in kept)
+    # each tenth of the stream holds a tenth of the samples: 500 of 5,000 over 100 runs (sd ~21)
+    assert 400 <= early <= 600 and 400 <= late <= 600

@@ -58,6 +58,21 @@ class LogMachine(RuleBasedStateMachine):
             self.model.pop(k, None)
         self.model.update(puts)
 
+    @rule(key=KEYS, head=st.binary(max_size=4), n=st.integers(0, 3), extra=KEYS, value=VALUES)
+    def rewrite(self, key: bytes, head: bytes, n: int, extra: bytes, value: bytes) -> None:
+        """The write path's rewrite (native when the key has one location): head replaced, plus one more record."""
+        if extra == key:
+            return
+        old = self.model.get(key)
+        expect = b"" if old is None else old[:n]
+        seq, got = self.log.rewrite(key, 0, expect, head, bytes(range(256)), (extra, value))
+        if old is not None and len(old) >= len(head):
+            assert seq == self.log.seq and got is None
+            self.model[key] = head + old[len(head) :]
+            self.model[extra] = value
+        else:
+            assert seq is None and got == old
+
     @rule(key=KEYS)
     def delete(self, key: bytes) -> None:
         self.log.delete(key)
@@ -106,7 +121,7 @@ class LogMachine(RuleBasedStateMachine):
             assert self.log.get(k) == v
 
 
-@pytest.mark.parametrize("mask", [0x0, 0x3])
+@pytest.mark.parametrize("mask", [0x0, 0x3, 0xFFFFFFFF])
 def test_log_machine_with_shared_fingerprints(mask: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(log_index, "FP_MASK", mask)
     machine = LogMachine.TestCase

@@ -91,3 +91,103 @@ def test_read_value_of_a_closed_file_is_an_oserror() -> None:
         read_value(fd, 0, b"k", SEED)
     with pytest.raises(ValueError, match="offset"):
         read_value(0, -1, b"k", SEED)
+
+
+def _tail_slot_twin(written: int, synced: int, boot: bytes) -> bytes:
+    """The tail-marker slot as ``memstrata._tail`` packs it in Python (struct + zlib)."""
+    import struct
+
+    body = struct.pack("<4sQQ16s", b"MSTL", written, synced, boot)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.binary(min_size=16, max_size=16), st.sampled_from([0, 64]))
+def test_the_native_tail_slot_is_the_python_one(written: int, synced: int, boot: bytes, offset: int) -> None:
+    import tempfile
+
+    from memstrata._native.logrecords import TAIL_SLOT_SIZE, write_tail_slot
+    from memstrata._tail import _decode
+
+    fd, name = tempfile.mkstemp()
+    try:
+        os.write(fd, b"\xff" * 128)
+        write_tail_slot(fd, offset, written, synced, boot)
+        data = os.pread(fd, 128, 0)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    slot = data[offset : offset + TAIL_SLOT_SIZE]
+    assert slot == _tail_slot_twin(written, synced, boot)
+    assert data[:offset] + data[offset + TAIL_SLOT_SIZE :] == b"\xff" * (128 - TAIL_SLOT_SIZE)  # nothing else written
+    tail = _decode(slot)
+    assert tail is not None and (tail.written, tail.synced, tail.boot) == (written, synced, boot)
+
+
+def test_write_tail_slot_refuses_bad_arguments_and_reports_os_errors(tmp_path: Path) -> None:
+    from memstrata._native.logrecords import write_tail_slot
+
+    fd = os.open(tmp_path / "t", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with pytest.raises(ValueError, match="boot: expected 16 bytes"):
+            write_tail_slot(fd, 0, 1, 1, b"short")
+        with pytest.raises(ValueError, match="offset"):
+            write_tail_slot(fd, -1, 1, 1, bytes(16))
+    finally:
+        os.close(fd)
+    ro = os.open(tmp_path / "t", os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="cannot write the tail marker"):
+            write_tail_slot(ro, 0, 1, 1, bytes(16))
+    finally:
+        os.close(ro)
+
+
+def _rewrite_twin(value: bytes, key: bytes, at: int, expect: bytes, head: bytes, tags: bytes, key2: bytes,
+                  value2: bytes, seq: int, seed: int) -> bytes | None:
+    """``rewrite_batch``'s batch in Python (``encode_record``), or None when the value does not match."""
+    h = len(head)
+    if at + len(expect) > len(value) or value[at : at + len(expect)] != expect:
+        return None
+    if len(value) < h or (len(value) > h and value[h] not in tags):
+        return None
+    return encode_record(0, seq, key, head + value[h:], seed) + encode_record(2, seq, key2, value2, seed)
+
+
+@given(
+    st.binary(min_size=1, max_size=30), st.binary(max_size=5000), st.integers(0, 40), st.integers(0, 6),
+    st.binary(max_size=40), st.binary(max_size=3), st.booleans(), st.integers(0, 2**64 - 1),
+)
+def test_rewrite_batch_is_its_python_twin(
+    key: bytes, value: bytes, at: int, n_expect: int, head: bytes, tags: bytes, flip: bool, seq: int
+) -> None:
+    import tempfile
+
+    from memstrata._native.logrecords import rewrite_batch
+
+    expect = value[at : at + n_expect]
+    if flip and expect:  # a value that does not hold what is expected
+        expect = bytes([expect[0] ^ 1]) + expect[1:]
+    fd, name = tempfile.mkstemp()
+    try:
+        os.write(fd, b"pad" + encode_record(0, 1, key, value, SEED))
+        size = os.fstat(fd).st_size
+        twin = _rewrite_twin(value, key, at, expect, head, tags, b"mseq", b"12345678", seq, SEED)
+        done = rewrite_batch(fd, 3, key, at, expect, head, tags, b"mseq", b"12345678", seq, SEED, fd, 1 << 40)
+        if twin is None:
+            assert done is None and os.fstat(fd).st_size == size  # nothing written
+        else:
+            assert done is not None
+            data, second, written = done
+            assert data == twin and written == len(data) and os.pread(fd, len(data) + 1, size) == data
+            assert second == len(encode_record(0, seq, key, head + value[len(head) :], SEED))
+            room = len(data) - 1  # a batch longer than the room left is not written
+            assert rewrite_batch(fd, 3, key, at, expect, head, tags, b"mseq", b"12345678", seq, SEED, fd, room) is None
+        # another key's record, and a damaged one, are left to the caller's general path
+        assert rewrite_batch(fd, 3, key + b"x", at, expect, head, tags, b"m", b"", seq, SEED, fd, 1 << 40) is None
+        os.pwrite(fd, bytes([os.pread(fd, 1, 3 + 18)[0] ^ 0xFF]), 3 + 18)
+        end = os.fstat(fd).st_size
+        assert rewrite_batch(fd, 3, key, at, expect, head, tags, b"m", b"", seq, SEED, fd, 1 << 40) is None
+        assert os.fstat(fd).st_size == end
+    finally:
+        os.close(fd)
+        os.unlink(name)

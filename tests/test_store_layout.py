@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -131,35 +132,75 @@ def test_moves_pins_and_rewrites_keep_every_value(tmp_path: Path) -> None:
         assert store.retrieve("a") == {"v": "a" * 50} and store.retrieve("b") == {"v": "b"} and store.verify()["ok"]
 
 
+def _batches_since(store: MemoryStore, tail: tuple[int, int]) -> list[list[bytes]]:
+    """The keys of each batch the log appended since ``tail`` (``(segment, offset)``), read from the segment file."""
+    from memstrata.tiers._segments import F_END, HEADER
+
+    log = store.tiers.backend
+    seg, off = tail
+    assert log._tail == seg  # the test's batches are small: no segment roll
+    data = os.pread(log._fds[seg], log._pos - off, off)
+    batches: list[list[bytes]] = [[]]
+    pos = 0
+    while pos < len(data):
+        _magic, flags, _r, klen, vlen, _seq = HEADER.unpack_from(data, pos)
+        batches[-1].append(data[pos + HEADER.size : pos + HEADER.size + klen])
+        if flags & F_END:
+            batches.append([])
+        pos += HEADER.size + klen + vlen + 4
+    return [sorted(b) for b in batches if b]
+
+
+def _tail_of(store: MemoryStore) -> tuple[int, int]:
+    return store.tiers.backend._tail, store.tiers.backend._pos
+
+
 def test_a_key_writing_its_own_content_again_writes_only_its_entry(tmp_path: Path) -> None:
     now = [100.0]
     config = {**NO_THREAD, "hot_max_bytes": 1 << 20}
     with MemoryStore(tmp_path / "s", config, clock=lambda: now[0]) as store:
         seq1 = store.store("a", {"v": "same"}, tier="warm")
-        batches: list[list[bytes]] = []
-        apply = store.tiers.backend.apply
-
-        def recording(puts: Any, *args: Any, **kwargs: Any) -> int:
-            batches.append(sorted(puts))
-            return apply(puts, *args, **kwargs)
-
-        store.tiers.backend.apply = recording  # type: ignore[method-assign]
+        start = _tail_of(store)
         now[0] = 200.0
         seq2 = store.store("a", {"v": "same"}, tier="warm")
         entry, blob, _ = _records(store, "a")
-        assert batches == [[b"k" + encode_key("a"), b"mseq"]] and seq2 == seq1 + 1
+        assert _batches_since(store, start) == [[b"k" + encode_key("a"), b"mseq"]] and seq2 == seq1 + 1
         assert entry[:8] == seq2.to_bytes(8, "little") and inline_frame(entry, entry[9:25]) is not None
         assert blob is not None and blob[0] == 1 and blob[5] == 100.0  # the access time waits for a flush
         store.store("a", {"v": "same"}, tier="hot")  # to the hot tier, with the stored frame
         assert store.retrieve_with_tier("a") == ({"v": "same"}, "hot")
+        start = _tail_of(store)
         store.store("a", {"v": "same"}, tier="warm", pin=True)  # a new pin takes the full path
-        assert any(A + entry[9:25] in b for b in batches[2:])
-        store.tiers.backend.apply = apply  # type: ignore[method-assign]
+        assert any(A + entry[9:25] in b for b in _batches_since(store, start))
         store.flush()
         assert _records(store, "a")[1][5] == 200.0
         assert store.get_statistics()["deduplication"]["unique_blobs"] == 1 and store.verify()["ok"]
     with MemoryStore(tmp_path / "s", NO_THREAD) as store:
         assert store.retrieve("a") == {"v": "same"} and store.tiers.is_pinned("a") and len(store) == 1
+
+
+def test_a_key_writing_shared_content_again_writes_only_its_entry(tmp_path: Path) -> None:
+    now = [100.0]
+    with MemoryStore(tmp_path / "s", NO_THREAD, clock=lambda: now[0]) as store:
+        store.store("a", {"v": "shared"}, tier="warm")
+        store.store("b", {"v": "shared"}, tier="warm")
+        counts = store.get_statistics()["deduplication"]
+        start = _tail_of(store)
+        now[0] = 300.0
+        store.store("b", {"v": "shared"}, tier="warm")
+        assert _batches_since(store, start) == [[b"k" + encode_key("b"), b"mseq"]]
+        entry, blob, data = _records(store, "b")
+        assert len(entry) == ENTRY.size and blob is not None and blob[0] == 2 and blob[OWNER] == b"" and data
+        assert store.get_statistics()["deduplication"] == counts
+        start = _tail_of(store)
+        store.store("b", {"v": "shared"}, tier="warm", pin=True)  # a new pin: the blob record changes too
+        assert any(A + entry[9:25] in b for b in _batches_since(store, start))
+        store.flush()
+        assert _records(store, "b")[1][5] == 300.0  # the access time the rewrite left
+        store.delete("a")
+        assert store.retrieve("b") == {"v": "shared"} and store.verify()["ok"]
+    with MemoryStore(tmp_path / "s", NO_THREAD) as store:
+        assert store.retrieve("b") == {"v": "shared"} and "a" not in store and store.verify()["ok"]
 
 
 def test_access_times_in_ram_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from memstrata._native.logrecords import TAIL_SLOT_SIZE, write_tail_slot
 from memstrata.errors import CorruptDataError
 
 __all__ = ["TAIL_NAME", "Tail", "TailMarker", "read_tail"]
@@ -46,6 +47,7 @@ _SLOT = struct.Struct("<4sQQ16s")  # magic, written, synced, boot id; then a crc
 _CRC = struct.Struct("<I")
 _SLOT_BYTES = _SLOT.size + _CRC.size
 _STRIDE = 64  # slot offsets 0 and 64: each slot lies within one disk sector
+assert _SLOT_BYTES == TAIL_SLOT_SIZE  # the native writer packs the same slot
 
 
 def _read_boot_id() -> bytes:
@@ -143,11 +145,14 @@ class TailMarker:
     def record(self, written: int, *, synced: bool = False, synced_through: int = 0) -> None:
         """Note that batch ``written`` is in the OS's hands (``synced``: and on stable storage; or up to
         ``synced_through``)."""
-        self._synced = max(self._synced, written if synced else 0, synced_through)
+        if synced and written > self._synced:
+            self._synced = written
+        if synced_through > self._synced:
+            self._synced = synced_through
         if self._fd < 0:
             return
-        try:
-            os.pwrite(self._fd, self._slot_bytes(written), self._slot * _STRIDE)
+        try:  # the bytes of _slot_bytes, packed and written in one native call (after every batch)
+            write_tail_slot(self._fd, self._slot * _STRIDE, written, self._synced, _BOOT_ID)
         except OSError as exc:  # the batch is committed; the marker is advisory, so say so and go on
             self._give_up(exc)
             return

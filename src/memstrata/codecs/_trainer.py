@@ -5,7 +5,9 @@ through it the store and the trace memory) keeps its samples and its schedule
 here, so they all follow the same rules:
 
 * a uniform sample (reservoir sampling) of at most ``reservoir`` records per
-  shape, of records no larger than ``max_sample_bytes``;
+  shape, of records no larger than ``max_sample_bytes``; once the reservoir is
+  full, the records it skips are only counted (the number to skip is drawn,
+  Li's "algorithm L"), so offering a record costs a counter on most writes;
 * training is due when a shape has seen ``train_after`` records, and then again
   at ``retrain_factor`` times that count (1x, 4x, 16x ... with a factor of 4),
   or never again with a factor of 0;
@@ -15,7 +17,9 @@ here, so they all follow the same rules:
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -89,6 +93,9 @@ class DictionaryTrainer:
         self._samples: dict[str, list[bytes]] = {}
         self._seen: dict[str, int] = {}
         self._due_at: dict[str, int] = {}  # shape -> count at which training is due; 0: never again
+        self._take_at: dict[str, int] = {}  # shape -> count of the next record the full reservoir takes
+        self._w: dict[str, float] = {}  # shape -> algorithm L's running weight
+        self._rng = random.Random(os.urandom(16))
 
     @classmethod
     def from_policy(cls, policy: Any) -> DictionaryTrainer:
@@ -113,14 +120,27 @@ class DictionaryTrainer:
             samples = self._samples.setdefault(shape, [])
             if len(samples) < self.reservoir:
                 samples.append(sample)
-            else:  # reservoir sampling: every record seen so far is equally likely to be kept
-                j = int.from_bytes(os.urandom(4), "little") % n
-                if j < self.reservoir:
-                    samples[j] = sample
+                if len(samples) == self.reservoir:
+                    self._skip(shape, n, 1.0)
+            elif n >= self._take_at.get(shape, n):  # the record the skip drawn last time lands on
+                samples[self._rng.randrange(self.reservoir)] = sample
+                self._skip(shape, n, self._w.get(shape, 1.0))
             if n < due_at:
                 return False
             self._due_at[shape] = due_at * self.retrain_factor
         return True
+
+    def _skip(self, shape: str, n: int, w: float) -> None:
+        """Draw which later record the full reservoir of ``shape`` takes next (algorithm L; under the lock).
+
+        Every record seen so far stays in the sample with the same probability,
+        as with a replacement drawn for each record, but without the draw.
+        """
+        rng, k = self._rng, self.reservoir
+        w *= math.exp(math.log(1.0 - rng.random()) / k)  # 1 - random() is in (0, 1]: log is defined
+        self._w[shape] = w
+        gap = math.log(1.0 - rng.random()) / math.log1p(-w) if w < 1.0 else 0.0
+        self._take_at[shape] = n + int(gap) + 1
 
     def samples(self, shape: str = "") -> list[bytes]:
         """The current sample of ``shape``."""

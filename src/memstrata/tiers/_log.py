@@ -23,29 +23,26 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from memstrata._native.keyindex import KeyIndex
-from memstrata._native.logrecords import encode_batch
+from memstrata._native.logrecords import encode_batch, rewrite_batch
 from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import write_checkpoint
-from memstrata.tiers._log_compact import LogCompaction
 from memstrata.tiers._log_index import NAMED_FIRST, SEED, new_table
 from memstrata.tiers._log_open import HEAD_BYTES
+from memstrata.tiers._log_reads import LogReads
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import (
     F_DEL,
     F_END,
-    F_HEAD,
-    F_SEAL,
-    HEAD_VALUE,
     KIND_LOG,
-    SEAL_VALUE,
-    encode_record,
     fsync_dir,
+    head_record,
+    seal_record,
     segment_name,
     write_all,
 )
@@ -57,7 +54,7 @@ log = logging.getLogger("memstrata.store")
 CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
 
 
-class LogBackend(LogCompaction):
+class LogBackend(LogReads):
     """Bytes by key on segment files in ``directory`` (see the module docstring).
 
     Parameters
@@ -163,7 +160,7 @@ class LogBackend(LogCompaction):
     def _create_segment(self, seg: int, kind: int) -> int:
         path = self._seg_path(seg)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-        head = encode_record(F_HEAD, self._seq, b"", HEAD_VALUE.pack(seg, kind, self._seq), SEED)
+        head = head_record(seg, kind, self._seq, SEED)
         try:
             write_all(fd, head, 0, str(path))
             if self.durability != "none":
@@ -185,7 +182,7 @@ class LogBackend(LogCompaction):
         head_len = self._create_segment(nxt, kind)
         self._sizes.pop(nxt)
         fd = self._fds[self._tail]
-        seal = encode_record(F_SEAL, self._seq, b"", SEAL_VALUE.pack(nxt, self._seq), SEED)
+        seal = seal_record(nxt, self._seq, SEED)
         write_all(fd, seal, self._pos, self._seg_path(self._tail))
         if self.durability != "none":
             os.fsync(fd)
@@ -213,14 +210,25 @@ class LogBackend(LogCompaction):
         number (after releasing its own locks, so concurrent writers share one
         fdatasync: group commit).
         """
+        ops = [(0, k if type(k) is bytes else bytes(k), v if type(v) is bytes else bytes(v)) for k, v in puts.items()]
+        if not deletes:
+            return self.append(ops, freeing=freeing, wait=wait)
+        with self._lock:  # the deletes of keys present, looked up under the same lock hold as their write
+            return self.append([(F_DEL, k, b"") for k in deletes if self._locate(k) is not None] + ops, freeing=freeing, wait=wait)
+
+    def append(self, ops: list[tuple[int, bytes, bytes]], *, freeing: bool = False, wait: bool = True) -> int:
+        """Commit ``ops``, ``(flags, key, value)`` records (flags ``0`` or ``F_DEL``, keys and values ``bytes``), as one batch.
+
+        :meth:`apply` without its mapping: the write path of ``TieredStorage``
+        builds the records itself. The last record gets the ``END`` flag; the
+        list is taken over by the call. Returns the batch's sequence number.
+        """
         with self._lock:
             if self._closed or self.read_only:
                 self._check_writable()
-            seq = self._seq + 1
-            ops = [(F_DEL, k, b"") for k in deletes if self._locate(k) is not None] if deletes else []
-            ops += [(0, k if type(k) is bytes else bytes(k), v if type(v) is bytes else bytes(v)) for k, v in puts.items()]
             if not ops:
                 return self._seq
+            seq = self._seq + 1
             flags, k, v = ops[-1]
             ops[-1] = (flags | F_END, k, v)
             data, offsets = encode_batch(ops, seq, SEED)  # every record's header and checksum in one native call
@@ -248,26 +256,91 @@ class LogBackend(LogCompaction):
                 except OSError:
                     pass
                 self._write_again(fd, data, freeing)
-            synced = self.durability == "full" and wait
-            if synced:
-                os.fdatasync(fd)
-                self._synced_seq = seq
-            if self._marker is not None:
-                self._marker.record(seq, synced=synced)
+            self._committed(seq, fd, wait)
             base = (self._tail << 32) + self._pos
-            table, proven = self._table, self._proven
+            table, proven, named = self._table, self._proven, self._named
             for (flags, k, _v), off in zip(ops, offsets):
                 if flags & F_DEL:
                     self._index_pop(k)
-                    continue
-                old = proven.get(k)  # _index_set's fast path inline: the record this key's last read or write proved
-                if old is not None and table.replace(table.fingerprint(k), old, base + off):  # (named keys are never proven)
-                    proven[k] = base + off
+                elif k and k[0] in NAMED_FIRST:
+                    named[k] = base + off
                 else:
-                    self._index_set(k, base + off)
+                    old = proven.get(k)  # _index_set's fast path inline: the record this key's last read or write proved
+                    if old is not None and table.replace(table.fingerprint(k), old, base + off):  # (named keys are never proven)
+                        proven[k] = base + off
+                    else:
+                        self._index_set(k, base + off)
             self._seq = seq
             self._pos += total
             return seq
+
+    def rewrite(
+        self, key: bytes, at: int, expect: bytes, head: bytes, tags: bytes, extra: tuple[bytes, bytes], *,
+        wait: bool = True,
+    ) -> tuple[int | None, bytes | None]:
+        """Rewrite ``key``'s value in place of its head, when it matches: ``(seq, None)``, or ``(None, old value)``.
+
+        The write path of a key writing again the content it holds. The value
+        ``v`` matches when it holds ``expect`` at ``at`` and, after
+        ``len(head)`` bytes, ends or goes on with a byte of ``tags``. Then the
+        batch is ``key`` with ``head + v[len(head):]`` and the record
+        ``extra`` (a key and value), read and appended under one lock hold;
+        else nothing is written and the old value (None: absent) is returned.
+        The common case is one native call (``logrecords.rewrite_batch``).
+        """
+        with self._lock:
+            if self._closed or self.read_only:
+                self._check_writable()
+            named = bool(key) and key[0] in NAMED_FIRST
+            locs = () if named else self._table.lookup(key)
+            if not locs and not named:
+                return None, None  # absent: no location under its fingerprint
+            fd = self._fds.get(locs[0] >> 32) if len(locs) == 1 else None
+            if fd is not None:
+                room = self.segment_max_bytes - self._pos if self._pos > HEAD_BYTES else 1 << 62
+                if self.max_disk_bytes is not None:
+                    room = min(room, self.max_disk_bytes - self.disk_bytes())
+                seq = self._seq + 1
+                tail = self._fds[self._tail]
+                done = rewrite_batch(fd, locs[0] & 0xFFFFFFFF, key, at, expect, head, tags, extra[0], extra[1], seq,
+                                     SEED, tail, room)
+                if done is not None:
+                    data, second, written = done
+                    if written != len(data):
+                        try:
+                            os.ftruncate(tail, self._pos)  # no partial batch stays: write it again, as append does
+                        except OSError:
+                            pass
+                        self._write_again(tail, data, False)
+                    self._committed(seq, tail, wait)
+                    base = (self._tail << 32) + self._pos
+                    table = self._table
+                    if table.replace(table.fingerprint(key), locs[0], base):  # the record just read was key's
+                        self._prove(key, base)
+                    else:
+                        self._index_set(key, base)
+                    if extra[0] and extra[0][0] in NAMED_FIRST:  # the store's seq record
+                        self._named[extra[0]] = base + second
+                    else:
+                        self._index_set(extra[0], base + second)
+                    self._seq = seq
+                    self._pos += len(data)
+                    return seq, None
+            old = self._value(key)  # the general path: it names any damage
+            if old is None or len(old) < at + len(expect) or old[at : at + len(expect)] != expect or not (
+                len(old) == len(head) or (len(old) > len(head) and old[len(head)] in tags)
+            ):
+                return None, old
+            return self.append([(0, key, head + old[len(head) :]), (0, *extra)], wait=wait), None
+
+    def _committed(self, seq: int, fd: int, wait: bool) -> None:
+        """After batch ``seq`` is written to ``fd``: fdatasync (``durability="full"``, when ``wait``), then the marker."""
+        synced = self.durability == "full" and wait
+        if synced:
+            os.fdatasync(fd)
+            self._synced_seq = seq
+        if self._marker is not None:
+            self._marker.record(seq, synced=synced)
 
     def _write_again(self, fd: int, data: bytes, freeing: bool) -> None:
         """The slow path of a batch's write: in parts, a full disk undone, ``freeing`` batches using the reserve."""
@@ -317,59 +390,6 @@ class LogBackend(LogCompaction):
 
     def delete(self, key: bytes) -> None:
         self.apply({}, (key,), freeing=True)
-
-    # -------------------------------------------------------------- reading --
-
-    def _refresh(self) -> None:
-        """A reader: take in what the writer appended since the last call."""
-        fd = self._fds[self._tail]
-        if os.fstat(fd).st_size > self._pos:
-            self._replay(final=False)
-
-    def get(self, key: bytes) -> bytes | None:
-        with self._lock:
-            if self._closed:
-                raise ValueError(f"LogBackend: {self.path} is closed")
-            if self.read_only:
-                self._refresh()
-            return self._value(key)
-
-    def get_pair(
-        self, key: bytes, prefix: bytes, start: int, length: int, inline_after: int | None = None
-    ) -> tuple[bytes | None, bytes | None]:
-        """``(value of key, value of prefix + value[start:start + length])`` under one lock (see ``Backend``)."""
-        with self._lock:
-            if self._closed:
-                raise ValueError(f"LogBackend: {self.path} is closed")
-            if self.read_only:
-                self._refresh()
-            first = self._value(key)
-            if first is None:
-                return None, None
-            if inline_after is not None and len(first) > inline_after:
-                return first, first[inline_after:]
-            return first, self._value(prefix + first[start : start + length])
-
-    def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        with self._lock:
-            if self.read_only:
-                self._refresh()
-            return iter(self._scan(prefix))
-
-    def scan_checked(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]:
-        """``(intact (key, value) pairs, damaged (key, error) pairs)`` of the live keys starting with ``prefix``.
-
-        For ``verify``: a record whose bytes are damaged is reported with its
-        key (the index proves the key by its fingerprint) instead of ending the scan.
-        """
-        with self._lock:
-            if self.read_only:
-                self._refresh()
-            damaged: list[tuple[bytes, str]] = []
-            if prefix and prefix[0] in NAMED_FIRST:
-                return self._scan(prefix), damaged
-            found = sorted((k, v) for k, _loc, v in self._live(prefix, damaged))
-            return found, damaged
 
     @property
     def seq(self) -> int:

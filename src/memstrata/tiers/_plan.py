@@ -124,10 +124,16 @@ class WritePlanMixin(StorageState):
         d: bytes,
         raw_length: int,
         hot_value: bytes | None,
+        old_raw: bytes | None = None,
+        read: bool = True,
     ) -> Callable[[], None]:
-        """Add one write's records to ``puts``; returns what to do in RAM once they are committed."""
+        """Add one write's records to ``puts``; returns what to do in RAM once they are committed.
+
+        ``read=False``: ``old_raw`` is the key's entry record as it will be (None: absent), read by the caller.
+        """
         now = self.clock()
-        old_raw = self._get_in(puts, K + kb)
+        if read:
+            old_raw = self._get_in(puts, K + kb)
         if (
             old_raw is not None
             and len(old_raw) > ENTRY.size

@@ -40,11 +40,13 @@ __all__ = [
     "Record",
     "encode_record",
     "fsync_dir",
+    "head_record",
     "next_valid_record",
     "read_record",
     "record_at",
     "record_parts",
     "scan_records",
+    "seal_record",
     "segment_id_of",
     "segment_name",
     "value_at",
@@ -96,6 +98,16 @@ def record_parts(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> t
 def encode_record(flags: int, seq: int, key: bytes, value: bytes, seed: int) -> bytes:
     """One record's bytes (header, key, value, checksum)."""
     return b"".join(record_parts(flags, seq, key, value, seed))
+
+
+def head_record(seg: int, kind: int, seq: int, seed: int) -> bytes:
+    """The first record of segment ``seg``: its id, its kind and the log's sequence number when it began."""
+    return encode_record(F_HEAD, seq, b"", HEAD_VALUE.pack(seg, kind, seq), seed)
+
+
+def seal_record(next_seg: int, seq: int, seed: int) -> bytes:
+    """The last record of a sealed segment: the segment that follows it, and the log's sequence number."""
+    return encode_record(F_SEAL, seq, b"", SEAL_VALUE.pack(next_seg, seq), seed)
 
 
 def read_record(fd: int, offset: int, length: int, key: bytes, seed: int, where: str) -> bytes:

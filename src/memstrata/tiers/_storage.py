@@ -20,7 +20,7 @@ from memstrata.tiers._log import LogBackend
 from memstrata.tiers._maintenance import MaintenanceMixin
 from memstrata.tiers._plan import WritePlanMixin
 from memstrata.tiers._reads import HIT_SLOTS, ReadMixin
-from memstrata.tiers._rules import RulesMixin
+from memstrata.tiers._rules import TOUCHED_MAX, RulesMixin
 from memstrata.tiers._tiers import (
     COLD,
     ENTRY,
@@ -43,7 +43,9 @@ __all__ = ["TieredStorage", "tier_number"]
 log = logging.getLogger("memstrata.store")
 
 _TIERS = {"hot": HOT, "warm": WARM, "cold": COLD}
-_SEQ = struct.Struct("<Q")
+_SEQ_PACK = struct.Struct("<Q").pack
+_ENTRY_PACK = ENTRY.pack
+_FLAG_BYTES = [bytes([f]) for f in range(F_TOMBSTONE + F_PINNED + 1)]  # an entry's flags byte, by value
 
 
 
@@ -117,11 +119,9 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         self.warm = WarmTier(self.backend)
         self._log = self.backend if isinstance(self.backend, LogBackend) else None  # the write path's shortcut
         self._log_waits = self._log is None or self._log.durability != "full"  # False: group commit (_apply_batch)
-        self.cold = cold
-        self.clock = clock
-        self.read_only = read_only
-        self.hot_idle_seconds = hot_idle_seconds
-        self.warm_idle_seconds = warm_idle_seconds
+        self.cold, self.clock, self.read_only = cold, clock, read_only
+        # the migration rules (_rules.py)
+        self.hot_idle_seconds, self.warm_idle_seconds = hot_idle_seconds, warm_idle_seconds
         self.warm_max_bytes = warm_max_bytes
         self.promote_cold_hits = int(promote_cold_hits)
         self.promote_warm_hits = int(promote_warm_hits)
@@ -251,19 +251,48 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
         with self._lock:
             if self._closed or self.read_only:
                 self._check_writable()
-            puts: dict[bytes, bytes] = {}
             seq = self._seq + 1
-            commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
-            puts[SEQ_KEY] = _SEQ.pack(seq)
-            if self._log is not None:  # a segment log: see _apply_batch
-                ticket = self._log.apply(puts, (), wait=self._log_waits)
-                ticket = None if self._log_waits else ticket
+            log_ = self._log
+            if log_ is not None and t != HOT and key not in self.hot:
+                # the common rewrite: a key writing again the content it holds, with the same pin (its entry's flags
+                # byte and digest as they were), whose frame is inline (b"W", see _plan_same_content) or shared (the
+                # entry ends there), is its new entry record and the seq record: refs, pins, location and sizes stay,
+                # and the blob's access time joins the ones reads leave (_touched, saved at the next flush)
+                flags = F_PINNED if pin else 0
+                ticket, old_raw = log_.rewrite(K + kb, 8, _FLAG_BYTES[flags] + d, _ENTRY_PACK(seq, flags, d), b"W",
+                                               (SEQ_KEY, _SEQ_PACK(seq)), wait=self._log_waits)
+                if ticket is not None:
+                    self._seq = seq
+                    touched = self._touched  # _touch inline: the access time waits for the next flush
+                    touched[d] = self.clock()
+                    if len(touched) >= TOUCHED_MAX:
+                        self._touch(d, touched[d])
+                else:
+                    ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
             else:
-                ticket = self._apply_batch(puts)
-            commit()
-        if ticket is not None:
+                ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
+        if not self._log_waits:  # durability "full": synced outside the lock, shared with other writers (group commit)
             self._wait_durable(ticket)
         return seq
+
+    def _write_planned(
+        self, seq: int, key: Any, kb: bytes, frame: bytes, make: Callable[[], bytes] | None, t: int, pin: bool, d: bytes,
+        raw_length: int, hot_value: bytes | None, old_raw: bytes | None, read: bool,
+    ) -> int | None:
+        """The general write (under the lock): plan the batch, apply it, commit it in RAM; a ticket as ``_apply_batch``.
+
+        ``read=False``: ``old_raw`` is the key's entry record (None: absent), read already by the caller.
+        """
+        puts: dict[bytes, bytes] = {}
+        commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, read)
+        puts[SEQ_KEY] = _SEQ_PACK(seq)
+        log_ = self._log
+        if log_ is not None:  # a segment log: the records as they are (the plan makes bytes), see _apply_batch
+            ticket: int | None = log_.append([(0, k, v) for k, v in puts.items()], wait=self._log_waits)
+        else:
+            ticket = self._apply_batch(puts)
+        commit()
+        return ticket
 
     def _apply_batch(self, puts: dict[bytes, bytes], *, freeing: bool = False) -> int | None:
         """Apply a batch (under ``self._lock``); a ticket for :meth:`_wait_durable` when its sync is deferred.

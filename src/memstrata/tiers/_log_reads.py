@@ -1,0 +1,68 @@
+"""The read methods of :class:`~memstrata.tiers._log.LogBackend`: values by key, pairs, scans (mixed in)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from memstrata.tiers._log_compact import LogCompaction
+from memstrata.tiers._log_index import NAMED_FIRST
+
+__all__ = ["LogReads"]
+
+
+class LogReads(LogCompaction):
+    """Reads of a segment log; a reader (``read_only``) first takes in what the writer appended since."""
+
+    _closed: bool
+
+    def _refresh(self) -> None:
+        """A reader: take in what the writer appended since the last call."""
+        fd = self._fds[self._tail]
+        if os.fstat(fd).st_size > self._pos:
+            self._replay(final=False)
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"LogBackend: {self.path} is closed")
+            if self.read_only:
+                self._refresh()
+            return self._value(key)
+
+    def get_pair(
+        self, key: bytes, prefix: bytes, start: int, length: int, inline_after: int | None = None
+    ) -> tuple[bytes | None, bytes | None]:
+        """``(value of key, value of prefix + value[start:start + length])`` under one lock (see ``Backend``)."""
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"LogBackend: {self.path} is closed")
+            if self.read_only:
+                self._refresh()
+            first = self._value(key)
+            if first is None:
+                return None, None
+            if inline_after is not None and len(first) > inline_after:
+                return first, first[inline_after:]
+            return first, self._value(prefix + first[start : start + length])
+
+    def scan(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        with self._lock:
+            if self.read_only:
+                self._refresh()
+            return iter(self._scan(prefix))
+
+    def scan_checked(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, str]]]:
+        """``(intact (key, value) pairs, damaged (key, error) pairs)`` of the live keys starting with ``prefix``.
+
+        For ``verify``: a record whose bytes are damaged is reported with its
+        key (the index proves the key by its fingerprint) instead of ending the scan.
+        """
+        with self._lock:
+            if self.read_only:
+                self._refresh()
+            damaged: list[tuple[bytes, str]] = []
+            if prefix and prefix[0] in NAMED_FIRST:
+                return self._scan(prefix), damaged
+            found = sorted((k, v) for k, _loc, v in self._live(prefix, damaged))
+            return found, damaged
