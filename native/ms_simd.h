@@ -351,40 +351,32 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD
 
 #endif /* MS_X86 */
 
-/* deliberate twins: ms_i8_tile, ms_i8_row and ms_i4_tile pick one family's build per path; the
- * #if guards of the optional builds cannot stand inside a macro, so each picker is written out. */
-static ms_tile_fn ms_i8_tile(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i8_tile_avx2;
+/* The path pickers: MS_DEFINE_PICKER(type, family) defines `type family(int path)`, which returns
+ * the family's build for `path` (family##_avx2, _avxvnni, _avx512) or family##_portable where that
+ * build is not compiled here. The #if guards live in MS_PICK_X86 and MS_PICK_AVXVNNI, which expand
+ * to nothing where their builds are absent. */
 #if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i8_tile_avxvnni;
+#define MS_PICK_AVXVNNI(path, family) if ((path) == MS_AVXVNNI) return family##_avxvnni;
+#else
+#define MS_PICK_AVXVNNI(path, family)
 #endif
-    if (path == MS_AVX512VNNI) return ms_i8_tile_avx512;
+#if MS_X86
+#define MS_PICK_X86(path, family)                   \
+    if ((path) == MS_AVX2) return family##_avx2;    \
+    MS_PICK_AVXVNNI(path, family)                   \
+    if ((path) == MS_AVX512VNNI) return family##_avx512;
+#else
+#define MS_PICK_X86(path, family)
 #endif
-    return ms_i8_tile_portable;
-}
+#define MS_DEFINE_PICKER(type, family)   \
+    static type family(int path) {       \
+        MS_PICK_X86(path, family)        \
+        return family##_portable;        \
+    }
 
-static ms_row_fn ms_i8_row(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i8_row_avx2;
-#if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i8_row_avxvnni;
-#endif
-    if (path == MS_AVX512VNNI) return ms_i8_row_avx512;
-#endif
-    return ms_i8_row_portable;
-}
-
-static ms_tile_fn ms_i4_tile(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i4_tile_avx2;
-#if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i4_tile_avxvnni;
-#endif
-    if (path == MS_AVX512VNNI) return ms_i4_tile_avx512;
-#endif
-    return ms_i4_tile_portable;
-}
+MS_DEFINE_PICKER(ms_tile_fn, ms_i8_tile)
+MS_DEFINE_PICKER(ms_row_fn, ms_i8_row)
+MS_DEFINE_PICKER(ms_tile_fn, ms_i4_tile)
 
 /* --------------------------------------------------------------- Hamming */
 #include "ms_hamming.h"
