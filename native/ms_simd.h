@@ -302,6 +302,13 @@ static void ms_i4_tile_portable(const int16_t *w, int64_t wstride, const uint8_t
         }                                                                                                           \
     }
 
+/* The three kernels of one instruction set: the int8 tile (LOADW for codes and weights), the
+ * int8 row (LOAD8 widens the codes) and the int4 tile (LOADB widens the packed bytes). */
+#define MS_DEFINE_KERNELS(ISA, ATTR, VEC, NL, LOAD8, LOADB, LOADW, MADD, ZERO, HSUM, AND, SRL, SET1)         \
+    MS_DEFINE_I8_TILE(ms_i8_tile_##ISA, ATTR, VEC, NL, LOADW, LOADW, MADD, ZERO, HSUM)                      \
+    MS_DEFINE_I8_ROW(ms_i8_row_##ISA, ATTR, VEC, NL, LOAD8, LOADW, MADD, ZERO, HSUM)                        \
+    MS_DEFINE_I4_TILE(ms_i4_tile_##ISA, ATTR, VEC, NL, LOADB, LOADW, MADD, ZERO, HSUM, AND, SRL, SET1)
+
 /* ---- AVX2 */
 #define MS_AVX2_ATTR __attribute__((target("avx2,popcnt")))
 MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
@@ -315,22 +322,14 @@ MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
 #define MS_AVX2_LOADW(p) _mm256_loadu_si256((const __m256i *)(p))
 #define MS_AVX2_MADD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
 #define MS_AVX2_SRL(v, n) _mm256_srli_epi16((v), (n))
-MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVX2_MADD,
-                  _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I8_ROW(ms_i8_row_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVX2_MADD,
-                 _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
+MS_DEFINE_KERNELS(avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 
 /* ---- AVX-VNNI (256-bit vpdpwssd) */
 #if MS_HAVE_AVXVNNI
 #define MS_AVXVNNI_ATTR __attribute__((target("avx2,avxvnni,popcnt")))
 #define MS_AVXVNNI_MADD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
-MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
-                  _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I8_ROW(ms_i8_row_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
-                 _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+MS_DEFINE_KERNELS(avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 #endif
 
@@ -342,12 +341,9 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD
 #define MS_AVX512_MADD(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
 #define MS_AVX512_SRL(v, n) _mm512_srli_epi16((v), (n))
 #define MS_AVX512_HSUM(v) _mm512_reduce_add_epi32(v)
-MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADW, MS_AVX512_LOADW, MS_AVX512_MADD,
-                  _mm512_setzero_si512(), MS_AVX512_HSUM)
-MS_DEFINE_I8_ROW(ms_i8_row_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADW, MS_AVX512_MADD,
-                 _mm512_setzero_si512(), MS_AVX512_HSUM)
-MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADB, MS_AVX512_LOADW, MS_AVX512_MADD,
-                  _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL, _mm512_set1_epi16)
+MS_DEFINE_KERNELS(avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADB, MS_AVX512_LOADW,
+                  MS_AVX512_MADD, _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL,
+                  _mm512_set1_epi16)
 
 #endif /* MS_X86 */
 
