@@ -261,7 +261,7 @@ cdef class BloomFilter:
         array batches.
         """
         cdef uint8_t[::1] o
-        kind, data, out = _classify_with_result(keys, np.bool_)
+        kind, data, out = _classify_with_result(keys, np.bool_, zeroed=True)
         if len(out) == 0:
             return out
         o = out.view(np.uint8)

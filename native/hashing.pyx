@@ -236,7 +236,7 @@ def hash_keys(keys) -> np.ndarray:
     cdef const uint8_t[:, ::1] digests
     cdef const uint64_t[::1] ints
     cdef uint64_t[::1] o
-    kind, data, out = _classify_with_result(keys, np.uint64)
+    kind, data, out = _classify_with_result(keys, np.uint64, zeroed=False)
     n = len(out)
     if n == 0:
         return out
