@@ -23,7 +23,10 @@ import sys
 
 import numpy as np
 
-from memstrata._keyarrays import KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT64, classify_keys as _classify_keys
+from memstrata._keyarrays import (
+    KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT64, classify_keys as _classify_keys,
+    classify_with_result as _classify_with_result,
+)
 from memstrata.errors import CorruptDataError
 
 from _bloom_blocks cimport (
@@ -257,14 +260,9 @@ cdef class BloomFilter:
         Accepts the same batches as :meth:`add_many`. Releases the GIL for
         array batches.
         """
-        # alike in shape only to hashing.pyx's hash_keys prelude (classify, allocate, return
-        # when empty); the loops after it differ
-        cdef Py_ssize_t n
         cdef uint8_t[::1] o
-        kind, data = _classify_keys(keys)
-        n = len(data)
-        out = np.zeros(n, dtype=np.bool_)
-        if n == 0:
+        kind, data, out = _classify_with_result(keys, np.bool_, zeroed=True)
+        if len(out) == 0:
             return out
         o = out.view(np.uint8)
         if kind == _DIGESTS or kind == _UINT64:

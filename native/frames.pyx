@@ -17,6 +17,7 @@ from libc.string cimport memcmp, memcpy
 
 from _xxh3 cimport ms_u128, ms_u128_to_canonical, ms_xxh3_128
 
+from memstrata._frame_head import FrameVersionError, check_head, resolve_dictionary
 from memstrata.errors import CorruptDataError
 
 cdef extern from "Python.h":
@@ -41,10 +42,6 @@ cdef enum:
     FLAG_RESERVED = 0x80
     IMPLICIT_MAX_LENGTH = 65536
     IMPLICIT_MAX_CODEC = 3
-
-
-class FrameVersionError(CorruptDataError):
-    """A frame was written by a newer format version than this memstrata reads."""
 
 
 cdef inline int checksum_into(const uint8_t* body, size_t n, const uint8_t* tail, size_t n_tail, uint8_t* out) except -1:
@@ -229,26 +226,13 @@ def parse(frame, lookup, bint verify=True):
     dict_digest = None
     PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
     try:
-        # deliberate twin of codecs/_frame.py _py_parse_frame: the same checks and messages in C
-        # speed; that one is the format's readable reference, and test_frames.py holds them equal
         p = <const uint8_t*>view.buf
         end = view.len
-        if end < MIN_SIZE:
-            raise CorruptDataError(f"frame: {end} bytes is shorter than the smallest frame ({MIN_SIZE} bytes)")
-        if p[0] != 0x89 or p[1] != 0x4D:
-            raise CorruptDataError("frame: bad magic (not a memstrata frame)")
+        if end < MIN_SIZE or p[0] != 0x89 or p[1] != 0x4D or p[2] != FORMAT_VERSION or p[4] & FLAG_RESERVED:
+            check_head(PyBytes_FromStringAndSize(<const char*>p, 5 if end >= 5 else end), end)  # raises
         version = p[2]
-        if version != FORMAT_VERSION:
-            if version > FORMAT_VERSION:
-                raise FrameVersionError(
-                    f"frame: format version {version} is newer than this memstrata reads "
-                    f"(up to {FORMAT_VERSION}); upgrade memstrata to decode it"
-                )
-            raise CorruptDataError(f"frame: unknown format version {version}")
         codec_id = p[3]
         flags = p[4]
-        if flags & FLAG_RESERVED:
-            raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
         implicit = (flags & FLAG_IMPLICIT) != 0
         body_end = end - CHECKSUM_SIZE
         pos = get_varint(p, 5, body_end, &original_length)
@@ -262,13 +246,7 @@ def parse(frame, lookup, bint verify=True):
                 raise CorruptDataError("frame: truncated (header runs past the end)")
             ref = PyBytes_FromStringAndSize(<const char*>p + pos, 4)
             pos += 4
-            found = lookup(ref) if lookup is not None else None
-            if found is None:
-                raise CorruptDataError(
-                    f"frame: names zstd dictionary {ref.hex()}…, which is not registered here "
-                    "(register it with memstrata.codecs.register_dictionary) or the frame is corrupt"
-                )
-            dict_digest, dictionary = found
+            dict_digest, dictionary = resolve_dictionary(ref, lookup)
             dd = <const uint8_t*>PyBytes_AS_STRING(dict_digest)
         digest_length = 0 if implicit else 16 if flags & FLAG_LONG_DIGEST else 8
         if pos + digest_length > body_end or meta_length > <uint64_t>(body_end - pos - digest_length):

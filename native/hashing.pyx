@@ -13,7 +13,9 @@ from libc.stdint cimport uint8_t, uint64_t
 
 import numpy as np
 
-from memstrata._keyarrays import KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT64, classify_keys as _classify_keys
+from memstrata._keyarrays import (
+    KIND_DIGESTS as _DIGESTS, KIND_UINT64 as _UINT64, classify_with_result as _classify_with_result,
+)
 
 from _xxh3 cimport (
     key_material,
@@ -234,9 +236,8 @@ def hash_keys(keys) -> np.ndarray:
     cdef const uint8_t[:, ::1] digests
     cdef const uint64_t[::1] ints
     cdef uint64_t[::1] o
-    kind, data = _classify_keys(keys)
-    n = len(data)
-    out = np.empty(n, dtype=np.uint64)
+    kind, data, out = _classify_with_result(keys, np.uint64, zeroed=False)
+    n = len(out)
     if n == 0:
         return out
     o = out

@@ -253,6 +253,7 @@ cdef class KeyIndex:
         return <uint32_t>fp
 
     # --------------------------------------------------------------- public --
+    # (alike in shape only to bloom.pyx's properties: one documented getter per field)
 
     @property
     def mask(self) -> int:

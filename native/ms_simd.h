@@ -302,6 +302,13 @@ static void ms_i4_tile_portable(const int16_t *w, int64_t wstride, const uint8_t
         }                                                                                                           \
     }
 
+/* The three kernels of one instruction set: the int8 tile (LOADW for codes and weights), the
+ * int8 row (LOAD8 widens the codes) and the int4 tile (LOADB widens the packed bytes). */
+#define MS_DEFINE_KERNELS(ISA, ATTR, VEC, NL, LOAD8, LOADB, LOADW, MADD, ZERO, HSUM, AND, SRL, SET1)         \
+    MS_DEFINE_I8_TILE(ms_i8_tile_##ISA, ATTR, VEC, NL, LOADW, LOADW, MADD, ZERO, HSUM)                      \
+    MS_DEFINE_I8_ROW(ms_i8_row_##ISA, ATTR, VEC, NL, LOAD8, LOADW, MADD, ZERO, HSUM)                        \
+    MS_DEFINE_I4_TILE(ms_i4_tile_##ISA, ATTR, VEC, NL, LOADB, LOADW, MADD, ZERO, HSUM, AND, SRL, SET1)
+
 /* ---- AVX2 */
 #define MS_AVX2_ATTR __attribute__((target("avx2,popcnt")))
 MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
@@ -315,22 +322,14 @@ MS_AVX2_ATTR static inline int32_t ms_hsum256(__m256i v) {
 #define MS_AVX2_LOADW(p) _mm256_loadu_si256((const __m256i *)(p))
 #define MS_AVX2_MADD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
 #define MS_AVX2_SRL(v, n) _mm256_srli_epi16((v), (n))
-MS_DEFINE_I8_TILE(ms_i8_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVX2_MADD,
-                  _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I8_ROW(ms_i8_row_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVX2_MADD,
-                 _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I4_TILE(ms_i4_tile_avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
+MS_DEFINE_KERNELS(avx2, MS_AVX2_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVX2_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 
 /* ---- AVX-VNNI (256-bit vpdpwssd) */
 #if MS_HAVE_AVXVNNI
 #define MS_AVXVNNI_ATTR __attribute__((target("avx2,avxvnni,popcnt")))
 #define MS_AVXVNNI_MADD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
-MS_DEFINE_I8_TILE(ms_i8_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADW, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
-                  _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I8_ROW(ms_i8_row_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
-                 _mm256_setzero_si256(), ms_hsum256)
-MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
+MS_DEFINE_KERNELS(avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD8, MS_AVX2_LOADB, MS_AVX2_LOADW, MS_AVXVNNI_MADD,
                   _mm256_setzero_si256(), ms_hsum256, _mm256_and_si256, MS_AVX2_SRL, _mm256_set1_epi16)
 #endif
 
@@ -342,49 +341,38 @@ MS_DEFINE_I4_TILE(ms_i4_tile_avxvnni, MS_AVXVNNI_ATTR, __m256i, 16, MS_AVX2_LOAD
 #define MS_AVX512_MADD(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
 #define MS_AVX512_SRL(v, n) _mm512_srli_epi16((v), (n))
 #define MS_AVX512_HSUM(v) _mm512_reduce_add_epi32(v)
-MS_DEFINE_I8_TILE(ms_i8_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADW, MS_AVX512_LOADW, MS_AVX512_MADD,
-                  _mm512_setzero_si512(), MS_AVX512_HSUM)
-MS_DEFINE_I8_ROW(ms_i8_row_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADW, MS_AVX512_MADD,
-                 _mm512_setzero_si512(), MS_AVX512_HSUM)
-MS_DEFINE_I4_TILE(ms_i4_tile_avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOADB, MS_AVX512_LOADW, MS_AVX512_MADD,
-                  _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL, _mm512_set1_epi16)
+MS_DEFINE_KERNELS(avx512, MS_AVX512_ATTR, __m512i, 32, MS_AVX512_LOAD8, MS_AVX512_LOADB, MS_AVX512_LOADW,
+                  MS_AVX512_MADD, _mm512_setzero_si512(), MS_AVX512_HSUM, _mm512_and_si512, MS_AVX512_SRL,
+                  _mm512_set1_epi16)
 
 #endif /* MS_X86 */
 
-/* deliberate twins: ms_i8_tile, ms_i8_row and ms_i4_tile pick one family's build per path; the
- * #if guards of the optional builds cannot stand inside a macro, so each picker is written out. */
-static ms_tile_fn ms_i8_tile(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i8_tile_avx2;
+/* The path pickers: MS_DEFINE_PICKER(type, family) defines `type family(int path)`, which returns
+ * the family's build for `path` (family##_avx2, _avxvnni, _avx512) or family##_portable where that
+ * build is not compiled here. The #if guards live in MS_PICK_X86 and MS_PICK_AVXVNNI, which expand
+ * to nothing where their builds are absent. */
 #if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i8_tile_avxvnni;
+#define MS_PICK_AVXVNNI(path, family) if ((path) == MS_AVXVNNI) return family##_avxvnni;
+#else
+#define MS_PICK_AVXVNNI(path, family)
 #endif
-    if (path == MS_AVX512VNNI) return ms_i8_tile_avx512;
+#if MS_X86
+#define MS_PICK_X86(path, family)                   \
+    if ((path) == MS_AVX2) return family##_avx2;    \
+    MS_PICK_AVXVNNI(path, family)                   \
+    if ((path) == MS_AVX512VNNI) return family##_avx512;
+#else
+#define MS_PICK_X86(path, family)
 #endif
-    return ms_i8_tile_portable;
-}
+#define MS_DEFINE_PICKER(type, family)   \
+    static type family(int path) {       \
+        MS_PICK_X86(path, family)        \
+        return family##_portable;        \
+    }
 
-static ms_row_fn ms_i8_row(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i8_row_avx2;
-#if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i8_row_avxvnni;
-#endif
-    if (path == MS_AVX512VNNI) return ms_i8_row_avx512;
-#endif
-    return ms_i8_row_portable;
-}
-
-static ms_tile_fn ms_i4_tile(int path) {
-#if MS_X86
-    if (path == MS_AVX2) return ms_i4_tile_avx2;
-#if MS_HAVE_AVXVNNI
-    if (path == MS_AVXVNNI) return ms_i4_tile_avxvnni;
-#endif
-    if (path == MS_AVX512VNNI) return ms_i4_tile_avx512;
-#endif
-    return ms_i4_tile_portable;
-}
+MS_DEFINE_PICKER(ms_tile_fn, ms_i8_tile)
+MS_DEFINE_PICKER(ms_row_fn, ms_i8_row)
+MS_DEFINE_PICKER(ms_tile_fn, ms_i4_tile)
 
 /* --------------------------------------------------------------- Hamming */
 #include "ms_hamming.h"

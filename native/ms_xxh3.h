@@ -37,7 +37,8 @@ typedef struct {
 #define MS_SECRET_SIZE 192
 #define MS_STRIPE_LEN 64
 
-/* The default 192-byte secret of the format. */
+/* The default 192-byte secret of the format. Its rows are alike in shape only (a table of
+ * constants that the XXH3 format fixes); nothing in them repeats. */
 static const uint8_t ms_xxh3_secret[MS_SECRET_SIZE] = {
     0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
     0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
@@ -299,64 +300,41 @@ MS_DEFINE_XXH3_LONG(ms_xxh3_long_scalar, , ms_xxh3_accumulate_512, ms_xxh3_scram
 #if defined(__x86_64__) && !MS_HOST_BIG_ENDIAN
 #include <immintrin.h>
 
-/* SSE2 is part of x86-64, so this path needs no CPU check. Per 64-bit lane:
- * acc += lo32(key^data) * hi32(key^data) + data of the neighbouring lane. */
-static inline void ms_xxh3_accumulate_512_sse2(uint64_t *acc, const uint8_t *p, const uint8_t *s) {
-    __m128i *a = (__m128i *)acc;
-    for (int i = 0; i < 4; i++) {
-        __m128i data = _mm_loadu_si128((const __m128i *)(p + 16 * i));
-        __m128i key = _mm_xor_si128(data, _mm_loadu_si128((const __m128i *)(s + 16 * i)));
-        __m128i key_hi = _mm_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 0, 1));
-        __m128i product = _mm_mul_epu32(key, key_hi);
-        __m128i swapped = _mm_shuffle_epi32(data, _MM_SHUFFLE(1, 0, 3, 2));
-        a[i] = _mm_add_epi64(a[i], _mm_add_epi64(product, swapped));
-    }
-}
-
-/* deliberate twin of the AVX2 accumulate/scramble below: one function per instruction set,
- * picked at run time; the intrinsics differ in width and name, so no source is shared. */
-static inline void ms_xxh3_scramble_sse2(uint64_t *acc, const uint8_t *s) {
-    __m128i *a = (__m128i *)acc;
-    const __m128i prime = _mm_set1_epi32((int)MS_P32_1);
-    for (int i = 0; i < 4; i++) {
-        __m128i v = _mm_xor_si128(a[i], _mm_srli_epi64(a[i], 47));
-        v = _mm_xor_si128(v, _mm_loadu_si128((const __m128i *)(s + 16 * i)));
-        /* 64-bit lane times a 32-bit constant: lo*P + (hi*P << 32) */
-        __m128i lo = _mm_mul_epu32(v, prime);
-        __m128i hi = _mm_mul_epu32(_mm_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 0, 1)), prime);
-        a[i] = _mm_add_epi64(lo, _mm_slli_epi64(hi, 32));
-    }
-}
-
-MS_DEFINE_XXH3_LONG(ms_xxh3_long_sse2, , ms_xxh3_accumulate_512_sse2, ms_xxh3_scramble_sse2)
+/* The SSE2 and AVX2 builds of accumulate, scramble and the long hash, from one source:
+ * MS_DEFINE_XXH3_SIMD(isa, ATTR, V, MM, SI, W) expands them for vector type V of W bytes, whose
+ * intrinsics are named MM##_op (_mm, _mm256) and MM##_op_##SI (si128, si256).
+ * accumulate, per 64-bit lane: acc += lo32(key^data) * hi32(key^data) + data of the neighbouring lane.
+ * scramble, per 64-bit lane: a 64-bit lane times a 32-bit constant is lo*P + (hi*P << 32). */
+#define MS_DEFINE_XXH3_SIMD(isa, ATTR, V, MM, SI, W)                                                   \
+    ATTR static inline void ms_xxh3_accumulate_512_##isa(uint64_t *acc, const uint8_t *p, const uint8_t *s) { \
+        V *a = (V *)acc;                                                                                 \
+        for (int i = 0; i < 64 / (W); i++) {                                                             \
+            V data = MM##_loadu_##SI((const V *)(p + (W) * i));                                          \
+            V key = MM##_xor_##SI(data, MM##_loadu_##SI((const V *)(s + (W) * i)));                      \
+            V key_hi = MM##_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 0, 1));                                 \
+            V product = MM##_mul_epu32(key, key_hi);                                                     \
+            V swapped = MM##_shuffle_epi32(data, _MM_SHUFFLE(1, 0, 3, 2));                               \
+            a[i] = MM##_add_epi64(a[i], MM##_add_epi64(product, swapped));                               \
+        }                                                                                                \
+    }                                                                                                    \
+    ATTR static inline void ms_xxh3_scramble_##isa(uint64_t *acc, const uint8_t *s) {                   \
+        V *a = (V *)acc;                                                                                 \
+        const V prime = MM##_set1_epi32((int)MS_P32_1);                                                  \
+        for (int i = 0; i < 64 / (W); i++) {                                                             \
+            V v = MM##_xor_##SI(a[i], MM##_srli_epi64(a[i], 47));                                        \
+            v = MM##_xor_##SI(v, MM##_loadu_##SI((const V *)(s + (W) * i)));                             \
+            V lo = MM##_mul_epu32(v, prime);                                                             \
+            V hi = MM##_mul_epu32(MM##_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 0, 1)), prime);                \
+            a[i] = MM##_add_epi64(lo, MM##_slli_epi64(hi, 32));                                          \
+        }                                                                                                \
+    }                                                                                                    \
+    MS_DEFINE_XXH3_LONG(ms_xxh3_long_##isa, ATTR, ms_xxh3_accumulate_512_##isa, ms_xxh3_scramble_##isa)
 
 #define MS_AVX2 __attribute__((target("avx2")))
 
-MS_AVX2 static inline void ms_xxh3_accumulate_512_avx2(uint64_t *acc, const uint8_t *p, const uint8_t *s) {
-    __m256i *a = (__m256i *)acc;
-    for (int i = 0; i < 2; i++) {
-        __m256i data = _mm256_loadu_si256((const __m256i *)(p + 32 * i));
-        __m256i key = _mm256_xor_si256(data, _mm256_loadu_si256((const __m256i *)(s + 32 * i)));
-        __m256i key_hi = _mm256_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 0, 1));
-        __m256i product = _mm256_mul_epu32(key, key_hi);
-        __m256i swapped = _mm256_shuffle_epi32(data, _MM_SHUFFLE(1, 0, 3, 2));
-        a[i] = _mm256_add_epi64(a[i], _mm256_add_epi64(product, swapped));
-    }
-}
-
-MS_AVX2 static inline void ms_xxh3_scramble_avx2(uint64_t *acc, const uint8_t *s) {
-    __m256i *a = (__m256i *)acc;
-    const __m256i prime = _mm256_set1_epi32((int)MS_P32_1);
-    for (int i = 0; i < 2; i++) {
-        __m256i v = _mm256_xor_si256(a[i], _mm256_srli_epi64(a[i], 47));
-        v = _mm256_xor_si256(v, _mm256_loadu_si256((const __m256i *)(s + 32 * i)));
-        __m256i lo = _mm256_mul_epu32(v, prime);
-        __m256i hi = _mm256_mul_epu32(_mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 0, 1)), prime);
-        a[i] = _mm256_add_epi64(lo, _mm256_slli_epi64(hi, 32));
-    }
-}
-
-MS_DEFINE_XXH3_LONG(ms_xxh3_long_avx2, MS_AVX2, ms_xxh3_accumulate_512_avx2, ms_xxh3_scramble_avx2)
+/* SSE2 is part of x86-64, so this path needs no CPU check; AVX2 is picked at run time. */
+MS_DEFINE_XXH3_SIMD(sse2, , __m128i, _mm, si128, 16)
+MS_DEFINE_XXH3_SIMD(avx2, MS_AVX2, __m256i, _mm256, si256, 32)
 
 /* 0 = not yet checked, 1 = SSE2, 2 = AVX2. Racing first calls all store the same value. */
 static int ms_xxh3_isa = 0;

@@ -179,6 +179,8 @@ cdef class S3FIFOOrder(EvictionOrder):
             raise ValueError(f"move_threshold: expected an int in [1, max_freq={max_freq}], got {move_threshold}")
         if self._n_resident:
             raise ValueError("S3FIFOOrder: __init__ called on an order that is in use")
+        # the checked parameters become the order's read-only attributes (alike in shape only to
+        # other constructors' runs of assignments, e.g. tiers/_storage.py's)
         self.capacity = capacity
         self.small_ratio = small_ratio
         self.ghost_ratio = ghost_ratio

@@ -10,6 +10,8 @@ LFU), ``_s3fifo_model``, ``_wtinylfu_model`` and ``_adaptive_model``;
 
 from __future__ import annotations
 
+from typing import Any
+
 MASK64 = (1 << 64) - 1
 #: Slots a native order or cache allocates first; it doubles them on demand.
 INITIAL_SLOTS = 4
@@ -32,6 +34,17 @@ def mix64(x: int) -> int:
     x = (x * 0x94D049BB133111EB) & MASK64
     x ^= x >> 31
     return x or 1
+
+
+def with_defaults(defaults: dict[str, Any], options: dict[str, Any], model: str) -> dict[str, Any]:
+    """``defaults`` (a model's table of its order's documented keyword options) updated by ``options``.
+
+    An option the table does not name raises ``TypeError``, as the order's constructor does.
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"{model}: unexpected keyword option(s) {unknown}")
+    return {**defaults, **options}
 
 
 class OrderModel:

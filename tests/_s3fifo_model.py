@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
-from _order_model import MASK64, OrderModel
+from _order_model import MASK64, OrderModel, with_defaults
+
+#: S3FIFOOrder's keyword options and their documented defaults, stated independently of the
+#: order; test_eviction.py holds them equal to a default order's ``get_config()``.
+S3FIFO_DEFAULTS: dict[str, Any] = {
+    "capacity": None, "small_ratio": 0.1, "ghost_ratio": 0.9, "move_threshold": 2, "max_freq": 3, "adaptive": False,
+}
 
 
-# deliberate twin of S3FIFOOrder's signature (native/s3fifo.pyx, its .pyi stub): a model is an
-# independent statement of the documented behaviour, defaults included, so a changed default in
-# the order fails the lock-step tests instead of being copied into the model.
 class S3FIFOModel(OrderModel):
-    """S3-FIFO as documented in ``memstrata.S3FIFOOrder``."""
+    """S3-FIFO as documented in ``memstrata.S3FIFOOrder``; ``options`` as in :data:`S3FIFO_DEFAULTS`."""
 
-    def __init__(
-        self,
-        n_slots: int,
-        *,
-        capacity: int | None = None,
-        small_ratio: float = 0.1,
-        ghost_ratio: float = 0.9,
-        move_threshold: int = 2,
-        max_freq: int = 3,
-        adaptive: bool = False,
-    ) -> None:
+    def __init__(self, n_slots: int, **options: Any) -> None:
+        o = with_defaults(S3FIFO_DEFAULTS, options, "S3FIFOModel")
         super().__init__(n_slots)
-        capacity = n_slots if capacity is None else capacity
+        capacity = n_slots if o["capacity"] is None else o["capacity"]
         self.capacity = capacity
-        self.adaptive = adaptive
-        self.small_capacity = int(capacity * small_ratio)
+        self.adaptive = o["adaptive"]
+        self.small_capacity = int(capacity * o["small_ratio"])
         self.main_capacity = capacity - self.small_capacity
-        self.ghost_size = int(ghost_ratio * n_slots)
-        self.move_threshold = move_threshold
-        self.max_freq = max_freq
+        self.ghost_size = int(o["ghost_ratio"] * n_slots)
+        self.move_threshold = o["move_threshold"]
+        self.max_freq = o["max_freq"]
         self.small: OrderedDict[int, None] = OrderedDict()
         self.main: OrderedDict[int, None] = OrderedDict()
         self.queue_of: dict[int, str] = {}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
-from _order_model import MASK64, OrderModel, mix64
+from _order_model import MASK64, OrderModel, mix64, with_defaults
 
 
 def _pow2_at_least(n: int) -> int:
@@ -68,25 +69,22 @@ class SketchModel:
         return min(self.counters[i] for i in self._indices(h)) + self._door_has(h)
 
 
-# deliberate twin of WTinyLFUOrder's signature (native/wtinylfu.pyx, its .pyi stub): a model is an
-# independent statement of the documented behaviour, defaults included.
-class WTinyLFUModel(OrderModel):
-    """W-TinyLFU as documented in ``memstrata.WTinyLFUOrder``."""
+#: WTinyLFUOrder's keyword options and their documented defaults, stated independently of the
+#: order; test_eviction.py holds them equal to a default order's ``get_config()``.
+WTINYLFU_DEFAULTS: dict[str, Any] = {
+    "window_ratio": 0.01, "protected_ratio": 0.9, "adaptive": True, "doorkeeper": True, "sketch_slots": 4096,
+}
 
-    def __init__(
-        self,
-        n_slots: int,
-        *,
-        window_ratio: float = 0.01,
-        protected_ratio: float = 0.9,
-        adaptive: bool = True,
-        doorkeeper: bool = True,
-        sketch_slots: int = 4096,
-    ) -> None:
+
+class WTinyLFUModel(OrderModel):
+    """W-TinyLFU as documented in ``memstrata.WTinyLFUOrder``; ``options`` as in :data:`WTINYLFU_DEFAULTS`."""
+
+    def __init__(self, n_slots: int, **options: Any) -> None:
+        o = with_defaults(WTINYLFU_DEFAULTS, options, "WTinyLFUModel")
         super().__init__(n_slots)
-        self.protected_ratio = protected_ratio
-        self.adaptive = adaptive
-        self.sketch = SketchModel(min(n_slots, sketch_slots), doorkeeper)
+        self.protected_ratio = o["protected_ratio"]
+        self.adaptive = o["adaptive"]
+        self.sketch = SketchModel(min(n_slots, o["sketch_slots"]), o["doorkeeper"])
         self.segments: dict[str, OrderedDict[int, None]] = {
             "window": OrderedDict(), "probation": OrderedDict(), "protected": OrderedDict()}
         self.segment: dict[int, str] = {}
@@ -96,7 +94,7 @@ class WTinyLFUModel(OrderModel):
         self.step = -0.0625 * n_slots
         self.window_capacity = self.protected_capacity = 0
         self.window_target = 0.0
-        self._set_window(window_ratio * n_slots)
+        self._set_window(o["window_ratio"] * n_slots)
 
     def _grow(self, cap: int) -> None:
         # a sketch for `cap` slots; the resident keys carry their estimates over

@@ -15,6 +15,8 @@ from _cache_models import (
     WTinyLFUModel,
     mix64,
 )
+from _s3fifo_model import S3FIFO_DEFAULTS
+from _wtinylfu_model import WTINYLFU_DEFAULTS
 from conformance.eviction import MACHINE_SETTINGS, OrderMachine
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -227,3 +229,21 @@ def test_s3fifo_ghost_remembers_the_last_evictions(hashes: list[int]) -> None:
             assert order.pop_victim() == model.pop_victim()
     for h in hashes:
         assert order.in_ghost(h) == model.in_ghost(h)
+
+
+@pytest.mark.parametrize(
+    ("order_cls", "defaults"), [(S3FIFOOrder, S3FIFO_DEFAULTS), (WTinyLFUOrder, WTINYLFU_DEFAULTS)]
+)
+def test_model_defaults_are_the_orders(order_cls: type[EvictionOrder], defaults: dict[str, object]) -> None:
+    # the models state the documented defaults on their own: a default changed in an order fails here
+    config = order_cls(16).get_config()
+    expected = {**defaults, "capacity": 16} if "capacity" in defaults else defaults
+    assert {name: config[name] for name in defaults} == expected
+    assert set(config) == {"id", "n_slots", *defaults}
+
+
+def test_models_refuse_unknown_options() -> None:
+    with pytest.raises(TypeError, match="small_ratio"):
+        WTinyLFUModel(8, small_ratio=0.1)
+    with pytest.raises(TypeError):
+        S3FIFOOrder(8, window_ratio=0.1)  # type: ignore[call-arg]

@@ -247,3 +247,25 @@ def test_missing_dictionary_is_reported() -> None:
     frame[ref_at : ref_at + 4] = b"\xde\xad\xbe\xef"
     with pytest.raises(CorruptDataError, match="names zstd dictionary deadbeef…, which is not registered here"):
         decode(bytes(frame))
+
+
+def _damaged_heads() -> list[bytes]:
+    frame = get_codec("raw").encode(b"x")
+    heads = [frame[:13], b"\x88" + frame[1:], frame[:1] + b"m" + frame[2:]]
+    for index, value in ((2, FORMAT_VERSION + 1), (2, 0), (4, frame[4] | 0x80), (4, frame[4] | 0x20)):
+        bad = bytearray(frame[:-8])
+        bad[index] = value
+        heads.append(_reseal(bytes(bad)))
+    return heads
+
+
+@pytest.mark.parametrize("frame", _damaged_heads())
+def test_both_parsers_refuse_a_bad_head_alike(frame: bytes) -> None:
+    # the compiled parser tests the head in C and leaves the error to memstrata._frame_head, as
+    # the Python one does: the same class and message on either path
+    errors = []
+    for parse in (_frame.parse_frame, _frame._py_parse_frame):
+        with pytest.raises(CorruptDataError) as caught:
+            parse(frame, lambda ref: None)
+        errors.append((type(caught.value), str(caught.value)))
+    assert errors[0] == errors[1]

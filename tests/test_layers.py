@@ -17,6 +17,7 @@ ROOT = Path(memstrata.__file__).resolve().parent
 
 LAYER = {
     "errors": 0, "types": 0, "_native": 0, "_varint": 0, "_keyarrays": 0, "_log": 0, "_locks": 0, "_tail": 0, "_closing": 0, "_growth": 0, "_heap": 0,
+    "_frame_head": 0,
     "kernels": 1,
     "codecs": 2, "dedup": 2, "tiers": 2, "vectors": 2,
     "store": 3,
@@ -25,7 +26,7 @@ LAYER = {
     "cli": 6,
 }
 # top-level private modules that are shared plumbing of the whole package
-SHARED_PRIVATE = {"_native", "_varint", "_keyarrays", "_log", "_locks", "_tail", "_closing", "_growth", "_heap"}
+SHARED_PRIVATE = {"_native", "_varint", "_keyarrays", "_log", "_locks", "_tail", "_closing", "_growth", "_heap", "_frame_head"}
 
 
 def _package_of(path: Path) -> str:

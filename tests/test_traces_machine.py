@@ -60,19 +60,15 @@ class TraceMemoryMachine(RuleBasedStateMachine):
         self.model = {k: v for k, v in self.model.items() if v[2] >= cutoff or v[1] > 0.8}
         assert len(self.mem) <= 4
 
-    # alike in shape only to test_store_machine.py's reopen rule: each machine closes and
-    # reopens its own object under test
-    @rule()
-    def reopen(self) -> None:
-        self.mem.close()
-        self.mem = self._open()
-
-    @rule()
-    def crash(self) -> None:
-        """Lose the queue, as a crash would: urgent traces survive, the rest may not."""
-        queued = {row[0] for row in self.mem._pending_traces}
-        self.mem._closed = True
-        self.mem._conn.close()
+    @rule(crash=st.booleans())
+    def reopen(self, crash: bool) -> None:
+        """Close and open again; with ``crash``, lose the queue as a crash would: urgent traces survive, the rest may not."""
+        queued = {row[0] for row in self.mem._pending_traces} if crash else set()
+        if crash:
+            self.mem._closed = True
+            self.mem._conn.close()
+        else:
+            self.mem.close()
         self.mem = self._open()
         for trace_id in queued:
             if trace_id in self.model and self.model[trace_id][1] <= 0.8:

@@ -30,6 +30,21 @@ def classify_keys(keys: Any, argname: str = "keys") -> tuple[int, Any]:
     raise TypeError(f"{argname}: expected {_EXPECTED}, got {type(keys).__name__}")
 
 
+def classify_with_result(
+    keys: Any, dtype: Any, *, zeroed: bool, argname: str = "keys"
+) -> tuple[int, Any, np.ndarray]:
+    """Return ``(kind, data, out)``: :func:`classify_keys` and ``out``, one entry of ``dtype`` a key.
+
+    The batch entry points of the hashing and Bloom loops start alike: classify, then
+    allocate the result they fill (and hand it back as it is when the batch is empty).
+    ``zeroed``: ``out`` starts all zero (for a loop that writes only some entries);
+    otherwise it is left uninitialised, which is measurably faster for a loop that
+    writes every entry.
+    """
+    kind, data = classify_keys(keys, argname)
+    return kind, data, (np.zeros if zeroed else np.empty)(len(data), dtype=dtype)
+
+
 def _classify_array(keys: np.ndarray, argname: str) -> tuple[int, Any]:
     kind = keys.dtype.kind
     if kind == "u" and keys.dtype.itemsize == 1 and keys.ndim == 2 and keys.shape[1] == 16:

@@ -201,16 +201,14 @@ class BackendMachine(RuleBasedStateMachine):
             self.model.pop(k, None)
         self.model.update(puts)
 
-    @rule()
-    def flush(self) -> None:
+    @rule(reopen=st.booleans())
+    def flush(self, reopen: bool) -> None:
+        """Flush; with ``reopen``, then open the backend again on what it flushed (where the contract can)."""
         self.backend.flush()
-
-    @rule()
-    def reopen(self) -> None:
-        self.backend.flush()
-        again = self.contract.reopen(self.backend)
-        if again is not None:
-            self.backend = again
+        if reopen:
+            again = self.contract.reopen(self.backend)
+            if again is not None:
+                self.backend = again
 
     @rule(data=st.data())
     def get(self, data: st.DataObject) -> None:

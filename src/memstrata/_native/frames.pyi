@@ -1,11 +1,9 @@
 from collections.abc import Callable
 from typing import Any
 
-from memstrata.errors import CorruptDataError
+from memstrata._frame_head import FrameVersionError as FrameVersionError
 
 __test__: dict[str, str]
-
-class FrameVersionError(CorruptDataError): ...
 
 def build(
     codec_id: int,

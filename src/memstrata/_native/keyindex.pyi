@@ -18,6 +18,7 @@ def fingerprints_at(
 @final
 class KeyIndex:
     def __init__(self, mask: int = 0xFFFFFFFF) -> None: ...
+    # alike in shape only to bloom.pyi's properties: each stub mirrors its module (stubtest)
     @property
     def mask(self) -> int: ...
     @property

@@ -23,6 +23,8 @@ class S3FIFOOrder(EvictionOrder):
     def adaptive(self) -> bool: ...
     @property
     def small_capacity(self) -> int: ...
+    # (alike in shape only to codecs/_trainer.py's keyword parameters; the model in
+    # tests/_s3fifo_model.py states these defaults in a table)
     def __init__(
         self,
         n_slots: int,

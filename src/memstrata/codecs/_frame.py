@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from memstrata._frame_head import FORMAT_VERSION, MAGIC, FrameVersionError, check_head, resolve_dictionary
 from memstrata._varint import decode_varint, encode_varint
 from memstrata.codecs._hash import digest
 from memstrata.errors import CorruptDataError
@@ -48,8 +49,6 @@ __all__ = [
     "parse_frame",
 ]
 
-MAGIC = b"\x89M"
-FORMAT_VERSION = 1
 CHECKSUM_SIZE = 8
 
 # what the decoded payload is
@@ -64,25 +63,14 @@ FLAG_LONG_DIGEST = 0x08
 FLAG_META = 0x10
 FLAG_DICT = 0x20
 FLAG_IMPLICIT = 0x40
-_FLAG_RESERVED = 0x80
 IMPLICIT_MAX_LENGTH = 65536
 IMPLICIT_CODECS = (0, 1, 2, 3)  # raw, lz4, zstd, zlib
-
-_MIN_SIZE = 2 + 1 + 1 + 1 + 1 + CHECKSUM_SIZE  # empty payload, implicit digest, no meta or dictionary
 
 
 try:  # compiled twins of build_frame / parse_frame (same bytes, same errors)
     from memstrata._native import frames as _native
 except ImportError:  # pragma: no cover - source checkout without compiled extensions
     _native = None  # type: ignore[assignment]  # the pure-Python path below serves then
-
-if _native is not None:
-    FrameVersionError = _native.FrameVersionError
-else:  # pragma: no cover
-
-    class FrameVersionError(CorruptDataError):  # type: ignore[no-redef]
-        """A frame was written by a newer format version than this memstrata reads."""
-
 
 class FrameHeader(NamedTuple):
     """The parsed, verified header of a frame (see :func:`memstrata.codecs.read_header`)."""
@@ -175,26 +163,11 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
     mv = memoryview(frame)
     if mv.ndim != 1 or mv.itemsize != 1:
         mv = mv.cast("B")
-    # deliberate twin of native/frames.pyx parse: this is the pure-Python fallback (parse_frame
-    # uses it when memstrata._native is not built) and the format's readable reference; that one
-    # is the compiled hot path. test_frames.py holds their results and errors equal.
     end = len(mv)
-    if end < _MIN_SIZE:
-        raise CorruptDataError(f"frame: {end} bytes is shorter than the smallest frame ({_MIN_SIZE} bytes)")
-    if mv[0] != 0x89 or mv[1] != 0x4D:
-        raise CorruptDataError("frame: bad magic (not a memstrata frame)")
+    check_head(mv, end)
     version = mv[2]
-    if version != FORMAT_VERSION:
-        if version > FORMAT_VERSION:
-            raise FrameVersionError(
-                f"frame: format version {version} is newer than this memstrata reads "
-                f"(up to {FORMAT_VERSION}); upgrade memstrata to decode it"
-            )
-        raise CorruptDataError(f"frame: unknown format version {version}")
     codec_id = mv[3]
     flags = mv[4]
-    if flags & _FLAG_RESERVED:
-        raise CorruptDataError(f"frame: reserved flag bits set ({flags:#04x})")
     implicit = bool(flags & FLAG_IMPLICIT)
     body_end = end - CHECKSUM_SIZE
     original_length, pos = decode_varint(mv, 5, body_end, "frame")
@@ -216,13 +189,7 @@ def _py_parse_frame(frame: Any, dictionary_lookup: Any = None, *, verify: bool =
             raise CorruptDataError("frame: truncated (header runs past the end)")
         ref = bytes(mv[pos : pos + 4])
         pos += 4
-        found = dictionary_lookup(ref) if dictionary_lookup is not None else None
-        if found is None:
-            raise CorruptDataError(
-                f"frame: names zstd dictionary {ref.hex()}…, which is not registered here "
-                "(register it with memstrata.codecs.register_dictionary) or the frame is corrupt"
-            )
-        dict_digest, dictionary = found
+        dict_digest, dictionary = resolve_dictionary(ref, dictionary_lookup)
     digest_length = 0 if implicit else 16 if flags & FLAG_LONG_DIGEST else 8
     if pos + digest_length > body_end or meta_length > body_end - pos - digest_length:
         raise CorruptDataError("frame: truncated (header runs past the end)")

@@ -20,6 +20,8 @@ def heap_new(k):  # pragma: no cover - compiled
     return np.empty(k, np.float32), np.empty(k, np.int64)
 
 
+# deliberate twin of the sift-up loop in heap_push below: see the comment there (a shared
+# helper measured 2.7-4.4x slower)
 def heap_sift_down(hs, hi, size, pos):  # pragma: no cover - compiled
     """Restore a heap whose root is the *worst* kept entry (lowest score, then highest index)."""
     while True:

@@ -168,6 +168,8 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         """The sequence number of the latest mutation (trace, delta, dictionary or delete)."""
         return self._seq
 
+    # alike in shape only to tiers/_log.py's close (lock, return if closed, flush, release) and,
+    # with the properties above, to bloom.pyx's getters: the usual idempotent close
     @guarded
     def _close(self) -> None:
         with self._db_lock:
