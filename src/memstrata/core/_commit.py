@@ -16,6 +16,7 @@ best-effort layers apply the records one after another, oldest first.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from memstrata.core._layers import PATTERN, TOMBSTONE, encode_record
@@ -114,29 +115,49 @@ class GroupCommit:
         def _save_state(self, next_seq: int, closed: bool = False) -> None: ...
 
     def _init_commit(self) -> None:
-        self._queue: list[Pending] = []
-        self._queue_lock = threading.Lock()
+        self._queue: deque[Pending] = deque()  # writes waiting for a batch, oldest first
+        self._turn = threading.Condition(threading.Lock())  # guards the queue; signals committed batches
         self._intent = f"intent {self.config.instance}"
 
     def _submit(self, p: Pending) -> WriteResult:
-        """Queue ``p``, then commit the queue unless a batch that took ``p`` already did; ``p``'s outcome."""
+        """Commit ``p``, alone or in a batch with the writes queued beside it; ``p``'s outcome."""
         if not self._queue and self._lock.acquire(blocking=False):
-            try:  # alone: a batch of one, without the queue (a writer queuing meanwhile waits for the lock)
+            try:  # alone: a batch of one, without the queue
                 self._commit_batch([p])
             finally:
                 self._lock.release()
         else:
-            with self._queue_lock:
-                self._queue.append(p)
-            with self._lock:
-                if not p.done:
-                    with self._queue_lock:
-                        batch, self._queue = self._queue, []
-                    self._commit_batch(batch)
+            self._commit_queued(p)
         if p.error is not None:
             raise p.error
         assert p.result is not None
         return p.result
+
+    def _commit_queued(self, p: Pending) -> None:
+        """Queue ``p``; the write at the head of the queue commits every write queued so far, the others wait.
+
+        Waiting writes sleep on a condition, not on the write lock, so a batch's
+        writers all resume when it is committed, and the next head starts the
+        next batch with everything queued meanwhile.
+        """
+        turn = self._turn
+        with turn:
+            self._queue.append(p)
+            while not p.done and self._queue[0] is not p:
+                turn.wait()
+            if p.done:
+                return
+        batch: list[Pending] = []
+        try:
+            with self._lock:
+                with turn:  # taken once the lock is ours: the writes that queued while we waited for it join
+                    batch = list(self._queue)
+                self._commit_batch(batch)
+        finally:
+            with turn:
+                for _ in batch:
+                    self._queue.popleft()
+                turn.notify_all()
 
     # ----------------------------------------------------------------- batch --
 
