@@ -172,3 +172,45 @@ def test_interleaved_writers_collide_and_fall_back_to_the_locking_function(serve
         assert not pattern_is_live(a.pattern_store.get(pb), a.durable.get(pb))
         assert a.read_sync("k", use_cache=False) is None and b.read_sync("p", use_cache=False) == "plain now"
         assert a.patterns() == []
+
+
+def test_threads_of_one_core_write_through_redis_and_postgres_with_one_chain(servers):
+    """Concurrent writers of one MemoryCore queue into batches; PostgreSQL, Redis and the log agree afterwards."""
+    import random
+    import threading
+
+    keys = [f"k{i}" for i in range(8)]
+    with _core(servers, vector=False) as core:
+
+        def writer(t: int) -> None:
+            rng = random.Random(t)
+            for _ in range(40):
+                key, r = rng.choice(keys), rng.random()
+                if r < 0.2:
+                    core.delete_sync(key, actor=f"w{t}")
+                elif r < 0.3:
+                    core.write_sync(key, {"p": t}, metadata={"is_pattern": True, "pattern_type": "x"})
+                else:
+                    core.write_sync(key, {"t": t, "x": rng.random()}, actor=f"w{t}")
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert core.audit.verify() == 160
+        last = {}
+        for e in core.audit.entries():
+            last[e.key] = e
+        for key, e in last.items():
+            kb = key.encode()
+            cached = core.cache.get(kb)
+            if cached is not None:
+                assert decode_record(kb, cached, "cache").seq == e.seq
+            value = core.read_sync(key, use_cache=False)
+            if e.operation == "delete":
+                assert value is None
+            else:
+                rec = core.pattern_store.get(kb) if e.operation == "write.pattern" else core.durable.get(kb)
+                assert decode_record(kb, rec, "durable").seq == e.seq
+                assert core.read_sync(key) == value

@@ -64,6 +64,12 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
     On PostgreSQL (``database_url``) the entry and the durable record are
     committed together by one statement (one round trip; see
     :meth:`PostgresLogStore.append_apply`).
+    **Concurrent writers** (threads of one core) commit in groups: the writes
+    that queue while a batch is being committed form the next batch, which
+    takes one append to the log (one ``fdatasync`` with durability ``"full"``)
+    and one durable-store transaction; every layer applies them in log order.
+    A thread's writes keep its order. On PostgreSQL a batch's entries are
+    still sent one statement each, in order.
     Every layer keeps the log sequence with each record and keeps the newest,
     so applying a step twice, or late, changes nothing: on open, entries past
     the saved replay position are applied again to every layer.
