@@ -17,17 +17,8 @@ from _s3fifo_model import S3FIFOModel
 from _wtinylfu_model import WTinyLFUModel
 
 __all__ = [
-    "INITIAL_SLOTS",
-    "AdaptiveModel",
-    "CacheModel",
-    "FIFOModel",
-    "LFUModel",
-    "LRUModel",
-    "S3FIFOModel",
-    "WTinyLFUModel",
-    "grown_capacity",
-    "make_order_model",
-    "mix64",
+    "INITIAL_SLOTS", "AdaptiveModel", "CacheModel", "FIFOModel", "LFUModel", "LRUModel", "S3FIFOModel",
+    "WTinyLFUModel", "grown_capacity", "make_order_model", "mix64",
 ]
 
 

@@ -12,12 +12,7 @@ from memstrata.core import MemoryCore
 
 def main(redis_url: str, database_url: str, prefix: str, namespace: str, name: str, n: str) -> None:
     with MemoryCore(
-        redis_url=redis_url,
-        database_url=database_url,
-        table_prefix=prefix,
-        redis_namespace=namespace,
-        instance=name,
-        checkpoint_every=50,
+        redis_url=redis_url, database_url=database_url, table_prefix=prefix, redis_namespace=namespace, instance=name, checkpoint_every=50
     ) as core:
         for i in range(int(n)):
             core.write_sync(f"shared:{i % 10}", {"writer": name, "i": i}, actor=name)

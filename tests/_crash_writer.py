@@ -13,14 +13,8 @@ def value(i: int) -> dict[str, object]:
 
 
 def main(path: str, start: int) -> None:
-    cfg = {
-        "durability": "normal",
-        "migration_interval_seconds": 0.005,
-        "hot_max_bytes": 4096,
-        "hot_idle_seconds": 0.0,
-        "warm_idle_seconds": 0.01,
-        "train_after": 50,
-    }
+    cfg = {"durability": "normal", "migration_interval_seconds": 0.005, "hot_max_bytes": 4096,
+           "hot_idle_seconds": 0.0, "warm_idle_seconds": 0.01, "train_after": 50}
     store = MemoryStore(path, cfg)
     out = sys.stdout
     i = start

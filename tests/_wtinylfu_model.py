@@ -88,10 +88,7 @@ class WTinyLFUModel(OrderModel):
         self.adaptive = adaptive
         self.sketch = SketchModel(min(n_slots, sketch_slots), doorkeeper)
         self.segments: dict[str, OrderedDict[int, None]] = {
-            "window": OrderedDict(),
-            "probation": OrderedDict(),
-            "protected": OrderedDict(),
-        }
+            "window": OrderedDict(), "probation": OrderedDict(), "protected": OrderedDict()}
         self.segment: dict[int, str] = {}
         self.hash: dict[int, int] = {}
         self.hits = self.misses = 0

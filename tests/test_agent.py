@@ -105,9 +105,8 @@ def test_near_duplicate_modes(mode: str, clock: Clock) -> None:
 
 def test_add_many_dedups_within_batch_and_against_store(mem: AgentMemory) -> None:
     mem.add("one", vector=unit(1, 0, 0))
-    recs = mem.add_many(
-        ["two", "one", "two", "three"], vectors=np.stack([unit(0, 1, 0), unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)])
-    )
+    recs = mem.add_many(["two", "one", "two", "three"], vectors=np.stack([unit(0, 1, 0), unit(1, 0, 0),
+                                                                            unit(0, 1, 0), unit(0, 0, 1)]))
     assert [r.duplicate_of for r in recs] == [None, 0, recs[0].id, None]
     assert len(mem) == 3
 
@@ -118,10 +117,7 @@ def test_update_keeps_history_and_reindexes(mem: AgentMemory, clock: Clock) -> N
     b = mem.update(a.id, "likes coffee", {"k": 2})
     assert b.id == a.id and b.version == 2 and b.metadata == {"k": 2} and b.updated_at == clock.t
     hist = mem.history(a.id)
-    assert [(h["version"], h["event"], h["text"]) for h in hist] == [
-        (1, "ADD", "likes tea"),
-        (2, "UPDATE", "likes coffee"),
-    ]
+    assert [(h["version"], h["event"], h["text"]) for h in hist] == [(1, "ADD", "likes tea"), (2, "UPDATE", "likes coffee")]
     assert [h.id for h in mem.search("coffee", mode="keyword")] == [a.id]
     assert mem.search("tea", mode="keyword") == []
     with pytest.raises(KeyError, match="no memory"):
@@ -172,11 +168,8 @@ def test_filters_inside_search_return_limit(clock: Clock) -> None:
     n = 2000
     vecs = rng.standard_normal((n, 16)).astype(np.float32)
     with AgentMemory(config=AgentConfig(near_duplicates="keep"), clock=clock) as m:
-        m.add_many(
-            [f"memory number {i}" for i in range(n)],
-            vectors=vecs,
-            metadata=[{"shard": i % 100, "score": float(i)} for i in range(n)],
-        )
+        m.add_many([f"memory number {i}" for i in range(n)], vectors=vecs,
+                   metadata=[{"shard": i % 100, "score": float(i)} for i in range(n)])
         q = vecs[7]
         for mode in ("vector", "keyword", "hybrid"):
             query = "memory number" if mode == "keyword" else q
@@ -184,9 +177,7 @@ def test_filters_inside_search_return_limit(clock: Clock) -> None:
             assert len(hits) == 10 and all(h.metadata["shard"] == 7 for h in hits), mode
         hits = m.search(q, limit=10, filters={"shard": 7}, mode="vector")
         assert hits[0].id == 7  # exact top-1 inside the filter
-        hits = m.search(
-            q, limit=15, filters={"$and": [{"score": {"$lt": 1000}}, {"shard": {"$in": [1, 2]}}]}, mode="vector"
-        )
+        hits = m.search(q, limit=15, filters={"$and": [{"score": {"$lt": 1000}}, {"shard": {"$in": [1, 2]}}]}, mode="vector")
         assert len(hits) == 15 and all(h.metadata["shard"] in (1, 2) and h.metadata["score"] < 1000 for h in hits)
         hits = m.search(q, limit=10, filters={"score": {"$gte": 1000}}, mode="vector")  # 50 %: the scan path
         assert len(hits) == 10 and all(h.metadata["score"] >= 1000 for h in hits)
@@ -238,10 +229,8 @@ def test_pattern_confidence_matches_formula(clock: Clock) -> None:
     with AgentMemory(config=cfg, clock=clock) as m:
         profits = [10.0, 30.0, -5.0, 25.0]
         wins = [True, True, False, True]
-        ids = [
-            m.add({"type": "trade", "action": "swap", "pool": "A", "profit": p, "success": s, "n": i}).id
-            for i, (p, s) in enumerate(zip(profits, wins))
-        ]
+        ids = [m.add({"type": "trade", "action": "swap", "pool": "A", "profit": p, "success": s, "n": i}).id
+               for i, (p, s) in enumerate(zip(profits, wins))]
         m.add({"type": "trade", "action": "swap", "pool": "B", "profit": 1.0, "success": True})
         pats = m.extract_patterns()
         assert len(pats) == 1
@@ -259,10 +248,7 @@ def test_pattern_confidence_matches_formula(clock: Clock) -> None:
 
 
 def _state(m: AgentMemory) -> dict[int, tuple]:
-    return {
-        r.id: (r.tier, r.text, r.access_count, tuple(sorted(r.metadata.items())))
-        for r in m.get_all(limit=None, include_expired=True)
-    }
+    return {r.id: (r.tier, r.text, r.access_count, tuple(sorted(r.metadata.items()))) for r in m.get_all(limit=None, include_expired=True)}
 
 
 def test_prune_plan_equals_apply(clock: Clock) -> None:
@@ -272,21 +258,15 @@ def test_prune_plan_equals_apply(clock: Clock) -> None:
         pref = m.add({"type": "preference", "text": "never trade on weekends"}, vector=unit(0, 1, 0))
         pinned = m.add({"type": "opportunity", "text": "arb on pool X"}, vector=unit(0, 1, 1), pinned=True)
         clock.advance(10)  # the observation (7 d) and pinned opportunity (3 d) are past retention
-        dup_a = m.add(
-            {"type": "trade", "text": "swap ETH to USDC", "success": True, "profit": 50.0},
-            vector=unit(1, 0, 0),
-            metadata={"x": 1},
-        )
+        dup_a = m.add({"type": "trade", "text": "swap ETH to USDC", "success": True, "profit": 50.0}, vector=unit(1, 0, 0),
+                      metadata={"x": 1})
         dup_b = m.add({"type": "trade", "text": "swapped ETH into USDC"}, vector=unit(1, 0.01, 0), metadata={"y": 2})
         mid = m.add({"type": "trade", "text": "added liquidity"}, vector=unit(1, 1, 0))
         clock.advance(2)  # trades are 2 days old: demoted to warm
         plan = m.prune(plan_only=True)
         actions = {i.id: (i.action, i.reason) for i in plan.items}
         assert actions[old_obs.id] == ("forget", "age")
-        assert (
-            actions[dup_b.id] == ("merge", "redundancy")
-            and plan.items[[i.id for i in plan.items].index(dup_b.id)].into == dup_a.id
-        )
+        assert actions[dup_b.id] == ("merge", "redundancy") and plan.items[[i.id for i in plan.items].index(dup_b.id)].into == dup_a.id
         assert actions[dup_a.id] == ("demote", "age") and actions[mid.id] == ("demote", "age")
         assert pref.id not in actions and pinned.id not in actions
         before = _state(m)
@@ -297,11 +277,7 @@ def test_prune_plan_equals_apply(clock: Clock) -> None:
         merged = expected[dup_a.id]
         expected[dup_a.id] = (merged[0], merged[1], merged[2], tuple(sorted({"x": 1, "y": 2}.items())))
         counts = plan.apply()
-        assert (
-            counts
-            == plan.counts
-            == {"by_reason": {"age": 3, "redundancy": 1}, "by_action": {"forget": 1, "merge": 1, "demote": 2}}
-        )
+        assert counts == plan.counts == {"by_reason": {"age": 3, "redundancy": 1}, "by_action": {"forget": 1, "merge": 1, "demote": 2}}
         assert _state(m) == expected
         assert m.store.tier_of(f"m/{mid.id}") == "warm"
         with pytest.raises(StalePlanError):
@@ -320,9 +296,7 @@ def test_embedder_protocol_and_text_search() -> None:
     with AgentMemory(embedder=emb, config=AgentConfig(near_duplicates="keep")) as m:
         m.add_many(texts)
         assert [h.text for h in m.search("purring", mode="vector", limit=2)] == ["cats purr", "kittens purr softly"]
-        assert (
-            m.search("purring", mode="hybrid", limit=1)[0].text == "cats purr"
-        )  # first by cosine, kittens share no word
+        assert m.search("purring", mode="hybrid", limit=1)[0].text == "cats purr"  # first by cosine, kittens share no word
     with pytest.raises(TypeError, match="embedder"):
         AgentMemory(embedder=object())  # type: ignore[arg-type]
 
@@ -404,62 +378,20 @@ _text = st.text(min_size=1, max_size=20)
 
 
 @given(
-    created=_times,
-    updated=_times,
-    valid=_times,
-    invalid=st.none() | _times,
-    text=_text,
+    created=_times, updated=_times, valid=_times, invalid=st.none() | _times, text=_text,
     content=st.none() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-    user=st.none() | _text,
-    meta=st.dictionaries(st.text(max_size=5), st.integers() | st.none(), max_size=3),
-    links=st.lists(st.integers(0, 99), max_size=3),
-    access=st.integers(0, 5),
-    last=st.none() | _times,
-    expired=st.booleans(),
-    pinned=st.booleans(),
-    tier=st.sampled_from(["hot", "warm", "cold"]),
-    version=st.integers(1, 4),
-    category=st.sampled_from(["episodic", "facts"]),
+    user=st.none() | _text, meta=st.dictionaries(st.text(max_size=5), st.integers() | st.none(), max_size=3),
+    links=st.lists(st.integers(0, 99), max_size=3), access=st.integers(0, 5), last=st.none() | _times,
+    expired=st.booleans(), pinned=st.booleans(), tier=st.sampled_from(["hot", "warm", "cold"]),
+    version=st.integers(1, 4), category=st.sampled_from(["episodic", "facts"]),
 )
-def test_stored_records_read_back_equal(
-    created,
-    updated,
-    valid,
-    invalid,
-    text,
-    content,
-    user,
-    meta,
-    links,
-    access,
-    last,
-    expired,
-    pinned,
-    tier,
-    version,
-    category,
-) -> None:
+def test_stored_records_read_back_equal(created, updated, valid, invalid, text, content, user, meta, links, access,
+                                        last, expired, pinned, tier, version, category) -> None:
     """The compact stored form leaves out only what it can derive: every field reads back equal."""
-    rec = MemoryRecord(
-        id=7,
-        content=text if content is None else content,
-        text=text,
-        category=category,
-        user_id=user,
-        metadata=meta,
-        created_at=created,
-        updated_at=updated,
-        valid_at=valid,
-        invalid_at=invalid,
-        expired=expired,
-        links=links,
-        access_count=access,
-        last_access=last,
-        version=version,
-        tier=tier,
-        pinned=pinned,
-        hash=content_digest((user, None, None), text),
-    )
+    rec = MemoryRecord(id=7, content=text if content is None else content, text=text, category=category, user_id=user,
+                       metadata=meta, created_at=created, updated_at=updated, valid_at=valid, invalid_at=invalid,
+                       expired=expired, links=links, access_count=access, last_access=last, version=version,
+                       tier=tier, pinned=pinned, hash=content_digest((user, None, None), text))
     assert from_stored(to_stored(rec)) == rec
 
 
@@ -474,9 +406,9 @@ def test_vector_index_near_finds_copies_and_forgets_removed_rows() -> None:
     assert [ids.tolist()[:1] for ids, _ in found] == [[5], [250]]
     index.remove(5)
     index.remove(299)  # the last row moves into no hole
-    ((ids, _),) = index.near(x[[5]], 0.99)
+    (ids, _), = index.near(x[[5]], 0.99)
     assert 5 not in ids.tolist()
-    ((ids, _),) = index.near(x[[298]], 0.99)
+    (ids, _), = index.near(x[[298]], 0.99)
     assert ids.tolist()[:1] == [298]
     assert sketch_radius(1.0) == 0 and sketch_radius(-1.0) == 64 and sketch_radius(0.95, 64) == 13
 

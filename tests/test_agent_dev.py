@@ -50,14 +50,10 @@ def test_near_duplicate_linking_precision_recall(dev: tuple[list[str], np.ndarra
     has_earlier_copy = [i for i in range(n) if texts[i] in set(texts[:i])]
     same_text = sum(1 for a, b in links if texts[a] == texts[b])
     precision = same_text / len(links)
-    row_recall = sum(1 for i in has_earlier_copy if any(texts[a] == texts[i] for a, b in links if b == i)) / len(
-        has_earlier_copy
-    )
-    print(
-        f"\nnear-duplicate links on dev[0:{n}] at cosine >= 0.95: {len(links)} links, {same_text} between identical "
-        f"texts; precision vs identical-text pairs {precision:.3f}, recall of rows with an earlier identical copy "
-        f"{row_recall:.3f}"
-    )
+    row_recall = sum(1 for i in has_earlier_copy if any(texts[a] == texts[i] for a, b in links if b == i)) / len(has_earlier_copy)
+    print(f"\nnear-duplicate links on dev[0:{n}] at cosine >= 0.95: {len(links)} links, {same_text} between identical "
+          f"texts; precision vs identical-text pairs {precision:.3f}, recall of rows with an earlier identical copy "
+          f"{row_recall:.3f}")
     # a row links to its nearest stored memory by the int8 scores; a different text scored a hair above the
     # identical copy takes the link in a few cases (0.993 on this set)
     assert row_recall >= 0.98
@@ -68,19 +64,12 @@ def test_forget_is_complete_across_reads_reopen_and_files(tmp_path: Path, dev: t
     texts, vecs = dev
     secret = "The launch code of project Zanzibar is 7781-ALPHA-QUOKKA, never share it."
     path = tmp_path / "agent"
-    with AgentMemory(
-        path,
-        config=AgentConfig(categories="trading", pattern_fields=("action",), min_occurrences=2, pattern_threshold=0.0),
-    ) as m:
+    with AgentMemory(path, config=AgentConfig(categories="trading", pattern_fields=("action",), min_occurrences=2,
+                                              pattern_threshold=0.0)) as m:
         m.add_many(texts[:500], vectors=vecs[:500])
-        s = m.add(
-            {"type": "trade", "action": "swap", "text": secret, "success": True, "profit": 3.0},
-            vector=vecs[600],
-            metadata={"note": "secret"},
-        )
-        m.update(
-            s.id, {"type": "trade", "action": "swap", "text": secret + " (rotated)", "success": True, "profit": 3.0}
-        )
+        s = m.add({"type": "trade", "action": "swap", "text": secret, "success": True, "profit": 3.0},
+                  vector=vecs[600], metadata={"note": "secret"})
+        m.update(s.id, {"type": "trade", "action": "swap", "text": secret + " (rotated)", "success": True, "profit": 3.0})
         m.add({"type": "trade", "action": "swap", "text": "a plain swap", "success": True}, vector=vecs[601])
         pats = m.extract_patterns()
         assert pats and s.id in pats[0].content["evidence"]
@@ -94,9 +83,7 @@ def test_forget_is_complete_across_reads_reopen_and_files(tmp_path: Path, dev: t
         for mode, q in (("vector", vecs[600]), ("keyword", "Zanzibar launch code"), ("hybrid", vecs[600])):
             assert s.id not in [h.id for h in m.search(q, mode=mode, limit=50)], mode
         assert m.search("Zanzibar QUOKKA", mode="keyword") == []
-        assert all(
-            s.id not in r.content.get("evidence", []) for r in m.get_all(limit=None) if isinstance(r.content, dict)
-        )
+        assert all(s.id not in r.content.get("evidence", []) for r in m.get_all(limit=None) if isinstance(r.content, dict))
         assert s.id not in [r.id for r in m.get_all(limit=None, include_expired=True)]
     with AgentMemory(path) as m:
         assert m.get(s.id) is None and m.history(s.id) == [] and m.search("Zanzibar", mode="keyword") == []

@@ -51,11 +51,7 @@ class AgentMachine(RuleBasedStateMachine):
         text = f"{word} fact {n}"
         self.clock.t += 1
         rec = self.mem.add(text, user_id=scope)
-        same = [
-            i
-            for i, r in self.model.items()
-            if r["scope"] == scope and norm(r["text"]) == norm(text) and self.visible(i)
-        ]
+        same = [i for i, r in self.model.items() if r["scope"] == scope and norm(r["text"]) == norm(text) and self.visible(i)]
         if same:
             assert rec.id in same and rec.duplicate_of == rec.id
         else:
@@ -82,13 +78,8 @@ class AgentMachine(RuleBasedStateMachine):
         if new.id != i:
             old["invalid"] = self.clock.t
         if new.duplicate_of is None:
-            self.model[new.id] = {
-                "text": f"{word} instead",
-                "scope": old["scope"],
-                "expired": False,
-                "invalid": None,
-                "versions": 1,
-            }
+            self.model[new.id] = {"text": f"{word} instead", "scope": old["scope"], "expired": False, "invalid": None,
+                                  "versions": 1}
         return new.id
 
     @rule(i=ids, on=st.booleans())
@@ -112,8 +103,7 @@ class AgentMachine(RuleBasedStateMachine):
     def agrees(self) -> None:
         mem, model = self.mem, self.model
         assert sorted(r.id for r in mem.get_all(limit=None, include_expired=True)) == sorted(
-            i for i, r in model.items() if r["invalid"] is None
-        )
+            i for i, r in model.items() if r["invalid"] is None)
         assert sorted(r.id for r in mem.get_all(limit=None)) == sorted(i for i in model if self.visible(i))
         for i, r in model.items():
             got = mem.get(i, include_expired=True)

@@ -32,11 +32,8 @@ def test_add_string_and_messages(m: Memory) -> None:
     assert list(out) == ["results"] and len(out["results"]) == 1
     first = out["results"][0]
     assert first["event"] == "ADD" and first["memory"] == "I am vegetarian" and isinstance(first["id"], str)
-    msgs = [
-        {"role": "system", "content": "you are helpful"},
-        {"role": "user", "content": "I live in Lisbon"},
-        {"role": "assistant", "content": "Noted, Lisbon it is"},
-    ]
+    msgs = [{"role": "system", "content": "you are helpful"}, {"role": "user", "content": "I live in Lisbon"},
+            {"role": "assistant", "content": "Noted, Lisbon it is"}]
     out = m.add(msgs, user_id="alice", infer=False)
     assert [r["memory"] for r in out["results"]] == ["I live in Lisbon", "Noted, Lisbon it is"]
     got = m.get(first["id"])
@@ -78,9 +75,7 @@ def test_update_history_delete(m: Memory) -> None:
     assert m.get(mid)["memory"] == "likes coffee"  # type: ignore[index]
     hist = m.history(mid)
     assert [(h["event"], h["old_memory"], h["new_memory"]) for h in hist] == [
-        ("ADD", None, "likes tea"),
-        ("UPDATE", "likes tea", "likes coffee"),
-    ]
+        ("ADD", None, "likes tea"), ("UPDATE", "likes tea", "likes coffee")]
     assert m.delete(mid) == {"message": "Memory deleted successfully!"}
     assert m.get(mid) is None and m.history(mid) == []  # complete delete: a documented difference
 

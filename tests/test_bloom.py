@@ -108,12 +108,7 @@ def test_bytes_round_trip() -> None:
     bf = filled()
     again = BloomFilter.from_bytes(bf.to_bytes())
     assert again == bf and again is not bf
-    assert (again.capacity, again.fp_rate, again.n_hashes, again.nbytes) == (
-        bf.capacity,
-        bf.fp_rate,
-        bf.n_hashes,
-        bf.nbytes,
-    )
+    assert (again.capacity, again.fp_rate, again.n_hashes, again.nbytes) == (bf.capacity, bf.fp_rate, bf.n_hashes, bf.nbytes)
     assert BloomFilter.from_bytes(bytearray(bf.to_bytes())) == bf
     assert pickle.loads(pickle.dumps(bf)) == bf
 
@@ -249,16 +244,8 @@ def test_concurrent_adds_lose_nothing() -> None:
         (lambda: BloomFilter(10).add([1, 2]), TypeError, r"key: .* got list"),
         (lambda: 1.5 in BloomFilter(10), TypeError, r"key: .* got float"),
         (lambda: BloomFilter(10).add_many("abc"), TypeError, r"keys: .* got a single str"),
-        (
-            lambda: BloomFilter(10).add_many(np.zeros((3, 8), np.uint8)),
-            TypeError,
-            r"keys: .* got uint8 array of shape \(3, 8\)",
-        ),
-        (
-            lambda: BloomFilter(10).add_many(np.array([5, -1])),
-            ValueError,
-            r"keys: integer key arrays must be non-negative",
-        ),
+        (lambda: BloomFilter(10).add_many(np.zeros((3, 8), np.uint8)), TypeError, r"keys: .* got uint8 array of shape \(3, 8\)"),
+        (lambda: BloomFilter(10).add_many(np.array([5, -1])), ValueError, r"keys: integer key arrays must be non-negative"),
         (lambda: BloomFilter(10).add_many([b"ok", None]), TypeError, r"keys\[1\]: .* got NoneType"),
         (lambda: BloomFilter(10).contains_many(np.zeros(3)), TypeError, r"keys: .* got float64 array"),
         (lambda: BloomFilter(10).contains_many(5), TypeError, r"keys: .* got int"),

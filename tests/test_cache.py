@@ -223,7 +223,9 @@ def test_pinned_growth_over_max_bytes_shrinks_on_unpin() -> None:
     assert seen == ["b"] and cache.info()["bytes"] == 9
 
 
-@pytest.mark.parametrize(("policy", "thread_safe"), [(policy, True) for policy in POLICIES] + [("lru", False)])
+@pytest.mark.parametrize(
+    ("policy", "thread_safe"), [(policy, True) for policy in POLICIES] + [("lru", False)]
+)
 def test_threads_hammering_stay_consistent(policy: str, thread_safe: bool) -> None:
     # the unlocked cache is exercised by one thread only
     n_threads = 4 if thread_safe else 1
@@ -369,12 +371,8 @@ def test_a_key_comparison_error_passes_through_and_frees_the_lock() -> None:
     cache[_RaisingKey()] = 1
     for error in (ValueError("eq failed"), TypeError("eq refused")):
         _RaisingKey.error = error
-        for call in (
-            lambda: cache.get(_RaisingKey()),
-            lambda: cache[_RaisingKey()],
-            lambda: cache.set(_RaisingKey(), 2),
-            lambda: _RaisingKey() in cache,
-        ):
+        for call in (lambda: cache.get(_RaisingKey()), lambda: cache[_RaisingKey()],
+                     lambda: cache.set(_RaisingKey(), 2), lambda: _RaisingKey() in cache):
             with pytest.raises(type(error), match=str(error)):
                 call()
     cache["a"] = 1  # the lock was released on every error path
@@ -396,11 +394,8 @@ def test_evicted_values_are_released_after_the_lock() -> None:
 
     def replay() -> None:
         for weights in (None, len):  # one victim per insert, then several (weights)
-            cache = (
-                Cache(2, policy="lru")
-                if weights is None
-                else Cache(8, policy="lru", max_bytes=4, weigher=lambda v: 2 if isinstance(v, _Reentrant) else len(v))
-            )
+            cache = Cache(2, policy="lru") if weights is None else Cache(
+                8, policy="lru", max_bytes=4, weigher=lambda v: 2 if isinstance(v, _Reentrant) else len(v))
             cache["a"] = _Reentrant(cache, seen)
             cache["b"] = _Reentrant(cache, seen)
             cache["c"] = (1,) if weights is None else (1, 2, 3, 4)  # evicts "a" (and "b" with weights)

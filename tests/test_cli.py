@@ -50,20 +50,9 @@ def test_demo_table_from_the_bundled_sample() -> None:
     proc = run("demo", "--rows", "200")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for label in (
-        "raw values",
-        "plain dict in RAM",
-        "memstrata in RAM",
-        "memstrata on disk",
-        "RAM reduction",
-        "dedup ratio",
-        "tiers (keys)",
-        "store p50 / p99",
-        "retrieve p50 / p99",
-        "recall@10",
-        "verify()",
-        "agent memory",
-    ):
+    for label in ("raw values", "plain dict in RAM", "memstrata in RAM", "memstrata on disk", "RAM reduction",
+                  "dedup ratio", "tiers (keys)", "store p50 / p99", "retrieve p50 / p99", "recall@10", "verify()",
+                  "agent memory"):
         assert label in out, label
     assert "bundled sample: 200 texts" in out and "ok: every frame checked" in out
 
@@ -122,9 +111,8 @@ def test_broken_pipe_exits_quietly(demo_dir: tuple[Path, dict]) -> None:
     exe = shutil.which("memstrata")
     cmd = f"{exe or sys.executable + ' -m memstrata.cli'} stats --json {d} | head -c1"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        ["bash", "-c", cmd + '; echo " ${PIPESTATUS[0]}"'], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = subprocess.run(["bash", "-c", cmd + "; echo \" ${PIPESTATUS[0]}\""], capture_output=True, text=True,
+                          env=env, timeout=120)
     assert proc.stdout.startswith("{") and proc.stdout.split()[-1] in ("0", "141"), proc.stdout
     assert proc.stderr == "", proc.stderr
 

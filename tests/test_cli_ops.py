@@ -34,17 +34,8 @@ def store(tmp_path: Path) -> Path:
     p = tmp_path / "store"
     with MemoryStore(p, {"migration_interval_seconds": None}) as s:
         for i in range(120):
-            s.store(
-                f"m{i}",
-                {
-                    "agent": "a",
-                    "kind": "memory",
-                    "last_used": NOW - i * 86400,
-                    "confidence": 0.5,
-                    "text": f"memory {i}",
-                },
-                tier=("warm", "cold")[i % 2],
-            )
+            s.store(f"m{i}", {"agent": "a", "kind": "memory", "last_used": NOW - i * 86400, "confidence": 0.5,
+                              "text": f"memory {i}"}, tier=("warm", "cold")[i % 2])
     return p
 
 

@@ -46,8 +46,6 @@ LOSSLESS_CONFIGS = [
     {"id": "blosc2", "clevel": 9, "codec": "lz4", "filter": "bitshuffle"},
     {"id": "blosc2", "codec": "blosclz", "filter": "none"},
 ]
-
-
 def _ids(configs: list[dict]) -> list[str]:
     return ["-".join(str(v)[:8] for v in c.values()) for c in configs]
 

@@ -39,12 +39,7 @@ def _frames(dictionary: bytes) -> list[tuple[bytes, bytes | None, bytes]]:
     """(frame, dictionary, context) of every codec: raw, empty, zstd, zstd with a dictionary."""
     record = serialize(next(trace_records(1, seed=5)))
     out = []
-    for data, d, context in (
-        (b"short", None, b"k"),
-        (b"", None, b""),
-        (record, None, b"key-7"),
-        (record, dictionary, b"\x01" * 16),
-    ):
+    for data, d, context in ((b"short", None, b"k"), (b"", None, b""), (record, None, b"key-7"), (record, dictionary, b"\x01" * 16)):
         frame, used = encode_compact(data, TAG_VALUE, d, context=context, threshold=1)
         assert used == d
         out.append((frame, used, context))
@@ -167,9 +162,7 @@ def test_small_records_of_an_unseen_stream_are_a_quarter_of_their_json(trained: 
     assert ratio <= 0.25, ratio
     full = sum(len(trained.compress(r)) for r in unseen) / json_bytes
     assert ratio < full
-    assert [
-        trained.decompress_compact(f, d, context=r["trace_id"].encode()) for (f, d), r in zip(frames, unseen)
-    ] == unseen
+    assert [trained.decompress_compact(f, d, context=r["trace_id"].encode()) for (f, d), r in zip(frames, unseen)] == unseen
 
 
 def test_tags_of_the_engine() -> None:

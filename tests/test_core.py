@@ -137,12 +137,7 @@ def test_patterns_table(core):
     assert core.read_sync("behavior_pattern_1") == {"action": "click", "frequency": 10}
     assert [p["key"] for p in core.patterns()] == ["behavior_pattern_1", "p2"]
     assert core.patterns(min_confidence=0.5) == [
-        {
-            "key": "behavior_pattern_1",
-            "value": {"action": "click", "frequency": 10},
-            "pattern_type": "user_behavior",
-            "confidence": 0.85,
-        }
+        {"key": "behavior_pattern_1", "value": {"action": "click", "frequency": 10}, "pattern_type": "user_behavior", "confidence": 0.85}
     ]
     assert core.patterns("other") == []
     core.write_sync("p2", "now a plain value")
@@ -171,11 +166,7 @@ def test_durable_failure_aborts_the_write(tmp_path):
         core.durable = Failing(core.durable, "put_newer")
         with pytest.raises(WriteFailedError, match="durable store failed") as info:
             core.write_sync("k", "new", actor="a")
-        assert info.value.result.layers == {
-            "audit": "ok",
-            "durable": "failed: Boom: injected failure in put_newer",
-            "trust": "ok",
-        }
+        assert info.value.result.layers == {"audit": "ok", "durable": "failed: Boom: injected failure in put_newer", "trust": "ok"}
         core.durable.on = False
         assert core.read_sync("k") == "old" and core.read_sync("k", use_cache=False) == "old"
         last = core.audit[len(core.audit) - 1]
@@ -186,9 +177,7 @@ def test_durable_failure_aborts_the_write(tmp_path):
         assert core.audit.verify() == 3
 
 
-@pytest.mark.parametrize(
-    "layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "post")]
-)
+@pytest.mark.parametrize("layer,method", [("cache", "put_newer"), ("vector", "put"), ("trust", "update"), ("events", "post")])
 def test_best_effort_failures_are_counted_and_retried(tmp_path, layer, method):
     with MemoryCore(tmp_path) as core:
         setattr(core, layer, Failing(getattr(core, layer), method))
@@ -245,10 +234,7 @@ def test_semantic_fallback(tmp_path):
     with MemoryCore(tmp_path, semantic_fallback=True, semantic_min_score=0.5) as core:
         core.write_sync("pref:units", "the user prefers metric units for distances")
         core.write_sync("pref:food", "the user is vegetarian")
-        assert (
-            core.read_sync("which units does the user prefer for distances")
-            == "the user prefers metric units for distances"
-        )
+        assert core.read_sync("which units does the user prefer for distances") == "the user prefers metric units for distances"
         assert core.read_sync("zebra quantum xylophone") is None
     with MemoryCore(tmp_path) as core:  # off unless configured; the index is rebuilt on open
         assert core.read_sync("which units does the user prefer for distances") is None

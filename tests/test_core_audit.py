@@ -72,9 +72,7 @@ def _tree(leaves: list[bytes]) -> MerkleLevels:
     return t
 
 
-def assert_broken_at(
-    log: AuditLog, seq: int, checkpoints: tuple[Checkpoint, ...] | list[Checkpoint] = (), match: str | None = None
-) -> None:
+def assert_broken_at(log: AuditLog, seq: int, checkpoints: tuple[Checkpoint, ...] | list[Checkpoint] = (), match: str | None = None) -> None:
     """``verify`` fails, naming entry ``seq`` as the first one it cannot vouch for."""
     with pytest.raises(AuditChainError, match=match) as info:
         log.verify(checkpoints)
@@ -167,9 +165,7 @@ def test_forged_consistency_proofs_are_rejected(grown, data):
         j = data.draw(st.integers(0, len(good.path) - 1))
         p = bytearray(good.path[j])
         p[0] ^= 0x80
-        bad = ConsistencyProof(
-            m, n, good.first_root, good.second_root, good.path[:j] + (bytes(p),) + good.path[j + 1 :]
-        )
+        bad = ConsistencyProof(m, n, good.first_root, good.second_root, good.path[:j] + (bytes(p),) + good.path[j + 1 :])
     elif forgery == "sizes":
         bad = ConsistencyProof(m, n + 1, good.first_root, good.second_root, good.path)
     else:  # a rewritten prefix: the old root is not a prefix of the new tree
@@ -236,11 +232,7 @@ def test_the_database_refuses_updates_and_deletes(log):
 
 
 @settings(deadline=None, max_examples=40)
-@given(
-    seq=st.integers(0, 19),
-    column=st.sampled_from(["time", "actor", "operation", "key", "digest", "result", "hash"]),
-    bit=st.integers(0, 7),
-)
+@given(seq=st.integers(0, 19), column=st.sampled_from(["time", "actor", "operation", "key", "digest", "result", "hash"]), bit=st.integers(0, 7))
 def test_flipped_byte_names_its_entry(tmp_path_factory, seq, column, bit):
     path = tmp_path_factory.mktemp("flip") / "audit.sqlite"
     log = AuditLog(path)

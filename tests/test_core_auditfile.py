@@ -87,13 +87,7 @@ def test_sha256_paths_at_block_edges(path):
         auditchain.sha256(b"", "sse9")
 
 
-entry = st.tuples(
-    st.text(max_size=12),
-    st.sampled_from(["write", "delete", "é"]),
-    st.text(min_size=1, max_size=40),
-    st.binary(max_size=40),
-    st.text(max_size=20),
-)
+entry = st.tuples(st.text(max_size=12), st.sampled_from(["write", "delete", "é"]), st.text(min_size=1, max_size=40), st.binary(max_size=40), st.text(max_size=20))
 
 
 @settings(deadline=None)
@@ -107,9 +101,7 @@ def test_records_chain_as_encode_entry_defines(items, seq0, prev):
         h = hashlib.sha256(h + canonical).digest()
         assert rows[i] == (seq0 + i, times[i], actor, op, key, digest, result, h)
         assert hashes[32 * i : 32 * i + 32] == h
-    count, end, status, _found, last, got_starts, got_hashes = auditchain.scan_records(
-        records, 0, seq0, prev, True, True
-    )
+    count, end, status, _found, last, got_starts, got_hashes = auditchain.scan_records(records, 0, seq0, prev, True, True)
     assert (count, end, status, last) == (len(items), len(records), auditchain.OK, h)
     assert got_starts == starts and got_hashes == hashes
 
@@ -234,9 +226,7 @@ def test_truncation_with_a_forged_seal_is_caught_by_a_checkpoint(log):
 
 def _chained_extra(log: AuditLog) -> bytes:
     last = log[N - 1]
-    records, _, _, _ = auditchain.encode_records(
-        [("mallory", "write", "k", bytes(32), "ok")], N, last.hash, [last.time]
-    )
+    records, _, _, _ = auditchain.encode_records([("mallory", "write", "k", bytes(32), "ok")], N, last.hash, [last.time])
     return records
 
 
@@ -292,9 +282,7 @@ def test_torn_unacknowledged_tail_is_cut_at_open(tmp_path, tail):
     _fill(log)
     extra = _chained_extra(log)
     _crash(log)
-    bad = {"half-record": extra[: len(extra) // 2], "zeros": bytes(300), "whole-record-damaged": extra[:-1] + b"\x00"}[
-        tail
-    ]
+    bad = {"half-record": extra[: len(extra) // 2], "zeros": bytes(300), "whole-record-damaged": extra[:-1] + b"\x00"}[tail]
     end = path.stat().st_size
     with open(path, "ab") as f:
         f.write(bad)
@@ -382,10 +370,7 @@ def test_a_failed_append_leaves_no_entry_and_no_intent(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
 
         with monkeypatch.context() as m:
-            m.setattr(
-                "memstrata.core._filelog._write_all",
-                lambda fd, data: full(fd, data) if fd == log.store._fd else os.write(fd, data),
-            )
+            m.setattr("memstrata.core._filelog._write_all", lambda fd, data: full(fd, data) if fd == log.store._fd else os.write(fd, data))
             with pytest.raises(MemstrataError, match="append failed .*nothing was logged"):
                 log.append("write", "big", b"d", payload=b"value")
         assert log.payload(3) is None and log.verify() == 3

@@ -37,9 +37,7 @@ def golden_copy(tmp_path: Path, fmt: str) -> Path:
 def test_golden_core_reads_every_value_and_entry(tmp_path: Path, fmt: str) -> None:
     exp = expected(fmt)
     with MemoryCore(golden_copy(tmp_path, fmt)) as core:
-        assert isinstance(
-            core.audit.store, SQLiteLogStore if fmt == "v1" else FileLogStore
-        )  # a format stays what it is
+        assert isinstance(core.audit.store, SQLiteLogStore if fmt == "v1" else FileLogStore)  # a format stays what it is
         for key, value in exp["values"].items():
             assert core.read_sync(key) == value
         assert core.read_sync("k") is None  # deleted
@@ -105,9 +103,7 @@ def test_golden_core_v1_upgrades_to_the_binary_log(tmp_path: Path) -> None:
         upgrade_audit_log(golden_core)
 
 
-def test_an_interrupted_upgrade_leaves_the_sqlite_log_in_charge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_interrupted_upgrade_leaves_the_sqlite_log_in_charge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     golden_core = golden_copy(tmp_path, "v1")
 
     def crash(*args: object) -> None:
@@ -133,8 +129,4 @@ def test_a_broken_sqlite_chain_is_not_upgraded(tmp_path: Path) -> None:
         conn.execute("UPDATE entries SET key = 'forged' WHERE seq = 2")
     with pytest.raises(AuditChainError) as info:
         upgrade_audit_log(golden_core)
-    assert (
-        info.value.sequence == 2
-        and (golden_core / "audit.sqlite").exists()
-        and not (golden_core / "audit.log").exists()
-    )
+    assert info.value.sequence == 2 and (golden_core / "audit.sqlite").exists() and not (golden_core / "audit.log").exists()

@@ -51,11 +51,7 @@ def test_postgres_audit_log_is_append_only_in_the_database(servers):
     log = AuditLog(PostgresLogStore(d, prefix=prefix + "audit_"))
     for i in range(5):
         log.append("write", f"k{i}", bytes(32), actor="a")
-    for sql in (
-        f"UPDATE {prefix}audit_entries SET key='x'",
-        f"DELETE FROM {prefix}audit_entries",
-        f"TRUNCATE {prefix}audit_entries",
-    ):
+    for sql in (f"UPDATE {prefix}audit_entries SET key='x'", f"DELETE FROM {prefix}audit_entries", f"TRUNCATE {prefix}audit_entries"):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             log.store.execute(sql)
     assert log.verify() == 5
@@ -156,9 +152,7 @@ def test_interleaved_writers_collide_and_fall_back_to_the_locking_function(serve
         b.write_sync("p", "x", metadata={"is_pattern": True, "pattern_type": "t", "confidence": 0.5})
         r = a.write_sync("k", 3)  # the head moved: a collision, then the function
         assert a.audit.store._collided > 0 and r.seq == 4
-        assert (
-            not a._has_patterns and a.read_sync("p", use_cache=False) == "x"
-        )  # b's pattern, seen through its tombstone
+        assert not a._has_patterns and a.read_sync("p", use_cache=False) == "x"  # b's pattern, seen through its tombstone
         a.write_sync("p", "plain now")  # a value over a pattern: newer than the pattern, which it covers
         b.delete_sync("k")
         entries = list(a.audit.entries())

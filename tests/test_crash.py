@@ -33,10 +33,7 @@ def run_and_kill(path: Path, start: int, delay: float, *, after_first_write: boo
     # pipe's descriptor, never that buffer, so the acknowledgements after the first would be lost
     proc = subprocess.Popen(
         [sys.executable, str(WRITER), str(path), str(start)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        bufsize=0,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0,
     )
     first = b""
     try:
@@ -69,16 +66,8 @@ def check_store(path: Path, written: set[int], deleted: set[int], uncertain: set
             assert f"k{i}" not in store, i
 
 
-def crash_round(
-    path: Path,
-    start: int,
-    fraction: float,
-    written: set[int],
-    deleted: set[int],
-    uncertain: set[int],
-    *,
-    after_first_write: bool = False,
-) -> int:
+def crash_round(path: Path, start: int, fraction: float, written: set[int], deleted: set[int], uncertain: set[int],
+                *, after_first_write: bool = False) -> int:
     """One writer run killed ``fraction`` of the way in; adds what it acknowledged, checks the store, returns the next start."""
     w, d = run_and_kill(path, start, fraction, after_first_write=after_first_write)
     written |= w
@@ -99,7 +88,6 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
     start = 0
     for run in range(N_RUNS):
         # four runs in five are killed while writing; the fifth at a random moment of its start or its writing
-        start = crash_round(
-            path, start, rng.uniform(0.25, 0.9), written, deleted, uncertain, after_first_write=run % 5 != 4
-        )
+        start = crash_round(path, start, rng.uniform(0.25, 0.9), written, deleted, uncertain,
+                            after_first_write=run % 5 != 4)
     assert len(written) > N_RUNS  # the writer made progress in (almost) every run

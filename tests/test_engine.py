@@ -11,18 +11,7 @@ from memstrata import CompressionEngine, CorruptDataError
 from memstrata.codecs import CompressionPolicy, decode, read_header
 from memstrata.codecs._samples import TRACE_TYPES, trace_records
 
-CODEC_IDS = {
-    "raw": 0,
-    "lz4": 1,
-    "zstd": 2,
-    "zlib": 3,
-    "blosc2": 4,
-    "csr": 5,
-    "graph_prune": 6,
-    "int8": 7,
-    "int4": 8,
-    "binary": 9,
-}
+CODEC_IDS = {"raw": 0, "lz4": 1, "zstd": 2, "zlib": 3, "blosc2": 4, "csr": 5, "graph_prune": 6, "int8": 7, "int4": 8, "binary": 9}
 
 
 def _codec_of(frame: bytes) -> str:

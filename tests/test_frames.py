@@ -42,12 +42,7 @@ def test_header_fields_are_where_the_format_says() -> None:
     assert frame[9:] == digest(frame[:9] + digest(b"abc"))[:8]
     h = read_header(frame)
     assert (h.version, h.codec_id, h.kind_name, h.original_length, h.payload_offset, h.payload_length) == (
-        1,
-        0,
-        "bytes",
-        3,
-        6,
-        3,
+        1, 0, "bytes", 3, 6, 3,
     )
     assert h.implicit_digest and h.content_digest == digest(b"abc")
     # an explicit 8-byte digest (blosc2 never leaves it implicit)
@@ -117,9 +112,7 @@ def _random_frames(n: int, seed: int) -> list[tuple[bytes, object]]:
         config = configs[i % len(configs)]
         which = rng.random()
         if config["id"] in ("csr", "int8"):
-            value: object = (
-                np.random.default_rng(i).normal(size=(rng.randint(1, 4), rng.randint(1, 6))).astype(np.float32)
-            )
+            value: object = np.random.default_rng(i).normal(size=(rng.randint(1, 4), rng.randint(1, 6))).astype(np.float32)
         elif which < 0.6:
             value = recs[i]
         elif which < 0.8:
@@ -220,9 +213,7 @@ def _reseal(body: bytes) -> bytes:
 def test_future_format_version_is_a_clear_error() -> None:
     frame = bytearray(get_codec("zstd").encode(b"x" * 100))
     frame[2] = FORMAT_VERSION + 1
-    with pytest.raises(
-        FrameVersionError, match=r"format version 2 is newer than this memstrata reads \(up to 1\); upgrade"
-    ):
+    with pytest.raises(FrameVersionError, match=r"format version 2 is newer than this memstrata reads \(up to 1\); upgrade"):
         decode(bytes(frame))
     assert issubclass(FrameVersionError, CorruptDataError)
 
@@ -250,11 +241,7 @@ def test_valid_frame_of_an_unregistered_codec_names_it() -> None:
 
 
 def test_missing_dictionary_is_reported() -> None:
-    frame = bytearray(
-        get_codec({"id": "zstd", "dictionary": register_dictionary(b"dictionary one!!" * 8).hex()}).encode(
-            b"dictionary one!! hello"
-        )
-    )
+    frame = bytearray(get_codec({"id": "zstd", "dictionary": register_dictionary(b"dictionary one!!" * 8).hex()}).encode(b"dictionary one!! hello"))
     d = register_dictionary(b"dictionary one!!" * 8)
     ref_at = bytes(frame).index(d[:4])
     frame[ref_at : ref_at + 4] = b"\xde\xad\xbe\xef"

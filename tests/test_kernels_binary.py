@@ -52,9 +52,7 @@ def test_bad_input_messages():
         binarize(np.ones((2, 3), np.int32))
     with pytest.raises(ValueError, match="vectors: expected finite values, got NaN or inf in 1 row"):
         binarize(np.array([[1.0, np.nan]], F32))
-    with pytest.raises(
-        ValueError, match=r"center: expected float32 array of shape \(3,\), got float32 with shape \(2,\)"
-    ):
+    with pytest.raises(ValueError, match=r"center: expected float32 array of shape \(3,\), got float32 with shape \(2,\)"):
         binarize(np.ones((2, 3), F32), np.zeros(2, F32))
     with pytest.raises(TypeError, match="center: expected float32 array"):
         binarize(np.ones((2, 3), F32), [0, 0, 0])

@@ -90,9 +90,7 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
     # the second process found every kernel on disk: no compilation at all
     assert {name: misses for name, (_, misses) in second.items() if misses} == {}
     assert all(hits > 0 for hits, _ in second.values())
-    assert {"memstrata.kernels.quantize._encode_dim_serial", "memstrata.kernels.quantize._encode_dim_parallel"} <= set(
-        second
-    )
+    assert {"memstrata.kernels.quantize._encode_dim_serial", "memstrata.kernels.quantize._encode_dim_parallel"} <= set(second)
 
 
 def _jit_calls(tree: ast.AST):
@@ -150,13 +148,7 @@ def test_every_compiled_kernel_is_cached_nogil_and_lazy():
     each ``*_serial``/``*_parallel`` twin built the way its name says."""
     found = json.loads(_run(KERNEL_PROBE, {}))
     assert {name.split(".")[0] for name in found} == {
-        "_ranges",
-        "binary",
-        "candidates",
-        "csr",
-        "dequantize",
-        "heap",
-        "quantize",
+        "_ranges", "binary", "candidates", "csr", "dequantize", "heap", "quantize"
     }
     assert len(found) >= 41
     for name, kernel in found.items():

@@ -108,7 +108,9 @@ def test_int8_scan_with_row_bias_ranks_like_reference(path, case):
     with forced(path):
         queries, codes, scales, offsets, k = scan_args(quantize_int8, case)
         bias = -np.linspace(0, 3, codes.shape[0], dtype=F32)[::-1].copy()
-        scores, idx = smod.int8_search(queries, codes, scales, offsets, k, factor_scale=2.0, row_bias=bias)
+        scores, idx = smod.int8_search(
+            queries, codes, scales, offsets, k, factor_scale=2.0, row_bias=bias
+        )
         weights, factor, const = ref.int8_weights_ref(queries, scales, offsets)
         f = (factor * F32(2.0)).astype(F32)
         raw = (weights @ codes.astype(np.int64).T).astype(F32) * f[:, None] + bias[None, :]
@@ -151,14 +153,8 @@ def test_hamming_scan_matches_reference(path, case):
 
 @on_every_path
 @settings(max_examples=40)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n=st.integers(60, 400),
-    width=st.sampled_from([1, 6, 48, 65]),
-    k=st.integers(64, 450),
-    nq=st.sampled_from([1, 3]),
-    ties=st.booleans(),
-)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(60, 400), width=st.sampled_from([1, 6, 48, 65]),
+       k=st.integers(64, 450), nq=st.sampled_from([1, 3]), ties=st.booleans())
 def test_hamming_large_k_counts_like_the_reference(path, seed, n, width, k, nq, ties):
     """k >= 64 selects by counting distances: same rows, same order (distance, then row) as the reference."""
     rng = np.random.default_rng(seed)

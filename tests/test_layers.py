@@ -16,27 +16,11 @@ import memstrata
 ROOT = Path(memstrata.__file__).resolve().parent
 
 LAYER = {
-    "errors": 0,
-    "types": 0,
-    "_native": 0,
-    "_varint": 0,
-    "_keyarrays": 0,
-    "_log": 0,
-    "_locks": 0,
-    "_tail": 0,
-    "_closing": 0,
-    "_growth": 0,
-    "_heap": 0,
+    "errors": 0, "types": 0, "_native": 0, "_varint": 0, "_keyarrays": 0, "_log": 0, "_locks": 0, "_tail": 0, "_closing": 0, "_growth": 0, "_heap": 0,
     "kernels": 1,
-    "codecs": 2,
-    "dedup": 2,
-    "tiers": 2,
-    "vectors": 2,
+    "codecs": 2, "dedup": 2, "tiers": 2, "vectors": 2,
     "store": 3,
-    "traces": 4,
-    "agent": 4,
-    "core": 4,
-    "optimization": 4,
+    "traces": 4, "agent": 4, "core": 4, "optimization": 4,
     "ops": 5,
     "cli": 6,
 }
@@ -57,26 +41,14 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
         elif isinstance(node, ast.Import):
             out += [(node.lineno, a.name, []) for a in node.names if a.name.startswith("memstrata")]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
-            if (
-                node.args
-                and isinstance(node.args[0], ast.Constant)
-                and str(node.args[0].value).startswith("memstrata.")
-            ):
+            if node.args and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("memstrata."):
                 out.append((node.lineno, str(node.args[0].value), []))
     return out
 
 
 # private names of the standard library that are public API in practice
 STDLIB_PRIVATE = {
-    "_replace",
-    "_asdict",
-    "_fields",
-    "_make",
-    "_exit",
-    "_getframe",
-    "_current_frames",
-    "_value_",
-    "_name_",
+    "_replace", "_asdict", "_fields", "_make", "_exit", "_getframe", "_current_frames", "_value_", "_name_",
 }
 
 
@@ -112,9 +84,7 @@ def attribute_crossings() -> list[str]:
                     continue
                 if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
                     continue
-                found.append(
-                    f"{path.relative_to(ROOT.parent)}:{node.lineno}: uses {node.attr}, a private name of another package"
-                )
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: uses {node.attr}, a private name of another package")
     return found
 
 

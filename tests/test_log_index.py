@@ -116,9 +116,7 @@ def test_log_machine_with_shared_fingerprints(mask: int, monkeypatch: pytest.Mon
 
 @given(st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=20), max_size=60))
 @settings(deadline=None, max_examples=25)
-def test_no_read_returns_another_keys_value(
-    tmp_path_factory: pytest.TempPathFactory, items: dict[bytes, bytes]
-) -> None:
+def test_no_read_returns_another_keys_value(tmp_path_factory: pytest.TempPathFactory, items: dict[bytes, bytes]) -> None:
     """Every key shares one fingerprint: each read still returns its own value, absent keys None."""
     old = log_index.FP_MASK
     log_index.FP_MASK = 0

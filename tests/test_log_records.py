@@ -46,20 +46,16 @@ def test_encode_batch_refuses_bad_records() -> None:
 
 
 @given(records, st.integers(0, 5000))
-def test_read_value_is_value_at(
-    tmp_path_factory: pytest.TempPathFactory, batch: list[tuple[int, bytes, bytes]], pad: int
-) -> None:
+def test_read_value_is_value_at(tmp_path_factory: pytest.TempPathFactory, batch: list[tuple[int, bytes, bytes]],
+                                pad: int) -> None:
     path = tmp_path_factory.mktemp("rec") / "seg"
     data, offsets = encode_batch(batch, 7, SEED)
     path.write_bytes(b"\0" * pad + data)
     fd = os.open(path, os.O_RDONLY)
     try:
         for (_f, k, v), off in zip(batch, offsets):
-            assert (
-                read_value(fd, pad + off, k, SEED)
-                == v
-                == value_at(fd, os.pread(fd, READ_AHEAD_BYTES, pad + off), pad + off, k, SEED)
-            )
+            assert read_value(fd, pad + off, k, SEED) == v == value_at(fd, os.pread(fd, READ_AHEAD_BYTES, pad + off),
+                                                                         pad + off, k, SEED)
             assert read_value(fd, pad + off, k + b"?", SEED) is None  # an intact record of another key
             assert record_at(fd, os.pread(fd, 64, pad + off), pad + off, SEED)[0] == k
     finally:

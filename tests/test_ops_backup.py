@@ -31,11 +31,8 @@ CFG = {"migration_interval_seconds": None, "pack_max_bytes": 64 << 10}
 def fill(path: Path, start: int, n: int, agent: str = "a") -> None:
     with MemoryStore(path, CFG) as s:
         for i in range(start, start + n):
-            s.store(
-                f"k{i}",
-                {"i": i, "agent": agent if i % 2 else "b", "text": f"memory {i} " * (i % 13)},
-                tier=("hot", "warm", "cold")[i % 3],
-            )
+            s.store(f"k{i}", {"i": i, "agent": agent if i % 2 else "b", "text": f"memory {i} " * (i % 13)},
+                    tier=("hot", "warm", "cold")[i % 3])
 
 
 def contents(path: Path) -> dict[object, bytes]:
@@ -61,9 +58,7 @@ def test_full_incremental_and_point_in_time_restores_are_byte_identical(tmp_path
     assert m2["bytes_added"] < m1["bytes_added"]
     # segments and packs only grow: what the parent took from the same file is taken from the parent
     old = {f["path"]: f for f in m1["files"]}
-    same = [
-        f for f in m2["files"] if f["ident"] is not None and f["path"] in old and old[f["path"]]["ident"] == f["ident"]
-    ]
+    same = [f for f in m2["files"] if f["ident"] is not None and f["path"] in old and old[f["path"]]["ident"] == f["ident"]]
     whole = [f for f in same if f["size"] == old[f["path"]]["size"]]
     assert any(f["path"].startswith("log/seg-") for f in whole) and any(f["path"].startswith("packs/") for f in whole)
     assert all(f["chunks"] == old[f["path"]]["chunks"] for f in whole)
@@ -133,9 +128,8 @@ def test_backups_under_a_live_writer_restore_consistent(tmp_path: Path) -> None:
 
     store, repo = tmp_path / "s", tmp_path / "repo"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    writer = subprocess.Popen(
-        [sys.executable, str(HERE / "_crash_writer.py"), str(store), "0"], stdout=subprocess.PIPE, text=True, env=env
-    )
+    writer = subprocess.Popen([sys.executable, str(HERE / "_crash_writer.py"), str(store), "0"],
+                              stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert writer.stdout is not None
         while writer.stdout.readline().split() != ["w", "300"]:
@@ -168,9 +162,7 @@ def test_sigkill_during_backup_leaves_earlier_backups_valid(tmp_path: Path) -> N
     fill(store, 3000, 3000)
     code = f"from memstrata.ops import create_backup; create_backup({str(store)!r}, {str(repo)!r}, incremental=False)"
     for delay in (0.05, 0.3, 0.8):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        )
+        proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

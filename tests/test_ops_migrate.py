@@ -39,7 +39,6 @@ def detect(path: Path) -> int:
 
 def registry(fail: bool = False) -> MigrationRegistry:
     """A stand-in step 1 <-> 2."""
-
     def up(p: Path) -> None:
         if fail:
             raise RuntimeError("disk on fire")
@@ -51,11 +50,8 @@ def registry(fail: bool = False) -> MigrationRegistry:
 
 
 def tree(path: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(path)): p.read_bytes()
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name not in ("LOCK",) and "ops" not in p.parts and not p.name.endswith(("-wal", "-shm"))
-    }
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name not in ("LOCK",) and "ops" not in p.parts and not p.name.endswith(("-wal", "-shm"))}
 
 
 def contents(path: Path) -> dict[object, bytes]:
@@ -152,12 +148,8 @@ migrate_store(sys.argv[1], 2, registry=reg)
 
 def test_sigkill_during_migration_leaves_the_original(golden_copy: Path) -> None:
     before = tree(golden_copy)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW, str(golden_copy)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, str(golden_copy)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "step"
     proc.send_signal(signal.SIGKILL)

@@ -29,16 +29,8 @@ CFG = {"migration_interval_seconds": None}
 def make(path: Path, n: int = 300, agent_bytes: int = 200) -> None:
     with MemoryStore(path, CFG) as s:
         for i in range(n):
-            s.store(
-                f"m{i}",
-                {
-                    "agent": f"a{i % 3}",
-                    "kind": ("memory", "pattern")[i % 2],
-                    "confidence": 0.5,
-                    "text": "y" * agent_bytes + str(i),
-                },
-                tier=("warm", "cold")[i % 2],
-            )
+            s.store(f"m{i}", {"agent": f"a{i % 3}", "kind": ("memory", "pattern")[i % 2], "confidence": 0.5,
+                              "text": "y" * agent_bytes + str(i)}, tier=("warm", "cold")[i % 2])
 
 
 def test_metrics_and_history(tmp_path: Path) -> None:
@@ -60,14 +52,7 @@ def test_health_checks(tmp_path: Path) -> None:
     store = tmp_path / "s"
     make(store)
     checks = {c["name"]: c for c in health_checks(store, collect_metrics(store))}
-    assert set(checks) == {
-        "layout",
-        "limits",
-        "index_freshness",
-        "backup_recency",
-        "integrity_sample",
-        "latency_sample",
-    }
+    assert set(checks) == {"layout", "limits", "index_freshness", "backup_recency", "integrity_sample", "latency_sample"}
     assert not checks["backup_recency"]["ok"] and checks["layout"]["ok"] and checks["integrity_sample"]["ok"]
     create_backup(store, store / "ops" / "backups")
     assert all(c["ok"] for c in health_checks(store, collect_metrics(store)))
@@ -82,13 +67,8 @@ def test_alerts_fire_and_resolve_on_thresholds(tmp_path: Path) -> None:
     m = collect_metrics(store)
     per_agent = max(m["agents_bytes"].values())
     top = f"agent_memory:{max(m['agents_bytes'], key=m['agents_bytes'].get)}"
-    cfg = AlertConfig(
-        agent_warning_bytes=per_agent // 2,
-        agent_critical_bytes=per_agent * 2,
-        global_warning_bytes=1,
-        global_critical_bytes=2,
-        retention_days=1,
-    )
+    cfg = AlertConfig(agent_warning_bytes=per_agent // 2, agent_critical_bytes=per_agent * 2,
+                      global_warning_bytes=1, global_critical_bytes=2, retention_days=1)
     state = evaluate_alerts(store, m, [], cfg, now=1000.0)
     assert state["active"]["agent_memory:a0"]["severity"] == "WARNING"
     assert state["active"]["global_memory"]["severity"] == "CRITICAL" and state["worst"] == "CRITICAL"
@@ -154,11 +134,8 @@ def _report(tmp_path: Path) -> Path:
 
 def test_html_report_is_self_contained(tmp_path: Path) -> None:
     page = _report(tmp_path).read_text()
-    assert (
-        page.count("<svg") == 3
-        and "<script" not in page
-        and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    )
+    assert page.count("<svg") == 3 and "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
     assert "Tier sizes" in page and "Query latency" in page and "Cache hit rate" in page
 
 
@@ -171,24 +148,12 @@ def test_html_report_plots_render_in_chromium(tmp_path: Path) -> None:
         pytest.skip("chromium not installed (Debian package `chromium`; .ci/chromium.sh installs it)")
     page = _report(tmp_path)
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--screenshot={shot}",
-            "--window-size=1400,1100",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1400,1100", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     for color in PLOT_COLORS:
-        rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+        rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
         hits = np.abs(img - rgb).sum(axis=2) < 30
         assert hits.sum() > 200, f"plot colour {color}: {hits.sum()} pixels"  # lines drawn, not just legends
     plot_area = img[: img.shape[0] // 2]

@@ -35,17 +35,13 @@ def rec(key: str, **kw: object) -> PruneRecord:
 
 
 def keys(plan: dict, strategy: str | None = None, action: str | None = None) -> set[str]:
-    return {
-        i["key"]
-        for i in plan["items"]
-        if (strategy is None or i["strategy"] == strategy) and (action is None or i["action"] == action)
-    }
+    return {i["key"] for i in plan["items"] if (strategy is None or i["strategy"] == strategy)
+            and (action is None or i["action"] == action)}
 
 
 def test_time_rules() -> None:
     recs = [
-        rec("old", last_used=NOW - 91 * DAY),
-        rec("recent", last_used=NOW - 89 * DAY),
+        rec("old", last_used=NOW - 91 * DAY), rec("recent", last_used=NOW - 89 * DAY),
         rec("decision-old", kind="decision", created=NOW - 181 * DAY, last_used=NOW),
         rec("decision-young", kind="decision", created=NOW - 179 * DAY, last_used=NOW - 179 * DAY),
         rec("failed", kind="pattern", executions=3, success_rate=0.0, last_used=NOW - 31 * DAY),
@@ -61,32 +57,26 @@ def test_time_rules() -> None:
 
 
 def test_performance_rule_needs_min_executions() -> None:
-    recs = [
-        rec("bad", success_rate=0.1, executions=5),
-        rec("bad-young", success_rate=0.1, executions=4),
-        rec("edge", success_rate=0.2, executions=50),
-        rec("decision", kind="decision", success_rate=0.0, executions=9),
-    ]
+    recs = [rec("bad", success_rate=0.1, executions=5), rec("bad-young", success_rate=0.1, executions=4),
+            rec("edge", success_rate=0.2, executions=50), rec("decision", kind="decision", success_rate=0.0, executions=9)]
     plan = plan_prune(recs, now=NOW, strategies=["performance"])
     assert keys(plan) == {"bad"} and "after 5 executions" in plan["items"][0]["reason"]
-    assert keys(plan_prune(recs, PruneConfig(min_executions=3), now=NOW, strategies=["performance"])) == {
-        "bad",
-        "bad-young",
-    }
+    assert keys(plan_prune(recs, PruneConfig(min_executions=3), now=NOW, strategies=["performance"])) == \
+        {"bad", "bad-young"}
 
 
 def test_space_rule_lowest_confidence_first_never_above_protection() -> None:
     mb = 2**20
     recs = [rec(f"a{i}", agent="a", size=10 * mb, confidence=c) for i, c in enumerate([0.9, 0.1, 0.5, 0.86, 0.3, 0.85])]
     recs += [rec(f"b{i}", agent="b", size=5 * mb, confidence=0.0) for i in range(3)]
-    plan = plan_prune(recs, PruneConfig(agent_max_bytes=35 * mb, total_max_bytes=10**12), now=NOW, strategies=["space"])
+    plan = plan_prune(recs, PruneConfig(agent_max_bytes=35 * mb, total_max_bytes=10**12), now=NOW,
+                      strategies=["space"])
     assert [i["key"] for i in plan["items"]] == ["a1", "a4", "a2"]  # 60 -> 30 MB, lowest confidence first
     assert plan["bytes_reclaimed"] == 30 * mb
     tight = plan_prune(recs, PruneConfig(agent_max_bytes=1, total_max_bytes=10**12), now=NOW, strategies=["space"])
     assert {"a0", "a3"}.isdisjoint(keys(tight)) and "a5" in keys(tight)  # 0.9 and 0.86 are protected
-    whole = plan_prune(
-        recs, PruneConfig(agent_max_bytes=10**12, total_max_bytes=60 * mb), now=NOW, strategies=["space"]
-    )
+    whole = plan_prune(recs, PruneConfig(agent_max_bytes=10**12, total_max_bytes=60 * mb), now=NOW,
+                       strategies=["space"])
     assert whole["bytes_reclaimed"] >= 15 * mb and keys(whole) <= {"b0", "b1", "b2", "a1", "a4", "a2", "a5"}
 
 
@@ -100,20 +90,10 @@ def test_bad_strategy_and_config() -> None:
 def make_store(path: Path, n: int = 200) -> None:
     with MemoryStore(path, CFG) as s:
         for i in range(n):
-            s.store(
-                f"m{i}",
-                {
-                    "agent": "a" if i % 2 else "b",
-                    "kind": ("memory", "pattern", "decision")[i % 3],
-                    "last_used": NOW - (i % 200) * DAY,
-                    "created": NOW - (i % 250) * DAY,
-                    "success_rate": (i % 10) / 10,
-                    "executions": i % 12,
-                    "confidence": (i % 100) / 100,
-                    "text": "x" * (i * 7 % 500),
-                },
-                tier=("warm", "cold")[i % 2],
-            )
+            s.store(f"m{i}", {"agent": "a" if i % 2 else "b", "kind": ("memory", "pattern", "decision")[i % 3],
+                              "last_used": NOW - (i % 200) * DAY, "created": NOW - (i % 250) * DAY,
+                              "success_rate": (i % 10) / 10, "executions": i % 12, "confidence": (i % 100) / 100,
+                              "text": "x" * (i * 7 % 500)}, tier=("warm", "cold")[i % 2])
         s.store("plain", [1, 2, 3])
 
 
@@ -191,18 +171,8 @@ def test_plan_over_100k_records_uses_every_strategy() -> None:
     import random
 
     rng = random.Random(1)
-    recs = [
-        rec(
-            f"k{i}",
-            agent=f"agent{i % 7}",
-            kind=("memory", "pattern", "decision")[i % 3],
-            last_used=NOW - rng.random() * 200 * DAY,
-            success_rate=rng.random(),
-            executions=rng.randrange(20),
-            confidence=rng.random(),
-            size=rng.randrange(100, 5000),
-        )
-        for i in range(100_000)
-    ]
+    recs = [rec(f"k{i}", agent=f"agent{i % 7}", kind=("memory", "pattern", "decision")[i % 3],
+                last_used=NOW - rng.random() * 200 * DAY, success_rate=rng.random(), executions=rng.randrange(20),
+                confidence=rng.random(), size=rng.randrange(100, 5000)) for i in range(100_000)]
     plan = plan_prune(recs, PruneConfig(agent_max_bytes=10 * 2**20), now=NOW)
     assert plan["n_records"] == 100_000 and plan["by_strategy"]["time"] > 0 and plan["by_strategy"]["space"] > 0

@@ -162,31 +162,20 @@ def test_unknown_keys_are_named() -> None:
     ("level", "compression", "hot_mb", "interval_min", "pruning_days"),
     [("conservative", 3, 500, 10, 90), ("moderate", 6, 200, 5, 30), ("aggressive", 9, 100, 1, 7)],
 )
-def test_presets_match_the_documented_table(
-    level: str, compression: int, hot_mb: int, interval_min: int, pruning_days: int
-) -> None:
+def test_presets_match_the_documented_table(level: str, compression: int, hot_mb: int, interval_min: int, pruning_days: int) -> None:
     c = get_optimization_level_preset(level)
     assert (c.compression.compression_level, c.tiered_storage.hot_capacity_mb) == (compression, hot_mb)
     assert (c.tiered_storage.migration_interval_minutes, c.adaptive.pruning_days) == (interval_min, pruning_days)
     sc = c.to_store_config()
-    assert (sc.zstd_level, sc.hot_max_bytes, sc.migration_interval_seconds) == (
-        compression,
-        hot_mb << 20,
-        interval_min * 60,
-    )
+    assert (sc.zstd_level, sc.hot_max_bytes, sc.migration_interval_seconds) == (compression, hot_mb << 20, interval_min * 60)
 
 
 def test_disabled_is_a_pure_pass_through() -> None:
     direct, spied = MemoryEngine(), MemoryEngine()
     middleware = OptimizationMiddleware(wrapped_engine=spied)  # enabled=False by default
     results = []
-    for engine_call in (
-        lambda e: e.store("a", SESSION),
-        lambda e: e.retrieve("a"),
-        lambda e: e.retrieve("b"),
-        lambda e: e.delete("a"),
-        lambda e: e.delete("a"),
-    ):
+    for engine_call in (lambda e: e.store("a", SESSION), lambda e: e.retrieve("a"), lambda e: e.retrieve("b"),
+                        lambda e: e.delete("a"), lambda e: e.delete("a")):
         results.append((engine_call(direct), engine_call(middleware)))
     assert spied.calls == direct.calls
     assert all(a == b for a, b in results)
@@ -213,23 +202,10 @@ def test_every_documented_statistics_key_is_present() -> None:
     expected = {
         "middleware": {"total_reads", "total_writes", "cache_hits", "cache_misses"},
         "compression": {"total_compressions", "overall_compression_ratio", "space_saved_bytes", "strategy_usage"},
-        "tiered_storage": {
-            "hot_usage_bytes",
-            "warm_usage_bytes",
-            "cold_usage_bytes",
-            "hot_usage_percent",
-            "promotions",
-            "demotions",
-            "evictions",
-        },
-        "deduplication": {
-            "unique_contents",
-            "total_references",
-            "dedup_ratio",
-            "space_saved_percent",
-            "dedup_hits",
-            "bloom_filter_enabled",
-        },
+        "tiered_storage": {"hot_usage_bytes", "warm_usage_bytes", "cold_usage_bytes", "hot_usage_percent",
+                           "promotions", "demotions", "evictions"},
+        "deduplication": {"unique_contents", "total_references", "dedup_ratio", "space_saved_percent", "dedup_hits",
+                          "bloom_filter_enabled"},
         "overall": {"memory_reduction_percent", "memory_reduction_target_percent", "target_achieved"},
     }
     for section, keys in expected.items():
@@ -270,12 +246,7 @@ def test_dedup_engine_reports_hash_and_duplicate() -> None:
 def test_compress_and_decompress_each_strategy(strategy: CompressionStrategy) -> None:
     rng = np.random.default_rng(0)
     data: Any = rng.standard_normal((64, 32)).astype(np.float32)
-    if strategy in (
-        CompressionStrategy.LZ4,
-        CompressionStrategy.ZSTD,
-        CompressionStrategy.ZLIB,
-        CompressionStrategy.NONE,
-    ):
+    if strategy in (CompressionStrategy.LZ4, CompressionStrategy.ZSTD, CompressionStrategy.ZLIB, CompressionStrategy.NONE):
         data = b"memory " * 200
     if strategy is CompressionStrategy.SPARSE_CSR:
         data = np.eye(50, dtype=np.float32)

@@ -103,13 +103,7 @@ def test_dedup_stores_identical_values_once() -> None:
 
 def test_clock_driven_migration_and_promotion(tmp_path: Path) -> None:
     clock = FakeClock()
-    cfg = {
-        **NO_THREAD,
-        "hot_idle_seconds": 60,
-        "warm_idle_seconds": 600,
-        "promote_cold_hits": 2,
-        "promote_warm_hits": 5,
-    }
+    cfg = {**NO_THREAD, "hot_idle_seconds": 60, "warm_idle_seconds": 600, "promote_cold_hits": 2, "promote_warm_hits": 5}
     with MemoryStore(tmp_path / "s", cfg, clock=clock) as store:
         store.store("a", {"v": 1})
         store.store("b", {"v": 2})
@@ -168,12 +162,7 @@ def test_capacity_bounds_hold() -> None:
 
 
 def test_concurrent_store_retrieve_delete_with_checker(tmp_path: Path) -> None:
-    cfg = {
-        "migration_interval_seconds": 0.01,
-        "hot_max_bytes": 16384,
-        "hot_idle_seconds": 0.0,
-        "warm_idle_seconds": 0.05,
-    }
+    cfg = {"migration_interval_seconds": 0.01, "hot_max_bytes": 16384, "hot_idle_seconds": 0.0, "warm_idle_seconds": 0.05}
     n_threads, n_ops = 4, 300
 
     def value(t: int, k: int, version: int) -> dict[str, int]:
@@ -327,11 +316,7 @@ def test_statistics_sections() -> None:
         store.retrieve("nope", None)
         stats = store.get_statistics()
         assert set(stats) == {"middleware", "compression", "tiered_storage", "deduplication", "overall"}
-        assert (
-            stats["middleware"]["reads"] == 2
-            and stats["middleware"]["hits"] == 1
-            and stats["middleware"]["misses"] == 1
-        )
+        assert stats["middleware"]["reads"] == 2 and stats["middleware"]["hits"] == 1 and stats["middleware"]["misses"] == 1
         assert stats["middleware"]["writes"] == 50
         assert stats["overall"]["memory_reduction_percent"] > 80 and stats["overall"]["target_met"]
         assert stats["tiered_storage"]["hot"]["items"] == 50

@@ -30,14 +30,9 @@ def _fill(store: MemoryStore) -> dict[Any, Any]:
 def _counts(store: MemoryStore) -> dict[str, Any]:
     stats = store.get_statistics()
     tiered = stats["tiered_storage"]
-    return {
-        "keys": len(store),
-        "dedup": stats["deduplication"],
-        "tiers": {
-            t: {k: v for k, v in tiered[t].items() if k in ("items", "bytes", "pinned")}
-            for t in ("hot", "warm", "cold")
-        },
-    }
+    return {"keys": len(store), "dedup": stats["deduplication"],
+            "tiers": {t: {k: v for k, v in tiered[t].items() if k in ("items", "bytes", "pinned")}
+                      for t in ("hot", "warm", "cold")}}
 
 
 def test_delete_many_equals_deleting_one_by_one(tmp_path: Path) -> None:
@@ -106,19 +101,15 @@ def test_sigkill_during_delete_many_leaves_each_call_all_or_nothing(tmp_path: Pa
         with MemoryStore(path, CFG) as s:
             for g in range(groups):
                 s.store_many({f"g{g}:{i}": {"g": g, "i": i, "text": f"memory {i}"} for i in range(size)}, tier="warm")
-        with subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(groups), str(size)], stdout=subprocess.PIPE, env=env
-        ) as proc:
+        with subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(groups), str(size)],
+                              stdout=subprocess.PIPE, env=env) as proc:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(rng.uniform(0.0, 0.4))
             proc.kill()  # SIGKILL, mid-call or (rarely) after the last one
             out = proc.stdout.read()
-        acked = {
-            int(line.split()[1])
-            for line in out.decode().splitlines()
-            if line.startswith("d ") and line.split()[-1].isdigit()
-        }
+        acked = {int(line.split()[1]) for line in out.decode().splitlines() if line.startswith("d ")
+                 and line.split()[-1].isdigit()}
         assert len(acked) < groups  # killed while it was still deleting
         with MemoryStore(path, CFG) as s:
             assert s.verify()["ok"]

@@ -81,9 +81,8 @@ class _Crash(Exception):
 
 
 @pytest.mark.parametrize("step", ["copy", "verify", "swap", "remove"])
-def test_upgrade_crash_at_each_step_leaves_one_intact_store(
-    step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_upgrade_crash_at_each_step_leaves_one_intact_store(step: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = _copy("mixed", tmp_path)
     expected = _expected("mixed")
 
@@ -314,21 +313,10 @@ def test_closed_store_raises_closed_error_naming_it(tmp_path: Path) -> None:
     store.store("k", 1)
     store.close()
     calls = [
-        lambda: store.retrieve("k"),
-        lambda: store.store("k", 2),
-        lambda: store.delete("k"),
-        lambda: len(store),
-        lambda: "k" in store,
-        lambda: list(store.keys()),
-        lambda: store.get_statistics(),
-        lambda: store.verify(),
-        lambda: store.compact(),
-        lambda: store.flush(),
-        lambda: store.tier_of("k"),
-        lambda: store.pin("k"),
-        lambda: store.migrate("k", "cold"),
-        lambda: store.store_many({"a": 1}),
-        lambda: store.seq,
+        lambda: store.retrieve("k"), lambda: store.store("k", 2), lambda: store.delete("k"), lambda: len(store),
+        lambda: "k" in store, lambda: list(store.keys()), lambda: store.get_statistics(), lambda: store.verify(),
+        lambda: store.compact(), lambda: store.flush(), lambda: store.tier_of("k"), lambda: store.pin("k"),
+        lambda: store.migrate("k", "cold"), lambda: store.store_many({"a": 1}), lambda: store.seq,
     ]
     for call in calls:
         with pytest.raises(ClosedError, match=r"MemoryStore: .* is closed"):

@@ -203,16 +203,7 @@ def test_counts_match_a_recount_after_every_kind_of_change(tmp_path: Path) -> No
         before = tiers.statistics()
         tiers._recount()
         after = tiers.statistics()
-        for name in (
-            "keys",
-            "tombstones",
-            "unique_blobs",
-            "garbage_blobs",
-            "logical_bytes",
-            "unique_bytes",
-            "warm",
-            "cold",
-        ):
+        for name in ("keys", "tombstones", "unique_blobs", "garbage_blobs", "logical_bytes", "unique_bytes", "warm", "cold"):
             assert before[name] == after[name], name
 
 

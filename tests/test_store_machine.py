@@ -149,16 +149,7 @@ class StoreMachine(RuleBasedStateMachine):
         before = tiers.statistics()
         tiers._recount()
         after = tiers.statistics()
-        for name in (
-            "keys",
-            "tombstones",
-            "unique_blobs",
-            "garbage_blobs",
-            "logical_bytes",
-            "unique_bytes",
-            "warm",
-            "cold",
-        ):
+        for name in ("keys", "tombstones", "unique_blobs", "garbage_blobs", "logical_bytes", "unique_bytes", "warm", "cold"):
             assert before[name] == after[name], name
 
     def teardown(self) -> None:

@@ -78,11 +78,7 @@ def test_snapshot_store_is_a_complete_store(tmp_path: Path) -> None:
             s.store(f"k{i}", {"i": i, "text": "x" * i}, tier=("hot", "warm", "cold")[i % 3])
         snap = snapshot_store(store, tmp_path / "snap")
         seq = s.seq
-        assert (
-            snap["format"] == 2
-            and any(f.startswith("packs/") for f in snap["files"])
-            and "log/CHECKPOINT" in snap["files"]
-        )
+        assert snap["format"] == 2 and any(f.startswith("packs/") for f in snap["files"]) and "log/CHECKPOINT" in snap["files"]
     with MemoryStore(tmp_path / "snap", read_only=True) as c:
         assert c.verify()["ok"] and len(c) == 200 and c.seq == seq and c["k7"] == {"i": 7, "text": "x" * 7}
     with pytest.raises(FileExistsError):
@@ -145,9 +141,7 @@ def test_an_earlier_checkpoint_too_far_behind_is_not_kept(tmp_path: Path, monkey
         b.apply(batch(i))
     b.flush()
     monkeypatch.setattr(copy_module, "BASE_MAX_REPLAY", 1000)  # less than the log written since
-    assert (
-        copy_log(src, tmp_path / "c1", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "current"
-    )
+    assert copy_log(src, tmp_path / "c1", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "current"
     monkeypatch.setattr(copy_module, "BASE_MAX_REPLAY", 1 << 20)
     assert copy_log(src, tmp_path / "c2", base_checkpoint=base, base_sources=first["sources"])["checkpoint"] == "base"
     assert _contents(tmp_path / "c1") == _contents(tmp_path / "c2")

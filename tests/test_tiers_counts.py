@@ -14,16 +14,7 @@ NO_THREAD = {"migration_interval_seconds": None}
 
 def _counts(store: MemoryStore) -> tuple:
     t = store.tiers
-    return (
-        t._n_keys,
-        t._n_tombstones,
-        t._logical,
-        list(t._items),
-        list(t._stored),
-        t._unique,
-        t._n_blobs,
-        t._n_garbage,
-    )
+    return (t._n_keys, t._n_tombstones, t._logical, list(t._items), list(t._stored), t._unique, t._n_blobs, t._n_garbage)
 
 
 def _recounted(store: MemoryStore) -> tuple:

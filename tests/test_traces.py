@@ -17,6 +17,7 @@ from memstrata.traces import SCHEMA_VERSION, CompressedTrace, PerformanceDelta, 
 # ---------------------------------------------------------------- schema --
 
 
+
 def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     with open_memory(db) as mem:
@@ -34,15 +35,9 @@ def test_schema_tables_and_indexes_are_exact(tmp_path: Path) -> None:
     }
     delta_cols = [(r[1], r[2], r[3]) for r in query(db, "PRAGMA table_info(performance_deltas)")]
     assert delta_cols[:9] == [
-        ("id", "INTEGER", 0),
-        ("metric_name", "TEXT", 1),
-        ("old_value", "REAL", 1),
-        ("new_value", "REAL", 1),
-        ("delta_magnitude", "REAL", 1),
-        ("delta_direction", "TEXT", 1),
-        ("confidence", "REAL", 1),
-        ("context", "TEXT", 1),
-        ("timestamp", "REAL", 1),
+        ("id", "INTEGER", 0), ("metric_name", "TEXT", 1), ("old_value", "REAL", 1), ("new_value", "REAL", 1),
+        ("delta_magnitude", "REAL", 1), ("delta_direction", "TEXT", 1), ("confidence", "REAL", 1),
+        ("context", "TEXT", 1), ("timestamp", "REAL", 1),
     ]
     indexes = dict(query(db, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
     assert indexes["idx_traces_type_time"] == "traces"
@@ -234,14 +229,11 @@ def test_log_methods_and_queries(tmp_path: Path) -> None:
             mem.log_breakthrough_sync(None, {})  # type: ignore[arg-type]
         # traces(): type, time window, limit, order
         assert [t.trace_id for t in mem.traces_sync(type="fitness_evo")] == [
-            "fitness_evo:2",
-            "fitness_evo:0",
-            "fitness_evo:1",
+            "fitness_evo:2", "fitness_evo:0", "fitness_evo:1",
         ]
         assert [t.trace_id for t in mem.traces_sync(since=T0 + 2, until=T0 + 3)] == ["fitness_evo:0", "fitness_evo:1"]
         assert [t.trace_id for t in mem.traces_sync(limit=2, newest_first=True)] == [
-            "breakthrough:bt1",
-            "benchmark:humaneval-7",
+            "breakthrough:bt1", "benchmark:humaneval-7",
         ]
         assert mem.traces_sync(limit=0) == []
         with pytest.raises(ValueError, match="limit: expected an int >= 0"):
@@ -257,10 +249,7 @@ def test_performance_deltas_and_history(tmp_path: Path) -> None:
         d = mem.log_performance_delta_sync("latency_ms", 100.0, 80.0, {"commit": "abc"}, 0.9)
         assert isinstance(d, PerformanceDelta)
         assert (d.delta_direction, d.delta_magnitude, d.improvement_ratio, d.timestamp) == (
-            "improvement",
-            20.0,
-            0.8,
-            T0,
+            "improvement", 20.0, 0.8, T0,
         )
         assert mem.log_performance_delta_sync("steps", 10, 12).delta_direction == "degradation"
         assert mem.log_performance_delta_sync("latency_score", 1, 2).delta_direction == "improvement"
@@ -310,8 +299,7 @@ def test_compression_stats_and_dictionaries(tmp_path: Path) -> None:
         # traces written before their dictionary were re-encoded with it (where that made them smaller)
         for d in stats["dictionaries"][1:]:
             n_type, n_version = mem._conn.execute(
-                "SELECT COUNT(*), SUM(dictionary_version = ?) FROM traces WHERE trace_type = ?",
-                (d["version"], d["scope"]),
+                "SELECT COUNT(*), SUM(dictionary_version = ?) FROM traces WHERE trace_type = ?", (d["version"], d["scope"])
             ).fetchone()
             assert 0 < n_version <= n_type  # the rest were smaller with the stream dictionary
         assert stats["avg_compression_ratio"] < 0.35
@@ -362,8 +350,7 @@ def test_retention_by_age(tmp_path: Path) -> None:
         again = mem.apply_retention_sync()
         assert again["expired"] == 0
     assert sorted(query(db, "SELECT trace_id, seq, reason FROM tombstones")) == [
-        ("old-edge", seq + 2, "retention"),
-        ("old-low", seq + 1, "retention"),
+        ("old-edge", seq + 2, "retention"), ("old-low", seq + 1, "retention"),
     ]
 
 

@@ -97,9 +97,7 @@ def test_unknown_or_corrupt_dictionary(codec: BlobCodec, dictionary: bytes) -> N
 
 def test_blob_moved_to_another_dictionary_fails(codec: BlobCodec, dictionary: bytes) -> None:
     other = BlobCodec()
-    other.add_dictionary(
-        1, get_dictionary(train_dictionary([json.dumps(r).encode() for r in trace_records(300, seed=99)], 2048))
-    )
+    other.add_dictionary(1, get_dictionary(train_dictionary([json.dumps(r).encode() for r in trace_records(300, seed=99)], 2048)))
     blob, _ = codec.encode(RECORD, ENC_JSON, 1)
     with pytest.raises(CorruptDataError, match="checksum mismatch"):
         other.decode(blob, 1)

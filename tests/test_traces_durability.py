@@ -147,9 +147,8 @@ def test_corrupted_dictionary_is_detected_on_read(tmp_path: Path) -> None:
     with open_memory(db, **SMALL) as mem:
         store_records(mem, recs)
         mem.flush_sync()
-        version = mem._conn.execute(
-            "SELECT dictionary_version FROM traces WHERE trace_id = ?", (recs[0]["trace_id"],)
-        ).fetchone()[0]
+        version = mem._conn.execute("SELECT dictionary_version FROM traces WHERE trace_id = ?",
+                                    (recs[0]["trace_id"],)).fetchone()[0]
     assert version > 0
     with closing(sqlite3.connect(db)) as conn:
         (dictionary,) = conn.execute("SELECT dictionary FROM dictionaries WHERE version = ?", (version,)).fetchone()

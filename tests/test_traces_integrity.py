@@ -62,10 +62,8 @@ def test_golden_schema_1_database_migrates_and_reads_back(tmp_path: Path, caplog
         for tid, value in expected["traces"].items():
             assert json.loads(json.dumps(mem.get_trace_sync(tid))) == value
         assert {t.trace_id: t.trace_type.value for t in mem.traces_sync()} == expected["types"]
-        history = [
-            [d.old_value, d.new_value, d.delta_direction, d.context, d.timestamp]
-            for d in mem.performance_history_sync("latency_ms")
-        ]
+        history = [[d.old_value, d.new_value, d.delta_direction, d.context, d.timestamp]
+                   for d in mem.performance_history_sync("latency_ms")]
         assert history == expected["history"]
         assert len(mem.get_compression_stats_sync()["dictionaries"]) >= expected["dictionaries"]
         assert mem.seq >= expected["seq"]
@@ -96,10 +94,8 @@ def test_swapped_blobs_raise_instead_of_returning_another_trace(tmp_path: Path) 
         assert not report["ok"] and report["bad_traces"] == ["a", "b"]
 
 
-@pytest.mark.parametrize(
-    ("column", "value"),
-    [("metadata", '{"rc":"a"}'), ("retention_priority", -2.4e-185), ("timestamp", T0 + 1), ("trace_type", "mutation")],
-)
+@pytest.mark.parametrize(("column", "value"), [("metadata", '{"rc":"a"}'), ("retention_priority", -2.4e-185),
+                                               ("timestamp", T0 + 1), ("trace_type", "mutation")])
 def test_any_changed_column_is_detected(tmp_path: Path, column: str, value: Any) -> None:
     db = tmp_path / "t.db"
     filled(db)
@@ -166,7 +162,7 @@ def test_lost_wal_after_an_acknowledged_breakthrough_is_detected(tmp_path: Path)
 def test_an_older_copy_of_the_file_is_detected(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     filled(db, 10)
-    old = tmp_path / "old.db"
+    old = (tmp_path / "old.db")
     shutil.copy(db, old)
     with open_memory(db) as mem:
         mem.store_compressed_trace_sync("new", {"x": 1})
@@ -261,10 +257,8 @@ def test_below_threshold_is_stored_as_is(tmp_path: Path) -> None:
 def test_metadata_priority_words(tmp_path: Path, word: str, priority: float) -> None:
     with open_memory(tmp_path / "t.db") as mem:
         assert mem.store_compressed_trace_sync("t", {}, metadata={"priority": word}).retention_priority == priority
-        assert (
-            mem.store_compressed_trace_sync("u", {}, metadata={"priority": word}, priority=0.1).retention_priority
-            == 0.1
-        )
+        assert mem.store_compressed_trace_sync("u", {}, metadata={"priority": word}, priority=0.1
+                                               ).retention_priority == 0.1
     with pytest.raises(ValueError, match=r"metadata\['priority'\]: expected one of"):
         SymbolicTraceMemory().store_compressed_trace_sync("t", {}, metadata={"priority": "urgent"})
 
@@ -310,16 +304,10 @@ def test_ids_are_found_as_the_caller_gave_them(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "lower", "rule"),
-    [
-        ("tokens_used", True, "name token 'tokens'"),
-        ("peak_bytes", True, "name token 'bytes'"),
-        ("memory_usage", True, "name token 'memory'"),
-        ("step_duration", True, "name token 'duration'"),
-        ("errors", True, "name token 'errors'"),
-        ("test_failures", True, "name token 'failures'"),
-        ("tokens_per_s", False, "throughput: tokens per s"),
-        ("accuracy", False, "default: higher is better"),
-    ],
+    [("tokens_used", True, "name token 'tokens'"), ("peak_bytes", True, "name token 'bytes'"),
+     ("memory_usage", True, "name token 'memory'"), ("step_duration", True, "name token 'duration'"),
+     ("errors", True, "name token 'errors'"), ("test_failures", True, "name token 'failures'"),
+     ("tokens_per_s", False, "throughput: tokens per s"), ("accuracy", False, "default: higher is better")],
 )
 def test_direction_rules(name: str, lower: bool, rule: str) -> None:
     assert direction_rule(name) == (lower, rule)
@@ -334,9 +322,7 @@ def test_direction_is_recorded_and_overridable(tmp_path: Path) -> None:
         f = mem.log_performance_delta_sync("tokens_in", 1000, 800, lower_is_better=False)
         assert (f.delta_direction, f.direction_rule) == ("degradation", "argument lower_is_better")
         assert [h.direction_rule for h in mem.performance_history_sync("tokens_in")] == [
-            "name token 'tokens'",
-            "argument lower_is_better",
-        ]
+            "name token 'tokens'", "argument lower_is_better"]
 
 
 def test_metadata_filter(tmp_path: Path) -> None:

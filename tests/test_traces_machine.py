@@ -14,15 +14,10 @@ from memstrata.traces import SymbolicTraceMemory
 
 _IDS = st.sampled_from([f"t{i}" for i in range(12)])
 _DATA = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8)
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8)
     | st.binary(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3) | st.tuples(inner, inner)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    | st.tuples(inner, inner),
     max_leaves=8,
 )
 
@@ -41,16 +36,8 @@ class TraceMemoryMachine(RuleBasedStateMachine):
         self.model: dict[str, tuple[Any, float, float]] = {}  # id -> (data, priority, timestamp)
 
     def _open(self) -> SymbolicTraceMemory:
-        return open_memory(
-            self.path,
-            self.clock,
-            max_memory_traces=4,
-            flush_every=5,
-            retention_days=1,
-            train_after=8,
-            type_train_after=8,
-            dictionary_bytes=1024,
-        )
+        return open_memory(self.path, self.clock, max_memory_traces=4, flush_every=5, retention_days=1,
+                           train_after=8, type_train_after=8, dictionary_bytes=1024)
 
     @rule(trace_id=_IDS, data=_DATA, priority=st.sampled_from([0.1, 0.5, 0.8, 0.9, 1.0]))
     def store(self, trace_id: str, data: Any, priority: float) -> None:

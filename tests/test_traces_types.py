@@ -40,23 +40,11 @@ def test_trace_type_values_are_exact() -> None:
 
 def test_dataclass_fields_are_exact() -> None:
     assert [f.name for f in dataclasses.fields(PerformanceDelta)] == [
-        "metric_name",
-        "old_value",
-        "new_value",
-        "delta_magnitude",
-        "delta_direction",
-        "confidence",
-        "context",
+        "metric_name", "old_value", "new_value", "delta_magnitude", "delta_direction", "confidence", "context",
         "timestamp",
     ]
     assert [f.name for f in dataclasses.fields(CompressedTrace)] == [
-        "trace_id",
-        "trace_type",
-        "compressed_data",
-        "compression_ratio",
-        "original_size",
-        "metadata",
-        "timestamp",
+        "trace_id", "trace_type", "compressed_data", "compression_ratio", "original_size", "metadata", "timestamp",
         "retention_priority",
     ]
 
@@ -109,17 +97,9 @@ def test_numpy_and_int_values_become_floats() -> None:
 @pytest.mark.parametrize(
     ("name", "lower"),
     [
-        ("latency_ms", True),
-        ("loss", True),
-        ("val_loss", True),
-        ("cost_usd", True),
-        ("memory_mb", True),
-        ("error_rate", True),
-        ("accuracy", False),
-        ("pass_rate", False),
-        ("tokens_per_s", False),
-        ("code_quality", False),
-        ("lossless_fraction", False),
+        ("latency_ms", True), ("loss", True), ("val_loss", True), ("cost_usd", True), ("memory_mb", True),
+        ("error_rate", True), ("accuracy", False), ("pass_rate", False), ("tokens_per_s", False),
+        ("code_quality", False), ("lossless_fraction", False),
     ],
 )
 def test_default_direction_by_name(name: str, lower: bool) -> None:

@@ -36,9 +36,7 @@ def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
         pytest.skip("mypy is not installed (pip install -e '.[test]')")
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        capture_output=True, text=True, timeout=600,
     )
 
 
@@ -52,15 +50,11 @@ def test_readme_usage_passes_mypy_strict() -> None:
 def test_known_mistakes_fail_mypy_strict_where_expected() -> None:
     path = HERE / "typing" / "known_mistakes.py"
     expected = {
-        i: m.group(1)
-        for i, line in enumerate(path.read_text().splitlines(), 1)
-        if (m := re.search(r"# E: (\S+)", line))
+        i: m.group(1) for i, line in enumerate(path.read_text().splitlines(), 1) if (m := re.search(r"# E: (\S+)", line))
     }
     result = _mypy(path)
     found: dict[int, set[str]] = {}
     for m in re.finditer(r"known_mistakes\.py:(\d+): error: .*\[([\w-]+)\]", result.stdout):
         found.setdefault(int(m.group(1)), set()).add(m.group(2))
     for line, code in expected.items():
-        assert code in found.get(line, set()), (
-            f"line {line}: expected [{code}], mypy said {found.get(line)}\n{result.stdout}"
-        )
+        assert code in found.get(line, set()), f"line {line}: expected [{code}], mypy said {found.get(line)}\n{result.stdout}"

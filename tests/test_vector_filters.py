@@ -128,9 +128,7 @@ def test_mask_and_matches_agree_with_plain_evaluator(rows: list[dict[str, Any] |
 
 
 @settings(deadline=None)
-@given(
-    rows=ROWS, updates=st.lists(st.tuples(st.integers(0, 11), ROWS.map(lambda r: r[0] if r else None))), keep=st.data()
-)
+@given(rows=ROWS, updates=st.lists(st.tuples(st.integers(0, 11), ROWS.map(lambda r: r[0] if r else None))), keep=st.data())
 def test_columns_stay_in_step_through_set_and_keep(rows: list[Any], updates: list[Any], keep: st.DataObject) -> None:
     columns = _columns(rows)
     model = list(rows)
@@ -143,12 +141,7 @@ def test_columns_stay_in_step_through_set_and_keep(rows: list[Any], updates: lis
     ids = [100 + i for i in range(len(model)) if mask[i]]
     model = [m for m, k in zip(model, mask) if k]
     assert columns.ids.tolist() == ids
-    for spec in (
-        {"a": {"$exists": True}},
-        {"b": {"$gte": 0}},
-        {"c": {"$in": ["x", None, True]}},
-        {"$id": {"$gt": 104}},
-    ):
+    for spec in ({"a": {"$exists": True}}, {"b": {"$gte": 0}}, {"c": {"$in": ["x", None, True]}}, {"$id": {"$gt": 104}}):
         expected = [evaluate(spec, m or {}, i) for m, i in zip(model, ids)]
         assert compile_filter(spec).mask(columns, strict=False).tolist() == expected
     assert columns.keys == sorted({k for m in model if m for k in m})
@@ -217,7 +210,5 @@ def test_a_bool_column_is_one_byte_a_row_until_a_number_comes() -> None:
     columns.set(7, {"flag": 0.75})  # the column's first number: bools and numbers side by side
     rows[7] = {"flag": 0.75}
     for spec in ({"flag": True}, {"flag": {"$gte": 0.5}}, {"flag": {"$in": [False, 0.75]}}, {"flag": {"$lt": 1}}):
-        assert compile_filter(spec).mask(columns).tolist() == [
-            evaluate(spec, r or {}, 100 + i) for i, r in enumerate(rows)
-        ]
+        assert compile_filter(spec).mask(columns).tolist() == [evaluate(spec, r or {}, 100 + i) for i, r in enumerate(rows)]
     assert columns.nbytes - bools == 7 * (bools // 10)  # float64 now: 8 bytes a row instead of 1

@@ -197,9 +197,7 @@ TestMemoryMachine = MemoryMachine.TestCase
 TestMemoryMachine.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
 
 
-@pytest.mark.parametrize(
-    "codec,rescore", [("int8", None), ("int4", None), ("binary", 4), ("float32", None), ("int8", 2)]
-)
+@pytest.mark.parametrize("codec,rescore", [("int8", None), ("int4", None), ("binary", 4), ("float32", None), ("int8", 2)])
 def test_save_load_round_trip(tmp_path, codec, rescore):
     rng = np.random.default_rng(3)
     x = _unit(rng.standard_normal((120, 20)))
@@ -284,9 +282,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="shortlist: only used with codec='int8'"):
         VectorMemory(4, codec="int4", shortlist=10)
     memory = VectorMemory(4)
-    with pytest.raises(
-        ValueError, match=r"vectors: expected float array of shape \(n, 4\), got float32 with shape \(2, 3\)"
-    ):
+    with pytest.raises(ValueError, match=r"vectors: expected float array of shape \(n, 4\), got float32 with shape \(2, 3\)"):
         memory.add(np.ones((2, 3), F32))
     with pytest.raises(TypeError, match="vectors: expected float32 or float64 array"):
         memory.add(np.ones((2, 4), np.int32))

@@ -13,9 +13,7 @@ F32 = np.float32
 def _memory() -> tuple[VectorMemory, np.ndarray]:
     x = np.random.default_rng(7).standard_normal((30, 8)).astype(F32)
     memory = VectorMemory(8, codec="int8", metric="ip")
-    memory.add(
-        x, metadata=[{"kind": "note" if i % 3 else "task", "score": i / 10} if i != 4 else None for i in range(30)]
-    )
+    memory.add(x, metadata=[{"kind": "note" if i % 3 else "task", "score": i / 10} if i != 4 else None for i in range(30)])
     return memory, x
 
 
@@ -63,9 +61,7 @@ def test_messages_name_what_arrived() -> None:
         memory.add(x[:3], ids=[50, 51, 52], metadata=[{"a": 1}])
     with pytest.raises(ValueError, match=r"metadata: expected a list of 2 dicts \(or None\), got dict"):
         memory.add(x[:2], ids=[50, 51], metadata={"a": 1})  # type: ignore[arg-type]
-    with pytest.raises(
-        ValueError, match=r"ids: expected new ids, got some already in the memory \(\[3\]\); use upsert"
-    ):
+    with pytest.raises(ValueError, match=r"ids: expected new ids, got some already in the memory \(\[3\]\); use upsert"):
         memory.add(x[:1], ids=[3])
     with pytest.raises(ValueError, match="metadata: expected JSON-serializable mappings"):
         memory.add(x[:1], ids=[60], metadata=[{"a": object()}])

@@ -71,11 +71,7 @@ def child(path: Path, fd: int, seed: int, durability: str) -> None:
         version += 1
         roll = rng.random()
         pick = sorted(live)
-        chosen = (
-            [int(i) for i in rng.choice(pick, size=min(len(pick), int(rng.integers(1, 4))), replace=False)]
-            if pick
-            else []
-        )
+        chosen = [int(i) for i in rng.choice(pick, size=min(len(pick), int(rng.integers(1, 4))), replace=False)] if pick else []
         if roll < 0.4 or not chosen:
             ids = list(range(next_id, next_id + int(rng.integers(1, 6))))
             next_id = ids[-1] + 1

@@ -164,8 +164,7 @@ def test_one_writer_per_path_and_any_number_of_readers(tmp_path: Path) -> None:
         VectorMemory.open(path)
     other = subprocess.run(
         [sys.executable, "-c", f"from memstrata import VectorMemory; VectorMemory.open({str(path)!r})"],
-        capture_output=True,
-        text=True,
+        capture_output=True, text=True,
     )
     assert "StoreLockedError" in other.stderr and "open for writing in another process" in other.stderr
     readers = [VectorMemory.open(path, read_only=True) for _ in range(3)]
@@ -228,9 +227,7 @@ def test_save_and_reload_while_another_instance_reads(tmp_path: Path, where: str
         subprocess.run([sys.executable, "-c", script], check=True)
     got = reader.search(x[:10], 5)  # still reading the bytes it mapped
     np.testing.assert_array_equal(expected[1], got[1])
-    np.testing.assert_allclose(
-        reader.get([1, 2]), x[[1, 2]] / np.linalg.norm(x[[1, 2]], axis=1, keepdims=True), atol=1e-6
-    )
+    np.testing.assert_allclose(reader.get([1, 2]), x[[1, 2]] / np.linalg.norm(x[[1, 2]], axis=1, keepdims=True), atol=1e-6)
     reader.close()
     assert len(VectorMemory.load(snapshot)) == 400 - 134 - 133
 
@@ -249,12 +246,8 @@ def test_reader_keeps_reading_while_the_writer_compacts(tmp_path: Path) -> None:
     got = reader.search(x[:8], 4)
     np.testing.assert_array_equal(expected[1], got[1])
     subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from memstrata import VectorMemory\nm = VectorMemory.open({str(path)!r}, read_only=True)\n"
-            "assert len(m) == 151, len(m)\nm.search(m.get([1]), 3)",
-        ],
+        [sys.executable, "-c", f"from memstrata import VectorMemory\nm = VectorMemory.open({str(path)!r}, read_only=True)\n"
+         "assert len(m) == 151, len(m)\nm.search(m.get([1]), 3)"],
         check=True,
     )
     writer.close()
@@ -329,20 +322,10 @@ def test_closed_memory_raises_closed_error_naming_it(tmp_path: Path) -> None:
     memory.close()
     memory.close()  # idempotent
     calls = [
-        lambda: len(memory),
-        lambda: memory.add(vecs([1])),
-        lambda: memory.search(vec(0), 1),
-        lambda: memory.get([0]),
-        lambda: memory.delete([0]),
-        lambda: memory.metadata(0),
-        lambda: memory.ids(),
-        lambda: memory.count(),
-        lambda: memory.save(tmp_path / "x"),
-        lambda: memory.compact(),
-        lambda: memory.update([0], metadata=[None]),
-        lambda: memory.upsert([0], vecs([0])),
-        lambda: memory.checkpoint(),
-        lambda: memory.near_duplicates(),
+        lambda: len(memory), lambda: memory.add(vecs([1])), lambda: memory.search(vec(0), 1), lambda: memory.get([0]),
+        lambda: memory.delete([0]), lambda: memory.metadata(0), lambda: memory.ids(), lambda: memory.count(),
+        lambda: memory.save(tmp_path / "x"), lambda: memory.compact(), lambda: memory.update([0], metadata=[None]),
+        lambda: memory.upsert([0], vecs([0])), lambda: memory.checkpoint(), lambda: memory.near_duplicates(),
         lambda: list(memory.items()),
     ]
     for call in calls:

@@ -37,28 +37,16 @@ def _byte_contract(name: str, codec_id: str, configs: list[dict[str, Any]], dete
 
 TestRaw = _byte_contract("TestRaw", "raw", [{"id": "raw"}])
 TestLZ4 = _byte_contract("TestLZ4", "lz4", [{"id": "lz4"}, {"id": "lz4", "level": 9}])
-TestZstd = _byte_contract(
-    "TestZstd",
-    "zstd",
-    [
-        {"id": "zstd"},
-        {"id": "zstd", "level": 19},
-        {"id": "zstd", "level": -3},
-        {"id": "zstd", "level": 3, "dictionary": _DICT.hex()},
-    ],
-)
+TestZstd = _byte_contract("TestZstd", "zstd", [
+    {"id": "zstd"}, {"id": "zstd", "level": 19}, {"id": "zstd", "level": -3},
+    {"id": "zstd", "level": 3, "dictionary": _DICT.hex()},
+])
 TestZlib = _byte_contract("TestZlib", "zlib", [{"id": "zlib"}, {"id": "zlib", "level": 0}])
 # blosc2 may pick other block sizes across its versions: decoded forever, not rewritten byte for byte
-TestBlosc2 = _byte_contract(
-    "TestBlosc2",
-    "blosc2",
-    [
-        {"id": "blosc2"},
-        {"id": "blosc2", "clevel": 9, "codec": "lz4", "filter": "bitshuffle"},
-        {"id": "blosc2", "codec": "blosclz", "filter": "none"},
-    ],
-    deterministic=False,
-)
+TestBlosc2 = _byte_contract("TestBlosc2", "blosc2", [
+    {"id": "blosc2"}, {"id": "blosc2", "clevel": 9, "codec": "lz4", "filter": "bitshuffle"},
+    {"id": "blosc2", "codec": "blosclz", "filter": "none"},
+], deterministic=False)
 
 
 class TestCSR(CodecContract):
@@ -73,9 +61,7 @@ class _VectorContract(CodecContract):
     def check_lossy(self, value: Any, out: Any, config: dict[str, Any]) -> None:
         assert out.shape == value.shape and out.dtype == value.dtype
         spread = float(np.ptp(value)) or 1.0
-        assert (
-            np.abs(out.astype(np.float64) - value).max() <= spread
-        )  # a loose bound; the exact ones are in test_codecs.py
+        assert np.abs(out.astype(np.float64) - value).max() <= spread  # a loose bound; the exact ones are in test_codecs.py
 
 
 class TestInt8(_VectorContract):

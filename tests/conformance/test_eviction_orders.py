@@ -26,7 +26,6 @@ def test_every_order_is_listed() -> None:
 
 # ------------------------------------------------- the orders with no state of their own
 
-
 class LRUMachine(OrderMachine):
     def _make(self, n_slots: int, data: st.DataObject) -> tuple[EvictionOrder, LRUModel]:
         return LRUOrder(n_slots), LRUModel(n_slots)
@@ -43,7 +42,6 @@ TestLRUOrder.settings = TestFIFOOrder.settings = MACHINE_SETTINGS
 
 
 # ----------------------------------------------------------------- configs
-
 
 @pytest.mark.parametrize(
     "order",
@@ -72,11 +70,7 @@ def test_config_round_trips_through_json(order: EvictionOrder) -> None:
     ("config", "error", "match"),
     [
         ([("id", "lru")], TypeError, "config: expected a mapping with an 'id', got list"),
-        (
-            {"id": "arc", "n_slots": 4},
-            ValueError,
-            "config: unknown eviction order id 'arc'; known ids: adaptive, fifo, lfu, lru, s3fifo, wtinylfu",
-        ),
+        ({"id": "arc", "n_slots": 4}, ValueError, "config: unknown eviction order id 'arc'; known ids: adaptive, fifo, lfu, lru, s3fifo, wtinylfu"),
         ({"n_slots": 4}, ValueError, "config: unknown eviction order id None"),
         ({"id": "lru"}, ValueError, "config: the 'lru' order needs 'n_slots'"),
         ({"id": "lru", "n_slots": 4, "capacity": 3}, ValueError, r"config: unexpected keys \['capacity'\]"),
@@ -90,7 +84,6 @@ def test_bad_configs(config: object, error: type[Exception], match: str) -> None
 
 
 # ----------------------------------------------------------------- bad input
-
 
 @pytest.mark.parametrize("cls", ORDERS)
 def test_bad_n_slots(cls: type[EvictionOrder]) -> None:

@@ -96,9 +96,7 @@ class BackendContract:
         assert backend.get(odd) == b"\x00binary\xff"
 
     def test_scan_by_prefix_in_key_order(self, backend: Any) -> None:
-        keys = self._keys(
-            b"a", b"a*", b"a?b", b"a[1]", b"a\\", b"ab", b"a\xff", b"a\xff\xff", b"b", b"\xff\xfe", b"a\x7f"
-        )
+        keys = self._keys(b"a", b"a*", b"a?b", b"a[1]", b"a\\", b"ab", b"a\xff", b"a\xff\xff", b"b", b"\xff\xfe", b"a\x7f")
         for k in keys:
             backend.put(k, k + b"!")
         assert list(backend.scan(b"a")) == [(k, k + b"!") for k in sorted(keys) if k.startswith(b"a")]

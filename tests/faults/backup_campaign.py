@@ -91,11 +91,8 @@ def _read_back(path: Path, expected: dict[str, Any], deleted: set[str]) -> tuple
         if set(store.keys()) - set(expected):
             return "wrong value", "phantom keys"
         if lost:
-            return (
-                ("detected", f"{lost} keys missing, verify not ok")
-                if not store.verify()["ok"]
-                else ("silent loss", f"{lost} keys missing, verify() ok")
-            )
+            return ("detected", f"{lost} keys missing, verify not ok") if not store.verify()["ok"] else (
+                "silent loss", f"{lost} keys missing, verify() ok")
     return "read right", ""
 
 

@@ -86,9 +86,7 @@ def test_truncated_tail_segment_of_unclosed_store_raises(tmp_path: Path, cut: st
     assert segment.stat().st_size == size  # nothing was cut away before the error
 
 
-def test_torn_unacknowledged_write_is_still_dropped_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_torn_unacknowledged_write_is_still_dropped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "s"
     segment = _killed_writer(path)
     with open(segment, "ab") as f:  # a write the kill interrupted: its batch was never acknowledged

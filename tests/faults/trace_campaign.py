@@ -41,14 +41,8 @@ def build(root: Path, *, unclosed: bool = False) -> tuple[Path, Path, dict[str, 
     root.mkdir(parents=True, exist_ok=True)
     db, stale_dir = root / "traces.db", root / "stale"
     now = [T0]
-    cfg = {
-        "db_path": str(db),
-        "train_after": 48,
-        "type_train_after": 24,
-        "dictionary_bytes": 1024,
-        "flush_every": 40,
-        "retention_days": 5,
-    }
+    cfg = {"db_path": str(db), "train_after": 48, "type_train_after": 24, "dictionary_bytes": 1024,
+           "flush_every": 40, "retention_days": 5}
     expected: dict[str, Any] = {}
     with SymbolicTraceMemory(cfg, clock=lambda: now[0]) as mem:
         for i in range(90):
@@ -91,9 +85,8 @@ def build(root: Path, *, unclosed: bool = False) -> tuple[Path, Path, dict[str, 
     return db, stale_dir, {"traces": expected, "history": history}
 
 
-def inject(
-    db: Path, stale_dir: Path, expected: dict[str, Any], work: Path, rng: random.Random, kind: str
-) -> tuple[str, str]:
+def inject(db: Path, stale_dir: Path, expected: dict[str, Any], work: Path, rng: random.Random,
+           kind: str) -> tuple[str, str]:
     """One damaged copy, opened and read in full: ``(outcome, what was done)``."""
     work.mkdir(parents=True, exist_ok=True)
     files = sorted(db.parent.glob("traces.db*"))
@@ -140,9 +133,8 @@ def _read_all(path: Path, expected: dict[str, Any]) -> str:
                     return "wrong value"
             lost |= {t.trace_id for t in listed} != set(traces)
         try:
-            history = [
-                (d.old_value, d.new_value, d.delta_direction) for d in mem.performance_history_sync("latency_ms")
-            ]
+            history = [(d.old_value, d.new_value, d.delta_direction)
+                       for d in mem.performance_history_sync("latency_ms")]
         except MemstrataError:
             detected = True
         else:
