@@ -177,7 +177,9 @@ class GroupCommit:
                     self._note_existed(batch)
                     break
         if self._one_database:
-            ok = [p for p in batch if self._commit_postgres(p)]
+            ok = self._commit_postgres_batch(batch) if len(batch) > 1 else []
+            if not ok:
+                ok = [p for p in batch if not p.done and self._commit_postgres(p)]
         else:
             ok = self._commit_local(batch)
         for p in ok:
@@ -267,6 +269,32 @@ class GroupCommit:
             return [(self.durable, kb, rec), (self.pattern_store, kb, _tombstone_like(kb, rec))]
         return [(self.durable, kb, rec)]
 
+    def _commit_postgres_batch(self, batch: list[Pending]) -> list[Pending]:
+        """The batch's entries and records in one PostgreSQL transaction, one round trip; [] when not done that way.
+
+        A batch that cannot go by compare-and-set (another writer took a
+        number) is left to :meth:`_commit_postgres`, entry by entry.
+        """
+        clock, intent = self.clock, self._intent
+        items = [(clock(), p.who, p.op, p.key, p.digest, intent, p.payload, _targets(p.kind)) for p in batch]
+        try:
+            done = self.audit.store.append_apply_many(items, self._pg_tables)
+        except Exception as exc:
+            self.writes_failed += len(batch)
+            self.failures["audit"] += len(batch)
+            for p in batch:
+                p.layers["audit"] = p.layers["durable"] = failed(exc)
+                p.reject(f"PostgreSQL failed ({exc}); nothing was applied", exc)
+            return []
+        if done is None:
+            return []
+        for p, (seq, _, (rv, rp)) in zip(batch, done):
+            p.seq = seq
+            p.layers["audit"] = p.layers["durable"] = "ok"
+            self._has_patterns = self._has_patterns or p.kind == PATTERN
+            p.rec = rp if p.kind == PATTERN else rv
+        return batch
+
     def _commit_postgres(self, p: Pending) -> bool:
         """The entry and the durable record in one PostgreSQL statement (see :meth:`PostgresLogStore.append_apply`)."""
         try:
@@ -279,7 +307,7 @@ class GroupCommit:
                 self._intent,
                 p.payload,
                 self._pg_tables,
-                (TOMBSTONE, PATTERN) if p.kind == PATTERN else (p.kind, None),
+                _targets(p.kind),
             )
         except Exception as exc:
             self.writes_failed += 1
@@ -287,7 +315,6 @@ class GroupCommit:
             p.layers["audit"] = p.layers["durable"] = failed(exc)
             p.reject(f"PostgreSQL failed ({exc}); nothing was applied", exc)
             return False
-        # a value or a delete leaves the patterns table alone: its newer values record covers any pattern there
         p.seq = seq
         p.layers["audit"] = p.layers["durable"] = "ok"
         self._has_patterns = self._has_patterns or p.kind == PATTERN
@@ -319,6 +346,16 @@ class GroupCommit:
             p.layers["trust"] = "ok"
         except Exception as exc:
             p.layers["trust"] = self._best_effort_failed("trust", p.seq, p.key, exc)
+
+
+def _targets(kind: int) -> tuple[int, int | None]:
+    """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables.
+
+    A value or a delete leaves the patterns table alone: its record in the
+    values table is newer than any pattern there, which is then no longer
+    live (see :func:`memstrata.core._layers.pattern_is_live`).
+    """
+    return (TOMBSTONE, PATTERN) if kind == PATTERN else (kind, None)
 
 
 def _tombstone_like(kb: bytes, rec: bytes) -> bytes:
