@@ -107,7 +107,7 @@ class GroupCommit:
         def _read_record(self, kb: bytes) -> bytes | None: ...
 
         def _apply_best_effort(
-            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None
+            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
         ) -> dict[str, str]: ...
 
         def _best_effort_failed(self, layer: str, seq: int, key: str, exc: BaseException) -> str: ...
@@ -122,8 +122,11 @@ class GroupCommit:
     def _submit(self, p: Pending) -> WriteResult:
         """Commit ``p``, alone or in a batch with the writes queued beside it; ``p``'s outcome."""
         if not self._queue and self._lock.acquire(blocking=False):
+            batch = [p]
             try:  # alone: a batch of one, without the queue
-                self._commit_batch([p])
+                self._commit(batch)
+            except BaseException as exc:
+                self._no_write_left(batch, exc)
             finally:
                 self._lock.release()
         else:
@@ -164,10 +167,15 @@ class GroupCommit:
     def _commit_batch(self, batch: list[Pending]) -> None:
         try:
             self._commit(batch)
-        except BaseException as exc:  # no write of the batch is left without an outcome
-            for q in batch:
-                if not q.done:
-                    q.fail(exc)
+        except BaseException as exc:
+            self._no_write_left(batch, exc)
+
+    @staticmethod
+    def _no_write_left(batch: list[Pending], exc: BaseException) -> None:
+        """No write of the batch is left without an outcome: those without one fail with ``exc``."""
+        for q in batch:
+            if not q.done:
+                q.fail(exc)
 
     def _commit(self, batch: list[Pending]) -> None:
         self.writes_total += len(batch)
@@ -201,7 +209,12 @@ class GroupCommit:
         """Log the batch's entries with their intent payloads, then apply them to the durable store; the writes that succeeded."""
         intent = self._intent
         try:
-            entries = self.audit.append_many([(p.who, p.op, p.key, p.digest, intent, p.payload) for p in batch])
+            if len(batch) == 1:  # the usual case, without a comprehension's frame
+                p = batch[0]
+                items = [(p.who, p.op, p.key, p.digest, intent, p.payload)]
+            else:
+                items = [(p.who, p.op, p.key, p.digest, intent, p.payload) for p in batch]
+            entries = self.audit.append_many(items)
         except Exception as exc:
             self.writes_failed += len(batch)
             self.failures["audit"] += len(batch)
@@ -324,7 +337,7 @@ class GroupCommit:
     def _finish(self, p: Pending) -> None:
         """The best-effort steps of a committed write, then its result."""
         layers = p.layers
-        layers.update(self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl))
+        self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl, layers)
         if self.trust is not None and p.attest and p.who:
             self._attest(p, True)
         if self.events is not None:

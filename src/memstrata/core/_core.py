@@ -22,6 +22,7 @@ from memstrata.core._layers import (
     VALUE,
     decode_record,
     pattern_is_live,
+    record_seq,
     unwrap_value,
 )
 from memstrata.core._recovery import Recovery
@@ -130,18 +131,20 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
         for backend, key, r in self._durable_ops(kb, rec, kind):
             backend.put_newer(key, r)
 
-    def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
-        out: dict[str, str] = {}
-        kb = key.encode()
-        seq = int.from_bytes(rec[:8], "big")
+    def _apply_best_effort(
+        self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """Put ``rec`` into the cache and the vector index; each layer's outcome goes into ``out`` (returned)."""
+        if out is None:
+            out = {}
         if self.cache is not None:
             try:
                 self.cache.put_newer(
-                    kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
+                    key.encode(), rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
                 )
                 out["cache"] = "ok"
             except Exception as exc:
-                out["cache"] = self._best_effort_failed("cache", seq, key, exc)
+                out["cache"] = self._best_effort_failed("cache", record_seq(rec), key, exc)
         if self.vector is not None:
             try:
                 if rec[8] == TOMBSTONE:
@@ -154,7 +157,7 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
                         self.vector.delete(key)
                 out["vector"] = "ok"
             except Exception as exc:
-                out["vector"] = self._best_effort_failed("vector", seq, key, exc)
+                out["vector"] = self._best_effort_failed("vector", record_seq(rec), key, exc)
         return out
 
     def _best_effort_failed(self, layer: str, seq: int, key: str, exc: BaseException) -> str:
