@@ -1,12 +1,15 @@
 """Group commit: the writes of concurrent threads reach the log and the durable store as one batch, in log order.
 
-A writer queues its write and takes the core's write lock. Whoever holds the
-lock commits every write queued so far (its own and those of the threads
-that queued while the previous batch was being committed), so the threads
-waiting during one commit share the next: one append of entries to the log
+A writer alone (nothing queued, the write lock free) commits its write at
+once. Otherwise it queues it: the write at the head of the queue takes the
+core's write lock and then commits every write queued by then (those of the
+threads that arrived while the previous batch was being committed); the
+others sleep until their batch is done. A batch takes one append of entries
+to the log
 (one ``fdatasync`` with durability ``"full"``), one transaction of the
-durable store, then each write's cache, vector, trust and event steps in log
-order. A thread alone commits a batch of one, by the same path.
+durable store (on PostgreSQL, the entries and the records in one statement),
+then each write's cache, vector, trust and event steps in log order; a
+write alone is a batch of one, on the same path.
 
 The order every layer sees is the log's: entries are numbered in queue order,
 the durable store receives each key's last record of the batch, and the

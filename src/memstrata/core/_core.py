@@ -69,8 +69,9 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
     that queue while a batch is being committed form the next batch, which
     takes one append to the log (one ``fdatasync`` with durability ``"full"``)
     and one durable-store transaction; every layer applies them in log order.
-    A thread's writes keep its order. On PostgreSQL a batch's entries are
-    still sent one statement each, in order.
+    A thread's writes keep its order. On PostgreSQL a batch is one statement
+    (:meth:`PostgresLogStore.append_apply_many`); the cache still takes one
+    Redis call per write.
     Every layer keeps the log sequence with each record and keeps the newest,
     so applying a step twice, or late, changes nothing: on open, entries past
     the saved replay position are applied again to every layer.
