@@ -2,6 +2,9 @@
 
 Goals (issue 11), each read from one run:
 
+* group commit (no numeric goal): 4 threads against the same writes one at a
+  time, groups ``core-write-4-threads-{normal,full,servers}``
+  (``extra_info["vs_one_at_a_time"]``);
 * embedded fan-out write p50 <= 50 us (durable + audit + cache + events):
   group ``core-write-embedded`` (beside a bare ``MemoryStore.store`` and a bare
   SQLite commit: ``extra_info["p50_us"]``);
@@ -22,6 +25,7 @@ import math
 import os
 import sqlite3
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +86,82 @@ def test_write_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
     benchmark.extra_info["p50_us"] = round(p50, 2)
     benchmark.extra_info["goal_p50_us"] = 50
     target.close()
+
+
+THREADS, THREAD_BLOCKS = 4, 5
+
+
+@pytest.mark.parametrize("durability", ["normal", "full", "servers"])
+def test_write_threads(benchmark: Any, tmp_path: Path, request: Any, durability: str) -> None:
+    """Group commit: 4 threads writing at once against the same writes made one at a time (writes per second).
+
+    Embedded with durability ``normal`` and ``full``, and over Redis +
+    PostgreSQL (``servers``). Blocks of both alternate, so both see the same
+    load; ``vs_one_at_a_time`` is the median of the blocks' ratios.
+    """
+    benchmark.group = f"core-write-4-threads-{durability}"
+    if durability == "servers":
+        r, d, prefix, ns = request.getfixturevalue("servers")
+        core = MemoryCore(
+            redis_url=r, database_url=d, table_prefix=prefix, redis_namespace=ns, vector=False, trust=False
+        )
+    else:
+        core = MemoryCore(tmp_path / "core", vector=False, trust=False, durability=durability)
+    core.events.subscribe("memory.write", lambda e: None)
+    per_thread = 200 if durability == "normal" else 50
+    counter = iter(range(10**9))
+
+    def write(t: int, n: int) -> None:
+        for _ in range(n):
+            core.write_sync(f"user:{t}:{next(counter) % 500}", VALUE, actor=f"agent-{t}")
+
+    def threaded() -> float:
+        workers = [threading.Thread(target=write, args=(t, per_thread)) for t in range(THREADS)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return THREADS * per_thread / (time.perf_counter() - start)
+
+    def one_at_a_time() -> float:
+        start = time.perf_counter()
+        write(0, THREADS * per_thread)
+        return THREADS * per_thread / (time.perf_counter() - start)
+
+    threaded(), one_at_a_time()
+    if durability != "servers":  # the embedded log's appends (PostgreSQL's go with the durable records)
+        appends, entries = _count_appends(core), len(core.audit)
+        threaded()
+        benchmark.extra_info["entries_per_append"] = round((len(core.audit) - entries) / appends[0], 2)
+    rates: dict[str, list[float]] = {"threads": [], "one": []}
+    for _ in range(THREAD_BLOCKS):
+        rates["threads"].append(threaded())
+        rates["one"].append(one_at_a_time())
+    benchmark.pedantic(threaded, rounds=3, iterations=1)
+    benchmark.extra_info["writes_per_s"] = round(statistics.median(rates["threads"]))
+    benchmark.extra_info["one_at_a_time_writes_per_s"] = round(statistics.median(rates["one"]))
+    ratios = [a / b for a, b in zip(rates["threads"], rates["one"])]
+    benchmark.extra_info["vs_one_at_a_time"] = round(statistics.median(ratios), 3)
+    core.close()
+
+
+def _count_appends(core: MemoryCore) -> list[int]:
+    """Count the appends to ``core``'s log (a batch or a single entry each): ``[appends]``."""
+    calls = [0]
+    store = core.audit.store
+    append, append_one = store.append, store.append_one
+
+    def counted(build: Any) -> Any:
+        calls[0] += 1
+        return append(build)
+
+    def counted_one(item: Any, clock: Any) -> Any:
+        calls[0] += 1
+        return append_one(item, clock)
+
+    store.append, store.append_one = counted, counted_one
+    return calls
 
 
 @pytest.mark.parametrize("impl", ["memstrata-core-cache-hit", "memstrata-core-durable", "memorystore-direct"])

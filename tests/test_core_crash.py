@@ -19,6 +19,7 @@ import pytest
 from memstrata.codecs import deserialize
 from memstrata.core import MemoryCore
 from memstrata.core._layers import PATTERN, TOMBSTONE, decode_record
+from memstrata.core._recovery import aborted_seq
 
 WRITER = Path(__file__).resolve().parent / "_core_crash_writer.py"
 STEPS = [
@@ -40,7 +41,7 @@ RUNS = int(os.environ.get("MEMSTRATA_CRASH_RUNS", 100 if IN_CI else 20))
 def assert_layers_agree_with_log(path: Path) -> int:
     with MemoryCore(path, checkpoint_every=7) as core:
         n = core.audit.verify()
-        aborted = {int(e.result.split()[1]) for e in core.audit.entries() if e.operation == "abort"}
+        aborted = {aborted_seq(e.result) for e in core.audit.entries() if e.operation == "abort"}
         last = {}
         for e in core.audit.entries():
             if e.operation in ("write", "write.pattern", "delete") and e.seq not in aborted:
@@ -73,17 +74,29 @@ def assert_layers_agree_with_log(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_at_every_fanout_step(tmp_path):
-    rng = random.Random(20261129)
+@pytest.mark.parametrize("threads", [1, 4])
+def test_sigkill_at_every_fanout_step(tmp_path, threads):
+    """One writer thread, and four at once (their writes are committed in shared batches)."""
+    rng = random.Random(20261129 + threads - 1)
     path = tmp_path / "mem"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     killed = 0
     steps_killed = set()
     for run in range(RUNS):
         step = STEPS[run % len(STEPS)] if run < len(STEPS) else rng.choice(STEPS)
-        occurrence = rng.randrange(1, 5 if step == "state.inside" else 12)  # positions are saved every 7 writes
+        # positions are saved every 7 writes; batched writes make fewer calls of each step
+        occurrence = rng.randrange(1, 5 if step == "state.inside" else 12 if threads == 1 else 6)
         proc = subprocess.run(
-            [sys.executable, str(WRITER), str(path), str(rng.randrange(1 << 30)), step, str(occurrence), "40"],
+            [
+                sys.executable,
+                str(WRITER),
+                str(path),
+                str(rng.randrange(1 << 30)),
+                step,
+                str(occurrence),
+                str(40 * threads),
+                str(threads),
+            ],
             env=env,
             capture_output=True,
             timeout=300,

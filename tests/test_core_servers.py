@@ -166,3 +166,72 @@ def test_interleaved_writers_collide_and_fall_back_to_the_locking_function(serve
         assert not pattern_is_live(a.pattern_store.get(pb), a.durable.get(pb))
         assert a.read_sync("k", use_cache=False) is None and b.read_sync("p", use_cache=False) == "plain now"
         assert a.patterns() == []
+
+
+def test_threads_of_one_core_write_through_redis_and_postgres_with_one_chain(servers):
+    """Concurrent writers of one MemoryCore queue into batches; PostgreSQL, Redis and the log agree afterwards."""
+    import random
+    import threading
+
+    keys = [f"k{i}" for i in range(8)]
+    with _core(servers, vector=False) as core:
+
+        def writer(t: int) -> None:
+            rng = random.Random(t)
+            for _ in range(40):
+                key, r = rng.choice(keys), rng.random()
+                if r < 0.2:
+                    core.delete_sync(key, actor=f"w{t}")
+                elif r < 0.3:
+                    core.write_sync(key, {"p": t}, metadata={"is_pattern": True, "pattern_type": "x"})
+                else:
+                    core.write_sync(key, {"t": t, "x": rng.random()}, actor=f"w{t}")
+
+        batches: list[int] = []
+        many = core.audit.store.append_apply_many
+
+        def counted(items, tables):
+            out = many(items, tables)
+            batches.append(0 if out is None else len(out))
+            return out
+
+        core.audit.store.append_apply_many = counted
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert max(batches, default=0) > 1, "no batch went to PostgreSQL as one transaction"
+        assert core.audit.verify() == 160
+        last = {}
+        for e in core.audit.entries():
+            last[e.key] = e
+        for key, e in last.items():
+            kb = key.encode()
+            cached = core.cache.get(kb)
+            if cached is not None:
+                assert decode_record(kb, cached, "cache").seq == e.seq
+            value = core.read_sync(key, use_cache=False)
+            if e.operation == "delete":
+                assert value is None
+            else:
+                rec = core.pattern_store.get(kb) if e.operation == "write.pattern" else core.durable.get(kb)
+                assert decode_record(kb, rec, "durable").seq == e.seq
+                assert core.read_sync(key) == value
+
+
+def test_a_batch_whose_number_was_taken_is_appended_entry_by_entry(servers):
+    """Another writer appended after this core's last append: the batch's transaction fails whole, then each entry goes alone."""
+    from test_core_groupcommit import _batch_of
+
+    with _core(servers, vector=False) as a, _core(servers, vector=False, instance="b") as b:
+        a.write_sync("x", 0)
+        b.write_sync("y", 0)  # takes the number a expects next
+        results = _batch_of(a, [lambda i=i: a.write_sync(f"k{i}", i) for i in range(3)])
+        assert all(r.ok for r in results) and sorted(r.seq for r in results) == [2, 3, 4]
+        assert a.audit.store._collided > 0  # the batch collided and went through the database function
+        assert [a.read_sync(f"k{i}", use_cache=False) for i in range(3)] == [0, 1, 2]
+        assert a.audit.verify() == 5
+        batch = _batch_of(a, [lambda i=i: a.write_sync(f"k{i}", -i) for i in range(3)])
+        assert all(r.ok for r in batch) and a.audit.verify() == 8
+        assert [b.read_sync(f"k{i}", use_cache=False) for i in range(3)] == [0, -1, -2]

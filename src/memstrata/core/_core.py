@@ -14,18 +14,19 @@ from memstrata._closing import ClosesOnExit
 from memstrata._native.auditchain import sha256
 from memstrata.codecs import deserialize, serialize
 from memstrata.core._assembly import LayerAssembly
+from memstrata.core._commit import GroupCommit, Pending
 from memstrata.core._config import CoreConfig
 from memstrata.core._layers import (
     PATTERN,
     TOMBSTONE,
     VALUE,
     decode_record,
-    encode_record,
     pattern_is_live,
+    record_seq,
     unwrap_value,
 )
 from memstrata.core._recovery import Recovery
-from memstrata.core._results import WriteFailedError, WriteResult, failed
+from memstrata.core._results import WriteResult, failed
 from memstrata.errors import MemstrataError
 
 __all__ = ["MemoryCore"]
@@ -33,7 +34,7 @@ __all__ = ["MemoryCore"]
 BEST_EFFORT = ("cache", "vector", "trust", "events")
 
 
-class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
+class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
     """Many agents' shared memory: crash-consistent write fan-out with a verifiable audit chain.
 
     Parameters
@@ -64,6 +65,13 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
     On PostgreSQL (``database_url``) the entry and the durable record are
     committed together by one statement (one round trip; see
     :meth:`PostgresLogStore.append_apply`).
+    **Concurrent writers** (threads of one core) commit in groups: the writes
+    that queue while a batch is being committed form the next batch, which
+    takes one append to the log (one ``fdatasync`` with durability ``"full"``)
+    and one durable-store transaction; every layer applies them in log order.
+    A thread's writes keep its order. On PostgreSQL a batch is one statement
+    (:meth:`PostgresLogStore.append_apply_many`); the cache still takes one
+    Redis call per write.
     Every layer keeps the log sequence with each record and keeps the newest,
     so applying a step twice, or late, changes nothing: on open, entries past
     the saved replay position are applied again to every layer.
@@ -112,6 +120,7 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
             self.replayed = 0
             self._pending: dict[str, dict[int, str]] = {name: {} for name in BEST_EFFORT}
             self._since_checkpoint = 0
+            self._init_commit()
             self._recover()
         except BaseException:
             self._close_layers()
@@ -120,37 +129,23 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
     # ----------------------------------------------------------------- write --
 
     def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None:
-        if kind == PATTERN:
-            self._has_patterns = True
-            self.pattern_store.put_newer(kb, rec)
-            if self.pattern_store is not self.durable:
-                self.durable.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
-        else:
-            self.durable.put_newer(kb, rec)
-            if self._has_patterns and self.pattern_store is not self.durable:
-                self.pattern_store.put_newer(kb, encode_record(kb, int.from_bytes(rec[:8], "big"), TOMBSTONE, b""))
+        for backend, key, r in self._durable_ops(kb, rec, kind):
+            backend.put_newer(key, r)
 
-    def _targets(self, kind: int) -> tuple[int | None, int | None]:
-        """The record kinds a write of ``kind`` puts into PostgreSQL's (values, patterns) tables.
-
-        A value or a delete leaves the patterns table alone: its record in the
-        values table is newer than any pattern there, which is then no longer
-        live (see :meth:`_read_record`).
-        """
-        return (TOMBSTONE, PATTERN) if kind == PATTERN else (kind, None)
-
-    def _apply_best_effort(self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None) -> dict[str, str]:
-        out: dict[str, str] = {}
-        kb = key.encode()
-        seq = int.from_bytes(rec[:8], "big")
+    def _apply_best_effort(
+        self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """Put ``rec`` into the cache and the vector index; each layer's outcome goes into ``out`` (returned)."""
+        if out is None:
+            out = {}
         if self.cache is not None:
             try:
                 self.cache.put_newer(
-                    kb, rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
+                    key.encode(), rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
                 )
                 out["cache"] = "ok"
             except Exception as exc:
-                out["cache"] = self._best_effortfailed("cache", seq, key, exc)
+                out["cache"] = self._best_effort_failed("cache", record_seq(rec), key, exc)
         if self.vector is not None:
             try:
                 if rec[8] == TOMBSTONE:
@@ -163,10 +158,10 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
                         self.vector.delete(key)
                 out["vector"] = "ok"
             except Exception as exc:
-                out["vector"] = self._best_effortfailed("vector", seq, key, exc)
+                out["vector"] = self._best_effort_failed("vector", record_seq(rec), key, exc)
         return out
 
-    def _best_effortfailed(self, layer: str, seq: int, key: str, exc: BaseException) -> str:
+    def _best_effort_failed(self, layer: str, seq: int, key: str, exc: BaseException) -> str:
         self.failures[layer] += 1
         self._pending[layer][seq] = key
         return failed(exc)
@@ -204,96 +199,15 @@ class MemoryCore(LayerAssembly, Recovery, ClosesOnExit):
                 raise ValueError(f"metadata['confidence']: expected a number in [0, 1], got {confidence!r}")
             value = {"value": value, "pattern_type": str(metadata.get("pattern_type", "")), "confidence": confidence}
         payload = serialize(value)
-        return self._mutate(
-            key, "write.pattern" if pattern else "write", payload, actor, ttl_seconds, trust_attestation
+        op, kind = ("write.pattern", PATTERN) if pattern else ("write", VALUE)
+        return self._submit(
+            Pending(key, op, kind, payload, sha256(payload), actor or "", ttl_seconds, trust_attestation)
         )
 
     def delete_sync(self, key: str, *, actor: str | None = None) -> WriteResult:
         """Delete ``key`` from every layer (logged like a write); ``result.existed`` says whether it was there."""
         _check_key(key)
-        return self._mutate(key, "delete", None, actor, None, True)
-
-    def _mutate(
-        self, key: str, op: str, payload: bytes | None, actor: str | None, ttl: float | None, attest: bool
-    ) -> WriteResult:
-        kb = key.encode()
-        digest = b"" if payload is None else sha256(payload)
-        who = actor or ""
-        with self._lock:
-            self.writes_total += 1
-            result = WriteResult(key, -1, False, {}, digest)
-            existed = None
-            if op == "delete" and self.durable is not None:
-                existed = self._read_record(kb) is not None
-            kind = TOMBSTONE if op == "delete" else PATTERN if op == "write.pattern" else VALUE
-            intent = f"intent {self.config.instance}"
-            if self._one_database:  # PostgreSQL: the entry and the durable upsert in one transaction, one round trip
-                try:
-                    seq, _, (rv, rp) = self.audit.store.append_apply(
-                        self.clock(), who, op, key, digest, intent, payload, self._pg_tables, self._targets(kind)
-                    )
-                except Exception as exc:
-                    self.writes_failed += 1
-                    self.failures["audit"] += 1
-                    result.layers["audit"] = result.layers["durable"] = failed(exc)
-                    raise WriteFailedError(
-                        f"write of {key!r}: PostgreSQL failed ({exc}); nothing was applied", result
-                    ) from exc
-                result.seq = seq
-                result.layers["audit"] = result.layers["durable"] = "ok"
-                self._has_patterns = self._has_patterns or kind == PATTERN
-                rec = rp if kind == PATTERN else rv  # the record the statement wrote, for the other layers
-            else:
-                try:
-                    entry = self.audit.append_many([(who, op, key, digest, intent, payload)])[0]
-                except Exception as exc:
-                    self.writes_failed += 1
-                    self.failures["audit"] += 1
-                    result.layers["audit"] = failed(exc)
-                    raise WriteFailedError(
-                        f"write of {key!r}: the audit log failed ({exc}); nothing was applied", result
-                    ) from exc
-                seq = result.seq = entry.seq
-                result.layers["audit"] = "ok"
-                rec = encode_record(kb, seq, kind, payload or b"")
-            if self.durable is not None and not self._one_database:
-                try:
-                    self._put_durable(kb, rec, kind)
-                    result.layers["durable"] = "ok"
-                except Exception as exc:
-                    self.writes_failed += 1
-                    self.failures["durable"] += 1
-                    result.layers["durable"] = failed(exc)
-                    self.audit.append_many([(who, "abort", key, b"", f"abort {seq}: {type(exc).__name__}", None)])
-                    self._attest(who, attest, False, seq, key, result)
-                    raise WriteFailedError(
-                        f"write of {key!r}: the durable store failed ({exc}); the write was aborted", result
-                    ) from exc
-            result.layers.update(self._apply_best_effort(key, rec, payload or b"", ttl))
-            self._attest(who, attest, True, seq, key, result)
-            if self.events is not None:
-                kind_name = "memory.delete" if op == "delete" else "memory.write"
-                try:
-                    if not self.events.post(kind_name, key, seq, dict(result.layers), who, self.clock()):
-                        raise MemstrataError("the event queue is full")
-                    result.layers["events"] = "ok"
-                except Exception as exc:
-                    result.layers["events"] = self._best_effortfailed("events", seq, key, exc)
-            result.ok = True
-            result.existed = existed
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= self.config.checkpoint_every:
-                self._save_state(seq + 1)
-            return result
-
-    def _attest(self, who: str, attest: bool, success: bool, seq: int, key: str, result: WriteResult) -> None:
-        if self.trust is None or not attest or not who:
-            return
-        try:
-            self.trust.update(who, success=success)
-            result.layers["trust"] = "ok"
-        except Exception as exc:
-            result.layers["trust"] = self._best_effortfailed("trust", seq, key, exc)
+        return self._submit(Pending(key, "delete", TOMBSTONE, None, b"", actor or "", None, True))
 
     # ------------------------------------------------------------------ read --
 

@@ -244,7 +244,7 @@ class FileLogStore:
             records, rows, _, h = auditchain.encode_records([item], seq, self._hash, [clock()])
             payload = item[5]
             if payload is not None:
-                self._write_intents([(seq, payload)])
+                self._write_intent(seq, payload)
             try:
                 self._write_log(records)
             except BaseException:
@@ -297,6 +297,23 @@ class FileLogStore:
             except OSError:
                 self._refuse(self._size, f"a failed append could not be undone ({exc})")
             raise MemstrataError(f"audit log {self.path}: append failed ({exc}); nothing was logged") from exc
+
+    def _write_intent(self, seq: int, payload: bytes) -> None:
+        """One intent record: :meth:`_write_intents` of one payload, without its lists (the single write's path)."""
+        if self._ifd < 0:
+            self._intents[seq] = payload
+            return
+        n = len(payload)
+        head = _INTENT.pack(n, seq)
+        record = b"".join((head, payload, zlib.crc32(payload, zlib.crc32(head[4:])).to_bytes(4, "little")))
+        try:
+            _write_all(self._ifd, record)
+        except OSError as exc:
+            os.ftruncate(self._ifd, self._intents_end)
+            raise MemstrataError(f"audit log {self.path}: intent write failed ({exc}); nothing was logged") from exc
+        off = self._intents_end
+        self._intents[seq] = (off + _INTENT.size, n)
+        self._intents_end = off + len(record)
 
     def _write_intents(self, payloads: list[tuple[int, bytes]]) -> None:
         if self._ifd < 0:

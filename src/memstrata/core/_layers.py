@@ -114,6 +114,16 @@ class StoreBackend:
             self.put(key, rec)
         return True
 
+    def put_many(self, records: list[tuple[bytes, bytes]]) -> None:
+        """:meth:`put_newer` of several keys' records (each key once): one transaction for the values, one for the deletes."""
+        p = self.prefix
+        puts = [(p + kb.decode(), rec) for kb, rec in records if rec[8] != TOMBSTONE]
+        gone = [p + kb.decode() for kb, rec in records if rec[8] == TOMBSTONE]
+        if puts:
+            self.store.store_many(puts)
+        if gone:
+            self.store.delete_many(gone, missing_ok=True)
+
     def flush(self) -> None:
         self.store.flush()
 
@@ -166,7 +176,8 @@ class HotCache:
 
     def put_newer(self, key: bytes, rec: bytes, ttl_seconds: float | None = None) -> bool:
         with self._lock:
-            if record_seq(self.hot.get(key)) >= record_seq(rec):
+            held = self.hot.get(key)
+            if held is not None and held[:8] >= rec[:8]:  # big-endian sequence numbers compare as bytes
                 return False
             if rec[8] == TOMBSTONE:
                 self.delete(key)

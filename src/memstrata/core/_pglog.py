@@ -16,7 +16,7 @@ from typing import Any
 
 from memstrata._native import auditchain
 from memstrata.core._audit import AuditChainError
-from memstrata.core._layers import TOMBSTONE, encode_record
+from memstrata.core._layers import PATTERN, TOMBSTONE, encode_record
 from memstrata.core._logstore import GENESIS, Build, rows_in_chunks
 from memstrata.errors import MemstrataError
 
@@ -24,6 +24,7 @@ __all__ = ["FORMAT", "PostgresLogStore", "migrate"]
 
 #: after a lost compare-and-set append, this many appends lock the head in the database instead
 _COLLIDED_WRITES = 64
+_ENTRY_TYPES = ("int8", "float8", "text", "text", "text", "bytea", "text", "bytea")  # the entries' columns
 
 
 def _check_name(what: str, name: str) -> None:
@@ -293,6 +294,72 @@ class PostgresLogStore:
             seq, h = int(seq), bytes(h)
             self._expected = (seq + 1, h)
         return seq, h, _records(key, seq, payload, kinds)
+
+    def append_apply_many(
+        self, items: list[tuple[Any, ...]], tables: tuple[str, str]
+    ) -> list[tuple[int, bytes, tuple[bytes | None, bytes | None]]] | None:
+        """:meth:`append_apply` of several entries in one statement (one transaction, one round trip).
+
+        ``items`` are ``(time, actor, operation, key, digest, result, payload,
+        kinds)`` with ``kinds`` a value kind for the values table and a pattern
+        or None for the patterns table; they are appended in order, and each
+        table receives each key's last record. Returns what
+        :meth:`append_apply` returns for each. Only by compare-and-set from the
+        remembered head: when this store does not know the head, or another
+        writer took one of the numbers (the entries' primary key fails the
+        whole statement), nothing is written and None is returned; the caller
+        then appends the entries one by one.
+        """
+        with self._lock:
+            if self._expected is None or self._collided:
+                return None
+            for table in tables:
+                _check_name("tables", table)
+            size, prev = self._expected
+            hashes = auditchain.encode_records([it[1:6] for it in items], size, prev, [it[0] for it in items])[3]
+            out: list[tuple[int, bytes, tuple[bytes | None, bytes | None]]] = []
+            params: list[Any] = []
+
+            def slot(value: Any, cast: str) -> str:
+                params.append(value)
+                return f"${len(params)}::{cast}"
+
+            rows: list[str] = []  # the entries
+            last: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})  # each table's last record per key
+            for i, (when, actor, op, key, digest, result, payload, kinds) in enumerate(items):
+                if kinds[0] is None or kinds[1] not in (None, PATTERN):
+                    raise ValueError(f"kinds: expected (a value kind, PATTERN or None), got {kinds!r}")
+                seq, h = size + i, hashes[32 * i : 32 * i + 32]
+                rv, rp = _records(key, seq, payload, kinds)
+                fields = zip((seq, when, actor, op, key, digest, result, h), _ENTRY_TYPES)
+                rows.append("(" + ", ".join(slot(v, t) for v, t in fields) + ")")
+                kb = key.encode()
+                last[0][kb] = rv
+                if rp is not None:
+                    last[1][kb] = rp
+                out.append((seq, h, (rv, rp)))
+            newer = "substring(t.v from 1 for 8) < substring(EXCLUDED.v from 1 for 8)"
+            upserts = [
+                f"{name} AS (INSERT INTO {table} AS t VALUES "
+                + ", ".join(f"({slot(k, 'bytea')}, {slot(r, 'bytea')})" for k, r in recs.items())
+                + f" ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v WHERE {newer})"
+                for name, table, recs in zip(("v", "w"), tables, last)
+                if recs
+            ]
+            sql = f"WITH {', '.join(upserts)} INSERT INTO {self.prefix}entries VALUES {', '.join(rows)}"
+            try:
+                self._raw.execute(sql, params)
+            except self._taken as exc:  # another writer has one of the numbers: nothing was written
+                if exc.diag.constraint_name != self._entries_key:
+                    self._expected = None
+                    raise
+                self._collided = _COLLIDED_WRITES
+                return None
+            except BaseException:
+                self._expected = None
+                raise
+            self._expected = (size + len(items), out[-1][1])
+            return out
 
     def _cas_sql(self, tables: tuple[str, str], kinds: tuple[int | None, int | None]) -> str:
         """One statement: insert the entry at the remembered next number, and the records with it.

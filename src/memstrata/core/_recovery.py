@@ -19,9 +19,14 @@ from memstrata.core._events import Event
 from memstrata.core._layers import HEAD_BYTES, PATTERN, TOMBSTONE, VALUE, decode_record, encode_record, unwrap_value
 from memstrata.errors import MemstrataError
 
-__all__ = ["Recovery"]
+__all__ = ["Recovery", "aborted_seq"]
 
 _WRITE_OPS = ("write", "write.pattern", "delete")
+
+
+def aborted_seq(result: str) -> int:
+    """The sequence number an ``abort`` entry cancels, from its result ``"abort <seq>: <error type>"``."""
+    return int(result.split(":", 1)[0].split()[1])
 
 
 class Recovery:
@@ -48,7 +53,7 @@ class Recovery:
         def _put_durable(self, kb: bytes, rec: bytes, kind: int) -> None: ...
 
         def _apply_best_effort(
-            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None
+            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
         ) -> dict[str, str]: ...
 
         def _read_record(self, kb: bytes) -> bytes | None: ...
@@ -103,7 +108,7 @@ class Recovery:
         ops: list[AuditEntry] = []
         for e in entries:
             if e.operation == "abort":
-                aborted.add(int(e.result.split()[1]))
+                aborted.add(aborted_seq(e.result))
             elif e.operation in _WRITE_OPS:
                 ops.append(e)
         last: dict[str, AuditEntry] = {}
