@@ -7,8 +7,8 @@ more; the text-and-scope digest that finds exact duplicates was an 81-byte
 string in a second dict. Held for every memory, those were half of an agent
 memory's RAM. Here the fields live in columns indexed by id (ids are handed
 out in order, so the rows are dense): typed arrays of the fixed-size fields
-(flags, category, tier, scope, times, access count, digest; about 90 bytes
-a row), the texts in one UTF-8 buffer, and the fields most memories leave
+(flags, category, tier, scope, creation and last access time, access count,
+digest; about 60 bytes a row), the texts in one UTF-8 buffer, and the fields most memories leave
 empty (metadata, dict contents, links, supersession, versions past the
 first) in small maps of the ids that have them. The columns are
 :mod:`array` arrays rather than numpy ones: reading or writing one row's
@@ -52,12 +52,14 @@ __all__ = ["RecordTable"]
 
 _LIVE, _EXPIRED, _PINNED, _TEXT_CONTENT, _RESTRICTED = 1, 2, 4, 8, 16  # bits of a row's flags
 # the fixed-size columns: name -> array typecode (bytearray for "flags" and "tier"); times are epoch seconds,
-# NaN where a time is None; "high"/"low" are the two halves of the 128-bit digest
+# NaN for a last access of None; "high"/"low" are the two halves of the 128-bit digest
 _COLUMNS = {"category": "H", "scope": "i", "length": "i", "start": "q", "access": "q", "high": "Q", "low": "Q",
-            "created": "d", "updated": "d", "valid": "d", "invalid": "d", "last": "d"}
+            "created": "d", "last": "d"}
+_MASK64 = (1 << 64) - 1
 _NAN = math.nan
 _EMPTY, _GONE = -1, -2  # hash slots: never used / used by a removed id (lookups probe past it)
-_SPARSE = ("metadata", "links", "supersedes", "superseded_by", "version", "content")
+# fields most records leave at a default: held only for the ids that differ (times: from created_at, or None)
+_SPARSE = ("metadata", "links", "supersedes", "superseded_by", "version", "content", "updated", "valid", "invalid")
 _NO_METADATA: Any = MappingProxyType({})  # read-only: a change must replace a record's metadata, never edit it
 
 
@@ -125,11 +127,12 @@ class RecordTable:
         flags = self._flags[id_]
         kind, user_id, agent_id, run_id = self._scopes[c["scope"][id_]]
         sparse = self._sparse
-        invalid, last = c["invalid"][id_], c["last"][id_]
+        created, last = c["created"][id_], c["last"][id_]
         return MemoryRecord(
             id_, text if flags & _TEXT_CONTENT else sparse["content"][id_], text, self._names[c["category"][id_]],
-            kind, user_id, agent_id, run_id, sparse["metadata"].get(id_, _NO_METADATA), c["created"][id_],
-            c["updated"][id_], c["valid"][id_], None if invalid != invalid else invalid, bool(flags & _EXPIRED),
+            kind, user_id, agent_id, run_id, sparse["metadata"].get(id_, _NO_METADATA), created,
+            sparse["updated"].get(id_, created), sparse["valid"].get(id_, created), sparse["invalid"].get(id_),
+            bool(flags & _EXPIRED),
             sparse["supersedes"].get(id_), sparse["superseded_by"].get(id_), sparse["links"].get(id_, ()),
             c["access"][id_], None if last != last else last, sparse["version"].get(id_, 1),
             self._names[self._tier[id_]], bool(flags & _PINNED),  # type: ignore[arg-type]
@@ -146,7 +149,8 @@ class RecordTable:
         id_ = rec.id
         if isinstance(id_, bool) or not isinstance(id_, int) or id_ < 0:
             raise ValueError(f"id: expected a non-negative int, got {id_!r}")
-        high, low = int(rec.hash[:16], 16), int(rec.hash[16:32], 16)
+        digest = int(rec.hash, 16)
+        high, low = digest >> 64, digest & _MASK64
         c = self._cols
         old = id_ in self
         if old:
@@ -171,13 +175,14 @@ class RecordTable:
         c["start"][id_], c["length"][id_] = start, length
         c["access"][id_] = rec.access_count
         c["high"][id_], c["low"][id_] = high, low
-        c["created"][id_], c["updated"][id_], c["valid"][id_] = rec.created_at, rec.updated_at, rec.valid_at
-        c["invalid"][id_] = _NAN if rec.invalid_at is None else rec.invalid_at
+        created = c["created"][id_] = rec.created_at
         c["last"][id_] = _NAN if rec.last_access is None else rec.last_access
         sparse = self._sparse
         for name, value in (("content", None if text_content else rec.content), ("metadata", rec.metadata or None),
                             ("links", tuple(rec.links) or None), ("supersedes", rec.supersedes),
-                            ("superseded_by", rec.superseded_by), ("version", rec.version if rec.version != 1 else None)):
+                            ("superseded_by", rec.superseded_by), ("version", rec.version if rec.version != 1 else None),
+                            ("updated", rec.updated_at if rec.updated_at != created else None),
+                            ("valid", rec.valid_at if rec.valid_at != created else None), ("invalid", rec.invalid_at)):
             if value is not None:
                 sparse[name][id_] = value
             elif old:
