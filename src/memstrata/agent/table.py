@@ -56,6 +56,7 @@ _LIVE, _EXPIRED, _PINNED, _TEXT_CONTENT, _RESTRICTED = 1, 2, 4, 8, 16  # bits of
 _COLUMNS = {"category": "H", "scope": "i", "length": "i", "start": "q", "access": "q", "high": "Q", "low": "Q",
             "created": "d", "last": "d"}
 _MASK64 = (1 << 64) - 1
+_BLOCK_ROWS = 256  # rows added at a time when an id beyond the columns arrives
 _NAN = math.nan
 _EMPTY, _GONE = -1, -2  # hash slots: never used / used by a removed id (lookups probe past it)
 # fields most records leave at a default: held only for the ids that differ (times: from created_at, or None)
@@ -270,8 +271,10 @@ class RecordTable:
     # ------------------------------------------------------------ internals
 
     def _reserve(self, n: int) -> None:
+        """Room for ids below ``n``: rows come in blocks (one call per column for many puts, at most a block of slack)."""
         more = n - len(self._flags)
         if more > 0:
+            more = max(more, _BLOCK_ROWS)
             self._flags.extend(bytes(more))
             self._tier.extend(bytes(more))
             for col in self._cols.values():
