@@ -111,6 +111,8 @@ class AgentConfig:
 
     categories: CategoryTable | Mapping[str, Any] | str | None = None
     formatter: Callable[[Any], str] = format_content
+    # The runs of ``name: type = default`` below have the shape of other settings dataclasses' runs (and of one
+    # another): each line is a distinct public setting read by name, so the twin is deliberate, not shared logic.
     near_duplicate_threshold: float = 0.95
     near_duplicates: str = "link"
     weight_similarity: float = 1.0

@@ -76,7 +76,7 @@ class RecordTable:
     def __init__(self) -> None:
         self._flags = bytearray()  # _LIVE etc.; 0 for an id never held or removed
         self._tier = bytearray()  # code in _names
-        self._cols = {name: array(code) for name, code in _COLUMNS.items()}
+        self._cols: dict[str, array[Any]] = {name: array(code) for name, code in _COLUMNS.items()}
         self._text = bytearray()  # every held text, UTF-8, at its row's start/length; a removed one is zeroed
         self._dead = 0  # bytes of removed texts in ``_text``
         self._count = 0  # live rows
@@ -95,7 +95,7 @@ class RecordTable:
 
     def __contains__(self, id_: object) -> bool:
         try:
-            return 0 <= id_ < len(self._flags) and bool(self._flags[id_] & _LIVE)  # type: ignore[operator,index]
+            return 0 <= id_ < len(self._flags) and bool(self._flags[id_] & _LIVE)  # type: ignore[operator,call-overload]
         except TypeError:  # not an int
             return False
 
@@ -243,7 +243,7 @@ class RecordTable:
 
     def scope_of(self, id_: int) -> tuple[Any, Any, Any]:
         """(user_id, agent_id, run_id) of ``id_`` (held)."""
-        return self._scopes[self._cols["scope"][id_]][1:]  # type: ignore[return-value]
+        return self._scopes[self._cols["scope"][id_]][1:]
 
     def naming(self, ids: set[int]) -> list[int]:
         """Held ids whose links, supersession or (dict) content's ``evidence`` name one of ``ids``."""

@@ -27,6 +27,7 @@ threshold far less often.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -43,6 +44,7 @@ _SKETCH_SEED = 0x6D656D73  # fixed: sketches are rebuilt from the vectors at ope
 _NEAR_MAX_CANDIDATES = 256  # beyond this many sketch candidates a top-k search is cheaper than exact scoring
 
 
+@functools.lru_cache(maxsize=64)  # asked on every add with the same few arguments
 def sketch_radius(threshold: float, bits: int = SKETCH_BITS) -> int:
     """Of ``bits`` sketch bits, how many two vectors at cosine ``threshold`` may differ in and still be candidates.
 
@@ -73,6 +75,13 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
     # squared norms in float64: finite exactly when every value is (no float32 square overflows there), and
     # zero exactly for an all-zero row (no float32 square underflows there)
     squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if x.shape[0] == 1:  # one row (a single add, a query): the same checks on a Python float, fewer numpy calls
+        square = float(squares[0])
+        if not math.isfinite(square):
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+        if not square:
+            raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
+        return (x / np.float64(math.sqrt(square))).astype(np.float32)
     if not np.isfinite(squares).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     if not squares.all():
