@@ -97,7 +97,7 @@ class TableMachine(RuleBasedStateMachine):
         assert len(table) == len(model) and list(table) == sorted(model)
         for id_, rec in model.items():
             assert id_ in table and _same(table[id_], rec)
-            assert table.scope_of(id_) == (rec.user_id, rec.agent_id, rec.run_id)
+            assert table.scope_of(id_) == (rec.user_id, rec.agent_id, rec.run_id) and table.created_at(id_) == rec.created_at
             assert table.is_restricted(id_) == (rec.expired or rec.invalid_at is not None or rec.valid_at > rec.created_at)
         assert 41 not in table and -1 not in table and "0" not in table and 1.5 not in table
         for digest in DIGESTS:

@@ -241,6 +241,10 @@ class RecordTable:
         """Whether some read hides ``id_`` (held): expired, with an end of validity, or valid only from after it was made."""
         return bool(self._flags[id_] & _RESTRICTED)
 
+    def created_at(self, id_: int) -> float:
+        """When ``id_`` (held) was made."""
+        return self._cols["created"][id_]
+
     def scope_of(self, id_: int) -> tuple[Any, Any, Any]:
         """(user_id, agent_id, run_id) of ``id_`` (held)."""
         return self._scopes[self._cols["scope"][id_]][1:]
