@@ -8,7 +8,7 @@ string in a second dict. Held for every memory, those were half of an agent
 memory's RAM. Here the fields live in columns indexed by id (ids are handed
 out in order, so the rows are dense): typed arrays of the fixed-size fields
 (flags, category, tier, scope, creation and last access time, access count,
-digest; about 60 bytes a row), the texts in one UTF-8 buffer, and the fields most memories leave
+digest; 68 bytes a row), the texts in one UTF-8 buffer, and the fields most memories leave
 empty (metadata, dict contents, links, supersession, versions past the
 first) in small maps of the ids that have them. The columns are
 :mod:`array` arrays rather than numpy ones: reading or writing one row's
