@@ -22,6 +22,7 @@ from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder
 from memstrata.agent.keywords import KeywordIndex
+from memstrata.agent.offheap import OffHeapIndex
 from memstrata.agent.records import MemoryRecord, from_stored, to_stored
 from memstrata.agent.table import RecordTable
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
@@ -45,6 +46,14 @@ _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never hande
 # only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
 FORMAT = 3
 _READABLE = (1, 2, 3)
+
+
+def new_index(dim: int, config: AgentConfig) -> VectorIndex:
+    """The vector index ``config`` asks for: rows in RAM, or sign bits in RAM and rows in a file."""
+    if config.vector_rows == "file":
+        assert config.vector_shortlist is not None
+        return OffHeapIndex(dim, shortlist=config.vector_shortlist)
+    return VectorIndex(dim, config.vector_codec, shortlist=config.vector_shortlist)
 
 
 class MemoryState:
@@ -90,7 +99,7 @@ class MemoryState:
             self._next_id = self._reserved_to = int(meta["reserved_to"])
             self.counters.update(meta.get("counters", {}))
             if meta.get("dim") is not None:
-                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec, shortlist=self.config.vector_shortlist)
+                self._vectors = new_index(int(meta["dim"]), self.config)
         records = []
         for key in list(self.store.keys()):
             if isinstance(key, str) and key.startswith("m/"):
@@ -251,7 +260,7 @@ class MemoryState:
         if x.shape[0] != len(texts):
             raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
         if self._vectors is None:
-            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec, shortlist=self.config.vector_shortlist)
+            self._vectors = new_index(x.shape[1], self.config)
             self._save_meta()
         return x
 

@@ -148,6 +148,9 @@ class VectorIndex:
         self._main_ids = IdSet()
         self._buf_ids: list[int] = []
         self._buf = np.empty((0, self.dim), np.float32)  # grows to buffer_rows as single rows arrive
+        self._init_sketches()
+
+    def _init_sketches(self) -> None:
         rng = np.random.default_rng(_SKETCH_SEED)
         self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
         self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
@@ -241,8 +244,7 @@ class VectorIndex:
         self._add_sketches(ids, self.sketch(vectors) if sketches is None else sketches)
         if len(ids) >= self.buffer_rows:
             self.flush()
-            self._main.add(vectors, ids=np.asarray(ids, np.int64))
-            self._main_ids.update(ids)
+            self._add_main(ids, vectors)
             return
         for id_, row in zip(ids, vectors):
             if len(self._buf_ids) == self.buffer_rows:
@@ -259,16 +261,23 @@ class VectorIndex:
         """Move the buffered rows into the quantized memory."""
         n = len(self._buf_ids)
         if n:
-            self._main.add(self._buf[:n].copy(), ids=np.asarray(self._buf_ids, np.int64))
-            self._main_ids.update(self._buf_ids)
+            self._add_main(self._buf_ids, self._buf[:n].copy())
             self._buf_ids = []
+
+    def _add_main(self, ids: list[int], vectors: np.ndarray) -> None:
+        self._main.add(vectors, ids=np.asarray(ids, np.int64))
+        self._main_ids.update(ids)
 
     def remove(self, id_: int) -> None:
         self._remove_sketch(id_)
         if id_ in self._main_ids:
             self._main.delete([id_])
             self._main_ids.discard(id_)
-        elif id_ in self._buf_ids:
+        else:
+            self._remove_buffered(id_)
+
+    def _remove_buffered(self, id_: int) -> None:
+        if id_ in self._buf_ids:
             pos = self._buf_ids.index(id_)
             last = len(self._buf_ids) - 1
             self._buf[pos : last] = self._buf[pos + 1 : last + 1]
