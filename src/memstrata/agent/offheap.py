@@ -141,11 +141,8 @@ class OffHeapIndex(VectorIndex):
         return out
 
     def _exact_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The decoded int8 rows of packed ``rows``, read in file order."""
-        order = np.argsort(self._slots[rows])  # ascending offsets: the reads walk the file forward
-        out = np.empty((rows.size, self.dim), np.float32)
-        out[order] = self._rows.vectors(self._slots[rows[order]], self._ids[rows[order]])
-        return out
+        """The decoded int8 rows of packed ``rows``."""
+        return self._rows.vectors(self._slots[rows], self._ids[rows])
 
     def _exact(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Cosines of packed ``rows`` with ``q`` on their int8 rows."""
@@ -201,14 +198,13 @@ class OffHeapIndex(VectorIndex):
         return _best(np.concatenate([self._ids[cand], b_ids]), np.concatenate([self._exact(cand, q), b_sims]), k)
 
     def near_duplicates(self, threshold: float) -> np.ndarray:
-        """Pairs of ids (int64 (n, 2), earlier row in the file first) at cosine ≥ ``threshold``, on the int8 rows."""
+        """Pairs of ids (int64 (n, 2), the earlier added first unless rows were removed) at cosine ≥ ``threshold``, on the int8 rows."""
         self.flush()
         n = self._n
         if n == 0:
             return np.empty((0, 2), np.int64)
-        order = np.argsort(self._slots[:n])
-        ids = self._ids[order]
-        x = self._rows.vectors(self._slots[order], ids)
+        ids = self._ids[:n]
+        x = self._rows.vectors(self._slots[:n], ids)
         pairs = []
         for start in range(0, n, _BLOCK_ROWS):
             s = x[start : start + _BLOCK_ROWS] @ x[start:].T

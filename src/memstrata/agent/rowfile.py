@@ -3,9 +3,12 @@
 An agent memory rebuilds its vector index from the store on every open, so
 this file holds nothing that is not also in the store: it is a temporary file,
 written only by appends (a removed row is overwritten with zeros so its codes
-do not linger), and removed on close. Reads go through ``os.preadv`` into one
-buffer, not a memory map: the pages a map touches count in the process's
-resident memory, which is what keeping the rows here saves.
+do not linger), and removed on close. Reads copy the slots out of a
+read-only memory map and then release its pages (``MADV_DONTNEED``): a page a
+map touches counts in the process's resident memory until released, and that
+memory is what keeping the rows here saves. One ``pread`` a row would do the
+same with no map, at about four times the cost (~2.5 µs a row against ~0.6 µs
+for 128 scattered rows at 10^4).
 
 A slot holds ``id`` (int64), ``scale`` (float32), 4 zero bytes, the ``d``
 int8 codes padded to 8 bytes, and a 64-bit check: the sum of every other
@@ -18,6 +21,7 @@ the file and slot; it is never scored.
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -55,6 +59,8 @@ class RowFile:
         self.path = Path(name)
         self._fd: int | None = fd
         self.n_slots = 0
+        self._map: mmap.mmap | None = None
+        self._rows_view: np.ndarray | None = None
 
     def _checks(self, words: np.ndarray, slots: np.ndarray) -> np.ndarray:
         body = words[:, :-1] * self._mult[:-1]  # uint64 arithmetic wraps modulo 2**64
@@ -89,16 +95,8 @@ class RowFile:
         """Codes (n, d) int8 and scales (n,) of ``slots``, which must hold ``ids``; ``CorruptDataError`` otherwise."""
         if self._fd is None:
             raise ValueError(f"{self.path}: the row file is closed")
-        n, size = slots.shape[0], self.row_bytes
-        fd = self._fd
-        if n and n == self.n_slots and int(slots[0]) == 0 and int(slots[-1]) == n - 1:
-            buf = os.pread(fd, n * size, 0)  # every slot, in order (the caller sorts): one read
-        else:  # one pread a row: fewer Python steps per row than preadv into a shared buffer
-            buf = b"".join([os.pread(fd, size, offset) for offset in (slots * size).tolist()])
-        if len(buf) != n * size:
-            raise CorruptDataError(f"{self.path}: {len(buf)} bytes read for {n} slots, expected {n * size}"
-                                   " (a slot is past the end of the file)")
-        words = np.frombuffer(buf, np.uint64).reshape(n, self._words)
+        n = slots.shape[0]
+        words = self._gather(slots) if n else np.empty((0, self._words), np.uint64)
         bad = (words[:, -1] != self._checks(words, slots)) | (words[:, 0].view(np.int64) != ids)
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
@@ -109,12 +107,36 @@ class RowFile:
         codes = words[:, _HEAD_WORDS : _HEAD_WORDS + self._code_words].view(np.int8)[:, : self.dim]
         return codes, scales
 
+    def _gather(self, slots: np.ndarray) -> np.ndarray:
+        """A copy of the slots' words, through a read-only map whose pages are released again at once."""
+        assert self._fd is not None
+        need = (int(slots.max()) + 1) * self.row_bytes
+        size = os.fstat(self._fd).st_size
+        if size < need:  # checked first: touching a mapped page past the end of the file kills the process
+            raise CorruptDataError(f"{self.path}: {size} bytes, expected at least {need} (a slot is past the end)")
+        if self._map is None or len(self._map) < need:
+            self._release_map()
+            self._map = mmap.mmap(self._fd, self.n_slots * self.row_bytes, prot=mmap.PROT_READ)
+            self._rows_view = np.frombuffer(self._map, np.uint64).reshape(self.n_slots, self._words)
+        assert self._rows_view is not None
+        words = self._rows_view[slots]  # fancy indexing copies
+        # the touched pages leave this process's resident set (the page cache keeps them, as it would for pread)
+        self._map.madvise(mmap.MADV_DONTNEED)
+        return words
+
+    def _release_map(self) -> None:
+        self._rows_view = None  # the only view on the map: dropped before the map is closed
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
     def vectors(self, slots: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The decoded float32 rows of ``slots`` (see :meth:`read`)."""
         codes, scales = self.read(slots, ids)
         return codes.astype(np.float32) * scales[:, None]
 
     def close(self) -> None:
+        self._release_map()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
