@@ -49,8 +49,8 @@ def test_pruning_merge_moves_links_to_the_kept_memory_on_both_sides(tmp_path: Pa
         other = m.add("ETH to USDC, swapped", vector=unit(1, 0.1, 0.1))  # below 0.99 to keep: no link to it
         m.update(other.id, metadata={"note": "x"})
         # link other to drop only: a record naming drop, so the merge must hand the link to keep
-        m._records[other.id].links = [drop.id]
-        m._records[drop.id].links = sorted([*m._records[drop.id].links, other.id])
+        m._records.set_links(other.id, [drop.id])
+        m._records.set_links(drop.id, sorted([*m._records[drop.id].links, other.id]))
         m._persist([m._records[other.id]])
         from memstrata.agent.pruning import _merge
 

@@ -12,11 +12,11 @@ block written before that update never rolls it back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from memstrata.agent.records import MemoryRecord
+    from memstrata.agent.table import RecordTable
     from memstrata.store import MemoryStore
 
 __all__ = ["BLOCK", "PREFIX", "AccessLog"]
@@ -35,13 +35,17 @@ class AccessLog:
     Examples
     --------
     >>> from memstrata import MemoryStore
-    >>> from memstrata.agent.records import MemoryRecord
-    >>> records = {7: MemoryRecord(id=7, content="x", text="x", category="fact")}
+    >>> from memstrata.agent.records import MemoryRecord, content_digest
+    >>> from memstrata.agent.table import RecordTable
+    >>> records = RecordTable()
+    >>> records.put(MemoryRecord(id=7, content="x", text="x", category="fact", hash=content_digest((None,) * 3, "x")))
     >>> with MemoryStore() as store:
     ...     log = AccessLog()
-    ...     _ = log.touch(records[7], now=100.0)
+    ...     rec = records[7]
+    ...     _ = log.touch(rec, now=100.0)
+    ...     records.set_access(7, rec.access_count, rec.last_access)
     ...     log.write(store, records)
-    ...     records[7].access_count = 0
+    ...     records.set_access(7, 0, None)
     ...     AccessLog().load(store, records)
     ...     records[7].access_count, records[7].last_access
     (1, 100.0)
@@ -58,7 +62,7 @@ class AccessLog:
         return self._pending
 
     def touch(self, rec: MemoryRecord, now: float) -> bool:
-        """Count one access of ``rec`` at ``now``; True when enough are pending that a write is due."""
+        """Count one access of ``rec`` at ``now`` (the caller holds the changed count); True when a write is due."""
         rec.access_count += 1
         rec.last_access = now
         block = rec.id // BLOCK
@@ -73,7 +77,7 @@ class AccessLog:
         self._blocks.add(block)
         self._members.get(block, set()).discard(id_)
 
-    def write(self, store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
+    def write(self, store: MemoryStore, records: RecordTable) -> None:
         """Write every changed block (one ``store_many``); a block left with no accessed memory is deleted.
 
         Costs the accessed members of the changed blocks, not the whole memory.
@@ -83,10 +87,12 @@ class AccessLog:
         items = []
         for b in sorted(self._blocks):
             key = f"{PREFIX}{b}"
-            recs = [records[i] for i in sorted(self._members.get(b, ())) if i in records and records[i].access_count]
-            if recs:
-                items.append((key, {"ids": [r.id for r in recs], "counts": [r.access_count for r in recs],
-                                    "last": [r.last_access for r in recs]}))
+            ids = [i for i in sorted(self._members.get(b, ())) if i in records]
+            counts = [records.access_of(i) for i in ids]
+            kept = [(i, c, t) for i, (c, t) in zip(ids, counts) if c]
+            if kept:
+                items.append((key, {"ids": [i for i, _, _ in kept], "counts": [c for _, c, _ in kept],
+                                    "last": [t for _, _, t in kept]}))
             elif key in store:
                 store.delete(key)
         if items:
@@ -94,19 +100,18 @@ class AccessLog:
         self._blocks.clear()
         self._pending = 0
 
-    def load(self, store: MemoryStore, records: Mapping[int, MemoryRecord]) -> None:
+    def load(self, store: MemoryStore, records: RecordTable) -> None:
         """Raise each record's count and time to what its access block holds (records not in ``records`` are skipped)."""
         for key in list(store.keys()):
             if not (isinstance(key, str) and key.startswith(PREFIX)):
                 continue
             value: Any = store.retrieve(key)
             for id_, count, last in zip(value["ids"], value["counts"], value["last"]):
-                rec = records.get(id_)
-                if rec is None:
+                if id_ not in records:
                     continue
-                rec.access_count = max(rec.access_count, int(count))
-                if last is not None and (rec.last_access is None or last > rec.last_access):
-                    rec.last_access = float(last)
-        for rec in records.values():  # format-1 records carry their counts themselves
-            if rec.access_count:
-                self._members.setdefault(rec.id // BLOCK, set()).add(rec.id)
+                held, held_last = records.access_of(id_)
+                if last is not None and (held_last is None or last > held_last):
+                    held_last = float(last)
+                records.set_access(id_, max(held, int(count)), held_last)
+        for id_ in records.accessed():  # format-1 records carry their counts themselves
+            self._members.setdefault(id_ // BLOCK, set()).add(id_)

@@ -57,8 +57,7 @@ class NearMatcher:
         ids, sims = self._near[i]
         records = memory._records
         for id_, sim in zip(ids.tolist(), sims.tolist()):
-            rec = records.get(id_)
-            if rec is not None and (rec.user_id, rec.agent_id, rec.run_id) == self._scope and not memory._restricted(rec):
+            if id_ in records and records.scope_of(id_) == self._scope and not records.is_restricted(id_):
                 return id_, sim
         return None, -np.inf
 

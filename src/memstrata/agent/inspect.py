@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -45,25 +44,24 @@ def verify(memory: AgentMemory) -> dict[str, Any]:
 
 def metrics(memory: AgentMemory) -> dict[str, Any]:
     """Totals, tier/category distributions, bytes per memory (disk, RAM), dedup and access figures, prune counts."""
-    recs = memory._records
+    recs = list(memory._records.values())
     n = len(recs)
     c = memory.counters
     disk = memory.store.disk_bytes() if memory.path is not None else 0
-    ram = sum(sys.getsizeof(r.text) + sys.getsizeof(r) for r in recs.values())
-    ram += memory._keywords.nbytes() + memory._columns.nbytes
+    ram = memory._records.nbytes + memory._keywords.nbytes() + memory._columns.nbytes
     if memory._vectors is not None:
         ram += memory._vectors.nbytes
-    accesses = [r.access_count for r in recs.values()]
-    top = sorted(recs.values(), key=lambda r: (-r.access_count, r.id))[:10]
+    accesses = [r.access_count for r in recs]
+    top = sorted(recs, key=lambda r: (-r.access_count, r.id))[:10]
     stats = memory.store.get_statistics()
-    raw_bytes = sum(len(r.text.encode()) for r in recs.values())
+    raw_bytes = sum(len(r.text.encode()) for r in recs)
     attempts = c["added"] + c["exact_duplicates"] + c["near_merged"]
     return {
         "total_memories": n,
-        "tier_distribution": dict(Counter(r.tier for r in recs.values())),
-        "category_distribution": dict(Counter(r.category for r in recs.values())),
-        "expired": sum(r.expired for r in recs.values()),
-        "superseded": sum(r.superseded_by is not None for r in recs.values()),
+        "tier_distribution": dict(Counter(r.tier for r in recs)),
+        "category_distribution": dict(Counter(r.category for r in recs)),
+        "expired": sum(r.expired for r in recs),
+        "superseded": sum(r.superseded_by is not None for r in recs),
         "disk_bytes": disk,
         "disk_bytes_per_memory": disk / n if n else 0.0,
         "ram_bytes": ram,
@@ -73,7 +71,7 @@ def metrics(memory: AgentMemory) -> dict[str, Any]:
         "dedup_ratio": (c["exact_duplicates"] + c["near_merged"]) / attempts if attempts else 0.0,
         "exact_duplicates_merged": c["exact_duplicates"],
         "near_duplicates_merged": c["near_merged"],
-        "near_duplicate_links": sum(len(r.links) for r in recs.values()) // 2,
+        "near_duplicate_links": sum(len(r.links) for r in recs) // 2,
         "top_accessed": [(r.id, r.access_count) for r in top if r.access_count],
         "total_accesses": sum(accesses),
         "mean_accesses": sum(accesses) / n if n else 0.0,

@@ -249,9 +249,7 @@ class AgentMemory(MemoryState, ClosesOnExit):
             if content is not None:
                 rec.content = content if isinstance(content, str) else copy.deepcopy(dict(content))
                 rec.text = text
-                self._unhash(rec)
                 rec.hash = content_digest((rec.user_id, rec.agent_id, rec.run_id), text)
-                self._hash_add(rec.hash, id_)
                 self._keywords.replace(id_, old["text"], text)
             rec.metadata = {**rec.metadata, **meta}
             rec.version += 1

@@ -104,9 +104,9 @@ def _merge(mem: AgentMemory, gone: int, into: int | None) -> None:
     keep.metadata = {**drop.metadata, **keep.metadata}
     keep.links = sorted((set(keep.links) | set(drop.links)) - {gone, into})
     for other in keep.links:  # links are held on both sides in RAM (as MemoryState._link_back derives them on open)
-        rec = mem._records[other]
-        if into not in rec.links:
-            rec.links = sorted([*rec.links, into])
+        links = mem._records[other].links
+        if into not in links:
+            mem._records.set_links(other, sorted([*links, into]))
     keep.access_count += drop.access_count
     if drop.last_access is not None and (keep.last_access is None or drop.last_access > keep.last_access):
         keep.last_access = drop.last_access

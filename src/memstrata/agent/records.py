@@ -7,12 +7,11 @@ import hashlib
 import operator
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any
 
 from memstrata.types import TierName
 
-__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "shared_empties", "to_seconds", "to_stored"]
+__all__ = ["MemoryRecord", "SearchResult", "content_digest", "from_stored", "to_seconds", "to_stored"]
 
 
 def content_digest(scope: tuple[Any, ...], text: str) -> str:
@@ -103,25 +102,6 @@ def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(metadata)
 
 
-_NO_METADATA: Any = MappingProxyType({})  # read-only: a change must replace the record's metadata, never edit it
-_NO_LINKS: Any = ()
-
-
-def shared_empties(rec: MemoryRecord) -> MemoryRecord:
-    """``rec`` with an empty ``metadata`` / ``links`` replaced by one shared read-only empty value.
-
-    For the records a memory holds (most have neither): an empty dict and an
-    empty list cost about 110 bytes a record. Code that changes a held
-    record assigns new values (``rec.metadata = {**rec.metadata, ...}``);
-    the copies handed to callers get their own dict and list (:meth:`MemoryRecord.copy`).
-    """
-    if not rec.metadata:
-        rec.metadata = _NO_METADATA
-    if not rec.links:
-        rec.links = _NO_LINKS
-    return rec
-
-
 # fields at these values are left out of the stored record
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MemoryRecord) if f.default is not MISSING}
 _DEFAULTS.update(metadata={}, links=[])
@@ -144,7 +124,7 @@ def to_stored(rec: MemoryRecord) -> dict[str, Any]:
         value = getattr(rec, name)
         if name in _DERIVED or (name == "content" and value == rec.text and isinstance(value, str)):
             continue
-        if name in ("metadata", "links") and not value:  # a shared empty value (shared_empties) as well
+        if name in ("metadata", "links") and not value:  # an empty dict, list, tuple or read-only mapping
             continue
         if name in _SAME_AS_CREATED:
             if value != rec.created_at:

@@ -122,10 +122,14 @@ def search(
         fused = {i: s / best for i, s in fused.items()}
     now = memory._now()
     results = []
+    records = memory._records
+    held: dict[int, Any] = {}  # records built for relevance, reused for the results
     for id_, sim in fused.items():
-        rec = memory._records[id_]
-        rel = relevance_factors(rec, cfg, now)["relevance"] if cfg.weight_relevance else 0.0
-        rec_score = recency(now - rec.created_at, cfg) if cfg.weight_recency else 0.0
+        rel = 0.0
+        if cfg.weight_relevance:
+            held[id_] = rec = records[id_]
+            rel = relevance_factors(rec, cfg, now)["relevance"]
+        rec_score = recency(now - records.created_at(id_), cfg) if cfg.weight_recency else 0.0
         score = cfg.weight_similarity * sim + cfg.weight_relevance * rel + cfg.weight_recency * rec_score
         if threshold is not None and score < threshold:
             continue
@@ -135,7 +139,7 @@ def search(
     results.sort(key=lambda r: (-r[0], r[1]))
     out = []
     for score, id_, sim, rel, rec_score, p in results[: int(limit)]:
-        rec = memory._records[id_]
+        rec = held.get(id_) or records[id_]
         memory._touch(rec, now)
         snapshot = rec.copy()
         out.append(SearchResult(id_, snapshot.content, rec.text, float(score), float(sim), float(rel), float(rec_score),

@@ -22,7 +22,9 @@ from memstrata.agent.access import AccessLog
 from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder
 from memstrata.agent.keywords import KeywordIndex
-from memstrata.agent.records import MemoryRecord, from_stored, shared_empties, to_stored
+from memstrata.agent.offheap import OffHeapIndex
+from memstrata.agent.records import MemoryRecord, from_stored, to_stored
+from memstrata.agent.table import RecordTable
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
 from memstrata.vectors.filters import MetadataColumns
@@ -46,6 +48,14 @@ FORMAT = 3
 _READABLE = (1, 2, 3)
 
 
+def new_index(dim: int, config: AgentConfig) -> VectorIndex:
+    """The vector index ``config`` asks for: rows in RAM, or sign bits in RAM and rows in a file."""
+    if config.vector_rows == "file":
+        assert config.vector_shortlist is not None
+        return OffHeapIndex(dim, shortlist=config.vector_shortlist)
+    return VectorIndex(dim, config.vector_codec, shortlist=config.vector_shortlist)
+
+
 class MemoryState:
     """Records, derived indexes and counters of one agent memory directory (see the module docstring)."""
 
@@ -57,10 +67,7 @@ class MemoryState:
         self.path = path
         self.store = store
         self._lock = threading.RLock()
-        self._records: dict[int, MemoryRecord] = {}
-        # digest → the id with that text in that scope, or a list of ids when several have it (one int, not a
-        # list, for the usual single holder: a list per memory cost more RAM than the memory's record)
-        self._by_hash: dict[str, int | list[int]] = {}
+        self._records = RecordTable()  # by id, column by column; also finds ids by digest
         self._columns = MetadataColumns()
         self._keywords = KeywordIndex()
         self._vectors: VectorIndex | None = None
@@ -92,7 +99,7 @@ class MemoryState:
             self._next_id = self._reserved_to = int(meta["reserved_to"])
             self.counters.update(meta.get("counters", {}))
             if meta.get("dim") is not None:
-                self._vectors = VectorIndex(int(meta["dim"]), self.config.vector_codec, shortlist=self.config.vector_shortlist)
+                self._vectors = new_index(int(meta["dim"]), self.config)
         records = []
         for key in list(self.store.keys()):
             if isinstance(key, str) and key.startswith("m/"):
@@ -126,7 +133,7 @@ class MemoryState:
         self._keywords.close()
         if self._vectors is not None:
             self._vectors.close()
-        self._records, self._by_hash, self._columns = {}, {}, MetadataColumns()
+        self._records, self._columns = RecordTable(), MetadataColumns()
         self._keywords, self._vectors, self._access = KeywordIndex(), None, AccessLog()
         self._n_restricted, self._next_id, self._reserved_to = 0, 0, 0
         self._generation += 1
@@ -142,17 +149,17 @@ class MemoryState:
         exist are dropped.
         """
         records = self._records
+        stored = records.linked()
         linked: dict[int, set[int]] = {}
-        for rec in records.values():
-            for other in rec.links:
+        for id_, links in stored.items():
+            for other in links:
                 if other in records:
-                    linked.setdefault(rec.id, set()).add(other)
-                    linked.setdefault(other, set()).add(rec.id)
-        for rec in records.values():
-            links = sorted(linked.get(rec.id, ()))
-            if list(rec.links) != links:
-                rec.links = links
-            shared_empties(rec)
+                    linked.setdefault(id_, set()).add(other)
+                    linked.setdefault(other, set()).add(id_)
+        for id_ in stored.keys() | linked.keys():
+            links = tuple(sorted(linked.get(id_, ())))
+            if stored.get(id_, ()) != links:
+                records.set_links(id_, links)
 
     def _save_meta(self) -> None:
         self.store.store(
@@ -188,8 +195,7 @@ class MemoryState:
 
     def _install(self, rec: MemoryRecord, *, index_text: bool = True) -> None:
         """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
-        self._records[rec.id] = shared_empties(rec)
-        self._hash_add(rec.hash, rec.id)
+        self._records.put(rec)
         while len(self._columns) < rec.id:
             self._columns.append([None], [len(self._columns)])
         if len(self._columns) == rec.id:
@@ -207,31 +213,9 @@ class MemoryState:
         self._refresh(old, was)
         changed[old.id] = old
 
-    def _hash_ids(self, digest: str) -> tuple[int, ...] | list[int]:
-        """Ids of the records whose scope and text have ``digest``, oldest first."""
-        held = self._by_hash.get(digest, ())
-        return (held,) if isinstance(held, int) else held
-
-    def _hash_add(self, digest: str, id_: int) -> None:
-        held = self._by_hash.get(digest)
-        if held is None:
-            self._by_hash[digest] = id_
-        elif isinstance(held, int):
-            self._by_hash[digest] = [held, id_]
-        else:
-            held.append(id_)
-
-    def _unhash(self, rec: MemoryRecord) -> None:
-        held = self._by_hash.get(rec.hash)
-        if held == rec.id:
-            del self._by_hash[rec.hash]
-        elif isinstance(held, list) and rec.id in held:
-            held.remove(rec.id)
-            if len(held) == 1:
-                self._by_hash[rec.hash] = held[0]
-
     def _refresh(self, rec: MemoryRecord, old_restricted: bool) -> None:
-        """After changing ``rec`` in place: columns and the restricted count."""
+        """After changing ``rec`` (a snapshot from ``_records``): hold it, and update columns and the restricted count."""
+        self._records.put(rec)
         self._columns.set(rec.id, self._row(rec))
         self._n_restricted += self._restricted(rec) - old_restricted
 
@@ -257,8 +241,11 @@ class MemoryState:
             self.store.store_many(items)
 
     def _touch(self, rec: MemoryRecord, now: float) -> None:
+        """Count one access of ``rec`` (a snapshot from ``_records``: it and the held record both change)."""
         self._generation += 1
-        if self._access.touch(rec, now):
+        due = self._access.touch(rec, now)
+        self._records.set_access(rec.id, rec.access_count, rec.last_access)
+        if due:
             self._access.write(self.store, self._records)
 
     def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
@@ -273,7 +260,7 @@ class MemoryState:
         if x.shape[0] != len(texts):
             raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
         if self._vectors is None:
-            self._vectors = VectorIndex(x.shape[1], self.config.vector_codec, shortlist=self.config.vector_shortlist)
+            self._vectors = new_index(x.shape[1], self.config)
             self._save_meta()
         return x
 

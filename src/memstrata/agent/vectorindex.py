@@ -27,6 +27,7 @@ threshold far less often.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -43,6 +44,7 @@ _SKETCH_SEED = 0x6D656D73  # fixed: sketches are rebuilt from the vectors at ope
 _NEAR_MAX_CANDIDATES = 256  # beyond this many sketch candidates a top-k search is cheaper than exact scoring
 
 
+@functools.lru_cache(maxsize=64)  # asked on every add with the same few arguments
 def sketch_radius(threshold: float, bits: int = SKETCH_BITS) -> int:
     """Of ``bits`` sketch bits, how many two vectors at cosine ``threshold`` may differ in and still be candidates.
 
@@ -73,6 +75,13 @@ def unit_rows(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
     # squared norms in float64: finite exactly when every value is (no float32 square overflows there), and
     # zero exactly for an all-zero row (no float32 square underflows there)
     squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if x.shape[0] == 1:  # one row (a single add, a query): the same checks on a Python float, fewer numpy calls
+        square = float(squares[0])
+        if not math.isfinite(square):
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+        if not square:
+            raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
+        return (x / np.float64(math.sqrt(square))).astype(np.float32)
     if not np.isfinite(squares).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     if not squares.all():
@@ -139,6 +148,9 @@ class VectorIndex:
         self._main_ids = IdSet()
         self._buf_ids: list[int] = []
         self._buf = np.empty((0, self.dim), np.float32)  # grows to buffer_rows as single rows arrive
+        self._init_sketches()
+
+    def _init_sketches(self) -> None:
         rng = np.random.default_rng(_SKETCH_SEED)
         self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
         self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
@@ -232,8 +244,7 @@ class VectorIndex:
         self._add_sketches(ids, self.sketch(vectors) if sketches is None else sketches)
         if len(ids) >= self.buffer_rows:
             self.flush()
-            self._main.add(vectors, ids=np.asarray(ids, np.int64))
-            self._main_ids.update(ids)
+            self._add_main(ids, vectors)
             return
         for id_, row in zip(ids, vectors):
             if len(self._buf_ids) == self.buffer_rows:
@@ -250,16 +261,23 @@ class VectorIndex:
         """Move the buffered rows into the quantized memory."""
         n = len(self._buf_ids)
         if n:
-            self._main.add(self._buf[:n].copy(), ids=np.asarray(self._buf_ids, np.int64))
-            self._main_ids.update(self._buf_ids)
+            self._add_main(self._buf_ids, self._buf[:n].copy())
             self._buf_ids = []
+
+    def _add_main(self, ids: list[int], vectors: np.ndarray) -> None:
+        self._main.add(vectors, ids=np.asarray(ids, np.int64))
+        self._main_ids.update(ids)
 
     def remove(self, id_: int) -> None:
         self._remove_sketch(id_)
         if id_ in self._main_ids:
             self._main.delete([id_])
             self._main_ids.discard(id_)
-        elif id_ in self._buf_ids:
+        else:
+            self._remove_buffered(id_)
+
+    def _remove_buffered(self, id_: int) -> None:
+        if id_ in self._buf_ids:
             pos = self._buf_ids.index(id_)
             last = len(self._buf_ids) - 1
             self._buf[pos : last] = self._buf[pos + 1 : last + 1]

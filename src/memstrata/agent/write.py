@@ -84,6 +84,9 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
     new_rows: list[int] = []  # rows of x stored as new memories
     changed: dict[int, MemoryRecord] = {}
     unwritten = 0  # new records not yet in the store: new[-unwritten:]
+    batch: dict[int, MemoryRecord] = {}  # the batch's new records by id
+    stale: set[int] = set()  # ids of new records changed after install (hand back what the table holds)
+    records = memory._records
     sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
     near = None
     if x is not None and memory.config.near_duplicates != "keep":
@@ -94,20 +97,22 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
             unwritten = 0
         digest = content_digest(scope, text)
         mode = "exact"
-        target = next((j for j in memory._hash_ids(digest) if not memory._restricted(memory._records[j])), None)
+        target = next((j for j in records.with_digest(digest) if not records.is_restricted(j)), None)
         if target is None and near is not None:
             target = near.match(i)
             mode = memory.config.near_duplicates
         if target is not None and mode in ("exact", "merge"):
-            rec = memory._records[target]
+            rec = records[target]  # a snapshot: what changes is put back (_touch, _refresh)
             memory._touch(rec, now)
+            if target in batch:
+                stale.add(target)
             if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
                 rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
                 memory._refresh(rec, memory._restricted(rec))
                 changed[rec.id] = rec
             memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
             if supersedes is not None and supersedes != rec.id:  # the new fact was already known
-                memory._supersede(memory._records[supersedes], rec.id, now, changed)
+                memory._supersede(records[supersedes], rec.id, now, changed)
             dup = rec.copy()
             dup.duplicate_of = rec.id
             out.append(dup)
@@ -123,11 +128,12 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
         )
         if target is not None:  # a near duplicate, linked both ways in RAM; only the new record stores the link
             rec.links = [target]  # (the other's back-link is derived from it on open: MemoryState._link_back)
-            other = memory._records.get(target) or next(r for r in new if r.id == target)
+            other = batch.get(target) or records[target]
             other.links = [*other.links, rec.id]  # ids grow, so links stay sorted
+            records.set_links(target, other.links)
             memory.counters["near_links"] += 1
         if supersedes is not None:
-            memory._supersede(memory._records[supersedes], rec.id, rec.valid_at, changed)
+            memory._supersede(records[supersedes], rec.id, rec.valid_at, changed)
         if x is not None:
             new_vecs[rec.id] = x[i]
             new_rows.append(i)
@@ -135,6 +141,7 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
         if near is not None:
             near.added(i, rec.id)
         new.append(rec)
+        batch[rec.id] = rec
         unwritten += 1
         out.append(rec)
     _write(memory, new[len(new) - unwritten :], changed, new_vecs)
@@ -143,7 +150,7 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
         assert x is not None and sketches is not None
         memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
     memory.counters["added"] += len(new)
-    return [r.copy() if r.duplicate_of is None else r for r in out]
+    return [r if r.duplicate_of is not None else (records[r.id] if r.id in stale else r).copy() for r in out]
 
 
 def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, MemoryRecord],
@@ -151,10 +158,11 @@ def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, Memo
     """Store ``new`` records and the ``changed`` ones (then emptied), and index the new texts.
 
     ``new_vecs``: vectors of the batch's new records, none in the index yet; a
-    changed record may be one of them, written by an earlier chunk.
+    changed record may be one of them (then its changed snapshot is the one
+    written), written by an earlier chunk.
     """
     ids = {r.id for r in new}
-    recs = new + [r for r in changed.values() if r.id not in ids]
+    recs = [changed.get(r.id, r) for r in new] + [r for r in changed.values() if r.id not in ids]
     memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs})
     changed.clear()
     if len(new) == 1:
@@ -177,7 +185,6 @@ def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
             for v in range(1, rec.version):
                 memory.store.delete(f"h/{id_}/{v}")
             memory.store.delete(f"m/{id_}")
-            memory._unhash(rec)
             memory._n_restricted -= memory._restricted(rec)
             memory._columns.set(id_, None)
             memory._keywords.remove(id_, rec.text)
@@ -185,21 +192,18 @@ def forget_many(memory: AgentMemory, ids: Iterable[int]) -> int:
                 memory._vectors.remove(id_)
             memory._access.forget(id_)
         touched = []
-        for rec in memory._records.values():  # links, supersession and pattern evidence must not name them
-            hit = False
-            if any(i in gone_set for i in rec.links):
-                rec.links = [i for i in rec.links if i not in gone_set]
-                hit = True
+        for id_ in memory._records.naming(gone_set):  # links, supersession and pattern evidence must not name them
+            rec = memory._records[id_]
+            rec.links = [i for i in rec.links if i not in gone_set]
             if rec.supersedes in gone_set:
-                rec.supersedes, hit = None, True
+                rec.supersedes = None
             if rec.superseded_by in gone_set:
-                rec.superseded_by, hit = None, True
+                rec.superseded_by = None
             evidence = rec.content.get("evidence") if isinstance(rec.content, dict) else None
             if isinstance(evidence, list) and any(i in gone_set for i in evidence):
-                rec.content["evidence"] = [i for i in evidence if i not in gone_set]
-                hit = True
-            if hit:
-                touched.append(rec)
+                rec.content = {**rec.content, "evidence": [i for i in evidence if i not in gone_set]}
+            memory._refresh(rec, memory._restricted(rec))
+            touched.append(rec)
         memory._persist(touched)
         memory.counters["forgotten"] += len(gone)
         return len(gone)
