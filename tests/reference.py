@@ -217,3 +217,19 @@ class KeyIndexModel:
 
     def __len__(self) -> int:
         return sum(map(len, self.by_fp.values()))
+
+
+def sign_scores_ref(w, bits, rows):
+    """``w · b`` for the unpacked sign bits ``b`` (0/1, most significant first) of ``bits[rows]``."""
+    w = np.asarray(w, np.float64)
+    b = np.unpackbits(bits[rows], axis=1)[:, : w.shape[0]].astype(np.float64)
+    return b @ w
+
+
+def word_checksums_ref(words, mult, slots):
+    """``Σ_{w < W-1} words[i, w] * mult[w] + slots[i] * mult[W-1] + 1`` modulo 2**64, in Python integers."""
+    out = []
+    for row, slot in zip(words.tolist(), slots.tolist()):
+        acc = 1 + int(slot) * int(mult[-1]) + sum(int(v) * int(m) for v, m in zip(row[:-1], mult[:-1].tolist()))
+        out.append(acc % 2**64)
+    return np.asarray(out, np.uint64)

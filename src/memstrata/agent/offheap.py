@@ -33,8 +33,6 @@ _BLOCK_ROWS = 4096  # rows read and compared per block in near_duplicates
 # writing one row costs about ten numpy calls, a batch about the same
 _BUFFER_ROWS = 64
 
-_BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)  # (256, 8), MSB first
-
 
 class OffHeapIndex(VectorIndex):
     """Unit vectors by id: sign bits in RAM, int8 rows in a private file; cosine top-k like :class:`VectorIndex`."""
@@ -49,7 +47,6 @@ class OffHeapIndex(VectorIndex):
         self.rerank = int(rerank)
         self._rows = RowFile(self.dim)
         self._width = (self.dim + 7) // 8
-        self._byte_offsets = np.arange(0, 256 * self._width, 256, dtype=np.intp)
         self._center: np.ndarray | None = None
         self._ids = np.empty(0, np.int64)  # packed live rows: id, sign bits, file slot
         self._bits = np.empty((0, self._width), np.uint8)
@@ -149,15 +146,11 @@ class OffHeapIndex(VectorIndex):
         return (self._exact_rows(rows) @ q).astype(np.float32)
 
     def _asymmetric(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """``(q - c) · b`` for the sign bits ``b`` (0/1) of packed ``rows``: the ranking of ``(q - c) · sign(x - c)``.
+        """``(q - c) · b`` for the sign bits ``b`` (0/1) of packed ``rows``: the ranking of ``(q - c) · sign(x - c)``."""
+        from memstrata.kernels.signscore import sign_scores, sign_table
 
-        One table of 256 partial sums per byte of the code, then one gather per byte and row.
-        """
         assert self._center is not None
-        w = np.zeros(8 * self._width, np.float32)
-        w[: self.dim] = q - self._center
-        table = (w.reshape(self._width, 8) @ _BYTE_BITS.T).ravel()  # [j * 256 + v]: w summed over v's bits in byte j
-        return np.take(table, self._bits[rows] + self._byte_offsets).sum(axis=1)
+        return sign_scores(sign_table(q - self._center), self._bits, rows)
 
     def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (ids int64, cosine float32) of the unit query ``q`` (d,), best first; ``allowed``: sorted ids."""

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from memstrata.errors import CorruptDataError
+from memstrata.kernels.rowcheck import word_checksums
 
 __all__ = ["RowFile", "encode_rows"]
 
@@ -63,9 +64,8 @@ class RowFile:
         self._rows_view: np.ndarray | None = None
 
     def _checks(self, words: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        body = words[:, :-1] * self._mult[:-1]  # uint64 arithmetic wraps modulo 2**64
-        # + 1: an all-zero slot (a cleared row) never passes
-        return body.sum(axis=1, dtype=np.uint64) + slots.astype(np.uint64) * self._mult[-1] + np.uint64(1)
+        # uint64 arithmetic wraps modulo 2**64; the + 1 means an all-zero slot (a cleared row) never passes
+        return word_checksums(words, self._mult, slots.astype(np.int64, copy=False))
 
     def append(self, ids: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """Write rows in new slots (one write); returns their slot numbers."""
