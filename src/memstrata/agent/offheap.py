@@ -23,7 +23,7 @@ import numpy as np
 
 from memstrata._growth import grown_capacity
 from memstrata.agent.rowfile import RowFile, encode_rows
-from memstrata.agent.vectorindex import _DIRECT_FRACTION, VectorIndex, _best
+from memstrata.agent.vectorindex import DIRECT_FRACTION, VectorIndex, best_of
 
 __all__ = ["OffHeapIndex"]
 
@@ -159,18 +159,18 @@ class OffHeapIndex(VectorIndex):
         n = self._n
         if len(self) == 0 or k <= 0 or (allowed is not None and allowed.size == 0):
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        if allowed is not None and allowed.size <= _DIRECT_FRACTION * len(self):
+        if allowed is not None and allowed.size <= DIRECT_FRACTION * len(self):
             present = [int(i) for i in allowed.tolist() if i in self]
             if not present:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
-            return _best(np.asarray(present, np.int64), (self.get(present) @ q).astype(np.float32), k)
+            return best_of(np.asarray(present, np.int64), (self.get(present) @ q).astype(np.float32), k)
         b_ids = np.asarray(self._buf_ids, np.int64)
         b_sims = (self._buf[: b_ids.size] @ q).astype(np.float32)
         if allowed is not None:
             inside = np.isin(b_ids, allowed, assume_unique=True)
             b_ids, b_sims = b_ids[inside], b_sims[inside]
         if n == 0:
-            return _best(b_ids, b_sims, k)
+            return best_of(b_ids, b_sims, k)
         signs = self._signs(q[None, :])
         keep = max(self.rerank, 4 * k)
         want = max(self.shortlist, keep)
@@ -188,7 +188,7 @@ class OffHeapIndex(VectorIndex):
         if cand.size > keep:  # stage 2: the query against the candidates' signs, ±1 per bit
             asym = self._asymmetric(cand, q)
             cand = cand[np.argpartition(-asym, keep - 1)[:keep]]
-        return _best(np.concatenate([self._ids[cand], b_ids]), np.concatenate([self._exact(cand, q), b_sims]), k)
+        return best_of(np.concatenate([self._ids[cand], b_ids]), np.concatenate([self._exact(cand, q), b_sims]), k)
 
     def near_duplicates(self, threshold: float) -> np.ndarray:
         """Pairs of ids (int64 (n, 2), the earlier added first unless rows were removed) at cosine ≥ ``threshold``, on the int8 rows."""

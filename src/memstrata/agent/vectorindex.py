@@ -38,7 +38,8 @@ from memstrata.vectors import VectorMemory
 
 __all__ = ["SKETCH_BITS", "IdSet", "VectorIndex", "decode_vector", "encode_vector", "sketch_radius"]
 
-_DIRECT_FRACTION = 0.25
+#: Below this fraction of allowed rows a filtered search scores the allowed rows directly.
+DIRECT_FRACTION = 0.25
 SKETCH_BITS = 128  # two 64-bit words: the first screens every row, both decide
 _SKETCH_SEED = 0x6D656D73  # fixed: sketches are rebuilt from the vectors at open, so only consistency matters
 _NEAR_MAX_CANDIDATES = 256  # beyond this many sketch candidates a top-k search is cheaper than exact scoring
@@ -231,7 +232,7 @@ class VectorIndex:
             else:
                 sims = (vectors[np.searchsorted(union, ids)] @ row).astype(np.float32)
             keep = sims >= threshold
-            out.append(_best(ids[keep], sims[keep], int(keep.sum())))
+            out.append(best_of(ids[keep], sims[keep], int(keep.sum())))
         return out
 
     def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
@@ -301,12 +302,12 @@ class VectorIndex:
         n = len(self)
         if n == 0 or k <= 0 or (allowed is not None and allowed.size == 0):
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        if allowed is not None and allowed.size <= _DIRECT_FRACTION * n:
+        if allowed is not None and allowed.size <= DIRECT_FRACTION * n:
             present = [int(i) for i in allowed.tolist() if i in self._main_ids or i in self._buf_ids]
             if not present:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
             sims = self.get(present) @ q
-            return _best(np.asarray(present, np.int64), sims.astype(np.float32), k)
+            return best_of(np.asarray(present, np.int64), sims.astype(np.float32), k)
         nb = len(self._buf_ids)
         b_ids = np.asarray(self._buf_ids, np.int64)
         b_sims = (self._buf[:nb] @ q).astype(np.float32)
@@ -323,7 +324,7 @@ class VectorIndex:
                 keep = np.isin(ids, allowed, assume_unique=True)
                 ids, sims = ids[keep], sims[keep]
             if ids.size >= k or want >= len(self._main_ids):
-                return _best(ids, sims, k)
+                return best_of(ids, sims, k)
             want *= 4
 
     def near_duplicates(self, threshold: float) -> np.ndarray:
@@ -342,6 +343,7 @@ _NO_SIMS = np.empty(0, np.float32)
 _NO_IDS.flags.writeable = _NO_SIMS.flags.writeable = False  # shared by every empty answer
 
 
-def _best(ids: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def best_of(ids: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` highest ``sims`` with their ``ids``, ties broken by the lower id."""
     order = np.lexsort((ids, -sims))[:k]
     return ids[order], sims[order]
