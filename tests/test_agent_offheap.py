@@ -156,3 +156,25 @@ def test_config_checks_vector_rows() -> None:
     assert AgentConfig().vector_rows == "file"
     assert AgentConfig(vector_shortlist=None).vector_rows == "ram"
     assert AgentConfig(vector_codec="float32").vector_rows == "ram"
+
+
+def test_the_row_file_lives_in_the_memory_directory_and_a_killed_process_leaves_none_behind(tmp_path) -> None:
+    from memstrata.agent import AgentMemory
+    from memstrata.agent.rowfile import PREFIX
+
+    x = unit(np.random.default_rng(3), 8, 16)
+
+    def row_files() -> list[str]:
+        return sorted(p.name for p in tmp_path.glob(PREFIX + "*"))
+
+    (tmp_path / f"{PREFIX}left-by-a-killed-process.i8").write_bytes(b"\0" * 64)
+    with AgentMemory(tmp_path, config=AgentConfig(vector_shortlist=4)) as mem:
+        assert row_files() == []  # the stale file went at open
+        ids = [mem.add(f"fact {i}", vector=x[i]).id for i in range(8)]
+        files = row_files()
+        assert len(files) == 1  # made in the memory's directory, not in the system's temporary directory
+        assert mem.search(x[5], limit=1, mode="vector")[0].id == ids[5]
+    assert row_files() == []  # removed on close
+    with AgentMemory(tmp_path, config=AgentConfig(vector_shortlist=4)) as mem:
+        assert mem.search(x[2], limit=1, mode="vector")[0].id == ids[2]  # rebuilt from the store on open
+        assert len(row_files()) == 1

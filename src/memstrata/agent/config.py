@@ -110,7 +110,9 @@ class AgentConfig:
     vector_rows : {"ram", "file"} or None
         Where the int8 rows of the embeddings are held. ``"file"`` keeps only
         the sign bits in RAM and reads the rows a search scores from a private
-        temporary file, checked on every read (:class:`memstrata.agent.offheap.OffHeapIndex`;
+        temporary file in the memory's directory (the system's temporary
+        directory for a memory without a path), checked on every read
+        (:class:`memstrata.agent.offheap.OffHeapIndex`;
         needs ``vector_codec="int8"`` and a ``vector_shortlist``). At 10^4
         development memories it held ~580 bytes of RSS a memory against
         ~890 with ``"ram"``, with the same recall@10, single-add latency and a

@@ -19,6 +19,8 @@ returned the same tie-aware recall@10 as scoring all 1024 on int8 codes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from memstrata._growth import grown_capacity
@@ -37,7 +39,7 @@ _BUFFER_ROWS = 64
 class OffHeapIndex(VectorIndex):
     """Unit vectors by id: sign bits in RAM, int8 rows in a private file; cosine top-k like :class:`VectorIndex`."""
 
-    def __init__(self, dim: int, shortlist: int = 1024, rerank: int = 128) -> None:
+    def __init__(self, dim: int, shortlist: int = 1024, rerank: int = 128, directory: Path | None = None) -> None:
         self.dim = int(dim)
         self.codec = "int8"
         self.buffer_rows = _BUFFER_ROWS
@@ -45,7 +47,7 @@ class OffHeapIndex(VectorIndex):
         self._buf = np.empty((0, self.dim), np.float32)
         self.shortlist = int(shortlist)
         self.rerank = int(rerank)
-        self._rows = RowFile(self.dim)
+        self._rows = RowFile(self.dim, directory)
         self._width = (self.dim + 7) // 8
         self._center: np.ndarray | None = None
         self._ids = np.empty(0, np.int64)  # packed live rows: id, sign bits, file slot

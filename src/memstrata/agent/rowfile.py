@@ -1,9 +1,13 @@
-"""int8 vector rows in a private file, read back by ``pread`` and checked before they are scored.
+"""int8 vector rows in a private file, read back and checked before they are scored.
 
 An agent memory rebuilds its vector index from the store on every open, so
 this file holds nothing that is not also in the store: it is a temporary file,
 written only by appends (a removed row is overwritten with zeros so its codes
-do not linger), and removed on close. Reads copy the slots out of a
+do not linger), and removed on close. It lives in the agent's own directory
+(a dot-name, which store snapshots and backups skip), on the disk the user
+chose for the memory: the system's temporary directory may be a RAM file
+system, where the rows would take RAM again. Files that a killed process left
+behind are removed by :func:`remove_stale` when the directory is next opened. Reads copy the slots out of a
 read-only memory map and then release its pages (``MADV_DONTNEED``): a page a
 map touches counts in the process's resident memory until released, and that
 memory is what keeping the rows here saves. One ``pread`` a row would do the
@@ -31,8 +35,11 @@ import numpy as np
 from memstrata.errors import CorruptDataError
 from memstrata.kernels.rowscore import word_checksums
 
-__all__ = ["RowFile", "encode_rows"]
+__all__ = ["PREFIX", "RowFile", "encode_rows", "remove_stale"]
 
+#: Name prefix of row files (a dot-name: store snapshots skip it).
+PREFIX = ".agent-rows-"
+_SUFFIX = ".i8"
 _HEAD_WORDS = 2  # id, then scale + 4 zero bytes
 _CHECK_SEED = 0x726F7773
 
@@ -46,17 +53,34 @@ def encode_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scale
 
 
-class RowFile:
-    """Slots of int8 rows of width ``dim`` in a temporary file: append, clear, read with checks."""
+def remove_stale(directory: Path) -> int:
+    """Remove the row files in ``directory`` (left by killed processes); returns how many.
 
-    def __init__(self, dim: int) -> None:
+    Called by the memory's writer when it opens ``directory``, before it makes
+    its own row file. A reader process that still has one open keeps reading
+    it: a removed file stays readable through its open descriptor.
+    """
+    n = 0
+    for p in directory.glob(PREFIX + "*" + _SUFFIX):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+class RowFile:
+    """Slots of int8 rows of width ``dim`` in a temporary file: append, clear, read with checks.
+
+    ``directory`` is where the file is made (the system's temporary directory when None).
+    """
+
+    def __init__(self, dim: int, directory: Path | None = None) -> None:
         self.dim = int(dim)
         self._code_words = (self.dim + 7) // 8
         self._words = _HEAD_WORDS + self._code_words + 1
         self.row_bytes = 8 * self._words
         rng = np.random.default_rng(_CHECK_SEED)
         self._mult = rng.integers(0, 2**63, self._words, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        fd, name = tempfile.mkstemp(prefix="memstrata-agent-rows-", suffix=".i8")
+        fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=_SUFFIX, dir=directory)
         self.path = Path(name)
         self._fd: int | None = fd
         self.n_slots = 0

@@ -24,6 +24,7 @@ from memstrata.agent.embedders import Embedder
 from memstrata.agent.keywords import KeywordIndex
 from memstrata.agent.offheap import OffHeapIndex
 from memstrata.agent.records import MemoryRecord, from_stored, to_stored
+from memstrata.agent.rowfile import remove_stale
 from memstrata.agent.table import RecordTable
 from memstrata.agent.vectorindex import VectorIndex, decode_vector, encode_vector, unit_rows
 from memstrata.store import MemoryStore
@@ -48,11 +49,11 @@ FORMAT = 3
 _READABLE = (1, 2, 3)
 
 
-def new_index(dim: int, config: AgentConfig) -> VectorIndex:
-    """The vector index ``config`` asks for: rows in RAM, or sign bits in RAM and rows in a file."""
+def new_index(dim: int, config: AgentConfig, directory: Path | None = None) -> VectorIndex:
+    """The vector index ``config`` asks for: rows in RAM, or sign bits in RAM and rows in a file in ``directory``."""
     if config.vector_rows == "file":
         assert config.vector_shortlist is not None
-        return OffHeapIndex(dim, shortlist=config.vector_shortlist)
+        return OffHeapIndex(dim, shortlist=config.vector_shortlist, directory=directory)
     return VectorIndex(dim, config.vector_codec, shortlist=config.vector_shortlist)
 
 
@@ -92,6 +93,8 @@ class MemoryState:
         return rec
 
     def _load(self) -> None:
+        if self.path is not None and not self.store.read_only:
+            remove_stale(self.path)  # row files of a killed process: this writer holds the directory now
         meta = self.store.retrieve(_META_KEY, None)
         if meta is not None:
             if meta.get("format") not in _READABLE:
@@ -99,7 +102,7 @@ class MemoryState:
             self._next_id = self._reserved_to = int(meta["reserved_to"])
             self.counters.update(meta.get("counters", {}))
             if meta.get("dim") is not None:
-                self._vectors = new_index(int(meta["dim"]), self.config)
+                self._vectors = new_index(int(meta["dim"]), self.config, self.path)
         records = []
         for key in list(self.store.keys()):
             if isinstance(key, str) and key.startswith("m/"):
@@ -260,7 +263,7 @@ class MemoryState:
         if x.shape[0] != len(texts):
             raise ValueError(f"{name}: expected {len(texts)} vectors (one per memory), got {x.shape[0]}")
         if self._vectors is None:
-            self._vectors = new_index(x.shape[1], self.config)
+            self._vectors = new_index(x.shape[1], self.config, self.path)
             self._save_meta()
         return x
 
