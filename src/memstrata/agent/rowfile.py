@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from memstrata.errors import CorruptDataError
-from memstrata.kernels.rowscore import word_checksums
 
 __all__ = ["PREFIX", "RowFile", "encode_rows", "remove_stale"]
 
@@ -88,6 +87,8 @@ class RowFile:
         self._rows_view: np.ndarray | None = None
 
     def _checks(self, words: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        from memstrata.kernels.rowscore import word_checksums  # here: kernels load numba, not `import memstrata.agent`
+
         # uint64 arithmetic wraps modulo 2**64; the + 1 means an all-zero slot (a cleared row) never passes
         return word_checksums(words, self._mult, slots.astype(np.int64, copy=False))
 
