@@ -42,6 +42,8 @@ def main(path: str, seed: int, step: str, occurrence: int, n_ops: int, threads: 
     store = core.audit.store
     around(store, "append", "audit")  # a batch
     around(store, "append_one", "audit")  # one entry: every write's path
+    if step == "audit.inside":  # the kill point between the intent and the entry is in the Python twin of the
+        store.native_append = False  # native append, which writes the same bytes in the same order
     write_log = store._write_log
 
     def write_log_with_kill(records):  # the intent payload is written, the entry not yet

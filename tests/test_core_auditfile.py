@@ -365,6 +365,7 @@ def test_an_existing_sqlite_file_stays_sqlite_whatever_its_name(tmp_path):
 def test_a_failed_append_leaves_no_entry_and_no_intent(tmp_path, monkeypatch):
     with AuditLog(tmp_path / "audit.log") as log:
         _fill(log, 3)
+        log.store.native_append = False  # the Python path's writes (the native one: test_audit_native.py)
 
         def full(fd, data):
             raise OSError(28, "No space left on device")

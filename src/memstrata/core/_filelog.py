@@ -46,9 +46,11 @@ import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from memstrata._native import auditchain
+from memstrata._native.auditappend import INTENT_OVERHEAD as _INTENT_OVERHEAD
+from memstrata._native.auditappend import append_entry as _append_entry
 from memstrata.errors import CorruptDataError, MemstrataError
 
 __all__ = ["HEADER", "FileLogStore"]
@@ -232,12 +234,44 @@ class FileLogStore:
             seq, reason = self._refused
             raise AuditChainError(seq, f"{reason}; appends are refused until the log is repaired")
 
+    #: append single entries with :func:`memstrata._native.auditappend.append_entry` (one C call that writes
+    #: the bytes :meth:`_append_one_py`, its twin, writes); False: the Python path (tests, crash hooks)
+    native_append = True
+
     def append_one(self, item: tuple[Any, ...], clock: Any) -> Any:
         """Append one ``(actor, operation, key, digest, result, payload)`` item; returns its row.
 
         What :meth:`append` does for a batch of one, without building a batch
-        (the embedded write's path: its audit step is mostly Python overhead).
+        (the embedded write's path: its audit step is mostly overhead around C).
         """
+        if self._fd < 0 or not self.native_append:
+            return self._append_one_py(item, clock)
+        with self._lock:
+            self._check_refused()
+            seq = self._size
+            when = clock()
+            try:
+                h, size = _append_entry(self._fd, self._ifd, item, seq, self._hash, when, self.durability == "full")
+            except OSError as exc:
+                if exc.filename == "intents":
+                    self._undo_intent(exc)
+                if item[5] is not None:  # its intent record was written (as the Python path leaves it)
+                    self._intents_end += _INTENT_OVERHEAD + len(item[5])
+                self._undo_log(exc)
+            payload = item[5]
+            if payload is not None:
+                off = self._intents_end
+                self._intents[seq] = (off + _INTENT.size, len(payload))
+                self._intents_end = off + _INTENT_OVERHEAD + len(payload)
+            self._starts.append(self._end)
+            self._hashes += h
+            self._end += size
+            self._size = seq + 1
+            self._hash = h
+            return (seq, when, item[0], item[1], item[2], item[3], item[4], h)
+
+    def _append_one_py(self, item: tuple[Any, ...], clock: Any) -> Any:
+        """:meth:`append_one` in Python (and C encoding): the reference of the native path, and the RAM log's."""
         with self._lock:
             self._check_refused()
             seq = self._size
@@ -292,11 +326,23 @@ class FileLogStore:
             if self.durability == "full":
                 os.fdatasync(self._fd)
         except OSError as exc:
-            try:  # leave no partial record behind
-                os.ftruncate(self._fd, self._end)
-            except OSError:
-                self._refuse(self._size, f"a failed append could not be undone ({exc})")
-            raise MemstrataError(f"audit log {self.path}: append failed ({exc}); nothing was logged") from exc
+            self._undo_log(exc)
+
+    def _undo_log(self, exc: OSError) -> NoReturn:
+        """A log write failed: cut what it wrote (or refuse appends when that fails too), and say so."""
+        try:  # leave no partial record behind
+            os.ftruncate(self._fd, self._end)
+        except OSError:
+            self._refuse(self._size, f"a failed append could not be undone ({exc})")
+        raise MemstrataError(f"audit log {self.path}: append failed ({exc}); nothing was logged") from exc
+
+    def _undo_intent(self, exc: OSError) -> NoReturn:
+        """An intent write failed: cut what it wrote, and say so (the entry was not written)."""
+        try:
+            os.ftruncate(self._ifd, self._intents_end)
+        except OSError:
+            self._refuse(self._size, f"a failed intent write could not be undone ({exc})")
+        raise MemstrataError(f"audit log {self.path}: intent write failed ({exc}); nothing was logged") from exc
 
     def _write_intent(self, seq: int, payload: bytes) -> None:
         """One intent record: :meth:`_write_intents` of one payload, without its lists (the single write's path)."""
@@ -309,8 +355,7 @@ class FileLogStore:
         try:
             _write_all(self._ifd, record)
         except OSError as exc:
-            os.ftruncate(self._ifd, self._intents_end)
-            raise MemstrataError(f"audit log {self.path}: intent write failed ({exc}); nothing was logged") from exc
+            self._undo_intent(exc)
         off = self._intents_end
         self._intents[seq] = (off + _INTENT.size, n)
         self._intents_end = off + len(record)
@@ -331,8 +376,7 @@ class FileLogStore:
         try:
             _write_all(self._ifd, b"".join(parts))
         except OSError as exc:
-            os.ftruncate(self._ifd, self._intents_end)
-            raise MemstrataError(f"audit log {self.path}: intent write failed ({exc}); nothing was logged") from exc
+            self._undo_intent(exc)
         self._intents.update(where)
         self._intents_end = off
 

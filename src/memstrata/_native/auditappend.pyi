@@ -1,0 +1,13 @@
+__test__: dict[str, str]
+
+INTENT_OVERHEAD: int
+
+def append_entry(
+    fd: int,
+    ifd: int,
+    item: tuple[str, str, str, bytes, str, bytes | None],
+    seq: int,
+    prev: bytes,
+    when: float,
+    sync: bool,
+) -> tuple[bytes, int]: ...
