@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memstrata._native.auditchain import sha256
+from memstrata._native.corerecords import encode_record
 from memstrata.errors import CorruptDataError
 
 __all__ = ["Record", "StoreBackend", "TextEmbedder", "decode_record", "encode_record", "pattern_is_live"]
@@ -43,7 +44,8 @@ def _check(key: bytes, head: bytes, payload: bytes, _sha256: Any = sha256) -> by
     return check
 
 
-def encode_record(key: bytes, seq: int, kind: int, payload: bytes) -> bytes:
+def encode_record_py(key: bytes, seq: int, kind: int, payload: bytes) -> bytes:
+    """The record of ``payload`` under ``key``: the Python twin of :func:`encode_record` (in C)."""
     head = _SEQ_KIND.pack(seq, kind)
     return b"".join((head, _check(key, head, payload), payload))
 
