@@ -199,6 +199,14 @@ class AuditLog(ClosesOnExit):
         """
         return self.append_many([(actor or "", operation, key, digest, result, payload)])[0]
 
+    def append_seq(self, item: Item) -> int:
+        """:meth:`append_many` of one item, returning only its sequence number (the single write's path)."""
+        one = getattr(self.store, "append_one", None)
+        if one is None or type(item[3]) is not bytes:  # the general path (and its errors)
+            return self.append_many([item])[0].seq
+        seq: int = one(item, self.clock)[0]
+        return seq
+
     def append_many(self, items: Sequence[Item]) -> list[AuditEntry]:
         """Append ``(actor, operation, key, digest, result, payload)`` items in one transaction."""
         items = list(items)

@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from memstrata.core._layers import PATTERN, TOMBSTONE, encode_record
+from memstrata.core._layers import PATTERN, TOMBSTONE, VALUE, encode_record
 from memstrata.core._results import WriteFailedError, WriteResult, failed
 from memstrata.errors import MemstrataError
 
@@ -125,11 +125,13 @@ class GroupCommit:
     def _submit(self, p: Pending) -> WriteResult:
         """Commit ``p``, alone or in a batch with the writes queued beside it; ``p``'s outcome."""
         if not self._queue and self._lock.acquire(blocking=False):
-            batch = [p]
             try:  # alone: a batch of one, without the queue
-                self._commit(batch)
+                if self._one_database:
+                    self._commit([p])
+                else:
+                    self._commit_alone(p)
             except BaseException as exc:
-                self._no_write_left(batch, exc)
+                self._no_write_left([p], exc)
             finally:
                 self._lock.release()
         else:
@@ -212,28 +214,65 @@ class GroupCommit:
         """Log the batch's entries with their intent payloads, then apply them to the durable store; the writes that succeeded."""
         intent = self._intent
         try:
-            if len(batch) == 1:  # the usual case, without a comprehension's frame
+            if len(batch) == 1:  # the usual case: no lists, no entry objects
                 p = batch[0]
-                items = [(p.who, p.op, p.key, p.digest, intent, p.payload)]
+                p.seq = self.audit.append_seq((p.who, p.op, p.key, p.digest, intent, p.payload))
             else:
-                items = [(p.who, p.op, p.key, p.digest, intent, p.payload) for p in batch]
-            entries = self.audit.append_many(items)
+                entries = self.audit.append_many([(p.who, p.op, p.key, p.digest, intent, p.payload) for p in batch])
+                for p, e in zip(batch, entries):
+                    p.seq = e.seq
         except Exception as exc:
-            self.writes_failed += len(batch)
-            self.failures["audit"] += len(batch)
-            for p in batch:
-                p.layers["audit"] = failed(exc)
-                p.reject(f"the audit log failed ({exc}); nothing was applied", exc)
+            self._audit_failed(batch, exc)
             return []
-        for p, e in zip(batch, entries):
-            p.seq = e.seq
-            p.rec = encode_record(p.kb, e.seq, p.kind, p.payload or b"")
+        for p in batch:
+            p.rec = encode_record(p.kb, p.seq, p.kind, p.payload or b"")
             p.layers["audit"] = "ok"
         if self.durable is None:
             return batch
         broken = self._apply_durable(batch)
         if not broken:
             return batch
+        self._abort(broken)
+        return [p for p in batch if not p.done]
+
+    def _commit_alone(self, p: Pending) -> None:
+        """:meth:`_commit` of an embedded write alone, without the batch's lists and loops (a single writer's path)."""
+        self.writes_total += 1
+        durable = self.durable
+        if durable is not None and p.kind == TOMBSTONE:
+            self._note_existed([p])
+        try:
+            p.seq = self.audit.append_seq((p.who, p.op, p.key, p.digest, self._intent, p.payload))
+        except Exception as exc:
+            self._audit_failed([p], exc)
+            return
+        p.rec = rec = encode_record(p.kb, p.seq, p.kind, p.payload or b"")
+        p.layers["audit"] = "ok"
+        if durable is not None:
+            try:
+                if p.kind == VALUE and not self._has_patterns and self.pattern_store is not durable:
+                    durable.put_newer(p.kb, rec)  # what _durable_ops gives for a value when no pattern was written
+                else:
+                    for backend, kb, r in self._durable_ops(p.kb, rec, p.kind):
+                        backend.put_newer(kb, r)
+                p.layers["durable"] = "ok"
+            except Exception as exc:
+                self._abort([(p, exc)])
+                return
+        self._finish(p)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self.config.checkpoint_every:
+            self._save_state(p.seq + 1)
+
+    def _audit_failed(self, batch: list[Pending], exc: Exception) -> None:
+        self.writes_failed += len(batch)
+        self.failures["audit"] += len(batch)
+        for p in batch:
+            p.layers["audit"] = failed(exc)
+            p.reject(f"the audit log failed ({exc}); nothing was applied", exc)
+
+    def _abort(self, broken: list[tuple[Pending, Exception]]) -> None:
+        """Log an ``abort`` entry for each write the durable store refused, and fail it."""
         self.audit.append_many(
             [(p.who, "abort", p.key, b"", f"abort {p.seq}: {type(error).__name__}", None) for p, error in broken]
         )
@@ -243,7 +282,6 @@ class GroupCommit:
             p.layers["durable"] = failed(error)
             self._attest(p, False)
             p.reject(f"the durable store failed ({error}); the write was aborted", error)
-        return [p for p in batch if not p.done]
 
     def _apply_durable(self, batch: list[Pending]) -> list[tuple[Pending, Exception]]:
         """Put the batch's records into the durable store (one call per backend when it has ``put_many``); the failures.
