@@ -60,11 +60,33 @@ def _embedded_core(path: Path) -> MemoryCore:
     return core
 
 
-@pytest.mark.parametrize("impl", ["memstrata-core", "memorystore-direct", "sqlite-commit"])
+class _NoDurableCost:
+    """A durable backend that keeps nothing: measures the core's own share of a write (audit, cache, events, glue)."""
+
+    def put_newer(self, key: bytes, rec: bytes, ttl_seconds: float | None = None) -> bool:
+        return True
+
+    def get(self, key: bytes) -> None:
+        return None
+
+    def scan(self, prefix: bytes) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("impl", ["memstrata-core", "memstrata-core-own-share", "memorystore-direct", "sqlite-commit"])
 def test_write_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
     benchmark.group = "core-write-embedded"
-    if impl == "memstrata-core":
-        target: Any = _embedded_core(tmp_path / "core")
+    goal = 50
+    if impl.startswith("memstrata-core"):
+        if impl == "memstrata-core":
+            target: Any = _embedded_core(tmp_path / "core")
+        else:  # the same core with a durable store that costs nothing: what the core itself adds (goal 20 µs)
+            target = MemoryCore(tmp_path / "core", vector=False, trust=False, durable=_NoDurableCost())
+            target.events.subscribe("memory.write", lambda e: None)
+            goal = 20
         write = lambda i: target.write_sync(f"user:{i % 500}", VALUE, actor="agent")
     elif impl == "memorystore-direct":
         target = MemoryStore(tmp_path / "store", {"migration_interval_seconds": None})
@@ -84,7 +106,7 @@ def test_write_embedded(benchmark: Any, tmp_path: Path, impl: str) -> None:
     counter = iter(range(10**9))
     benchmark.pedantic(lambda: write(next(counter)), rounds=500, iterations=1, warmup_rounds=20)
     benchmark.extra_info["p50_us"] = round(p50, 2)
-    benchmark.extra_info["goal_p50_us"] = 50
+    benchmark.extra_info["goal_p50_us"] = goal
     target.close()
 
 

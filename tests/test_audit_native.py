@@ -1,4 +1,4 @@
-"""The native single-entry append (``memstrata._native.auditappend``) against its Python twin.
+"""The native single-entry append (``memstrata._native.corewrite``) against its Python twin.
 
 Both paths of :meth:`FileLogStore.append_one` must leave the same bytes in
 ``audit.log`` and ``audit.log.intents``, the same head, offsets and payloads;
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memstrata._native.auditappend import append_entry
+from memstrata._native.corewrite import append_entry
 from memstrata.core import AuditLog, FileLogStore
 from memstrata.errors import MemstrataError
 

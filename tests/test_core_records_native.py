@@ -1,4 +1,4 @@
-"""The layers' record encoding in C (``memstrata._native.corerecords``) against its Python twin."""
+"""The layers' record encoding in C (``memstrata._native.corewrite``) against its Python twin."""
 
 from __future__ import annotations
 

@@ -110,13 +110,7 @@ class GroupCommit:
         def _read_record(self, kb: bytes) -> bytes | None: ...
 
         def _apply_best_effort(
-            self,
-            key: str,
-            rec: bytes,
-            payload: bytes,
-            ttl_seconds: float | None,
-            out: dict[str, str] | None = None,
-            kb: bytes | None = None,
+            self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
         ) -> dict[str, str]: ...
 
         def _best_effort_failed(self, layer: str, seq: int, key: str, exc: BaseException) -> str: ...
@@ -384,7 +378,7 @@ class GroupCommit:
     def _finish(self, p: Pending) -> None:
         """The best-effort steps of a committed write, then its result."""
         layers = p.layers
-        self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl, layers, p.kb)
+        self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl, layers)
         if self.trust is not None and p.attest and p.who:
             self._attest(p, True)
         if self.events is not None:

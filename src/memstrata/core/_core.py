@@ -133,26 +133,15 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
             backend.put_newer(key, r)
 
     def _apply_best_effort(
-        self,
-        key: str,
-        rec: bytes,
-        payload: bytes,
-        ttl_seconds: float | None,
-        out: dict[str, str] | None = None,
-        kb: bytes | None = None,
+        self, key: str, rec: bytes, payload: bytes, ttl_seconds: float | None, out: dict[str, str] | None = None
     ) -> dict[str, str]:
-        """Put ``rec`` into the cache and the vector index; each layer's outcome goes into ``out`` (returned).
-
-        ``kb``: ``key`` encoded, when the caller has it.
-        """
+        """Put ``rec`` into the cache and the vector index; each layer's outcome goes into ``out`` (returned)."""
         if out is None:
             out = {}
         if self.cache is not None:
             try:
                 self.cache.put_newer(
-                    key.encode() if kb is None else kb,
-                    rec,
-                    ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds,
+                    key.encode(), rec, ttl_seconds if ttl_seconds is not None else self.config.default_ttl_seconds
                 )
                 out["cache"] = "ok"
             except Exception as exc:

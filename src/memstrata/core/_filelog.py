@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from memstrata._native import auditchain
-from memstrata._native.auditappend import INTENT_OVERHEAD as _INTENT_OVERHEAD
-from memstrata._native.auditappend import append_entry as _append_entry
+from memstrata._native.corewrite import INTENT_OVERHEAD as _INTENT_OVERHEAD
+from memstrata._native.corewrite import append_entry as _append_entry
 from memstrata.errors import CorruptDataError, MemstrataError
 
 __all__ = ["HEADER", "FileLogStore"]
@@ -234,7 +234,7 @@ class FileLogStore:
             seq, reason = self._refused
             raise AuditChainError(seq, f"{reason}; appends are refused until the log is repaired")
 
-    #: append single entries with :func:`memstrata._native.auditappend.append_entry` (one C call that writes
+    #: append single entries with :func:`memstrata._native.corewrite.append_entry` (one C call that writes
     #: the bytes :meth:`_append_one_py`, its twin, writes); False: the Python path (tests, crash hooks)
     native_append = True
 

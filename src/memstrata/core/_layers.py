@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memstrata._native.auditchain import sha256
-from memstrata._native.corerecords import encode_record
+from memstrata._native.corewrite import encode_record
 from memstrata.errors import CorruptDataError
 
 __all__ = ["Record", "StoreBackend", "TextEmbedder", "decode_record", "encode_record", "pattern_is_live"]

@@ -1,6 +1,7 @@
-"""One audit entry appended to the binary log in one call: encode, chain hash, intent record, writes.
+"""MemoryCore's write path in C: one audit entry appended in one call, and the layers' records.
 
-The single write's path of :class:`memstrata.core.FileLogStore` spent most of
+:func:`append_entry` appends one entry to the binary audit log: encode, chain
+hash, intent record, writes. The single write's path of :class:`memstrata.core.FileLogStore` spent most of
 its time in Python glue around C (a list of one item, the intent record's
 ``struct``/``crc32``/``join``, two ``os.write`` calls). :func:`append_entry`
 does the same work in C with the GIL released for the system calls, and
@@ -15,6 +16,11 @@ twin: a hypothesis property and golden files check that they agree):
     being ``be64 seq | be64 time bits`` then five ``be32``-length-prefixed
     fields (actor, operation, key, digest, result), as
     :mod:`memstrata._native.auditchain` encodes them.
+
+:func:`encode_record` builds the record a layer holds (``memstrata.core._layers``):
+``be64 seq | u8 kind | check | payload``, ``check`` being the first 16 bytes of
+``SHA256(be32 len(key) || key || be64 seq || u8 kind || payload)``; the Python
+``encode_record_py`` there is its twin.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -29,8 +35,7 @@ cdef extern from "Python.h":
 
 
 cdef extern from "ms_sha256.h" nogil:
-    int MS_SHA_PORTABLE
-    int MS_SHA_SHANI
+    int MS_SHA_PORTABLE, MS_SHA_SHANI
     int ms_sha256_supported(int path)
     void ms_sha256(int path, const uint8_t* data, size_t length, uint8_t* out)
 
@@ -59,7 +64,9 @@ cdef enum:
     TAIL_ = 32  # hash
     MIN_ = 36  # seq, time and five empty length-prefixed fields
     INTENT_HEAD_ = 12  # u32 n, u64 seq
-    STACK_ = 512  # records up to this size are built on the stack
+    STACK_ = 512  # records (and hashed record input) up to this size are built on the stack
+    REC_HEAD_ = 9  # a layer record's seq and kind
+    CHECK_ = 16  # its check
 
 #: bytes an intent record adds around its payload (head and crc32)
 INTENT_OVERHEAD = INTENT_HEAD_ + 4
@@ -239,3 +246,43 @@ def append_entry(int fd, int ifd, tuple item not None, int64_t seq, bytes prev n
     finally:
         if rec != &stack[0]:
             free(rec)
+
+def encode_record(bytes key not None, int64_t seq, int kind, bytes payload not None):
+    """The record of ``payload`` under ``key`` at sequence ``seq`` with ``kind`` (0–255).
+
+    Examples
+    --------
+    >>> import hashlib, struct
+    >>> rec = encode_record(b"k", 7, 0, b"v")
+    >>> head = struct.pack(">QB", 7, 0)
+    >>> rec == head + hashlib.sha256(struct.pack(">I", 1) + b"k" + head + b"v").digest()[:16] + b"v"
+    True
+    """
+    if seq < 0:
+        raise ValueError(f"seq: expected a sequence number >= 0, got {seq}")
+    if not 0 <= kind <= 255:
+        raise ValueError(f"kind: expected a byte (0-255), got {kind}")
+    cdef Py_ssize_t nk = PyBytes_GET_SIZE(key), npay = PyBytes_GET_SIZE(payload)
+    if nk > 0xFFFFFFFF:
+        raise ValueError(f"key: {nk} bytes do not fit a record")
+    cdef Py_ssize_t nin = 4 + nk + REC_HEAD_ + npay
+    cdef uint8_t stack[STACK_]
+    cdef uint8_t* buf = &stack[0] if nin <= STACK_ else <uint8_t*>malloc(nin)
+    if buf == NULL:
+        raise MemoryError()
+    out = PyBytes_FromStringAndSize(NULL, REC_HEAD_ + CHECK_ + npay)
+    cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
+    cdef uint8_t digest[32]
+    _put_be32(o, <uint32_t>(<uint64_t>seq >> 32))
+    _put_be32(o + 4, <uint32_t>seq)
+    o[8] = <uint8_t>kind
+    _put_be32(buf, <uint32_t>nk)
+    memcpy(buf + 4, PyBytes_AS_STRING(key), nk)
+    memcpy(buf + 4 + nk, o, REC_HEAD_)
+    memcpy(buf + 4 + nk + REC_HEAD_, PyBytes_AS_STRING(payload), npay)
+    ms_sha256(_path, buf, <size_t>nin, digest)
+    if buf != &stack[0]:
+        free(buf)
+    memcpy(o + REC_HEAD_, digest, CHECK_)
+    memcpy(o + REC_HEAD_ + CHECK_, PyBytes_AS_STRING(payload), npay)
+    return out

@@ -1,3 +1,0 @@
-__test__: dict[str, str]
-
-def encode_record(key: bytes, seq: int, kind: int, payload: bytes) -> bytes: ...
