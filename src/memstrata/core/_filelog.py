@@ -8,7 +8,9 @@ A log at ``audit.log`` is three files:
     ``hash = SHA256(previous hash || canonical bytes)`` and the canonical
     bytes of :func:`memstrata.core.encode_entry` (the chain is the same as in
     the SQLite and PostgreSQL logs). Records are encoded, hashed and checked
-    in C (:mod:`memstrata._native.auditchain`). The record offsets and chain
+    in C (:mod:`memstrata._native.auditchain`; a single entry is encoded,
+    hashed and written with its intent record in one call of
+    :mod:`memstrata._native.corewrite`). The record offsets and chain
     hashes are kept in RAM (40 bytes per entry), so any entry's hash (a Merkle
     leaf) is found in O(1).
 ``audit.log.intents``
