@@ -139,6 +139,19 @@ class OffHeapIndex(VectorIndex):
                     out[i] = self._buf[pos[id_]]
         return out
 
+    def similarities(self, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Cosines (float32) of the unit query ``q`` with a few ``ids``: their rows checked and scored in one pass
+        (:func:`~memstrata.kernels.nearscreen.rerank`), buffered ones exactly; ``KeyError`` naming an id not here."""
+        if ids.size == 1:  # the usual case: one candidate, in the file
+            row = int(self._pos[ids[0]]) if ids[0] < self._pos.size else -1
+            if row >= 0:
+                return self._rows.scores(self._slots[row : row + 1], self._ids[row : row + 1], q)
+        elif ids.size and ids.max() < self._pos.size:
+            pos = self._pos[ids]
+            if (pos >= 0).all():
+                return self._rows.scores(self._slots[pos], self._ids[pos], q)
+        return (self.get(ids.tolist()) @ q).astype(np.float32)
+
     def _exact_rows(self, rows: np.ndarray) -> np.ndarray:
         """The decoded int8 rows of packed ``rows``."""
         return self._rows.vectors(self._slots[rows], self._ids[rows])

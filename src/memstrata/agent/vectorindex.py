@@ -173,6 +173,21 @@ class VectorIndex:
         """The sketches (uint64 (n, 2)) of unit rows ``x`` (n, d): one bit per random projection's sign."""
         return np.packbits(x @ self._planes > 0, axis=1).view(np.uint64)
 
+    def prepare_one(self, v: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, tuple[bytes, float]]:
+        """One float row ``v`` (d,) as a write needs it, in one compiled pass: the unit row (1, d) float32 (as
+        :func:`unit_rows` makes it), its sketch (1, 2) (:meth:`sketch`) and its int8 form (:func:`encode_vector`).
+
+        ``ValueError`` naming ``name`` for NaN, inf or an all-zero row.
+        """
+        from memstrata.kernels.nearscreen import prepare_row  # here: kernels load numba, not `import memstrata.agent`
+
+        square, unit, sketch, codes, scale = prepare_row(np.ascontiguousarray(v, np.float32), self._planes)
+        if not math.isfinite(square):
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+        if not square:
+            raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
+        return unit[None], sketch[None], (codes.tobytes(), scale)
+
     def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
         n, need = self._sketch_n, self._sketch_n + len(ids)
         if need > self._sketch_ids.size:
@@ -208,15 +223,24 @@ class VectorIndex:
         if n == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(x.shape[0])]
         first, both = sketch_radius(threshold, 64), sketch_radius(threshold)
-        live, screen, second = self._sketch_ids[:n], self._sketches[0, :n], self._sketches[1, :n]
+        from memstrata.kernels.nearscreen import screen  # here: kernels load numba, not `import memstrata.agent`
+
+        live, words = self._sketch_ids, self._sketches
         codes = self.sketch(x) if sketches is None else sketches
         found: list[np.ndarray | None] = []  # candidate ids of each row; None: too many, ask the top-k search
-        for code in codes:
-            cand = np.flatnonzero(np.bitwise_count(screen ^ code[0]) <= first)
-            if cand.size:
-                distance = np.bitwise_count(screen[cand] ^ code[0]) + np.bitwise_count(second[cand] ^ code[1])
-                cand = cand[distance <= both]
-            found.append(live[cand] if cand.size <= _NEAR_MAX_CANDIDATES else None)
+        rows = np.empty(_NEAR_MAX_CANDIDATES, np.int64)
+        for code in codes:  # both sketch words of every row in one compiled pass
+            hits = screen(words[0], words[1], n, code, first, both, rows)
+            found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)
+        if len(found) == 1 and found[0] is not None:  # a single add: its candidates' vectors, no merge of batches
+            only = found[0]
+            if not only.size:
+                return [(_NO_IDS, _NO_SIMS)]
+            near_sims = self.similarities(only, x[0])
+            keep = near_sims >= threshold
+            if only.size == 1:
+                return [(only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)]
+            return [best_of(only[keep], near_sims[keep], int(keep.sum()))]
         # one read of every candidate's vector for the whole batch
         listed = [c for c in found if c is not None and c.size]
         if not listed and all(c is not None for c in found):
@@ -296,6 +320,10 @@ class VectorIndex:
                 if id_ not in self._main_ids:
                     out[i] = self._buf[pos[id_]]
         return out
+
+    def similarities(self, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Cosines (float32) of the unit query ``q`` (d,) with the vectors of a few ``ids`` (int64, in the index)."""
+        return (self.get(ids.tolist()) @ q).astype(np.float32)
 
     def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (ids int64, cosine float32) of the unit query ``q`` (d,), best first; ``allowed``: sorted ids."""
