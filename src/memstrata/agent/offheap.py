@@ -80,10 +80,17 @@ class OffHeapIndex(VectorIndex):
 
     def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
         """Add unit rows (see :func:`~memstrata.agent.vectorindex.unit_rows`) under new ids."""
-        if ids and min(ids) < 0:
-            raise ValueError(f"ids: expected non-negative ids, got {min(ids)}")
-        if any(id_ in self for id_ in ids) or (len(ids) > 1 and len(set(ids)) != len(ids)):
-            raise ValueError("ids: expected ids not yet in the index, each once")
+        if len(ids) == 1:  # a single add: the same checks on one int
+            id_ = ids[0]
+            if id_ < 0:
+                raise ValueError(f"ids: expected non-negative ids, got {id_}")
+            if (id_ < self._pos.size and self._pos[id_] >= 0) or id_ in self._buf_ids:
+                raise ValueError("ids: expected ids not yet in the index, each once")
+        else:
+            if ids and min(ids) < 0:
+                raise ValueError(f"ids: expected non-negative ids, got {min(ids)}")
+            if any(id_ in self for id_ in ids) or len(set(ids)) != len(ids):
+                raise ValueError("ids: expected ids not yet in the index, each once")
         super().add_many(ids, vectors, sketches)
 
     def _add_main(self, ids: list[int], vectors: np.ndarray) -> None:

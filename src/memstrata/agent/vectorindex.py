@@ -266,6 +266,9 @@ class VectorIndex:
         """
         if not ids:
             return
+        if len(ids) == 1 and sketches is not None and len(self._buf_ids) < self._buf.shape[0]:
+            self._add_one(ids[0], vectors[0], sketches[0])  # a single add into a buffer with room: no loop, no growth
+            return
         self._add_sketches(ids, self.sketch(vectors) if sketches is None else sketches)
         if len(ids) >= self.buffer_rows:
             self.flush()
@@ -281,6 +284,18 @@ class VectorIndex:
                 self._buf = grown
             self._buf[len(self._buf_ids)] = row
             self._buf_ids.append(id_)
+
+    def _add_one(self, id_: int, row: np.ndarray, sketch: np.ndarray) -> None:
+        """:meth:`add_many` of one row when the buffer has room and the sketch is known."""
+        n = self._sketch_n
+        if n == self._sketch_ids.size:
+            self._add_sketches([id_], sketch[None, :])
+        else:
+            self._sketch_ids[n] = id_
+            self._sketches[0, n], self._sketches[1, n] = sketch
+            self._sketch_n = n + 1
+        self._buf[len(self._buf_ids)] = row
+        self._buf_ids.append(id_)
 
     def flush(self) -> None:
         """Move the buffered rows into the quantized memory."""

@@ -157,7 +157,10 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
     if new_vecs:
         assert memory._vectors is not None
         assert x is not None and sketches is not None
-        memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
+        if len(new_rows) == x.shape[0]:  # every row is new (a single add that was no duplicate): no copies
+            memory._vectors.add_many(list(new_vecs), x, sketches)
+        else:
+            memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
     memory.counters["added"] += len(new)
     return [r if r.duplicate_of is not None else (records[r.id] if r.id in stale else r).copy() for r in out]
 
