@@ -18,8 +18,10 @@ every vector (the signs of 128 fixed random projections, 16 bytes a memory)
 instead of scanning the codes: two unit vectors at angle θ differ in each
 sketch bit with probability θ/π, so a row is a candidate when its sketch lies
 within twice the bits expected at the threshold's angle, first on the first 64
-bits (one pass over 8 bytes a memory), then on all 128 (for the few that pass),
-and only the candidates are scored exactly. A pair exactly at the threshold
+bits, then on all 128 for the few that pass (both in one compiled pass over
+the sketches: :func:`memstrata.kernels.nearscreen.screen`), and only the
+candidates are scored exactly. A single add makes its unit row, sketch and
+stored int8 form in one compiled pass too (:meth:`VectorIndex.prepare_one`). A pair exactly at the threshold
 is missed with the binomial tail probability beyond twice its mean (about
 0.4 % at cosine 0.95, from the first stage); a pair more similar than the
 threshold far less often.
