@@ -325,6 +325,22 @@ def _pct(times: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
+def _time_adds(benchmark: Any, a: Adapter, rows: range, clock: Callable[[], float]) -> list[float]:
+    """Time ``a.add_one`` for each of ``rows`` (by ``clock``), 50 to a benchmark round."""
+    times: list[float] = []
+    it = iter(rows)
+
+    def one_batch() -> None:
+        for _ in range(50):
+            i = next(it)
+            t0 = clock()
+            a.add_one(i)
+            times.append(clock() - t0)
+
+    benchmark.pedantic(one_batch, rounds=len(rows) // 50, iterations=1)
+    return times
+
+
 # --------------------------------------------------------------------- cases
 
 
@@ -339,19 +355,7 @@ def test_add_single(benchmark, impl: str, workdir: Path) -> None:
     else:
         start = n - N_SINGLE
         a.add_many(range(0, start))
-    times: list[float] = []
-    it = iter(range(start, n))
-
-    def one_batch() -> None:
-        for _ in range(50):
-            i = next(it)
-            t0 = time.perf_counter()
-            a.add_one(i)
-            times.append(time.perf_counter() - t0)
-
-    rounds = (n - start) // 50
-    benchmark.pedantic(one_batch, rounds=rounds, iterations=1)
-    p50, p99 = _pct(times)
+    p50, p99 = _pct(_time_adds(benchmark, a, range(start, n), time.perf_counter))
     benchmark.extra_info.update(p50_us=round(p50 * 1e6, 1), p99_us=round(p99 * 1e6, 1), paths=a.paths())
     RESULTS.setdefault(impl, {}).update(add_p50=p50, add_p99=p99)
     print(f"\n{impl}: single add p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us")
@@ -376,18 +380,7 @@ def test_add_single_agent_share(benchmark, workdir: Path) -> None:
 
     a.m.store.store = counted  # type: ignore[method-assign]
     a.m.store.store_many = counted  # type: ignore[method-assign]
-    times: list[float] = []
-    it = iter(range(start, n))
-
-    def one_batch() -> None:
-        for _ in range(50):
-            i = next(it)
-            t0 = time.process_time()
-            a.add_one(i)
-            times.append(time.process_time() - t0)
-
-    benchmark.pedantic(one_batch, rounds=N_SINGLE // 50, iterations=1)
-    p50, p99 = _pct(times)
+    p50, p99 = _pct(_time_adds(benchmark, a, range(start, n), time.process_time))
     info = dict(agent_cpu_p50_us=round(p50 * 1e6, 1), agent_cpu_p99_us=round(p99 * 1e6, 1),
                 store_writes_per_add=round(writes[0] / N_SINGLE, 3), paths=a.paths())
     benchmark.extra_info.update(info)
