@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -393,6 +394,27 @@ def test_stored_records_read_back_equal(created, updated, valid, invalid, text, 
                        expired=expired, links=links, access_count=access, last_access=last, version=version,
                        tier=tier, pinned=pinned, hash=content_digest((user, None, None), text))
     assert from_stored(to_stored(rec)) == rec
+    stored = to_stored(rec)
+    assert stored == _to_stored_plain(rec) and list(stored) == list(_to_stored_plain(rec))
+
+
+def _to_stored_plain(rec: MemoryRecord) -> dict:
+    """to_stored's rules written out field by field (its plain twin)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(MemoryRecord) if f.default is not dataclasses.MISSING}
+    out: dict = {}
+    for f in dataclasses.fields(MemoryRecord):
+        name, value = f.name, getattr(rec, f.name)
+        if name in ("hash", "duplicate_of") or (name == "content" and isinstance(value, str) and value == rec.text):
+            continue
+        if name in ("metadata", "links"):
+            if value:
+                out[name] = value
+        elif name in ("updated_at", "valid_at"):
+            if value != rec.created_at:
+                out[name] = value
+        elif name not in defaults or name == "created_at" or type(value) is not type(defaults[name]) or value != defaults[name]:
+            out[name] = value
+    return out
 
 
 def test_vector_index_near_finds_copies_and_forgets_removed_rows() -> None:

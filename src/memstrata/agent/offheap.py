@@ -80,10 +80,17 @@ class OffHeapIndex(VectorIndex):
 
     def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
         """Add unit rows (see :func:`~memstrata.agent.vectorindex.unit_rows`) under new ids."""
-        if ids and min(ids) < 0:
-            raise ValueError(f"ids: expected non-negative ids, got {min(ids)}")
-        if any(id_ in self for id_ in ids) or (len(ids) > 1 and len(set(ids)) != len(ids)):
-            raise ValueError("ids: expected ids not yet in the index, each once")
+        if len(ids) == 1:  # a single add: the same checks on one int
+            id_ = ids[0]
+            if id_ < 0:
+                raise ValueError(f"ids: expected non-negative ids, got {id_}")
+            if (id_ < self._pos.size and self._pos[id_] >= 0) or id_ in self._buf_ids:
+                raise ValueError("ids: expected ids not yet in the index, each once")
+        else:
+            if ids and min(ids) < 0:
+                raise ValueError(f"ids: expected non-negative ids, got {min(ids)}")
+            if any(id_ in self for id_ in ids) or len(set(ids)) != len(ids):
+                raise ValueError("ids: expected ids not yet in the index, each once")
         super().add_many(ids, vectors, sketches)
 
     def _add_main(self, ids: list[int], vectors: np.ndarray) -> None:
@@ -138,6 +145,19 @@ class OffHeapIndex(VectorIndex):
                 if id_ in pos:
                     out[i] = self._buf[pos[id_]]
         return out
+
+    def similarities(self, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Cosines (float32) of the unit query ``q`` with a few ``ids``: their rows checked and scored in one pass
+        (:func:`~memstrata.kernels.nearscreen.rerank`), buffered ones exactly; ``KeyError`` naming an id not here."""
+        if ids.size == 1:  # the usual case: one candidate, in the file
+            row = int(self._pos[ids[0]]) if ids[0] < self._pos.size else -1
+            if row >= 0:
+                return self._rows.scores(self._slots[row : row + 1], self._ids[row : row + 1], q)
+        elif ids.size and ids.max() < self._pos.size:
+            pos = self._pos[ids]
+            if (pos >= 0).all():
+                return self._rows.scores(self._slots[pos], self._ids[pos], q)
+        return (self.get(ids.tolist()) @ q).astype(np.float32)
 
     def _exact_rows(self, rows: np.ndarray) -> np.ndarray:
         """The decoded int8 rows of packed ``rows``."""

@@ -108,6 +108,23 @@ _DEFAULTS.update(metadata={}, links=[])
 del _DEFAULTS["created_at"]  # always stored: the times left out are read as equal to it
 _DERIVED = ("hash", "duplicate_of")
 _SAME_AS_CREATED = ("updated_at", "valid_at")
+# how to_stored treats each field, in field order
+_KEEP, _DEFAULT, _TIME, _CONTENT, _NONEMPTY, _SKIP = "keep", "default", "time", "content", "nonempty", "skip"
+
+
+def _rule(name: str) -> str:
+    if name in _DERIVED:
+        return _SKIP
+    if name == "content":
+        return _CONTENT
+    if name in ("metadata", "links"):
+        return _NONEMPTY
+    if name in _SAME_AS_CREATED:
+        return _TIME
+    return _DEFAULT if name in _DEFAULTS else _KEEP
+
+
+_RULES = tuple((name, _rule(name), _DEFAULTS.get(name), type(_DEFAULTS.get(name))) for name in _FIELDS)
 
 
 def to_stored(rec: MemoryRecord) -> dict[str, Any]:
@@ -120,17 +137,21 @@ def to_stored(rec: MemoryRecord) -> dict[str, Any]:
     record is about half the size of all its fields.
     """
     out: dict[str, Any] = {}
-    for name in _FIELDS:
-        value = getattr(rec, name)
-        if name in _DERIVED or (name == "content" and value == rec.text and isinstance(value, str)):
-            continue
-        if name in ("metadata", "links") and not value:  # an empty dict, list, tuple or read-only mapping
-            continue
-        if name in _SAME_AS_CREATED:
-            if value != rec.created_at:
+    created, text = rec.created_at, rec.text
+    for (name, rule, default, kind), value in zip(_RULES, _field_values(rec)):  # every field read in one call
+        if rule is _KEEP:
+            out[name] = value
+        elif rule is _DEFAULT:
+            if value is not default and (type(value) is not kind or value != default):
                 out[name] = value
-        elif name not in _DEFAULTS or type(value) is not type(_DEFAULTS[name]) or value != _DEFAULTS[name]:
-            out[name] = copy.deepcopy(value) if name in ("content", "metadata") else value
+        elif rule is _TIME:
+            if value != created:
+                out[name] = value
+        elif rule is _CONTENT:
+            if not (value == text and isinstance(value, str)):
+                out[name] = value if type(value) is str else copy.deepcopy(value)
+        elif rule is _NONEMPTY and value:  # an empty dict, list, tuple or read-only mapping is left out
+            out[name] = _copy_metadata(value) if name == "metadata" else value
     return out
 
 

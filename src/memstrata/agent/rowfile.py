@@ -41,6 +41,7 @@ PREFIX = ".agent-rows-"
 _SUFFIX = ".i8"
 _HEAD_WORDS = 2  # id, then scale + 4 zero bytes
 _CHECK_SEED = 0x726F7773
+_PREAD_ROWS = 4  # up to this many slots a read uses pread, more go through the map (see RowFile._gather)
 
 
 def encode_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +134,14 @@ class RowFile:
         return codes, scales
 
     def _gather(self, slots: np.ndarray) -> np.ndarray:
-        """A copy of the slots' words, through a read-only map whose pages are released again at once."""
+        """A copy of the slots' words, through a read-only map whose pages are released again at once.
+
+        A few slots (a write's near-duplicate candidates, usually one) are read with one ``pread`` each instead:
+        the map's fixed costs (its size check, a new map after the file grew, the release) are larger there.
+        """
         assert self._fd is not None
+        if slots.shape[0] <= _PREAD_ROWS:
+            return self._pread(slots)
         need = (int(slots.max()) + 1) * self.row_bytes
         size = os.fstat(self._fd).st_size
         if size < need:  # checked first: touching a mapped page past the end of the file kills the process
@@ -149,11 +156,38 @@ class RowFile:
         self._map.madvise(mmap.MADV_DONTNEED)
         return words
 
+    def _pread(self, slots: np.ndarray) -> np.ndarray:
+        assert self._fd is not None
+        parts = []
+        for slot in slots.tolist():
+            part = os.pread(self._fd, self.row_bytes, slot * self.row_bytes)
+            if len(part) != self.row_bytes:  # the file was cut short under this slot
+                raise CorruptDataError(f"{self.path}: slot {slot} is past the end of the file ({len(part)} of "
+                                       f"{self.row_bytes} bytes read)")
+            parts.append(part)
+        return np.frombuffer(b"".join(parts), np.uint64).reshape(len(parts), self._words).copy()
+
     def _release_map(self) -> None:
         self._rows_view = None  # the only view on the map: dropped before the map is closed
         if self._map is not None:
             self._map.close()
             self._map = None
+
+    def scores(self, slots: np.ndarray, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Cosines (m,) float32 of the unit query ``q`` (d,) float32 with the rows of a few ``slots`` (int64), which must
+        hold ``ids`` (int64); checked as :meth:`read` checks."""
+        from memstrata.kernels.nearscreen import rerank  # here: kernels load numba, not `import memstrata.agent`
+
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the row file is closed")
+        words = self._gather(slots) if slots.shape[0] else np.empty((0, self._words), np.uint64)
+        out = np.empty(slots.shape[0], np.float32)
+        bad = rerank(words, self._mult, slots, ids, q, out)
+        if bad >= 0:
+            raise CorruptDataError(
+                f"{self.path}: slot {int(slots[bad])} (id {int(ids[bad])}) fails its checksum or holds another id"
+            )
+        return out
 
     def vectors(self, slots: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The decoded float32 rows of ``slots`` (see :meth:`read`)."""

@@ -47,6 +47,8 @@ _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never hande
 # only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
 FORMAT = 3
 _READABLE = (1, 2, 3)
+#: unit rows (n, d) or None, their sketches (n, 2) or None, their int8 stored forms or None
+Embedded = tuple[np.ndarray | None, np.ndarray | None, list[tuple[bytes, float]] | None]
 
 
 def new_index(dim: int, config: AgentConfig, directory: Path | None = None) -> VectorIndex:
@@ -222,16 +224,24 @@ class MemoryState:
         self._columns.set(rec.id, self._row(rec))
         self._n_restricted += self._restricted(rec) - old_restricted
 
-    def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None) -> None:
+    def _persist(self, recs: Sequence[MemoryRecord], vectors: Mapping[int, np.ndarray] | None = None,
+                 encoded: Mapping[int, tuple[bytes, float]] | None = None) -> None:
+        """Store ``recs``, each with its vector: ``encoded`` (int8 form), else ``vectors``, else the index's."""
         self._generation += 1
         items = []
         stored: dict[int, np.ndarray] = {}  # vectors of rewritten records, read in one call
         if self._vectors is not None:
-            ids = [r.id for r in recs if not (vectors and r.id in vectors) and r.id in self._vectors]
+            given = {**(vectors or {}), **(encoded or {})}
+            ids = [r.id for r in recs if r.id not in given and r.id in self._vectors]
             if ids:
                 stored = dict(zip(ids, self._vectors.get(ids)))
         for rec in recs:
             raw = to_stored(rec)
+            form = encoded.get(rec.id) if encoded else None
+            if form is not None:
+                raw["vec"], raw["vscale"] = form
+                items.append((f"m/{rec.id}", raw))
+                continue
             vec = vectors.get(rec.id) if vectors else None
             if vec is None:
                 vec = stored.get(rec.id)
@@ -253,11 +263,20 @@ class MemoryState:
 
     def _embed(self, texts: list[str], vectors: Any, name: str) -> np.ndarray | None:
         """Unit float32 rows for ``texts``: the given vectors, else the embedder's, else None."""
+        return self._embed_rows(texts, vectors, name)[0]
+
+    def _embed_rows(self, texts: list[str], vectors: Any, name: str) -> Embedded:
+        """:meth:`_embed`, and for one row into an existing index also its sketch and stored form (one compiled pass)."""
         if vectors is None:
             if self.embedder is None:
-                return None
+                return None, None, None
             vectors = np.asarray(self.embedder.embed(texts))
             name = "embedder.embed(texts)"
+        index = self._vectors
+        if (index is not None and len(texts) == 1 and isinstance(vectors, np.ndarray) and vectors.dtype.kind == "f"
+                and vectors.shape == (1, index.dim)):
+            unit, sketch, encoded = index.prepare_one(vectors[0], name)
+            return unit, sketch, [encoded]
         x = unit_rows(np.asarray(vectors) if not isinstance(vectors, np.ndarray) else vectors, name,
                       None if self._vectors is None else self._vectors.dim)
         if x.shape[0] != len(texts):
@@ -265,7 +284,7 @@ class MemoryState:
         if self._vectors is None:
             self._vectors = new_index(x.shape[1], self.config, self.path)
             self._save_meta()
-        return x
+        return x, None, None
 
     def _scope(self, user_id: Any, agent_id: Any, run_id: Any) -> tuple[Any, Any, Any]:
         for name, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):

@@ -18,8 +18,10 @@ every vector (the signs of 128 fixed random projections, 16 bytes a memory)
 instead of scanning the codes: two unit vectors at angle θ differ in each
 sketch bit with probability θ/π, so a row is a candidate when its sketch lies
 within twice the bits expected at the threshold's angle, first on the first 64
-bits (one pass over 8 bytes a memory), then on all 128 (for the few that pass),
-and only the candidates are scored exactly. A pair exactly at the threshold
+bits, then on all 128 for the few that pass (both in one compiled pass over
+the sketches: :func:`memstrata.kernels.nearscreen.screen`), and only the
+candidates are scored exactly. A single add makes its unit row, sketch and
+stored int8 form in one compiled pass too (:meth:`VectorIndex.prepare_one`). A pair exactly at the threshold
 is missed with the binomial tail probability beyond twice its mean (about
 0.4 % at cosine 0.95, from the first stage); a pair more similar than the
 threshold far less often.
@@ -173,6 +175,21 @@ class VectorIndex:
         """The sketches (uint64 (n, 2)) of unit rows ``x`` (n, d): one bit per random projection's sign."""
         return np.packbits(x @ self._planes > 0, axis=1).view(np.uint64)
 
+    def prepare_one(self, v: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, tuple[bytes, float]]:
+        """One float row ``v`` (d,) as a write needs it, in one compiled pass: the unit row (1, d) float32 (as
+        :func:`unit_rows` makes it), its sketch (1, 2) (:meth:`sketch`) and its int8 form (:func:`encode_vector`).
+
+        ``ValueError`` naming ``name`` for NaN, inf or an all-zero row.
+        """
+        from memstrata.kernels.nearscreen import prepare_row  # here: kernels load numba, not `import memstrata.agent`
+
+        square, unit, sketch, codes, scale = prepare_row(np.ascontiguousarray(v, np.float32), self._planes)
+        if not math.isfinite(square):
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+        if not square:
+            raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
+        return unit[None], sketch[None], (codes.tobytes(), scale)
+
     def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
         n, need = self._sketch_n, self._sketch_n + len(ids)
         if need > self._sketch_ids.size:
@@ -208,15 +225,24 @@ class VectorIndex:
         if n == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(x.shape[0])]
         first, both = sketch_radius(threshold, 64), sketch_radius(threshold)
-        live, screen, second = self._sketch_ids[:n], self._sketches[0, :n], self._sketches[1, :n]
+        from memstrata.kernels.nearscreen import screen  # here: kernels load numba, not `import memstrata.agent`
+
+        live, words = self._sketch_ids, self._sketches
         codes = self.sketch(x) if sketches is None else sketches
         found: list[np.ndarray | None] = []  # candidate ids of each row; None: too many, ask the top-k search
-        for code in codes:
-            cand = np.flatnonzero(np.bitwise_count(screen ^ code[0]) <= first)
-            if cand.size:
-                distance = np.bitwise_count(screen[cand] ^ code[0]) + np.bitwise_count(second[cand] ^ code[1])
-                cand = cand[distance <= both]
-            found.append(live[cand] if cand.size <= _NEAR_MAX_CANDIDATES else None)
+        rows = np.empty(_NEAR_MAX_CANDIDATES, np.int64)
+        for code in codes:  # both sketch words of every row in one compiled pass
+            hits = screen(words[0], words[1], n, code, first, both, rows)
+            found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)
+        if len(found) == 1 and found[0] is not None:  # a single add: its candidates' vectors, no merge of batches
+            only = found[0]
+            if not only.size:
+                return [(_NO_IDS, _NO_SIMS)]
+            near_sims = self.similarities(only, x[0])
+            keep = near_sims >= threshold
+            if only.size == 1:
+                return [(only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)]
+            return [best_of(only[keep], near_sims[keep], int(keep.sum()))]
         # one read of every candidate's vector for the whole batch
         listed = [c for c in found if c is not None and c.size]
         if not listed and all(c is not None for c in found):
@@ -242,6 +268,9 @@ class VectorIndex:
         """
         if not ids:
             return
+        if len(ids) == 1 and sketches is not None and len(self._buf_ids) < self._buf.shape[0]:
+            self._add_one(ids[0], vectors[0], sketches[0])  # a single add into a buffer with room: no loop, no growth
+            return
         self._add_sketches(ids, self.sketch(vectors) if sketches is None else sketches)
         if len(ids) >= self.buffer_rows:
             self.flush()
@@ -257,6 +286,18 @@ class VectorIndex:
                 self._buf = grown
             self._buf[len(self._buf_ids)] = row
             self._buf_ids.append(id_)
+
+    def _add_one(self, id_: int, row: np.ndarray, sketch: np.ndarray) -> None:
+        """:meth:`add_many` of one row when the buffer has room and the sketch is known."""
+        n = self._sketch_n
+        if n == self._sketch_ids.size:
+            self._add_sketches([id_], sketch[None, :])
+        else:
+            self._sketch_ids[n] = id_
+            self._sketches[0, n], self._sketches[1, n] = sketch
+            self._sketch_n = n + 1
+        self._buf[len(self._buf_ids)] = row
+        self._buf_ids.append(id_)
 
     def flush(self) -> None:
         """Move the buffered rows into the quantized memory."""
@@ -296,6 +337,10 @@ class VectorIndex:
                 if id_ not in self._main_ids:
                     out[i] = self._buf[pos[id_]]
         return out
+
+    def similarities(self, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Cosines (float32) of the unit query ``q`` (d,) with the vectors of a few ``ids`` (int64, in the index)."""
+        return (self.get(ids.tolist()) @ q).astype(np.float32)
 
     def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (ids int64, cosine float32) of the unit query ``q`` (d,), best first; ``allowed``: sorted ids."""

@@ -60,9 +60,10 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
         memory._check_open()
         if supersedes is not None and supersedes not in memory._records:
             raise KeyError(f"supersedes: no memory with id {supersedes!r}")
-        x = memory._embed(texts, vectors, "vector" if single else "vectors")
+        x, sketches, encoded = memory._embed_rows(texts, vectors, "vector" if single else "vectors")
         try:
-            out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned)
+            out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned,
+                            sketches, encoded)
         except BaseException:  # a store write failed (or was interrupted) part-way: RAM must not hold more than it
             memory._reload()
             raise
@@ -74,8 +75,12 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
 
 def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], metas: list[dict[str, Any]],
               x: np.ndarray | None, scope: tuple[Any, Any, Any], category: str | None, t_valid: float | None,
-              supersedes: int | None, pinned: bool) -> list[MemoryRecord]:
-    """Write checked rows (under the memory's lock); the records to hand back."""
+              supersedes: int | None, pinned: bool, sketches: np.ndarray | None = None,
+              encoded: list[tuple[bytes, float]] | None = None) -> list[MemoryRecord]:
+    """Write checked rows (under the memory's lock); the records to hand back.
+
+    ``sketches`` / ``encoded``: the rows' sketches and stored int8 forms when the caller made them already.
+    """
     table = memory.config.table
     now = memory._now()
     out: list[MemoryRecord] = []
@@ -87,13 +92,15 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
     batch: dict[int, MemoryRecord] = {}  # the batch's new records by id
     stale: set[int] = set()  # ids of new records changed after install (hand back what the table holds)
     records = memory._records
-    sketches = None if x is None or memory._vectors is None else memory._vectors.sketch(x)
+    if sketches is None and x is not None and memory._vectors is not None:
+        sketches = memory._vectors.sketch(x)
+    new_forms: dict[int, tuple[bytes, float]] = {}
     near = None
     if x is not None and memory.config.near_duplicates != "keep":
         near = find_near(memory, x, scope, sketches)
     for i, (content, text, meta) in enumerate(zip(contents, texts, metas)):
         if unwritten + len(changed) >= CHUNK_ROWS:
-            _write(memory, new[len(new) - unwritten :], changed, new_vecs)
+            _write(memory, new[len(new) - unwritten :], changed, new_vecs, new_forms)
             unwritten = 0
         digest = content_digest(scope, text)
         mode = "exact"
@@ -137,6 +144,8 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
         if x is not None:
             new_vecs[rec.id] = x[i]
             new_rows.append(i)
+            if encoded is not None:
+                new_forms[rec.id] = encoded[i]
         memory._install(rec, index_text=False)
         if near is not None:
             near.added(i, rec.id)
@@ -144,26 +153,30 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
         batch[rec.id] = rec
         unwritten += 1
         out.append(rec)
-    _write(memory, new[len(new) - unwritten :], changed, new_vecs)
+    _write(memory, new[len(new) - unwritten :], changed, new_vecs, new_forms)
     if new_vecs:
         assert memory._vectors is not None
         assert x is not None and sketches is not None
-        memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
+        if len(new_rows) == x.shape[0]:  # every row is new (a single add that was no duplicate): no copies
+            memory._vectors.add_many(list(new_vecs), x, sketches)
+        else:
+            memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
     memory.counters["added"] += len(new)
     return [r if r.duplicate_of is not None else (records[r.id] if r.id in stale else r).copy() for r in out]
 
 
 def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, MemoryRecord],
-           new_vecs: dict[int, np.ndarray]) -> None:
+           new_vecs: dict[int, np.ndarray], new_forms: dict[int, tuple[bytes, float]]) -> None:
     """Store ``new`` records and the ``changed`` ones (then emptied), and index the new texts.
 
     ``new_vecs``: vectors of the batch's new records, none in the index yet; a
     changed record may be one of them (then its changed snapshot is the one
-    written), written by an earlier chunk.
+    written), written by an earlier chunk. ``new_forms``: the stored int8 forms of some of them, made already.
     """
     ids = {r.id for r in new}
     recs = [changed.get(r.id, r) for r in new] + [r for r in changed.values() if r.id not in ids]
-    memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs})
+    memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs and r.id not in new_forms},
+                    {r.id: new_forms[r.id] for r in recs if r.id in new_forms})
     changed.clear()
     if len(new) == 1:
         memory._keywords.add(new[0].id, new[0].text)
