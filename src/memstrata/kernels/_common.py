@@ -7,16 +7,20 @@ import of their module.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 __all__ = [
-    "as_float_matrix", "check_out", "describe", "parallel_twin_source", "raise_not_finite", "serial_and_parallel",
-    "use_parallel",
+    "as_float_matrix", "check_out", "describe", "parallel_twin_source", "public_face", "raise_not_finite",
+    "serial_and_parallel", "use_parallel",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,6 +36,37 @@ def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     twin.__module__ = fn.__module__
     twin.__doc__ = fn.__doc__
     return twin
+
+
+def public_face(body: Callable[Concatenate[Any, _P], _R], first: Any, name: str, doc: str) -> Callable[_P, _R]:
+    """The public function ``name``: ``body`` with its first argument fixed to ``first``.
+
+    One body serves several public functions that differ in one value (the bit
+    width of ``quantize_int8``/``quantize_int4``, of ``int8_search``/``int4_search``):
+    each face gets its own name and docs, and the signature of ``body`` without
+    its first parameter (what ``help()``, ``inspect.signature`` and, through the
+    ``ParamSpec``, type checkers see). The face is a function of ``body``'s module
+    (its globals), so doctest finds its examples there.
+
+    >>> def power(exponent: int, base: float, *, scale: float = 1.0) -> float:
+    ...     return scale * base**exponent
+    >>> square = public_face(power, 2, "square", "The square of ``base``.")
+    >>> square(3.0), square(3.0, scale=2.0), square.__name__
+    (9.0, 18.0, 'square')
+    >>> [str(p) for p in inspect.signature(square).parameters.values()]
+    ["base: 'float'", "scale: 'float' = 1.0"]
+    """
+
+    def face(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return body(first, *args, **kwargs)
+
+    public = types.FunctionType(face.__code__, body.__globals__, name, None, face.__closure__)
+    signature = inspect.signature(body)
+    public.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    public.__qualname__ = name
+    public.__module__ = body.__module__
+    public.__doc__ = doc
+    return public
 
 
 def serial_and_parallel(fn: Callable[..., Any], **options: Any) -> tuple[Any, Any]:
