@@ -27,6 +27,7 @@ from memstrata.kernels._common import (
     as_float_matrix,
     check_out,
     describe,
+    public_face,
     raise_not_finite,
     serial_and_parallel,
     use_parallel,
@@ -196,15 +197,23 @@ def _check_params(name: str, value: Any, length: int, what: str) -> np.ndarray:
     return value
 
 
+def _encode(parallel: bool, serial_kernel: Any, parallel_kernel: Any, x: np.ndarray, *args: Any) -> None:
+    """Run the serial or the ``parallel=True`` encoder on ``x``; ``ValueError`` if a row held NaN/inf."""
+    if (parallel_kernel if parallel else serial_kernel)(x, *args):
+        raise_not_finite("vectors", x)
+
+
 def _quantize(
-    vectors: Any,
-    per: Any,
-    clip: Any,
-    scales: Any,
-    offsets: Any,
-    out: Any,
     levels: int,
+    vectors: np.ndarray,
+    per: str = "dimension",
+    *,
+    clip: float | None = None,
+    scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> Quantized:
+    """The body of :func:`quantize_int8` (``levels=255``) and :func:`quantize_int4` (``levels=15``)."""
     x = as_float_matrix("vectors", vectors)
     per = _check_per(per)
     clip = _check_clip(clip, per)
@@ -221,13 +230,9 @@ def _quantize(
         s = np.empty(n, np.float32)
         o = np.empty(n, np.float32)
         if levels == 255:
-            kernel = _encode_vec_parallel if parallel else _encode_vec_serial
-            n_bad = kernel(x, levels, codes, s, o)
+            _encode(parallel, _encode_vec_serial, _encode_vec_parallel, x, levels, codes, s, o)
         else:
-            kernel4 = _encode4_vec_parallel if parallel else _encode4_vec_serial
-            n_bad = kernel4(x, codes, s, o, _n_chunks(parallel, n))
-        if n_bad:
-            raise_not_finite("vectors", x)
+            _encode(parallel, _encode4_vec_serial, _encode4_vec_parallel, x, codes, s, o, _n_chunks(parallel, n))
         if np.isinf(s).any():
             raise ValueError(
                 "vectors: expected a value range (max - min) of each vector that fits float32, "
@@ -247,27 +252,16 @@ def _quantize(
             raise ValueError("scales: expected non-negative steps, got a negative one")
     s, inv = _inverse_steps(s)
     if levels == 255:
-        kernel_dim = _encode_dim_parallel if parallel else _encode_dim_serial
-        n_bad = kernel_dim(x, o, inv, levels, codes)
+        _encode(parallel, _encode_dim_serial, _encode_dim_parallel, x, o, inv, levels, codes)
     else:
-        kernel4_dim = _encode4_dim_parallel if parallel else _encode4_dim_serial
-        n_bad = kernel4_dim(x, o, inv, codes, _n_chunks(parallel, n))
-    if n_bad:
-        raise_not_finite("vectors", x)
+        _encode(parallel, _encode4_dim_serial, _encode4_dim_parallel, x, o, inv, codes, _n_chunks(parallel, n))
     return Quantized(codes, s, o)
 
 
-# deliberate twin of quantize_int8 in quantize_int4: two public functions, each with its own
-# signature in help() and its own docs; all their work is shared in _quantize above.
-def quantize_int8(
-    vectors: np.ndarray,
-    per: str = "dimension",
-    *,
-    clip: float | None = None,
-    scales: np.ndarray | None = None,
-    offsets: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-) -> Quantized:
+quantize_int8 = public_face(
+    _quantize,
+    255,
+    "quantize_int8",
     """Quantize float vectors to int8 codes, one byte per value.
 
     Parameters
@@ -319,19 +313,14 @@ def quantize_int8(
            [ 127, -128]], dtype=int8)
     >>> bool(np.abs(dequantize_int8(q.codes, q.scales, q.offsets) - x).max() <= q.scales.max() / 2)
     True
-    """
-    return _quantize(vectors, per, clip, scales, offsets, out, 255)
+    """,
+)
 
 
-def quantize_int4(
-    vectors: np.ndarray,
-    per: str = "dimension",
-    *,
-    clip: float | None = None,
-    scales: np.ndarray | None = None,
-    offsets: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-) -> Quantized:
+quantize_int4 = public_face(
+    _quantize,
+    15,
+    "quantize_int4",
     """Quantize float vectors to 4-bit codes, two per byte.
 
     Same parameters and rules as :func:`quantize_int8`, with 15 steps instead
@@ -351,5 +340,5 @@ def quantize_int4(
     >>> dequantize_int4(q.codes, q.scales, q.offsets)
     array([[0. , 1. , 0.5],
            [1. , 0. , 0.5]], dtype=float32)
-    """
-    return _quantize(vectors, per, clip, scales, offsets, out, 15)
+    """,
+)
