@@ -25,8 +25,8 @@ from numba import njit, prange
 
 from memstrata.kernels._common import (
     as_float_matrix,
+    check_float_vector,
     check_out,
-    describe,
     public_face,
     raise_not_finite,
     serial_and_parallel,
@@ -186,17 +186,6 @@ def _check_per(per: Any) -> str:
     return str(per)
 
 
-def _check_params(name: str, value: Any, length: int, what: str) -> np.ndarray:
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        raise TypeError(f"{name}: expected float32 array of shape ({length},) ({what}), got {describe(value)}")
-    if value.shape != (length,):
-        raise ValueError(f"{name}: expected float32 array of shape ({length},) ({what}), got {describe(value)}")
-    value = np.ascontiguousarray(value, dtype=np.float32)
-    if not np.isfinite(value).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return value
-
-
 def _encode(parallel: bool, serial_kernel: Any, parallel_kernel: Any, x: np.ndarray, *args: Any) -> None:
     """Run the serial or the ``parallel=True`` encoder on ``x``; ``ValueError`` if a row held NaN/inf."""
     if (parallel_kernel if parallel else serial_kernel)(x, *args):
@@ -246,8 +235,8 @@ def _quantize(
     else:
         if clip is not None:
             raise ValueError("clip: fixed scales/offsets were given, so there is nothing to fit; pass clip=None")
-        s = _check_params("scales", scales, d, "one step per dimension")
-        o = _check_params("offsets", offsets, d, "one minimum per dimension")
+        s = check_float_vector("scales", scales, d, "one step per dimension")
+        o = check_float_vector("offsets", offsets, d, "one minimum per dimension")
         if (s < 0).any():
             raise ValueError("scales: expected non-negative steps, got a negative one")
     s, inv = _inverse_steps(s)
