@@ -100,9 +100,9 @@ def test_int8_candidates_and_parallel_twins():
     w4, f4, _ = smod.int4_weights(q, packed.scales, packed.offsets)
     f4 = f4.astype(F32)
     out4 = np.empty((7, 5), F32), np.empty((7, 5), np.int64)
-    cmod._int4_topk_parallel(w4, f4, packed.codes, np.zeros(200, F32), 5, cand, *out4, 3)
+    cmod._int4_topk_parallel(w4, f4, packed.codes, np.zeros(200, F32), cand, 5, *out4, 3)
     serial4 = np.empty((7, 5), F32), np.empty((7, 5), np.int64)
-    cmod._int4_topk_serial(w4, f4, packed.codes, np.zeros(200, F32), 5, cand, *serial4, 1)
+    cmod._int4_topk_serial(w4, f4, packed.codes, np.zeros(200, F32), cand, 5, *serial4, 1)
     np.testing.assert_array_equal(out4[1], serial4[1])
 
 

@@ -7,16 +7,20 @@ import of their module.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 __all__ = [
-    "as_float_matrix", "check_out", "describe", "parallel_twin_source", "raise_not_finite", "serial_and_parallel",
-    "use_parallel",
+    "as_float_matrix", "check_float_vector", "check_out", "describe", "parallel_twin_source", "public_face", "raise_not_finite",
+    "serial_and_parallel", "use_parallel",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,6 +36,55 @@ def parallel_twin_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     twin.__module__ = fn.__module__
     twin.__doc__ = fn.__doc__
     return twin
+
+
+def public_face(body: Callable[Concatenate[Any, _P], _R], first: Any, name: str, doc: str) -> Callable[_P, _R]:
+    """The public function ``name``: ``body`` with its first argument fixed to ``first``.
+
+    One body serves several public functions that differ in one value (the bit
+    width of ``quantize_int8``/``quantize_int4``, of ``int8_search``/``int4_search``):
+    each face gets its own name and docs, and the signature of ``body`` without
+    its first parameter (what ``help()``, ``inspect.signature`` and, through the
+    ``ParamSpec``, type checkers see). ``body`` takes plain and keyword-only
+    parameters (no ``*args``, ``**kwargs`` or positional-only ones).
+
+    >>> def power(exponent: int, base: float, *, scale: float = 1.0) -> float:
+    ...     return scale * base**exponent
+    >>> square = public_face(power, 2, "square", "The square of ``base``.")
+    >>> square(3.0), square(3.0, scale=2.0), square.__name__
+    (9.0, 18.0, 'square')
+    >>> [str(p) for p in inspect.signature(square).parameters.values()]
+    ["base: 'float'", "scale: 'float' = 1.0"]
+    """
+
+    # The face is compiled from a two-line source with the parameters of ``body`` (as dataclasses
+    # writes ``__init__``), not a ``*args, **kwargs`` wrapper: that one cost ~1 us a call.
+    signature = inspect.signature(body)
+    params = list(signature.parameters.values())[1:]
+    heads: list[str] = []
+    passes: list[str] = []
+    for p in params:
+        if p.kind is p.KEYWORD_ONLY:
+            if "*" not in heads:
+                heads.append("*")
+            heads.append(p.name)
+            passes.append(f"{p.name}={p.name}")
+        elif p.kind is p.POSITIONAL_OR_KEYWORD:
+            heads.append(p.name)
+            passes.append(p.name)
+        else:
+            raise TypeError(f"body: expected plain and keyword-only parameters, got {p.kind.description} {p.name!r}")
+    source = f"def _make(_body, _first):\n    def {name}({', '.join(heads)}):\n        return _body(_first, {', '.join(passes)})\n    return {name}\n"
+    scope: dict[str, Any] = {}
+    exec(source, body.__globals__, scope)  # the globals of body's module: doctest finds the face there
+    public = scope["_make"](body, first)
+    public.__defaults__ = tuple(p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)
+    public.__kwdefaults__ = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+    public.__signature__ = signature.replace(parameters=params)
+    public.__qualname__ = name
+    public.__module__ = body.__module__
+    public.__doc__ = doc
+    return public
 
 
 def serial_and_parallel(fn: Callable[..., Any], **options: Any) -> tuple[Any, Any]:
@@ -77,6 +130,25 @@ def as_float_matrix(name: str, value: Any, *, allow_1d: bool = False) -> np.ndar
         raise ValueError(f"{name}: expected at least one dimension (d >= 1), got {describe(value)}")
     with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, which the kernel reports
         return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def check_float_vector(name: str, value: Any, length: int, what: str = "") -> np.ndarray:
+    """A float vector of ``length`` finite values (scales, offsets, a center) as C-contiguous float32.
+
+    ``what`` says in the error messages what the values are, e.g. "one step per dimension".
+    """
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        raise TypeError(f"{name}: {_expected_vector(length, what)}, got {describe(value)}")
+    if value.shape != (length,):
+        raise ValueError(f"{name}: {_expected_vector(length, what)}, got {describe(value)}")
+    value = np.ascontiguousarray(value, dtype=np.float32)
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return value
+
+
+def _expected_vector(length: int, what: str) -> str:
+    return f"expected float32 array of shape ({length},)" + (f" ({what})" if what else "")
 
 
 def check_out(name: str, out: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -12,8 +12,8 @@ from numba import prange
 
 from memstrata.kernels._common import (
     as_float_matrix,
+    check_float_vector,
     check_out,
-    describe,
     raise_not_finite,
     serial_and_parallel,
     use_parallel,
@@ -100,13 +100,7 @@ def binarize(vectors: np.ndarray, center: np.ndarray | None = None, *, out: np.n
     if center is None:
         c = np.zeros(d, np.float32)
     else:
-        if not isinstance(center, np.ndarray) or center.dtype.kind != "f":
-            raise TypeError(f"center: expected float32 array of shape ({d},), got {describe(center)}")
-        if center.shape != (d,):
-            raise ValueError(f"center: expected float32 array of shape ({d},), got {describe(center)}")
-        c = np.ascontiguousarray(center, dtype=np.float32)
-        if not np.isfinite(c).all():
-            raise ValueError("center: expected finite values, got NaN or inf")
+        c = check_float_vector("center", center, d)
     width = (d + 7) // 8
     packed = np.empty((n, width), np.uint8) if out is None else check_out("out", out, (n, width), np.uint8)
     if use_parallel(n * d, PARALLEL_MIN_ELEMENTS):

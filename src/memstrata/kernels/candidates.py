@@ -21,7 +21,7 @@ __all__: list[str] = []
 _BLOCK_ROWS = 256
 
 
-def _int4_topk(qw, factor, packed, row_bias, k, cand, out_s, out_i, n_chunks):  # pragma: no cover - compiled
+def _int4_topk(qw, factor, packed, row_bias, cand, k, out_s, out_i, n_chunks):  # pragma: no cover - compiled
     """Top-k of ``factor[a] * (qw[a] . codes[i]) + row_bias[i]`` for 4-bit codes packed two per byte.
 
     Scans every row in L2-sized blocks (like ``_int8_topk``) when ``cand`` has

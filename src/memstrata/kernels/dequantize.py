@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from memstrata.kernels._common import check_out, describe, serial_and_parallel, use_parallel
-from memstrata.kernels.quantize import PARALLEL_MIN_ELEMENTS, _check_params, _check_per
+from memstrata.kernels._common import check_float_vector, check_out, describe, serial_and_parallel, use_parallel
+from memstrata.kernels.quantize import PARALLEL_MIN_ELEMENTS, _check_per
 
 __all__ = ["dequantize_int4", "dequantize_int8"]
 
@@ -87,8 +87,8 @@ def _dequantize_args(
     n = codes.shape[0]
     length = d if per == "dimension" else n
     what = "one per dimension" if per == "dimension" else "one per vector"
-    s = _check_params("scales", scales, length, what)
-    o = _check_params("offsets", offsets, length, what)
+    s = check_float_vector("scales", scales, length, what)
+    o = check_float_vector("offsets", offsets, length, what)
     if levels == 255:
         # int8 codes are stored minus 128: x = (c + 128) * s + o = c * s + (o + 128 s)
         o = (o + np.float32(128.0) * s).astype(np.float32)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from memstrata.kernels import candidates as _cand
-from memstrata.kernels._common import describe, use_parallel
+from memstrata.kernels._common import describe, public_face, use_parallel
 from memstrata.kernels.simd import simd_path
 
 __all__ = [
@@ -146,7 +146,8 @@ def _add_const(out_s: np.ndarray, out_i: np.ndarray, const: np.ndarray) -> None:
     out_s += np.where(out_i >= 0, const[:, None], np.float32(0.0))
 
 
-def int8_search(
+def _code_search(
+    bits: int,
     queries: np.ndarray,
     codes: np.ndarray,
     scales: np.ndarray,
@@ -157,78 +158,76 @@ def int8_search(
     row_bias: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """int8 top-k: scores ``factor_scale * (q . x_hat) + row_bias`` with ``x_hat`` the dequantized rows.
-
-    ``factor_scale=2`` with ``row_bias=-|x_hat|^2`` ranks by L2. Full scans run
-    the compiled SIMD kernel; ``candidates`` (int64 (nq, m), ``-1`` skipped)
-    the Numba one.
-    """
-    from memstrata._native import simd
-
-    nq = queries.shape[0]
-    n = codes.shape[0]
-    weights, factor, const = query_weights(queries, scales, offsets)
-    factor = (factor * np.float32(factor_scale)).astype(np.float32)
-    bias, out_s, out_i = _outputs(nq, n, k, row_bias)
-    if nq == 0:
-        return out_s, out_i
-    if candidates is None:
-        path = simd_path()
-
-        def scan(part: slice) -> None:
-            simd.int8_scan(weights[part], factor[part], codes, bias, k, out_s[part], out_i[part], path)
-
-        _run_scan(nq, _scan_threads(nq, nq * n * codes.shape[1]), scan)
-    else:
-        work = nq * candidates.shape[1] * codes.shape[1]
-        kernel, chunks = _numba_kernel(work, nq, _cand._int8_topk_candidates_serial, _cand._int8_topk_candidates_parallel)
-        kernel(weights, factor, codes, bias, candidates, k, out_s, out_i, chunks)
-    _add_const(out_s, out_i, const * np.float32(factor_scale))
-    return out_s, out_i
-
-
-# deliberate twin of int8_search in int4_search: public twins in signature (each documents its
-# codes); what they share is in _outputs, _numba_kernel, _run_scan and _add_const.
-def int4_search(
-    queries: np.ndarray,
-    packed: np.ndarray,
-    scales: np.ndarray,
-    offsets: np.ndarray,
-    k: int,
-    *,
-    factor_scale: float = 1.0,
-    row_bias: np.ndarray | None = None,
-    candidates: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k over per-dimension int4 codes packed two per byte (see :func:`int8_search`)."""
+    """The body of :func:`int8_search` (``bits=8``) and :func:`int4_search` (``bits=4``)."""
     from memstrata._native import simd
 
     nq, d = queries.shape
-    n = packed.shape[0]
-    weights, factor, const = int4_weights(queries, scales, offsets)
+    n = codes.shape[0]
+    weights, factor, const = (query_weights if bits == 8 else int4_weights)(queries, scales, offsets)
     factor32 = (factor * factor_scale).astype(np.float32)
     bias, out_s, out_i = _outputs(nq, n, k, row_bias)
     if nq == 0:
         return out_s, out_i
     if candidates is None:
-        # the SIMD kernel takes the even dimensions' weights, then the odd ones (an odd last one at the end)
-        half = d // 2
-        split = np.empty_like(weights)
-        split[:, :half] = weights[:, 0 : 2 * half : 2]
-        split[:, half : 2 * half] = weights[:, 1 : 2 * half : 2]
-        if d & 1:
-            split[:, 2 * half] = weights[:, d - 1]
         path = simd_path()
+        if bits == 8:
 
-        def scan(part: slice) -> None:
-            simd.int4_scan(split[part], factor32[part], packed, d, bias, k, out_s[part], out_i[part], path)
+            def scan(part: slice) -> None:
+                simd.int8_scan(weights[part], factor32[part], codes, bias, k, out_s[part], out_i[part], path)
+
+        else:
+            split = _even_then_odd(weights)
+
+            def scan(part: slice) -> None:
+                simd.int4_scan(split[part], factor32[part], codes, d, bias, k, out_s[part], out_i[part], path)
 
         _run_scan(nq, _scan_threads(nq, nq * n * d), scan)
     else:
-        kernel, chunks = _numba_kernel(nq * candidates.shape[1] * d, nq, _cand._int4_topk_serial, _cand._int4_topk_parallel)
-        kernel(weights, factor32, packed, bias, k, candidates, out_s, out_i, chunks)
+        twins = _CANDIDATE_KERNELS[bits]
+        kernel, chunks = _numba_kernel(nq * candidates.shape[1] * d, nq, *twins)
+        kernel(weights, factor32, codes, bias, candidates, k, out_s, out_i, chunks)
     _add_const(out_s, out_i, const * np.float32(factor_scale))
     return out_s, out_i
+
+
+def _even_then_odd(weights: np.ndarray) -> np.ndarray:
+    """The int4 SIMD kernel's weight order: the even dimensions, then the odd ones (an odd last one at the end)."""
+    d = weights.shape[1]
+    half = d // 2
+    split = np.empty_like(weights)
+    split[:, :half] = weights[:, 0 : 2 * half : 2]
+    split[:, half : 2 * half] = weights[:, 1 : 2 * half : 2]
+    if d & 1:
+        split[:, 2 * half] = weights[:, d - 1]
+    return split
+
+
+#: the serial and ``parallel=True`` candidate-list kernels of each code width
+_CANDIDATE_KERNELS = {
+    8: (_cand._int8_topk_candidates_serial, _cand._int8_topk_candidates_parallel),
+    4: (_cand._int4_topk_serial, _cand._int4_topk_parallel),
+}
+
+
+int8_search = public_face(
+    _code_search,
+    8,
+    "int8_search",
+    """int8 top-k: scores ``factor_scale * (q . x_hat) + row_bias`` with ``x_hat`` the dequantized rows.
+
+    ``factor_scale=2`` with ``row_bias=-|x_hat|^2`` ranks by L2. Full scans run
+    the compiled SIMD kernel; ``candidates`` (int64 (nq, m), ``-1`` skipped)
+    the Numba one.
+    """,
+)
+
+
+int4_search = public_face(
+    _code_search,
+    4,
+    "int4_search",
+    """Top-k over per-dimension int4 codes packed two per byte (see :func:`int8_search`).""",
+)
 
 
 def float_search(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from memstrata.traces._config import check_int
+from memstrata.traces._faces import commit_faces
 from memstrata.traces._state import TraceState
 from memstrata.traces._types import DEFAULT_PRIORITIES, CompressedTrace, PerformanceDelta, TraceType
 
@@ -21,12 +22,11 @@ class Events(TraceState):
     """
 
     if TYPE_CHECKING:  # provided by SymbolicTraceMemory and its other mixins
-        def store_compressed_trace_sync(self, *args: Any, **kwargs: Any) -> CompressedTrace: ...
-        async def store_compressed_trace(self, *args: Any, **kwargs: Any) -> CompressedTrace: ...
+        def _store_one(self, *args: Any, **kwargs: Any) -> tuple[CompressedTrace, Callable[[], object] | None]: ...
         def _delta(self, *args: Any) -> tuple[PerformanceDelta, bool]: ...
         def _flush(self) -> int: ...
 
-    def log_performance_delta_sync(
+    def _log_performance_delta(
         self,
         metric_name: str,
         old_value: float,
@@ -35,7 +35,7 @@ class Events(TraceState):
         confidence: float = 1.0,
         *,
         lower_is_better: bool | None = None,
-    ) -> PerformanceDelta:
+    ) -> tuple[PerformanceDelta, Callable[[], object] | None]:
         """Record a metric change in ``performance_deltas``, and as a trace; returns the delta.
 
         The direction is "improvement" when the value rose, or fell for a
@@ -51,27 +51,9 @@ class Events(TraceState):
         like a non-urgent trace.
         """
         delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
-        if flush:
-            self._flush()
-        return delta
+        return delta, (self._flush if flush else None)
 
-    # deliberate twin of log_performance_delta_sync's signature: the async face of the same call
-    # (the full signature for help() and type checkers; the work is shared in ``_delta``)
-    async def log_performance_delta(
-        self,
-        metric_name: str,
-        old_value: float,
-        new_value: float,
-        context: dict[str, Any] | None = None,
-        confidence: float = 1.0,
-        *,
-        lower_is_better: bool | None = None,
-    ) -> PerformanceDelta:
-        """Async :meth:`log_performance_delta_sync`."""
-        delta, flush = self._delta(metric_name, old_value, new_value, context, confidence, lower_is_better)
-        if flush:
-            await asyncio.to_thread(self._flush)
-        return delta
+    log_performance_delta_sync, log_performance_delta = commit_faces("log_performance_delta", _log_performance_delta)
 
     @staticmethod
     def _fitness_args(generation: Any, fitness_data: Any) -> tuple[str, dict[str, Any]]:
@@ -80,21 +62,18 @@ class Events(TraceState):
             raise TypeError(f"fitness_data: expected a dict, got {type(fitness_data).__name__}")
         return f"fitness_evo:{generation}", {"generation": generation, "fitness": fitness_data}
 
-    def log_fitness_evolution_sync(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
+    def _log_fitness_evolution(
+        self, generation: int, fitness_data: dict[str, Any]
+    ) -> tuple[CompressedTrace, Callable[[], object] | None]:
         """Store a generation's fitness statistics as a ``fitness_evo`` trace.
 
         The trace id is ``"fitness_evo:<generation>"`` (logging a generation again
         replaces it); :meth:`fitness_evolution_sync` reads them back in order.
         """
         trace_id, data = self._fitness_args(generation, fitness_data)
-        return self.store_compressed_trace_sync(trace_id, data, TraceType.FITNESS_EVOLUTION,
-                                                {"generation": generation})
+        return self._store_one(trace_id, data, TraceType.FITNESS_EVOLUTION, {"generation": generation})
 
-    async def log_fitness_evolution(self, generation: int, fitness_data: dict[str, Any]) -> CompressedTrace:
-        """Async :meth:`log_fitness_evolution_sync`."""
-        trace_id, data = self._fitness_args(generation, fitness_data)
-        return await self.store_compressed_trace(trace_id, data, TraceType.FITNESS_EVOLUTION,
-                                                 {"generation": generation})
+    log_fitness_evolution_sync, log_fitness_evolution = commit_faces("log_fitness_evolution", _log_fitness_evolution)
 
     @staticmethod
     def _id(name: str, value: Any, prefix: str) -> str:
@@ -102,51 +81,40 @@ class Events(TraceState):
             raise TypeError(f"{name}: expected a non-empty str, got {value!r}")
         return f"{prefix}:{value}"
 
-    def log_benchmark_result_sync(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
+    def _log_benchmark_result(
+        self, benchmark_id: str, result_data: Any
+    ) -> tuple[CompressedTrace, Callable[[], object] | None]:
         """Store a benchmark result as the ``benchmark`` trace ``"benchmark:<benchmark_id>"``."""
-        return self.store_compressed_trace_sync(
+        return self._store_one(
             self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
             {"benchmark_id": benchmark_id},
         )
 
-    async def log_benchmark_result(self, benchmark_id: str, result_data: Any) -> CompressedTrace:
-        """Async :meth:`log_benchmark_result_sync`."""
-        return await self.store_compressed_trace(
-            self._id("benchmark_id", benchmark_id, "benchmark"), result_data, TraceType.BENCHMARK_RESULT,
-            {"benchmark_id": benchmark_id},
-        )
+    log_benchmark_result_sync, log_benchmark_result = commit_faces("log_benchmark_result", _log_benchmark_result)
 
-    def log_breakthrough_sync(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
+    def _log_breakthrough(
+        self, breakthrough_id: str, breakthrough_data: Any
+    ) -> tuple[CompressedTrace, Callable[[], object] | None]:
         """Store a breakthrough (priority 1.0: committed before this returns, never expired by age).
 
         The trace id is ``"breakthrough:<breakthrough_id>"``.
         """
-        return self.store_compressed_trace_sync(
+        return self._store_one(
             self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
             TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
         )
 
-    async def log_breakthrough(self, breakthrough_id: str, breakthrough_data: Any) -> CompressedTrace:
-        """Async :meth:`log_breakthrough_sync`."""
-        return await self.store_compressed_trace(
-            self._id("breakthrough_id", breakthrough_id, "breakthrough"), breakthrough_data,
-            TraceType.BREAKTHROUGH, {"breakthrough_id": breakthrough_id}, priority=1.0,
-        )
+    log_breakthrough_sync, log_breakthrough = commit_faces("log_breakthrough", _log_breakthrough)
 
-    def log_collapse_sync(self, collapse_id: str, collapse_data: Any) -> CompressedTrace:
+    def _log_collapse(self, collapse_id: str, collapse_data: Any) -> tuple[CompressedTrace, Callable[[], object] | None]:
         """Store a collapse (a fitness or capability collapse) as the ``collapse`` trace ``"collapse:<collapse_id>"``.
 
         Priority 0.9: committed before this returns and kept by retention, like
         :meth:`log_breakthrough_sync`.
         """
-        return self.store_compressed_trace_sync(
+        return self._store_one(
             self._id("collapse_id", collapse_id, "collapse"), collapse_data, TraceType.COLLAPSE_EVENT,
             {"collapse_id": collapse_id}, priority=DEFAULT_PRIORITIES[TraceType.COLLAPSE_EVENT],
         )
 
-    async def log_collapse(self, collapse_id: str, collapse_data: Any) -> CompressedTrace:
-        """Async :meth:`log_collapse_sync`."""
-        return await self.store_compressed_trace(
-            self._id("collapse_id", collapse_id, "collapse"), collapse_data, TraceType.COLLAPSE_EVENT,
-            {"collapse_id": collapse_id}, priority=DEFAULT_PRIORITIES[TraceType.COLLAPSE_EVENT],
-        )
+    log_collapse_sync, log_collapse = commit_faces("log_collapse", _log_collapse)

@@ -10,6 +10,7 @@ translation).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from memstrata.traces._config import DEFAULT_CONFIG, check_config, check_int
 from memstrata.traces._database import TraceDatabase, guarded
 from memstrata.traces._dictionaries import Dictionaries
 from memstrata.traces._events import Events
+from memstrata.traces._faces import call_faces, commit_faces
 from memstrata.traces._ingest import Ingest
 from memstrata.traces._queries import Queries
 from memstrata.traces._retention import Retention
@@ -187,11 +189,11 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
                     self._mark.close()
 
     # ========================================================= public API ==
-    # Each operation: an ``async def`` and a ``*_sync`` twin with the same result.
-    # deliberate twin of each ``*_sync`` signature in its ``async def``: the two faces of one call
-    # keep the full signature for help() and type checkers; the work is shared in ``_store`` etc.
+    # Each operation: an ``async def`` and a ``*_sync`` twin with the same result. An operation that
+    # takes arguments is written once, as a method returning what may block; ``_faces`` makes both
+    # faces of it (the async one runs that part in a thread). One without is two short methods.
 
-    def store_compressed_trace_sync(
+    def _store_one(
         self,
         trace_id: str,
         data: Any,
@@ -200,7 +202,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         *,
         priority: float | None = None,
         timestamp: float | None = None,
-    ) -> CompressedTrace:
+    ) -> tuple[CompressedTrace, Callable[[], object] | None]:
         """Compress and store one trace (an existing ``trace_id`` is replaced).
 
         Parameters
@@ -228,31 +230,17 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
             A bad argument; the message names it.
         """
         trace, row, now = self._store(trace_id, data, trace_type, metadata, priority, timestamp)
+        if trace.retention_priority > self._high:  # urgent: its log append blocks too
+            return trace, functools.partial(self._enqueue_and_flush, trace, row, now)
+        return trace, (self._flush if self._enqueue(trace, row, now) else None)
+
+    def _enqueue_and_flush(self, trace: CompressedTrace, row: list[Any], now: float) -> None:
         if self._enqueue(trace, row, now):
             self._flush()
-        return trace
 
-    async def store_compressed_trace(
-        self,
-        trace_id: str,
-        data: Any,
-        trace_type: TraceType | TraceTypeName = TraceType.SYMBOLIC_OPERATION,
-        metadata: dict[str, Any] | None = None,
-        *,
-        priority: float | None = None,
-        timestamp: float | None = None,
-    ) -> CompressedTrace:
-        """Async :meth:`store_compressed_trace_sync` (commits run in a worker thread)."""
-        trace, row, now = self._store(trace_id, data, trace_type, metadata, priority, timestamp)
-        if trace.retention_priority > self._high:
-            due = await asyncio.to_thread(self._enqueue, trace, row, now)
-        else:
-            due = self._enqueue(trace, row, now)
-        if due:
-            await asyncio.to_thread(self._flush)
-        return trace
+    store_compressed_trace_sync, store_compressed_trace = commit_faces("store_compressed_trace", _store_one)
 
-    def store_compressed_traces_sync(self, items: Iterable[Any]) -> list[CompressedTrace]:
+    def _store_batch(self, items: Iterable[Any]) -> tuple[list[CompressedTrace], Callable[[], object] | None]:
         """Store many traces in one call: the batched form of :meth:`store_compressed_trace_sync`.
 
         Parameters
@@ -268,16 +256,9 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         trace); otherwise the usual batching applies.
         """
         traces, flush = self._store_many(items)
-        if flush:
-            self._flush()
-        return traces
+        return traces, (self._flush if flush else None)
 
-    async def store_compressed_traces(self, items: Iterable[Any]) -> list[CompressedTrace]:
-        """Async :meth:`store_compressed_traces_sync`."""
-        traces, flush = self._store_many(items)
-        if flush:
-            await asyncio.to_thread(self._flush)
-        return traces
+    store_compressed_traces_sync, store_compressed_traces = commit_faces("store_compressed_traces", _store_batch)
 
     def get_trace_sync(self, trace_id: str) -> Any:
         """The decompressed data of a trace, or ``None`` if there is none.
@@ -307,7 +288,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
             raise TypeError(f"trace: expected a CompressedTrace, got {type(trace).__name__}")
         return self._decode_trace(trace)
 
-    def traces_sync(
+    def _traces(
         self,
         type: TraceType | str | None = None,  # the documented keyword
         since: float | None = None,
@@ -316,7 +297,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         *,
         newest_first: bool = False,
         metadata: dict[str, Any] | None = None,
-    ) -> list[CompressedTrace]:
+    ) -> Callable[[], list[CompressedTrace]]:
         """Stored traces, still compressed, ordered by timestamp (oldest first).
 
         Filters by ``type`` and by ``since <= timestamp <= until`` (indexed by
@@ -325,31 +306,21 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         keeps the first ``limit`` in that order (``newest_first=True`` for the
         latest). Flushes the queue first.
         """
-        return self._query_traces(type, since, until, limit, newest_first, metadata)
+        return functools.partial(self._query_traces, type, since, until, limit, newest_first, metadata)
 
-    async def traces(
-        self,
-        type: TraceType | str | None = None,  # the documented keyword
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = None,
-        *,
-        newest_first: bool = False,
-        metadata: dict[str, Any] | None = None,
-    ) -> list[CompressedTrace]:
-        """Async :meth:`traces_sync`."""
-        return await asyncio.to_thread(self._query_traces, type, since, until, limit, newest_first, metadata)
+    traces_sync, traces = call_faces("traces", _traces)
 
-    def performance_history_sync(self, metric_name: str, since: float | None = None) -> list[PerformanceDelta]:
+
+    def _performance_history(
+        self, metric_name: str, since: float | None = None
+    ) -> Callable[[], list[PerformanceDelta]]:
         """Every delta of ``metric_name`` (from ``since`` on), oldest first.
 
         One indexed query (``idx_performance_metric_time``); flushes the queue first.
         """
-        return self._history(metric_name, since)
+        return functools.partial(self._history, metric_name, since)
 
-    async def performance_history(self, metric_name: str, since: float | None = None) -> list[PerformanceDelta]:
-        """Async :meth:`performance_history_sync`."""
-        return await asyncio.to_thread(self._history, metric_name, since)
+    performance_history_sync, performance_history = call_faces("performance_history", _performance_history)
 
     def fitness_evolution_sync(self) -> list[dict[str, Any]]:
         """Logged fitness by generation: ``[{"generation", "timestamp", "fitness"}, ...]``, in order."""
@@ -433,9 +404,9 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         self._check_open()
         return await asyncio.to_thread(self._flush)
 
-    def retrain_dictionaries_sync(
+    def _retrain_dictionaries(
         self, scopes: Iterable[TraceType | str] | None = None, n_samples: int = 2000
-    ) -> dict[str, int]:
+    ) -> Callable[[], dict[str, int]]:
         """Train new dictionary versions from the latest traces and re-encode with them.
 
         For each scope (a trace type, or ``"*"`` for the shared stream
@@ -446,15 +417,9 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         """
         self._check_open()
         check_int("n_samples", n_samples, 8)
-        return self._retrain(None if scopes is None else [str(s) for s in scopes], n_samples)
+        return functools.partial(self._retrain, None if scopes is None else [str(s) for s in scopes], n_samples)
 
-    async def retrain_dictionaries(
-        self, scopes: Iterable[TraceType | str] | None = None, n_samples: int = 2000
-    ) -> dict[str, int]:
-        """Async :meth:`retrain_dictionaries_sync`."""
-        self._check_open()
-        check_int("n_samples", n_samples, 8)
-        return await asyncio.to_thread(self._retrain, None if scopes is None else [str(s) for s in scopes], n_samples)
+    retrain_dictionaries_sync, retrain_dictionaries = call_faces("retrain_dictionaries", _retrain_dictionaries)
 
     def close(self) -> None:
         """Flush the queue and close the database (idempotent)."""
