@@ -18,6 +18,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
 
+from _audit_entry cimport put_entry_body
+
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -95,13 +97,6 @@ def sha256(const uint8_t[::1] data, path=None):
     return out
 
 
-cdef inline void _put_be32(uint8_t* p, uint32_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 24)
-    p[1] = <uint8_t>(v >> 16)
-    p[2] = <uint8_t>(v >> 8)
-    p[3] = <uint8_t>v
-
-
 cdef inline uint32_t _be32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3]
 
@@ -143,7 +138,6 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
     cdef uint8_t* c
     cdef uint64_t* st
     cdef double when
-    cdef uint64_t bits
     if len(times) != n:
         raise ValueError(f"times: expected {n} entry times, got {len(times)}")
     if len(prev) != 32:
@@ -190,17 +184,7 @@ def encode_records(list items, int64_t seq0, bytes prev, list times):
         rec[2] = <uint8_t>(size >> 16)
         rec[3] = <uint8_t>(size >> 24)
         memcpy(rec + 4, last, 32)
-        c = rec + HEAD_
-        _put_be32(c, <uint32_t>((seq0 + i) >> 32))
-        _put_be32(c + 4, <uint32_t>(seq0 + i))
-        memcpy(&bits, &when, 8)
-        _put_be32(c + 8, <uint32_t>(bits >> 32))
-        _put_be32(c + 12, <uint32_t>bits)
-        c += 16
-        for j in range(5):
-            _put_be32(c, <uint32_t>lens[j])
-            memcpy(c + 4, ptrs[j], lens[j])
-            c += 4 + lens[j]
+        c = put_entry_body(rec + HEAD_, seq0 + i, when, lens, ptrs)
         ms_sha256(path, rec + 4, <size_t>(32 + size), c)
         memcpy(hs + 32 * i, c, 32)
         row = (seq0 + i, when, item[0], item[1], item[2], item[3], item[4], PyBytes_FromStringAndSize(<char*>c, 32))

@@ -29,6 +29,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from _audit_entry cimport put_be32, put_entry_body
+
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -72,13 +74,6 @@ cdef enum:
 INTENT_OVERHEAD = INTENT_HEAD_ + 4
 
 cdef int _path = MS_SHA_SHANI if ms_sha256_supported(MS_SHA_SHANI) else MS_SHA_PORTABLE
-
-
-cdef inline void _put_be32(uint8_t* p, uint32_t v) noexcept nogil:
-    p[0] = <uint8_t>(v >> 24)
-    p[1] = <uint8_t>(v >> 16)
-    p[2] = <uint8_t>(v >> 8)
-    p[3] = <uint8_t>v
 
 
 cdef inline void _put_le32(uint8_t* p, uint32_t v) noexcept nogil:
@@ -171,8 +166,7 @@ def append_entry(int fd, int ifd, tuple item not None, int64_t seq, bytes prev n
     """
     cdef Py_ssize_t lens[5]
     cdef const char* ptrs[5]
-    cdef Py_ssize_t j, size, total
-    cdef uint64_t bits
+    cdef Py_ssize_t size, total
     cdef uint8_t stack[STACK_]
     cdef uint8_t* rec
     cdef uint8_t* c
@@ -212,17 +206,7 @@ def append_entry(int fd, int ifd, tuple item not None, int64_t seq, bytes prev n
     try:
         _put_le32(rec, <uint32_t>size)
         memcpy(rec + 4, PyBytes_AS_STRING(prev), 32)
-        c = rec + HEAD_
-        _put_be32(c, <uint32_t>(<uint64_t>seq >> 32))
-        _put_be32(c + 4, <uint32_t>seq)
-        memcpy(&bits, &when, 8)
-        _put_be32(c + 8, <uint32_t>(bits >> 32))
-        _put_be32(c + 12, <uint32_t>bits)
-        c += 16
-        for j in range(5):
-            _put_be32(c, <uint32_t>lens[j])
-            memcpy(c + 4, ptrs[j], lens[j])
-            c += 4 + lens[j]
+        c = put_entry_body(rec + HEAD_, <uint64_t>seq, when, lens, ptrs)
         if pay != NULL:
             _put_le32(ihead, <uint32_t>npay)
             _put_le32(ihead + 4, <uint32_t>(<uint64_t>seq))
@@ -273,10 +257,10 @@ def encode_record(bytes key not None, int64_t seq, int kind, bytes payload not N
     out = PyBytes_FromStringAndSize(NULL, REC_HEAD_ + CHECK_ + npay)
     cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
     cdef uint8_t digest[32]
-    _put_be32(o, <uint32_t>(<uint64_t>seq >> 32))
-    _put_be32(o + 4, <uint32_t>seq)
+    put_be32(o, <uint32_t>(<uint64_t>seq >> 32))
+    put_be32(o + 4, <uint32_t>seq)
     o[8] = <uint8_t>kind
-    _put_be32(buf, <uint32_t>nk)
+    put_be32(buf, <uint32_t>nk)
     memcpy(buf + 4, PyBytes_AS_STRING(key), nk)
     memcpy(buf + 4 + nk, o, REC_HEAD_)
     memcpy(buf + 4 + nk + REC_HEAD_, PyBytes_AS_STRING(payload), npay)
