@@ -220,6 +220,18 @@ cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, ui
     return 0
 
 
+cdef ssize_t _write_once(int fd, bytes data) noexcept:
+    """One ``write`` of ``data`` to ``fd`` with the GIL released: what it returned, or ``-errno``."""
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef size_t n = PyBytes_GET_SIZE(data)
+    cdef ssize_t done
+    with nogil:
+        done = write(fd, p, n)
+        if done < 0:
+            done = -errno
+    return done
+
+
 def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t at, bytes expect not None,
                   bytes head not None, bytes tags not None, bytes key2 not None, bytes value2 not None,
                   uint64_t seq, uint32_t seed, int dst_fd, int64_t room):
@@ -259,8 +271,6 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
     cdef size_t k2len = PyBytes_GET_SIZE(key2), v2len = PyBytes_GET_SIZE(value2), first, total
     cdef const uint8_t* value
     cdef uint8_t* p
-    cdef ssize_t done
-    cdef int err = 0
     if k2len > MAX_KEY:
         raise ValueError(f"key2: at most {MAX_KEY} bytes, got {k2len}")
     try:
@@ -282,12 +292,7 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
         p = _put_record(p, 0, seq, PyBytes_AS_STRING(key), klen, PyBytes_AS_STRING(head), hlen, value + hlen,
                         vlen - hlen, seed)
         _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key2), k2len, PyBytes_AS_STRING(value2), v2len, NULL, 0, seed)
-        p = <uint8_t*>PyBytes_AS_STRING(out)
-        with nogil:
-            done = write(dst_fd, p, total)
-            if done < 0:
-                err = errno
-        return out, first, (-err if done < 0 else done)
+        return out, first, _write_once(dst_fd, out)
     finally:
         if buf != stack:
             free(buf)
@@ -349,8 +354,6 @@ def new_content_batch(bytes entry_key not None, bytes owner not None, uint64_t e
     cdef size_t first, second, total
     cdef uint8_t fields[ENTRY_SIZE + 1 + BLOB_SIZE]
     cdef uint8_t* p
-    cdef ssize_t done
-    cdef int err = 0
     if klen > MAX_KEY or alen > MAX_KEY or k3len > MAX_KEY:
         raise ValueError(f"entry_key, blob_key, key3: at most {MAX_KEY} bytes, got {klen}, {alen}, {k3len}")
     if PyBytes_GET_SIZE(digest) != 16:
@@ -381,12 +384,7 @@ def new_content_batch(bytes entry_key not None, bytes owner not None, uint64_t e
     p = _put_record(p, 0, seq, PyBytes_AS_STRING(entry_key), klen, <char*>fields, ENTRY_SIZE + 1,
                     <uint8_t*>PyBytes_AS_STRING(frame), flen, seed)
     _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key3), k3len, PyBytes_AS_STRING(value3), v3len, NULL, 0, seed)
-    p = <uint8_t*>PyBytes_AS_STRING(out)
-    with nogil:
-        done = write(fd, p, total)
-        if done < 0:
-            err = errno
-    return out, first, second, (-err if done < 0 else done)
+    return out, first, second, _write_once(fd, out)
 
 cdef enum:
     TAIL_BODY = 4 + 8 + 8 + 16  # magic "MSTL", written, synced, boot id
