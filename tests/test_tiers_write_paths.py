@@ -130,3 +130,23 @@ def test_a_full_disk_leaves_the_store_readable(tmp_path: Path) -> None:
         ts.close()
         if not again:
             ts = TieredStorage(LogBackend(tmp_path / "log", "none"), hot_max_bytes=0)
+
+
+def test_frames_of_other_bytes_types_are_written_as_bytes(tmp_path: Path) -> None:
+    class Frame(bytes):
+        pass
+
+    zstd = get_codec("zstd")
+    ts, _ = _storage(tmp_path / "log", planned=False)
+    ts.write("a", Frame(CONTENTS[1]), "warm")
+    ts.write("b", lambda: bytearray(CONTENTS[2]), "hot", content_digest=digest(CONTENTS[2]), raw_length=9)
+    with pytest.raises(struct.error):  # a raw length no blob record holds: the plan refuses it, nothing written
+        ts.write("c", CONTENTS[3], "warm", content_digest=digest(CONTENTS[3]), raw_length=-1)
+    ts.close()
+    ts, _ = _storage(tmp_path / "log", planned=False)
+    assert [ts.read(k)[0] for k in "ab"] == [zstd.decode(CONTENTS[1]), zstd.decode(CONTENTS[2])]
+    with pytest.raises(KeyError):
+        ts.read("c")
+    assert ts._n_keys == 2
+    assert _entry_and_blob(ts, "b")[0][25:] == b"W" + CONTENTS[2]
+    ts.close()

@@ -104,6 +104,8 @@ class LogShortcuts(LogReads):
                 return None, None
             if callable(frame):
                 frame = frame()
+            if type(frame) is not bytes:  # a bytes subclass or buffer: the native call takes bytes exactly
+                frame = bytes(frame)
             seq = self._seq + 1
             tail = self._fds[self._tail]
             done = new_content_batch(key, owner, entry_seq, flags, digest, frame, blob_key, raw_length, access_time,

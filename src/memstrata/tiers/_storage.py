@@ -47,6 +47,7 @@ _TIERS = {"hot": HOT, "warm": WARM, "cold": COLD}
 _SEQ_PACK = struct.Struct("<Q").pack
 _ENTRY_PACK = ENTRY.pack
 _FLAG_BYTES = [bytes([f]) for f in range(F_TOMBSTONE + F_PINNED + 1)]  # an entry's flags byte, by value
+_U32 = 0xFFFFFFFF  # a blob record's raw length is a u32
 
 
 
@@ -268,11 +269,11 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
                     touched[d] = self.clock()
                     if len(touched) >= TOUCHED_MAX:
                         self._touch(d, touched[d])
-                elif old_raw is None and (t == WARM or self.cold is None) and raw_length <= 0xFFFFFFFF:
+                elif old_raw is None and (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
                     ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
                 else:
                     ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
-            elif log_ is not None and t == HOT and raw_length <= 0xFFFFFFFF:  # a new key's durable copy, then RAM
+            elif log_ is not None and t == HOT and type(raw_length) is int and 0 <= raw_length <= _U32:  # a new key, then RAM
                 ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
             else:
                 ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
