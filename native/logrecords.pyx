@@ -220,6 +220,18 @@ cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, ui
     return 0
 
 
+cdef ssize_t _write_once(int fd, bytes data) noexcept:
+    """One ``write`` of ``data`` to ``fd`` with the GIL released: what it returned, or ``-errno``."""
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef size_t n = PyBytes_GET_SIZE(data)
+    cdef ssize_t done
+    with nogil:
+        done = write(fd, p, n)
+        if done < 0:
+            done = -errno
+    return done
+
+
 def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t at, bytes expect not None,
                   bytes head not None, bytes tags not None, bytes key2 not None, bytes value2 not None,
                   uint64_t seq, uint32_t seed, int dst_fd, int64_t room):
@@ -259,8 +271,6 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
     cdef size_t k2len = PyBytes_GET_SIZE(key2), v2len = PyBytes_GET_SIZE(value2), first, total
     cdef const uint8_t* value
     cdef uint8_t* p
-    cdef ssize_t done
-    cdef int err = 0
     if k2len > MAX_KEY:
         raise ValueError(f"key2: at most {MAX_KEY} bytes, got {k2len}")
     try:
@@ -282,15 +292,99 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
         p = _put_record(p, 0, seq, PyBytes_AS_STRING(key), klen, PyBytes_AS_STRING(head), hlen, value + hlen,
                         vlen - hlen, seed)
         _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key2), k2len, PyBytes_AS_STRING(value2), v2len, NULL, 0, seed)
-        p = <uint8_t*>PyBytes_AS_STRING(out)
-        with nogil:
-            done = write(dst_fd, p, total)
-            if done < 0:
-                err = errno
-        return out, first, (-err if done < 0 else done)
+        return out, first, _write_once(dst_fd, out)
     finally:
         if buf != stack:
             free(buf)
+
+cdef inline void put_double(uint8_t* p, double v) noexcept nogil:
+    cdef uint64_t bits
+    memcpy(&bits, &v, 8)
+    put64(p, bits)
+
+
+cdef enum:
+    ENTRY_SIZE = 8 + 1 + 16  # an entry record's fields: seq u64, flags u8, digest (memstrata.tiers._tiers.ENTRY)
+    BLOB_SIZE = 4 + 4 + 1 + 4 + 4 + 8  # a blob record's fields: refs, pins, location, stored, raw, access time
+    WARM_LOCATION = 1
+    PIN_FLAG = 2
+
+
+def new_content_batch(bytes entry_key not None, bytes owner not None, uint64_t entry_seq, int flags,
+                      bytes digest not None, bytes frame not None, bytes blob_key not None, uint32_t raw_length,
+                      double access_time, bytes key3 not None, bytes value3 not None, uint64_t seq, uint32_t seed,
+                      int fd, int64_t room):
+    """Append a new key's entry with new content, its blob record and one more record, with one ``write``.
+
+    The write path of a key that is new writing content no key holds, on the
+    warm tier (``memstrata.tiers``, record layout 3: the key owns its blob,
+    whose frame lives inside the key's entry). The batch (sequence number
+    ``seq``, checksums seeded with ``seed``) is the three records the
+    Python plan makes, byte for byte:
+
+    - ``blob_key``: the blob fields ``(1, pins, warm, len(frame),
+      raw_length, access_time)`` packed as ``"<IIBIId"`` (``pins`` is 1 when
+      ``flags`` holds the pin flag 2, ``F_PINNED``), then ``owner``;
+    - ``entry_key``: the entry fields ``(entry_seq, flags, digest)`` packed
+      as ``"<QB16s"``, then ``b"W"`` and ``frame``;
+    - ``key3`` with ``value3`` and the ``END`` flag.
+
+    They are written to ``fd`` at its end with one ``write`` (GIL
+    released). Returns ``(data, entry's offset, third record's offset, what
+    write() returned or -errno)``; the caller undoes a failed or short
+    write. Returns None, writing nothing, when the batch is longer than
+    ``room`` bytes or ``frame`` does not fit a ``u32``.
+
+    >>> import os, struct, tempfile
+    >>> from memstrata.tiers._segments import encode_record
+    >>> fd, name = tempfile.mkstemp()
+    >>> d = bytes(range(16))
+    >>> data, second, third, done = new_content_batch(b"ksk", b"sk", 4, 0, d, b"F", b"a" + d, 9, 1.5, b"mseq",
+    ...                                               b"12345678", 2, 5, fd, 1 << 20)
+    >>> blob = encode_record(0, 2, b"a" + d, struct.pack("<IIBIId", 1, 0, 1, 1, 9, 1.5) + b"sk", 5)
+    >>> entry = encode_record(0, 2, b"ksk", struct.pack("<QB16s", 4, 0, d) + b"WF", 5)
+    >>> data == blob + entry + encode_record(2, 2, b"mseq", b"12345678", 5), done == len(data)
+    (True, True)
+    >>> (second, third) == (len(blob), len(blob) + len(entry))
+    True
+    >>> os.close(fd); os.unlink(name)
+    """
+    cdef size_t klen = PyBytes_GET_SIZE(entry_key), olen = PyBytes_GET_SIZE(owner), flen = PyBytes_GET_SIZE(frame)
+    cdef size_t alen = PyBytes_GET_SIZE(blob_key), k3len = PyBytes_GET_SIZE(key3), v3len = PyBytes_GET_SIZE(value3)
+    cdef size_t first, second, total
+    cdef uint8_t fields[ENTRY_SIZE + 1 + BLOB_SIZE]
+    cdef uint8_t* p
+    if klen > MAX_KEY or alen > MAX_KEY or k3len > MAX_KEY:
+        raise ValueError(f"entry_key, blob_key, key3: at most {MAX_KEY} bytes, got {klen}, {alen}, {k3len}")
+    if PyBytes_GET_SIZE(digest) != 16:
+        raise ValueError(f"digest: expected 16 bytes, got {PyBytes_GET_SIZE(digest)}")
+    if not 0 <= flags <= 0xFF:
+        raise ValueError(f"flags: must fit a byte, got {flags}")
+    if flen > 0xFFFFFFFF - ENTRY_SIZE - 1:
+        return None
+    first = HEADER_SIZE + alen + BLOB_SIZE + olen + CRC_SIZE
+    second = first + HEADER_SIZE + klen + ENTRY_SIZE + 1 + flen + CRC_SIZE
+    total = second + HEADER_SIZE + k3len + v3len + CRC_SIZE
+    if <int64_t>total > room:
+        return None
+    out = PyBytes_FromStringAndSize(NULL, total)
+    p = <uint8_t*>PyBytes_AS_STRING(out)
+    put32(fields, 1)  # refs
+    put32(fields + 4, 1 if flags & PIN_FLAG else 0)  # pins
+    fields[8] = WARM_LOCATION
+    put32(fields + 9, <uint32_t>flen)
+    put32(fields + 13, raw_length)
+    put_double(fields + 17, access_time)
+    p = _put_record(p, 0, seq, PyBytes_AS_STRING(blob_key), alen, <char*>fields, BLOB_SIZE,
+                    <uint8_t*>PyBytes_AS_STRING(owner), olen, seed)
+    put64(fields, entry_seq)
+    fields[8] = <uint8_t>flags
+    memcpy(fields + 9, PyBytes_AS_STRING(digest), 16)
+    fields[ENTRY_SIZE] = 0x57  # "W": the frame follows inside the entry
+    p = _put_record(p, 0, seq, PyBytes_AS_STRING(entry_key), klen, <char*>fields, ENTRY_SIZE + 1,
+                    <uint8_t*>PyBytes_AS_STRING(frame), flen, seed)
+    _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key3), k3len, PyBytes_AS_STRING(value3), v3len, NULL, 0, seed)
+    return out, first, second, _write_once(fd, out)
 
 cdef enum:
     TAIL_BODY = 4 + 8 + 8 + 16  # magic "MSTL", written, synced, boot id

@@ -191,3 +191,50 @@ def test_rewrite_batch_is_its_python_twin(
     finally:
         os.close(fd)
         os.unlink(name)
+
+
+@given(
+    st.binary(min_size=1, max_size=40), st.binary(max_size=3000), st.sampled_from([0, 2]), st.binary(min_size=16, max_size=16),
+    st.integers(0, 2**32 - 1), st.floats(allow_nan=False), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+)
+def test_new_content_batch_is_its_python_twin(
+    kb: bytes, frame: bytes, flags: int, d: bytes, raw: int, atime: float, entry_seq: int, seq: int
+) -> None:
+    import struct
+    import tempfile
+
+    from memstrata._native.logrecords import new_content_batch
+
+    blob = encode_record(0, seq, b"a" + d, struct.pack("<IIBIId", 1, flags >> 1, 1, len(frame), raw, atime) + kb, SEED)
+    entry = encode_record(0, seq, b"k" + kb, struct.pack("<QB16s", entry_seq, flags, d) + b"W" + frame, SEED)
+    twin = blob + entry + encode_record(2, seq, b"mseq", struct.pack("<Q", entry_seq), SEED)
+    fd, name = tempfile.mkstemp()
+    try:
+        os.write(fd, b"pad")
+        args = (b"k" + kb, kb, entry_seq, flags, d, frame, b"a" + d, raw, atime, b"mseq", struct.pack("<Q", entry_seq),
+                seq, SEED)
+        assert new_content_batch(*args, fd, len(twin) - 1) is None  # no room: nothing written
+        assert os.fstat(fd).st_size == 3
+        done = new_content_batch(*args, fd, len(twin))
+        assert done is not None
+        data, second, third, written = done
+        assert data == twin and (second, third) == (len(blob), len(blob) + len(entry)) and written == len(twin)
+        assert os.pread(fd, len(twin) + 1, 3) == twin
+        assert read_value(fd, 3 + len(blob), b"k" + kb, SEED) == struct.pack("<QB16s", entry_seq, flags, d) + b"W" + frame
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def test_new_content_batch_refuses_bad_arguments() -> None:
+    from memstrata._native.logrecords import new_content_batch
+
+    d = bytes(16)
+    with pytest.raises(ValueError, match="digest: expected 16 bytes"):
+        new_content_batch(b"k", b"", 1, 0, b"x", b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    with pytest.raises(ValueError, match="flags: must fit a byte"):
+        new_content_batch(b"k", b"", 1, 256, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    with pytest.raises(ValueError, match="at most 65535 bytes"):
+        new_content_batch(b"k" * 70000, b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    done = new_content_batch(b"k", b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    assert done is not None and done[3] == -9  # EBADF: the caller undoes and writes again, which names the error

@@ -12,3 +12,7 @@ def rewrite_batch(
     src_fd: int, src_offset: int, key: bytes, at: int, expect: bytes, head: bytes, tags: bytes, key2: bytes,
     value2: bytes, seq: int, seed: int, dst_fd: int, room: int,
 ) -> tuple[bytes, int, int] | None: ...
+def new_content_batch(
+    entry_key: bytes, owner: bytes, entry_seq: int, flags: int, digest: bytes, frame: bytes, blob_key: bytes,
+    raw_length: int, access_time: float, key3: bytes, value3: bytes, seq: int, seed: int, fd: int, room: int,
+) -> tuple[bytes, int, int, int] | None: ...

@@ -28,30 +28,31 @@ class Histogram:
     >>> for x in range(1, 101): h.observe(x)
     >>> h.quantile(0.5), h.quantile(0.99), h.count
     (50, 99, 100)
+    >>> for x in range(101, 151): h.observe(x)
+    >>> h.quantile(0.01), h.quantile(1.0), h.count, h.total
+    (51, 150, 150, 11325.0)
     """
 
     def __init__(self, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError(f"size: expected a positive integer, got {size}")
         self._size = size
-        self._values: list[float] = []
-        self._next = 0
+        self._values: list[float] = [0.0] * size  # a ring: observation n lands in slot n % size
         self.count = 0
         self.total = 0.0
         self._lock = threading.Lock()
 
     def observe(self, value: float) -> None:
-        with self._lock:
-            self.count += 1
+        with self._lock:  # every write path calls this: one slot store, no branch
+            n = self.count
+            self._values[n % self._size] = value
+            self.count = n + 1
             self.total += value
-            if len(self._values) < self._size:
-                self._values.append(value)
-            else:
-                self._values[self._next] = value
-                self._next = (self._next + 1) % self._size
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (nearest rank) of the reservoir, or None when empty."""
         with self._lock:
-            values = sorted(self._values)
+            values = sorted(self._values[: min(self.count, self._size)])
         if not values:
             return None
         i = min(len(values) - 1, max(0, int(q * len(values) + 0.5) - 1))

@@ -27,14 +27,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from memstrata._native.keyindex import KeyIndex
-from memstrata._native.logrecords import encode_batch, rewrite_batch
+from memstrata._native.logrecords import encode_batch
 from memstrata._tail import TailMarker
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._backend import DURABILITY_LEVELS, StorageFullError
 from memstrata.tiers._checkpoint import write_checkpoint
 from memstrata.tiers._log_index import NAMED_FIRST, SEED, new_table
 from memstrata.tiers._log_open import HEAD_BYTES
-from memstrata.tiers._log_reads import LogReads
+from memstrata.tiers._log_writes import LogShortcuts
 from memstrata.tiers._reserve import ensure_reserve, release_reserve
 from memstrata.tiers._segments import (
     F_DEL,
@@ -54,7 +54,7 @@ log = logging.getLogger("memstrata.store")
 CHECKPOINT_EVERY = 32 << 20  # log bytes after which a segment roll also writes a checkpoint
 
 
-class LogBackend(LogReads):
+class LogBackend(LogShortcuts):
     """Bytes by key on segment files in ``directory`` (see the module docstring).
 
     Parameters
@@ -273,65 +273,6 @@ class LogBackend(LogReads):
             self._seq = seq
             self._pos += total
             return seq
-
-    def rewrite(
-        self, key: bytes, at: int, expect: bytes, head: bytes, tags: bytes, extra: tuple[bytes, bytes], *,
-        wait: bool = True,
-    ) -> tuple[int | None, bytes | None]:
-        """Rewrite ``key``'s value in place of its head, when it matches: ``(seq, None)``, or ``(None, old value)``.
-
-        The write path of a key writing again the content it holds. The value
-        ``v`` matches when it holds ``expect`` at ``at`` and, after
-        ``len(head)`` bytes, ends or goes on with a byte of ``tags``. Then the
-        batch is ``key`` with ``head + v[len(head):]`` and the record
-        ``extra`` (a key and value), read and appended under one lock hold;
-        else nothing is written and the old value (None: absent) is returned.
-        The common case is one native call (``logrecords.rewrite_batch``).
-        """
-        with self._lock:
-            if self._closed or self.read_only:
-                self._check_writable()
-            named = bool(key) and key[0] in NAMED_FIRST
-            locs = () if named else self._table.lookup(key)
-            if not locs and not named:
-                return None, None  # absent: no location under its fingerprint
-            fd = self._fds.get(locs[0] >> 32) if len(locs) == 1 else None
-            if fd is not None:
-                room = self.segment_max_bytes - self._pos if self._pos > HEAD_BYTES else 1 << 62
-                if self.max_disk_bytes is not None:
-                    room = min(room, self.max_disk_bytes - self.disk_bytes())
-                seq = self._seq + 1
-                tail = self._fds[self._tail]
-                done = rewrite_batch(fd, locs[0] & 0xFFFFFFFF, key, at, expect, head, tags, extra[0], extra[1], seq,
-                                     SEED, tail, room)
-                if done is not None:
-                    data, second, written = done
-                    if written != len(data):
-                        try:
-                            os.ftruncate(tail, self._pos)  # no partial batch stays: write it again, as append does
-                        except OSError:
-                            pass
-                        self._write_again(tail, data, False)
-                    self._committed(seq, tail, wait)
-                    base = (self._tail << 32) + self._pos
-                    table = self._table
-                    if table.replace(table.fingerprint(key), locs[0], base):  # the record just read was key's
-                        self._prove(key, base)
-                    else:
-                        self._index_set(key, base)
-                    if extra[0] and extra[0][0] in NAMED_FIRST:  # the store's seq record
-                        self._named[extra[0]] = base + second
-                    else:
-                        self._index_set(extra[0], base + second)
-                    self._seq = seq
-                    self._pos += len(data)
-                    return seq, None
-            old = self._value(key)  # the general path: it names any damage
-            if old is None or len(old) < at + len(expect) or old[at : at + len(expect)] != expect or not (
-                len(old) == len(head) or (len(old) > len(head) and old[len(head)] in tags)
-            ):
-                return None, old
-            return self.append([(0, key, head + old[len(head) :]), (0, *extra)], wait=wait), None
 
     def _committed(self, seq: int, fd: int, wait: bool) -> None:
         """After batch ``seq`` is written to ``fd``: fdatasync (``durability="full"``, when ``wait``), then the marker."""

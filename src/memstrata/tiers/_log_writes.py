@@ -1,0 +1,156 @@
+"""The write shortcuts of :class:`~memstrata.tiers._log.LogBackend`, each one native call (mixed in).
+
+A key writing again the content it holds (:meth:`LogShortcuts.rewrite`,
+``logrecords.rewrite_batch``) and a new key writing new content
+(:meth:`LogShortcuts.insert_new`, ``logrecords.new_content_batch``): the
+batch is encoded, checksummed and appended with one ``write`` in one call,
+and the index slots go in after it. Whatever the shortcut does not cover
+(another key under the fingerprint, a segment roll, ``max_disk_bytes``)
+takes :meth:`~memstrata.tiers._log.LogBackend.append`, the general path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from memstrata._native.logrecords import new_content_batch, rewrite_batch
+from memstrata.tiers._log_index import NAMED_FIRST, PROVEN_MAX, SEED
+from memstrata.tiers._log_open import HEAD_BYTES
+from memstrata.tiers._log_reads import LogReads
+
+__all__ = ["LogShortcuts"]
+
+
+class LogShortcuts(LogReads):
+    """The one-call write paths of a segment log (see the module docstring)."""
+
+    max_disk_bytes: int | None
+    read_only: bool
+
+    if TYPE_CHECKING:  # defined by LogBackend
+
+        def append(self, ops: list[tuple[int, bytes, bytes]], *, freeing: bool = False, wait: bool = True) -> int: ...
+
+        def _committed(self, seq: int, fd: int, wait: bool) -> None: ...
+
+        def _write_again(self, fd: int, data: bytes, freeing: bool) -> None: ...
+
+    def rewrite(
+        self, key: bytes, at: int, expect: bytes, head: bytes, tags: bytes, extra: tuple[bytes, bytes], *,
+        wait: bool = True,
+    ) -> tuple[int | None, bytes | None]:
+        """Rewrite ``key``'s value in place of its head, when it matches: ``(seq, None)``, or ``(None, old value)``.
+
+        The write path of a key writing again the content it holds. The value
+        ``v`` matches when it holds ``expect`` at ``at`` and, after
+        ``len(head)`` bytes, ends or goes on with a byte of ``tags``. Then the
+        batch is ``key`` with ``head + v[len(head):]`` and the record
+        ``extra`` (a key and value), read and appended under one lock hold;
+        else nothing is written and the old value (None: absent) is returned.
+        The common case is one native call (``logrecords.rewrite_batch``).
+        """
+        with self._lock:
+            if self._closed or self.read_only:
+                self._check_writable()
+            named = bool(key) and key[0] in NAMED_FIRST
+            locs = () if named else self._table.lookup(key)
+            if not locs and not named:
+                return None, None  # absent: no location under its fingerprint
+            fd = self._fds.get(locs[0] >> 32) if len(locs) == 1 else None
+            if fd is not None:
+                seq = self._seq + 1
+                tail = self._fds[self._tail]
+                done = rewrite_batch(fd, locs[0] & 0xFFFFFFFF, key, at, expect, head, tags, extra[0], extra[1], seq,
+                                     SEED, tail, self._room())
+                if done is not None:
+                    data, second, written = done
+                    base = self._landed(seq, tail, data, written, wait)
+                    table = self._table
+                    if table.replace(table.fingerprint(key), locs[0], base):  # the record just read was key's
+                        self._prove(key, base)
+                    else:
+                        self._index_set(key, base)
+                    self._finish(extra[0], base + second, seq, len(data))
+                    return seq, None
+            old = self._value(key)  # the general path: it names any damage
+            if old is None or len(old) < at + len(expect) or old[at : at + len(expect)] != expect or not (
+                len(old) == len(head) or (len(old) > len(head) and old[len(head)] in tags)
+            ):
+                return None, old
+            return self.append([(0, key, head + old[len(head) :]), (0, *extra)], wait=wait), None
+
+    def insert_new(
+        self, key: bytes, owner: bytes, entry_seq: int, flags: int, digest: bytes, frame: bytes | Callable[[], bytes],
+        blob_key: bytes, raw_length: int, access_time: float, extra: tuple[bytes, bytes], *, wait: bool = True,
+    ) -> tuple[int | None, bytes | None]:
+        """Append a new key's entry holding new content's frame, the content's blob record and ``extra``.
+
+        The write path of a key that is new writing content no key holds (see
+        ``logrecords.new_content_batch`` for the records, made in one native
+        call and written with one ``write``). ``frame`` may be a callable that
+        makes it, called only when neither ``key`` nor ``blob_key`` has a
+        location under its fingerprint. Returns ``(seq, frame)``; ``(None,
+        None)`` when either has one (nothing made); ``(None, frame)`` when the
+        batch needs the general path (a segment roll, ``max_disk_bytes``).
+        """
+        with self._lock:
+            if self._closed or self.read_only:
+                self._check_writable()
+            table = self._table
+            fk, fa = table.fingerprint(key), table.fingerprint(blob_key)
+            if table.find(fk) or table.find(fa) or key[0] in NAMED_FIRST or blob_key[0] in NAMED_FIRST:
+                return None, None
+            if callable(frame):
+                frame = frame()
+            if type(frame) is not bytes:  # a bytes subclass or buffer: the native call takes bytes exactly
+                frame = bytes(frame)
+            seq = self._seq + 1
+            tail = self._fds[self._tail]
+            done = new_content_batch(key, owner, entry_seq, flags, digest, frame, blob_key, raw_length, access_time,
+                                     extra[0], extra[1], seq, SEED, tail, self._room())
+            if done is None:
+                return None, frame
+            data, second, third, written = done
+            base = self._landed(seq, tail, data, written, wait)
+            table.insert(fa, base)  # both fingerprints had no location: nothing to replace
+            table.insert(fk, base + second)
+            proven = self._proven  # _prove inline: both records are the keys' own
+            if len(proven) >= PROVEN_MAX - 1:
+                proven.clear()
+            proven[blob_key] = base
+            proven[key] = base + second
+            self._finish(extra[0], base + third, seq, len(data))
+            return seq, frame
+
+    def _room(self) -> int:
+        """Bytes a batch may take without a segment roll or passing ``max_disk_bytes``."""
+        room = self.segment_max_bytes - self._pos if self._pos > HEAD_BYTES else 1 << 62
+        if self.max_disk_bytes is not None:
+            room = min(room, self.max_disk_bytes - self.disk_bytes())
+        return room
+
+    def _landed(self, seq: int, fd: int, data: bytes, written: int, wait: bool) -> int:
+        """After a native call wrote batch ``seq`` (``data``) to the tail ``fd``: its location, committed.
+
+        A failed or short ``write`` (``written``) is undone and done again in
+        parts, as :meth:`append` does (a full disk raises ``StorageFullError``).
+        """
+        if written != len(data):
+            try:
+                os.ftruncate(fd, self._pos)  # no partial batch stays: write it again, as append does
+            except OSError:
+                pass
+            self._write_again(fd, data, False)
+        self._committed(seq, fd, wait)
+        return (self._tail << 32) + self._pos
+
+    def _finish(self, last_key: bytes, loc: int, seq: int, size: int) -> None:
+        """After a shortcut's batch of ``size`` bytes: index its last record at ``loc``, then the log's seq and end."""
+        if last_key and last_key[0] in NAMED_FIRST:  # the store's seq record
+            self._named[last_key] = loc
+        else:
+            self._index_set(last_key, loc)
+        self._seq = seq
+        self._pos += size
