@@ -37,7 +37,7 @@ def _binarize(x, center, packed, n_chunks):  # pragma: no cover - compiled
     width = packed.shape[1]
     bad_c = np.zeros(n_chunks, np.int64)
     rows = (n + n_chunks - 1) // n_chunks
-    # deliberate twin of quantize.py's _encode4_dim/_encode4_vec chunked row loops: each Numba
+    # deliberate twin of quantize.py's _encode4 chunked row loop: each Numba
     # kernel keeps its own, so that its inner loop compiles to its own SIMD code
     for c in prange(n_chunks):
         # a row of 0/1 bytes, padded to whole 64-bit words; the compare loop vectorizes

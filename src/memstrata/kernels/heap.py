@@ -1,7 +1,8 @@
 """A bounded heap for top-k selection inside Numba kernels.
 
-The root is the *worst* kept entry (lowest score, then highest index), so a
-new candidate is compared with one value and rejected in the common case.
+Once full, the root is the *worst* kept entry (lowest score, then highest
+index), so a new candidate is compared with one value and rejected in the
+common case; until then entries are only appended, and ordered once.
 Draining writes the kept entries best first, ties to the lower index (the
 order ``np.lexsort((index, -score))`` gives); the compiled scans in
 ``native/ms_select.h`` keep the same order.
@@ -20,8 +21,6 @@ def heap_new(k):  # pragma: no cover - compiled
     return np.empty(k, np.float32), np.empty(k, np.int64)
 
 
-# deliberate twin of the sift-up loop in heap_push below: see the comment there (a shared
-# helper measured 2.7-4.4x slower)
 def heap_sift_down(hs, hi, size, pos):  # pragma: no cover - compiled
     """Restore a heap whose root is the *worst* kept entry (lowest score, then highest index)."""
     while True:
@@ -40,24 +39,26 @@ def heap_sift_down(hs, hi, size, pos):  # pragma: no cover - compiled
             return
 
 
+def heap_order(hs, hi, size):  # pragma: no cover - compiled
+    """Turn the first ``size`` entries, in any order, into a heap (bottom-up, O(size))."""
+    for pos in range(size // 2 - 1, -1, -1):
+        heap_sift_down(hs, hi, size, pos)
+
+
 def heap_push(hs, hi, size, k, s, i):  # pragma: no cover - compiled
-    """Offer ``(s, i)`` to a heap of capacity ``k`` holding ``size`` entries; returns the new size."""
+    """Offer ``(s, i)`` to a heap of capacity ``k`` holding ``size`` entries; returns the new size.
+
+    Until it is full the heap is only filled, in arrival order; the push that fills it orders
+    it once (:func:`heap_order`), so there is one sift loop and no sift-up. ``hs[0]`` is the
+    worst kept entry only once ``size == k``: callers compare with it only then.
+    """
     if size < k:
-        # sift up
-        pos = size
-        hs[pos] = s
-        hi[pos] = i
-        # deliberate twin of heap_sift_down's compare-and-swap: as shared helper functions (even
-        # inline="always") the heap ran 2.7-4.4x slower (measured), so both stay written out
-        while pos > 0:
-            parent = (pos - 1) // 2
-            if hs[pos] < hs[parent] or (hs[pos] == hs[parent] and hi[pos] > hi[parent]):
-                hs[pos], hs[parent] = hs[parent], hs[pos]
-                hi[pos], hi[parent] = hi[parent], hi[pos]
-                pos = parent
-            else:
-                break
-        return size + 1
+        hs[size] = s
+        hi[size] = i
+        size += 1
+        if size == k:
+            heap_order(hs, hi, size)
+        return size
     if s > hs[0] or (s == hs[0] and i < hi[0]):
         hs[0] = s
         hi[0] = i
@@ -71,6 +72,8 @@ def heap_drain(hs, hi, size, out_s, out_i):  # pragma: no cover - compiled
     for p in range(size, k):
         out_s[p] = -np.inf
         out_i[p] = -1
+    if size < k:
+        heap_order(hs, hi, size)  # never filled, so never ordered
     while size > 0:
         size -= 1
         out_s[size] = hs[0]
@@ -82,6 +85,7 @@ def heap_drain(hs, hi, size, out_s, out_i):  # pragma: no cover - compiled
 
 heap_new = njit(cache=True, nogil=True)(heap_new)
 heap_sift_down = njit(cache=True, nogil=True)(heap_sift_down)
+heap_order = njit(cache=True, nogil=True)(heap_order)
 heap_push = njit(cache=True, nogil=True)(heap_push)
 heap_drain = njit(cache=True, nogil=True)(heap_drain)
 

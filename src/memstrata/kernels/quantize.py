@@ -114,14 +114,17 @@ def _pack_nibbles(nib, pairs, packed_row):  # pragma: no cover - compiled
 _pack_nibbles = njit(cache=True, nogil=True)(_pack_nibbles)
 
 
-def _encode4_dim(x, lo, inv, packed, n_chunks):  # pragma: no cover - compiled
-    """Per-dimension int4 codes packed two per byte; returns rows with NaN/inf.
+def _encode4(x, lo, inv, packed, scales, offsets, n_chunks, per_vector):  # pragma: no cover - compiled
+    """int4 codes packed two per byte; returns rows with NaN/inf.
 
-    Codes go to a row of bytes first (the same SIMD loop as int8), then pairs
-    of bytes are packed through a uint16 view, so no loop reads with stride 2.
+    Per dimension (``per_vector`` false) on the grids ``lo``/``inv``; per vector,
+    each row's grid is fitted into ``scales[i]``/``offsets[i]`` first. Codes go to a
+    row of bytes (the same SIMD loop as int8), then pairs of bytes are packed
+    through a uint16 view, so no loop reads with stride 2. The branch is taken
+    once a row; each of its inner loops vectorizes on its own.
     """
-    # deliberate twin of binary.py's _binarize chunked row loop (and _encode4_vec's): each kernel
-    # keeps its own loop so that its inner loop compiles to its own SIMD code
+    # deliberate twin of binary.py's _binarize chunked row loop: each kernel keeps its own loop so
+    # that its inner loop compiles to its own SIMD code
     n, d = x.shape
     width = packed.shape[1]
     top = np.float32(15.0)
@@ -132,31 +135,16 @@ def _encode4_dim(x, lo, inv, packed, n_chunks):  # pragma: no cover - compiled
         pairs = nib.view(np.uint16)
         nb = 0
         for i in range(c * rows, min(n, (c + 1) * rows)):
-            rb = False
-            for j in range(d):
-                v = x[i, j]
-                rb |= v - v != 0
-                nib[j] = np.uint8(_level(v, lo[j], inv[j], top))
-            _pack_nibbles(nib, pairs, packed[i])
-            nb += rb
-        bad_c[c] = nb
-    return bad_c.sum()
-
-
-def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - compiled
-    n, d = x.shape
-    width = packed.shape[1]
-    top = np.float32(15.0)
-    bad_c = np.zeros(n_chunks, np.int64)
-    rows = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        nib = np.zeros(2 * width, np.uint8)
-        pairs = nib.view(np.uint16)
-        nb = 0
-        for i in range(c * rows, min(n, (c + 1) * rows)):
-            rb, lo, inv = _fit_row(x[i], top, scales, offsets, i)
-            for j in range(d):
-                nib[j] = np.uint8(_level(x[i, j], lo, inv, top))
+            if per_vector:
+                rb, lo_i, inv_i = _fit_row(x[i], top, scales, offsets, i)
+                for j in range(d):
+                    nib[j] = np.uint8(_level(x[i, j], lo_i, inv_i, top))
+            else:
+                rb = False
+                for j in range(d):
+                    v = x[i, j]
+                    rb |= v - v != 0
+                    nib[j] = np.uint8(_level(v, lo[j], inv[j], top))
             _pack_nibbles(nib, pairs, packed[i])
             nb += rb
         bad_c[c] = nb
@@ -165,8 +153,18 @@ def _encode4_vec(x, packed, scales, offsets, n_chunks):  # pragma: no cover - co
 
 _encode_dim_serial, _encode_dim_parallel = serial_and_parallel(_encode_dim)
 _encode_vec_serial, _encode_vec_parallel = serial_and_parallel(_encode_vec)
-_encode4_dim_serial, _encode4_dim_parallel = serial_and_parallel(_encode4_dim)
-_encode4_vec_serial, _encode4_vec_parallel = serial_and_parallel(_encode4_vec)
+_encode4_serial, _encode4_parallel = serial_and_parallel(_encode4)
+
+#: The encoders of each ``levels``, as (serial, parallel) by ``per``: indexed by ``use_parallel``'s answer.
+#: The int8 kernels take ``levels``; the int4 one a chunk count (its rows are packed per chunk) and ``per``.
+_ENCODERS = {
+    ("dimension", 255): (_encode_dim_serial, _encode_dim_parallel),
+    ("vector", 255): (_encode_vec_serial, _encode_vec_parallel),
+    ("dimension", 15): (_encode4_serial, _encode4_parallel),
+    ("vector", 15): (_encode4_serial, _encode4_parallel),
+}
+#: The per-dimension grids the per-vector int4 encoder is handed and does not read.
+_NO_GRID = np.zeros(0, np.float32)
 
 
 # -------------------------------------------------------------------- wrappers
@@ -213,19 +211,30 @@ def _quantize(
         s = np.empty(n, np.float32)
         o = np.empty(n, np.float32)
         if levels == 255:
-            kernel = _encode_vec_parallel if parallel else _encode_vec_serial
-            n_bad = kernel(x, levels, codes, s, o)
+            args: tuple[Any, ...] = (x, levels, codes, s, o)
         else:
-            kernel4 = _encode4_vec_parallel if parallel else _encode4_vec_serial
-            n_bad = kernel4(x, codes, s, o, _n_chunks(parallel, n))
-        if n_bad:
-            raise_not_finite("vectors", x)
-        if np.isinf(s).any():
-            raise ValueError(
-                "vectors: expected a value range (max - min) of each vector that fits float32, "
-                "got one that overflows; rescale the vectors first"
-            )
-        return Quantized(codes, s, o)
+            args = (x, _NO_GRID, _NO_GRID, codes, s, o, _n_chunks(parallel, n), True)
+    else:
+        s, o, inv = _dimension_steps(x, levels, clip, parallel, scales, offsets)
+        if levels == 255:
+            args = (x, o, inv, levels, codes)
+        else:
+            args = (x, o, inv, codes, _NO_GRID, _NO_GRID, _n_chunks(parallel, n), False)
+    if _ENCODERS[per, levels][parallel](*args):
+        raise_not_finite("vectors", x)
+    if per == "vector" and np.isinf(s).any():
+        raise ValueError(
+            "vectors: expected a value range (max - min) of each vector that fits float32, "
+            "got one that overflows; rescale the vectors first"
+        )
+    return Quantized(codes, s, o)
+
+
+def _dimension_steps(
+    x: np.ndarray, levels: int, clip: float | None, parallel: bool, scales: Any, offsets: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, offsets and inverse steps of ``per="dimension"``: fitted to ``x``, or the given ones checked."""
+    d = x.shape[1]
     if (scales is None) != (offsets is None):
         raise ValueError("scales: pass both scales and offsets (from an earlier call) or neither")
     if scales is None:
@@ -238,17 +247,7 @@ def _quantize(
         if (s < 0).any():
             raise ValueError("scales: expected non-negative steps, got a negative one")
     s, inv = _inverse_steps(s)
-    # alike to the per-vector choice above, on purpose: a helper taking the two kernels and *args
-    # cost ~0.5 us a call (measured), and the kernels' arguments differ
-    if levels == 255:
-        kernel_dim = _encode_dim_parallel if parallel else _encode_dim_serial
-        n_bad = kernel_dim(x, o, inv, levels, codes)
-    else:
-        kernel4_dim = _encode4_dim_parallel if parallel else _encode4_dim_serial
-        n_bad = kernel4_dim(x, o, inv, codes, _n_chunks(parallel, n))
-    if n_bad:
-        raise_not_finite("vectors", x)
-    return Quantized(codes, s, o)
+    return s, o, inv
 
 
 quantize_int8 = public_face(

@@ -9,10 +9,10 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from memstrata.errors import MemstrataError
-from memstrata.ops._state import config_from_dict, ops_dir, read_json, write_json
+from memstrata.ops._state import SectionConfig, ops_dir, read_json, write_json
 
 __all__ = ["SEVERITIES", "AlertConfig", "collect_metrics", "evaluate_alerts", "health_checks", "metric_history"]
 
@@ -21,9 +21,10 @@ MiB = 2**20
 
 
 @dataclass(frozen=True)
-class AlertConfig:
+class AlertConfig(SectionConfig):
     """Alert thresholds (bytes, milliseconds, fractions, hours, days)."""
 
+    section: ClassVar[str] = "alert"
     agent_warning_bytes: int = 60 * MiB
     agent_critical_bytes: int = 80 * MiB
     global_warning_bytes: int = 600 * MiB
@@ -32,10 +33,6 @@ class AlertConfig:
     hit_rate_warning: float = 0.50
     backup_warning_hours: float = 26.0
     retention_days: float = 30.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AlertConfig:
-        return config_from_dict(cls, d, "alert")
 
 
 def _percentile(values: list[float], q: float) -> float | None:

@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from memstrata.errors import MemstrataError
-from memstrata.ops._state import atomic_write, config_from_dict, ops_dir, read_json, write_json
+from memstrata.ops._state import SectionConfig, atomic_write, ops_dir, read_json, write_json
 
 __all__ = [
     "PruneConfig", "PruneRecord", "apply_plan", "list_plans", "load_plan", "plan_prune", "records_from_store", "save_plan", "undo_plan",
@@ -29,11 +29,12 @@ FIELDS = ("last_used", "success_rate", "executions", "confidence", "agent")
 
 
 # alike in shape only to TuneConfig (ops/_tune.py): two frozen dataclasses of different fields
-# and defaults; both read their ops.toml section through _state.config_from_dict
+# and defaults; what they share, reading their section from a dict, is _state.SectionConfig's
 @dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(SectionConfig):
     """Thresholds of the three strategies (days, fractions, bytes)."""
 
+    section: ClassVar[str] = "prune"
     unused_days: float = 90.0
     decision_archive_days: float = 180.0
     failed_pattern_days: float = 30.0
@@ -42,10 +43,6 @@ class PruneConfig:
     agent_max_bytes: int = 80 * 2**20
     total_max_bytes: int = 800 * 2**20
     protect_confidence: float = 0.85
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PruneConfig:
-        return config_from_dict(cls, d, "prune")
 
 
 @dataclass(frozen=True)

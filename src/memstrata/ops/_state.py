@@ -7,11 +7,12 @@ import os
 import secrets
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 C = TypeVar("C")
+S = TypeVar("S", bound="SectionConfig")
 
-__all__ = ["atomic_write", "config_from_dict", "ops_dir", "read_json", "write_json"]
+__all__ = ["SectionConfig", "atomic_write", "config_from_dict", "ops_dir", "read_json", "write_json"]
 
 
 def ops_dir(store: str | os.PathLike[str], *parts: str) -> Path:
@@ -58,3 +59,18 @@ def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
     if unknown:
         raise ValueError(f"{what} config: unknown keys {unknown}; known: {sorted(known)}")
     return cls(**d)
+
+
+class SectionConfig:
+    """Base of the ops settings dataclasses (alerts, pruning, tuning): one section of settings each.
+
+    A subclass names its section in ``section``; :meth:`from_dict` builds it
+    from a dict of that section, rejecting keys that are not its fields.
+    """
+
+    section: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls: type[S], d: dict[str, Any]) -> S:
+        """The settings in ``d`` (defaults for the rest); an unknown key raises ``ValueError`` listing the known ones."""
+        return config_from_dict(cls, d, cls.section)

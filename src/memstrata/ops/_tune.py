@@ -13,18 +13,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from memstrata.ops._state import config_from_dict
+from memstrata.ops._state import SectionConfig
 
 __all__ = ["TuneConfig", "Tuner", "plan_tuning"]
 
 
-# alike in shape only to PruneConfig (ops/_prune.py): different fields and defaults
+# alike in shape only to PruneConfig (ops/_prune.py): different fields and defaults; the shared
+# from_dict is _state.SectionConfig's
 @dataclass(frozen=True)
-class TuneConfig:
+class TuneConfig(SectionConfig):
     """Targets, bounds and pace of the tuner."""
 
+    section: ClassVar[str] = "tune"
     target_hit_rate: float = 0.80
     target_latency_ms: float = 5.0
     target_reduction_percent: float = 50.0
@@ -37,10 +39,6 @@ class TuneConfig:
     idle_max_seconds: float = 7 * 86400.0
     sample_seconds: float = 10.0
     adjust_seconds: float = 300.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
-        return config_from_dict(cls, d, "tune")
 
 
 def _clamp(v: float, lo: float, hi: float) -> float:
