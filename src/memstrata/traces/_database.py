@@ -74,15 +74,19 @@ class TraceDatabase(TraceState):
         try:
             self._open_schema(in_memory)
         except BaseException as exc:
-            self._conn.close()
-            if self._mark is not None:
-                self._mark.close()
+            self._disconnect()
             if isinstance(exc, (sqlite3.Error, OSError)) and not isinstance(exc, IsADirectoryError):
                 raise db_error(path, exc) from None
             if isinstance(exc, (ValueError, TypeError, IndexError, KeyError, OverflowError)):
                 # the arguments were checked before: a value read from the file was not what it must be
                 raise CorruptDataError(f"trace database {path}: unreadable on open ({exc!r})") from None
             raise
+
+    def _disconnect(self) -> None:
+        """Close the connection and the mark file: at :meth:`close`, or when opening fails."""
+        self._conn.close()
+        if self._mark is not None:
+            self._mark.close()
 
     def _kind(self) -> str:
         """``"new"``, ``"v1"`` or ``"ours"``; a foreign database raises."""

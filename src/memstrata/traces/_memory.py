@@ -157,7 +157,7 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         try:
             self._load_dictionaries()
         except BaseException:
-            self._conn.close()
+            self._disconnect()
             raise
 
     @property
@@ -169,24 +169,6 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
     def seq(self) -> int:
         """The sequence number of the latest mutation (trace, delta, dictionary or delete)."""
         return self._seq
-
-    # alike in shape only to tiers/_log.py's close (lock, return if closed, flush, release) and,
-    # with the properties above, to bloom.pyx's getters: the usual idempotent close
-    @guarded
-    def _close(self) -> None:
-        with self._db_lock:
-            if self._closed:
-                return
-            try:
-                self._flush()
-            finally:
-                with self._state_lock:
-                    self._closed = True
-                    self._memory.clear()
-                    self._buckets.clear()
-                self._conn.close()
-                if self._mark is not None:
-                    self._mark.close()
 
     # ========================================================= public API ==
     # Each operation: an ``async def`` and a ``*_sync`` twin with the same result. An operation that
@@ -420,6 +402,23 @@ class SymbolicTraceMemory(Events, TraceDatabase, Ingest, Dictionaries, Retention
         return functools.partial(self._retrain, None if scopes is None else [str(s) for s in scopes], n_samples)
 
     retrain_dictionaries_sync, retrain_dictionaries = call_faces("retrain_dictionaries", _retrain_dictionaries)
+
+    # alike in shape only to tiers/_log.py's close (lock, return if closed, flush, release): the
+    # usual idempotent close, whose two locks and release are this class's own
+    @guarded
+    def _close(self) -> None:
+        """The body of :meth:`close` and :meth:`aclose`: flush, then release the database and the RAM."""
+        with self._db_lock:
+            if self._closed:
+                return
+            try:
+                self._flush()
+            finally:
+                with self._state_lock:
+                    self._closed = True
+                    self._memory.clear()
+                    self._buckets.clear()
+                self._disconnect()
 
     def close(self) -> None:
         """Flush the queue and close the database (idempotent)."""
