@@ -272,8 +272,6 @@ cdef class BloomFilter:
         return out
 
     # ----------------------------------------------------------- properties --
-    # (alike in shape only to other classes' read-only properties, e.g. the traces' and
-    # KeyIndex's: one documented getter per field)
 
     @property
     def capacity(self) -> int:

@@ -128,6 +128,13 @@ cdef class KeyIndex:
         smaller mask forces keys to share fingerprints: a test hook for the
         callers' collision handling.
 
+    Attributes
+    ----------
+    mask : int
+        Bits of the fingerprints this index keeps (read-only).
+    capacity : int
+        Slots allocated (read-only); ``nbytes`` is ``capacity * SLOT_BYTES``.
+
     >>> t = KeyIndex()
     >>> f = t.fingerprint(b"k1")
     >>> t.insert(f, 4096)
@@ -141,20 +148,20 @@ cdef class KeyIndex:
 
     cdef uint32_t* _fps
     cdef int64_t* _locs
-    cdef Py_ssize_t _cap
+    cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _n
-    cdef uint32_t _mask
+    cdef readonly uint32_t mask
 
     def __cinit__(self, *args, **kwargs):
-        self._mask = 0xFFFFFFFF
+        self.mask = 0xFFFFFFFF
         self._fps = NULL
         self._locs = NULL
-        self._cap = 0
+        self.capacity = 0
         self._n = 0
         self._alloc(MIN_CAPACITY)
 
     def __init__(self, mask=0xFFFFFFFF):
-        self._mask = _mask_of(mask)
+        self.mask = _mask_of(mask)
 
     def __dealloc__(self):
         PyMem_RawFree(self._fps)
@@ -168,15 +175,15 @@ cdef class KeyIndex:
             PyMem_RawFree(fps)
             PyMem_RawFree(locs)
             raise MemoryError(f"KeyIndex: cannot allocate {cap} slots")
-        self._fps, self._locs, self._cap, self._n = fps, locs, cap, 0
+        self._fps, self._locs, self.capacity, self._n = fps, locs, cap, 0
         return 0
 
     cdef inline Py_ssize_t _home(self, uint32_t f) noexcept nogil:
-        return <Py_ssize_t>((<uint64_t>f * <uint64_t>self._cap) >> 32)
+        return <Py_ssize_t>((<uint64_t>f * <uint64_t>self.capacity) >> 32)
 
     cdef inline Py_ssize_t _dist(self, Py_ssize_t i, uint32_t f) noexcept nogil:
         cdef Py_ssize_t d = i - self._home(f)
-        return d + self._cap if d < 0 else d
+        return d + self.capacity if d < 0 else d
 
     cdef inline bint _before(self, uint32_t g, Py_ssize_t gd, uint32_t f, Py_ssize_t d) noexcept nogil:
         """True when the entry ``g`` (at distance ``gd``) sorts after one of fingerprint ``f`` at distance ``d``."""
@@ -201,14 +208,14 @@ cdef class KeyIndex:
                 self._locs[i] = loc
                 f, loc, d = g, l, gd
             i += 1
-            if i == self._cap:
+            if i == self.capacity:
                 i = 0
             d += 1
 
     cdef int _resize(self, Py_ssize_t cap) except -1:
         cdef uint32_t* fps = self._fps
         cdef int64_t* locs = self._locs
-        cdef Py_ssize_t i, old = self._cap
+        cdef Py_ssize_t i, old = self.capacity
         self._alloc(cap)
         for i in range(old):  # the GIL stays held: no other thread sees a half-filled table
             if fps[i]:
@@ -228,7 +235,7 @@ cdef class KeyIndex:
             if g == f and self._locs[i] == loc:
                 return i
             i += 1
-            if i == self._cap:
+            if i == self.capacity:
                 i = 0
             d += 1
 
@@ -243,43 +250,32 @@ cdef class KeyIndex:
             if g == f:
                 found += (self._locs[i],)
             i += 1
-            if i == self._cap:
+            if i == self.capacity:
                 i = 0
             d += 1
 
     cdef uint32_t _checked_fp(self, object fp) except? 0:
-        if not isinstance(fp, int) or not 1 <= fp <= 0xFFFFFFFF or (fp & self._mask) != fp and fp != 1:
+        if not isinstance(fp, int) or not 1 <= fp <= 0xFFFFFFFF or (fp & self.mask) != fp and fp != 1:
             raise ValueError(f"fp: expected a fingerprint of this index (an int in [1, 2**32) within its mask), got {fp!r}")
         return <uint32_t>fp
 
     # --------------------------------------------------------------- public --
-    # (alike in shape only to bloom.pyx's properties: one documented getter per field)
-
-    @property
-    def mask(self) -> int:
-        """Bits of the fingerprints this index keeps."""
-        return self._mask
-
-    @property
-    def capacity(self) -> int:
-        """Slots allocated."""
-        return self._cap
 
     @property
     def nbytes(self) -> int:
         """Bytes of the slot arrays (``capacity * SLOT_BYTES``)."""
-        return self._cap * SLOT_BYTES
+        return self.capacity * SLOT_BYTES
 
     def __len__(self) -> int:
         return self._n
 
     def fingerprint(self, bytes key not None) -> int:
         """The fingerprint of ``key`` under this index's mask."""
-        return _fp_of(PyBytes_AS_STRING(key), <size_t>PyBytes_GET_SIZE(key), self._mask)
+        return _fp_of(PyBytes_AS_STRING(key), <size_t>PyBytes_GET_SIZE(key), self.mask)
 
     def lookup(self, bytes key not None) -> tuple:
         """Locations stored under ``key``'s fingerprint (usually one or none), in probe order."""
-        return self._find(_fp_of(PyBytes_AS_STRING(key), <size_t>PyBytes_GET_SIZE(key), self._mask))
+        return self._find(_fp_of(PyBytes_AS_STRING(key), <size_t>PyBytes_GET_SIZE(key), self.mask))
 
     def find(self, fp) -> tuple:
         """Locations stored under the fingerprint ``fp``, in probe order."""
@@ -288,8 +284,8 @@ cdef class KeyIndex:
     def insert(self, fp, int64_t loc) -> None:
         """Add ``(fp, loc)`` (the caller has checked that its key is not in the table yet)."""
         cdef uint32_t f = self._checked_fp(fp)
-        if (self._n + 1) * 10 > self._cap * 9:  # MAX_LOAD
-            self._resize(self._cap + self._cap // 2)
+        if (self._n + 1) * 10 > self.capacity * 9:  # MAX_LOAD
+            self._resize(self.capacity + self.capacity // 2)
         self._place(f, loc)
 
     def replace(self, fp, int64_t old, int64_t new) -> bool:
@@ -305,16 +301,16 @@ cdef class KeyIndex:
         cdef Py_ssize_t i = self._slot_of(self._checked_fp(fp), loc), j
         if i < 0:
             return False
-        j = i + 1 if i + 1 < self._cap else 0
+        j = i + 1 if i + 1 < self.capacity else 0
         while self._fps[j] and self._dist(j, self._fps[j]) > 0:  # shift the run back: no tombstones
             self._fps[i] = self._fps[j]
             self._locs[i] = self._locs[j]
             i = j
-            j = j + 1 if j + 1 < self._cap else 0
+            j = j + 1 if j + 1 < self.capacity else 0
         self._fps[i] = 0
         self._locs[i] = 0
         self._n -= 1
-        if self._cap > 4 * MIN_CAPACITY and self._n * 4 < self._cap:
+        if self.capacity > 4 * MIN_CAPACITY and self._n * 4 < self.capacity:
             self._resize(max(<Py_ssize_t>MIN_CAPACITY, self._n * 4 // 3 + 1))
         return True
 
@@ -338,7 +334,7 @@ cdef class KeyIndex:
         cdef uint32_t[::1] fo = fps
         cdef int64_t[::1] lo = locs
         cdef Py_ssize_t i, k = 0
-        for i in range(self._cap):
+        for i in range(self.capacity):
             if self._fps[i]:
                 fo[k] = self._fps[i]
                 lo[k] = self._locs[i]

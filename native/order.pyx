@@ -285,8 +285,6 @@ cdef class EvictionOrder:
         """Whether the resident ``slot`` is pinned."""
         return bool(self._flags[_resident_slot(self, slot)] & PINNED)
 
-    # alike in shape only to the subclasses' properties (e.g. wtinylfu.pyx): one documented
-    # getter per field
     @property
     def n_pinned(self):
         """Number of pinned slots."""

@@ -211,6 +211,14 @@ cdef class WTinyLFUOrder(EvictionOrder):
         cache's first keys. An order of at most ``sketch_slots`` slots counts
         exactly as a sketch sized from ``n_slots``.
 
+    Attributes
+    ----------
+    window_capacity : int
+        The window's current share in slots (moves with hill climbing when
+        ``adaptive``); read-only, like the parameters above.
+    protected_capacity : int
+        The protected segment's current share in slots; read-only.
+
     Examples
     --------
     >>> order = WTinyLFUOrder(4, window_ratio=0.25)
@@ -325,9 +333,9 @@ cdef class WTinyLFUOrder(EvictionOrder):
     @cython.final
     cdef void _rebalance(self) noexcept:
         # window overflow joins probation; protected overflow drops back to probation
-        while self._window.count > self._window_cap:
+        while self._window.count > self.window_capacity:
             self._move(self._window.head, PROBATION)
-        while self._protected.count > self._protected_cap:
+        while self._protected.count > self.protected_capacity:
             self._move(self._protected.head, PROBATION)
 
     @cython.final
@@ -338,8 +346,8 @@ cdef class WTinyLFUOrder(EvictionOrder):
         elif target > top:
             target = top
         self._window_target = target
-        self._window_cap = <int64_t>target
-        self._protected_cap = <int64_t>((self.n_slots - self._window_cap) * self.protected_ratio)
+        self.window_capacity = <int64_t>target
+        self.protected_capacity = <int64_t>((self.n_slots - self.window_capacity) * self.protected_ratio)
         self._rebalance()
 
     @cython.final
@@ -403,7 +411,7 @@ cdef class WTinyLFUOrder(EvictionOrder):
         if self._probation.count == 0 and self._protected.count > 0:
             self._move(self._protected.head, PROBATION)
         incumbent = self._probation.head
-        if self._window.count == 0 or self._window.count < self._window_cap:
+        if self._window.count == 0 or self._window.count < self.window_capacity:
             return incumbent if incumbent >= 0 else self._window.head
         candidate = self._window.head
         if incumbent < 0:
@@ -414,17 +422,6 @@ cdef class WTinyLFUOrder(EvictionOrder):
         return candidate
 
     # -- Python interface --------------------------------------------------------------
-    # (alike in shape only to order.pyx's properties: one documented getter per field)
-
-    @property
-    def window_capacity(self):
-        """The window's current share in slots (moves with hill climbing when ``adaptive``)."""
-        return self._window_cap
-
-    @property
-    def protected_capacity(self):
-        """The protected segment's current share in slots."""
-        return self._protected_cap
 
     def segment_of(self, slot):
         """``"window"``, ``"probation"`` or ``"protected"``: where the resident ``slot`` is."""

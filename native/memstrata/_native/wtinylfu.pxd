@@ -22,8 +22,8 @@ cdef class WTinyLFUOrder(EvictionOrder):
     cdef readonly bint adaptive
     cdef readonly bint doorkeeper
     cdef readonly Py_ssize_t sketch_slots
-    cdef int64_t _window_cap
-    cdef int64_t _protected_cap
+    cdef readonly int64_t window_capacity
+    cdef readonly int64_t protected_capacity
     cdef double _window_target          # hill climbing works in fractions of a slot
     cdef double _step
     cdef double _last_hit_rate
