@@ -124,6 +124,20 @@ def test_new_content_in_place_of_owned_content_is_one_batch_of_fourentry_and_blo
     ts.close()
 
 
+def test_a_hot_write_of_new_content_supersedes_too(tmp_path: Path) -> None:
+    ts, _ = storage(tmp_path / "log", planned=False)
+    ts.write("a", CONTENTS[1])  # the hot tier (MemoryStore's default)
+    ts.write("b", CONTENTS[2], "warm")
+    ts.read("b")
+    calls = _count_appends(ts)
+    ts.write("a", CONTENTS[3])
+    ts.write("b", CONTENTS[4], "warm")  # b is in the hot tier since its read: its old value leaves it
+    assert calls == []
+    assert ts.read("a") == (ZSTD.decode(CONTENTS[3]), "hot")
+    assert ts.read("b") == (ZSTD.decode(CONTENTS[4]), "warm")
+    ts.close()
+
+
 def test_a_damaged_old_record_raises_and_writes_nothing(tmp_path: Path) -> None:
     for damaged in (b"ksa", b"a" + digest(CONTENTS[1])):  # the key's entry, then its old blob record
         path = tmp_path / damaged.hex()

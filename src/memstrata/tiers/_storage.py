@@ -270,21 +270,11 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                     if len(touched) >= TOUCHED_MAX:
                         self._touch(d, touched[d])
                 elif (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
-                    if old_raw is None:
-                        ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
-                    elif (
-                        len(old_raw) > ENTRY.size and old_raw[ENTRY.size] == 0x57  # b"W": the key owns its blob
-                        and not old_raw[8] & F_TOMBSTONE and old_raw[9:25] != d
-                    ):  # new content in place of the content the key owns
-                        ticket = self._write_superseding(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value,
-                                                         old_raw)
-                    else:
-                        ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value,
-                                                     old_raw, False)
+                    ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
                 else:
                     ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
-            elif log_ is not None and t == HOT and type(raw_length) is int and 0 <= raw_length <= _U32:  # a new key, then RAM
-                ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
+            elif log_ is not None and (t != COLD or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
+                ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)  # then RAM
             else:
                 ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
         if not self._log_waits:  # durability "full": synced outside the lock, shared with other writers (group commit)
