@@ -11,7 +11,7 @@ byte-for-byte twins of ``memstrata.tiers._segments`` (``encode_record`` and
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -20,44 +20,20 @@ from memstrata.errors import CorruptDataError
 from libc.errno cimport errno
 from posix.unistd cimport pread, pwrite, write
 
-cdef extern from "ms_crc32.h" nogil:
-    void ms_crc32_init()
-    uint32_t ms_crc32(uint32_t crc, const uint8_t* p, size_t n)
+from _log_record cimport (
+    CRC_SIZE, END_FLAG, HEADER_SIZE, MAX_KEY, _put_record, _record_size, get32, ms_crc32, ms_crc32_init, put32, put64,
+    put_double,
+)
 
 ms_crc32_init()
 
 cdef enum:
-    END_FLAG = 2  # the last record of a batch
-    HEADER_SIZE = 18
-    CRC_SIZE = 4
-    MAX_KEY = 0xFFFF
     READ_AHEAD = 4096
 
 #: Bytes of a record header; a record is ``HEADER_SIZE + len(key) + len(value) + 4`` bytes.
 RECORD_HEADER_SIZE = HEADER_SIZE
 #: Bytes :func:`read_value` reads at once; a longer record costs one more read.
 READ_AHEAD_BYTES = READ_AHEAD
-
-
-cdef inline void put16(uint8_t* p, uint16_t v) noexcept nogil:
-    p[0] = <uint8_t>v
-    p[1] = <uint8_t>(v >> 8)
-
-
-cdef inline void put32(uint8_t* p, uint32_t v) noexcept nogil:
-    cdef int i
-    for i in range(4):
-        p[i] = <uint8_t>(v >> (8 * i))
-
-
-cdef inline void put64(uint8_t* p, uint64_t v) noexcept nogil:
-    cdef int i
-    for i in range(8):
-        p[i] = <uint8_t>(v >> (8 * i))
-
-
-cdef inline uint32_t get32(const uint8_t* p) noexcept nogil:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
 def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
@@ -70,26 +46,6 @@ def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
     if data.shape[0] == 0:
         return seed
     return ms_crc32(seed, &data[0], <size_t>data.shape[0])
-
-
-cdef inline uint8_t* _put_record(uint8_t* p, int flags, uint64_t seq, const char* key, size_t klen,
-                                 const char* head, size_t hlen, const uint8_t* rest, size_t rlen,
-                                 uint32_t seed) noexcept nogil:
-    """Lay one record (its value ``head`` then ``rest``) at ``p``; returns the byte after it."""
-    cdef size_t vlen = hlen + rlen
-    p[0] = 0x4D  # "M"
-    p[1] = 0x52  # "R"
-    p[2] = <uint8_t>flags
-    p[3] = 0
-    put16(p + 4, <uint16_t>klen)
-    put32(p + 6, <uint32_t>vlen)
-    put64(p + 10, seq)
-    memcpy(p + HEADER_SIZE, key, klen)
-    memcpy(p + HEADER_SIZE + klen, head, hlen)
-    if rlen:
-        memcpy(p + HEADER_SIZE + klen + hlen, rest, rlen)
-    put32(p + HEADER_SIZE + klen + vlen, ms_crc32(seed, p, HEADER_SIZE + klen + vlen))
-    return p + HEADER_SIZE + klen + vlen + CRC_SIZE
 
 
 def encode_batch(list records not None, uint64_t seq, uint32_t seed):
@@ -297,21 +253,12 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
         if buf != stack:
             free(buf)
 
-cdef inline void put_double(uint8_t* p, double v) noexcept nogil:
-    cdef uint64_t bits
-    memcpy(&bits, &v, 8)
-    put64(p, bits)
-
 
 cdef enum:
     ENTRY_SIZE = 8 + 1 + 16  # an entry record's fields: seq u64, flags u8, digest (memstrata.tiers._tiers.ENTRY)
     BLOB_SIZE = 4 + 4 + 1 + 4 + 4 + 8  # a blob record's fields: refs, pins, location, stored, raw, access time
     WARM_LOCATION = 1
     PIN_FLAG = 2
-
-
-cdef inline size_t _record_size(size_t klen, size_t vlen) noexcept nogil:
-    return HEADER_SIZE + klen + vlen + CRC_SIZE
 
 
 cdef int _check_new_content(size_t klen, size_t alen, size_t lklen, bytes digest, int flags) except -1:
@@ -482,6 +429,7 @@ def superseding_batch(bytes old_blob_key not None, bytes old_blob not None, bint
     _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key4), PyBytes_GET_SIZE(key4), PyBytes_AS_STRING(value4),
                 PyBytes_GET_SIZE(value4), NULL, 0, seed)
     return out, second, second + entry_at, fourth, _write_once(fd, out)
+
 
 cdef enum:
     TAIL_BODY = 4 + 8 + 8 + 16  # magic "MSTL", written, synced, boot id
