@@ -11,7 +11,7 @@ byte-for-byte twins of ``memstrata.tiers._segments`` (``encode_record`` and
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -20,44 +20,20 @@ from memstrata.errors import CorruptDataError
 from libc.errno cimport errno
 from posix.unistd cimport pread, pwrite, write
 
-cdef extern from "ms_crc32.h" nogil:
-    void ms_crc32_init()
-    uint32_t ms_crc32(uint32_t crc, const uint8_t* p, size_t n)
+from _log_record cimport (
+    CRC_SIZE, END_FLAG, HEADER_SIZE, MAX_KEY, _put_record, _record_size, get32, ms_crc32, ms_crc32_init, put32, put64,
+    put_double,
+)
 
 ms_crc32_init()
 
 cdef enum:
-    END_FLAG = 2  # the last record of a batch
-    HEADER_SIZE = 18
-    CRC_SIZE = 4
-    MAX_KEY = 0xFFFF
     READ_AHEAD = 4096
 
 #: Bytes of a record header; a record is ``HEADER_SIZE + len(key) + len(value) + 4`` bytes.
 RECORD_HEADER_SIZE = HEADER_SIZE
 #: Bytes :func:`read_value` reads at once; a longer record costs one more read.
 READ_AHEAD_BYTES = READ_AHEAD
-
-
-cdef inline void put16(uint8_t* p, uint16_t v) noexcept nogil:
-    p[0] = <uint8_t>v
-    p[1] = <uint8_t>(v >> 8)
-
-
-cdef inline void put32(uint8_t* p, uint32_t v) noexcept nogil:
-    cdef int i
-    for i in range(4):
-        p[i] = <uint8_t>(v >> (8 * i))
-
-
-cdef inline void put64(uint8_t* p, uint64_t v) noexcept nogil:
-    cdef int i
-    for i in range(8):
-        p[i] = <uint8_t>(v >> (8 * i))
-
-
-cdef inline uint32_t get32(const uint8_t* p) noexcept nogil:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
 def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
@@ -70,26 +46,6 @@ def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
     if data.shape[0] == 0:
         return seed
     return ms_crc32(seed, &data[0], <size_t>data.shape[0])
-
-
-cdef inline uint8_t* _put_record(uint8_t* p, int flags, uint64_t seq, const char* key, size_t klen,
-                                 const char* head, size_t hlen, const uint8_t* rest, size_t rlen,
-                                 uint32_t seed) noexcept nogil:
-    """Lay one record (its value ``head`` then ``rest``) at ``p``; returns the byte after it."""
-    cdef size_t vlen = hlen + rlen
-    p[0] = 0x4D  # "M"
-    p[1] = 0x52  # "R"
-    p[2] = <uint8_t>flags
-    p[3] = 0
-    put16(p + 4, <uint16_t>klen)
-    put32(p + 6, <uint32_t>vlen)
-    put64(p + 10, seq)
-    memcpy(p + HEADER_SIZE, key, klen)
-    memcpy(p + HEADER_SIZE + klen, head, hlen)
-    if rlen:
-        memcpy(p + HEADER_SIZE + klen + hlen, rest, rlen)
-    put32(p + HEADER_SIZE + klen + vlen, ms_crc32(seed, p, HEADER_SIZE + klen + vlen))
-    return p + HEADER_SIZE + klen + vlen + CRC_SIZE
 
 
 def encode_batch(list records not None, uint64_t seq, uint32_t seed):
@@ -297,17 +253,50 @@ def rewrite_batch(int src_fd, int64_t src_offset, bytes key not None, Py_ssize_t
         if buf != stack:
             free(buf)
 
-cdef inline void put_double(uint8_t* p, double v) noexcept nogil:
-    cdef uint64_t bits
-    memcpy(&bits, &v, 8)
-    put64(p, bits)
-
 
 cdef enum:
     ENTRY_SIZE = 8 + 1 + 16  # an entry record's fields: seq u64, flags u8, digest (memstrata.tiers._tiers.ENTRY)
     BLOB_SIZE = 4 + 4 + 1 + 4 + 4 + 8  # a blob record's fields: refs, pins, location, stored, raw, access time
     WARM_LOCATION = 1
     PIN_FLAG = 2
+
+
+cdef int _check_new_content(size_t klen, size_t alen, size_t lklen, bytes digest, int flags) except -1:
+    """The argument checks :func:`new_content_batch` and :func:`superseding_batch` share."""
+    if klen > MAX_KEY or alen > MAX_KEY or lklen > MAX_KEY:
+        raise ValueError(f"entry_key, blob_key, last key: at most {MAX_KEY} bytes, got {klen}, {alen}, {lklen}")
+    if PyBytes_GET_SIZE(digest) != 16:
+        raise ValueError(f"digest: expected 16 bytes, got {PyBytes_GET_SIZE(digest)}")
+    if not 0 <= flags <= 0xFF:
+        raise ValueError(f"flags: must fit a byte, got {flags}")
+    return 0
+
+
+cdef inline uint8_t* _put_new_content(uint8_t* p, uint64_t seq, uint32_t seed, bytes blob_key, bytes owner,
+                                      bytes entry_key, uint64_t entry_seq, int flags, bytes digest, bytes frame,
+                                      uint32_t raw_length, double access_time, size_t* entry_at) noexcept:
+    """Lay new content's blob record, then the entry of its owner holding its frame, at ``p``.
+
+    ``*entry_at`` gets the entry's offset from ``p``; returns the byte after the entry.
+    """
+    cdef uint8_t fields[ENTRY_SIZE + 1 + BLOB_SIZE]
+    cdef uint8_t* start = p
+    cdef size_t flen = PyBytes_GET_SIZE(frame)
+    put32(fields, 1)  # refs
+    put32(fields + 4, 1 if flags & PIN_FLAG else 0)  # pins
+    fields[8] = WARM_LOCATION
+    put32(fields + 9, <uint32_t>flen)
+    put32(fields + 13, raw_length)
+    put_double(fields + 17, access_time)
+    p = _put_record(p, 0, seq, PyBytes_AS_STRING(blob_key), PyBytes_GET_SIZE(blob_key), <char*>fields, BLOB_SIZE,
+                    <uint8_t*>PyBytes_AS_STRING(owner), PyBytes_GET_SIZE(owner), seed)
+    entry_at[0] = p - start
+    put64(fields, entry_seq)
+    fields[8] = <uint8_t>flags
+    memcpy(fields + 9, PyBytes_AS_STRING(digest), 16)
+    fields[ENTRY_SIZE] = 0x57  # "W": the frame follows inside the entry
+    return _put_record(p, 0, seq, PyBytes_AS_STRING(entry_key), PyBytes_GET_SIZE(entry_key), <char*>fields,
+                       ENTRY_SIZE + 1, <uint8_t*>PyBytes_AS_STRING(frame), flen, seed)
 
 
 def new_content_batch(bytes entry_key not None, bytes owner not None, uint64_t entry_seq, int flags,
@@ -349,42 +338,98 @@ def new_content_batch(bytes entry_key not None, bytes owner not None, uint64_t e
     True
     >>> os.close(fd); os.unlink(name)
     """
-    cdef size_t klen = PyBytes_GET_SIZE(entry_key), olen = PyBytes_GET_SIZE(owner), flen = PyBytes_GET_SIZE(frame)
-    cdef size_t alen = PyBytes_GET_SIZE(blob_key), k3len = PyBytes_GET_SIZE(key3), v3len = PyBytes_GET_SIZE(value3)
-    cdef size_t first, second, total
-    cdef uint8_t fields[ENTRY_SIZE + 1 + BLOB_SIZE]
+    cdef size_t flen = PyBytes_GET_SIZE(frame), third, total, entry_at
     cdef uint8_t* p
-    if klen > MAX_KEY or alen > MAX_KEY or k3len > MAX_KEY:
-        raise ValueError(f"entry_key, blob_key, key3: at most {MAX_KEY} bytes, got {klen}, {alen}, {k3len}")
-    if PyBytes_GET_SIZE(digest) != 16:
-        raise ValueError(f"digest: expected 16 bytes, got {PyBytes_GET_SIZE(digest)}")
-    if not 0 <= flags <= 0xFF:
-        raise ValueError(f"flags: must fit a byte, got {flags}")
+    _check_new_content(PyBytes_GET_SIZE(entry_key), PyBytes_GET_SIZE(blob_key), PyBytes_GET_SIZE(key3), digest, flags)
     if flen > 0xFFFFFFFF - ENTRY_SIZE - 1:
         return None
-    first = HEADER_SIZE + alen + BLOB_SIZE + olen + CRC_SIZE
-    second = first + HEADER_SIZE + klen + ENTRY_SIZE + 1 + flen + CRC_SIZE
-    total = second + HEADER_SIZE + k3len + v3len + CRC_SIZE
+    third = (_record_size(PyBytes_GET_SIZE(blob_key), BLOB_SIZE + PyBytes_GET_SIZE(owner))
+              + _record_size(PyBytes_GET_SIZE(entry_key), ENTRY_SIZE + 1 + flen))
+    total = third + _record_size(PyBytes_GET_SIZE(key3), PyBytes_GET_SIZE(value3))
     if <int64_t>total > room:
         return None
     out = PyBytes_FromStringAndSize(NULL, total)
-    p = <uint8_t*>PyBytes_AS_STRING(out)
-    put32(fields, 1)  # refs
-    put32(fields + 4, 1 if flags & PIN_FLAG else 0)  # pins
-    fields[8] = WARM_LOCATION
-    put32(fields + 9, <uint32_t>flen)
-    put32(fields + 13, raw_length)
-    put_double(fields + 17, access_time)
-    p = _put_record(p, 0, seq, PyBytes_AS_STRING(blob_key), alen, <char*>fields, BLOB_SIZE,
-                    <uint8_t*>PyBytes_AS_STRING(owner), olen, seed)
-    put64(fields, entry_seq)
-    fields[8] = <uint8_t>flags
-    memcpy(fields + 9, PyBytes_AS_STRING(digest), 16)
-    fields[ENTRY_SIZE] = 0x57  # "W": the frame follows inside the entry
-    p = _put_record(p, 0, seq, PyBytes_AS_STRING(entry_key), klen, <char*>fields, ENTRY_SIZE + 1,
-                    <uint8_t*>PyBytes_AS_STRING(frame), flen, seed)
-    _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key3), k3len, PyBytes_AS_STRING(value3), v3len, NULL, 0, seed)
-    return out, first, second, _write_once(fd, out)
+    p = _put_new_content(<uint8_t*>PyBytes_AS_STRING(out), seq, seed, blob_key, owner, entry_key, entry_seq, flags,
+                         digest, frame, raw_length, access_time, &entry_at)
+    _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key3), PyBytes_GET_SIZE(key3), PyBytes_AS_STRING(value3),
+                PyBytes_GET_SIZE(value3), NULL, 0, seed)
+    return out, entry_at, third, _write_once(fd, out)
+
+
+def superseding_batch(bytes old_blob_key not None, bytes old_blob not None, bint unpin, bytes entry_key not None,
+                      bytes owner not None, uint64_t entry_seq, int flags, bytes digest not None, bytes frame not None,
+                      bytes blob_key not None, uint32_t raw_length, double access_time, bytes key4 not None,
+                      bytes value4 not None, uint64_t seq, uint32_t seed, int fd, int64_t room):
+    """Append a key's entry with new content in place of the content it owned, the two blob records and one more.
+
+    The write path of a key that owns its blob (its entry holds the frame,
+    the blob record names it) writing content no key holds, on the warm
+    tier. The batch (sequence number ``seq``, checksums seeded with
+    ``seed``) is the four records the Python plan makes, byte for byte:
+
+    - ``old_blob_key``: the old blob record ``old_blob`` (fields packed as
+      ``"<IIBIId"``, then its owner) with no reference left (refs 0) and,
+      when ``unpin`` (the old entry was pinned), one pin less; its frame
+      goes with the old entry;
+    - ``blob_key`` and ``entry_key``: the new blob record and the entry
+      holding ``frame``, as :func:`new_content_batch` makes them;
+    - ``key4`` with ``value4`` and the ``END`` flag.
+
+    They are written to ``fd`` at its end with one ``write`` (GIL
+    released). Returns ``(data, new blob's offset, entry's offset, fourth
+    record's offset, what write() returned or -errno)``; the caller undoes a
+    failed or short write. Returns None, writing nothing, when the batch is
+    longer than ``room`` bytes, ``frame`` does not fit a ``u32`` or
+    ``unpin`` meets an old blob without pins.
+
+    >>> import os, struct, tempfile
+    >>> from memstrata.tiers._segments import encode_record
+    >>> fd, name = tempfile.mkstemp()
+    >>> d, old = bytes(range(16)), bytes(range(1, 17))
+    >>> old_blob = struct.pack("<IIBIId", 1, 1, 1, 5, 20, 0.5) + b"sk"
+    >>> data, second, third, fourth, done = superseding_batch(b"a" + old, old_blob, True, b"ksk", b"sk", 4, 0, d,
+    ...                                                       b"F", b"a" + d, 9, 1.5, b"mseq", b"12345678", 2, 5,
+    ...                                                       fd, 1 << 20)
+    >>> released = encode_record(0, 2, b"a" + old, struct.pack("<IIBIId", 0, 0, 1, 5, 20, 0.5) + b"sk", 5)
+    >>> blob = encode_record(0, 2, b"a" + d, struct.pack("<IIBIId", 1, 0, 1, 1, 9, 1.5) + b"sk", 5)
+    >>> entry = encode_record(0, 2, b"ksk", struct.pack("<QB16s", 4, 0, d) + b"WF", 5)
+    >>> data == released + blob + entry + encode_record(2, 2, b"mseq", b"12345678", 5), done == len(data)
+    (True, True)
+    >>> (second, third, fourth) == (len(released), len(released) + len(blob), len(data) - 34)
+    True
+    >>> os.close(fd); os.unlink(name)
+    """
+    cdef size_t flen = PyBytes_GET_SIZE(frame), blen = PyBytes_GET_SIZE(old_blob), second, fourth, total, entry_at
+    cdef size_t oklen = PyBytes_GET_SIZE(old_blob_key)
+    cdef const uint8_t* old = <const uint8_t*>PyBytes_AS_STRING(old_blob)
+    cdef uint8_t counts[8]
+    cdef uint32_t pins
+    cdef uint8_t* p
+    _check_new_content(PyBytes_GET_SIZE(entry_key), PyBytes_GET_SIZE(blob_key), PyBytes_GET_SIZE(key4), digest, flags)
+    if oklen > MAX_KEY:
+        raise ValueError(f"old_blob_key: at most {MAX_KEY} bytes, got {oklen}")
+    if blen < BLOB_SIZE:
+        raise ValueError(f"old_blob: expected a blob record of at least {BLOB_SIZE} bytes, got {blen}")
+    pins = get32(old + 4)
+    if flen > 0xFFFFFFFF - ENTRY_SIZE - 1 or (unpin and pins == 0):
+        return None
+    second = _record_size(oklen, blen)
+    fourth = (second + _record_size(PyBytes_GET_SIZE(blob_key), BLOB_SIZE + PyBytes_GET_SIZE(owner))
+              + _record_size(PyBytes_GET_SIZE(entry_key), ENTRY_SIZE + 1 + flen))
+    total = fourth + _record_size(PyBytes_GET_SIZE(key4), PyBytes_GET_SIZE(value4))
+    if <int64_t>total > room:
+        return None
+    out = PyBytes_FromStringAndSize(NULL, total)
+    put32(counts, 0)  # refs: the old entry held the one reference
+    put32(counts + 4, pins - 1 if unpin else pins)
+    p = _put_record(<uint8_t*>PyBytes_AS_STRING(out), 0, seq, PyBytes_AS_STRING(old_blob_key), oklen, <char*>counts,
+                    8, old + 8, blen - 8, seed)
+    p = _put_new_content(p, seq, seed, blob_key, owner, entry_key, entry_seq, flags, digest, frame, raw_length,
+                         access_time, &entry_at)
+    _put_record(p, END_FLAG, seq, PyBytes_AS_STRING(key4), PyBytes_GET_SIZE(key4), PyBytes_AS_STRING(value4),
+                PyBytes_GET_SIZE(value4), NULL, 0, seed)
+    return out, second, second + entry_at, fourth, _write_once(fd, out)
+
 
 cdef enum:
     TAIL_BODY = 4 + 8 + 8 + 16  # magic "MSTL", written, synced, boot id

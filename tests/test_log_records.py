@@ -238,3 +238,61 @@ def test_new_content_batch_refuses_bad_arguments() -> None:
         new_content_batch(b"k" * 70000, b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
     done = new_content_batch(b"k", b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
     assert done is not None and done[3] == -9  # EBADF: the caller undoes and writes again, which names the error
+
+
+@given(
+    st.binary(min_size=1, max_size=40), st.binary(max_size=3000), st.sampled_from([0, 2]), st.binary(min_size=16, max_size=16),
+    st.integers(0, 2**32 - 1), st.floats(allow_nan=False), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+    st.integers(0, 3), st.booleans(), st.binary(max_size=40),
+)
+def test_superseding_batch_is_its_python_twin(
+    kb: bytes, frame: bytes, flags: int, d: bytes, raw: int, atime: float, entry_seq: int, seq: int, pins: int,
+    unpin: bool, old_owner: bytes,
+) -> None:
+    import struct
+    import tempfile
+
+    from memstrata._native.logrecords import superseding_batch
+
+    old_key, old_fields = b"a" + bytes(16), (1, pins, 1, 77, 99, 0.25)
+    old_blob = struct.pack("<IIBIId", *old_fields) + old_owner
+    released = struct.pack("<IIBIId", 0, pins - unpin, *old_fields[2:]) + old_owner if pins >= unpin else None
+    fd, name = tempfile.mkstemp()
+    try:
+        os.write(fd, b"pad")
+        args = (old_key, old_blob, unpin, b"k" + kb, kb, entry_seq, flags, d, frame, b"a" + d, raw, atime, b"mseq",
+                struct.pack("<Q", entry_seq), seq, SEED)
+        if released is None:  # one pin less than none: the plan's record would not pack
+            assert superseding_batch(*args, fd, 1 << 40) is None and os.fstat(fd).st_size == 3
+            return
+        first = encode_record(0, seq, old_key, released, SEED)
+        blob = encode_record(0, seq, b"a" + d, struct.pack("<IIBIId", 1, flags >> 1, 1, len(frame), raw, atime) + kb, SEED)
+        entry = encode_record(0, seq, b"k" + kb, struct.pack("<QB16s", entry_seq, flags, d) + b"W" + frame, SEED)
+        twin = first + blob + entry + encode_record(2, seq, b"mseq", struct.pack("<Q", entry_seq), SEED)
+        assert superseding_batch(*args, fd, len(twin) - 1) is None  # no room: nothing written
+        assert os.fstat(fd).st_size == 3
+        done = superseding_batch(*args, fd, len(twin))
+        assert done is not None
+        data, second, third, fourth, written = done
+        assert data == twin and written == len(twin) and os.pread(fd, len(twin) + 1, 3) == twin
+        assert (second, third, fourth) == (len(first), len(first) + len(blob), len(first) + len(blob) + len(entry))
+        assert read_value(fd, 3, old_key, SEED) == released
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def test_superseding_batch_refuses_bad_arguments() -> None:
+    from memstrata._native.logrecords import superseding_batch
+
+    d, old = bytes(16), bytes(25)
+    with pytest.raises(ValueError, match="old_blob: expected a blob record of at least 25 bytes, got 24"):
+        superseding_batch(b"a", old[:-1], False, b"k", b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    with pytest.raises(ValueError, match="old_blob_key: at most 65535 bytes"):
+        superseding_batch(b"a" * 70000, old, False, b"k", b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    with pytest.raises(ValueError, match="digest: expected 16 bytes"):
+        superseding_batch(b"a", old, False, b"k", b"", 1, 0, b"x", b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    with pytest.raises(ValueError, match="flags: must fit a byte"):
+        superseding_batch(b"a", old, False, b"k", b"", 1, -1, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    done = superseding_batch(b"a", old, False, b"k", b"", 1, 0, d, b"", b"a", 0, 0.0, b"m", b"", 1, SEED, -1, 1 << 20)
+    assert done is not None and done[4] == -9  # EBADF: the caller undoes and writes again, which names the error

@@ -1,7 +1,8 @@
-"""The native write path of a new key with new content writes the bytes the Python plan writes.
+"""The native write paths of new content write the bytes the Python plan writes.
 
 A new key writing content no key holds (``LogBackend.insert_new``, one
-native call) is a shortcut of ``_plan_write``, which stays the reference:
+native call) and a key writing new content in place of the content it owns
+(``LogBackend.supersede``) are shortcuts of ``_plan_write``, which stays the reference:
 the same writes, with the same clock, leave byte-equal segment files and
 equal counters whether the shortcut runs or every such write takes the plan.
 (The rewrite of a key's own content, ``LogBackend.rewrite``, runs in both:
@@ -15,31 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _storage_pairs import CONTENTS, COUNTERS, entry_and_blob, segment_files, storage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memstrata._native.hashing import digest
 from memstrata.codecs import get_codec, read_header
 from memstrata.tiers import LogBackend, StorageFullError, TieredStorage
-
-COUNTERS = ("_items", "_stored", "_unique", "_n_blobs", "_n_keys", "_logical", "_n_tombstones", "_n_garbage", "_seq")
-CONTENTS = [get_codec("zstd").encode({"text": f"content {i} " * (i % 5 + 1), "i": i}) for i in range(12)]
-
-
-def _storage(path: Path, *, planned: bool, segment_max_bytes: int = 1 << 20) -> tuple[TieredStorage, list[float]]:
-    now = [1000.0]
-    ts = TieredStorage(LogBackend(path, "none", segment_max_bytes=segment_max_bytes), hot_max_bytes=2000,
-                       clock=lambda: now[0])
-    if planned:  # every new key through the Python plan: the reference
-        ts._write_new = (  # type: ignore[method-assign]
-            lambda seq, key, kb, frame, make, t, pin, d, rl, hv: ts._write_planned(
-                seq, key, kb, frame, make, t, pin, d, rl, hv, None, True))
-    return ts, now
-
-
-def _files(path: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.name.startswith("seg-")}
-
 
 writes = st.lists(
     st.tuples(st.integers(0, 14), st.integers(0, len(CONTENTS) - 1), st.booleans(),
@@ -54,8 +37,8 @@ def test_the_native_write_paths_write_what_the_plan_writes(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[int, int, bool, str, bool]], segment_max_bytes: int
 ) -> None:
     base = tmp_path_factory.mktemp("paths")
-    native, now_a = _storage(base / "native", planned=False, segment_max_bytes=segment_max_bytes)
-    planned, now_b = _storage(base / "planned", planned=True, segment_max_bytes=segment_max_bytes)
+    native, now_a = storage(base / "native", planned=False, segment_max_bytes=segment_max_bytes)
+    planned, now_b = storage(base / "planned", planned=True, segment_max_bytes=segment_max_bytes)
     made: dict[int, list[int]] = {0: [], 1: []}  # which contents each store made a frame of
     model: dict[str, bytes] = {}
     zstd = get_codec("zstd")
@@ -76,7 +59,7 @@ def test_the_native_write_paths_write_what_the_plan_writes(
         assert made[0] == made[1]
         for name in COUNTERS:
             assert getattr(native, name) == getattr(planned, name), name
-        assert _files(base / "native") == _files(base / "planned")
+        assert segment_files(base / "native") == segment_files(base / "planned")
         for key, frame in model.items():
             got = native.read(key)
             assert got == planned.read(key) and got[0] == zstd.decode(frame)  # the value, and the tier it came from
@@ -84,19 +67,11 @@ def test_the_native_write_paths_write_what_the_plan_writes(
     finally:
         native.close()
         planned.close()
-    assert _files(base / "native") == _files(base / "planned")
-
-
-def _entry_and_blob(ts: TieredStorage, key: str) -> tuple[bytes, bytes]:
-    entry = ts.backend.get(b"ks" + key.encode())
-    assert entry is not None
-    blob = ts.backend.get(b"a" + entry[9:25])
-    assert blob is not None
-    return entry, blob
+    assert segment_files(base / "native") == segment_files(base / "planned")
 
 
 def test_a_new_key_with_new_content_is_one_batch_of_three_records(tmp_path: Path) -> None:
-    ts, now = _storage(tmp_path / "log", planned=False)
+    ts, now = storage(tmp_path / "log", planned=False)
     log: Any = ts.backend
     calls: list[int] = []
     append = log.append
@@ -104,7 +79,7 @@ def test_a_new_key_with_new_content_is_one_batch_of_three_records(tmp_path: Path
     frame = CONTENTS[3]
     seq = ts.write("a", frame, "warm", True)
     assert calls == []  # not the general path
-    entry, blob = _entry_and_blob(ts, "a")
+    entry, blob = entry_and_blob(ts, "a")
     assert entry[:9] == struct.pack("<QB", seq, 2) and entry[25:] == b"W" + frame  # pinned, the frame inline
     assert blob == struct.pack("<IIBIId", 1, 1, 1, len(frame), read_header(frame).original_length, 1000.0) + b"sa"  # "a" owns it
     assert ts.read("a")[0] == get_codec("zstd").decode(frame)
@@ -137,16 +112,16 @@ def test_frames_of_other_bytes_types_are_written_as_bytes(tmp_path: Path) -> Non
         pass
 
     zstd = get_codec("zstd")
-    ts, _ = _storage(tmp_path / "log", planned=False)
+    ts, _ = storage(tmp_path / "log", planned=False)
     ts.write("a", Frame(CONTENTS[1]), "warm")
     ts.write("b", lambda: bytearray(CONTENTS[2]), "hot", content_digest=digest(CONTENTS[2]), raw_length=9)
     with pytest.raises(struct.error):  # a raw length no blob record holds: the plan refuses it, nothing written
         ts.write("c", CONTENTS[3], "warm", content_digest=digest(CONTENTS[3]), raw_length=-1)
     ts.close()
-    ts, _ = _storage(tmp_path / "log", planned=False)
+    ts, _ = storage(tmp_path / "log", planned=False)
     assert [ts.read(k)[0] for k in "ab"] == [zstd.decode(CONTENTS[1]), zstd.decode(CONTENTS[2])]
     with pytest.raises(KeyError):
         ts.read("c")
     assert ts._n_keys == 2
-    assert _entry_and_blob(ts, "b")[0][25:] == b"W" + CONTENTS[2]
+    assert entry_and_blob(ts, "b")[0][25:] == b"W" + CONTENTS[2]
     ts.close()

@@ -85,3 +85,44 @@ def test_compaction_on_a_full_disk_is_undone_and_works_once_there_is_room(tmp_pa
             assert store.verify()["ok"]
         compacted = sum(p.stat().st_size for p in log_dir.glob("seg-*.log"))
         assert compacted < segments - 200 * 2000, (segments, compacted)  # the deleted values are gone
+
+
+def test_new_content_in_place_of_owned_content_on_a_really_full_disk(tmp_path: Path) -> None:
+    """The one-call batch of a key superseding its own content (``LogBackend.supersede``) meets ENOSPC.
+
+    The failed ``write`` is undone and raises ``StorageFullError``: the key
+    keeps its acknowledged value, the counters match the records, a reopen
+    reads every value.
+    """
+    with tmpfs(tmp_path / "small", "3m") as root:
+        path = root / "s"
+        stored: dict[str, bytes] = {}
+        store = MemoryStore(path, CFG)
+        supersede = store.tiers.backend.supersede
+        calls: list[int] = []
+        taken: list[int] = []
+
+        def counted(*args: object, **kwargs: object) -> tuple[int | None, bytes | None, bytes | None]:
+            calls.append(1)
+            done = supersede(*args, **kwargs)
+            taken.append(done[0] is not None)
+            return done
+
+        store.tiers.backend.supersede = counted
+        for i in range(20):
+            stored[f"k{i}"] = os.urandom(2000)
+            store.store(f"k{i}", stored[f"k{i}"], tier="warm")
+        with pytest.raises(StorageFullError):
+            for i in range(10_000):  # the same keys, new incompressible values, until the file system has no room
+                value = os.urandom(2000)
+                store.store(f"k{i % 20}", value, tier="warm")
+                stored[f"k{i % 20}"] = value
+        assert sum(taken) > 100 and len(calls) == len(taken) + 1  # the one-call path wrote until its write failed
+        assert all(store.retrieve(k) == v for k, v in stored.items())
+        stats = store.get_statistics()["tiered_storage"]
+        store.tiers._recount()
+        assert store.get_statistics()["tiered_storage"] == stats
+        store.close()
+        with MemoryStore(path, CFG) as store:
+            assert all(store.retrieve(k) == v for k, v in stored.items())
+            assert store.verify()["ok"]

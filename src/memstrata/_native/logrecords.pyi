@@ -16,3 +16,8 @@ def new_content_batch(
     entry_key: bytes, owner: bytes, entry_seq: int, flags: int, digest: bytes, frame: bytes, blob_key: bytes,
     raw_length: int, access_time: float, key3: bytes, value3: bytes, seq: int, seed: int, fd: int, room: int,
 ) -> tuple[bytes, int, int, int] | None: ...
+def superseding_batch(
+    old_blob_key: bytes, old_blob: bytes, unpin: bool, entry_key: bytes, owner: bytes, entry_seq: int, flags: int,
+    digest: bytes, frame: bytes, blob_key: bytes, raw_length: int, access_time: float, key4: bytes, value4: bytes,
+    seq: int, seed: int, fd: int, room: int,
+) -> tuple[bytes, int, int, int, int] | None: ...

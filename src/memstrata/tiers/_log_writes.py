@@ -1,8 +1,10 @@
 """The write shortcuts of :class:`~memstrata.tiers._log.LogBackend`, each one native call (mixed in).
 
 A key writing again the content it holds (:meth:`LogShortcuts.rewrite`,
-``logrecords.rewrite_batch``) and a new key writing new content
-(:meth:`LogShortcuts.insert_new`, ``logrecords.new_content_batch``): the
+``logrecords.rewrite_batch``), a new key writing new content
+(:meth:`LogShortcuts.insert_new`, ``logrecords.new_content_batch``) and a
+key that owns its content writing new content in its place
+(:meth:`LogShortcuts.supersede`, ``logrecords.superseding_batch``): the
 batch is encoded, checksummed and appended with one ``write`` in one call,
 and the index slots go in after it. Whatever the shortcut does not cover
 (another key under the fingerprint, a segment roll, ``max_disk_bytes``)
@@ -15,12 +17,21 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from memstrata._native.logrecords import new_content_batch, rewrite_batch
+from memstrata._native.logrecords import new_content_batch, rewrite_batch, superseding_batch
 from memstrata.tiers._log_index import NAMED_FIRST, PROVEN_MAX, SEED
 from memstrata.tiers._log_open import HEAD_BYTES
 from memstrata.tiers._log_reads import LogReads
 
 __all__ = ["LogShortcuts"]
+
+_BLOB_SIZE = 4 + 4 + 1 + 4 + 4 + 8  # a blob record's fields (memstrata.tiers._tiers.BLOB), then its owner
+
+
+def _made(frame: bytes | Callable[[], bytes]) -> bytes:
+    """The frame, made when it is a callable, as ``bytes`` exactly (the native calls take no subclass or buffer)."""
+    if callable(frame):
+        frame = frame()
+    return frame if type(frame) is bytes else bytes(frame)
 
 
 class LogShortcuts(LogReads):
@@ -102,10 +113,7 @@ class LogShortcuts(LogReads):
             fk, fa = table.fingerprint(key), table.fingerprint(blob_key)
             if table.find(fk) or table.find(fa) or key[0] in NAMED_FIRST or blob_key[0] in NAMED_FIRST:
                 return None, None
-            if callable(frame):
-                frame = frame()
-            if type(frame) is not bytes:  # a bytes subclass or buffer: the native call takes bytes exactly
-                frame = bytes(frame)
+            frame = _made(frame)
             seq = self._seq + 1
             tail = self._fds[self._tail]
             done = new_content_batch(key, owner, entry_seq, flags, digest, frame, blob_key, raw_length, access_time,
@@ -123,6 +131,65 @@ class LogShortcuts(LogReads):
             proven[key] = base + second
             self._finish(extra[0], base + third, seq, len(data))
             return seq, frame
+
+    def supersede(
+        self, key: bytes, expect: bytes, old_blob_key: bytes, owner: bytes, entry_seq: int, flags: int, digest: bytes,
+        frame: bytes | Callable[[], bytes], blob_key: bytes, raw_length: int, access_time: float,
+        extra: tuple[bytes, bytes], *, wait: bool = True,
+    ) -> tuple[int | None, bytes | None, bytes | None]:
+        """Append ``key``'s entry holding new content in place of the content it owns, both blob records and ``extra``.
+
+        The write path of a key that owns its blob (``key``'s entry is
+        ``expect``, holding the frame; the blob record ``old_blob_key`` has
+        one reference and names ``owner``) writing content no key holds (see
+        ``logrecords.superseding_batch``, one native call, one ``write``).
+        Both records are read through the index, so damage raises
+        ``CorruptDataError``. ``frame`` may be a callable that makes it,
+        called only once the checks pass. Returns ``(seq, frame, the old blob
+        record as it was)``; ``(None, None, None)`` when a check fails
+        (nothing made); ``(None, frame, None)`` when the batch needs the
+        general path (a segment roll, ``max_disk_bytes``).
+        """
+        with self._lock:
+            if self._closed or self.read_only:
+                self._check_writable()
+            if key[0] in NAMED_FIRST or old_blob_key[0] in NAMED_FIRST or blob_key[0] in NAMED_FIRST:
+                return None, None, None
+            table = self._table
+            fa = table.fingerprint(blob_key)
+            if table.find(fa) or self._value(key) != expect:
+                return None, None, None
+            proven = self._proven
+            at_entry = proven.get(key)  # where the read just proved key's record (as _value leaves it)
+            old = self._value(old_blob_key)
+            at_old = proven.get(old_blob_key)
+            if (
+                old is None or at_entry is None or at_old is None or len(old) < _BLOB_SIZE
+                or old[:4] != b"\x01\x00\x00\x00" or old[_BLOB_SIZE:] != owner  # one reference: key's own
+            ):
+                return None, None, None
+            frame = _made(frame)
+            seq = self._seq + 1
+            tail = self._fds[self._tail]
+            done = superseding_batch(old_blob_key, old, bool(expect[8] & 2), key, owner, entry_seq, flags, digest,
+                                     frame, blob_key, raw_length, access_time, extra[0], extra[1], seq, SEED, tail,
+                                     self._room())
+            if done is None:
+                return None, frame, None
+            data, second, third, fourth, written = done
+            base = self._landed(seq, tail, data, written, wait)
+            if not table.replace(table.fingerprint(old_blob_key), at_old, base):
+                self._index_set(old_blob_key, base)
+            table.insert(fa, base + second)  # its fingerprint had no location: nothing to replace
+            if not table.replace(table.fingerprint(key), at_entry, base + third):
+                self._index_set(key, base + third)
+            if len(proven) >= PROVEN_MAX - 2:
+                proven.clear()
+            proven[old_blob_key] = base
+            proven[blob_key] = base + second
+            proven[key] = base + third
+            self._finish(extra[0], base + fourth, seq, len(data))
+            return seq, frame, old
 
     def _room(self) -> int:
         """Bytes a batch may take without a segment roll or passing ``max_disk_bytes``."""

@@ -18,6 +18,7 @@ from memstrata.tiers._cold import ColdTier
 from memstrata.tiers._counts import load_counts, save_counts
 from memstrata.tiers._log import LogBackend
 from memstrata.tiers._maintenance import MaintenanceMixin
+from memstrata.tiers._native_writes import NativeWritesMixin
 from memstrata.tiers._plan import WritePlanMixin
 from memstrata.tiers._reads import HIT_SLOTS, ReadMixin
 from memstrata.tiers._rules import TOUCHED_MAX, RulesMixin
@@ -30,7 +31,6 @@ from memstrata.tiers._tiers import (
     SEQ_KEY,
     WARM,
     A,
-    HotFrame,
     HotTier,
     K,
     WarmTier,
@@ -51,7 +51,7 @@ _U32 = 0xFFFFFFFF  # a blob record's raw length is a u32
 
 
 
-class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
+class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
     """Blobs on three tiers, moved by access rules, never lost in between.
 
     Every key has a durable copy on the warm (backend) or cold (packs) tier;
@@ -269,53 +269,17 @@ class TieredStorage(WritePlanMixin, ReadMixin, RulesMixin, MaintenanceMixin):
                     touched[d] = self.clock()
                     if len(touched) >= TOUCHED_MAX:
                         self._touch(d, touched[d])
-                elif old_raw is None and (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
-                    ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
+                elif (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
+                    ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
                 else:
                     ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
-            elif log_ is not None and t == HOT and type(raw_length) is int and 0 <= raw_length <= _U32:  # a new key, then RAM
-                ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
+            elif log_ is not None and (t != COLD or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
+                ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)  # then RAM
             else:
                 ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
         if not self._log_waits:  # durability "full": synced outside the lock, shared with other writers (group commit)
             self._wait_durable(ticket)
         return seq
-
-    def _write_new(
-        self, seq: int, key: Any, kb: bytes, frame: bytes, make: Callable[[], bytes] | None, t: int, pin: bool, d: bytes,
-        raw_length: int, hot_value: bytes | None,
-    ) -> int | None:
-        """A key that is absent writing content no key holds, to the warm or hot tier (under the lock; a segment log).
-
-        The records :meth:`_plan_write` makes for it (the entry holding the
-        frame, the blob record naming the key as its owner, the seq record)
-        are made and written by one native call (``LogBackend.insert_new``);
-        the RAM counters and the hot tier then change as that plan's commit
-        changes them. When the key or the content has a location under its
-        fingerprint, or the batch needs a segment roll, the general write
-        runs (with the frame, if made).
-        """
-        log_ = cast(LogBackend, self._log)
-        now = self.clock()
-        ticket, made = log_.insert_new(K + kb, kb, seq, F_PINNED if pin else 0, d, frame if make is None else make,
-                                       A + d, raw_length, now, (SEQ_KEY, _SEQ_PACK(seq)), wait=self._log_waits)
-        if ticket is None:
-            if made is not None:
-                frame, make = made, None
-            return self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
-        self._seq = seq
-        self._touched.pop(d, None)
-        self._items[WARM] += 1
-        self._stored[WARM] += len(cast(bytes, made))  # made: the frame the batch holds
-        self._unique += raw_length
-        self._n_blobs += 1
-        self._n_keys += 1
-        self._logical += raw_length
-        if t == HOT:  # (a warm write came here only for a key not in the hot tier)
-            hot = self.hot
-            hot.pop(key)
-            hot.put(key, HotFrame(cast(bytes, made)) if hot_value is None else hot_value, pin)
-        return ticket
 
     def _write_planned(
         self, seq: int, key: Any, kb: bytes, frame: bytes, make: Callable[[], bytes] | None, t: int, pin: bool, d: bytes,
