@@ -186,7 +186,8 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
         WriteFailedError
             The audit log or the durable store failed; nothing was applied.
         """
-        _check_key(key)
+        if type(key) is not str or not key:
+            _check_key(key)
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata: expected a dict or None, got {type(metadata).__name__}")
         if ttl_seconds is not None and not ttl_seconds > 0:

@@ -138,10 +138,13 @@ class EventBus:
         """:meth:`emit` of ``Event(type, key, seq, results, actor, time)``, built on the delivery thread."""
         if not self._handlers:
             return True
-        if len(self._items) >= self._max_queue:
+        items = self._items
+        if len(items) >= self._max_queue:
             self.dropped += 1
             return False
-        self._put((type, key, seq, results, actor, time))
+        items.append((type, key, seq, results, actor, time))  # _put, inline: this is every write's path
+        if self._sleeping or (self._lingering and len(items) >= self._wake_at):
+            self._notify()
         self.emitted += 1
         return True
 

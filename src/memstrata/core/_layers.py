@@ -192,7 +192,7 @@ class HotCache:
             self.hot.put(key, rec)
             if ttl_seconds is not None:
                 self._expires[key] = self.clock() + ttl_seconds
-            else:
+            elif self._expires:
                 self._expires.pop(key, None)
             return True
 
