@@ -116,6 +116,9 @@ class CompressionEngine(ShapeDictionaries):
         self._raw = get_codec("raw")
         self._zstd = _zstd_codec({"id": "zstd", "level": policy.zstd_level})
         self._lz4 = get_codec("lz4")
+        from lz4.block import compress  # imported with the first engine, as the lz4 codec imports it
+
+        self._lz4_block = compress
         self._record_codec: ZstdCodec = self._zstd
         self._array_codec = get_codec(policy.array_codec)
         self._lossy_codec = get_codec(policy.lossy_codec)
@@ -371,8 +374,12 @@ class CompressionEngine(ShapeDictionaries):
             c: Codec = self._raw
             payload = value
         else:
-            c = self._lz4 if n <= SMALL_BUFFER_BYTES else self._zstd
-            payload = c._encode(value, _NO_META)[0]
+            if n <= SMALL_BUFFER_BYTES:  # LZ4Codec's payload (level 0, no size prefix), without its chunking layer
+                c = self._lz4
+                payload = self._lz4_block(value, store_size=False)
+            else:
+                c = self._zstd
+                payload = c._encode(value, _NO_META)[0]
             if len(payload) >= n:
                 c, payload = self._raw, value
         if n < LONG_DIGEST_MIN_BYTES:  # every codec here may leave a small frame's digest implicit
