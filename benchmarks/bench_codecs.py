@@ -290,3 +290,43 @@ def test_compress_embeddings(benchmark, impl, embeddings, peer) -> None:  # type
     if impl == "memstrata-int8":
         y = CompressionEngine().decompress(out)
         benchmark.extra_info["max_abs_error"] = float(np.abs(y - embeddings).max())
+
+
+# ------------------------------------------------- small bytes values (a layer's records) --
+
+
+def _layer_records() -> list[bytes]:
+    """Bytes values of 80-300 bytes as MemoryCore hands them to its store: a 25-byte head then msgpack."""
+    from memstrata._native.corewrite import encode_record
+    from memstrata.codecs import serialize
+
+    rng = np.random.default_rng(7)
+    words = "the user prefers metric units dark theme language note agent memory trace loss step run".split()
+    values: list[Any] = []
+    for i, r in enumerate(trace_records(600, seed=7)):
+        text = " ".join(rng.choice(words, size=int(rng.integers(4, 40))))
+        values += [{"theme": "dark", "note": text[:40], "n": i}, text, {k: r[k] for k in list(r)[:4]}]
+    return [encode_record(f"user:{i}".encode(), i, 0, serialize(v)) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("impl", ["memstrata", "zstd", "lz4"])
+@pytest.mark.benchmark(group="small-bytes-compress")
+def test_compress_small_bytes(benchmark, impl, peer) -> None:  # type: ignore[no-untyped-def]
+    """Engine frames of small bytes values (lz4 up to SMALL_BUFFER_BYTES, raw when nothing shrinks) vs zstd / lz4 alone.
+
+    ``extra_info``: ``ratio`` (output over input bytes; memstrata's whole
+    frames, the peers' bare payloads) and ``us_per_record``.
+    """
+    recs = _layer_records()
+    if impl == "memstrata":
+        fn: Any = CompressionEngine().compress
+    elif impl == "zstd":
+        fn = peer("zstandard").ZstdCompressor(level=3).compress
+    else:
+        block = peer("lz4.block")
+        fn = lambda b: block.compress(b, store_size=False)
+    out = benchmark.pedantic(lambda: [fn(r) for r in recs], rounds=20, iterations=1, warmup_rounds=2)
+    benchmark.extra_info["ratio"] = sum(map(len, out)) / sum(map(len, recs))
+    benchmark.extra_info["mean_record_bytes"] = sum(map(len, recs)) / len(recs)
+    if benchmark.stats:
+        benchmark.extra_info["us_per_record"] = benchmark.stats.stats.median * 1e6 / len(recs)

@@ -354,3 +354,24 @@ def test_posted_events_are_built_and_delivered_in_order_on_the_bus_thread():
     assert seen[-1].type == "memory.delete" and threads == {bus._thread.ident}
     bus.close()
     assert not bus._thread.is_alive()
+
+
+def test_event_handlers_follow_subscriptions_made_after_delivery_began():
+    bus = EventBus()
+    seen, events = [], []
+    bus.subscribe("memory.write", lambda e: (seen.append(("a", e.seq)), events.append(e)))
+    bus.post("memory.write", "k", 1, {}, "", 0.0)
+    bus.drain()  # the handlers of "memory.write" are matched (and remembered) here
+    off = bus.subscribe("memory.*", lambda e: seen.append(("b", e.seq)))
+    bus.post("memory.write", "k", 2, {}, "", 0.0)
+    bus.drain()
+    off()
+    bus.post("memory.write", "k", 3, {}, "", 0.0)
+    bus.post("memory.delete", "k", 4, {}, "", 0.0)
+    bus.drain()
+    assert seen == [("a", 1), ("a", 2), ("b", 2), ("a", 3)]
+    built = events[0]  # built on the bus thread from the posted fields
+    assert built == Event("memory.write", "k", 1, {}, "", 0.0) and built.replayed is False
+    with pytest.raises(AttributeError):
+        built.seq = 6  # type: ignore[misc]  # and as frozen as one made by Event(...)
+    bus.close()

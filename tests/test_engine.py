@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from _value_strategies import assert_same, values
 from hypothesis import given
+from hypothesis import strategies as st
 
 from memstrata import CompressionEngine, CorruptDataError
-from memstrata.codecs import CompressionPolicy, decode, read_header
+from memstrata.codecs import CompressionPolicy, RawCodec, decode, digest, read_header
 from memstrata.codecs._samples import TRACE_TYPES, trace_records
 
 CODEC_IDS = {"raw": 0, "lz4": 1, "zstd": 2, "zlib": 3, "blosc2": 4, "csr": 5, "graph_prune": 6, "int8": 7, "int4": 8, "binary": 9}
@@ -41,6 +42,29 @@ def test_choice_by_kind_size_and_loss() -> None:
     assert _codec_of(engine.compress(graph, kind="graph")) == "zstd"  # no loss allowed: stored whole
     assert engine.decompress(engine.compress(graph, kind="graph")) == graph
     assert _codec_of(engine.compress({"a": 1}, codec="lz4")) == "lz4"  # per-call override
+
+
+@given(data=st.one_of(st.binary(max_size=2000), st.integers(1, 300).map(lambda n: b"ab" * n)))
+def test_bytes_frames_round_trip_and_are_never_longer_than_a_raw_frame(data: bytes) -> None:
+    frame = CompressionEngine().compress(data)
+    assert decode(frame) == data and type(decode(frame)) is bytes
+    assert decode(frame, expected_digest=digest(data)) == data
+    assert len(frame) <= len(RawCodec().encode(data))  # same header layout: only a shorter payload is kept
+    assert read_header(frame).implicit_digest == (len(data) < 1024)
+
+
+def test_small_bytes_take_lz4_and_raw_when_nothing_shrinks_them() -> None:
+    engine = CompressionEngine()
+    noise = np.random.default_rng(0).bytes(5000)
+    assert _codec_of(engine.compress(b"ab" * 50)) == "lz4"  # 100 bytes: up to SMALL_BUFFER_BYTES
+    assert _codec_of(engine.compress(b"ab" * 96)) == "lz4"  # 192: the last size lz4 takes
+    assert _codec_of(engine.compress(b"ab" * 97)) == "zstd"
+    assert _codec_of(engine.compress(noise[:150])) == "raw"  # lz4 would lengthen it
+    assert _codec_of(engine.compress(noise)) == "raw"  # so would zstd
+    assert _codec_of(engine.compress(bytearray(b"q" * 100))) == "lz4"
+    assert decode(engine.compress(memoryview(b"w" * 120))) == b"w" * 120
+    stats = engine.get_statistics()["codecs"]
+    assert stats["lz4"]["count"] == 4 and stats["raw"]["count"] == 2 and stats["zstd"]["count"] == 1
 
 
 def test_lossy_override_needs_allow_loss() -> None:

@@ -122,19 +122,24 @@ class GroupCommit:
         self._turn = threading.Condition(threading.Lock())  # guards the queue; signals committed batches
         self._intent = f"intent {self.config.instance}"
 
-    def _submit(self, p: Pending) -> WriteResult:
-        """Commit ``p``, alone or in a batch with the writes queued beside it; ``p``'s outcome."""
+    def _submit(
+        self, key: str, op: str, kind: int, payload: bytes | None, digest: bytes, who: str, ttl: float | None,
+        attest: bool,
+    ) -> WriteResult:
+        """Commit a write (``payload``) or delete (None), alone or in a batch with the writes queued beside it."""
         if not self._queue and self._lock.acquire(blocking=False):
             try:  # alone: a batch of one, without the queue
-                if self._one_database:
+                if not self._one_database:
+                    return self._write_alone(key, op, kind, payload, digest, who, ttl, attest)
+                p = Pending(key, op, kind, payload, digest, who, ttl, attest)
+                try:
                     self._commit([p])
-                else:
-                    self._commit_alone(p)
-            except BaseException as exc:
-                self._no_write_left([p], exc)
+                except BaseException as exc:
+                    self._no_write_left([p], exc)
             finally:
                 self._lock.release()
         else:
+            p = Pending(key, op, kind, payload, digest, who, ttl, attest)
             self._commit_queued(p)
         if p.error is not None:
             raise p.error
@@ -235,34 +240,64 @@ class GroupCommit:
         self._abort(broken)
         return [p for p in batch if not p.done]
 
-    def _commit_alone(self, p: Pending) -> None:
-        """:meth:`_commit` of an embedded write alone, without the batch's lists and loops (a single writer's path)."""
+    def _write_alone(
+        self, key: str, op: str, kind: int, payload: bytes | None, digest: bytes, who: str, ttl: float | None,
+        attest: bool,
+    ) -> WriteResult:
+        """:meth:`_commit` of an embedded write alone (a single writer's path), under the write lock.
+
+        The same steps in the same order as a batch of one, without its
+        :class:`Pending`, lists and loops: the write's state lives in locals,
+        and a :class:`Pending` is made only when a critical layer fails (for
+        :meth:`_audit_failed` / :meth:`_abort`).
+        """
         self.writes_total += 1
+        kb = key.encode()
         durable = self.durable
-        if durable is not None and p.kind == TOMBSTONE:
-            self._note_existed([p])
+        existed = None
+        if kind == TOMBSTONE and durable is not None:
+            existed = self._read_record(kb) is not None
         try:
-            p.seq = self.audit.append_seq((p.who, p.op, p.key, p.digest, self._intent, p.payload))
+            seq = self.audit.append_seq((who, op, key, digest, self._intent, payload))
         except Exception as exc:
+            p = Pending(key, op, kind, payload, digest, who, ttl, attest)
+            p.existed = existed
             self._audit_failed([p], exc)
-            return
-        p.rec = rec = encode_record(p.kb, p.seq, p.kind, p.payload or b"")
-        p.layers["audit"] = "ok"
+            assert p.error is not None
+            raise p.error from exc
+        rec = encode_record(kb, seq, kind, payload or b"")
+        layers = {"audit": "ok"}
         if durable is not None:
             try:
-                if p.kind == VALUE and not self._has_patterns and self.pattern_store is not durable:
-                    durable.put_newer(p.kb, rec)  # what _durable_ops gives for a value when no pattern was written
+                if kind == VALUE and not self._has_patterns and self.pattern_store is not durable:
+                    durable.put_newer(kb, rec)  # what _durable_ops gives for a value when no pattern was written
                 else:
-                    for backend, kb, r in self._durable_ops(p.kb, rec, p.kind):
-                        backend.put_newer(kb, r)
-                p.layers["durable"] = "ok"
+                    for backend, k, r in self._durable_ops(kb, rec, kind):
+                        backend.put_newer(k, r)
+                layers["durable"] = "ok"
             except Exception as exc:
+                p = Pending(key, op, kind, payload, digest, who, ttl, attest)
+                p.seq, p.rec, p.layers, p.existed = seq, rec, layers, existed
                 self._abort([(p, exc)])
-                return
-        self._finish(p)
+                assert p.error is not None
+                raise p.error from exc
+        self._apply_best_effort(key, rec, payload or b"", ttl, layers)
+        if self.trust is not None and attest and who:
+            self._attest(who, seq, key, layers, True)
+        events = self.events
+        if events is not None:
+            try:
+                if not events.post(
+                    "memory.delete" if kind == TOMBSTONE else "memory.write", key, seq, dict(layers), who, self.clock()
+                ):
+                    raise MemstrataError("the event queue is full")
+                layers["events"] = "ok"
+            except Exception as exc:
+                layers["events"] = self._best_effort_failed("events", seq, key, exc)
         self._since_checkpoint += 1
         if self._since_checkpoint >= self.config.checkpoint_every:
-            self._save_state(p.seq + 1)
+            self._save_state(seq + 1)
+        return WriteResult(key, seq, True, layers, digest, existed)
 
     def _audit_failed(self, batch: list[Pending], exc: Exception) -> None:
         self.writes_failed += len(batch)
@@ -280,7 +315,8 @@ class GroupCommit:
             self.writes_failed += 1
             self.failures["durable"] += 1
             p.layers["durable"] = failed(error)
-            self._attest(p, False)
+            if self.trust is not None and p.attest and p.who:
+                self._attest(p.who, p.seq, p.key, p.layers, False)
             p.reject(f"the durable store failed ({error}); the write was aborted", error)
 
     def _apply_durable(self, batch: list[Pending]) -> list[tuple[Pending, Exception]]:
@@ -380,7 +416,7 @@ class GroupCommit:
         layers = p.layers
         self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl, layers)
         if self.trust is not None and p.attest and p.who:
-            self._attest(p, True)
+            self._attest(p.who, p.seq, p.key, layers, True)
         if self.events is not None:
             try:
                 kind = "memory.delete" if p.kind == TOMBSTONE else "memory.write"
@@ -392,14 +428,13 @@ class GroupCommit:
         p.result = WriteResult(p.key, p.seq, True, layers, p.digest, p.existed)
         p.done = True
 
-    def _attest(self, p: Pending, success: bool) -> None:
-        if self.trust is None or not p.attest or not p.who:
-            return
+    def _attest(self, who: str, seq: int, key: str, layers: dict[str, str], success: bool) -> None:
+        """Tell the trust ledger how ``who``'s write went (its outcome goes into ``layers``)."""
         try:
-            self.trust.update(p.who, success=success)
-            p.layers["trust"] = "ok"
+            self.trust.update(who, success=success)
+            layers["trust"] = "ok"
         except Exception as exc:
-            p.layers["trust"] = self._best_effort_failed("trust", p.seq, p.key, exc)
+            layers["trust"] = self._best_effort_failed("trust", seq, key, exc)
 
 
 def _targets(kind: int) -> tuple[int, int | None]:

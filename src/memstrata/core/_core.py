@@ -14,7 +14,7 @@ from memstrata._closing import ClosesOnExit
 from memstrata._native.auditchain import sha256
 from memstrata.codecs import deserialize, serialize
 from memstrata.core._assembly import LayerAssembly
-from memstrata.core._commit import GroupCommit, Pending
+from memstrata.core._commit import GroupCommit
 from memstrata.core._config import CoreConfig
 from memstrata.core._layers import (
     PATTERN,
@@ -186,7 +186,8 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
         WriteFailedError
             The audit log or the durable store failed; nothing was applied.
         """
-        _check_key(key)
+        if type(key) is not str or not key:
+            _check_key(key)
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata: expected a dict or None, got {type(metadata).__name__}")
         if ttl_seconds is not None and not ttl_seconds > 0:
@@ -199,15 +200,16 @@ class MemoryCore(LayerAssembly, GroupCommit, Recovery, ClosesOnExit):
                 raise ValueError(f"metadata['confidence']: expected a number in [0, 1], got {confidence!r}")
             value = {"value": value, "pattern_type": str(metadata.get("pattern_type", "")), "confidence": confidence}
         payload = serialize(value)
-        op, kind = ("write.pattern", PATTERN) if pattern else ("write", VALUE)
-        return self._submit(
-            Pending(key, op, kind, payload, sha256(payload), actor or "", ttl_seconds, trust_attestation)
-        )
+        if pattern:
+            return self._submit(
+                key, "write.pattern", PATTERN, payload, sha256(payload), actor or "", ttl_seconds, trust_attestation
+            )
+        return self._submit(key, "write", VALUE, payload, sha256(payload), actor or "", ttl_seconds, trust_attestation)
 
     def delete_sync(self, key: str, *, actor: str | None = None) -> WriteResult:
         """Delete ``key`` from every layer (logged like a write); ``result.existed`` says whether it was there."""
         _check_key(key)
-        return self._submit(Pending(key, "delete", TOMBSTONE, None, b"", actor or "", None, True))
+        return self._submit(key, "delete", TOMBSTONE, None, b"", actor or "", None, True)
 
     # ------------------------------------------------------------------ read --
 

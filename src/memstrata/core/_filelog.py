@@ -249,7 +249,8 @@ class FileLogStore:
         if self._fd < 0 or not self.native_append:
             return self._append_one_py(item, clock)
         with self._lock:
-            self._check_refused()
+            if self._refused is not None:
+                self._check_refused()
             seq = self._size
             when = clock()
             try:

@@ -74,19 +74,24 @@ class StoreBackend:
     """A :class:`memstrata.MemoryStore` seen as a backend of records under a key prefix.
 
     Uses only the store's public methods. Values are the record bytes, so the
-    store deduplicates, compresses and tiers them as usual.
+    store deduplicates, compresses and tiers them as usual. Records are written
+    to the warm tier: the core's cache layer is their RAM copy (a second one in
+    the store's hot tier would double the RAM and, for a key the hot tier
+    holds, take the store's general write plan instead of its one-call
+    rewrite); the store's rules still promote keys read often.
     """
 
-    def __init__(self, store: Any, prefix: str) -> None:
+    def __init__(self, store: Any, prefix: str, tier: str = "warm") -> None:
         self.store = store
         self.prefix = prefix
+        self.tier = tier
 
     def get(self, key: bytes) -> bytes | None:
         v = self.store.retrieve(self.prefix + key.decode(), None)
         return None if v is None else bytes(v)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.store.store(self.prefix + key.decode(), value)
+        self.store.store(self.prefix + key.decode(), value, self.tier)
 
     def delete(self, key: bytes) -> None:
         try:
@@ -113,7 +118,7 @@ class StoreBackend:
         if rec[8] == TOMBSTONE:
             self.delete(key)
         else:
-            self.put(key, rec)
+            self.store.store(self.prefix + key.decode(), rec, self.tier)
         return True
 
     def put_many(self, records: list[tuple[bytes, bytes]]) -> None:
@@ -122,7 +127,7 @@ class StoreBackend:
         puts = [(p + kb.decode(), rec) for kb, rec in records if rec[8] != TOMBSTONE]
         gone = [p + kb.decode() for kb, rec in records if rec[8] == TOMBSTONE]
         if puts:
-            self.store.store_many(puts)
+            self.store.store_many(puts, self.tier)
         if gone:
             self.store.delete_many(gone, missing_ok=True)
 
@@ -187,7 +192,7 @@ class HotCache:
             self.hot.put(key, rec)
             if ttl_seconds is not None:
                 self._expires[key] = self.clock() + ttl_seconds
-            else:
+            elif self._expires:
                 self._expires.pop(key, None)
             return True
 
