@@ -184,6 +184,34 @@ def test_the_log_checks_what_it_supersedes(tmp_path: Path) -> None:
     ts.close()
 
 
+def test_the_entry_a_write_read_is_not_read_again_unless_a_batch_came_between(tmp_path: Path) -> None:
+    log = LogBackend(tmp_path / "log", "none")
+    ts = TieredStorage(log, hot_max_bytes=0, clock=lambda: 5.0)
+    for k in ("a", "b"):
+        ts.write(k, CONTENTS[1 if k == "a" else 4], "warm")
+    reads: list[bytes] = []
+    value = log._value
+
+    def counted(key: bytes) -> bytes | None:
+        reads.append(key)
+        return value(key)
+
+    log._value = counted  # type: ignore[method-assign]
+    ts.write("a", CONTENTS[2], "warm")  # rewrite reads a's entry once; supersede builds on that read
+    assert reads.count(b"ksa") == 1 and reads.count(b"a" + digest(CONTENTS[1])) == 1
+    assert ts.read_frame("a")[0] == CONTENTS[2]
+    entry = log.read_for_write(b"ksa")
+    assert entry is not None
+    ts.write("c", CONTENTS[3], "warm")  # a batch after that read (a new key: nothing read): read again
+    reads.clear()
+    d, old_key = digest(CONTENTS[0]), b"a" + digest(CONTENTS[2])
+    assert log.supersede(b"ksa", entry, old_key, b"sa", 99, 0, d, CONTENTS[0], b"a" + d, len(CONTENTS[0]), 5.0,
+                         (b"mseq", struct.pack("<Q", 99)))[0] is not None
+    assert reads.count(b"ksa") == 1
+    log._value = value  # type: ignore[method-assign]
+    ts.close()
+
+
 def test_superseding_on_a_full_disk_changes_nothing(tmp_path: Path) -> None:
     log = LogBackend(tmp_path / "log", "none", max_disk_bytes=4000)
     ts = TieredStorage(log, hot_max_bytes=0)

@@ -149,6 +149,10 @@ class TailMarker:
             self._synced = written
         if synced_through > self._synced:
             self._synced = synced_through
+        self.wrote(written)
+
+    def wrote(self, written: int) -> None:
+        """:meth:`record` of batch ``written``, neither synced nor up to a synced one (the call after most batches)."""
         if self._fd < 0:
             return
         try:  # the bytes of _slot_bytes, packed and written in one native call (after every batch)

@@ -146,6 +146,7 @@ class LogBackend(LogShortcuts):
     def _reset(self) -> None:
         self._table, self._named, self._proven = new_table(), {}, {}
         self._kinds, self._sizes, self._segments, self._seq = {}, {}, [], 0
+        self._read_last = None
 
     # ------------------------------------------------------------- opening --
 

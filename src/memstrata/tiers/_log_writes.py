@@ -22,6 +22,9 @@ from memstrata.tiers._log_index import NAMED_FIRST, PROVEN_MAX, SEED
 from memstrata.tiers._log_open import HEAD_BYTES
 from memstrata.tiers._log_reads import LogReads
 
+if TYPE_CHECKING:
+    from memstrata._tail import TailMarker
+
 __all__ = ["LogShortcuts"]
 
 _BLOB_SIZE = 4 + 4 + 1 + 4 + 4 + 8  # a blob record's fields (memstrata.tiers._tiers.BLOB), then its owner
@@ -39,8 +42,12 @@ class LogShortcuts(LogReads):
 
     max_disk_bytes: int | None
     read_only: bool
+    #: ``(key, value, seq)`` of the value :meth:`rewrite` last read for a key through the index, with the log's seq then
+    _read_last: tuple[bytes, bytes, int] | None = None
 
     if TYPE_CHECKING:  # defined by LogBackend
+        durability: str
+        _marker: TailMarker | None
 
         def append(self, ops: list[tuple[int, bytes, bytes]], *, freeing: bool = False, wait: bool = True) -> int: ...
 
@@ -69,23 +76,30 @@ class LogShortcuts(LogReads):
             locs = () if named else self._table.lookup(key)
             if not locs and not named:
                 return None, None  # absent: no location under its fingerprint
-            fd = self._fds.get(locs[0] >> 32) if len(locs) == 1 else None
+            fds = self._fds
+            fd = fds.get(locs[0] >> 32) if len(locs) == 1 else None
             if fd is not None:
                 seq = self._seq + 1
-                tail = self._fds[self._tail]
+                tail = fds[self._tail]
+                pos = self._pos  # _room inline: this is the hottest write
+                room = self._room() if self.max_disk_bytes is not None else (
+                    self.segment_max_bytes - pos if pos > HEAD_BYTES else 1 << 62)
                 done = rewrite_batch(fd, locs[0] & 0xFFFFFFFF, key, at, expect, head, tags, extra[0], extra[1], seq,
-                                     SEED, tail, self._room())
+                                     SEED, tail, room)
                 if done is not None:
                     data, second, written = done
                     base = self._landed(seq, tail, data, written, wait)
                     table = self._table
                     if table.replace(table.fingerprint(key), locs[0], base):  # the record just read was key's
-                        self._prove(key, base)
+                        proven = self._proven  # _prove inline
+                        if len(proven) >= PROVEN_MAX:
+                            proven.clear()
+                        proven[key] = base
                     else:
                         self._index_set(key, base)
                     self._finish(extra[0], base + second, seq, len(data))
                     return seq, None
-            old = self._value(key)  # the general path: it names any damage
+            old = self._read_for_write(key)  # the general path: it names any damage
             if old is None or len(old) < at + len(expect) or old[at : at + len(expect)] != expect or not (
                 len(old) == len(head) or (len(old) > len(head) and old[len(head)] in tags)
             ):
@@ -144,7 +158,9 @@ class LogShortcuts(LogReads):
         one reference and names ``owner``) writing content no key holds (see
         ``logrecords.superseding_batch``, one native call, one ``write``).
         Both records are read through the index, so damage raises
-        ``CorruptDataError``. ``frame`` may be a callable that makes it,
+        ``CorruptDataError`` (``key``'s is not read again when ``expect`` is
+        the value :meth:`rewrite` returned for it, with no batch written
+        since: that read proved it). ``frame`` may be a callable that makes it,
         called only once the checks pass. Returns ``(seq, frame, the old blob
         record as it was)``; ``(None, None, None)`` when a check fails
         (nothing made); ``(None, frame, None)`` when the batch needs the
@@ -157,10 +173,18 @@ class LogShortcuts(LogReads):
                 return None, None, None
             table = self._table
             fa = table.fingerprint(blob_key)
-            if table.find(fa) or self._value(key) != expect:
+            if table.find(fa):
                 return None, None, None
             proven = self._proven
-            at_entry = proven.get(key)  # where the read just proved key's record (as _value leaves it)
+            last = self._read_last
+            # expect is the very value rewrite just read and proved for key, and no batch was written since: where
+            # that read proved key's record still holds it (a compaction in between clears the proven locations)
+            at_entry = proven.get(key) if last is not None and last[1] is expect and last[2] == self._seq and (
+                last[0] == key) else None
+            if at_entry is None:
+                if self._value(key) != expect:
+                    return None, None, None
+                at_entry = proven.get(key)  # where the read just proved key's record (as _value leaves it)
             old = self._value(old_blob_key)
             at_old = proven.get(old_blob_key)
             if (
@@ -191,6 +215,19 @@ class LogShortcuts(LogReads):
             self._finish(extra[0], base + fourth, seq, len(data))
             return seq, frame, old
 
+    def read_for_write(self, key: bytes) -> bytes | None:
+        """``key``'s value (None: absent), read for a write that follows: :meth:`supersede` builds on this read."""
+        with self._lock:
+            if self._closed or self.read_only:
+                self._check_writable()
+            return self._read_for_write(key)
+
+    def _read_for_write(self, key: bytes) -> bytes | None:
+        old = self._value(key)
+        if old is not None:
+            self._read_last = (key, old, self._seq)
+        return old
+
     def _room(self) -> int:
         """Bytes a batch may take without a segment roll or passing ``max_disk_bytes``."""
         room = self.segment_max_bytes - self._pos if self._pos > HEAD_BYTES else 1 << 62
@@ -210,7 +247,10 @@ class LogShortcuts(LogReads):
             except OSError:
                 pass
             self._write_again(fd, data, False)
-        self._committed(seq, fd, wait)
+        if wait and self.durability == "full":
+            self._committed(seq, fd, wait)
+        elif self._marker is not None:  # _committed inline, nothing to sync: only the marker
+            self._marker.wrote(seq)
         return (self._tail << 32) + self._pos
 
     def _finish(self, last_key: bytes, loc: int, seq: int, size: int) -> None:

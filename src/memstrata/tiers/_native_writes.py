@@ -61,14 +61,15 @@ class NativeWritesMixin(StorageState):
         if ticket is None:
             if made is not None:
                 return self._write_planned(seq, key, kb, made, None, t, pin, d, raw_length, hot_value, None, True)
-            old_raw = log_.get(K + kb)  # the key, or the content, has a location: read the key's entry once
+            old_raw = log_.read_for_write(K + kb)  # the key, or the content, has a location: read its entry once
             if old_raw is not None:
                 return self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
             return self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, False)
         self._seq = seq
         self._new_blob_counts(d, cast(bytes, made), raw_length)  # made: the frame the batch holds
         self._n_keys += 1
-        self._hot_written(key, t, cast(bytes, made), hot_value, pin)
+        if t == HOT or key in self.hot:  # a warm write of a key the hot tier lacks leaves it as it is
+            self._hot_written(key, t, cast(bytes, made), hot_value, pin)
         return ticket
 
     def _write_native(

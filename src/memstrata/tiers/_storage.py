@@ -270,7 +270,10 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                     if len(touched) >= TOUCHED_MAX:
                         self._touch(d, touched[d])
                 elif (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
-                    ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
+                    if old_raw is None:  # absent (_write_native's first case, called at once: a new key's write)
+                        ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
+                    else:
+                        ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
                 else:
                     ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
             elif log_ is not None and (t != COLD or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
