@@ -202,9 +202,9 @@ class MemoryState:
         """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
         self._records.put(rec)
         while len(self._columns) < rec.id:
-            self._columns.append([None], [len(self._columns)])
+            self._columns.append_one(None, len(self._columns))
         if len(self._columns) == rec.id:
-            self._columns.append([self._row(rec)], [rec.id])
+            self._columns.append_one(self._row(rec), rec.id)
         else:
             self._columns.set(rec.id, self._row(rec))
         self._n_restricted += self._restricted(rec)

@@ -138,6 +138,22 @@ class _Column:
         elif self.codes is not None:
             self.codes[row] = -1
 
+    def set_new(self, row: int, value: Any) -> None:
+        """:meth:`set` on a row never written since it was reserved (it holds the fill values: only ``value``'s own
+        array changes)."""
+        kind = STRING if type(value) is str else scalar_kind(value)
+        self.kinds[row] = kind
+        if kind == STRING:
+            if self.codes is None:
+                self.codes = np.full(self.kinds.shape[0], -1, np.int32)
+            self.codes[row] = self.strings.setdefault(value, len(self.strings))
+        elif kind == BOOL or kind == NUMBER:
+            if self.numbers is None:
+                self.numbers = np.zeros(self.kinds.shape[0], np.int8 if kind == BOOL else np.float64)
+            elif kind == NUMBER and self.numbers.dtype != np.float64:
+                self.numbers = self.numbers.astype(np.float64)
+            self.numbers[row] = value if kind == BOOL else float(value)
+
     def clear(self, row: int) -> None:
         self.kinds[row] = ABSENT
         if self.numbers is not None:
@@ -214,6 +230,21 @@ class MetadataColumns:
             if meta:
                 for key, value in meta.items():
                     self._column(key).set(row, value)
+
+    def append_one(self, metadata: Mapping[str, Any] | None, id_: int) -> None:
+        """:meth:`append` of one row (an agent's single write): the same columns, without the batch's lists and arrays."""
+        row = self._n
+        if row == self._ids.shape[0]:
+            self._reserve(row + 1)
+        self._ids[row] = id_
+        self._n = row + 1
+        if metadata:
+            columns = self._columns
+            for key, value in metadata.items():
+                column = columns.get(key)
+                if column is None:
+                    column = self._column(key)
+                column.set_new(row, value)
 
     def set(self, row: int, metadata: Mapping[str, Any] | None) -> None:
         """Replace the metadata of ``row``."""
