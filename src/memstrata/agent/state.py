@@ -231,8 +231,8 @@ class MemoryState:
         items = []
         stored: dict[int, np.ndarray] = {}  # vectors of rewritten records, read in one call
         if self._vectors is not None:
-            given = {**(vectors or {}), **(encoded or {})}
-            ids = [r.id for r in recs if r.id not in given and r.id in self._vectors]
+            ids = [r.id for r in recs if not (encoded and r.id in encoded) and not (vectors and r.id in vectors)
+                   and r.id in self._vectors]
             if ids:
                 stored = dict(zip(ids, self._vectors.get(ids)))
         for rec in recs:

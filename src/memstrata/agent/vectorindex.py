@@ -244,22 +244,21 @@ class VectorIndex:
         codes = self.sketch(x) if sketches is None else sketches
         found: list[np.ndarray | None] = []  # candidate ids of each row; None: too many, ask the top-k search
         rows = self._near_rows
-        for code in codes:  # both sketch words of every row in one compiled pass
-            hits = screen(words[0], words[1], n, code, first, both, rows)
-            found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)  # a copy: rows is reused
-        if len(found) == 1 and found[0] is not None:  # a single add: its candidates' vectors, no merge of batches
-            only = found[0]
-            if not only.size:
+        if codes.shape[0] == 1:  # a single add: its candidates' vectors, no merge of batches
+            hits = screen(words[0], words[1], n, codes[0], first, both, rows)
+            if not hits:  # the usual single add
                 return [(_NO_IDS, _NO_SIMS)]
-            near_sims = self.similarities(only, x[0])
-            keep = near_sims >= threshold
-            if only.size == 1:
-                return [(only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)]
-            return [best_of(only[keep], near_sims[keep], int(keep.sum()))]
+            if hits <= _NEAR_MAX_CANDIDATES:
+                return [self._near_one(live[rows[:hits]], x[0], threshold)]
+            found.append(None)
+        else:
+            for code in codes:  # both sketch words of every row in one compiled pass
+                hits = screen(words[0], words[1], n, code, first, both, rows)
+                found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)  # a copy: rows is reused
         # one read of every candidate's vector for the whole batch
         listed = [c for c in found if c is not None and c.size]
         if not listed and all(c is not None for c in found):
-            return [(_NO_IDS, _NO_SIMS)] * len(found)  # the usual single add: no candidate at all
+            return [(_NO_IDS, _NO_SIMS)] * len(found)  # no row has a candidate
         union = np.unique(np.concatenate(listed)) if listed else np.empty(0, np.int64)
         vectors = self.get(union.tolist()) if union.size else np.empty((0, self.dim), np.float32)
         for row, ids in zip(x, found):
@@ -273,6 +272,14 @@ class VectorIndex:
             keep = sims >= threshold
             out.append(best_of(ids[keep], sims[keep], int(keep.sum())))
         return out
+
+    def _near_one(self, only: np.ndarray, q: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`near`'s answer for one row ``q`` from its sketch candidates ``only`` (ids, at least one)."""
+        near_sims = self.similarities(only, q)
+        keep = near_sims >= threshold
+        if only.size == 1:
+            return (only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)
+        return best_of(only[keep], near_sims[keep], int(keep.sum()))
 
     def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
         """Add unit rows (see :func:`unit_rows`); a batch at least as large as the buffer goes straight in.
@@ -307,7 +314,7 @@ class VectorIndex:
             self._add_sketches([id_], sketch[None, :])
         else:
             self._sketch_ids[n] = id_
-            self._sketches[0, n], self._sketches[1, n] = sketch
+            self._sketches[:, n] = sketch
             self._sketch_n = n + 1
         self._buf[len(self._buf_ids)] = row
         self._buf_ids.append(id_)
