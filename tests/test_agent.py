@@ -58,6 +58,19 @@ def test_add_get_text_and_dict(mem: AgentMemory, clock: Clock) -> None:
     assert mem.get(99) is None and mem.get("0") is None  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("vector_rows", ["ram", "file"])
+def test_single_adds_keep_each_vector_though_each_add_prepares_its_row_in_the_same_arrays(vector_rows: str,
+                                                                                         tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((40, 16)).astype(np.float32)
+    with AgentMemory(tmp_path / "m", config=AgentConfig(vector_rows=vector_rows, weight_relevance=0.0,
+                                                        weight_recency=0.0)) as m:
+        ids = [m.add(f"memory number {i}", vector=rows[i]).id for i in range(len(rows))]
+        for i, id_ in enumerate(ids):
+            hit = m.search(rows[i], limit=1, mode="vector")[0]
+            assert hit.id == id_ and hit.similarity == pytest.approx(1.0, abs=0.02)
+
+
 def test_bad_arguments_name_themselves(mem: AgentMemory) -> None:
     with pytest.raises(TypeError, match="content"):
         mem.add(3)  # type: ignore[arg-type]

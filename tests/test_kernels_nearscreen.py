@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memstrata.kernels.nearscreen import prepare_row, rerank, screen, screen_path
+from memstrata.kernels.nearscreen import prepare_row, prepare_row_into, rerank, screen, screen_path
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -77,6 +77,23 @@ def test_prepare_row_matches_the_numpy_path(d: int, bits: int, seed: int, scale:
     differ = np.unpackbits(sketch.view(np.uint8)) != np.unpackbits(r_sketch.view(np.uint8))
     assert not differ.any() or np.abs(proj[differ]).max() < 1e-4
     assert sketch.shape == (bits // 64,) and sketch.dtype == np.uint64 and r_scale > 0
+
+
+@given(d=st.integers(1, 40), bits=st.sampled_from([64, 128]), seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1,
+                                                                             max_size=4))
+def test_prepare_row_into_reused_arrays_gives_what_fresh_ones_give(d: int, bits: int, seeds: list[int]) -> None:
+    """Arrays reused from row to row (as a VectorIndex reuses them) hold exactly prepare_row's answer for each row."""
+    planes = np.random.default_rng(seeds[0] + 1).standard_normal((d, bits)).astype(np.float32)
+    unit, proj, sketch, codes = (np.full(d, 7, np.float32), np.full(bits, 7, np.float32),
+                                 np.full(bits // 64, 7, np.uint64), np.full(d, 7, np.int8))
+    for seed in seeds:
+        x = np.random.default_rng(seed).standard_normal(d).astype(np.float32)
+        square, scale = prepare_row_into(x, planes, unit, proj, sketch.view(np.uint8), codes)
+        f_square, f_unit, f_sketch, f_codes, f_scale = prepare_row(x, planes)
+        assert (square, scale) == (f_square, f_scale)
+        np.testing.assert_array_equal(unit, f_unit)
+        np.testing.assert_array_equal(sketch, f_sketch)
+        np.testing.assert_array_equal(codes, f_codes)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])

@@ -147,6 +147,36 @@ def test_columns_stay_in_step_through_set_and_keep(rows: list[Any], updates: lis
     assert columns.keys == sorted({k for m in model if m for k in m})
 
 
+@settings(deadline=None)
+@given(rows=ROWS, first=st.integers(0, 12), keep=st.data())
+def test_append_one_row_by_row_makes_the_columns_append_makes(rows: list[Any], first: int, keep: st.DataObject) -> None:
+    """Rows appended one at a time (after ``first`` of them in one batch, and after a ``keep``) hold the same
+    kinds, numbers, strings and masks as the batch append of the same rows."""
+    first = min(first, len(rows))
+    batch, single = MetadataColumns(), MetadataColumns()
+    single.append(rows[:first], [100 + i for i in range(first)])
+    mask = np.array(keep.draw(st.lists(st.booleans(), min_size=first, max_size=first)), bool)
+    single.keep(mask)
+    kept = [i for i in range(first) if mask[i]]
+    batch.append([rows[i] for i in kept], [100 + i for i in kept])
+    for i in range(first, len(rows)):
+        single.append_one(rows[i], 100 + i)
+    batch.append(rows[first:], [100 + i for i in range(first, len(rows))])
+    n = len(batch)
+    assert len(single) == n and single.ids.tolist() == batch.ids.tolist()
+    assert single.keys == batch.keys
+    for key in batch.keys:
+        a, b = single._get(key), batch._get(key)
+        assert a is not None and b is not None
+        assert a.kinds[:n].tolist() == b.kinds[:n].tolist()
+        assert a.numbers_of(n).tolist() == b.numbers_of(n).tolist()
+        names_a, names_b = {c: t for t, c in a.strings.items()}, {c: t for t, c in b.strings.items()}
+        assert [names_a.get(c) for c in a.codes_of(n).tolist()] == [names_b.get(c) for c in b.codes_of(n).tolist()]
+    for spec in ({"a": {"$exists": True}}, {"b": {"$gte": 0}}, {"c": {"$in": ["x", None, True]}}, {"a": False},
+                 {"$id": {"$gt": 104}}):
+        assert compile_filter(spec).mask(single, strict=False).tolist() == compile_filter(spec).mask(batch, strict=False).tolist()
+
+
 def test_strict_names_the_unknown_key_and_lenient_matches_as_absent() -> None:
     columns = _columns([{"category": "email"}, {"category": "asyncio"}])
     with pytest.raises(ValueError, match=r"no stored metadata has the key 'categroy' \(known keys: category\)"):

@@ -24,7 +24,7 @@ from memstrata.agent.config import AgentConfig
 from memstrata.agent.embedders import Embedder, check_embedder
 from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 from memstrata.agent.state import RESERVED_FIELDS, SCOPES, MemoryState
-from memstrata.agent.write import AddOptions
+from memstrata.agent.write import AddOptions, add_batch
 from memstrata.store import MemoryStore
 from memstrata.types import TierName
 from memstrata.vectors.filters import compile_filter
@@ -138,8 +138,10 @@ class AgentMemory(MemoryState, ClosesOnExit):
         ``config.near_duplicate_threshold`` in the same scope) is linked,
         merged or kept as ``config.near_duplicates`` says.
         """
-        return self._add_batch([content], "content", None if metadata is None else [metadata],
-                               None if vector is None else np.atleast_2d(vector), options)[0]
+        if vector is not None:
+            vector = vector[None] if isinstance(vector, np.ndarray) and vector.ndim == 1 else np.atleast_2d(vector)
+        return add_batch(self, [content], "content", metadata=None if metadata is None else [metadata], vectors=vector,
+                         **options)[0]
 
     def add_many(self, contents: Sequence[str | Mapping[str, Any]], *,
                  metadata: Sequence[Mapping[str, Any] | None] | None = None, vectors: np.ndarray | None = None,
@@ -155,8 +157,6 @@ class AgentMemory(MemoryState, ClosesOnExit):
 
     def _add_batch(self, contents: Sequence[Any], name: str, metadata: Any, vectors: Any,
                    options: AddOptions) -> list[MemoryRecord]:
-        from memstrata.agent.write import add_batch
-
         return add_batch(self, contents, name, metadata=metadata, vectors=vectors, **options)
 
     # ----------------------------------------------------------------- read

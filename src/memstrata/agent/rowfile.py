@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memstrata.agent.nearkernels import nearscreen_kernels
 from memstrata.errors import CorruptDataError
 
 __all__ = ["PREFIX", "RowFile", "encode_rows", "remove_stale"]
@@ -176,13 +177,11 @@ class RowFile:
     def scores(self, slots: np.ndarray, ids: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Cosines (m,) float32 of the unit query ``q`` (d,) float32 with the rows of a few ``slots`` (int64), which must
         hold ``ids`` (int64); checked as :meth:`read` checks."""
-        from memstrata.kernels.nearscreen import rerank  # here: kernels load numba, not `import memstrata.agent`
-
         if self._fd is None:
             raise ValueError(f"{self.path}: the row file is closed")
         words = self._gather(slots) if slots.shape[0] else np.empty((0, self._words), np.uint64)
         out = np.empty(slots.shape[0], np.float32)
-        bad = rerank(words, self._mult, slots, ids, q, out)
+        bad = nearscreen_kernels().rerank(words, self._mult, slots, ids, q, out)
         if bad >= 0:
             raise CorruptDataError(
                 f"{self.path}: slot {int(slots[bad])} (id {int(ids[bad])}) fails its checksum or holds another id"

@@ -202,9 +202,9 @@ class MemoryState:
         """Put ``rec`` into the RAM indexes (records, hashes, columns; keywords unless told not to)."""
         self._records.put(rec)
         while len(self._columns) < rec.id:
-            self._columns.append([None], [len(self._columns)])
+            self._columns.append_one(None, len(self._columns))
         if len(self._columns) == rec.id:
-            self._columns.append([self._row(rec)], [rec.id])
+            self._columns.append_one(self._row(rec), rec.id)
         else:
             self._columns.set(rec.id, self._row(rec))
         self._n_restricted += self._restricted(rec)
@@ -231,8 +231,8 @@ class MemoryState:
         items = []
         stored: dict[int, np.ndarray] = {}  # vectors of rewritten records, read in one call
         if self._vectors is not None:
-            given = {**(vectors or {}), **(encoded or {})}
-            ids = [r.id for r in recs if r.id not in given and r.id in self._vectors]
+            ids = [r.id for r in recs if not (encoded and r.id in encoded) and not (vectors and r.id in vectors)
+                   and r.id in self._vectors]
             if ids:
                 stored = dict(zip(ids, self._vectors.get(ids)))
         for rec in recs:

@@ -233,9 +233,11 @@ class RecordTable:
 
     def with_digest(self, digest: str) -> list[int]:
         """Ids whose scope and text have ``digest`` (all 128 bits equal), ascending."""
-        high, low = int(digest[:16], 16), int(digest[16:32], 16)
-        lows = self._cols["low"]
-        return sorted(i for i in self._probe(high) if lows[i] == low)
+        found = list(self._probe(int(digest[:16], 16)))  # usually empty: a new text
+        if not found:
+            return found
+        low, lows = int(digest[16:32], 16), self._cols["low"]
+        return sorted(i for i in found if lows[i] == low)
 
     def is_restricted(self, id_: int) -> bool:
         """Whether some read hides ``id_`` (held): expired, with an end of validity, or valid only from after it was made."""

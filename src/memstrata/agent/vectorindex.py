@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from memstrata._growth import grown_capacity
+from memstrata.agent.nearkernels import nearscreen_kernels
 from memstrata.types import VectorCodecName
 from memstrata.vectors import VectorMemory
 
@@ -154,6 +155,8 @@ class VectorIndex:
         self._init_sketches()
 
     def _init_sketches(self) -> None:
+        self._scratch: tuple[np.ndarray, ...] | None = None  # prepare_one's output arrays, made on its first call
+        self._near_rows = np.empty(_NEAR_MAX_CANDIDATES, np.int64)  # near's screen output, reused
         rng = np.random.default_rng(_SKETCH_SEED)
         self._planes = rng.standard_normal((self.dim, SKETCH_BITS)).astype(np.float32)
         self._sketch_ids = np.empty(0, np.int64)  # -1 marks a removed row until the arrays are packed
@@ -179,16 +182,26 @@ class VectorIndex:
         """One float row ``v`` (d,) as a write needs it, in one compiled pass: the unit row (1, d) float32 (as
         :func:`unit_rows` makes it), its sketch (1, 2) (:meth:`sketch`) and its int8 form (:func:`encode_vector`).
 
+        The unit row and the sketch live in arrays of this index that the next call overwrites: the caller
+        copies what it keeps (:meth:`add_many` does) before preparing another row.
+
         ``ValueError`` naming ``name`` for NaN, inf or an all-zero row.
         """
-        from memstrata.kernels.nearscreen import prepare_row  # here: kernels load numba, not `import memstrata.agent`
-
-        square, unit, sketch, codes, scale = prepare_row(np.ascontiguousarray(v, np.float32), self._planes)
+        if v.dtype != np.float32 or not v.flags.c_contiguous:
+            v = np.ascontiguousarray(v, np.float32)
+        scratch = self._scratch
+        if scratch is None:  # made once, then reused: one write at a time (the memory's lock), each copies what it keeps
+            d, bits = self._planes.shape
+            sketch = np.empty((1, bits // 64), np.uint64)
+            scratch = self._scratch = (np.empty((1, d), np.float32), np.empty(bits, np.float32), sketch,
+                                       sketch.view(np.uint8)[0], np.empty(d, np.int8))
+        unit, proj, sketch, sketch_bytes, codes = scratch
+        square, scale = nearscreen_kernels().prepare_row_into(v, self._planes, unit[0], proj, sketch_bytes, codes)
         if not math.isfinite(square):
             raise ValueError(f"{name}: expected finite values, got NaN or inf")
         if not square:
             raise ValueError(f"{name}: expected non-zero vectors, got an all-zero row")
-        return unit[None], sketch[None], (codes.tobytes(), scale)
+        return unit, sketch, (codes.tobytes(), scale)
 
     def _add_sketches(self, ids: list[int], sketches: np.ndarray) -> None:
         n, need = self._sketch_n, self._sketch_n + len(ids)
@@ -225,28 +238,27 @@ class VectorIndex:
         if n == 0:
             return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(x.shape[0])]
         first, both = sketch_radius(threshold, 64), sketch_radius(threshold)
-        from memstrata.kernels.nearscreen import screen  # here: kernels load numba, not `import memstrata.agent`
+        screen = nearscreen_kernels().screen
 
         live, words = self._sketch_ids, self._sketches
         codes = self.sketch(x) if sketches is None else sketches
         found: list[np.ndarray | None] = []  # candidate ids of each row; None: too many, ask the top-k search
-        rows = np.empty(_NEAR_MAX_CANDIDATES, np.int64)
-        for code in codes:  # both sketch words of every row in one compiled pass
-            hits = screen(words[0], words[1], n, code, first, both, rows)
-            found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)
-        if len(found) == 1 and found[0] is not None:  # a single add: its candidates' vectors, no merge of batches
-            only = found[0]
-            if not only.size:
+        rows = self._near_rows
+        if codes.shape[0] == 1:  # a single add: its candidates' vectors, no merge of batches
+            hits = screen(words[0], words[1], n, codes[0], first, both, rows)
+            if not hits:  # the usual single add
                 return [(_NO_IDS, _NO_SIMS)]
-            near_sims = self.similarities(only, x[0])
-            keep = near_sims >= threshold
-            if only.size == 1:
-                return [(only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)]
-            return [best_of(only[keep], near_sims[keep], int(keep.sum()))]
+            if hits <= _NEAR_MAX_CANDIDATES:
+                return [self._near_one(live[rows[:hits]], x[0], threshold)]
+            found.append(None)
+        else:
+            for code in codes:  # both sketch words of every row in one compiled pass
+                hits = screen(words[0], words[1], n, code, first, both, rows)
+                found.append(live[rows[:hits]] if hits <= _NEAR_MAX_CANDIDATES else None)  # a copy: rows is reused
         # one read of every candidate's vector for the whole batch
         listed = [c for c in found if c is not None and c.size]
         if not listed and all(c is not None for c in found):
-            return [(_NO_IDS, _NO_SIMS)] * len(found)  # the usual single add: no candidate at all
+            return [(_NO_IDS, _NO_SIMS)] * len(found)  # no row has a candidate
         union = np.unique(np.concatenate(listed)) if listed else np.empty(0, np.int64)
         vectors = self.get(union.tolist()) if union.size else np.empty((0, self.dim), np.float32)
         for row, ids in zip(x, found):
@@ -260,6 +272,14 @@ class VectorIndex:
             keep = sims >= threshold
             out.append(best_of(ids[keep], sims[keep], int(keep.sum())))
         return out
+
+    def _near_one(self, only: np.ndarray, q: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`near`'s answer for one row ``q`` from its sketch candidates ``only`` (ids, at least one)."""
+        near_sims = self.similarities(only, q)
+        keep = near_sims >= threshold
+        if only.size == 1:
+            return (only, near_sims) if keep[0] else (_NO_IDS, _NO_SIMS)
+        return best_of(only[keep], near_sims[keep], int(keep.sum()))
 
     def add_many(self, ids: list[int], vectors: np.ndarray, sketches: np.ndarray | None = None) -> None:
         """Add unit rows (see :func:`unit_rows`); a batch at least as large as the buffer goes straight in.
@@ -294,7 +314,7 @@ class VectorIndex:
             self._add_sketches([id_], sketch[None, :])
         else:
             self._sketch_ids[n] = id_
-            self._sketches[0, n], self._sketches[1, n] = sketch
+            self._sketches[:, n] = sketch
             self._sketch_n = n + 1
         self._buf[len(self._buf_ids)] = row
         self._buf_ids.append(id_)

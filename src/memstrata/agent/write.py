@@ -104,7 +104,11 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
             unwritten = 0
         digest = content_digest(scope, text)
         mode = "exact"
-        target = next((j for j in records.with_digest(digest) if not records.is_restricted(j)), None)
+        target = None
+        for j in records.with_digest(digest):  # usually none
+            if not records.is_restricted(j):
+                target = j
+                break
         if target is None and near is not None:
             target = near.match(i)
             mode = memory.config.near_duplicates
@@ -173,8 +177,11 @@ def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, Memo
     changed record may be one of them (then its changed snapshot is the one
     written), written by an earlier chunk. ``new_forms``: the stored int8 forms of some of them, made already.
     """
-    ids = {r.id for r in new}
-    recs = [changed.get(r.id, r) for r in new] + [r for r in changed.values() if r.id not in ids]
+    if changed:
+        ids = {r.id for r in new}
+        recs = [changed.get(r.id, r) for r in new] + [r for r in changed.values() if r.id not in ids]
+    else:  # the usual single add: its one new record
+        recs = new
     memory._persist(recs, {r.id: new_vecs[r.id] for r in recs if r.id in new_vecs and r.id not in new_forms},
                     {r.id: new_forms[r.id] for r in recs if r.id in new_forms})
     changed.clear()

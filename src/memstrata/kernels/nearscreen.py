@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["prepare_row", "rerank", "screen", "screen_path"]
+__all__ = ["prepare_row", "prepare_row_into", "rerank", "screen", "screen_path"]
 
 _compiled: dict[str, Any] = {}
 
@@ -74,8 +74,9 @@ def _prepare(x, planes, unit, proj, sketch_bytes, codes):  # pragma: no cover - 
     return square, scale
 
 
-def _screen(first, second, n, code1, code2, radius1, radius2, out):  # pragma: no cover - compiled
+def _screen(first, second, n, code, radius1, radius2, out):  # pragma: no cover - compiled
     """Rows ``i < n`` within the radii, in order, into ``out`` (as many as fit); returns how many passed."""
+    code1, code2 = code[0], code[1]  # read here: two numpy scalars as arguments cost more to dispatch than one array
     found = 0
     cap = out.shape[0]
     for i in range(n):
@@ -143,8 +144,20 @@ def prepare_row(x: np.ndarray, planes: np.ndarray) -> tuple[float, np.ndarray, n
     proj = np.empty(bits, np.float32)
     sketch = np.empty(bits // 64, np.uint64)
     codes = np.empty(d, np.int8)
-    square, scale = _kernel(_prepare)(x, planes, unit, proj, sketch.view(np.uint8), codes)
-    return float(square), unit, sketch, codes, float(scale)
+    square, scale = prepare_row_into(x, planes, unit, proj, sketch.view(np.uint8), codes)
+    return square, unit, sketch, codes, scale
+
+
+def prepare_row_into(x: np.ndarray, planes: np.ndarray, unit: np.ndarray, proj: np.ndarray, sketch_bytes: np.ndarray,
+                     codes: np.ndarray) -> tuple[float, float]:
+    """:func:`prepare_row` into arrays the caller holds (and reuses from write to write): ``(square, scale)``.
+
+    ``unit`` float32 (d,), ``proj`` float32 (bits,) (scratch), ``sketch_bytes``
+    uint8 (bits / 8,) (a uint8 view of the uint64 sketch) and ``codes`` int8 (d,)
+    receive what :func:`prepare_row` returns, under the same conditions.
+    """
+    square, scale = _kernel(_prepare)(x, planes, unit, proj, sketch_bytes, codes)
+    return float(square), float(scale)
 
 
 def screen(first: np.ndarray, second: np.ndarray, n: int, code: np.ndarray, radius1: int, radius2: int,
@@ -155,7 +168,7 @@ def screen(first: np.ndarray, second: np.ndarray, n: int, code: np.ndarray, radi
 
     ``first``, ``second``: uint64 (>= n,); ``code``: uint64 (2,).
     """
-    return int(_kernel(_screen)(first, second, n, code[0], code[1], radius1, radius2, out))
+    return int(_kernel(_screen)(first, second, n, code, radius1, radius2, out))
 
 
 def rerank(words: np.ndarray, mult: np.ndarray, slots: np.ndarray, ids: np.ndarray, q: np.ndarray,
