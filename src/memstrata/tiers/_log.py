@@ -383,6 +383,8 @@ class LogBackend(LogShortcuts):
                 pass
         self._fds.clear()
 
+    # alike in shape only to traces/_memory.py's _close (lock, return if closed, flush, release): the
+    # usual idempotent close; this one checkpoints and releases segment files, that one a database
     def close(self) -> None:
         """Checkpoint (when the disk has room: the log alone is complete) and release the files."""
         with self._lock:
