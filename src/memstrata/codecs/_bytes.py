@@ -130,20 +130,16 @@ class LZ4Codec(_LevelCodec):
     def __init__(self, level: int = 0) -> None:
         super().__init__(level)
 
-    def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, None]:
+    def block(self, buf: Any) -> bytes:
+        """One lz4 block of ``buf`` (no size prefix): the whole payload of a value up to ``CHUNK_BYTES`` long."""
         import lz4.block
 
         if self.level:
-            level = self.level
+            return lz4.block.compress(buf, mode="high_compression", compression=self.level, store_size=False)
+        return lz4.block.compress(buf, store_size=False)
 
-            def compress(b: Any) -> bytes:
-                return lz4.block.compress(b, mode="high_compression", compression=level, store_size=False)
-        else:
-
-            def compress(b: Any) -> bytes:
-                return lz4.block.compress(b, store_size=False)
-
-        payload, extra = _chunked(buf, compress)
+    def _encode(self, buf: Any, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, None]:
+        payload, extra = _chunked(buf, self.block)
         return payload, extra, None
 
     @classmethod

@@ -7,13 +7,13 @@ import time
 from collections.abc import MutableMapping
 from threading import get_ident
 from time import perf_counter as _perf_counter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from memstrata.codecs import _values
 from memstrata.codecs._background import TrainingWorker
-from memstrata.codecs._bytes import ZstdCodec
+from memstrata.codecs._bytes import LZ4Codec, ZstdCodec
 from memstrata.codecs._dictionaries import lookup_dictionary, register_dictionary
 from memstrata.codecs._frame import KIND_BYTES, KIND_VALUE, parse_frame
 from memstrata.codecs._hash import digest
@@ -115,10 +115,7 @@ class CompressionEngine(ShapeDictionaries):
         self._lock = threading.Lock()
         self._raw = get_codec("raw")
         self._zstd = _zstd_codec({"id": "zstd", "level": policy.zstd_level})
-        self._lz4 = get_codec("lz4")
-        from lz4.block import compress  # imported with the first engine, as the lz4 codec imports it
-
-        self._lz4_block = compress
+        self._lz4 = cast(LZ4Codec, get_codec("lz4"))
         self._record_codec: ZstdCodec = self._zstd
         self._array_codec = get_codec(policy.array_codec)
         self._lossy_codec = get_codec(policy.lossy_codec)
@@ -374,9 +371,9 @@ class CompressionEngine(ShapeDictionaries):
             c: Codec = self._raw
             payload = value
         else:
-            if n <= SMALL_BUFFER_BYTES:  # LZ4Codec's payload (level 0, no size prefix), without its chunking layer
+            if n <= SMALL_BUFFER_BYTES:  # one block: the payload, without the chunking layer's call
                 c = self._lz4
-                payload = self._lz4_block(value, store_size=False)
+                payload = self._lz4.block(value)
             else:
                 c = self._zstd
                 payload = c._encode(value, _NO_META)[0]

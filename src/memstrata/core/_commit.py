@@ -281,23 +281,11 @@ class GroupCommit:
                 self._abort([(p, exc)])
                 assert p.error is not None
                 raise p.error from exc
-        self._apply_best_effort(key, rec, payload or b"", ttl, layers)
-        if self.trust is not None and attest and who:
-            self._attest(who, seq, key, layers, True)
-        events = self.events
-        if events is not None:
-            try:
-                if not events.post(
-                    "memory.delete" if kind == TOMBSTONE else "memory.write", key, seq, dict(layers), who, self.clock()
-                ):
-                    raise MemstrataError("the event queue is full")
-                layers["events"] = "ok"
-            except Exception as exc:
-                layers["events"] = self._best_effort_failed("events", seq, key, exc)
+        result = self._committed_result(key, seq, kind, rec, payload, digest, who, ttl, attest, layers, existed)
         self._since_checkpoint += 1
         if self._since_checkpoint >= self.config.checkpoint_every:
             self._save_state(seq + 1)
-        return WriteResult(key, seq, True, layers, digest, existed)
+        return result
 
     def _audit_failed(self, batch: list[Pending], exc: Exception) -> None:
         self.writes_failed += len(batch)
@@ -412,21 +400,30 @@ class GroupCommit:
         return True
 
     def _finish(self, p: Pending) -> None:
-        """The best-effort steps of a committed write, then its result."""
-        layers = p.layers
-        self._apply_best_effort(p.key, p.rec, p.payload or b"", p.ttl, layers)
-        if self.trust is not None and p.attest and p.who:
-            self._attest(p.who, p.seq, p.key, layers, True)
-        if self.events is not None:
+        """The best-effort steps of a committed write of a batch, then its result."""
+        p.result = self._committed_result(p.key, p.seq, p.kind, p.rec, p.payload, p.digest, p.who, p.ttl, p.attest,
+                                          p.layers, p.existed)
+        p.done = True
+
+    def _committed_result(
+        self, key: str, seq: int, kind: int, rec: bytes, payload: bytes | None, digest: bytes, who: str,
+        ttl: float | None, attest: bool, layers: dict[str, str], existed: bool | None,
+    ) -> WriteResult:
+        """The best-effort steps of a committed write (cache, trust, events; outcomes into ``layers``), then its result."""
+        self._apply_best_effort(key, rec, payload or b"", ttl, layers)
+        if self.trust is not None and attest and who:
+            self._attest(who, seq, key, layers, True)
+        events = self.events
+        if events is not None:
             try:
-                kind = "memory.delete" if p.kind == TOMBSTONE else "memory.write"
-                if not self.events.post(kind, p.key, p.seq, dict(layers), p.who, self.clock()):
+                if not events.post(
+                    "memory.delete" if kind == TOMBSTONE else "memory.write", key, seq, dict(layers), who, self.clock()
+                ):
                     raise MemstrataError("the event queue is full")
                 layers["events"] = "ok"
             except Exception as exc:
-                layers["events"] = self._best_effort_failed("events", p.seq, p.key, exc)
-        p.result = WriteResult(p.key, p.seq, True, layers, p.digest, p.existed)
-        p.done = True
+                layers["events"] = self._best_effort_failed("events", seq, key, exc)
+        return WriteResult(key, seq, True, layers, digest, existed)
 
     def _attest(self, who: str, seq: int, key: str, layers: dict[str, str], success: bool) -> None:
         """Tell the trust ledger how ``who``'s write went (its outcome goes into ``layers``)."""

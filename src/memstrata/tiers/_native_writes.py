@@ -11,17 +11,27 @@ as the plan's commit does; whatever the shortcut declines takes the plan.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from memstrata.tiers._log import LogBackend
 from memstrata.tiers._state import StorageState
-from memstrata.tiers._tiers import ENTRY, F_PINNED, F_TOMBSTONE, HOT, SEQ_KEY, WARM, A, HotFrame, K, unpack_blob
+from memstrata.tiers._tiers import (
+    ENTRY,
+    F_PINNED,
+    F_TOMBSTONE,
+    HOT,
+    SEQ_KEY,
+    WARM,
+    A,
+    HotFrame,
+    K,
+    pack_seq,
+    unpack_blob,
+)
 
 __all__ = ["NativeWritesMixin"]
 
-_SEQ_PACK = struct.Struct("<Q").pack
 
 
 class NativeWritesMixin(StorageState):
@@ -57,7 +67,7 @@ class NativeWritesMixin(StorageState):
         log_ = cast(LogBackend, self._log)
         now = self.clock()
         ticket, made = log_.insert_new(K + kb, kb, seq, F_PINNED if pin else 0, d, frame if make is None else make,
-                                       A + d, raw_length, now, (SEQ_KEY, _SEQ_PACK(seq)), wait=self._log_waits)
+                                       A + d, raw_length, now, (SEQ_KEY, pack_seq(seq)), wait=self._log_waits)
         if ticket is None:
             if made is not None:
                 return self._write_planned(seq, key, kb, made, None, t, pin, d, raw_length, hot_value, None, True)
@@ -68,8 +78,7 @@ class NativeWritesMixin(StorageState):
         self._seq = seq
         self._new_blob_counts(d, cast(bytes, made), raw_length)  # made: the frame the batch holds
         self._n_keys += 1
-        if t == HOT or key in self.hot:  # a warm write of a key the hot tier lacks leaves it as it is
-            self._hot_written(key, t, cast(bytes, made), hot_value, pin)
+        self._hot_written(key, t, cast(bytes, made), hot_value, pin)
         return ticket
 
     def _write_native(
@@ -95,7 +104,7 @@ class NativeWritesMixin(StorageState):
         self, seq: int, key: Any, kb: bytes, frame: bytes, make: Callable[[], bytes] | None, t: int, pin: bool, d: bytes,
         raw_length: int, hot_value: bytes | None, old_raw: bytes,
     ) -> int | None:
-        """A key that owns its content writing content no key holds, to the warm tier (under the lock; a segment log).
+        """A key that owns its content writing content no key holds, to the warm or hot tier (under the lock; a segment log).
 
         ``old_raw`` is the key's live entry holding its blob's frame, read by
         the caller. The records
@@ -112,7 +121,7 @@ class NativeWritesMixin(StorageState):
         now = self.clock()
         ticket, made, old = log_.supersede(
             K + kb, old_raw, A + old_raw[9:25], kb, seq, F_PINNED if pin else 0, d, frame if make is None else make,
-            A + d, raw_length, now, (SEQ_KEY, _SEQ_PACK(seq)), wait=self._log_waits,
+            A + d, raw_length, now, (SEQ_KEY, pack_seq(seq)), wait=self._log_waits,
         )
         if ticket is None or old is None:
             if made is not None:
@@ -128,7 +137,9 @@ class NativeWritesMixin(StorageState):
         return ticket
 
     def _hot_written(self, key: Any, t: int, frame: bytes, hot_value: bytes | None, pin: bool) -> None:
-        """The hot tier after a write of ``frame`` to tier ``t``: the key's old value goes, a hot write's comes."""
+        """The hot tier after a write of ``frame`` to tier ``t``: the key's old value goes, a hot write's comes.
+
+        A warm write of a key the hot tier lacks leaves it as it is."""
         hot = self.hot
         if t == HOT or key in hot:
             hot.pop(key)

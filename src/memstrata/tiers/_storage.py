@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +35,7 @@ from memstrata.tiers._tiers import (
     WarmTier,
     encode_key,
     pack_blob,
+    pack_seq,
     tier_number,
 )
 
@@ -44,7 +44,6 @@ __all__ = ["TieredStorage", "tier_number"]
 log = logging.getLogger("memstrata.store")
 
 _TIERS = {"hot": HOT, "warm": WARM, "cold": COLD}
-_SEQ_PACK = struct.Struct("<Q").pack
 _ENTRY_PACK = ENTRY.pack
 _FLAG_BYTES = [bytes([f]) for f in range(F_TOMBSTONE + F_PINNED + 1)]  # an entry's flags byte, by value
 _U32 = 0xFFFFFFFF  # a blob record's raw length is a u32
@@ -203,7 +202,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
 
     def _next_seq(self, puts: dict[bytes, bytes]) -> int:
         seq = self._seq + 1
-        puts[SEQ_KEY] = struct.pack("<Q", seq)
+        puts[SEQ_KEY] = pack_seq(seq)
         return seq
 
     def _check_writable(self) -> None:
@@ -262,7 +261,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                 # and the blob's access time joins the ones reads leave (_touched, saved at the next flush)
                 flags = F_PINNED if pin else 0
                 ticket, old_raw = log_.rewrite(K + kb, 8, _FLAG_BYTES[flags] + d, _ENTRY_PACK(seq, flags, d), b"W",
-                                               (SEQ_KEY, _SEQ_PACK(seq)), wait=self._log_waits)
+                                               (SEQ_KEY, pack_seq(seq)), wait=self._log_waits)
                 if ticket is not None:
                     self._seq = seq
                     touched = self._touched  # _touch inline: the access time waits for the next flush
@@ -294,7 +293,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
         """
         puts: dict[bytes, bytes] = {}
         commit = self._plan_write(puts, seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, read)
-        puts[SEQ_KEY] = _SEQ_PACK(seq)
+        puts[SEQ_KEY] = pack_seq(seq)
         log_ = self._log
         if log_ is not None:  # a segment log: the records as they are (the plan makes bytes), see _apply_batch
             ticket: int | None = log_.append([(0, k, v) for k, v in puts.items()], wait=self._log_waits)
@@ -344,7 +343,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                 commits.append(
                     self._plan_write(puts, seq, key, encode_key(key), b"", make, t, pin, bytes(d), raw_length, hot_value)
                 )
-            puts[SEQ_KEY] = struct.pack("<Q", seq)
+            puts[SEQ_KEY] = pack_seq(seq)
             ticket = self._apply_batch(puts)
             for commit in commits:
                 commit()
@@ -389,7 +388,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                 done.append((key, None if info is None else list(info)))
             if not done:
                 return self._seq, 0
-            puts[SEQ_KEY] = struct.pack("<Q", seq)
+            puts[SEQ_KEY] = pack_seq(seq)
             ticket = self._apply_batch(puts, freeing=True)
             self._seq = seq
             self._n_keys -= len(done)

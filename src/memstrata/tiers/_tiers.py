@@ -24,6 +24,7 @@ __all__ = [
     "encode_key",
     "inline_frame",
     "pack_blob",
+    "pack_seq",
     "tier_number",
     "unpack_blob",
     "unpack_entry",
@@ -191,6 +192,7 @@ F_TOMBSTONE = 1
 F_PINNED = 2
 K, A, B, M = b"k", b"a", b"b", b"m"
 SEQ_KEY = M + b"seq"
+pack_seq = struct.Struct("<Q").pack  # the value of SEQ_KEY: the store's last sequence number
 OWNER = 6  # index of the owner's encoded key in a blob's field list (b"" for a shared blob)
 
 
