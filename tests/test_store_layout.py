@@ -227,9 +227,12 @@ def test_promotions_count_hits_in_a_fixed_sketch(tmp_path: Path) -> None:
         sketch = store.tiers._hit_counts
         assert len(sketch) == HIT_SLOTS and 2 * 2000 - 10 <= sum(sketch) <= 2 * 2000  # two counters a read (one when
         # both fall on the same byte), no dict per key
+        # another key may have been promoted in the loop above, both its counters shared with earlier keys'
+        # (hash() of bytes is seeded per process: about one run in 150); count only what k7's reads promote
+        promoted = store.tiers.counters["warm_to_hot"]
         assert store.retrieve_with_tier("k7")[1] == "warm"  # 2 reads
         assert store.retrieve_with_tier("k7") == ({"n": 7}, "warm")  # the 3rd read promotes
-        assert store.tier_of("k7") == "hot" and store.tiers.counters["warm_to_hot"] == 1
+        assert store.tier_of("k7") == "hot" and store.tiers.counters["warm_to_hot"] == promoted + 1
         store.run_migrations()
         assert not any(store.tiers._hit_counts)  # a pass starts the counts again
 
