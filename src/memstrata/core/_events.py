@@ -92,6 +92,7 @@ class EventBus:
         self._items: deque[Any] = deque()  # appends and pops are atomic: the writer takes no lock
         self._wake = threading.Condition(threading.Lock())
         self._sleeping = self._lingering = False
+        self._woken = False  # a wake-up is on its way to the thread (set under _wake): no writer sends another
         self._wake_at = max(1, max_queue // 2)  # queued events that end a linger early
         self._handlers: list[tuple[str, Callable[[Event], Any]]] = []
         self._routes: dict[str, list[Callable[[Event], Any]]] = {}  # event type -> its handlers, in subscription order
@@ -143,7 +144,7 @@ class EventBus:
             self.dropped += 1
             return False
         items.append((type, key, seq, results, actor, time))  # _put, inline: this is every write's path
-        if self._sleeping or (self._lingering and len(items) >= self._wake_at):
+        if not self._woken and (self._sleeping or (self._lingering and len(items) >= self._wake_at)):
             self._notify()
         self.emitted += 1
         return True
@@ -152,11 +153,14 @@ class EventBus:
         items = self._items
         items.append(item)
         # read after the append: a thread about to sleep sees the item or is woken
-        if self._sleeping or (self._lingering and len(items) >= self._wake_at):
+        if not self._woken and (self._sleeping or (self._lingering and len(items) >= self._wake_at)):
             self._notify()
 
     def _notify(self) -> None:
+        # until the thread runs (it needs the interpreter lock the writer holds), every later post would
+        # notify again: one wake-up per wait is enough
         with self._wake:
+            self._woken = True
             self._wake.notify()
 
     def drain(self, timeout: float = 10.0) -> None:
@@ -174,9 +178,11 @@ class EventBus:
             with self._wake:
                 self._sleeping = True  # set before looking, so an emit after the look wakes us
                 while not items:
+                    self._woken = False  # under _wake, before each wait: a notify after this wakes this wait
                     self._wake.wait(0.1)
                 self._sleeping = False
                 self._lingering = True
+                self._woken = False
                 self._wake.wait(LINGER_SECONDS)
                 self._lingering = False
             while items:

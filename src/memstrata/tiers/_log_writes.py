@@ -215,6 +215,16 @@ class LogShortcuts(LogReads):
             self._finish(extra[0], base + fourth, seq, len(data))
             return seq, frame, old
 
+    def never_stored(self, key: bytes) -> bool:
+        """Whether no record of ``key`` can be in the log: no location under its fingerprint (a RAM check, no read).
+
+        False is no answer (a location may be another key's); True is sure,
+        so a writer may skip a shortcut that needs ``key``'s record.
+        """
+        with self._lock:
+            table = self._table
+            return bool(key) and key[0] not in NAMED_FIRST and not table.find(table.fingerprint(key))
+
     def read_for_write(self, key: bytes) -> bytes | None:
         """``key``'s value (None: absent), read for a write that follows: :meth:`supersede` builds on this read."""
         with self._lock:

@@ -254,7 +254,15 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                 self._check_writable()
             seq = self._seq + 1
             log_ = self._log
-            if log_ is not None and t != HOT and key not in self.hot:
+            if log_ is not None and t != HOT and key not in self.hot and log_.never_stored(A + d):
+                # new content (no blob record of it): the key cannot hold it, so the rewrite below cannot match;
+                # read the key's entry once and take the one-call write that fits (a superseding or a new key's)
+                if type(raw_length) is int and 0 <= raw_length <= _U32 and (t == WARM or self.cold is None):
+                    ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value,
+                                                log_.read_for_write(K + kb))
+                else:
+                    ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
+            elif log_ is not None and t != HOT and key not in self.hot:
                 # the common rewrite: a key writing again the content it holds, with the same pin (its entry's flags
                 # byte and digest as they were), whose frame is inline (b"W", see _plan_same_content) or shared (the
                 # entry ends there), is its new entry record and the seq record: refs, pins, location and sizes stay,
