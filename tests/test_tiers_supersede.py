@@ -197,7 +197,7 @@ def test_the_entry_a_write_read_is_not_read_again_unless_a_batch_came_between(tm
         return value(key)
 
     log._value = counted  # type: ignore[method-assign]
-    ts.write("a", CONTENTS[2], "warm")  # rewrite reads a's entry once; supersede builds on that read
+    ts.write("a", CONTENTS[2], "warm")  # the write reads a's entry once; supersede builds on that read
     assert reads.count(b"ksa") == 1 and reads.count(b"a" + digest(CONTENTS[1])) == 1
     assert ts.read_frame("a")[0] == CONTENTS[2]
     entry = log.read_for_write(b"ksa")
@@ -209,6 +209,23 @@ def test_the_entry_a_write_read_is_not_read_again_unless_a_batch_came_between(tm
                          (b"mseq", struct.pack("<Q", 99)))[0] is not None
     assert reads.count(b"ksa") == 1
     log._value = value  # type: ignore[method-assign]
+    ts.close()
+
+
+def test_new_content_skips_the_rewrite_and_its_own_content_takes_it(tmp_path: Path) -> None:
+    ts, _ = storage(tmp_path / "log", planned=False)
+    log: Any = ts.backend
+    tried: list[bytes] = []
+    rewrite = log.rewrite
+    log.rewrite = lambda key, *a, **k: tried.append(key) or rewrite(key, *a, **k)
+    ts.write("a", CONTENTS[1], "warm")
+    ts.write("a", CONTENTS[2], "warm")  # content no blob record names: the rewrite could not match
+    assert tried == [] and log.never_stored(b"a" + digest(CONTENTS[3]))
+    assert not log.never_stored(b"a" + digest(CONTENTS[2])) and not log.never_stored(b"mseq")  # named: no answer
+    ts.write("a", CONTENTS[2], "warm")  # the content it holds: the rewrite
+    ts.write("b", CONTENTS[2], "warm")  # content another key holds: the rewrite declines, the plan shares it
+    assert tried == [b"ksa", b"ksb"]
+    assert ts.read("a")[0] == ts.read("b")[0] == ZSTD.decode(CONTENTS[2])
     ts.close()
 
 
