@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from memstrata.tiers._log import LogBackend
 from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
+    BLOB,
     ENTRY,
     F_PINNED,
     F_TOMBSTONE,
@@ -27,7 +28,6 @@ from memstrata.tiers._tiers import (
     HotFrame,
     K,
     pack_seq,
-    unpack_blob,
 )
 
 __all__ = ["NativeWritesMixin"]
@@ -129,10 +129,11 @@ class NativeWritesMixin(StorageState):
             return self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
         self._seq = seq
         self._new_blob_counts(d, cast(bytes, made), raw_length)
-        old_info = unpack_blob(old)
-        old_info[0] = 0  # its one reference went with the old entry
-        self._release_counts(old_info)
-        self._logical -= old_info[4]
+        # the fields _release_counts reads (refs, location, stored, raw), its one reference gone with the old
+        # entry; not unpack_blob: its owner copy and list cost more than the rest of this bookkeeping
+        _refs, _pins, location, stored, raw, _time = BLOB.unpack_from(old)
+        self._release_counts([0, 0, location, stored, raw])
+        self._logical -= raw
         self._hot_written(key, t, cast(bytes, made), hot_value, pin)
         return ticket
 
