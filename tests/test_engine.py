@@ -53,6 +53,29 @@ def test_bytes_frames_round_trip_and_are_never_longer_than_a_raw_frame(data: byt
     assert read_header(frame).implicit_digest == (len(data) < 1024)
 
 
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        st.integers(1, 150).map(lambda n: b"ab" * n),
+        st.integers(0, 250).map(lambda n: np.random.default_rng(n).bytes(n)),
+    )
+)
+def test_compress_bytes_makes_the_general_paths_frame_and_statistics(data: bytes) -> None:
+    lean, general = CompressionEngine(), CompressionEngine()
+    frame = lean.compress_bytes(data)
+    assert frame == general.compress(data)
+    assert decode(frame) == data
+    a, b = lean.get_statistics(), general.get_statistics()
+    assert a["codecs"] == b["codecs"] and a["count"] == b["count"] == 1 and a["compress_seconds"] > 0
+
+
+def test_compress_bytes_hands_other_values_to_compress() -> None:
+    engine = CompressionEngine()
+    assert engine.compress_bytes(bytearray(b"q" * 100)) == engine.compress(b"q" * 100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="value"):
+        engine.compress_bytes(12)  # type: ignore[arg-type]
+
+
 def test_small_bytes_take_lz4_and_raw_when_nothing_shrinks_them() -> None:
     engine = CompressionEngine()
     noise = np.random.default_rng(0).bytes(5000)
