@@ -192,16 +192,27 @@ class LogShortcuts(LogReads):
                 or old[:4] != b"\x01\x00\x00\x00" or old[_BLOB_SIZE:] != owner  # one reference: key's own
             ):
                 return None, None, None
-            frame = _made(frame)
+            if callable(frame):  # _made inline
+                frame = frame()
+            if type(frame) is not bytes:
+                frame = bytes(frame)
             seq = self._seq + 1
             tail = self._fds[self._tail]
+            pos = self._pos  # _room inline, as in rewrite
+            room = self._room() if self.max_disk_bytes is not None else (
+                self.segment_max_bytes - pos if pos > HEAD_BYTES else 1 << 62)
             done = superseding_batch(old_blob_key, old, bool(expect[8] & 2), key, owner, entry_seq, flags, digest,
                                      frame, blob_key, raw_length, access_time, extra[0], extra[1], seq, SEED, tail,
-                                     self._room())
+                                     room)
             if done is None:
                 return None, frame, None
             data, second, third, fourth, written = done
-            base = self._landed(seq, tail, data, written, wait)
+            size = len(data)
+            if written == size and (not wait or self.durability != "full") and self._marker is not None:
+                self._marker.wrote(seq)  # _landed's common case inline: all written, nothing to sync
+                base = (self._tail << 32) + pos
+            else:
+                base = self._landed(seq, tail, data, written, wait)
             if not table.replace(table.fingerprint(old_blob_key), at_old, base):
                 self._index_set(old_blob_key, base)
             table.insert(fa, base + second)  # its fingerprint had no location: nothing to replace
@@ -212,7 +223,12 @@ class LogShortcuts(LogReads):
             proven[old_blob_key] = base
             proven[blob_key] = base + second
             proven[key] = base + third
-            self._finish(extra[0], base + fourth, seq, len(data))
+            if extra[0] and extra[0][0] in NAMED_FIRST:  # _finish inline: the store's seq record
+                self._named[extra[0]] = base + fourth
+                self._seq = seq
+                self._pos += size
+            else:
+                self._finish(extra[0], base + fourth, seq, size)
             return seq, frame, old
 
     def never_stored(self, key: bytes) -> bool:
@@ -224,6 +240,20 @@ class LogShortcuts(LogReads):
         with self._lock:
             table = self._table
             return bool(key) and key[0] not in NAMED_FIRST and not table.find(table.fingerprint(key))
+
+    def entry_if_never_stored(self, blob_key: bytes, key: bytes) -> tuple[bool, bytes | None]:
+        """:meth:`never_stored` of ``blob_key`` and, when True, :meth:`read_for_write` of ``key``, under one lock hold.
+
+        ``(True, key's value or None)`` when no record of ``blob_key`` can be
+        in the log; ``(False, None)``, nothing read, when one may be.
+        """
+        with self._lock:
+            table = self._table
+            if not blob_key or blob_key[0] in NAMED_FIRST or table.find(table.fingerprint(blob_key)):
+                return False, None
+            if self._closed or self.read_only:
+                self._check_writable()
+            return True, self._read_for_write(key)
 
     def read_for_write(self, key: bytes) -> bytes | None:
         """``key``'s value (None: absent), read for a write that follows: :meth:`supersede` builds on this read."""

@@ -47,8 +47,6 @@ class NativeWritesMixin(StorageState):
             d: bytes, raw_length: int, hot_value: bytes | None, old_raw: bytes | None, read: bool,
         ) -> int | None: ...
 
-        def _release_counts(self, info: list[Any]) -> None: ...  # _plan
-
     def _write_new(
         self, seq: int, key: Any, kb: bytes, frame: bytes, make: Callable[[], bytes] | None, t: int, pin: bool, d: bytes,
         raw_length: int, hot_value: bytes | None,
@@ -128,13 +126,20 @@ class NativeWritesMixin(StorageState):
                 frame, make = made, None
             return self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
         self._seq = seq
-        self._new_blob_counts(d, cast(bytes, made), raw_length)
-        # the fields _release_counts reads (refs, location, stored, raw), its one reference gone with the old
-        # entry; not unpack_blob: its owner copy and list cost more than the rest of this bookkeeping
+        # _new_blob_counts of the new blob and _release_counts of the old one (its one reference gone with the old
+        # entry), inline and summed: the key's write moves one warm blob's worth of counts to another
         _refs, _pins, location, stored, raw, _time = BLOB.unpack_from(old)
-        self._release_counts([0, 0, location, stored, raw])
-        self._logical -= raw
-        self._hot_written(key, t, cast(bytes, made), hot_value, pin)
+        self._touched.pop(d, None)
+        items, sizes = self._items, self._stored
+        items[WARM] += 1
+        sizes[WARM] += len(cast(bytes, made))
+        items[location] -= 1
+        sizes[location] -= stored
+        self._unique += raw_length - raw
+        self._logical += raw_length - raw
+        self._n_garbage += 1
+        if t == HOT or key in self.hot:  # _hot_written's test inline: a warm write of a key the hot tier lacks
+            self._hot_written(key, t, cast(bytes, made), hot_value, pin)
         return ticket
 
     def _hot_written(self, key: Any, t: int, frame: bytes, hot_value: bytes | None, pin: bool) -> None:

@@ -254,14 +254,13 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                 self._check_writable()
             seq = self._seq + 1
             log_ = self._log
-            if log_ is not None and t != HOT and key not in self.hot and log_.never_stored(A + d):
+            native = type(raw_length) is int and 0 <= raw_length <= _U32 and (t == WARM or self.cold is None)
+            new, old_raw = (False, None) if log_ is None or t == HOT or key in self.hot or not native else (
+                log_.entry_if_never_stored(A + d, K + kb))
+            if new:
                 # new content (no blob record of it): the key cannot hold it, so the rewrite below cannot match;
-                # read the key's entry once and take the one-call write that fits (a superseding or a new key's)
-                if type(raw_length) is int and 0 <= raw_length <= _U32 and (t == WARM or self.cold is None):
-                    ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value,
-                                                log_.read_for_write(K + kb))
-                else:
-                    ticket = self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, None, True)
+                # its entry, read once, picks the one-call write that fits (a superseding or a new key's)
+                ticket = self._write_native(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw)
             elif log_ is not None and t != HOT and key not in self.hot:
                 # the common rewrite: a key writing again the content it holds, with the same pin (its entry's flags
                 # byte and digest as they were), whose frame is inline (b"W", see _plan_same_content) or shared (the
@@ -276,7 +275,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
                     touched[d] = self.clock()
                     if len(touched) >= TOUCHED_MAX:
                         self._touch(d, touched[d])
-                elif (t == WARM or self.cold is None) and type(raw_length) is int and 0 <= raw_length <= _U32:
+                elif native:
                     if old_raw is None:  # absent (_write_native's first case, called at once: a new key's write)
                         ticket = self._write_new(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value)
                     else:
