@@ -115,7 +115,8 @@ class NativeWritesMixin(StorageState):
         fingerprint, the old blob is shared, a segment roll), the general
         write runs (with the frame, if made).
         """
-        log_ = cast(LogBackend, self._log)
+        log_ = self._log
+        assert log_ is not None  # a segment log (no typing.cast: a Python call on the hottest write)
         now = self.clock()
         ticket, made, old = log_.supersede(
             K + kb, old_raw, A + old_raw[9:25], kb, seq, F_PINNED if pin else 0, d, frame if make is None else make,
@@ -125,6 +126,7 @@ class NativeWritesMixin(StorageState):
             if made is not None:
                 frame, make = made, None
             return self._write_planned(seq, key, kb, frame, make, t, pin, d, raw_length, hot_value, old_raw, False)
+        assert made is not None  # a batch written holds the frame made
         self._seq = seq
         # _new_blob_counts of the new blob and _release_counts of the old one (its one reference gone with the old
         # entry), inline and summed: the key's write moves one warm blob's worth of counts to another
@@ -132,14 +134,14 @@ class NativeWritesMixin(StorageState):
         self._touched.pop(d, None)
         items, sizes = self._items, self._stored
         items[WARM] += 1
-        sizes[WARM] += len(cast(bytes, made))
+        sizes[WARM] += len(made)
         items[location] -= 1
         sizes[location] -= stored
         self._unique += raw_length - raw
         self._logical += raw_length - raw
         self._n_garbage += 1
         if t == HOT or key in self.hot:  # _hot_written's test inline: a warm write of a key the hot tier lacks
-            self._hot_written(key, t, cast(bytes, made), hot_value, pin)
+            self._hot_written(key, t, made, hot_value, pin)
         return ticket
 
     def _hot_written(self, key: Any, t: int, frame: bytes, hot_value: bytes | None, pin: bool) -> None:
