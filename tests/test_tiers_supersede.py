@@ -212,6 +212,12 @@ def test_the_entry_a_write_read_is_not_read_again_unless_a_batch_came_between(tm
     ts.close()
 
 
+def ts_entry(log: Any) -> bytes:
+    entry = log.read_for_write(b"ksa")
+    assert entry is not None and entry[9:25] == digest(CONTENTS[2])
+    return bytes(entry)
+
+
 def test_new_content_skips_the_rewrite_and_its_own_content_takes_it(tmp_path: Path) -> None:
     ts, _ = storage(tmp_path / "log", planned=False)
     log: Any = ts.backend
@@ -220,8 +226,10 @@ def test_new_content_skips_the_rewrite_and_its_own_content_takes_it(tmp_path: Pa
     log.rewrite = lambda key, *a, **k: tried.append(key) or rewrite(key, *a, **k)
     ts.write("a", CONTENTS[1], "warm")
     ts.write("a", CONTENTS[2], "warm")  # content no blob record names: the rewrite could not match
-    assert tried == [] and log.never_stored(b"a" + digest(CONTENTS[3]))
-    assert not log.never_stored(b"a" + digest(CONTENTS[2])) and not log.never_stored(b"mseq")  # named: no answer
+    assert tried == [] and log.entry_if_never_stored(b"a" + digest(CONTENTS[3]), b"ksa") == (True, ts_entry(log))
+    assert log.entry_if_never_stored(b"a" + digest(CONTENTS[3]), b"ksz") == (True, None)  # an absent key
+    assert log.entry_if_never_stored(b"a" + digest(CONTENTS[2]), b"ksa") == (False, None)  # stored: nothing read
+    assert log.entry_if_never_stored(b"mseq", b"ksa") == (False, None)  # named: no answer
     ts.write("a", CONTENTS[2], "warm")  # the content it holds: the rewrite
     ts.write("b", CONTENTS[2], "warm")  # content another key holds: the rewrite declines, the plan shares it
     assert tried == [b"ksa", b"ksb"]

@@ -231,21 +231,14 @@ class LogShortcuts(LogReads):
                 self._finish(extra[0], base + fourth, seq, size)
             return seq, frame, old
 
-    def never_stored(self, key: bytes) -> bool:
-        """Whether no record of ``key`` can be in the log: no location under its fingerprint (a RAM check, no read).
-
-        False is no answer (a location may be another key's); True is sure,
-        so a writer may skip a shortcut that needs ``key``'s record.
-        """
-        with self._lock:
-            table = self._table
-            return bool(key) and key[0] not in NAMED_FIRST and not table.find(table.fingerprint(key))
-
     def entry_if_never_stored(self, blob_key: bytes, key: bytes) -> tuple[bool, bytes | None]:
-        """:meth:`never_stored` of ``blob_key`` and, when True, :meth:`read_for_write` of ``key``, under one lock hold.
+        """Whether no record of ``blob_key`` can be in the log and, if so, :meth:`read_for_write` of ``key``.
 
-        ``(True, key's value or None)`` when no record of ``blob_key`` can be
-        in the log; ``(False, None)``, nothing read, when one may be.
+        The first is a RAM check: no location under ``blob_key``'s
+        fingerprint. ``(True, key's value or None)`` is sure, so a writer may
+        skip a shortcut that needs ``blob_key``'s record; ``(False, None)``,
+        nothing read, is no answer (a location may be another key's; a named
+        key is never answered). Both under one lock hold.
         """
         with self._lock:
             table = self._table
