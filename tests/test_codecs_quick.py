@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from memstrata import CompressionEngine
 from memstrata.codecs import _registry, get_codec, train_dictionary
-from memstrata.codecs._quick import BLOSC2_HEADER, SLOW, blosc2_stored, quick_decode
+from memstrata.codecs._quick import BLOSC2_HEADER, SLOW, blosc2_stored, quick_compiled, quick_decode
 from memstrata.codecs._samples import trace_records
 from memstrata.errors import CorruptDataError
 
@@ -54,6 +54,12 @@ def test_quick_decode_is_the_general_decode_or_steps_aside(value, config) -> Non
         assert_same(out, expected)
         assert type(out) is type(expected)
     assert_same(_registry.decode(frame), expected)
+    if quick_compiled is not None:  # the compiled twin: the same value, once the readable one made its helpers
+        compiled = quick_compiled(frame)
+        assert (compiled is SLOW) == (out is SLOW)
+        if compiled is not SLOW:
+            assert_same(compiled, expected)
+            assert type(compiled) is type(expected)
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,13 +70,16 @@ def test_a_damaged_frame_never_decodes_quick_to_a_value_the_general_path_refuses
     frame[i] ^= data.draw(st.integers(1, 255))
     damaged = bytes(frame)
     out = quick_decode(damaged)
+    compiled = out if quick_compiled is None else quick_compiled(damaged)
     expected = general(damaged)
     if isinstance(expected, Exception):
-        assert out is SLOW
+        assert out is SLOW and compiled is SLOW
         with pytest.raises(CorruptDataError):
             _registry.decode(damaged)
-    elif out is not SLOW:
-        assert_same(out, expected)
+    else:
+        for got in (out, compiled):
+            if got is not SLOW:
+                assert_same(got, expected)
 
 
 def test_the_store_kinds_take_the_quick_path() -> None:
@@ -80,11 +89,12 @@ def test_the_store_kinds_take_the_quick_path() -> None:
     for value in ({"id": "a1", "text": "the user likes tea", "importance": 3}, next(iter(trace_records(1, seed=1))),
                   rng.integers(-127, 128, 384).astype(np.int8), b"raw bytes " * 20):
         frame = engine.compress(value)
-        out = quick_decode(frame)
-        assert out is not SLOW
-        assert_same(out, general(frame))
-        if isinstance(out, np.ndarray):
-            assert out.flags.writeable and out.base is not None and not isinstance(out.base, bytes)
+        for quick in (quick_decode, quick_compiled or quick_decode):
+            out = quick(frame)
+            assert out is not SLOW
+            assert_same(out, general(frame))
+            if isinstance(out, np.ndarray):
+                assert out.flags.writeable and out.base is not None and not isinstance(out.base, bytes)
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,6 +13,7 @@ the general path would not.
 
 from __future__ import annotations
 
+from functools import partial
 from threading import get_ident
 from typing import Any
 
@@ -22,10 +23,10 @@ from memstrata.codecs import _frame
 from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._frame import KIND_ARRAY, KIND_BYTES, KIND_VALUE
 from memstrata.codecs._hash import digest
-from memstrata.codecs._values import deserialize
+from memstrata.codecs._values import deserialize, value_decoder
 from memstrata.errors import CorruptDataError
 
-__all__ = ["SLOW", "array_spec", "blosc2_stored", "quick_decode", "zstd_decompressor"]
+__all__ = ["SLOW", "array_spec", "blosc2_stored", "quick_compiled", "quick_decode", "zstd_decompressor"]
 
 #: What :func:`quick_decode` returns for a frame it leaves to the general path.
 SLOW: Any = object()
@@ -145,3 +146,12 @@ def quick_decode(frame: bytes) -> Any:
         return np.frombuffer(bytearray(stored), dtype=spec[0]).reshape(spec[1])  # writable, never a view of the frame
     except ValueError:
         return SLOW
+
+
+#: ``quick_compiled(frame)``: the compiled twin of :func:`quick_decode` (its value, or ``SLOW`` also where a
+#: decompressor or array spec is still to be made, which :func:`quick_decode` does); None when not built.
+quick_compiled: Any = (
+    None
+    if _frame._native is None
+    else partial(_frame._native.quick, lookup_dictionary, _ZSTD_DCTX, value_decoder, _SPECS, np.frombuffer, SLOW)
+)

@@ -12,7 +12,7 @@ from memstrata.codecs import _frame
 from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._frame import KIND_ARRAY, KIND_BYTES, KIND_OBJECT, KIND_VALUE, FrameHeader
 from memstrata.codecs._hash import digest
-from memstrata.codecs._quick import SLOW, array_spec, quick_decode
+from memstrata.codecs._quick import SLOW, array_spec, quick_compiled, quick_decode
 from memstrata.codecs._values import deserialize, serialize
 from memstrata.errors import CorruptDataError, UnknownCodecError
 
@@ -286,7 +286,9 @@ def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
         A valid frame from a codec not registered here.
     """
     if expected_digest is None and type(frame) is bytes:
-        value = quick_decode(frame)
+        value = SLOW if quick_compiled is None else quick_compiled(frame)
+        if value is SLOW:
+            value = quick_decode(frame)
         if value is not SLOW:
             return value
     return _decode(frame, expected_digest, True)

@@ -84,9 +84,9 @@ class ReadMixin(StorageState):
         kb = encode_key(key)
         promote = False
         with self._lock:
-            entry, record = self.warm.read_key(kb)
-            if entry is not None and record is not None and record[:1] == b"W" and not entry[8] & F_TOMBSTONE:
-                frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
+            entry, warm = self.warm.read_warm(kb)
+            if warm is not None and entry is not None and not entry[8] & F_TOMBSTONE:
+                frame, loc, d = warm, WARM, entry[9:25]  # one round trip for warm reads
             else:
                 frame, loc, d = self.read_frame(key)
             if not self.read_only and not self._closed:  # the access bookkeeping, under the same lock hold

@@ -193,6 +193,8 @@ F_PINNED = 2
 K, A, B, M = b"k", b"a", b"b", b"m"
 SEQ_KEY = M + b"seq"
 pack_seq = struct.Struct("<Q").pack  # the value of SEQ_KEY: the store's last sequence number
+#: The tag byte of a warm frame (b"W"), inline in its owner's entry or first in its blob's data record.
+WARM_TAG = 0x57
 OWNER = 6  # index of the owner's encoded key in a blob's field list (b"" for a shared blob)
 
 
@@ -255,6 +257,7 @@ class WarmTier:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._get_pair = getattr(backend, "get_pair", None)
+        self._get_tagged = getattr(backend, "get_tagged", None)
 
     def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
         raw = self.backend.get(K + kb)
@@ -291,6 +294,14 @@ class WarmTier:
         if len(entry) > ENTRY.size:
             return entry, entry[ENTRY.size :]
         return entry, self.backend.get(B + entry[9:25])
+
+    def read_warm(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
+        """``(entry record, warm frame)`` of a key; the frame is None unless its data record is tagged warm."""
+        tagged = self._get_tagged
+        if tagged is not None:
+            return tagged(K + kb, ENTRY.size, WARM_TAG, B, 9, 16)  # the digest sits at bytes 9..25 of the entry
+        entry, record = self.read_key(kb)
+        return entry, record[1:] if record is not None and record[:1] == b"W" else None
 
     def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
         for k, v in self.backend.scan(K):
