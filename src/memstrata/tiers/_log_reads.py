@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
-from memstrata._native.logrecords import read_tagged
+from memstrata._native.logrecords import READ_AHEAD_BYTES, read_tagged
+from memstrata.errors import CorruptDataError
 from memstrata.tiers._log_compact import LogCompaction
 from memstrata.tiers._log_index import NAMED_FIRST, PROVEN_MAX, SEED
+from memstrata.tiers._segments import record_at
 
-__all__ = ["LogReads"]
+__all__ = ["LogReads", "tagged_at"]
+
+
+def tagged_at(
+    table: Any, fds: dict[int, int], key: bytes, seed: int, head: int, tag: int
+) -> tuple[int, bytes, bytes | None] | None:
+    """The readable twin of :func:`~memstrata._native.logrecords.read_tagged`: the same result, in Python."""
+    locs = table.lookup(key)
+    if len(locs) != 1:
+        return None
+    loc = locs[0]
+    fd = fds.get(loc >> 32)
+    if fd is None:
+        return None
+    offset = loc & 0xFFFFFFFF
+    try:
+        found, value = record_at(fd, os.pread(fd, READ_AHEAD_BYTES, offset), offset, seed)
+    except (OSError, CorruptDataError):
+        return None
+    if found != key:
+        return None
+    if 0 <= head < len(value) and value[head] == tag:
+        return loc, value[:head], value[head + 1 :]
+    return loc, value, None
 
 
 class LogReads(LogCompaction):
