@@ -45,22 +45,22 @@ def test_read_tagged_is_its_twin(tmp_path_factory: pytest.TempPathFactory, batch
         os.close(fd)
 
 
-def test_a_store_reads_its_warm_frames_through_the_native_call(tmp_path: Path) -> None:
+def test_a_store_reads_its_warm_frames_through_the_native_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memstrata.tiers import _log_reads
+
     store = MemoryStore(tmp_path / "s", {"hot_max_bytes": 0, "migration_interval_seconds": None})
     values = {f"k{i}": {"text": f"value {i}", "n": i} for i in range(50)}
     store.store_many(values, tier="warm")
     store.store("shared-a", "same content")  # a blob two keys share: its frame is in a data record
     store.store("shared-b", "same content")
-    log = store.tiers.warm.backend
-    calls = []
-    original = log._tagged
+    answers = []
 
-    def spy(key: bytes, head: int, tag: int) -> tuple[bytes | None, bytes | None]:
-        calls.append(key)
-        return original(key, head, tag)
+    def spy(*args: object) -> tuple[int, bytes, bytes | None] | None:
+        answers.append(read_tagged(*args))  # type: ignore[arg-type]
+        return answers[-1]
 
-    log._tagged = spy
+    monkeypatch.setattr(_log_reads, "read_tagged", spy)
     assert {k: store.retrieve(k) for k in values} == values
     assert store.retrieve("shared-a") == store.retrieve("shared-b") == "same content"
-    assert len(calls) >= len(values)
+    assert len(answers) >= len(values) and all(a is not None for a in answers)
     store.close()

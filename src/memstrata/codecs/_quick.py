@@ -26,7 +26,7 @@ from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, value_decoder
 from memstrata.errors import CorruptDataError
 
-__all__ = ["SLOW", "array_spec", "blosc2_stored", "quick_compiled", "quick_decode", "zstd_decompressor"]
+__all__ = ["SLOW", "array_spec", "blosc2_stored", "decode_quick", "quick_compiled", "quick_decode", "zstd_decompressor"]
 
 #: What :func:`quick_decode` returns for a frame it leaves to the general path.
 SLOW: Any = object()
@@ -155,3 +155,8 @@ quick_compiled: Any = (
     if _frame._native is None
     else partial(_frame._native.quick, lookup_dictionary, _ZSTD_DCTX, value_decoder, _SPECS, np.frombuffer, SLOW)
 )
+
+#: ``decode_quick(frame)``: the value of a ``bytes`` frame, or ``SLOW`` (public as ``memstrata.codecs.NOT_QUICK``)
+#: for a frame the quick path leaves to :func:`memstrata.codecs.decode`, which makes what it lacked; a hot read
+#: path calls it first (the compiled twin when built).
+decode_quick: Any = quick_decode if quick_compiled is None else quick_compiled

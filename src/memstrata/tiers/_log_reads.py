@@ -91,7 +91,15 @@ class LogReads(LogCompaction):
                 raise ValueError(f"LogBackend: {self.path} is closed")
             if self.read_only:
                 self._refresh()
-            first, rest = self._tagged(key, head, tag)
+            got = read_tagged(self._table, self._fds, key, SEED, head, tag)
+            if got is None:
+                first, rest = self._tagged(key, head, tag)
+            else:  # the usual case, inline: the record proven, its location kept for the writes
+                proven = self._proven
+                if len(proven) >= PROVEN_MAX:
+                    proven.clear()
+                loc, first, rest = got
+                proven[key] = loc
             if first is None or rest is not None or len(first) != head:
                 return first, rest
             return first, self._tagged(prefix + first[start : start + length], 0, tag)[1]

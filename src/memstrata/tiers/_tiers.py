@@ -257,7 +257,9 @@ class WarmTier:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._get_pair = getattr(backend, "get_pair", None)
-        self._get_tagged = getattr(backend, "get_tagged", None)
+        #: ``get_tagged(key, head, tag, prefix, start, length)``: the backend's (see ``LogReads.get_tagged``), else
+        #: the same from two plain reads
+        self.get_tagged = getattr(backend, "get_tagged", None) or self._tagged_by_pair
 
     def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
         raw = self.backend.get(K + kb)
@@ -297,11 +299,18 @@ class WarmTier:
 
     def read_warm(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
         """``(entry record, warm frame)`` of a key; the frame is None unless its data record is tagged warm."""
-        tagged = self._get_tagged
-        if tagged is not None:
-            return tagged(K + kb, ENTRY.size, WARM_TAG, B, 9, 16)  # the digest sits at bytes 9..25 of the entry
-        entry, record = self.read_key(kb)
-        return entry, record[1:] if record is not None and record[:1] == b"W" else None
+        return self.get_tagged(K + kb, ENTRY.size, WARM_TAG, B, 9, 16)  # the digest sits at bytes 9..25 of the entry
+
+    def _tagged_by_pair(
+        self, key: bytes, head: int, tag: int, prefix: bytes, start: int, length: int
+    ) -> tuple[bytes | None, bytes | None]:
+        first = self.backend.get(key)
+        if first is None:
+            return None, None
+        if len(first) > head:
+            return (first[:head], first[head + 1 :]) if first[head] == tag else (first, None)
+        second = self.backend.get(prefix + first[start : start + length])
+        return first, second[1:] if second is not None and second[:1] == bytes((tag,)) else None
 
     def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
         for k, v in self.backend.scan(K):
