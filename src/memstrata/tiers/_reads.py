@@ -8,7 +8,7 @@ from typing import Any
 
 from memstrata.codecs import NOT_QUICK, decode, decode_quick, deserialize
 from memstrata.errors import CorruptDataError, MemstrataError
-from memstrata.tiers._rules import TOUCHED_MAX
+from memstrata.tiers import _rules
 from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
     COLD,
@@ -100,7 +100,7 @@ class ReadMixin(StorageState):
                 now = self.clock()
                 touched = self._touched
                 touched[d] = now
-                if len(touched) >= TOUCHED_MAX:
+                if len(touched) >= _rules.TOUCHED_MAX:
                     self._touch(d, now)  # saves the pending access times
                 if loc == COLD:
                     promote = self._count_hit(d) >= self.promote_cold_hits
