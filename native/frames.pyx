@@ -408,13 +408,11 @@ def quick(lookup, dict decompressors not None, decoder, dict specs not None, fro
                 out = d.decompress(frame[offset:offset + length], max_output_size=n)
             except Exception:  # the general path names the failure
                 return slow
-            if type(out) is not bytes:
-                return slow
         elif codec == CODEC_RAW:
             out = frame[offset:offset + length]
         else:
             return slow
-        if len(out) != n:
+        if type(out) is not bytes or len(out) != n:  # a decompressor's output, whole
             return slow
         if implicit:  # the checksum covers the digest of the decoded bytes
             t = 0

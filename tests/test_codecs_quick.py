@@ -23,13 +23,8 @@ from memstrata.codecs._samples import trace_records
 from memstrata.errors import CorruptDataError
 
 _DICT = train_dictionary([json.dumps(r).encode() for r in trace_records(300, seed=5)], 4096)
-CONFIGS = [
-    {"id": "raw"},
-    {"id": "lz4"},
-    {"id": "zstd"},
+CONFIGS = [{"id": name} for name in ("raw", "lz4", "zstd", "zlib", "blosc2")] + [
     {"id": "zstd", "dictionary": _DICT.hex()},
-    {"id": "zlib"},
-    {"id": "blosc2"},
     {"id": "blosc2", "codec": "lz4", "filter": "shuffle"},
 ]
 payloads = st.one_of(values, st.binary(max_size=300), small_arrays, hnp.arrays(np.int8, st.integers(0, 600)))

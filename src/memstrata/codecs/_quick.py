@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from memstrata.codecs import _frame
-from memstrata.codecs._dictionaries import lookup_dictionary
+from memstrata.codecs._dictionaries import get_dictionary, lookup_dictionary
 from memstrata.codecs._frame import KIND_ARRAY, KIND_BYTES, KIND_VALUE
 from memstrata.codecs._hash import digest
 from memstrata.codecs._values import deserialize, value_decoder
@@ -38,6 +38,7 @@ BLOSC2_EXTENDED_MEMCPY = 0x07
 
 # decompressors per (thread, dictionary digest): zstandard contexts are not thread-safe
 _ZSTD_DCTX: dict[tuple[int, bytes | None], Any] = {}
+MAX_CONTEXTS = 256
 #: (dtype, shape) per meta block of the array frames met; bounded (cleared when full)
 _SPECS: dict[bytes, tuple[np.dtype[Any], tuple[int, ...]]] = {}
 SPECS_MAX = 256
@@ -46,20 +47,27 @@ _parse = _frame._native.parse if _frame._native is not None else None
 _checksum_matches = _frame.checksum_matches
 
 
-def zstd_decompressor(dictionary_digest: bytes | None, dictionary: bytes | None) -> Any:
-    """This thread's zstd decompressor for frames of ``dictionary`` (magicless format), made once."""
+def zstd_decompressor(dictionary_digest: bytes | None, dictionary: bytes | None = None) -> Any:
+    """This thread's zstd decompressor (magicless format) for the dictionary of ``dictionary_digest``, made once.
+
+    ``dictionary``: its bytes when the caller has them, else they are looked up
+    among the registered dictionaries. Shared by the frame and compact-frame decoders.
+    """
     key = (get_ident(), dictionary_digest)
     d = _ZSTD_DCTX.get(key)
-    if d is None:
-        import zstandard
+    if d is not None:
+        return d
+    import zstandard
 
-        if dictionary is None:
-            d = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-        else:
-            d = zstandard.ZstdDecompressor(
-                dict_data=zstandard.ZstdCompressionDict(dictionary), format=zstandard.FORMAT_ZSTD1_MAGICLESS
-            )
-        _ZSTD_DCTX[key] = d
+    magicless = zstandard.FORMAT_ZSTD1_MAGICLESS
+    if dictionary_digest is None:
+        d = zstandard.ZstdDecompressor(format=magicless)
+    else:
+        raw = get_dictionary(dictionary_digest) if dictionary is None else dictionary
+        d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(raw), format=magicless)
+    if len(_ZSTD_DCTX) >= MAX_CONTEXTS:  # threads come and go: the cache stays bounded
+        _ZSTD_DCTX.clear()
+    _ZSTD_DCTX[key] = d
     return d
 
 
@@ -104,15 +112,15 @@ def quick_decode(frame: bytes) -> Any:
     if kind == KIND_VALUE or kind == KIND_BYTES:
         if meta_length:
             return SLOW
-        if codec == ZSTD and n:
+        if codec == RAW:
+            out = frame[offset : offset + length]
+        elif codec != ZSTD or not n:
+            return SLOW
+        else:
             try:
                 out = zstd_decompressor(dd, dictionary).decompress(memoryview(frame)[offset : offset + length], max_output_size=n)
             except Exception:  # the general path names the failure
                 return SLOW
-        elif codec == RAW:
-            out = frame[offset : offset + length]
-        else:
-            return SLOW
         if len(out) != n:
             return SLOW
         if implicit and not _checksum_matches(frame, digest(out) if dd is None else dd + digest(out)):

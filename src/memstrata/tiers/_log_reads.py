@@ -20,12 +20,10 @@ def tagged_at(
 ) -> tuple[int, bytes, bytes | None] | None:
     """The readable twin of :func:`~memstrata._native.logrecords.read_tagged`: the same result, in Python."""
     locs = table.lookup(key)
-    if len(locs) != 1:
-        return None
-    loc = locs[0]
-    fd = fds.get(loc >> 32)
+    fd = fds.get(locs[0] >> 32) if len(locs) == 1 else None  # one index entry, in an open segment
     if fd is None:
         return None
+    loc = locs[0]
     offset = loc & 0xFFFFFFFF
     try:
         found, value = record_at(fd, os.pread(fd, READ_AHEAD_BYTES, offset), offset, seed)
