@@ -180,27 +180,22 @@ cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, ui
 def read_tagged(table, dict fds not None, bytes key not None, uint32_t seed, Py_ssize_t head, int tag):
     """``(location, value[:head], value[head + 1:])`` of ``key``'s record, found and checked in one call.
 
-    The warm read path: ``table`` (a ``KeyIndex``) gives the location, ``fds``
-    maps a segment number to its open file; the record there is read and
-    checked in full as by :func:`read_value`. The third item is None unless the
-    value holds more than ``head`` bytes and byte ``head`` is ``tag`` (then the
-    second item is ``value[:head]``; else the whole value). Returns None
-    whenever this path cannot prove the read — no or several index entries, a
-    segment that is not open, a damaged, short or unreadable record, another
-    key's record: the caller takes the general path, which tells these apart
-    and names the file.
+    The warm read path: ``table`` (a ``KeyIndex``) gives the location, ``fds`` maps a
+    segment number to its open file; the record is checked as by :func:`read_value`.
+    The third item is None (and the second the whole value) unless byte ``head`` of
+    the value is ``tag``. None whenever this path cannot prove the read (no or several
+    index entries, a segment not open, a damaged record, another key's): the caller's
+    general path tells these apart and names the file.
 
     >>> import os, tempfile
     >>> from memstrata._native.keyindex import KeyIndex
     >>> from memstrata.tiers._segments import encode_record
     >>> fd, name = tempfile.mkstemp()
-    >>> _ = os.write(fd, encode_record(0, 1, b"k1", b"head" + b"W" + b"frame", 5))
+    >>> _ = os.write(fd, encode_record(0, 1, b"k1", b"headWframe", 5))
     >>> table = KeyIndex()
-    >>> table.insert(table.fingerprint(b"k1"), (3 << 32) | 0)
-    >>> read_tagged(table, {3: fd}, b"k1", 5, 4, ord("W"))[1:], read_tagged(table, {3: fd}, b"k1", 5, 4, ord("X"))[1:]
-    ((b'head', b'frame'), (b'headWframe', None))
-    >>> read_tagged(table, {3: fd}, b"k2", 5, 4, ord("W")), read_tagged(table, {}, b"k1", 5, 4, ord("W"))
-    (None, None)
+    >>> table.insert(table.fingerprint(b"k1"), 3 << 32)
+    >>> read_tagged(table, {3: fd}, b"k1", 5, 4, ord("W")), read_tagged(table, {3: fd}, b"k2", 5, 4, ord("W"))
+    ((12884901888, b'head', b'frame'), None)
     >>> os.close(fd); os.unlink(name)
     """
     locs = table.lookup(key)
