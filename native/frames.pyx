@@ -344,3 +344,105 @@ def prepare(value, fallback):
     {'a': [1, [2, 3]]}
     """
     return prep(value, fallback, 0)
+
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident()
+
+cdef extern from "Python.h":
+    object PyByteArray_FromStringAndSize(const char* s, Py_ssize_t n)
+
+cdef enum:
+    KIND_BYTES = 0
+    KIND_VALUE = 1
+    KIND_ARRAY = 2
+    CODEC_RAW = 0
+    CODEC_ZSTD = 2
+    CODEC_BLOSC2 = 4
+    BLOSC2_HEADER = 32
+    BLOSC2_EXTENDED_MEMCPY = 0x07
+
+
+cdef inline uint64_t le32(const uint8_t* p) noexcept nogil:
+    return <uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
+
+
+def quick(lookup, dict decompressors not None, decoder, dict specs not None, frombuffer, slow, bytes frame not None):
+    """The compiled twin of ``memstrata.codecs._quick.quick_decode``: the value it gives, or ``slow``.
+
+    ``frame`` comes last so that the other arguments can be bound once. Where
+    the readable twin would first make something, this returns ``slow`` and
+    leaves that to it: this thread's zstd decompressor for the frame's
+    dictionary (``decompressors``, keyed by ``(thread id, dictionary digest)``),
+    the ``(dtype, shape)`` of an array frame's meta block (``specs``, keyed by
+    the block's bytes). ``decoder`` decodes serialized values, ``frombuffer`` is
+    ``numpy.frombuffer``.
+
+    >>> frame = build(0, 0, b"hello", 5, bytes(16), implicit=True)   # raw bytes, but a wrong digest
+    >>> quick(None, {}, None, {}, None, "slow", frame)
+    'slow'
+    """
+    cdef tuple fields
+    try:
+        fields = parse(frame, lookup, True)
+    except CorruptDataError:
+        return slow
+    cdef int codec = fields[1], kind = fields[2]
+    cdef Py_ssize_t n = fields[3], meta_start = fields[6], meta_length = fields[7]
+    cdef Py_ssize_t offset = fields[8], length = fields[9]
+    cdef object dictionary_digest = fields[11]
+    cdef bint implicit = fields[12]
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(frame)
+    cdef Py_ssize_t end = len(frame), t, i
+    cdef const uint8_t* c
+    cdef uint8_t tail[32]
+    cdef uint8_t expected[CHECKSUM_SIZE]
+    if kind == KIND_VALUE or kind == KIND_BYTES:
+        if meta_length:
+            return slow
+        if codec == CODEC_ZSTD and n:
+            d = decompressors.get((PyThread_get_thread_ident(), dictionary_digest))
+            if d is None:
+                return slow
+            try:
+                out = d.decompress(frame[offset:offset + length], max_output_size=n)
+            except Exception:  # the general path names the failure
+                return slow
+        elif codec == CODEC_RAW:
+            out = frame[offset:offset + length]
+        else:
+            return slow
+        if type(out) is not bytes or len(out) != n:  # a decompressor's output, whole
+            return slow
+        if implicit:  # the checksum covers the digest of the decoded bytes
+            t = 0
+            if dictionary_digest is not None:
+                memcpy(tail, PyBytes_AS_STRING(dictionary_digest), 16)
+                t = 16
+            ms_u128_to_canonical(ms_xxh3_128(PyBytes_AS_STRING(out), <size_t>n, 0), tail + t)
+            checksum_into(p, <size_t>(end - CHECKSUM_SIZE), tail, <size_t>(t + 16), expected)
+            if memcmp(expected, p + end - CHECKSUM_SIZE, CHECKSUM_SIZE) != 0:
+                return slow
+        if kind == KIND_BYTES:
+            return out
+        try:
+            return decoder.decode(out)
+        except Exception:
+            return slow
+    if kind != KIND_ARRAY or codec != CODEC_BLOSC2 or implicit or not meta_length:
+        return slow
+    spec = specs.get(frame[meta_start:meta_start + meta_length])
+    if spec is None or n <= 0 or length != n + BLOSC2_HEADER:
+        return slow
+    c = p + offset  # a blosc2 chunk: only one that holds its bytes whole, unfiltered, is taken here
+    if c[2] & BLOSC2_EXTENDED_MEMCPY != BLOSC2_EXTENDED_MEMCPY or le32(c + 4) != <uint64_t>n or le32(c + 12) != <uint64_t>length:
+        return slow
+    for i in range(16, 22):
+        if c[i]:
+            return slow
+    if c[31]:
+        return slow
+    try:
+        return frombuffer(PyByteArray_FromStringAndSize(<const char*>c + BLOSC2_HEADER, n), dtype=spec[0]).reshape(spec[1])
+    except ValueError:
+        return slow

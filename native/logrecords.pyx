@@ -176,6 +176,55 @@ cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, ui
     return 0
 
 
+
+def read_tagged(table, dict fds not None, bytes key not None, uint32_t seed, Py_ssize_t head, int tag):
+    """``(location, value[:head], value[head + 1:])`` of ``key``'s record, found and checked in one call.
+
+    The warm read path: ``table`` (a ``KeyIndex``) gives the location, ``fds`` maps a
+    segment number to its open file; the record is checked as by :func:`read_value`.
+    The third item is None (and the second the whole value) unless byte ``head`` of
+    the value is ``tag``. None whenever this path cannot prove the read (no or several
+    index entries, a segment not open, a damaged record, another key's): the caller's
+    general path tells these apart and names the file.
+
+    >>> import os, tempfile
+    >>> from memstrata._native.keyindex import KeyIndex
+    >>> from memstrata.tiers._segments import encode_record
+    >>> fd, name = tempfile.mkstemp()
+    >>> _ = os.write(fd, encode_record(0, 1, b"k1", b"headWframe", 5))
+    >>> table = KeyIndex()
+    >>> table.insert(table.fingerprint(b"k1"), 3 << 32)
+    >>> read_tagged(table, {3: fd}, b"k1", 5, 4, ord("W")), read_tagged(table, {3: fd}, b"k2", 5, 4, ord("W"))
+    ((12884901888, b'head', b'frame'), None)
+    >>> os.close(fd); os.unlink(name)
+    """
+    locs = table.lookup(key)
+    if len(locs) != 1:
+        return None
+    loc = locs[0]
+    fd_obj = fds.get(loc >> 32)
+    if fd_obj is None:
+        return None
+    cdef int64_t offset = loc & 0xFFFFFFFF
+    cdef uint8_t stack[READ_AHEAD]
+    cdef uint8_t* buf = stack
+    cdef const char* value
+    cdef size_t klen, vlen
+    try:
+        try:
+            _read_checked(<int>fd_obj, offset, seed, stack, &buf, &klen, &vlen)
+        except (OSError, CorruptDataError):
+            return None
+        if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
+            return None
+        value = <const char*>buf + HEADER_SIZE + klen
+        if head < 0 or vlen <= <size_t>head or <uint8_t>value[head] != tag:
+            return loc, PyBytes_FromStringAndSize(value, vlen), None
+        return loc, PyBytes_FromStringAndSize(value, head), PyBytes_FromStringAndSize(value + head + 1, vlen - head - 1)
+    finally:
+        if buf != stack:
+            free(buf)
+
 cdef ssize_t _write_once(int fd, bytes data) noexcept:
     """One ``write`` of ``data`` to ``fd`` with the GIL released: what it returned, or ``-errno``."""
     cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)

@@ -30,17 +30,23 @@ def _records(store: MemoryStore, key: str) -> tuple[bytes | None, list[Any] | No
 
 
 def _reads_of(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the record reads of the log (each native ``read_value`` is one record read)."""
-    from memstrata.tiers import _log_index
+    """Count the record reads of the log (each native ``read_value`` or ``read_tagged`` is one record read)."""
+    from memstrata.tiers import _log_index, _log_reads
 
     calls = [0]
     read_value = _log_index.read_value
+    read_tagged = _log_reads.read_tagged
 
     def counting(fd: int, off: int, key: bytes, seed: int) -> bytes | None:
         calls[0] += 1
         return read_value(fd, off, key, seed)
 
+    def counting_tagged(*args: Any) -> Any:
+        calls[0] += 1
+        return read_tagged(*args)
+
     monkeypatch.setattr(_log_index, "read_value", counting)
+    monkeypatch.setattr(_log_reads, "read_tagged", counting_tagged)
     return calls
 
 

@@ -30,6 +30,8 @@ from memstrata.codecs._frame import FORMAT_VERSION, FrameHeader, FrameVersionErr
 from memstrata.codecs._graph import GraphPruneCodec, prune_graph
 from memstrata.codecs._hash import digest
 from memstrata.codecs._policy import CompressionPolicy
+from memstrata.codecs._quick import SLOW as NOT_QUICK
+from memstrata.codecs._quick import decode_quick
 from memstrata.codecs._registry import (
     Codec,
     available_codecs,
@@ -48,6 +50,7 @@ register = register_codec  # the registry's decorator, by the name the design us
 __all__ = [
     "COMPACT_VERSION",
     "FORMAT_VERSION",
+    "NOT_QUICK",
     "TAG_BYTES",
     "TAG_VALUE",
     "BinaryCodec",
@@ -70,6 +73,7 @@ __all__ = [
     "codec_for_frame_id",
     "decode",
     "decode_compact",
+    "decode_quick",
     "deserialize",
     "dictionary_size",
     "digest",

@@ -16,6 +16,7 @@ import numpy as np
 
 from memstrata.codecs._dictionaries import get_dictionary, register_dictionary
 from memstrata.codecs._frame import FrameHeader
+from memstrata.codecs._quick import zstd_decompressor
 from memstrata.codecs._registry import Codec, register_codec
 from memstrata.errors import CorruptDataError
 
@@ -152,10 +153,6 @@ class LZ4Codec(_LevelCodec):
         return _unchunked(payload, header, decompress)
 
 
-# decompressors per (thread, dictionary digest): zstandard contexts are not thread-safe
-_ZSTD_DCTX: dict[tuple[int, bytes | None], Any] = {}
-
-
 def _zstd_params(level: int) -> Any:
     import zstandard
 
@@ -249,19 +246,7 @@ class ZstdCodec(Codec):
         n = header.original_length
         if n == 0:
             return b""
-        key = (get_ident(), header.dictionary_digest)
-        d = _ZSTD_DCTX.get(key)
-        if d is None:
-            import zstandard
-
-            if dictionary is None:
-                d = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-            else:
-                d = zstandard.ZstdDecompressor(
-                    dict_data=zstandard.ZstdCompressionDict(dictionary), format=zstandard.FORMAT_ZSTD1_MAGICLESS
-                )
-            _ZSTD_DCTX[key] = d
-        return d.decompress(payload, max_output_size=n)
+        return zstd_decompressor(header.dictionary_digest, dictionary).decompress(payload, max_output_size=n)
 
 
 @register_codec

@@ -35,6 +35,7 @@ from typing import Any
 from memstrata._varint import decode_varint, encode_varint
 from memstrata.codecs._dictionaries import get_dictionary
 from memstrata.codecs._hash import digest
+from memstrata.codecs._quick import zstd_decompressor
 from memstrata.errors import CorruptDataError
 
 __all__ = ["COMPACT_CODEC_RAW", "COMPACT_CODEC_ZSTD", "COMPACT_VERSION", "decode_compact", "encode_compact"]
@@ -50,7 +51,6 @@ SMALL_RECORD = 1024  # the record size zstd's parameters are chosen for (larger 
 # threads and dictionaries come and go in a long-running process
 _MAX_CONTEXTS = 256
 _CCTX: dict[tuple[int, bytes | None, int], Any] = {}
-_DCTX: dict[tuple[int, bytes | None], Any] = {}
 
 
 def _compressor(dictionary: bytes | None, level: int) -> Any:
@@ -84,20 +84,7 @@ def _compressor(dictionary: bytes | None, level: int) -> Any:
 
 
 def _decompressor(dictionary: bytes | None) -> Any:
-    key = (get_ident(), dictionary)
-    d = _DCTX.get(key)
-    if d is None:
-        import zstandard
-
-        if dictionary is None:
-            d = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-        else:
-            zd = zstandard.ZstdCompressionDict(get_dictionary(dictionary))
-            d = zstandard.ZstdDecompressor(dict_data=zd, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-        if len(_DCTX) >= _MAX_CONTEXTS:
-            _DCTX.clear()
-        _DCTX[key] = d
-    return d
+    return zstd_decompressor(dictionary)  # one cache with the frames' decompressors
 
 
 def encode_compact(

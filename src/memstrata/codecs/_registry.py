@@ -12,6 +12,7 @@ from memstrata.codecs import _frame
 from memstrata.codecs._dictionaries import lookup_dictionary
 from memstrata.codecs._frame import KIND_ARRAY, KIND_BYTES, KIND_OBJECT, KIND_VALUE, FrameHeader
 from memstrata.codecs._hash import digest
+from memstrata.codecs._quick import SLOW, array_spec, quick_compiled, quick_decode
 from memstrata.codecs._values import deserialize, serialize
 from memstrata.errors import CorruptDataError, UnknownCodecError
 
@@ -284,6 +285,12 @@ def decode(frame: Any, *, expected_digest: bytes | None = None) -> Any:
     UnknownCodecError
         A valid frame from a codec not registered here.
     """
+    if expected_digest is None and type(frame) is bytes:
+        value = SLOW if quick_compiled is None else quick_compiled(frame)
+        if value is SLOW:
+            value = quick_decode(frame)
+        if value is not SLOW:
+            return value
     return _decode(frame, expected_digest, True)
 
 
@@ -335,13 +342,7 @@ def _check_expected(expected: bytes, actual: bytes) -> None:
 
 
 def _array_from(buf: Any, meta: dict[str, Any]) -> np.ndarray:
-    try:
-        dtype = np.dtype(meta["dtype"])
-        shape = tuple(int(s) for s in meta["shape"])
-    except Exception as exc:
-        raise CorruptDataError(f"frame: bad array meta ({exc})") from None
-    if dtype.hasobject:
-        raise CorruptDataError("frame: object dtype in array meta")
+    dtype, shape = array_spec(meta)
     if dtype.itemsize == 0:
         return np.empty(shape, dtype)
     arr = np.frombuffer(buf, dtype=dtype)

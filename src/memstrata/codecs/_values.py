@@ -219,6 +219,8 @@ def _ext_hook(code: int, data: memoryview) -> Any:
 
 
 _decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+#: The decoder :func:`deserialize` uses (``value_decoder.decode(data)``, without its error translation).
+value_decoder = _decoder
 
 
 def deserialize(data: Any) -> Any:

@@ -6,16 +6,21 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from memstrata.codecs import decode, deserialize
+from memstrata.codecs import NOT_QUICK, decode, decode_quick, deserialize
 from memstrata.errors import CorruptDataError, MemstrataError
+from memstrata.tiers import _rules
 from memstrata.tiers._state import StorageState
 from memstrata.tiers._tiers import (
     COLD,
+    ENTRY,
     F_TOMBSTONE,
     PACKREF,
     TIER_NAMES,
     WARM,
+    WARM_TAG,
+    B,
     HotFrame,
+    K,
     decode_key,
     encode_key,
 )
@@ -27,6 +32,7 @@ __all__ = ["HIT_SLOTS", "ReadMixin"]
 #: One-byte access counters in the promotion sketch (see ``ReadMixin._count_hit``): 64 KiB.
 HIT_SLOTS = 1 << 16
 HIT_MASK = HIT_SLOTS - 1
+ENTRY_SIZE = ENTRY.size
 
 
 class ReadMixin(StorageState):
@@ -81,21 +87,28 @@ class ReadMixin(StorageState):
 
         The store's read path calls this after its own hot-tier lookup; ``KeyError`` when absent.
         """
-        kb = encode_key(key)
+        kb = b"s" + key.encode("utf-8") if type(key) is str else encode_key(key)  # encode_key, inline for str
         promote = False
         with self._lock:
-            entry, record = self.warm.read_key(kb)
-            if entry is not None and record is not None and record[:1] == b"W" and not entry[8] & F_TOMBSTONE:
-                frame, loc, d = record[1:], WARM, entry[9:25]  # one round trip for warm reads
+            # WarmTier.read_warm, without its frame: the entry and, after its tag, its warm frame in one read
+            entry, warm = self.warm.get_tagged(K + kb, ENTRY_SIZE, WARM_TAG, B, 9, 16)
+            if warm is not None and entry is not None and not entry[8] & F_TOMBSTONE:
+                frame, loc, d = warm, WARM, entry[9:25]  # one round trip for warm reads
             else:
                 frame, loc, d = self.read_frame(key)
             if not self.read_only and not self._closed:  # the access bookkeeping, under the same lock hold
-                self._touch(d, self.clock())
+                now = self.clock()
+                touched = self._touched
+                touched[d] = now
+                if len(touched) >= _rules.TOUCHED_MAX:
+                    self._touch(d, now)  # saves the pending access times
                 if loc == COLD:
                     promote = self._count_hit(d) >= self.promote_cold_hits
                 else:
                     promote = self._count_hit(kb) >= self.promote_warm_hits and self.hot.max_bytes > 0
-        value = self.decode_frame(frame)  # outside the lock: readers decode in parallel
+        value = decode_quick(frame)  # outside the lock: readers decode in parallel
+        if value is NOT_QUICK:
+            value = self.decode_frame(frame)
         if promote:
             try:
                 self._promote(key, kb, d, loc, value, frame)
@@ -121,7 +134,7 @@ class ReadMixin(StorageState):
             counts[i] = a + 1
         if b < 255:
             counts[j] = b + 1
-        return min(a, b) + 1
+        return (a if a < b else b) + 1
 
     def _forget_hits(self, name: bytes) -> None:
         h = hash(name)

@@ -193,6 +193,8 @@ F_PINNED = 2
 K, A, B, M = b"k", b"a", b"b", b"m"
 SEQ_KEY = M + b"seq"
 pack_seq = struct.Struct("<Q").pack  # the value of SEQ_KEY: the store's last sequence number
+#: The tag byte of a warm frame (b"W"), inline in its owner's entry or first in its blob's data record.
+WARM_TAG = 0x57
 OWNER = 6  # index of the owner's encoded key in a blob's field list (b"" for a shared blob)
 
 
@@ -255,6 +257,9 @@ class WarmTier:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._get_pair = getattr(backend, "get_pair", None)
+        #: ``get_tagged(key, head, tag, prefix, start, length)``: the backend's (see ``LogReads.get_tagged``), else
+        #: the same from two plain reads
+        self.get_tagged = getattr(backend, "get_tagged", None) or self._tagged_by_pair
 
     def entry(self, kb: bytes) -> tuple[int, int, bytes] | None:
         raw = self.backend.get(K + kb)
@@ -291,6 +296,21 @@ class WarmTier:
         if len(entry) > ENTRY.size:
             return entry, entry[ENTRY.size :]
         return entry, self.backend.get(B + entry[9:25])
+
+    def read_warm(self, kb: bytes) -> tuple[bytes | None, bytes | None]:
+        """``(entry record, warm frame)`` of a key; the frame is None unless its data record is tagged warm."""
+        return self.get_tagged(K + kb, ENTRY.size, WARM_TAG, B, 9, 16)  # the digest sits at bytes 9..25 of the entry
+
+    def _tagged_by_pair(
+        self, key: bytes, head: int, tag: int, prefix: bytes, start: int, length: int
+    ) -> tuple[bytes | None, bytes | None]:
+        first = self.backend.get(key)
+        if first is None:
+            return None, None
+        if len(first) > head:
+            return (first[:head], first[head + 1 :]) if first[head] == tag else (first, None)
+        second = self.backend.get(prefix + first[start : start + length])
+        return first, second[1:] if second is not None and second[:1] == bytes((tag,)) else None
 
     def entries(self) -> Iterator[tuple[bytes, tuple[int, int, bytes]]]:
         for k, v in self.backend.scan(K):
