@@ -12,8 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memstrata.agent import AgentConfig, AgentMemory
-from memstrata.agent import write
+from memstrata.agent import AgentConfig, AgentMemory, write
 
 DIM = 16
 _BASES = np.random.default_rng(5).normal(size=(4, DIM)).astype(np.float32)
