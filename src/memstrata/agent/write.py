@@ -173,12 +173,13 @@ def _add_one(memory: AgentMemory, content: Any, text: str, meta: dict[str, Any],
     if supersedes is not None:
         memory._supersede(records[supersedes], rec.id, rec.valid_at, changed)
     memory._install(rec, index_text=False)
-    if x is None:
-        _write(memory, [rec], changed, {}, {})
-    elif encoded is not None:
-        _write(memory, [rec], changed, {}, {rec.id: encoded[0]})
-    else:
-        _write(memory, [rec], changed, {rec.id: x[0]}, {})
+    forms = {} if x is None or encoded is None else {rec.id: encoded[0]}
+    vecs = {rec.id: x[0]} if x is not None and encoded is None else {}
+    if changed:  # a supersession: the superseded record is rewritten in the same write
+        _write(memory, [rec], changed, vecs, forms)
+    else:  # what _write does for one new record, without its merge of the maps
+        memory._persist([rec], vecs, forms)
+        memory._keywords.add(rec.id, rec.text)
     if x is not None:
         assert vectors is not None and sketches is not None
         vectors.add_many([rec.id], x, sketches)
