@@ -9,7 +9,7 @@ import numpy as np
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
 
-__all__ = ["NearMatcher", "find_near"]
+__all__ = ["NearMatcher", "find_near", "nearest_stored"]
 
 _BLOCK = 256  # rows of the batch compared at once: a (256, n) block of cosines, not (1024, n)
 
@@ -55,11 +55,7 @@ class NearMatcher:
         if self._near is None:
             self._near = vectors.near(self._x, self.threshold, self._sketches)
         ids, sims = self._near[i]
-        records = memory._records
-        for id_, sim in zip(ids.tolist(), sims.tolist()):
-            if id_ in records and records.scope_of(id_) == self._scope and not records.is_restricted(id_):
-                return id_, sim
-        return None, -np.inf
+        return _first_visible(memory, ids, sims, self._scope)
 
     def match(self, i: int) -> int | None:
         """The memory row ``i`` duplicates: the more similar of the stored match and the earlier stored batch rows."""
@@ -78,3 +74,26 @@ class NearMatcher:
 def find_near(memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...],
               sketches: np.ndarray | None = None) -> NearMatcher:
     return NearMatcher(memory, x, scope, sketches)
+
+
+def nearest_stored(memory: AgentMemory, x: np.ndarray, scope: tuple[Any, ...],
+                   sketches: np.ndarray | None = None) -> int | None:
+    """:meth:`NearMatcher.match` of a batch of one row ``x`` (1, d): the most similar stored memory of ``scope``
+    that no read hides, at the threshold or above, or None."""
+    vectors = memory._vectors
+    if vectors is None or not len(vectors):
+        return None
+    ids, sims = vectors.near(x, float(memory.config.near_duplicate_threshold), sketches)[0]
+    if not ids.size:  # the usual add: no stored memory that near
+        return None
+    return _first_visible(memory, ids, sims, scope)[0]
+
+
+def _first_visible(memory: AgentMemory, ids: np.ndarray, sims: np.ndarray,
+                   scope: tuple[Any, ...]) -> tuple[int | None, float]:
+    """The first of ``ids`` (with its cosine from ``sims``) held, of ``scope`` and hidden from no read."""
+    records = memory._records
+    for id_, sim in zip(ids.tolist(), sims.tolist()):
+        if id_ in records and records.scope_of(id_) == scope and not records.is_restricted(id_):
+            return id_, sim
+    return None, -np.inf

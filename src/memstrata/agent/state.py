@@ -10,6 +10,7 @@ methods call under its lock.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +43,9 @@ SCOPES = ("user_id", "agent_id", "run_id")
 _META_KEY = "agent/meta"
 _COUNTERS = ("added", "exact_duplicates", "near_links", "near_merged", "forgotten", "searches", "pruned_age",
              "pruned_relevance", "pruned_redundancy", "archived", "demoted")
+#: record fields a filter row holds only when set
+_OPTIONAL_ROW = ("type", "user_id", "agent_id", "run_id", "invalid_at")
+_optional_values = operator.attrgetter(*_OPTIONAL_ROW)
 _ID_BLOCK = 1024  # ids are reserved in blocks, so a forgotten id is never handed out again, even after reopen
 # 2: records leave out what can be derived (records.to_stored); 3: a near-duplicate link is stored on one side
 # only (the other side is derived on open, _link_back). Stores of every earlier format read as well.
@@ -188,8 +192,7 @@ class MemoryState:
         row = dict(rec.metadata)
         row.update(live=True, category=rec.category, created_at=rec.created_at, updated_at=rec.updated_at,
                    valid_at=rec.valid_at, expired=rec.expired, tier=rec.tier, pinned=rec.pinned)
-        for name in ("type", "user_id", "agent_id", "run_id", "invalid_at"):
-            value = getattr(rec, name)
+        for name, value in zip(_OPTIONAL_ROW, _optional_values(rec)):  # the five fields read in one call
             if value is not None:
                 row[name] = value
         return row

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from memstrata._heap import release_free_heap
-from memstrata.agent.dedup import find_near
+from memstrata.agent.dedup import find_near, nearest_stored
 from memstrata.agent.records import MemoryRecord, content_digest, to_seconds
 
 if TYPE_CHECKING:
     from memstrata.agent.memory import AgentMemory
+    from memstrata.agent.table import RecordTable
 
 __all__ = ["CHUNK_ROWS", "TRIM_ROWS", "AddOptions", "add_batch", "forget_many"]
 
@@ -62,8 +63,12 @@ def add_batch(memory: AgentMemory, contents: Sequence[Any], name: str, *, metada
             raise KeyError(f"supersedes: no memory with id {supersedes!r}")
         x, sketches, encoded = memory._embed_rows(texts, vectors, "vector" if single else "vectors")
         try:
-            out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned,
-                            sketches, encoded)
+            if len(texts) == 1:  # the usual single add: one row, no batch bookkeeping
+                out = [_add_one(memory, contents[0], texts[0], metas[0], x, scope, category, t_valid, supersedes,
+                                pinned, sketches, encoded)]
+            else:
+                out = _add_rows(memory, contents, texts, metas, x, scope, category, t_valid, supersedes, pinned,
+                                sketches, encoded)
         except BaseException:  # a store write failed (or was interrupted) part-way: RAM must not hold more than it
             memory._reload()
             raise
@@ -81,7 +86,6 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
 
     ``sketches`` / ``encoded``: the rows' sketches and stored int8 forms when the caller made them already.
     """
-    table = memory.config.table
     now = memory._now()
     out: list[MemoryRecord] = []
     new: list[MemoryRecord] = []
@@ -104,45 +108,18 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
             unwritten = 0
         digest = content_digest(scope, text)
         mode = "exact"
-        target = None
-        for j in records.with_digest(digest):  # usually none
-            if not records.is_restricted(j):
-                target = j
-                break
+        target = _exact_target(records, digest)
         if target is None and near is not None:
             target = near.match(i)
             mode = memory.config.near_duplicates
         if target is not None and mode in ("exact", "merge"):
-            rec = records[target]  # a snapshot: what changes is put back (_touch, _refresh)
-            memory._touch(rec, now)
             if target in batch:
                 stale.add(target)
-            if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
-                rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
-                memory._refresh(rec, memory._restricted(rec))
-                changed[rec.id] = rec
-            memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
-            if supersedes is not None and supersedes != rec.id:  # the new fact was already known
-                memory._supersede(records[supersedes], rec.id, now, changed)
-            dup = rec.copy()
-            dup.duplicate_of = rec.id
-            out.append(dup)
+            out.append(_merge(memory, target, meta, mode, supersedes, now, changed))
             continue
-        content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
-        kind = content_copy.get("type") if isinstance(content_copy, dict) else None
-        rec = MemoryRecord(
-            id=memory._new_id(), content=content_copy, text=text,
-            category=category or table.categorize(content_copy), type=None if kind is None else str(kind),
-            user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
-            updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
-            pinned=bool(pinned), hash=digest,
-        )
-        if target is not None:  # a near duplicate, linked both ways in RAM; only the new record stores the link
-            rec.links = [target]  # (the other's back-link is derived from it on open: MemoryState._link_back)
-            other = batch.get(target) or records[target]
-            other.links = [*other.links, rec.id]  # ids grow, so links stay sorted
-            records.set_links(target, other.links)
-            memory.counters["near_links"] += 1
+        rec = _new_record(memory, content, text, meta, scope, category, now, t_valid, supersedes, pinned, digest)
+        if target is not None:
+            _link(memory, rec, target, batch.get(target))
         if supersedes is not None:
             memory._supersede(records[supersedes], rec.id, rec.valid_at, changed)
         if x is not None:
@@ -167,6 +144,103 @@ def _add_rows(memory: AgentMemory, contents: Sequence[Any], texts: list[str], me
             memory._vectors.add_many(list(new_vecs), x[new_rows], sketches[new_rows])
     memory.counters["added"] += len(new)
     return [r if r.duplicate_of is not None else (records[r.id] if r.id in stale else r).copy() for r in out]
+
+
+def _add_one(memory: AgentMemory, content: Any, text: str, meta: dict[str, Any], x: np.ndarray | None,
+             scope: tuple[Any, Any, Any], category: str | None, t_valid: float | None, supersedes: int | None,
+             pinned: bool, sketches: np.ndarray | None, encoded: list[tuple[bytes, float]] | None) -> MemoryRecord:
+    """:func:`_add_rows` of one row (``x`` (1, d) or None): the same decisions and writes, without the batch's
+    chunks, maps of rows and near-duplicate matcher."""
+    now = memory._now()
+    records = memory._records
+    vectors = memory._vectors
+    if sketches is None and x is not None and vectors is not None:
+        sketches = vectors.sketch(x)
+    changed: dict[int, MemoryRecord] = {}
+    digest = content_digest(scope, text)
+    mode = "exact"
+    target = _exact_target(records, digest)
+    if target is None and x is not None and memory.config.near_duplicates != "keep":
+        target = nearest_stored(memory, x, scope, sketches)
+        mode = memory.config.near_duplicates
+    if target is not None and mode in ("exact", "merge"):
+        dup = _merge(memory, target, meta, mode, supersedes, now, changed)
+        _write(memory, [], changed, {}, {})
+        return dup
+    rec = _new_record(memory, content, text, meta, scope, category, now, t_valid, supersedes, pinned, digest)
+    if target is not None:
+        _link(memory, rec, target, None)
+    if supersedes is not None:
+        memory._supersede(records[supersedes], rec.id, rec.valid_at, changed)
+    memory._install(rec, index_text=False)
+    forms = {} if x is None or encoded is None else {rec.id: encoded[0]}
+    vecs = {rec.id: x[0]} if x is not None and encoded is None else {}
+    if changed:  # a supersession: the superseded record is rewritten in the same write
+        _write(memory, [rec], changed, vecs, forms)
+    else:  # what _write does for one new record, without its merge of the maps
+        memory._persist([rec], vecs, forms)
+        memory._keywords.add(rec.id, rec.text)
+    if x is not None:
+        assert vectors is not None and sketches is not None
+        vectors.add_many([rec.id], x, sketches)
+    memory.counters["added"] += 1
+    if type(rec.content) is str and not rec.metadata and not rec.links:
+        return rec  # nothing of it is shared: the table, filter row and store took copies of its fields
+    return rec.copy()
+
+
+def _exact_target(records: RecordTable, digest: str) -> int | None:
+    """The stored memory with ``digest`` (same scope and normalized text) that no read hides, or None."""
+    for j in records.with_digest(digest):  # usually none
+        if not records.is_restricted(j):
+            return j
+    return None
+
+
+def _merge(memory: AgentMemory, target: int, meta: dict[str, Any], mode: str, supersedes: int | None, now: float,
+           changed: dict[int, MemoryRecord]) -> MemoryRecord:
+    """A duplicate row merged into the stored ``target`` (access counted, new metadata keys merged into ``changed``);
+    the record handed back for it."""
+    records = memory._records
+    rec = records[target]  # a snapshot: what changes is put back (_touch, _refresh)
+    memory._touch(rec, now)
+    if any(k not in rec.metadata or rec.metadata[k] != v for k, v in meta.items()):
+        rec.metadata = {**rec.metadata, **meta}  # only a change is written: access counts have their own log
+        memory._refresh(rec, memory._restricted(rec))
+        changed[rec.id] = rec
+    memory.counters["exact_duplicates" if mode == "exact" else "near_merged"] += 1
+    if supersedes is not None and supersedes != rec.id:  # the new fact was already known
+        memory._supersede(records[supersedes], rec.id, now, changed)
+    dup = rec.copy()
+    dup.duplicate_of = rec.id
+    return dup
+
+
+def _new_record(memory: AgentMemory, content: Any, text: str, meta: dict[str, Any], scope: tuple[Any, Any, Any],
+                category: str | None, now: float, t_valid: float | None, supersedes: int | None, pinned: bool,
+                digest: str) -> MemoryRecord:
+    """The record of a new memory under a new id (not installed yet)."""
+    content_copy = content if isinstance(content, str) else copy.deepcopy(dict(content))
+    kind = content_copy.get("type") if isinstance(content_copy, dict) else None
+    return MemoryRecord(
+        id=memory._new_id(), content=content_copy, text=text,
+        category=category or memory.config.table.categorize(content_copy), type=None if kind is None else str(kind),
+        user_id=scope[0], agent_id=scope[1], run_id=scope[2], metadata=meta, created_at=now,
+        updated_at=now, valid_at=now if t_valid is None else t_valid, supersedes=supersedes,
+        pinned=bool(pinned), hash=digest,
+    )
+
+
+def _link(memory: AgentMemory, rec: MemoryRecord, target: int, other: MemoryRecord | None) -> None:
+    """Link the new ``rec`` and its near duplicate ``target`` both ways in RAM (``other``: target's record when
+    the batch holds it); only the new record stores the link (the other's back-link is derived from it on
+    open: MemoryState._link_back)."""
+    rec.links = [target]
+    if other is None:
+        other = memory._records[target]
+    other.links = [*other.links, rec.id]  # ids grow, so links stay sorted
+    memory._records.set_links(target, other.links)
+    memory.counters["near_links"] += 1
 
 
 def _write(memory: AgentMemory, new: list[MemoryRecord], changed: dict[int, MemoryRecord],

@@ -102,11 +102,12 @@ class _Column:
                 self.codes = np.full(self.kinds.shape[0], -1, np.int32)
             self.codes[row] = self.strings.setdefault(value, len(self.strings))
         elif kind == BOOL or kind == NUMBER:
-            if self.numbers is None:
-                self.numbers = np.zeros(self.kinds.shape[0], np.int8 if kind == BOOL else np.float64)
-            elif kind == NUMBER and self.numbers.dtype != np.float64:
-                self.numbers = self.numbers.astype(np.float64)
-            self.numbers[row] = value if kind == BOOL else float(value)
+            numbers = self.numbers
+            if numbers is None:
+                numbers = self.numbers = np.zeros(self.kinds.shape[0], np.int8 if kind == BOOL else np.float64)
+            elif kind == NUMBER and numbers.itemsize == 1:  # int8 bools so far (an itemsize is cheaper than a dtype test)
+                numbers = self.numbers = numbers.astype(np.float64)
+            numbers[row] = value if kind == BOOL else float(value)
 
     def clear(self, row: int) -> None:
         self.kinds[row] = ABSENT
