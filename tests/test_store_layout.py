@@ -233,14 +233,41 @@ def test_promotions_count_hits_in_a_fixed_sketch(tmp_path: Path) -> None:
         sketch = store.tiers._hit_counts
         assert len(sketch) == HIT_SLOTS and 2 * 2000 - 10 <= sum(sketch) <= 2 * 2000  # two counters a read (one when
         # both fall on the same byte), no dict per key
-        # another key may have been promoted in the loop above, both its counters shared with earlier keys'
-        # (hash() of bytes is seeded per process: about one run in 150); count only what k7's reads promote
+        # another key may have been promoted in the loop above, both its counters shared with earlier keys':
+        # count only what k7's reads promote
         promoted = store.tiers.counters["warm_to_hot"]
         assert store.retrieve_with_tier("k7")[1] == "warm"  # 2 reads
         assert store.retrieve_with_tier("k7") == ({"n": 7}, "warm")  # the 3rd read promotes
         assert store.tier_of("k7") == "hot" and store.tiers.counters["warm_to_hot"] == promoted + 1
         store.run_migrations()
         assert not any(store.tiers._hit_counts)  # a pass starts the counts again
+
+
+_PROMOTED_BY_READS = """
+import sys
+from memstrata import MemoryStore
+config = {"migration_interval_seconds": None, "hot_max_bytes": 1 << 22, "promote_warm_hits": 2}
+with MemoryStore(sys.argv[1], config) as store:
+    store.store_many({f"k{i}": i for i in range(20000)}, tier="warm")
+    for i in range(20000):
+        store.retrieve(f"k{i}")
+    print(",".join(k for k in store.keys() if store.tier_of(k) == "hot"))
+"""
+
+
+def test_the_same_reads_promote_the_same_keys_in_every_process(tmp_path: Path) -> None:
+    # one read of each of 20,000 keys: a key is promoted when earlier keys' reads filled both its counters,
+    # so the promoted set depends on where the sketch puts each key, which must not depend on PYTHONHASHSEED
+    import os
+    import subprocess
+    import sys
+
+    promoted = []
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", _PROMOTED_BY_READS, str(tmp_path / seed)], check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        promoted.append(out.stdout.strip().split(","))
+    assert len(promoted[0]) > 100 and promoted[0] == promoted[1]
 
 
 def test_counts_match_a_recount_after_every_kind_of_change(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from memstrata._native.hashing import hash_key
 from memstrata.codecs import NOT_QUICK, decode, decode_quick, deserialize
 from memstrata.errors import CorruptDataError, MemstrataError
 from memstrata.tiers import _rules
@@ -123,10 +124,12 @@ class ReadMixin(StorageState):
         Counted in a fixed sketch of one-byte counters (two per name, the
         smaller one read), not a dict per name: RAM stays flat however many
         keys are read. Counts saturate at 255 and may come out high when two
-        names share both counters (about one pair in 2**32); a count only
-        decides when a promotion is due.
+        names share both counters (other names' reads add to shared ones); a
+        count only decides when a promotion is due. The slots come from the
+        stable :func:`~memstrata._native.hashing.hash_key`, not ``hash()``, so
+        the same reads promote the same keys in every process.
         """
-        h = hash(name)
+        h = hash_key(name)
         counts = self._hit_counts
         i, j = h & HIT_MASK, (h >> 16) & HIT_MASK
         a, b = counts[i], counts[j]
@@ -137,7 +140,7 @@ class ReadMixin(StorageState):
         return (a if a < b else b) + 1
 
     def _forget_hits(self, name: bytes) -> None:
-        h = hash(name)
+        h = hash_key(name)
         self._hit_counts[h & HIT_MASK] = self._hit_counts[(h >> 16) & HIT_MASK] = 0
 
     def _promote(self, key: Any, kb: bytes, d: bytes, loc: int, value: Any, frame: bytes) -> None:
