@@ -22,6 +22,8 @@ from memstrata.store._statistics import store_statistics
 from memstrata.store._stats import StatsRegistry
 from memstrata.types import TierLike
 
+_perf_counter = time.perf_counter  # a module global: no attribute lookup on every write
+
 __all__ = ["MemoryStore", "StoreLockedError"]
 
 _MISSING: Any = object()
@@ -236,13 +238,13 @@ class MemoryStore(StoreMaintenanceMethods, AsyncStoreMethods, StoreDirectoryMeth
         memstrata.tiers.StorageFullError
             No space left; nothing was written and the store stays readable.
         """
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
         if self._closed or self.read_only:
             self._check_writable()
         _key, make, d, raw_length, hot_value = self._prepare(key, value, allow_loss)
         seq = self.tiers.write(key, make, tier, pin, content_digest=d, raw_length=raw_length, hot_value=hot_value)
         self._writes += 1
-        self._store_seconds.observe(time.perf_counter() - t0)
+        self._store_seconds.observe(_perf_counter() - t0)
         return seq
 
     def store_many(

@@ -246,7 +246,10 @@ class LogShortcuts(LogReads):
                 return False, None
             if self._closed or self.read_only:
                 self._check_writable()
-            return True, self._read_for_write(key)
+            old = self._value(key)  # _read_for_write inline
+            if old is not None:
+                self._read_last = (key, old, self._seq)
+            return True, old
 
     def read_for_write(self, key: bytes) -> bytes | None:
         """``key``'s value (None: absent), read for a write that follows: :meth:`supersede` builds on this read."""

@@ -140,7 +140,7 @@ class NativeWritesMixin(StorageState):
         self._unique += raw_length - raw
         self._logical += raw_length - raw
         self._n_garbage += 1
-        if t == HOT or key in self.hot:  # _hot_written's test inline: a warm write of a key the hot tier lacks
+        if t == HOT or self.hot.holds(key):  # _hot_written's test inline: a warm write of a key the hot tier lacks
             self._hot_written(key, t, made, hot_value, pin)
         return ticket
 

@@ -255,7 +255,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
             seq = self._seq + 1
             log_ = self._log
             native = type(raw_length) is int and 0 <= raw_length <= _U32 and (t == WARM or self.cold is None)
-            new, old_raw = (False, None) if log_ is None or t == HOT or key in self.hot or not native else (
+            new, old_raw = (False, None) if log_ is None or t == HOT or self.hot.holds(key) or not native else (
                 log_.entry_if_never_stored(A + d, K + kb))
             if new:
                 # new content (no blob record of it): the key cannot hold it, so the rewrite below cannot match;

@@ -103,6 +103,7 @@ class HotTier:
             clock=clock,
         )
         self.get = self._cache.get  # fast path: no extra Python frame
+        self.holds = self._cache.__contains__  # ``key in tier`` with no Python frame (the write path asks twice)
 
     def _evicted(self, key: Any, value: Any) -> None:
         self.demotions += 1
