@@ -193,6 +193,17 @@ def test_hot_tier_and_storage_default_to_the_registry_policy() -> None:
         HotTier(1000, policy="s3-fifo")
 
 
+def test_hot_tier_holds_answers_as_in_through_puts_pops_and_evictions() -> None:
+    hot = HotTier(2000, clock=lambda: 5.0)  # room for a few entries: later puts evict earlier ones
+    for i in range(40):
+        hot.put(f"k{i}", bytes(100))
+        if i % 3 == 0:
+            hot.pop(f"k{i // 2}")
+        for j in range(i + 1):
+            assert hot.holds(f"k{j}") is (f"k{j}" in hot)
+    assert not hot.holds("k0") and hot.holds("k39")
+
+
 def test_hot_tier_ram_grows_with_entries_and_is_reported() -> None:
     import sys
     import tracemalloc
