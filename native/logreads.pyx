@@ -13,12 +13,17 @@ from libc.string cimport memcmp
 
 from memstrata.errors import CorruptDataError
 
-from _log_record cimport HEADER_SIZE, READ_AHEAD, _read_checked, ms_crc32_init
+from _log_record cimport HEADER_SIZE, READ_AHEAD, _read_checked, _read_within, ms_crc32_init
 
 ms_crc32_init()
 
 #: Bytes :func:`read_value` reads at once; a longer record costs one more read.
 READ_AHEAD_BYTES = READ_AHEAD
+
+cdef enum:
+    # read_tagged's first read: a warm record (entry, tag, small frame) mostly fits, and a
+    # pread of 1 KiB costs less than one of READ_AHEAD; a longer record costs one more read
+    TAGGED_FIRST = 1024
 
 
 def read_value(int fd, int64_t offset, bytes key not None, uint32_t seed):
@@ -86,13 +91,13 @@ def read_tagged(table, dict fds not None, bytes key not None, uint32_t seed, Py_
     if fd_obj is None:
         return None
     cdef int64_t offset = loc & 0xFFFFFFFF
-    cdef uint8_t stack[READ_AHEAD]
+    cdef uint8_t stack[TAGGED_FIRST]
     cdef uint8_t* buf = stack
     cdef const char* value
     cdef size_t klen, vlen
     try:
         try:
-            _read_checked(<int>fd_obj, offset, seed, stack, &buf, &klen, &vlen)
+            _read_within(<int>fd_obj, offset, seed, stack, TAGGED_FIRST, &buf, &klen, &vlen)
         except (OSError, CorruptDataError):
             return None
         if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
