@@ -8,6 +8,7 @@ adversary who crafts collisions.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint64_t
 
@@ -272,3 +273,34 @@ def _digest_long_with(str isa, bytes data) -> bytes:
         raise ValueError(f"isa: {isa!r} is not available here, or data is not over 240 bytes")
     ms_u128_to_canonical(h, out)
     return PyBytes_FromStringAndSize(<char*>out, 16)
+
+
+def count_hit(bytearray counts not None, bytes name not None) -> int:
+    """Count one access of ``name`` in a sketch of one-byte counters; returns its count, this access included.
+
+    ``name``'s two counters are bits 0-15 and 16-31 of :func:`hash_key` of it;
+    each is raised by one unless at 255, and the smaller of the two (before the
+    raise) plus one is returned. The twin of
+    ``memstrata.tiers._reads.count_hit`` (its readable reference), in one call.
+
+    Raises
+    ------
+    ValueError
+        ``counts`` is not ``2**16`` bytes long.
+
+    Examples
+    --------
+    >>> counts = bytearray(1 << 16)
+    >>> count_hit(counts, b"k"), count_hit(counts, b"k"), sum(counts)
+    (1, 2, 4)
+    """
+    if PyByteArray_GET_SIZE(counts) != 1 << 16:
+        raise ValueError(f"counts: expected {1 << 16} one-byte counters, got {PyByteArray_GET_SIZE(counts)}")
+    cdef uint64_t h = ms_xxh3_128(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), 0).lo
+    cdef uint8_t* c = <uint8_t*>PyByteArray_AS_STRING(counts)
+    cdef uint8_t a = c[h & 0xFFFF], b = c[(h >> 16) & 0xFFFF]
+    if a < 255:
+        c[h & 0xFFFF] = a + 1
+    if b < 255:
+        c[(h >> 16) & 0xFFFF] = b + 1
+    return (a if a < b else b) + 1

@@ -1,6 +1,6 @@
-"""Segment-log records in one call each: a whole batch's bytes, and one record's checked read.
+"""Segment-log records in one call each: a whole batch's bytes, written (the reads are ``logreads``).
 
-The per-write and per-read hot paths of :class:`memstrata.tiers.LogBackend`,
+The per-write hot paths of :class:`memstrata.tiers.LogBackend`,
 byte-for-byte twins of ``memstrata.tiers._segments`` (``encode_record`` and
 ``value_at``), which stays the readable reference of the format::
 
@@ -21,19 +21,14 @@ from libc.errno cimport errno
 from posix.unistd cimport pread, pwrite, write
 
 from _log_record cimport (
-    CRC_SIZE, END_FLAG, HEADER_SIZE, MAX_KEY, _put_record, _record_size, get32, ms_crc32, ms_crc32_init, put32, put64,
-    put_double,
+    CRC_SIZE, END_FLAG, HEADER_SIZE, MAX_KEY, READ_AHEAD, _put_record, _read_checked, _record_size, get32, ms_crc32,
+    ms_crc32_init, put32, put64, put_double,
 )
 
 ms_crc32_init()
 
-cdef enum:
-    READ_AHEAD = 4096
-
 #: Bytes of a record header; a record is ``HEADER_SIZE + len(key) + len(value) + 4`` bytes.
 RECORD_HEADER_SIZE = HEADER_SIZE
-#: Bytes :func:`read_value` reads at once; a longer record costs one more read.
-READ_AHEAD_BYTES = READ_AHEAD
 
 
 def crc32(const unsigned char[::1] data, uint32_t seed=0) -> int:
@@ -93,137 +88,6 @@ def encode_batch(list records not None, uint64_t seq, uint32_t seed):
         pos += HEADER_SIZE + klen + vlen + CRC_SIZE
     return out, offsets
 
-
-def read_value(int fd, int64_t offset, bytes key not None, uint32_t seed):
-    """The value of ``key``'s record at ``offset`` of file ``fd``, checked in full.
-
-    Returns None when an intact record of another key is there (the caller
-    names it with ``memstrata.tiers._segments.record_at``). Raises
-    ``CorruptDataError`` when the record is truncated, has a bad header or
-    fails its checksum (the message starts with ``:``, for the caller to
-    prefix the file), ``OSError`` when the file cannot be read.
-
-    >>> import os, tempfile
-    >>> from memstrata.tiers._segments import encode_record
-    >>> fd, name = tempfile.mkstemp()
-    >>> _ = os.write(fd, b"xx" + encode_record(0, 1, b"k1", b"v1", 5))
-    >>> read_value(fd, 2, b"k1", 5), read_value(fd, 2, b"k2", 5)
-    (b'v1', None)
-    >>> read_value(fd, 2, b"k1", 6)
-    Traceback (most recent call last):
-    ...
-    memstrata.errors.CorruptDataError: : record at offset 2 fails its checksum
-    >>> os.close(fd); os.unlink(name)
-    """
-    if offset < 0:
-        raise ValueError(f"offset: expected a non-negative integer, got {offset}")
-    cdef uint8_t stack[READ_AHEAD]
-    cdef uint8_t* buf = stack
-    cdef size_t klen, vlen
-    try:
-        _read_checked(fd, offset, seed, stack, &buf, &klen, &vlen)
-        if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
-            return None
-        return PyBytes_FromStringAndSize(<char*>buf + HEADER_SIZE + klen, vlen)
-    finally:
-        if buf != stack:
-            free(buf)
-
-
-cdef int _read_checked(int fd, int64_t offset, uint32_t seed, uint8_t* stack, uint8_t** out,
-                       size_t* key_len, size_t* value_len) except -1:
-    """Read the whole record at ``offset`` and check its header and checksum (see :func:`read_value`).
-
-    ``stack`` holds ``READ_AHEAD`` bytes; a longer record is read into memory
-    allocated here, which ``*out`` then points at and the caller frees.
-    """
-    cdef uint8_t* big = NULL
-    cdef ssize_t got, more
-    cdef size_t klen, vlen, end
-    cdef int err = 0
-    with nogil:
-        got = pread(fd, stack, READ_AHEAD, offset)
-        if got < 0:
-            err = errno
-    if got < 0:
-        raise OSError(err, f"cannot read at offset {offset}")
-    if got < HEADER_SIZE + CRC_SIZE:
-        raise CorruptDataError(f": record at offset {offset} is truncated")
-    if stack[0] != 0x4D or stack[1] != 0x52:
-        raise CorruptDataError(f": bad record header at offset {offset}")
-    klen = <size_t>stack[4] | (<size_t>stack[5] << 8)
-    vlen = <size_t>get32(stack + 6)
-    end = HEADER_SIZE + klen + vlen
-    out[0] = stack
-    if end + CRC_SIZE > <size_t>got:
-        big = <uint8_t*>malloc(end + CRC_SIZE)
-        if big == NULL:
-            raise MemoryError(f"cannot hold a record of {end + CRC_SIZE} bytes")
-        out[0] = big
-        memcpy(big, stack, got)
-        with nogil:
-            more = pread(fd, big + got, end + CRC_SIZE - got, offset + got)
-            if more < 0:
-                err = errno
-        if more < 0:
-            raise OSError(err, f"cannot read at offset {offset + got}")
-        if <size_t>(got + more) != end + CRC_SIZE:
-            raise CorruptDataError(f": record at offset {offset} is truncated")
-    if ms_crc32(seed, out[0], end) != get32(out[0] + end):
-        raise CorruptDataError(f": record at offset {offset} fails its checksum")
-    key_len[0] = klen
-    value_len[0] = vlen
-    return 0
-
-
-
-def read_tagged(table, dict fds not None, bytes key not None, uint32_t seed, Py_ssize_t head, int tag):
-    """``(location, value[:head], value[head + 1:])`` of ``key``'s record, found and checked in one call.
-
-    The warm read path: ``table`` (a ``KeyIndex``) gives the location, ``fds`` maps a
-    segment number to its open file; the record is checked as by :func:`read_value`.
-    The third item is None (and the second the whole value) unless byte ``head`` of
-    the value is ``tag``. None whenever this path cannot prove the read (no or several
-    index entries, a segment not open, a damaged record, another key's): the caller's
-    general path tells these apart and names the file.
-
-    >>> import os, tempfile
-    >>> from memstrata._native.keyindex import KeyIndex
-    >>> from memstrata.tiers._segments import encode_record
-    >>> fd, name = tempfile.mkstemp()
-    >>> _ = os.write(fd, encode_record(0, 1, b"k1", b"headWframe", 5))
-    >>> table = KeyIndex()
-    >>> table.insert(table.fingerprint(b"k1"), 3 << 32)
-    >>> read_tagged(table, {3: fd}, b"k1", 5, 4, ord("W")), read_tagged(table, {3: fd}, b"k2", 5, 4, ord("W"))
-    ((12884901888, b'head', b'frame'), None)
-    >>> os.close(fd); os.unlink(name)
-    """
-    locs = table.lookup(key)
-    if len(locs) != 1:
-        return None
-    loc = locs[0]
-    fd_obj = fds.get(loc >> 32)
-    if fd_obj is None:
-        return None
-    cdef int64_t offset = loc & 0xFFFFFFFF
-    cdef uint8_t stack[READ_AHEAD]
-    cdef uint8_t* buf = stack
-    cdef const char* value
-    cdef size_t klen, vlen
-    try:
-        try:
-            _read_checked(<int>fd_obj, offset, seed, stack, &buf, &klen, &vlen)
-        except (OSError, CorruptDataError):
-            return None
-        if klen != <size_t>PyBytes_GET_SIZE(key) or memcmp(buf + HEADER_SIZE, PyBytes_AS_STRING(key), klen) != 0:
-            return None
-        value = <const char*>buf + HEADER_SIZE + klen
-        if head < 0 or vlen <= <size_t>head or <uint8_t>value[head] != tag:
-            return loc, PyBytes_FromStringAndSize(value, vlen), None
-        return loc, PyBytes_FromStringAndSize(value, head), PyBytes_FromStringAndSize(value + head + 1, vlen - head - 1)
-    finally:
-        if buf != stack:
-            free(buf)
 
 cdef ssize_t _write_once(int fd, bytes data) noexcept:
     """One ``write`` of ``data`` to ``fd`` with the GIL released: what it returned, or ``-errno``."""

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from memstrata import MemoryStore
 from memstrata._native.keyindex import KeyIndex
-from memstrata._native.logrecords import encode_batch, read_tagged
+from memstrata._native.logreads import read_tagged
+from memstrata._native.logrecords import encode_batch
 from memstrata.tiers._log_reads import tagged_at
 
 SEED = 0x4D535432

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memstrata._native.logrecords import READ_AHEAD_BYTES, RECORD_HEADER_SIZE, crc32, encode_batch, read_value
+from memstrata._native.logreads import READ_AHEAD_BYTES, read_value
+from memstrata._native.logrecords import RECORD_HEADER_SIZE, crc32, encode_batch
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._segments import HEADER, encode_record, record_at, value_at
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from memstrata._native.keyindex import KeyIndex, fingerprints, fingerprints_at
-from memstrata._native.logrecords import read_value
+from memstrata._native.logreads import read_value
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._checkpoint import Checkpoint
 from memstrata.tiers._segments import HEADER, MAGIC, OtherKeyError, check_record, value_at

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from memstrata._native.logrecords import READ_AHEAD_BYTES, read_tagged
+from memstrata._native.logreads import READ_AHEAD_BYTES, read_tagged
 from memstrata.errors import CorruptDataError
 from memstrata.tiers._log_compact import LogCompaction
 from memstrata.tiers._log_index import NAMED_FIRST, PROVEN_MAX, SEED
@@ -18,7 +18,7 @@ __all__ = ["LogReads", "tagged_at"]
 def tagged_at(
     table: Any, fds: dict[int, int], key: bytes, seed: int, head: int, tag: int
 ) -> tuple[int, bytes, bytes | None] | None:
-    """The readable twin of :func:`~memstrata._native.logrecords.read_tagged`: the same result, in Python."""
+    """The readable twin of :func:`~memstrata._native.logreads.read_tagged`: the same result, in Python."""
     locs = table.lookup(key)
     fd = fds.get(locs[0] >> 32) if len(locs) == 1 else None  # one index entry, in an open segment
     if fd is None:
@@ -80,7 +80,7 @@ class LogReads(LogCompaction):
         byte is ``tag``; for a value of only ``head`` bytes, what follows the
         first byte of the value of ``prefix + value[start:start + length]`` when
         that byte is ``tag``; else None. Each record is found, read and checked
-        in one native call (:func:`~memstrata._native.logrecords.read_tagged`);
+        in one native call (:func:`~memstrata._native.logreads.read_tagged`);
         a read that call cannot prove takes the general path (``_value``),
         which raises the specific error.
         """

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from memstrata._native.hashing import count_hit as count_hit_compiled
 from memstrata._native.hashing import hash_key
 from memstrata.codecs import NOT_QUICK, decode, decode_quick, deserialize
 from memstrata.errors import CorruptDataError, MemstrataError
@@ -28,12 +29,34 @@ from memstrata.tiers._tiers import (
 
 log = logging.getLogger("memstrata.store")
 
-__all__ = ["HIT_SLOTS", "ReadMixin"]
+__all__ = ["HIT_SLOTS", "ReadMixin", "count_hit"]
 
-#: One-byte access counters in the promotion sketch (see ``ReadMixin._count_hit``): 64 KiB.
+#: One-byte access counters in the promotion sketch (see :func:`count_hit`): 64 KiB.
 HIT_SLOTS = 1 << 16
 HIT_MASK = HIT_SLOTS - 1
 ENTRY_SIZE = ENTRY.size
+
+
+def count_hit(counts: bytearray, name: bytes) -> int:
+    """Accesses of ``name`` (a key, or a cold blob's digest) since the last migration pass, this one included.
+
+    Counted in a fixed sketch ``counts`` of one-byte counters (two per name,
+    the smaller one read), not a dict per name: RAM stays flat however many
+    keys are read. Counts saturate at 255 and may come out high when two
+    names share both counters (other names' reads add to shared ones); a
+    count only decides when a promotion is due. The slots come from the
+    stable :func:`~memstrata._native.hashing.hash_key`, not ``hash()``, so
+    the same reads promote the same keys in every process. The readable twin
+    of ``memstrata._native.hashing.count_hit``, which the reads call.
+    """
+    h = hash_key(name)
+    i, j = h & HIT_MASK, (h >> 16) & HIT_MASK
+    a, b = counts[i], counts[j]
+    if a < 255:
+        counts[i] = a + 1
+    if b < 255:
+        counts[j] = b + 1
+    return (a if a < b else b) + 1
 
 
 class ReadMixin(StorageState):
@@ -104,9 +127,9 @@ class ReadMixin(StorageState):
                 if len(touched) >= _rules.TOUCHED_MAX:
                     self._touch(d, now)  # saves the pending access times
                 if loc == COLD:
-                    promote = self._count_hit(d) >= self.promote_cold_hits
+                    promote = count_hit_compiled(self._hit_counts, d) >= self.promote_cold_hits
                 else:
-                    promote = self._count_hit(kb) >= self.promote_warm_hits and self.hot.max_bytes > 0
+                    promote = count_hit_compiled(self._hit_counts, kb) >= self.promote_warm_hits and self.hot.max_bytes > 0
         value = decode_quick(frame)  # outside the lock: readers decode in parallel
         if value is NOT_QUICK:
             value = self.decode_frame(frame)
@@ -117,27 +140,6 @@ class ReadMixin(StorageState):
                 self.counters["promotion_errors"] += 1
                 log.warning("memstrata: promotion of %r skipped (%s)", key, exc)
         return value, loc
-
-    def _count_hit(self, name: bytes) -> int:
-        """Accesses of ``name`` (a key, or a cold blob's digest) since the last migration pass, this one included.
-
-        Counted in a fixed sketch of one-byte counters (two per name, the
-        smaller one read), not a dict per name: RAM stays flat however many
-        keys are read. Counts saturate at 255 and may come out high when two
-        names share both counters (other names' reads add to shared ones); a
-        count only decides when a promotion is due. The slots come from the
-        stable :func:`~memstrata._native.hashing.hash_key`, not ``hash()``, so
-        the same reads promote the same keys in every process.
-        """
-        h = hash_key(name)
-        counts = self._hit_counts
-        i, j = h & HIT_MASK, (h >> 16) & HIT_MASK
-        a, b = counts[i], counts[j]
-        if a < 255:
-            counts[i] = a + 1
-        if b < 255:
-            counts[j] = b + 1
-        return (a if a < b else b) + 1
 
     def _forget_hits(self, name: bytes) -> None:
         h = hash_key(name)

@@ -35,7 +35,7 @@ class StorageState:
     counters: dict[str, int]
     last_migration_error: str | None
     _touched: dict[bytes, float]  # digest -> last access, not yet persisted
-    _hit_counts: bytearray  # accesses since the last pass, a sketch by key or digest (ReadMixin._count_hit)
+    _hit_counts: bytearray  # accesses since the last pass, a sketch by key or digest (memstrata.tiers._reads.count_hit)
     _forgotten_packs: set[int]  # packs holding blobs dropped by gc(), rewritten by compact()
     _closed: bool
     _seq: int

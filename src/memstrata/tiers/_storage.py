@@ -131,7 +131,7 @@ class TieredStorage(NativeWritesMixin, WritePlanMixin, ReadMixin, RulesMixin, Ma
         # the hot cache keeps each key's last access by slot (HotTier.idle), no dict per key
         self.hot = HotTier(hot_max_bytes, policy=eviction_policy, on_demote=self._hot_evicted, clock=clock)
         self._touched: dict[bytes, float] = {}  # digest -> last access, not yet persisted
-        self._hit_counts = bytearray(HIT_SLOTS)  # accesses since the last pass (ReadMixin._count_hit)
+        self._hit_counts = bytearray(HIT_SLOTS)  # accesses since the last pass (memstrata.tiers._reads.count_hit)
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "promotions",
