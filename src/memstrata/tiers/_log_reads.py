@@ -89,20 +89,13 @@ class LogReads(LogCompaction):
                 raise ValueError(f"LogBackend: {self.path} is closed")
             if self.read_only:
                 self._refresh()
-            got = read_tagged(self._table, self._fds, key, SEED, head, tag)
-            if got is None:
-                first, rest = self._tagged(key, head, tag)
-            else:  # the usual case, inline: the record proven, its location kept for the writes
-                proven = self._proven
-                if len(proven) >= PROVEN_MAX:
-                    proven.clear()
-                loc, first, rest = got
-                proven[key] = loc
+            first, rest = self._tagged(key, head, tag)
             if first is None or rest is not None or len(first) != head:
                 return first, rest
             return first, self._tagged(prefix + first[start : start + length], 0, tag)[1]
 
     def _tagged(self, key: bytes, head: int, tag: int) -> tuple[bytes | None, bytes | None]:
+        """``key``'s record split at its tag (:meth:`get_tagged`); a proven record's location is kept for the writes."""
         got = read_tagged(self._table, self._fds, key, SEED, head, tag)
         if got is not None:
             proven = self._proven
